@@ -14,6 +14,8 @@ from collections.abc import Sequence
 # subcommand name -> (module under deployer.cli, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "plan": ("plan", "validate an ECS rolling configuration and draw the rollout"),
+    "validate": ("validate", "check a pipelines file and print every error with its path"),
+    "config": ("config", "publish the pipelines file where the functions read it, or show it"),
 }
 
 
