@@ -1,0 +1,76 @@
+# Every target bootstraps what it needs: a fresh clone needs only `make test` (or `make demo`).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+export SAM_CLI_TELEMETRY := 0
+export AWS_DEFAULT_REGION ?= eu-west-1
+# SAM and the tests run with the venv first on PATH, so `sam build` finds python3.13 there.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+# Lambda runs python3.13; the venv uses the same version so tests see what Lambda sees and
+# `sam build` (which needs exactly the runtime's version) works. Found on PATH or in pyenv.
+PYTHON313 ?= $(shell for p in "$$(command -v python3.13 2>/dev/null)" $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.13*/bin/python3.13; do \
+	[ -n "$$p" ] && [ -x "$$p" ] && "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null && { echo "$$p"; break; }; done)
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+.PHONY: python313
+python313:
+	@if [ -z "$(PYTHON313)" ]; then \
+	  echo "error: python3.13 not found. Lambda's runtime is python3.13 and 'sam build' needs exactly that version." >&2; \
+	  echo "       Install it (e.g. 'pyenv install 3.13.0'), put it on PATH, or run 'make PYTHON313=/path/to/python3.13 ...'." >&2; \
+	  exit 1; fi
+
+$(BIN)/.installed: requirements.lock pyproject.toml | python313
+	@echo "==> bootstrapping $(VENV) with $(PYTHON313)"
+	@[ -x $(BIN)/python ] || "$(PYTHON313)" -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	@$(BIN)/uv pip sync --quiet --python $(BIN)/python --require-hashes requirements.lock
+	@$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	@touch $@
+
+.PHONY: venv
+venv: $(BIN)/.installed ## create .venv with the pinned packages and the `deployer` command
+
+.PHONY: lock
+lock: venv ## re-pin requirements.lock and the layer's requirements.txt
+	$(BIN)/uv pip compile requirements-dev.in -o requirements.lock --python-version 3.13 --generate-hashes --no-header -q
+	$(BIN)/uv pip compile layers/deployer/requirements.in -c requirements.lock -o layers/deployer/requirements.txt \
+	  --python-version 3.13 --python-platform aarch64-manylinux_2_28 --no-header --no-annotate -q
+
+.PHONY: lint
+lint: venv ## ruff (lint and format check) and mypy strict on the deployer package
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+.PHONY: format
+format: venv ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+.PHONY: validate
+validate: venv ## sam validate --lint (cfn-lint) on template.yaml
+	$(BIN)/sam validate --lint
+
+.PHONY: build
+build: venv ## sam build (the layer for arm64 and every function)
+	$(BIN)/sam build
+
+.PHONY: unit
+unit: venv ## unit tests only (no network)
+	$(BIN)/pytest -m unit
+
+.PHONY: test
+test: lint validate build ## everything CI runs: lint, sam validate, sam build, all tests
+	$(BIN)/pytest
+
+.PHONY: clean
+clean: ## remove the venv and build output
+	rm -rf $(VENV) .aws-sam .mypy_cache .ruff_cache .pytest_cache .hypothesis
