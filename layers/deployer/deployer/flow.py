@@ -1,0 +1,265 @@
+"""What each function does with its event, given its dependencies. Handlers are wiring: they
+parse the event and call one function here.
+
+Outcomes are returned as small dicts (what happened and why) so handlers, the local runner and
+tests can print them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from deployer import aws, taskdef
+from deployer.errors import BadInput, ConfigError, DeploymentError
+from deployer.events import (
+    BuildStatus,
+    CodeBuildStateChangeEvent,
+    CodeCommitReferenceEvent,
+    ReleaseStateChangeDetail,
+    put_events_entry,
+)
+from deployer.releases import Release, ReleaseState, ReleaseStore, Transition
+from deployer.stages import StageDeployer, StageResult
+
+if TYPE_CHECKING:
+    from mypy_boto3_codebuild import CodeBuildClient
+    from mypy_boto3_ecr import ECRClient
+    from mypy_boto3_events import EventBridgeClient
+
+    from deployer.pipelines import Pipeline, PipelinesConfig
+
+log = logging.getLogger("deployer")
+
+# Environment variables the deployer passes to every build (StartBuild overrides); they come
+# back in the build's state change event, which is how a build finds its release.
+ENV_RELEASE_ID = "DEPLOYER_RELEASE_ID"
+ENV_COMMIT = "DEPLOYER_COMMIT"
+ENV_PIPELINE = "DEPLOYER_PIPELINE"
+EXPORTED_IMAGE = "IMAGE_URI"
+
+Outcome = dict[str, Any]
+
+
+@dataclass
+class Deps:
+    """Everything the flow needs; built once per cold start by the handler."""
+
+    store: ReleaseStore
+    config: Callable[[], PipelinesConfig]
+    codebuild: CodeBuildClient
+    ecr: ECRClient
+    stages: StageDeployer
+
+
+class BusPublisher:
+    """Publishes every release transition as "Release State Change" on the deployer's bus.
+    A failure to publish is logged and never undoes the transition."""
+
+    def __init__(self, events: EventBridgeClient, bus_name: str) -> None:
+        self._events = events
+        self._bus = bus_name
+
+    def __call__(self, change: Transition) -> None:
+        release = change.release
+        detail = ReleaseStateChangeDetail(
+            release_id=release.release_id,
+            pipeline=release.pipeline,
+            commit=release.commit,
+            stage=change.stage,
+            from_state=change.from_state.value if change.from_state else None,
+            to_state=change.to_state.value,
+            reason=change.reason,
+            at=datetime.now(UTC),
+        )
+        try:
+            response = self._events.put_events(Entries=[put_events_entry(detail, event_bus_name=self._bus)])
+            if response.get("FailedEntryCount"):
+                log.error("Release State Change not published", extra={"release_id": release.release_id})
+        except Exception:
+            log.exception("Release State Change not published", extra={"release_id": release.release_id})
+
+
+# -- on_push ------------------------------------------------------------------------------------
+
+
+def on_push(event: CodeCommitReferenceEvent, deps: Deps) -> list[Outcome]:
+    detail = event.detail
+    if detail.reference_type != "branch":
+        return [_ignored(event, f"tag {detail.reference_name}: only branch pushes deploy")]
+    if detail.event == "referenceDeleted" or detail.commit_id is None:
+        return [_ignored(event, f"branch {detail.reference_name} deleted: nothing to deploy")]
+    config = deps.config()
+    pipelines = [
+        p for p in config.pipelines if p.repository == detail.repository_name and p.branch == detail.reference_name
+    ]
+    if not pipelines:
+        return [_ignored(event, f"no pipeline for {detail.repository_name}:{detail.reference_name}")]
+    return [_start_release(event, pipeline, deps) for pipeline in pipelines]
+
+
+def _start_release(event: CodeCommitReferenceEvent, pipeline: Pipeline, deps: Deps) -> Outcome:
+    detail = event.detail
+    assert detail.commit_id is not None
+    store = deps.store
+    release, _created = store.create(
+        pipeline=pipeline.name,
+        repository=detail.repository_name,
+        branch=detail.reference_name,
+        commit=detail.commit_id,
+        previous_commit=detail.old_commit_id,
+        pusher=detail.caller_user_arn,
+        pushed_at=event.time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    base = {"pipeline": pipeline.name, "release_id": release.release_id}
+    if release.state is ReleaseState.SUPERSEDED:
+        return {**base, "outcome": "superseded", "reason": release.reason}
+    if release.build_arn or release.state is not ReleaseState.BUILDING:
+        return {
+            **base,
+            "outcome": "duplicate",
+            "reason": f"already {release.state} (build {release.build_arn})",
+        }
+    superseded = store.supersede_older(release)
+    try:
+        build = aws.call(
+            "StartBuild",
+            deps.codebuild.start_build,
+            projectName=pipeline.build.project,
+            sourceVersion=release.commit,
+            environmentVariablesOverride=[
+                {"name": ENV_RELEASE_ID, "value": release.release_id, "type": "PLAINTEXT"},
+                {"name": ENV_COMMIT, "value": release.commit, "type": "PLAINTEXT"},
+                {"name": ENV_PIPELINE, "value": pipeline.name, "type": "PLAINTEXT"},
+            ],
+            # Valid for 5 minutes: a redelivered push within that window gets the same build.
+            idempotencyToken=release.release_id[-64:],
+        )["build"]
+    except DeploymentError as exc:
+        store.transition(release, ReleaseState.BUILD_FAILED, reason=f"CodeBuild refused the build: {exc}")
+        return {**base, "outcome": "build_failed", "reason": str(exc)}
+    store.index_build(build["arn"], release.release_id)
+    store.save(release, build_arn=build["arn"], build_id=build["id"])
+    return {**base, "outcome": "build_started", "build_id": build["id"], "superseded": superseded}
+
+
+# -- on_build -----------------------------------------------------------------------------------
+
+
+def on_build(event: CodeBuildStateChangeEvent, deps: Deps) -> Outcome:
+    if not event.is_final:
+        return _ignored(event, f"build status {event.detail.build_status} is not final")
+    store = deps.store
+    build_arn = event.detail.build_id
+    release_id = event.env_override(ENV_RELEASE_ID) or store.release_for_build(build_arn)
+    release = store.get(release_id) if release_id else None
+    if release is None:
+        return _ignored(event, f"build {build_arn} was not started by the deployer")
+    if release.build_arn != build_arn:
+        return _ignored(event, f"build {build_arn} is not the build of release {release.release_id}")
+    base = {"pipeline": release.pipeline, "release_id": release.release_id}
+    if release.state is not ReleaseState.BUILDING and not _built_but_not_deployed(release):
+        return {**base, "outcome": "duplicate", "reason": f"release is already {release.state}"}
+
+    if release.state is ReleaseState.BUILDING:
+        if event.status is not BuildStatus.SUCCEEDED:
+            reason = f"build {event.detail.build_status}" + (f": logs {event.log_link}" if event.log_link else "")
+            store.transition(release, ReleaseState.BUILD_FAILED, reason=reason, log_link=event.log_link)
+            return {**base, "outcome": "build_failed", "reason": reason}
+        try:
+            image_uri, digest = resolve_image(event.exported(EXPORTED_IMAGE), deps.ecr)
+        except (BadInput, DeploymentError) as exc:
+            store.transition(release, ReleaseState.BUILD_FAILED, reason=str(exc), log_link=event.log_link)
+            return {**base, "outcome": "build_failed", "reason": str(exc)}
+        store.transition(
+            release,
+            ReleaseState.BUILT,
+            reason=f"image {image_uri}",
+            image_uri=image_uri,
+            image_digest=digest,
+            log_link=event.log_link,
+        )
+    return deploy_next(release, deps, after=None)
+
+
+def _built_but_not_deployed(release: Release) -> bool:
+    """A BUILT release whose first stage never started: an earlier delivery crashed midway."""
+    return release.state is ReleaseState.BUILT and not release.stages
+
+
+def resolve_image(exported: str | None, ecr: ECRClient) -> tuple[str, str]:
+    """The built image pinned by digest: (uri@digest, digest). A tag is resolved through ECR."""
+    if not exported:
+        raise BadInput(
+            f"the build exported no {EXPORTED_IMAGE}: the buildspec must set {EXPORTED_IMAGE} to the pushed image "
+            f"(ideally pinned by digest, REPO@sha256:...) and list it under env: exported-variables"
+        )
+    image = taskdef.parse_image_uri(exported)
+    if image.digest:
+        return str(image), image.digest
+    if image.ecr_account_id is None:
+        raise BadInput(
+            f"{EXPORTED_IMAGE}={exported} names a tag outside ECR, which the deployer cannot pin: "
+            f"export the image by digest (REPO@sha256:...)"
+        )
+    response = aws.call(
+        "DescribeImages",
+        ecr.describe_images,
+        registryId=image.ecr_account_id,
+        repositoryName=image.repository,
+        imageIds=[{"imageTag": image.tag or "latest"}],
+    )
+    details = response.get("imageDetails", [])
+    if not details or not details[0].get("imageDigest"):
+        raise DeploymentError(f"ECR has no image {exported}")
+    digest = details[0]["imageDigest"]
+    pinned = f"{image.registry}/{image.repository}@{digest}"
+    return pinned, digest
+
+
+def deploy_next(release: Release, deps: Deps, after: str | None) -> Outcome:
+    """Deploy the stage after `after` (the first stage when None)."""
+    base = {"pipeline": release.pipeline, "release_id": release.release_id}
+    try:
+        pipeline = _pipeline(deps, release.pipeline)
+    except ConfigError as exc:
+        deps.store.transition(release, ReleaseState.INVALID_CONFIG, reason=str(exc))
+        return {**base, "outcome": "invalid_config", "reason": str(exc)}
+    names = [s.name for s in pipeline.stages]
+    index = 0 if after is None else names.index(after) + 1
+    if index >= len(names):
+        deps.store.transition(release, ReleaseState.RELEASED, reason=f"deployed to every stage ({', '.join(names)})")
+        return {**base, "outcome": "released"}
+    stage = pipeline.stages[index]
+    result = deps.stages.deploy(release, pipeline, stage)
+    follow = _hand_over(result, deps)
+    return {**base, "outcome": result.outcome, "stage": stage.name, "detail": result.detail, **follow}
+
+
+def _hand_over(result: StageResult, deps: Deps) -> Outcome:
+    """A freed service lock goes to the queued release, which deploys now."""
+    if result.handover is None:
+        return {}
+    waiter_id, stage_name = result.handover
+    waiter = deps.store.get(waiter_id)
+    if waiter is None or waiter.state.terminal:
+        return {}
+    pipeline = _pipeline(deps, waiter.pipeline)
+    stage = next(s for s in pipeline.stages if s.name == stage_name)
+    follow = deps.stages.deploy(waiter, pipeline, stage)
+    return {"handed_over_to": waiter_id, "handover_outcome": follow.outcome}
+
+
+def _pipeline(deps: Deps, name: str) -> Pipeline:
+    for pipeline in deps.config().pipelines:
+        if pipeline.name == name:
+            return pipeline
+    raise ConfigError(f"pipeline {name} is no longer in the published configuration")
+
+
+def _ignored(event: Any, reason: str) -> Outcome:
+    log.info("ignored event %s: %s", getattr(event, "id", "?"), reason)
+    return {"outcome": "ignored", "reason": reason}

@@ -1,0 +1,501 @@
+"""Release state in DynamoDB: records, transitions, ordering and per-service locks.
+
+One table, keys `pk` / `sk` (see the README's "State" section):
+
+| item                | pk                          | sk              | notes                                  |
+|---------------------|-----------------------------|-----------------|----------------------------------------|
+| release             | RELEASE#<release id>        | META            | gsi1: PIPELINE#<name> / <order key>    |
+| build index         | BUILD#<build arn>           | META            | build -> release                       |
+| deployment index    | DEPLOYMENT#<ecs deploy id>  | META            | ECS deployment -> release, stage       |
+| stage watermark     | PIPELINE#<name>             | STAGE#<stage>   | newest release that entered the stage  |
+| service lock        | SERVICE#<cluster>/<service> | LOCK            | holder and the newest waiter           |
+| idempotency records | idempotency#...             | (hash)          | written by Powertools                  |
+
+Ordering. A release's `order_key` is its push time (the CodeCommit event's `time`) plus its
+depth in a chain of pushes made in the same second (`referenceUpdated` names the previous commit),
+so a later push always sorts after an earlier one whatever order EventBridge delivers them in.
+Every change is a conditional write on `version`, so concurrent handlers never lose an update.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from deployer.errors import TransientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.service_resource import Table
+
+
+class ReleaseState(enum.StrEnum):
+    BUILDING = "BUILDING"
+    BUILT = "BUILT"
+    DEPLOYING = "DEPLOYING"
+    DEPLOYED = "DEPLOYED"
+    AWAITING_APPROVAL = "AWAITING_APPROVAL"
+    RELEASED = "RELEASED"
+    BUILD_FAILED = "BUILD_FAILED"
+    DEPLOY_FAILED = "DEPLOY_FAILED"
+    REJECTED = "REJECTED"
+    APPROVAL_EXPIRED = "APPROVAL_EXPIRED"
+    SUPERSEDED = "SUPERSEDED"
+    INVALID_CONFIG = "INVALID_CONFIG"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES = frozenset(
+    {
+        ReleaseState.RELEASED,
+        ReleaseState.BUILD_FAILED,
+        ReleaseState.DEPLOY_FAILED,
+        ReleaseState.REJECTED,
+        ReleaseState.APPROVAL_EXPIRED,
+        ReleaseState.SUPERSEDED,
+        ReleaseState.INVALID_CONFIG,
+    }
+)
+NOT_YET_DEPLOYING = frozenset({ReleaseState.BUILDING, ReleaseState.BUILT})
+
+
+class StageState(enum.StrEnum):
+    QUEUED = "QUEUED"  # waiting for the service lock held by another release
+    DEPLOYING = "DEPLOYING"
+    DEPLOYED = "DEPLOYED"
+    FAILED = "FAILED"
+
+
+@dataclass
+class StageRecord:
+    state: StageState
+    cluster: str
+    service: str
+    started_at: str
+    task_definition_arn: str | None = None
+    previous_task_definition_arn: str | None = None
+    deployment_id: str | None = None
+    finished_at: str | None = None
+    reason: str | None = None
+
+
+@dataclass
+class Release:
+    release_id: str
+    pipeline: str
+    repository: str
+    branch: str
+    commit: str
+    pushed_at: str
+    order_key: str
+    state: ReleaseState
+    created_at: str
+    updated_at: str
+    previous_commit: str | None = None
+    pusher: str | None = None
+    stage: str | None = None
+    build_arn: str | None = None
+    build_id: str | None = None
+    log_link: str | None = None
+    image_uri: str | None = None
+    image_digest: str | None = None
+    reason: str | None = None
+    stages: dict[str, StageRecord] = field(default_factory=dict)
+    version: int = 0
+
+    @property
+    def short_commit(self) -> str:
+        return self.commit[:12]
+
+
+@dataclass(frozen=True)
+class Transition:
+    release: Release
+    from_state: ReleaseState | None
+    to_state: ReleaseState
+    stage: str | None
+    reason: str | None
+
+
+TransitionListener = Callable[[Transition], None]
+
+
+def release_id_for(pipeline: str, commit: str) -> str:
+    """The same commit pushed twice to one pipeline is one release (invariant 1)."""
+    return f"{pipeline}@{commit}"
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class ConflictError(TransientError):
+    """A conditional write lost a race; re-read and decide again."""
+
+
+@dataclass(frozen=True)
+class LockResult:
+    acquired: bool
+    holder: str
+    superseded_waiter: str | None = None
+
+
+class ReleaseStore:
+    """Everything the functions read and write about releases."""
+
+    def __init__(self, table: Table, on_transition: TransitionListener | None = None) -> None:
+        self._table = table
+        self._on_transition = on_transition
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def get(self, release_id: str, *, consistent: bool = True) -> Release | None:
+        item = self._table.get_item(Key=_release_key(release_id), ConsistentRead=consistent).get("Item")
+        return _release_from_item(item) if item else None
+
+    def release_for_build(self, build_arn: str) -> str | None:
+        item = self._table.get_item(Key={"pk": f"BUILD#{build_arn}", "sk": "META"}).get("Item")
+        return str(item["release_id"]) if item else None
+
+    def deployment(self, deployment_id: str) -> tuple[str, str] | None:
+        """(release id, stage) of an ECS deployment this tool started, else None."""
+        item = self._table.get_item(Key={"pk": f"DEPLOYMENT#{deployment_id}", "sk": "META"}).get("Item")
+        return (str(item["release_id"]), str(item["stage"])) if item else None
+
+    def list_releases(self, pipeline: str, *, newest_first: bool = True, limit: int = 50) -> list[Release]:
+        response = self._table.query(
+            IndexName="gsi1",
+            KeyConditionExpression="gsi1pk = :p",
+            ExpressionAttributeValues={":p": f"PIPELINE#{pipeline}"},
+            ScanIndexForward=not newest_first,
+            Limit=limit,
+        )
+        return [_release_from_item(item) for item in response["Items"]]
+
+    def _pipeline_keys(self, pipeline: str, condition: str, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "IndexName": "gsi1",
+            "KeyConditionExpression": f"gsi1pk = :p AND {condition}",
+            "ExpressionAttributeValues": {":p": f"PIPELINE#{pipeline}", **values},
+        }
+        while True:
+            response = self._table.query(**kwargs)
+            items.extend(response["Items"])
+            if "LastEvaluatedKey" not in response:
+                return items
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    # -- creation and ordering --------------------------------------------------------------
+
+    def create(
+        self,
+        *,
+        pipeline: str,
+        repository: str,
+        branch: str,
+        commit: str,
+        previous_commit: str | None,
+        pusher: str | None,
+        pushed_at: str,
+    ) -> tuple[Release, bool]:
+        """Record a push. Returns (release, created). A redelivered push returns the existing
+        release with created False. A push older than one already recorded is born SUPERSEDED."""
+        release_id = release_id_for(pipeline, commit)
+        existing = self.get(release_id)
+        if existing:
+            return existing, False
+
+        same_second = self._pipeline_keys(pipeline, "begins_with(gsi1sk, :t)", {":t": f"{pushed_at}#"})
+        depth = 0
+        newer_in_chain = False
+        for item in same_second:
+            if item.get("previous_commit") == commit:
+                newer_in_chain = True
+            if item.get("commit") == previous_commit:
+                depth = max(depth, int(item.get("chain_depth", 0)) + 1)
+        order_key = f"{pushed_at}#{depth:03d}#{commit[:12]}"
+        later = self._pipeline_keys(pipeline, "gsi1sk > :k", {":k": f"{pushed_at}#~"})
+        stamp = now_iso()
+        release = Release(
+            release_id=release_id,
+            pipeline=pipeline,
+            repository=repository,
+            branch=branch,
+            commit=commit,
+            previous_commit=previous_commit,
+            pusher=pusher,
+            pushed_at=pushed_at,
+            order_key=order_key,
+            state=ReleaseState.BUILDING,
+            created_at=stamp,
+            updated_at=stamp,
+        )
+        older_than: str | None = None
+        if later or newer_in_chain:
+            newest = max(later, key=lambda i: str(i["gsi1sk"])) if later else None
+            older_than = str(newest["commit"])[:12] if newest else "a push made in the same second"
+            release.state = ReleaseState.SUPERSEDED
+            release.reason = f"an older push than {older_than}, which is already recorded; not built"
+        item = _release_to_item(release)
+        item["chain_depth"] = depth
+        try:
+            self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
+        except self._table.meta.client.exceptions.ConditionalCheckFailedException:
+            current = self.get(release_id)
+            if current is None:  # pragma: no cover - deleted in between; let EventBridge retry
+                raise ConflictError(f"release {release_id} vanished while being created") from None
+            return current, False
+        self._notify(release, None, release.state, None, release.reason)
+        return release, True
+
+    def supersede_older(self, release: Release) -> list[str]:
+        """Newer commit wins: older releases of the pipeline that have not started deploying
+        end SUPERSEDED. Returns their ids."""
+        superseded = []
+        for item in self._pipeline_keys(release.pipeline, "gsi1sk < :k", {":k": release.order_key}):
+            if item.get("state") not in {s.value for s in NOT_YET_DEPLOYING}:
+                continue
+            older = self.get(str(item["release_id"]))
+            if older is None or older.state not in NOT_YET_DEPLOYING:
+                continue
+            try:
+                self.transition(
+                    older,
+                    ReleaseState.SUPERSEDED,
+                    reason=f"superseded by {release.short_commit} before it started deploying",
+                    allowed_from=NOT_YET_DEPLOYING,
+                )
+                superseded.append(older.release_id)
+            except ConflictError:
+                continue  # it moved meanwhile (started deploying or ended): leave it to its own rules
+        return superseded
+
+    def enter_stage(self, release: Release, stage: str) -> bool:
+        """Claim the stage's watermark: False if a newer release already entered this stage
+        (a stage never goes backwards, invariant 2). Idempotent for the same release."""
+        try:
+            self._table.update_item(
+                Key={"pk": f"PIPELINE#{release.pipeline}", "sk": f"STAGE#{stage}"},
+                UpdateExpression="SET order_key = :k, release_id = :r, entered_at = :t",
+                ConditionExpression="attribute_not_exists(order_key) OR order_key <= :k",
+                ExpressionAttributeValues={
+                    ":k": release.order_key,
+                    ":r": release.release_id,
+                    ":t": now_iso(),
+                },
+            )
+        except self._table.meta.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def stage_holder(self, pipeline: str, stage: str) -> str | None:
+        """The newest release that entered `stage`, if any."""
+        item = self._table.get_item(Key={"pk": f"PIPELINE#{pipeline}", "sk": f"STAGE#{stage}"}).get("Item")
+        return str(item["release_id"]) if item else None
+
+    # -- transitions ------------------------------------------------------------------------
+
+    def save(self, release: Release, **changes: Any) -> Release:
+        """Write `changes` to the release if nobody else changed it since it was read."""
+        updated = replace(release, **changes, version=release.version + 1, updated_at=now_iso())
+        item = _release_to_item(updated)
+        try:
+            self._table.put_item(
+                Item=item,
+                ConditionExpression="attribute_exists(pk) AND version = :v",
+                ExpressionAttributeValues={":v": release.version},
+            )
+        except self._table.meta.client.exceptions.ConditionalCheckFailedException:
+            raise ConflictError(f"release {release.release_id} changed while being updated") from None
+        release.__dict__.update(updated.__dict__)
+        return release
+
+    def transition(
+        self,
+        release: Release,
+        to_state: ReleaseState,
+        *,
+        stage: str | None = None,
+        reason: str | None = None,
+        allowed_from: Iterable[ReleaseState] | None = None,
+        **changes: Any,
+    ) -> Release:
+        """Move the release to `to_state` (and publish the change). `allowed_from` guards the
+        move; a release that is no longer in one of those states raises ConflictError."""
+        if allowed_from is not None and release.state not in set(allowed_from):
+            raise ConflictError(f"release {release.release_id} is {release.state}, not in {sorted(allowed_from)}")
+        from_state = release.state
+        stage_name = stage if stage is not None else release.stage
+        self.save(release, state=to_state, stage=stage_name, reason=reason, **changes)
+        if from_state != to_state:
+            self._notify(release, from_state, to_state, stage_name, reason)
+        return release
+
+    def set_stage(self, release: Release, stage: str, record: StageRecord) -> Release:
+        stages = dict(release.stages)
+        stages[stage] = record
+        return self.save(release, stages=stages)
+
+    def _notify(
+        self,
+        release: Release,
+        from_state: ReleaseState | None,
+        to_state: ReleaseState,
+        stage: str | None,
+        reason: str | None,
+    ) -> None:
+        if self._on_transition:
+            self._on_transition(Transition(release, from_state, to_state, stage, reason))
+
+    # -- indexes ----------------------------------------------------------------------------
+
+    def index_build(self, build_arn: str, release_id: str) -> None:
+        self._table.put_item(Item={"pk": f"BUILD#{build_arn}", "sk": "META", "release_id": release_id})
+
+    def index_deployment(self, deployment_id: str, release_id: str, stage: str) -> None:
+        self._table.put_item(
+            Item={"pk": f"DEPLOYMENT#{deployment_id}", "sk": "META", "release_id": release_id, "stage": stage}
+        )
+
+    # -- per-service locks (invariant 3) ----------------------------------------------------
+
+    def acquire_service(self, cluster: str, service: str, release: Release, stage: str) -> LockResult:
+        """Take the service's deployment lock, or queue behind its holder. Re-entrant for the
+        holder. A newer waiter replaces an older one, whose id is returned (superseded)."""
+        key = {"pk": f"SERVICE#{cluster}/{service}", "sk": "LOCK"}
+        client_errors = self._table.meta.client.exceptions
+        try:
+            self._table.update_item(
+                Key=key,
+                UpdateExpression="SET holder = :r, holder_stage = :s, holder_order = :k, acquired_at = :t",
+                ConditionExpression="attribute_not_exists(holder) OR holder = :r",
+                ExpressionAttributeValues={
+                    ":r": release.release_id,
+                    ":s": stage,
+                    ":k": release.order_key,
+                    ":t": now_iso(),
+                },
+            )
+        except client_errors.ConditionalCheckFailedException:
+            pass
+        else:
+            return LockResult(acquired=True, holder=release.release_id)
+        # Held by another release: become the waiter unless a newer one already waits.
+        for _ in range(5):
+            lock = self._table.get_item(Key=key, ConsistentRead=True).get("Item") or {}
+            holder = str(lock.get("holder", ""))
+            if not holder:
+                return self.acquire_service(cluster, service, release, stage)
+            previous_waiter = lock.get("waiter")
+            if previous_waiter == release.release_id:
+                return LockResult(acquired=False, holder=holder)
+            if previous_waiter and str(lock.get("waiter_order", "")) > release.order_key:
+                return LockResult(acquired=False, holder=holder, superseded_waiter=release.release_id)
+            try:
+                self._table.update_item(
+                    Key=key,
+                    UpdateExpression="SET waiter = :r, waiter_stage = :s, waiter_order = :k",
+                    ConditionExpression="holder = :h AND "
+                    + ("waiter = :w" if previous_waiter else "attribute_not_exists(waiter)"),
+                    ExpressionAttributeValues={
+                        ":r": release.release_id,
+                        ":s": stage,
+                        ":k": release.order_key,
+                        ":h": holder,
+                        **({":w": previous_waiter} if previous_waiter else {}),
+                    },
+                )
+            except client_errors.ConditionalCheckFailedException:
+                time.sleep(0.05)
+                continue
+            return LockResult(
+                acquired=False,
+                holder=holder,
+                superseded_waiter=str(previous_waiter) if previous_waiter else None,
+            )
+        raise ConflictError(f"service {cluster}/{service}: lock contention, retry")
+
+    def release_service(self, cluster: str, service: str, release_id: str) -> tuple[str, str] | None:
+        """Free the lock held by `release_id`. Returns the waiter (release id, stage) that should
+        deploy next, which now holds the lock, or None."""
+        key = {"pk": f"SERVICE#{cluster}/{service}", "sk": "LOCK"}
+        client_errors = self._table.meta.client.exceptions
+        lock = self._table.get_item(Key=key, ConsistentRead=True).get("Item")
+        if not lock or lock.get("holder") != release_id:
+            return None
+        waiter = lock.get("waiter")
+        try:
+            if waiter:
+                self._table.update_item(
+                    Key=key,
+                    UpdateExpression="SET holder = :w, holder_stage = :s, holder_order = :k, acquired_at = :t "
+                    "REMOVE waiter, waiter_stage, waiter_order",
+                    ConditionExpression="holder = :r AND waiter = :w",
+                    ExpressionAttributeValues={
+                        ":w": waiter,
+                        ":s": lock["waiter_stage"],
+                        ":k": lock["waiter_order"],
+                        ":t": now_iso(),
+                        ":r": release_id,
+                    },
+                )
+                return str(waiter), str(lock["waiter_stage"])
+            self._table.delete_item(
+                Key=key,
+                ConditionExpression="holder = :r AND attribute_not_exists(waiter)",
+                ExpressionAttributeValues={":r": release_id},
+            )
+        except client_errors.ConditionalCheckFailedException:
+            raise ConflictError(f"service {cluster}/{service}: lock changed while being released") from None
+        return None
+
+    def lock_of(self, cluster: str, service: str) -> dict[str, Any] | None:
+        item = self._table.get_item(Key={"pk": f"SERVICE#{cluster}/{service}", "sk": "LOCK"}).get("Item")
+        return dict(item) if item else None
+
+
+def _release_key(release_id: str) -> dict[str, str]:
+    return {"pk": f"RELEASE#{release_id}", "sk": "META"}
+
+
+def _release_to_item(release: Release) -> dict[str, Any]:
+    data = asdict(release)
+    data["state"] = release.state.value
+    data["stages"] = {
+        name: {k: (v.value if isinstance(v, enum.Enum) else v) for k, v in asdict(rec).items() if v is not None}
+        for name, rec in release.stages.items()
+    }
+    item = {k: v for k, v in data.items() if v is not None}
+    item.update(_release_key(release.release_id))
+    item["gsi1pk"] = f"PIPELINE#{release.pipeline}"
+    item["gsi1sk"] = release.order_key
+    return item
+
+
+def _release_from_item(item: Mapping[str, Any]) -> Release:
+    known = set(Release.__dataclass_fields__)
+    data = {k: _plain(v) for k, v in item.items() if k in known}
+    data["state"] = ReleaseState(data["state"])
+    data["stages"] = {
+        name: StageRecord(**{**rec, "state": StageState(rec["state"])}) for name, rec in data.get("stages", {}).items()
+    }
+    return Release(**data)
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB numbers come back as Decimal."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value

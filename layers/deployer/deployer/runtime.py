@@ -1,0 +1,110 @@
+"""What every Lambda handler shares: settings parsed from the environment, dependencies built
+once per cold start, and the one place where domain exceptions become outcomes.
+
+| exception        | outcome                                                                   |
+|------------------|---------------------------------------------------------------------------|
+| BadInput         | one error log line naming the event id; handler returns (no retry)        |
+| ConfigError      | one error log line; handler returns (the release, if any, says why)       |
+| TransientError   | raised: EventBridge retries within the rule's RetryPolicy, then the DLQ   |
+| anything else    | raised: the same, and the error is visible in the function's metrics      |
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from deployer.errors import BadInput, ConfigError
+
+
+class Settings(BaseModel):
+    """The functions' environment variables (set by template.yaml)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    table_name: str = Field(alias="DEPLOYER_TABLE", min_length=3)
+    config_table_name: str = Field(alias="DEPLOYER_CONFIG_TABLE", min_length=3)
+    event_bus_name: str = Field(alias="DEPLOYER_EVENT_BUS", min_length=1)
+    config_max_age_seconds: int = Field(default=60, alias="DEPLOYER_CONFIG_MAX_AGE", ge=0, le=60)
+
+
+@functools.cache
+def settings() -> Settings:
+    try:
+        return Settings.model_validate(dict(os.environ))
+    except ValidationError as exc:
+        missing = ", ".join(str(e["loc"][0]) for e in exc.errors())
+        raise RuntimeError(f"the function's environment is incomplete: {missing}") from exc
+
+
+def table(name: str) -> Any:
+    import boto3
+
+    return boto3.resource("dynamodb").Table(name)
+
+
+@functools.cache
+def deps() -> Any:
+    """The flow's dependencies, built once per cold start."""
+    from deployer import aws
+    from deployer.flow import BusPublisher, Deps
+    from deployer.pipelines import ConfigStore
+    from deployer.releases import ReleaseStore
+    from deployer.stages import StageDeployer
+
+    cfg = settings()
+    store = ReleaseStore(table(cfg.table_name), on_transition=BusPublisher(aws.client("events"), cfg.event_bus_name))
+    config_store = ConfigStore(cfg.config_table_name, max_age_seconds=cfg.config_max_age_seconds)
+    return Deps(
+        store=store,
+        config=config_store.load,
+        codebuild=aws.client("codebuild"),
+        ecr=aws.client("ecr"),
+        stages=StageDeployer(store, aws.client("ecs"), aws.client("application-autoscaling")),
+    )
+
+
+def run(
+    logger: Any,
+    metrics: Any,
+    model: type[BaseModel],
+    raw: Mapping[str, Any],
+    action: Callable[[Any], Any],
+) -> dict[str, Any]:
+    """Parse `raw` as `model`, run `action(parsed)` and map domain errors to outcomes."""
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    from deployer.events import parse_event
+
+    event_id = str(raw.get("id", "?")) if isinstance(raw, Mapping) else "?"
+    try:
+        parsed = parse_event(model, raw)  # type: ignore[type-var]
+        result = action(parsed)
+    except BadInput as exc:
+        logger.error("refused event %s: %s", event_id, exc, extra={"event_id": event_id, "outcome": "refused"})
+        metrics.add_metric(name="EventsRefused", unit=MetricUnit.Count, value=1)
+        return {"outcome": "refused", "event_id": event_id, "reason": str(exc)}
+    except ConfigError as exc:
+        logger.error(
+            "configuration refused for event %s: %s",
+            event_id,
+            "; ".join(exc.messages[:5]),
+            extra={"event_id": event_id, "outcome": "invalid_config"},
+        )
+        metrics.add_metric(name="ConfigRefused", unit=MetricUnit.Count, value=1)
+        return {"outcome": "invalid_config", "event_id": event_id, "reason": str(exc)}
+    outcome = {"event_id": event_id, "result": result}
+    metrics.add_metric(name="EventsHandled", unit=MetricUnit.Count, value=1)
+    logger.info("handled event %s", event_id, extra={"event_id": event_id, "result": result})
+    return outcome
+
+
+def idempotency_store() -> Any:
+    """Powertools' idempotency records, kept in the deployer's table (pk/sk)."""
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    return DynamoDBPersistenceLayer(table_name=settings().table_name, key_attr="pk", sort_key_attr="sk")

@@ -1,0 +1,270 @@
+"""Deploy one stage of a release: the four ECS calls, guarded by ordering and the service lock.
+
+1. DescribeServices: live desiredCount, scheduling strategy, launch type, controller, current
+   task definition (and, when the service scales, its Application Auto Scaling range).
+2. Validate the stage's rollout for that service with `deployer.rolling`; refused -> the release
+   ends INVALID_CONFIG and nothing is registered or updated.
+3. DescribeTaskDefinition (with tags), clone, swap images, RegisterTaskDefinition.
+4. UpdateService with the new task definition and the validated deploymentConfiguration, never
+   desiredCount (autoscaling owns it; REFERENCE.md "ECS rolling update").
+5. Record the PRIMARY deployment id, so ECS's deployment events find this stage.
+
+Every step is safe to repeat: the registered revision and the deployment id are recorded on the
+release as soon as they exist, so a redelivered event resumes instead of registering again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from deployer import aws, rolling, taskdef
+from deployer.errors import DeploymentError
+from deployer.releases import Release, ReleaseState, ReleaseStore, StageRecord, StageState, now_iso
+
+if TYPE_CHECKING:
+    from mypy_boto3_application_autoscaling import ApplicationAutoScalingClient
+    from mypy_boto3_ecs import ECSClient
+    from mypy_boto3_ecs.type_defs import ServiceTypeDef
+
+    from deployer.pipelines import Pipeline, Stage
+
+DEPLOYABLE_FROM = frozenset({ReleaseState.BUILT, ReleaseState.DEPLOYING, ReleaseState.DEPLOYED})
+Outcome = Literal["deploying", "queued", "superseded", "invalid_config", "failed", "already_running", "ignored"]
+
+
+@dataclass(frozen=True)
+class ServiceView:
+    """What DescribeServices says about the service, in the shape the deployer needs."""
+
+    cluster: str
+    service: str
+    task_definition: str
+    facts: rolling.ServiceFacts
+    primary_deployment_id: str | None
+
+
+@dataclass(frozen=True)
+class StageResult:
+    outcome: Outcome
+    release: Release
+    detail: str = ""
+    handover: tuple[str, str] | None = None  # (release id, stage) that now holds the freed lock
+
+
+def describe_service(ecs: ECSClient, cluster: str, service: str) -> ServiceView:
+    response = aws.call("DescribeServices", ecs.describe_services, cluster=cluster, services=[service])
+    services = response.get("services", [])
+    if not services:
+        reasons = "; ".join(
+            f"{f.get('arn', service)}: {f.get('reason', 'unknown')}" for f in response.get("failures", [])
+        )
+        raise DeploymentError(f"ECS service {cluster}/{service} not found ({reasons or 'no such service'})")
+    svc = services[0]
+    if svc.get("status") != "ACTIVE":
+        raise DeploymentError(f"ECS service {cluster}/{service} is {svc.get('status')}, not ACTIVE")
+    primary = next((d for d in svc.get("deployments", []) if d.get("status") == "PRIMARY"), None)
+    return ServiceView(
+        cluster=cluster,
+        service=service,
+        task_definition=svc["taskDefinition"],
+        facts=_facts(svc),
+        primary_deployment_id=primary.get("id") if primary else None,
+    )
+
+
+def _facts(svc: ServiceTypeDef) -> rolling.ServiceFacts:
+    launch_type: Literal["FARGATE", "EC2", "EXTERNAL"] = "FARGATE"
+    if svc.get("launchType") in {"EC2", "EXTERNAL"}:
+        launch_type = svc["launchType"]  # type: ignore[assignment]
+    elif svc.get("capacityProviderStrategy"):
+        providers = [p.get("capacityProvider", "") for p in svc["capacityProviderStrategy"]]
+        launch_type = "FARGATE" if all(p.startswith("FARGATE") for p in providers) else "EC2"
+    controller = svc.get("deploymentController", {}).get("type", "ECS")
+    balancers = svc.get("loadBalancers", [])
+    return rolling.ServiceFacts(
+        desired_count=int(svc.get("desiredCount", 0)),
+        scheduling_strategy="DAEMON" if svc.get("schedulingStrategy") == "DAEMON" else "REPLICA",
+        launch_type=launch_type,
+        deployment_controller=controller if controller in {"ECS", "CODE_DEPLOY", "EXTERNAL"} else "ECS",  # type: ignore[arg-type]
+        has_load_balancer=bool(balancers),
+        has_alternate_target_group=any("advancedConfiguration" in lb for lb in balancers),
+    )
+
+
+def autoscaling_range(
+    autoscaling: ApplicationAutoScalingClient | None, cluster: str, service: str
+) -> tuple[int, int] | None:
+    """The service's Application Auto Scaling min..max capacity, if it has a scalable target."""
+    if autoscaling is None:
+        return None
+    response = aws.call(
+        "DescribeScalableTargets",
+        autoscaling.describe_scalable_targets,
+        ServiceNamespace="ecs",
+        ResourceIds=[f"service/{cluster}/{service}"],
+        ScalableDimension="ecs:service:DesiredCount",
+    )
+    targets = response.get("ScalableTargets", [])
+    if not targets:
+        return None
+    return int(targets[0]["MinCapacity"]), int(targets[0]["MaxCapacity"])
+
+
+class StageDeployer:
+    """Deploys stages of releases; shared by on_build, on_deployment and on_approval."""
+
+    def __init__(
+        self,
+        store: ReleaseStore,
+        ecs: ECSClient,
+        autoscaling: ApplicationAutoScalingClient | None = None,
+    ) -> None:
+        self.store = store
+        self.ecs = ecs
+        self.autoscaling = autoscaling
+
+    def deploy(self, release: Release, pipeline: Pipeline, stage: Stage) -> StageResult:
+        store = self.store
+        if release.state.terminal:
+            return StageResult("ignored", release, f"release is {release.state}")
+        existing = release.stages.get(stage.name)
+        if existing and existing.deployment_id:
+            return StageResult("already_running", release, f"deployment {existing.deployment_id} already started")
+
+        if not store.enter_stage(release, stage.name):
+            newer = store.stage_holder(pipeline.name, stage.name)
+            store.transition(
+                release,
+                ReleaseState.SUPERSEDED,
+                stage=stage.name,
+                reason=f"a newer release ({newer}) already reached stage {stage.name}",
+            )
+            return StageResult("superseded", release)
+
+        lock = store.acquire_service(stage.cluster, stage.service, release, stage.name)
+        if lock.superseded_waiter and lock.superseded_waiter != release.release_id:
+            self._supersede_waiter(lock.superseded_waiter, release, stage.name)
+        if not lock.acquired:
+            if lock.superseded_waiter == release.release_id:
+                store.transition(
+                    release,
+                    ReleaseState.SUPERSEDED,
+                    stage=stage.name,
+                    reason=f"a newer release is already queued for {stage.cluster}/{stage.service}",
+                )
+                return StageResult("superseded", release)
+            record = StageRecord(StageState.QUEUED, stage.cluster, stage.service, started_at=now_iso())
+            store.transition(
+                release,
+                ReleaseState.DEPLOYING,
+                stage=stage.name,
+                reason=f"queued: {lock.holder} is deploying {stage.cluster}/{stage.service}",
+                stages={**release.stages, stage.name: record},
+            )
+            return StageResult("queued", release, f"waiting for {lock.holder}")
+
+        try:
+            return self._deploy_locked(release, pipeline, stage)
+        except DeploymentError as exc:
+            return self.fail(release, stage, ReleaseState.DEPLOY_FAILED, str(exc))
+
+    def _deploy_locked(self, release: Release, pipeline: Pipeline, stage: Stage) -> StageResult:
+        store = self.store
+        view = describe_service(self.ecs, stage.cluster, stage.service)
+        facts = view.facts
+        scaling = autoscaling_range(self.autoscaling, stage.cluster, stage.service)
+        if scaling is not None:
+            facts = rolling.ServiceFacts(**{**facts.__dict__, "desired_range": scaling})
+        validation = rolling.validate(stage.deployment_configuration(), facts)
+        if not validation.valid:
+            reason = "; ".join(f.message for f in validation.errors)
+            return self.fail(release, stage, ReleaseState.INVALID_CONFIG, f"stage {stage.name}: {reason}")
+
+        if release.image_uri is None:
+            raise DeploymentError(f"release {release.release_id} has no image to deploy")
+        images = dict.fromkeys(pipeline.container_names, release.image_uri)
+        record = release.stages.get(stage.name)
+        if record is None or record.task_definition_arn is None:
+            described = taskdef.describe_task_definition(self.ecs, view.task_definition)
+            registered = taskdef.register_clone_of(self.ecs, described, images)
+            record = StageRecord(
+                StageState.DEPLOYING,
+                stage.cluster,
+                stage.service,
+                started_at=now_iso(),
+                task_definition_arn=registered.arn,
+                previous_task_definition_arn=registered.previous_arn,
+            )
+            store.transition(
+                release,
+                ReleaseState.DEPLOYING,
+                stage=stage.name,
+                reason=f"registered {_short_arn(registered.arn)}",
+                stages={**release.stages, stage.name: record},
+            )
+        new_arn = record.task_definition_arn
+        assert new_arn is not None
+
+        if view.task_definition == new_arn and view.primary_deployment_id:
+            deployment_id = view.primary_deployment_id  # a retry after UpdateService succeeded
+        else:
+            response = aws.call(
+                "UpdateService",
+                self.ecs.update_service,
+                cluster=stage.cluster,
+                service=stage.service,
+                taskDefinition=new_arn,
+                deploymentConfiguration=validation.deployment_configuration,
+            )
+            deployment_id = next(
+                (d["id"] for d in response["service"].get("deployments", []) if d.get("status") == "PRIMARY"),
+                "",
+            )
+            if not deployment_id:
+                raise DeploymentError(
+                    f"UpdateService on {stage.cluster}/{stage.service} returned no PRIMARY deployment"
+                )
+        store.index_deployment(deployment_id, release.release_id, stage.name)
+        record = StageRecord(**{**record.__dict__, "state": StageState.DEPLOYING, "deployment_id": deployment_id})
+        store.transition(
+            release,
+            ReleaseState.DEPLOYING,
+            stage=stage.name,
+            reason=f"ECS deployment {deployment_id} started ({_short_arn(new_arn)})",
+            stages={**release.stages, stage.name: record},
+        )
+        return StageResult("deploying", release, deployment_id)
+
+    def fail(self, release: Release, stage: Stage, state: ReleaseState, reason: str) -> StageResult:
+        """End the release in `state` and hand the service lock to whoever waits."""
+        store = self.store
+        record = release.stages.get(stage.name) or StageRecord(
+            StageState.FAILED, stage.cluster, stage.service, started_at=now_iso()
+        )
+        record = StageRecord(
+            **{**record.__dict__, "state": StageState.FAILED, "finished_at": now_iso(), "reason": reason}
+        )
+        store.transition(release, state, stage=stage.name, reason=reason, stages={**release.stages, stage.name: record})
+        handover = store.release_service(stage.cluster, stage.service, release.release_id)
+        outcome: Outcome = "invalid_config" if state is ReleaseState.INVALID_CONFIG else "failed"
+        return StageResult(outcome, release, reason, handover)
+
+    def _supersede_waiter(self, waiter_id: str, newer: Release, stage: str) -> None:
+        waiter = self.store.get(waiter_id)
+        if waiter is None or waiter.state.terminal:
+            return
+        record = waiter.stages.get(stage)
+        stages = dict(waiter.stages)
+        if record is not None and record.state is StageState.QUEUED:
+            stages.pop(stage)
+        self.store.transition(
+            waiter,
+            ReleaseState.SUPERSEDED,
+            reason=f"superseded by {newer.short_commit} while queued for stage {stage}",
+            stages=stages,
+        )
+
+
+def _short_arn(arn: str) -> str:
+    return arn.rsplit("/", 1)[-1]
