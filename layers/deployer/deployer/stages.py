@@ -86,7 +86,7 @@ def _facts(svc: ServiceTypeDef) -> rolling.ServiceFacts:
         desired_count=int(svc.get("desiredCount", 0)),
         scheduling_strategy="DAEMON" if svc.get("schedulingStrategy") == "DAEMON" else "REPLICA",
         launch_type=launch_type,
-        deployment_controller=controller if controller in {"ECS", "CODE_DEPLOY", "EXTERNAL"} else "ECS",  # type: ignore[arg-type]
+        deployment_controller=controller if controller in {"ECS", "CODE_DEPLOY", "EXTERNAL"} else "ECS",
         has_load_balancer=bool(balancers),
         has_alternate_target_group=any("advancedConfiguration" in lb for lb in balancers),
     )
