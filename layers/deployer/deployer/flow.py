@@ -22,6 +22,7 @@ from deployer.events import (
     ReleaseStateChangeDetail,
     put_events_entry,
 )
+from deployer.pipelines import find_pipelines
 from deployer.releases import Release, ReleaseState, ReleaseStore, Transition
 from deployer.stages import StageDeployer, StageResult
 
@@ -93,9 +94,7 @@ def on_push(event: CodeCommitReferenceEvent, deps: Deps) -> list[Outcome]:
     if detail.event == "referenceDeleted" or detail.commit_id is None:
         return [_ignored(event, f"branch {detail.reference_name} deleted: nothing to deploy")]
     config = deps.config()
-    pipelines = [
-        p for p in config.pipelines if p.repository == detail.repository_name and p.branch == detail.reference_name
-    ]
+    pipelines = find_pipelines(config, detail.repository_name, detail.reference_name)
     if not pipelines:
         return [_ignored(event, f"no pipeline for {detail.repository_name}:{detail.reference_name}")]
     return [_start_release(event, pipeline, deps) for pipeline in pipelines]
@@ -235,11 +234,11 @@ def deploy_next(release: Release, deps: Deps, after: str | None) -> Outcome:
         return {**base, "outcome": "released"}
     stage = pipeline.stages[index]
     result = deps.stages.deploy(release, pipeline, stage)
-    follow = _hand_over(result, deps)
+    follow = hand_over(result, deps)
     return {**base, "outcome": result.outcome, "stage": stage.name, "detail": result.detail, **follow}
 
 
-def _hand_over(result: StageResult, deps: Deps) -> Outcome:
+def hand_over(result: StageResult, deps: Deps) -> Outcome:
     """A freed service lock goes to the queued release, which deploys now."""
     if result.handover is None:
         return {}
@@ -248,16 +247,18 @@ def _hand_over(result: StageResult, deps: Deps) -> Outcome:
     if waiter is None or waiter.state.terminal:
         return {}
     pipeline = _pipeline(deps, waiter.pipeline)
-    stage = next(s for s in pipeline.stages if s.name == stage_name)
+    stage = pipeline.stage_named(stage_name)
+    if stage is None:
+        return {}
     follow = deps.stages.deploy(waiter, pipeline, stage)
     return {"handed_over_to": waiter_id, "handover_outcome": follow.outcome}
 
 
 def _pipeline(deps: Deps, name: str) -> Pipeline:
-    for pipeline in deps.config().pipelines:
-        if pipeline.name == name:
-            return pipeline
-    raise ConfigError(f"pipeline {name} is no longer in the published configuration")
+    pipeline = deps.config().pipeline_named(name)
+    if pipeline is None:
+        raise ConfigError(f"pipeline {name} is no longer in the published configuration")
+    return pipeline
 
 
 def _ignored(event: Any, reason: str) -> Outcome:

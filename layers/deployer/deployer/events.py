@@ -1,0 +1,597 @@
+"""Models of the events the deployer consumes and emits, and the one way to parse them.
+
+Every model is an EventBridge envelope (Powertools' `EventBridgeModel`) whose `source`,
+`detail-type` and `detail` are pinned to one kind of event, so a model refuses any other kind.
+Powertools ships no models for CodeCommit, CodeBuild or ECS deployment events: these are ours.
+
+Unknown fields are ignored, because AWS adds fields to its events without notice. Known fields
+are typed strictly enough that garbage is refused at the edge (commit ids are 40 hex digits,
+names are bounded), while a field nothing reads is typed loosely, so that a change AWS makes to
+it cannot make the deployer drop an event it needs.
+
+`parse_event` turns a refusal into `BadInput` with a short message: never the event itself, which
+may carry secrets (build environment variables) and may be huge.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Final, Literal, Self
+
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    IPvAnyAddress,
+    JsonValue,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from deployer.errors import BadInput
+
+if TYPE_CHECKING:
+    from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
+
+__all__ = [
+    "APPROVAL_DECIDED",
+    "CODEBUILD_SOURCE",
+    "CODEBUILD_STATE_CHANGE",
+    "CODECOMMIT_SOURCE",
+    "CODECOMMIT_STATE_CHANGE",
+    "ECS_DEPLOYMENT_STATE_CHANGE",
+    "ECS_SOURCE",
+    "FINAL_BUILD_STATUSES",
+    "MAX_MESSAGE_CHARS",
+    "REF_NAME_MAX",
+    "RELEASE_STATE_CHANGE",
+    "SOURCE",
+    "ApprovalDecidedDetail",
+    "ApprovalDecidedEvent",
+    "BuildStatus",
+    "CodeBuildStateChangeDetail",
+    "CodeBuildStateChangeEvent",
+    "CodeCommitReferenceDetail",
+    "CodeCommitReferenceEvent",
+    "DecidedBy",
+    "DeployerDetail",
+    "DeploymentEvent",
+    "EcsDeploymentStateChangeDetail",
+    "EcsDeploymentStateChangeEvent",
+    "ReleaseStateChangeDetail",
+    "ReleaseStateChangeEvent",
+    "parse_event",
+    "put_events_entry",
+]
+
+# --- Sources and detail types ------------------------------------------------------------------
+# Each constant is typed by its own Literal, so mypy proves the models pin the same strings.
+
+CodeCommitSource = Literal["aws.codecommit"]
+CodeCommitStateChange = Literal["CodeCommit Repository State Change"]
+CodeBuildSource = Literal["aws.codebuild"]
+CodeBuildStateChange = Literal["CodeBuild Build State Change"]
+EcsSource = Literal["aws.ecs"]
+EcsDeploymentStateChange = Literal["ECS Deployment State Change"]
+DeployerSource = Literal["ecs-deployer"]
+ApprovalDecidedType = Literal["Approval Decided"]
+ReleaseStateChangeType = Literal["Release State Change"]
+
+CODECOMMIT_SOURCE: Final[CodeCommitSource] = "aws.codecommit"
+CODECOMMIT_STATE_CHANGE: Final[CodeCommitStateChange] = "CodeCommit Repository State Change"
+CODEBUILD_SOURCE: Final[CodeBuildSource] = "aws.codebuild"
+CODEBUILD_STATE_CHANGE: Final[CodeBuildStateChange] = "CodeBuild Build State Change"
+ECS_SOURCE: Final[EcsSource] = "aws.ecs"
+ECS_DEPLOYMENT_STATE_CHANGE: Final[EcsDeploymentStateChange] = "ECS Deployment State Change"
+SOURCE: Final[DeployerSource] = "ecs-deployer"
+APPROVAL_DECIDED: Final[ApprovalDecidedType] = "Approval Decided"
+RELEASE_STATE_CHANGE: Final[ReleaseStateChangeType] = "Release State Change"
+
+# --- Field types -------------------------------------------------------------------------------
+# pydantic-core searches a pattern anywhere in the string: every pattern below is anchored.
+
+REF_NAME_MAX: Final = 1024
+"""Longest git ref name accepted. Git itself sets no limit, CodeCommit's API bounds branch names
+at 256 characters (botocore `codecommit` model, shape BranchName) but not tags pushed with git;
+1024 leaves room for any real branch or tag and still refuses absurd input."""
+
+CommitId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{40}$")]
+# CodeCommit repository names: 1-100 of [A-Za-z0-9_.-] (botocore `codecommit`, RepositoryName).
+RepositoryName = Annotated[str, StringConstraints(max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")]
+RepositoryId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{1,64}$")]
+# What `git check-ref-format` refuses in any ref: control characters, space, ~ ^ : ? * [ and \.
+RefName = Annotated[
+    str,
+    StringConstraints(max_length=REF_NAME_MAX, pattern=r"^[^\x00-\x20\x7f~^:?*\[\\]+$"),
+]
+RefFullName = Annotated[
+    str,
+    StringConstraints(max_length=REF_NAME_MAX + len("refs/heads/"), pattern=r"^refs/[^\x00-\x20\x7f]+$"),
+]
+Arn = Annotated[str, StringConstraints(max_length=2048, pattern=r"^arn:[a-z0-9-]+:\S+$")]
+Token = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+# CodeBuild project names (botocore `codebuild`, ProjectName).
+ProjectName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{1,149}$")]
+EnvName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+ShortText = Annotated[str, StringConstraints(max_length=1024)]
+# Names from the pipeline configuration (pipelines, stages).
+ConfigName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")]
+# Ids the deployer mints itself (releases, approvals): opaque, printable ASCII, no spaces.
+OpaqueId = Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,128}$")]
+ReleaseStateName = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z_]{0,63}$")]
+
+
+def _truncated(limit: int) -> Callable[[object], object]:
+    """A before-validator that shortens free text the deployer writes (user agents, reasons)
+    instead of refusing it: an over-long user agent must not lose an approval."""
+
+    def cut(value: object) -> object:
+        return value[:limit] if isinstance(value, str) else value
+
+    return cut
+
+
+# --- CodeCommit "CodeCommit Repository State Change" -------------------------------------------
+# Shape: CodeCommit User Guide, "Monitoring CodeCommit events in Amazon EventBridge and Amazon
+# CloudWatch Events" (docs.aws.amazon.com/codecommit/latest/userguide/monitoring-events.html,
+# awsdocs/aws-codecommit-user-guide doc_source/monitoring-events.md): referenceCreated has no
+# oldCommitId, referenceDeleted no commitId, merges add baseCommitId, sourceCommitId,
+# destinationCommitId, mergeOption, conflictDetailsLevel, conflictResolutionStrategy.
+# callerUserArn appears in real events though not in those samples (REFERENCE.md).
+
+
+class CodeCommitReferenceDetail(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    event: Literal["referenceCreated", "referenceUpdated", "referenceDeleted"]
+    reference_type: Literal["branch", "tag"] = Field(alias="referenceType")
+    reference_name: RefName = Field(alias="referenceName")
+    reference_full_name: RefFullName = Field(alias="referenceFullName")
+    repository_name: RepositoryName = Field(alias="repositoryName")
+    repository_id: RepositoryId = Field(alias="repositoryId")
+    commit_id: CommitId | None = Field(None, alias="commitId")
+    old_commit_id: CommitId | None = Field(None, alias="oldCommitId")
+    base_commit_id: CommitId | None = Field(None, alias="baseCommitId")
+    source_commit_id: CommitId | None = Field(None, alias="sourceCommitId")
+    destination_commit_id: CommitId | None = Field(None, alias="destinationCommitId")
+    # FAST_FORWARD_MERGE | SQUASH_MERGE | THREE_WAY_MERGE, FILE_LEVEL | LINE_LEVEL,
+    # NONE | ACCEPT_SOURCE | ACCEPT_DESTINATION | AUTOMERGE today: kept open for new values.
+    merge_option: Token | None = Field(None, alias="mergeOption")
+    conflict_details_level: Token | None = Field(None, alias="conflictDetailsLevel")
+    conflict_resolution_strategy: Token | None = Field(None, alias="conflictResolutionStrategy")
+    caller_user_arn: Arn | None = Field(None, alias="callerUserArn")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        prefix = "refs/heads/" if self.reference_type == "branch" else "refs/tags/"
+        if self.reference_full_name != prefix + self.reference_name:
+            raise ValueError("referenceFullName does not match referenceType and referenceName")
+        if self.event != "referenceDeleted" and self.commit_id is None:
+            raise ValueError(f"commitId is required for {self.event}")
+        if self.event != "referenceCreated" and self.old_commit_id is None:
+            raise ValueError(f"oldCommitId is required for {self.event}")
+        return self
+
+    @property
+    def is_branch_push(self) -> bool:
+        """A branch now points at `commit_id` (created or updated): the only case that builds."""
+        return self.reference_type == "branch" and self.event != "referenceDeleted"
+
+    @property
+    def is_merge(self) -> bool:
+        return self.source_commit_id is not None and self.destination_commit_id is not None
+
+
+class CodeCommitReferenceEvent(EventBridgeModel):
+    source: CodeCommitSource
+    detail_type: CodeCommitStateChange = Field(alias="detail-type")
+    detail: CodeCommitReferenceDetail
+
+
+# --- CodeBuild "CodeBuild Build State Change" --------------------------------------------------
+# Shape: CodeBuild User Guide, "Build notifications input format reference"
+# (docs.aws.amazon.com/codebuild/latest/userguide/sample-build-notifications.html, section
+# sample-build-notifications-ref; awsdocs/aws-codebuild-user-guide
+# doc_source/sample-build-notifications.md), and the fixture
+# example-codebuild-state-change.json of the aws_lambda_events crate (docs.rs), which shows
+# numbers as floats ("build-number": 55.0, "timeout-in-minutes": 60.0). Statuses: botocore
+# `codebuild` model, shape StatusType.
+
+
+class BuildStatus(StrEnum):
+    IN_PROGRESS = "IN_PROGRESS"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    FAULT = "FAULT"
+    TIMED_OUT = "TIMED_OUT"
+    STOPPED = "STOPPED"
+    UNKNOWN = "UNKNOWN"
+    """A status this code does not know (a newer CodeBuild): neither final nor in progress."""
+
+
+FINAL_BUILD_STATUSES: Final = frozenset(
+    {BuildStatus.SUCCEEDED, BuildStatus.FAILED, BuildStatus.FAULT, BuildStatus.TIMED_OUT, BuildStatus.STOPPED}
+)
+
+_MONTHS: Final = {
+    name: number
+    for number, name in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), start=1
+    )
+}
+# "Sep 1, 2017 4:12:29 PM". Any whitespace: newer Java runtimes put U+202F before AM/PM.
+_CODEBUILD_TIME: Final = re.compile(
+    r"(?P<month>[A-Z][a-z]{2})\s+(?P<day>[0-9]{1,2}),\s+(?P<year>[0-9]{4})\s+"
+    r"(?P<hour>[0-9]{1,2}):(?P<minute>[0-9]{2}):(?P<second>[0-9]{2})\s*(?P<half>AM|PM)"
+)
+
+
+def _codebuild_time(value: object) -> object:
+    """Parse CodeBuild's "Sep 1, 2017 4:12:29 PM" as UTC (the documented sample's envelope time
+    is 16:14:28Z for a build that started at 4:12:29 PM). Other strings go on to pydantic's own
+    ISO 8601 parsing; month names are matched here, not with the locale-dependent strptime."""
+    if not isinstance(value, str):
+        return value
+    match = _CODEBUILD_TIME.fullmatch(value.strip())
+    if match is None:
+        return value
+    month = _MONTHS.get(match["month"])
+    hour = int(match["hour"])
+    if month is None or not 1 <= hour <= 12:
+        raise ValueError("not a CodeBuild time like 'Sep 1, 2017 4:12:29 PM'")
+    hour = hour % 12 + (12 if match["half"] == "PM" else 0)
+    return datetime(
+        int(match["year"]),
+        month,
+        int(match["day"]),
+        hour,
+        int(match["minute"]),
+        int(match["second"]),
+        tzinfo=UTC,
+    )
+
+
+class BuildEnvironmentVariable(BaseModel):
+    name: EnvName
+    value: str
+    type: Token | None = None  # PLAINTEXT | PARAMETER_STORE | SECRETS_MANAGER
+
+
+class ExportedVariable(BaseModel):
+    name: EnvName
+    value: str | None = None
+
+
+class BuildEnvironment(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    environment_variables: list[BuildEnvironmentVariable] = Field(
+        default_factory=list, alias="environment-variables"
+    )
+
+
+class BuildLogs(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    group_name: str | None = Field(None, alias="group-name")
+    stream_name: str | None = Field(None, alias="stream-name")
+    deep_link: str | None = Field(None, alias="deep-link")
+
+
+class BuildAdditionalInformation(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    build_complete: bool | None = Field(None, alias="build-complete")
+    build_number: int | None = Field(None, alias="build-number")  # arrives as 55.0
+    build_start_time: Annotated[datetime | None, BeforeValidator(_codebuild_time)] = Field(
+        None, alias="build-start-time"
+    )
+    timeout_in_minutes: int | None = Field(None, alias="timeout-in-minutes")
+    initiator: ShortText | None = None
+    source_version: ShortText | None = Field(None, alias="source-version")
+    environment: BuildEnvironment = Field(default_factory=BuildEnvironment)
+    # Absent when the buildspec exports nothing; names starting with AWS_ cannot be exported.
+    exported_environment_variables: list[ExportedVariable] | None = Field(
+        None, alias="exported-environment-variables"
+    )
+    logs: BuildLogs | None = None
+
+
+# arn:aws:codebuild:region:account:build/<project>:<build uuid>; StartBuild's build.arn.
+_BUILD_ARN: Final = re.compile(
+    r"arn:aws[a-z-]*:codebuild:[a-z0-9-]+:[0-9]{12}:build/(?P<project>[A-Za-z0-9][A-Za-z0-9_-]{1,149})"
+    r":[A-Za-z0-9-]{1,64}"
+)
+
+
+class CodeBuildStateChangeDetail(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    build_status: Annotated[str, StringConstraints(min_length=1, max_length=64)] = Field(alias="build-status")
+    build_id: Annotated[str, StringConstraints(max_length=512)] = Field(alias="build-id")
+    project_name: ProjectName = Field(alias="project-name")
+    additional_information: BuildAdditionalInformation = Field(alias="additional-information")
+    current_phase: Token | None = Field(None, alias="current-phase")
+    # "[]" (a string) in the documented sample; nothing reads it, so any JSON is accepted.
+    current_phase_context: JsonValue = Field(None, alias="current-phase-context")
+
+    @model_validator(mode="after")
+    def _build_of_this_project(self) -> Self:
+        match = _BUILD_ARN.fullmatch(self.build_id)
+        if match is None:
+            raise ValueError("build-id is not a CodeBuild build ARN")
+        if match["project"] != self.project_name:
+            raise ValueError("build-id names another project than project-name")
+        return self
+
+    @property
+    def status(self) -> BuildStatus:
+        try:
+            return BuildStatus(self.build_status)
+        except ValueError:
+            return BuildStatus.UNKNOWN
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_BUILD_STATUSES
+
+    def env_override(self, name: str) -> str | None:
+        """The plaintext value of an environment variable of the build (StartBuild's overrides
+        come back here). PARAMETER_STORE and SECRETS_MANAGER entries hold a reference, not a
+        value, so they count as absent."""
+        found: str | None = None
+        for variable in self.additional_information.environment.environment_variables:
+            if variable.name == name and variable.type in (None, "PLAINTEXT"):
+                found = variable.value
+        return found
+
+    def exported(self, name: str) -> str | None:
+        """A variable the buildspec exported (`env: exported-variables`); empty counts as absent."""
+        found: str | None = None
+        for variable in self.additional_information.exported_environment_variables or ():
+            if variable.name == name:
+                found = variable.value or None
+        return found
+
+    @property
+    def log_link(self) -> str | None:
+        """The console link to the build's logs, only if it is an https URL (it goes into Slack)."""
+        logs = self.additional_information.logs
+        link = logs.deep_link if logs is not None else None
+        return link if link is not None and link.startswith("https://") else None
+
+
+class CodeBuildStateChangeEvent(EventBridgeModel):
+    source: CodeBuildSource
+    detail_type: CodeBuildStateChange = Field(alias="detail-type")
+    detail: CodeBuildStateChangeDetail
+
+    @property
+    def status(self) -> BuildStatus:
+        return self.detail.status
+
+    @property
+    def is_final(self) -> bool:
+        return self.detail.is_final
+
+    def env_override(self, name: str) -> str | None:
+        return self.detail.env_override(name)
+
+    def exported(self, name: str) -> str | None:
+        return self.detail.exported(name)
+
+    @property
+    def log_link(self) -> str | None:
+        return self.detail.log_link
+
+
+# --- ECS "ECS Deployment State Change" ---------------------------------------------------------
+# Shape: Amazon ECS Developer Guide, "Amazon ECS service deployment state change events"
+# (docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs_service_deployment_events.html):
+# eventType, eventName, deploymentId, updatedAt, reason; a rollback starts with an IN_PROGRESS
+# event whose reason reads "ECS deployment circuit breaker: rolling back to deploymentId ...";
+# FAILED is sent only with the circuit breaker on. The detail names no cluster or service: they
+# come from resources[0], a service ARN in the long format (service/<cluster>/<service>).
+
+
+class DeploymentEvent(StrEnum):
+    IN_PROGRESS = "SERVICE_DEPLOYMENT_IN_PROGRESS"
+    COMPLETED = "SERVICE_DEPLOYMENT_COMPLETED"
+    FAILED = "SERVICE_DEPLOYMENT_FAILED"
+    UNKNOWN = "UNKNOWN"
+    """An event name this code does not know: tolerated, and acted upon by nobody."""
+
+
+# Cluster and service names: up to 255 letters, digits, hyphens and underscores.
+_SERVICE_ARN: Final = re.compile(
+    r"arn:aws[a-z-]*:ecs:[a-z0-9-]+:[0-9]{12}:service/"
+    r"(?P<cluster>[A-Za-z0-9_-]{1,255})/(?P<service>[A-Za-z0-9_-]{1,255})"
+)
+
+
+class EcsDeploymentStateChangeDetail(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    event_type: Literal["INFO", "WARN", "ERROR"] = Field(alias="eventType")
+    event_name: Annotated[str, StringConstraints(min_length=1, max_length=128)] = Field(alias="eventName")
+    # Equals the PRIMARY deployment id UpdateService returned ("ecs-svc/6405940160831029548").
+    deployment_id: Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,256}$")] = Field(
+        alias="deploymentId"
+    )
+    updated_at: datetime = Field(alias="updatedAt")
+    reason: str | None = None
+
+    @property
+    def deployment_event(self) -> DeploymentEvent:
+        try:
+            return DeploymentEvent(self.event_name)
+        except ValueError:
+            return DeploymentEvent.UNKNOWN
+
+    @property
+    def is_rollback(self) -> bool:
+        """ECS started rolling back (circuit breaker or alarms): the deployment being watched failed."""
+        return (
+            self.deployment_event is DeploymentEvent.IN_PROGRESS
+            and self.reason is not None
+            and "rolling back" in self.reason.casefold()
+        )
+
+
+class EcsDeploymentStateChangeEvent(EventBridgeModel):
+    source: EcsSource
+    detail_type: EcsDeploymentStateChange = Field(alias="detail-type")
+    detail: EcsDeploymentStateChangeDetail
+
+    @field_validator("resources")
+    @classmethod
+    def _names_a_service(cls, resources: list[str]) -> list[str]:
+        if not resources:
+            raise ValueError("empty: no service ARN")
+        if _SERVICE_ARN.fullmatch(resources[0]) is None:
+            raise ValueError("resources[0] is not an ECS service ARN (...:service/<cluster>/<service>)")
+        return resources
+
+    @property
+    def cluster_name(self) -> str:
+        return self._cluster_and_service()[0]
+
+    @property
+    def service_name(self) -> str:
+        return self._cluster_and_service()[1]
+
+    def _cluster_and_service(self) -> tuple[str, str]:
+        cluster, service = self.resources[0].rsplit(":service/", 1)[1].split("/")
+        return cluster, service
+
+    @property
+    def deployment_event(self) -> DeploymentEvent:
+        return self.detail.deployment_event
+
+    @property
+    def is_rollback(self) -> bool:
+        return self.detail.is_rollback
+
+
+# --- The deployer's own events (source "ecs-deployer", on its own bus) -------------------------
+
+
+class DeployerDetail(BaseModel):
+    """Base of the details the deployer publishes; `DETAIL_TYPE` names the event."""
+
+    DETAIL_TYPE: ClassVar[str]
+
+
+class DecidedBy(BaseModel):
+    kind: Literal["slack", "link"]
+    user: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
+    source_ip: IPvAnyAddress | None = None
+    user_agent: Annotated[str | None, BeforeValidator(_truncated(512))] = None
+
+    @model_validator(mode="after")
+    def _slack_names_the_user(self) -> Self:
+        if self.kind == "slack" and self.user is None:
+            raise ValueError("a decision from Slack names the Slack user")
+        return self
+
+
+class ApprovalDecidedDetail(DeployerDetail):
+    DETAIL_TYPE: ClassVar[ApprovalDecidedType] = APPROVAL_DECIDED
+
+    release_id: OpaqueId
+    pipeline: ConfigName
+    stage: ConfigName
+    decision: Literal["approve", "reject"]
+    approval_id: OpaqueId
+    decided_by: DecidedBy
+    decided_at: AwareDatetime
+
+
+class ReleaseStateChangeDetail(DeployerDetail):
+    DETAIL_TYPE: ClassVar[ReleaseStateChangeType] = RELEASE_STATE_CHANGE
+
+    release_id: OpaqueId
+    pipeline: ConfigName
+    commit: CommitId
+    stage: ConfigName | None = None
+    from_state: ReleaseStateName | None = None
+    to_state: ReleaseStateName
+    reason: Annotated[str | None, BeforeValidator(_truncated(1024))] = None
+    at: AwareDatetime
+
+
+class ApprovalDecidedEvent(EventBridgeModel):
+    source: DeployerSource
+    detail_type: ApprovalDecidedType = Field(alias="detail-type")
+    detail: ApprovalDecidedDetail
+
+
+class ReleaseStateChangeEvent(EventBridgeModel):
+    source: DeployerSource
+    detail_type: ReleaseStateChangeType = Field(alias="detail-type")
+    detail: ReleaseStateChangeDetail
+
+
+def put_events_entry(detail: DeployerDetail, *, event_bus_name: str) -> PutEventsRequestEntryTypeDef:
+    """One PutEvents entry publishing `detail` on the deployer's bus. Absent optional fields are
+    left out of the JSON, so rules can match them with `{"exists": false}`."""
+    if not event_bus_name:
+        raise ValueError("event_bus_name is empty")
+    return {
+        "Source": SOURCE,
+        "DetailType": detail.DETAIL_TYPE,
+        "Detail": detail.model_dump_json(exclude_none=True),
+        "EventBusName": event_bus_name,
+    }
+
+
+# --- Parsing -----------------------------------------------------------------------------------
+
+MAX_ERRORS_SHOWN: Final = 3
+MAX_MESSAGE_CHARS: Final = 600
+_SAFE_EVENT_ID: Final = re.compile(r"[A-Za-z0-9-]{1,64}")
+
+
+def parse_event[ModelT: EventBridgeModel](model: type[ModelT], raw: Mapping[str, Any]) -> ModelT:
+    """Validate `raw` as `model`, or raise `BadInput` naming the event id and the first problems.
+
+    The pydantic error is not chained (`from None`): its text quotes the input, which must not
+    reach a log through a traceback.
+    """
+    try:
+        return model.model_validate(raw)
+    except ValidationError as error:
+        raise BadInput(_refusal_message(model, raw, error)) from None
+
+
+def _refusal_message(model: type[EventBridgeModel], raw: object, error: ValidationError) -> str:
+    event_id = raw.get("id") if isinstance(raw, Mapping) else None
+    named = (
+        f"event {event_id}"
+        if isinstance(event_id, str) and _SAFE_EVENT_ID.fullmatch(event_id)
+        else "an event without a usable id"
+    )
+    # No input, context or URL: only where each problem is and what it is.
+    problems = error.errors(include_url=False, include_context=False, include_input=False)
+    shown = "; ".join(
+        f"{_where(problem['loc'])}: {_clip(problem['msg'], 160)}" for problem in problems[:MAX_ERRORS_SHOWN]
+    )
+    more = len(problems) - MAX_ERRORS_SHOWN
+    message = f"{model.__name__} refused {named}: {shown}" + (f"; and {more} more" if more > 0 else "")
+    return _clip(message, MAX_MESSAGE_CHARS)
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    return ".".join(_clip(str(part), 48) for part in loc) or "(event)"
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,1088 @@
+"""The pipelines file: its schema, loading with every error located, and the published copy.
+
+The platform team owns one YAML file (not the application repositories, so nobody can push a
+commit that removes their own prod approval). `deployer validate` checks it, `deployer config
+publish` stores a canonical JSON copy in DynamoDB, and the functions read that copy through
+`ConfigStore.load`, cached for at most a minute.
+
+Entry points:
+- `check_config_text(text, source)` -> `CheckResult` with the config (or None), every error and
+  every warning, each with its path and YAML line.
+- `load_config_text(text, source)` -> `PipelinesConfig`, or `ConfigError` listing every error.
+- `to_published_json` / `from_published_json`: the published form, validated again on the way in.
+- `find_pipelines(config, repository, branch)`: every pipeline a push starts, in file order.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+from yaml.constructor import SafeConstructor
+
+from deployer import rolling
+from deployer.errors import ConfigError, DeployerError, TransientError
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.parameters import DynamoDBProvider
+    from mypy_boto3_dynamodb.service_resource import DynamoDBServiceResource, Table
+
+__all__ = [
+    "MAX_CONFIG_BYTES",
+    "MAX_YAML_NODES",
+    "PUBLISHED_ITEM_ID",
+    "Approval",
+    "Build",
+    "CheckResult",
+    "ConfigStore",
+    "Pipeline",
+    "PipelinesConfig",
+    "Problem",
+    "PublishConflict",
+    "PublishedConfig",
+    "Rollout",
+    "SlackDefaults",
+    "Stage",
+    "check_config_text",
+    "find_pipelines",
+    "from_published_json",
+    "load_config_text",
+    "to_published_json",
+]
+
+# A few dozen pipelines take a few tens of KiB; anything near a mebibyte is a mistake or an attack.
+MAX_CONFIG_BYTES = 1024 * 1024
+# Bounds what anchors and aliases may expand to (the "billion laughs" document is 1 KiB of YAML).
+MAX_YAML_NODES = 100_000
+MAX_YAML_DEPTH = 64
+
+# Approval links are signed for at most a week: a release that waited longer is stale (newer
+# commits have moved on) and a long-lived link is a long-lived credential.
+MAX_APPROVAL_HOURS = 168
+
+Loc = tuple[str | int, ...]
+
+# --------------------------------------------------------------------------------------------
+# Field rules. Each raises ValueError with the value and the rule, so the message stands alone.
+# --------------------------------------------------------------------------------------------
+
+_NAME_RE = re.compile(r"[a-z0-9-]{1,64}")
+_REPOSITORY_RE = re.compile(r"[A-Za-z0-9_.-]{1,100}")  # CodeCommit RepositoryName: [\w\.-]+, 1..100
+_PROJECT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{1,149}")  # CodeBuild ProjectName, 2..150
+_ECS_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,255}")  # ECS cluster, service and container names
+_SLACK_USER_RE = re.compile(r"[UW][A-Z0-9]{6,20}")
+_SLACK_CHANNEL_RE = re.compile(r"#[a-z0-9_-]{1,80}|[CGD][A-Z0-9]{6,20}")
+_BAD_BRANCH_RE = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//")
+
+
+def _check_name(value: str) -> str:
+    if not _NAME_RE.fullmatch(value):
+        raise ValueError(f"{value!r} must be 1 to 64 characters of a-z, 0-9 and '-'")
+    return value
+
+
+def _check_repository(value: str) -> str:
+    if not _REPOSITORY_RE.fullmatch(value) or value.endswith(".git"):
+        raise ValueError(
+            f"{value!r} is not a CodeCommit repository name: 1 to 100 characters of letters, "
+            "digits, '.', '_' and '-', not ending in '.git'"
+        )
+    return value
+
+
+def _check_branch(value: str) -> str:
+    if value.startswith("refs/"):
+        raise ValueError(f"{value!r}: give the branch name as pushed, without 'refs/heads/'")
+    if (
+        not value
+        or len(value) > 256
+        or _BAD_BRANCH_RE.search(value)
+        or value.startswith(("-", "/", "."))
+        or value.endswith(("/", ".", ".lock"))
+    ):
+        raise ValueError(f"{value!r} is not a valid git branch name (1 to 256 characters, git's ref rules)")
+    return value
+
+
+def _check_project(value: str) -> str:
+    if not _PROJECT_RE.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a CodeBuild project name: 2 to 150 characters of letters, digits, "
+            "'-' and '_', starting with a letter or digit"
+        )
+    return value
+
+
+def _check_ecs_name(value: str) -> str:
+    if not _ECS_NAME_RE.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not an ECS name: 1 to 255 letters, digits, '-' and '_' (names, not ARNs: "
+            "the deployer works in its own account and region)"
+        )
+    return value
+
+
+def _check_slack_user(value: str) -> str:
+    if not _SLACK_USER_RE.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a Slack user id (like U012ABCDEF or W012ABCDEF; "
+            "find it in the member's profile, 'Copy member ID')"
+        )
+    return value
+
+
+def _check_slack_channel(value: str) -> str:
+    if not _SLACK_CHANNEL_RE.fullmatch(value):
+        raise ValueError(f"{value!r} is not a Slack channel: '#name' (lowercase) or a channel id like C012ABCDEF")
+    return value
+
+
+def _check_approval_hours(value: int) -> int:
+    if not 1 <= value <= MAX_APPROVAL_HOURS:
+        raise ValueError(
+            f"{value} is outside 1..{MAX_APPROVAL_HOURS} hours: an approval link lives at most a week, "
+            "since a release that waited longer is stale and a long-lived link is a long-lived credential"
+        )
+    return value
+
+
+Name = Annotated[str, AfterValidator(_check_name)]
+RepositoryName = Annotated[str, AfterValidator(_check_repository)]
+BranchName = Annotated[str, AfterValidator(_check_branch)]
+ProjectName = Annotated[str, AfterValidator(_check_project)]
+EcsName = Annotated[str, AfterValidator(_check_ecs_name)]
+SlackUserId = Annotated[str, AfterValidator(_check_slack_user)]
+SlackChannel = Annotated[str, AfterValidator(_check_slack_channel)]
+ApprovalHours = Annotated[int, AfterValidator(_check_approval_hours)]
+
+# ECS DeploymentLifecycleHookStage (botocore's ECS model).
+LifecycleStage = Literal[
+    "RECONCILE_SERVICE",
+    "PRE_SCALE_UP",
+    "POST_SCALE_UP",
+    "TEST_TRAFFIC_SHIFT",
+    "POST_TEST_TRAFFIC_SHIFT",
+    "PRE_PRODUCTION_TRAFFIC_SHIFT",
+    "PRODUCTION_TRAFFIC_SHIFT",
+    "POST_PRODUCTION_TRAFFIC_SHIFT",
+]
+# Lifecycle hooks exist only for these strategies.
+HOOK_STRATEGIES = ("BLUE_GREEN", "LINEAR", "CANARY")
+
+
+ONE_CONTAINER_KEY = (
+    "give exactly one of `container: NAME` or `containers: [NAME, ...]` "
+    "(the containers whose image is replaced by the build's IMAGE_URI)"
+)
+ONE_CIRCUIT_BREAKER = "give circuitBreaker (the shorthand) or deploymentCircuitBreaker, not both"
+
+
+class _Model(BaseModel):
+    """Strict (YAML's `"50"` stays a string, `yes` stays a boolean) and closed (typos are errors)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, validate_by_name=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Schema
+# --------------------------------------------------------------------------------------------
+
+
+class CircuitBreakerShorthand(_Model):
+    """`circuitBreaker: {rollback: true}`: ECS's deploymentCircuitBreaker, enable defaulting to true."""
+
+    rollback: bool
+    enable: bool = True
+
+
+class Rollout(_Model):
+    """ECS deploymentConfiguration in the API's own names, plus the `circuitBreaker` shorthand.
+
+    Only the keys are checked here (a misspelt key is an error); the values are checked by
+    `deployer.rolling.validate`, the same rules `deployer plan` and the deploying function apply,
+    so one rule never has two wordings. Keys left out take ECS's defaults.
+    """
+
+    minimum_healthy_percent: Any = Field(None, alias="minimumHealthyPercent")
+    maximum_percent: Any = Field(None, alias="maximumPercent")
+    circuit_breaker: CircuitBreakerShorthand | None = Field(None, alias="circuitBreaker")
+    deployment_circuit_breaker: Any = Field(None, alias="deploymentCircuitBreaker")
+    alarms: Any = None
+    strategy: Any = None
+    bake_time_in_minutes: Any = Field(None, alias="bakeTimeInMinutes")
+    linear_configuration: Any = Field(None, alias="linearConfiguration")
+    canary_configuration: Any = Field(None, alias="canaryConfiguration")
+    lifecycle_hooks: Any = Field(None, alias="lifecycleHooks")
+    early_success_criteria: Any = Field(None, alias="earlySuccessCriteria")
+
+    @model_validator(mode="after")
+    def _one_circuit_breaker(self) -> Rollout:
+        if self.circuit_breaker is not None and self.deployment_circuit_breaker is not None:
+            raise ValueError(ONE_CIRCUIT_BREAKER)
+        return self
+
+    def deployment_configuration(self) -> dict[str, Any]:
+        """The ECS API shape (UpdateService's deploymentConfiguration), without absent keys."""
+        api: dict[str, Any] = self.model_dump(
+            mode="json", by_alias=True, exclude_none=True, exclude={"circuit_breaker"}
+        )
+        if self.circuit_breaker is not None:
+            api["deploymentCircuitBreaker"] = {
+                "enable": self.circuit_breaker.enable,
+                "rollback": self.circuit_breaker.rollback,
+            }
+        return api
+
+
+class Approval(_Model):
+    """A human approval in Slack, asked before the stage deploys (or, with `at`, during it)."""
+
+    approvers: list[SlackUserId] = Field(default_factory=list)
+    expires_in_hours: ApprovalHours = Field(24, alias="expiresInHours")
+    channel: SlackChannel | None = None
+    at: LifecycleStage | None = None
+
+
+class Build(_Model):
+    project: ProjectName
+
+
+class Stage(_Model):
+    name: Name
+    cluster: EcsName
+    service: EcsName
+    rollout: Rollout | None = None
+    approval: Approval | None = None
+
+    def deployment_configuration(self) -> dict[str, Any]:
+        """UpdateService's deploymentConfiguration; empty when the stage sets no rollout."""
+        return self.rollout.deployment_configuration() if self.rollout is not None else {}
+
+
+class Pipeline(_Model):
+    name: Name
+    repository: RepositoryName
+    branch: BranchName
+    build: Build
+    container: EcsName | None = None
+    containers: list[EcsName] | None = Field(None, min_length=1)
+    stages: list[Stage] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_container_key(self) -> Pipeline:
+        if (self.container is None) == (self.containers is None):
+            raise ValueError(ONE_CONTAINER_KEY)
+        return self
+
+    @property
+    def container_names(self) -> tuple[str, ...]:
+        """The containers whose image the deployer replaces, whichever key the file used."""
+        if self.containers is not None:
+            return tuple(self.containers)
+        return (self.container,) if self.container is not None else ()
+
+    def stage_named(self, name: str) -> Stage | None:
+        return next((s for s in self.stages if s.name == name), None)
+
+    def stage_after(self, name: str) -> Stage | None:
+        """The stage that follows `name`, or None after the last one (or for an unknown name)."""
+        names = [s.name for s in self.stages]
+        if name not in names or names.index(name) + 1 == len(names):
+            return None
+        return self.stages[names.index(name) + 1]
+
+
+class SlackDefaults(_Model):
+    channel: SlackChannel | None = None
+
+
+class PipelinesConfig(_Model):
+    """The whole file. Build it with `load_config_text` or `from_published_json`, which also run
+    the cross-checks (unique names, one stage per ECS service, rollouts) that a bare
+    `model_validate` does not."""
+
+    pipelines: list[Pipeline]
+    slack: SlackDefaults | None = None
+
+    def pipeline_named(self, name: str) -> Pipeline | None:
+        return next((p for p in self.pipelines if p.name == name), None)
+
+    @property
+    def stage_count(self) -> int:
+        return sum(len(p.stages) for p in self.pipelines)
+
+
+def find_pipelines(config: PipelinesConfig, repository: str, branch: str) -> list[Pipeline]:
+    """Every pipeline a push to repository/branch starts, in file order (several may match)."""
+    return [p for p in config.pipelines if p.repository == repository and p.branch == branch]
+
+
+# --------------------------------------------------------------------------------------------
+# Problems and results
+# --------------------------------------------------------------------------------------------
+
+
+def format_path(loc: Sequence[str | int]) -> str:
+    """('pipelines', 0, 'stages', 1, 'name') -> 'pipelines[0].stages[1].name'."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One error or warning: where (path and YAML line, when known) and what."""
+
+    path: str
+    message: str
+    line: int | None = None
+    column: int | None = None
+
+    def format(self, source: str) -> str:
+        where = source
+        if self.line is not None:
+            where += f":{self.line}" + (f":{self.column}" if self.column is not None else "")
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "line": self.line, "column": self.column, "message": self.message}
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What `check_config_text` found: the config when there is no error, and every problem."""
+
+    source: str
+    config: PipelinesConfig | None
+    errors: tuple[Problem, ...] = ()
+    warnings: tuple[Problem, ...] = ()
+
+    @property
+    def valid(self) -> bool:
+        return self.config is not None and not self.errors
+
+    @property
+    def error_messages(self) -> list[str]:
+        return [p.format(self.source) for p in self.errors]
+
+    @property
+    def warning_messages(self) -> list[str]:
+        return [p.format(self.source) for p in self.warnings]
+
+    def raise_for_errors(self) -> PipelinesConfig:
+        if self.config is None or self.errors:
+            count = len(self.errors)
+            raise ConfigError(
+                f"{self.source}: {count} error{'s' if count != 1 else ''} in the pipelines configuration",
+                self.error_messages,
+            )
+        return self.config
+
+
+# --------------------------------------------------------------------------------------------
+# YAML: compose the node tree ourselves, to know each path's line, refuse duplicate keys and
+# bound what aliases expand to.
+# --------------------------------------------------------------------------------------------
+
+_STANDARD_SCALAR_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "timestamp")
+)
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _YamlReader:
+    """Turns a composed YAML node tree into plain data, remembering the line of every path."""
+
+    def __init__(self) -> None:
+        self.lines: dict[Loc, int] = {}
+        self.problems: list[Problem] = []
+        self.unreadable: set[Loc] = set()  # values replaced by None after a problem
+        self._nodes = 0
+        self._constructor = SafeConstructor()
+
+    def _problem(self, loc: Loc, node: yaml.Node, message: str) -> None:
+        self.problems.append(Problem(format_path(loc), message, node.start_mark.line + 1))
+
+    def _unreadable(self, loc: Loc, node: yaml.Node, message: str) -> None:
+        self._problem(loc, node, message)
+        self.unreadable.add(loc)
+
+    def read(self, node: yaml.Node, loc: Loc = (), depth: int = 0, active: frozenset[int] = frozenset()) -> Any:
+        self._nodes += 1
+        if self._nodes > MAX_YAML_NODES:
+            raise _TooLarge
+        self.lines.setdefault(loc, node.start_mark.line + 1)
+        if depth > MAX_YAML_DEPTH:
+            self._unreadable(loc, node, f"nested deeper than {MAX_YAML_DEPTH} levels")
+            return None
+        if id(node) in active:
+            self._unreadable(loc, node, "an alias refers to a node that contains it (a recursive structure)")
+            return None
+        if isinstance(node, yaml.ScalarNode):
+            return self._scalar(node, loc)
+        active = active | {id(node)}
+        if isinstance(node, yaml.SequenceNode):
+            if node.tag != _SEQ_TAG:
+                self._unreadable(loc, node, f"unsupported tag {node.tag!r}")
+                return None
+            return [self.read(item, (*loc, i), depth + 1, active) for i, item in enumerate(node.value)]
+        if isinstance(node, yaml.MappingNode):
+            if node.tag != _MAP_TAG:
+                self._unreadable(loc, node, f"unsupported tag {node.tag!r}")
+                return None
+            return self._mapping(node, loc, depth, active)
+        self._unreadable(loc, node, "unsupported YAML node")  # pragma: no cover - composer makes only these
+        return None
+
+    def _scalar(self, node: yaml.ScalarNode, loc: Loc) -> Any:
+        if node.tag not in _STANDARD_SCALAR_TAGS:
+            self._unreadable(loc, node, f"unsupported tag {node.tag!r}")
+            return None
+        try:
+            return self._constructor.construct_object(node, deep=True)
+        except Exception as exc:  # PyYAML raises ValueError for dates like 2024-13-45
+            self._unreadable(loc, node, f"cannot read the value {node.value!r}: {exc}")
+            return None
+
+    def _mapping(self, node: yaml.MappingNode, loc: Loc, depth: int, active: frozenset[int]) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        explicit: dict[str, Any] = {}
+        first_line: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                for source in self._merge_sources(value_node, loc):
+                    value = self.read(source, loc, depth + 1, active)
+                    if isinstance(value, dict):
+                        for key, item in value.items():
+                            merged.setdefault(key, item)
+                continue
+            key = self._key(key_node, loc)
+            if key is None:
+                continue
+            line = key_node.start_mark.line + 1
+            if key in first_line:
+                self._problem(
+                    (*loc, key),
+                    key_node,
+                    f"duplicate key (first at line {first_line[key]}); YAML would silently keep the last one",
+                )
+                continue
+            first_line[key] = line
+            explicit[key] = self.read(value_node, (*loc, key), depth + 1, active)
+            self.lines[(*loc, key)] = line
+        return {**merged, **explicit}
+
+    def _merge_sources(self, node: yaml.Node, loc: Loc) -> list[yaml.Node]:
+        if isinstance(node, yaml.MappingNode):
+            return [node]
+        if isinstance(node, yaml.SequenceNode) and all(isinstance(n, yaml.MappingNode) for n in node.value):
+            return list(node.value)
+        self._problem(loc, node, "a merge key (<<) takes a mapping or a list of mappings")
+        return []
+
+    def _key(self, node: yaml.Node, loc: Loc) -> str | None:
+        if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:str":
+            return str(node.value)
+        shown = repr(node.value) if isinstance(node, yaml.ScalarNode) else "a list or mapping"
+        self._problem(loc, node, f"keys must be strings, got {shown}")
+        return None
+
+
+def _yaml_error_problem(exc: yaml.YAMLError, text: str) -> Problem:
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or "invalid YAML"
+        if "'\\t'" in problem:
+            problem = "a tab character: YAML indents and separates with spaces only"
+        elif isinstance(exc, yaml.composer.ComposerError) and "another document" in problem:
+            problem = "more than one YAML document ('---'): the pipelines file is a single document"
+        elif exc.context:
+            problem = f"{exc.context}: {problem}"
+        if mark is not None:
+            return Problem("", f"YAML syntax: {problem}", mark.line + 1, mark.column + 1)
+        return Problem("", f"YAML syntax: {problem}")
+    if isinstance(exc, yaml.reader.ReaderError):
+        before = text[: exc.position]
+        return Problem(
+            "",
+            f"YAML syntax: the character #x{exc.character:04x} is not allowed",
+            before.count("\n") + 1,
+            exc.position - (before.rfind("\n") + 1) + 1,
+        )
+    return Problem("", f"YAML syntax: {exc}")
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """Refuses deep flow nesting while scanning: PyYAML's scanner does work quadratic in the
+    flow depth, so a mebibyte of '[' would otherwise take hours."""
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:  # noqa: N803 - PyYAML's name
+        if self.flow_level >= MAX_YAML_DEPTH:
+            raise yaml.scanner.ScannerError(None, None, f"nested deeper than {MAX_YAML_DEPTH} levels", self.get_mark())
+        super().fetch_flow_collection_start(TokenClass)  # type: ignore[misc]
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    data: Any
+    lines: Mapping[Loc, int] = field(default_factory=dict)
+    problems: Sequence[Problem] = ()
+    unreadable: frozenset[Loc] = frozenset()
+
+
+def _parse_yaml(text: str) -> _Parsed:
+    """The document as plain data, the line of every path, and the problems YAML itself has."""
+    try:
+        root = yaml.compose(text, Loader=_BoundedLoader)
+    except yaml.YAMLError as exc:
+        return _Parsed(None, problems=[_yaml_error_problem(exc, text)])
+    except RecursionError:
+        return _Parsed(None, problems=[Problem("", "YAML nested too deeply")])
+    if root is None:
+        return _Parsed(None, problems=[Problem("", "the file is empty: expected a mapping with a `pipelines` list")])
+    reader = _YamlReader()
+    try:
+        data = reader.read(root)
+    except _TooLarge:
+        return _Parsed(
+            None,
+            problems=[
+                Problem(
+                    "",
+                    f"the document expands to more than {MAX_YAML_NODES} values (anchors and aliases): refused",
+                )
+            ],
+        )
+    return _Parsed(data, reader.lines, reader.problems, frozenset(reader.unreadable))
+
+
+# --------------------------------------------------------------------------------------------
+# Validation: the schema (pydantic), then the cross-checks and rollouts, each on what is valid.
+# --------------------------------------------------------------------------------------------
+
+
+def _known_keys() -> set[str]:
+    keys: set[str] = set()
+    models: list[type[BaseModel]] = [PipelinesConfig]
+    seen: set[type[BaseModel]] = set()
+    while models:
+        model = models.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        for name, info in model.model_fields.items():
+            keys.add(info.alias or name)
+            for arg in _types_in(info.annotation):
+                if isinstance(arg, type) and issubclass(arg, BaseModel):
+                    models.append(arg)
+    return keys
+
+
+def _types_in(annotation: Any) -> Iterator[Any]:
+    yield annotation
+    for arg in getattr(annotation, "__args__", ()):
+        yield from _types_in(arg)
+
+
+_KNOWN_KEYS = _known_keys()
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _humanize(error: Mapping[str, Any]) -> str:
+    kind = error["type"]
+    value = error.get("input")
+    if kind == "extra_forbidden":
+        key = str(error["loc"][-1]) if error["loc"] else ""
+        close = difflib.get_close_matches(key, sorted(_KNOWN_KEYS), n=1, cutoff=0.75)
+        hint = f": did you mean {close[0]!r}?" if close else ""
+        return f"unknown key{hint}"
+    if kind == "missing":
+        return "required key missing"
+    if kind == "value_error":
+        return str(error.get("ctx", {}).get("error", error["msg"]))
+    message = str(error["msg"])
+    if kind == "too_short":
+        least = error.get("ctx", {}).get("min_length", 1)
+        return f"needs at least {least} entr{'y' if least == 1 else 'ies'}"
+    if value is None:
+        return f"empty value (null): {message[0].lower()}{message[1:]}"
+    if kind == "string_type" and value is not None and not isinstance(value, dict | list):
+        return (
+            f"expected a string, got {_short(value)}: YAML reads true/false/yes/no/on/off, numbers "
+            "and dates as such, so quote the value"
+        )
+    if kind in {"model_type", "model_attributes_type", "dict_type"}:
+        return f"expected a mapping, got {_short(value)}"
+    if kind == "list_type":
+        return f"expected a list, got {_short(value)}"
+    return f"{message} (got {_short(value)})"
+
+
+def _line_for(loc: Loc, lines: Mapping[Loc, int]) -> int | None:
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None
+
+
+class _Checker:
+    def __init__(self, lines: Mapping[Loc, int], unreadable: frozenset[Loc] = frozenset()) -> None:
+        self.lines = lines
+        self.unreadable = unreadable
+        self.errors: list[Problem] = []
+        self.warnings: list[Problem] = []
+
+    def _add(self, problems: list[Problem], loc: Loc, message: str) -> None:
+        problem = Problem(format_path(loc), message, _line_for(loc, self.lines))
+        if problem not in problems:  # the schema and the raw checks may both see one rule
+            problems.append(problem)
+
+    def error(self, loc: Loc, message: str) -> None:
+        self._add(self.errors, loc, message)
+
+    def warning(self, loc: Loc, message: str) -> None:
+        self._add(self.warnings, loc, message)
+
+    def pydantic(self, exc: ValidationError, prefix: Loc = ()) -> None:
+        for err in exc.errors(include_url=False):
+            loc = (*prefix, *err["loc"])
+            if any(loc[:end] in self.unreadable for end in range(len(loc) + 1)):
+                continue  # the YAML reader already said why this value is missing
+            self.error(loc, _humanize(err))
+
+
+def _validate(
+    data: Any, lines: Mapping[Loc, int], unreadable: frozenset[Loc] = frozenset()
+) -> tuple[PipelinesConfig | None, _Checker]:
+    check = _Checker(lines, unreadable)
+    if not isinstance(data, dict):
+        check.error((), f"the document must be a mapping with a `pipelines` list, got {_short(data)}")
+        return None, check
+    config: PipelinesConfig | None = None
+    try:
+        config = PipelinesConfig.model_validate(data)
+    except ValidationError as exc:
+        check.pydantic(exc)
+    _cross_check(data, check)
+    if config is None or check.errors:
+        return None, check
+    _warn(config, check)
+    return config, check
+
+
+def _entries(value: Any, key: str) -> list[tuple[int, dict[str, Any]]]:
+    """(index, entry) for each mapping in value[key]; the schema reports the rest."""
+    items = value.get(key) if isinstance(value, dict) else None
+    if not isinstance(items, list):
+        return []
+    return [(index, item) for index, item in enumerate(items) if isinstance(item, dict)]
+
+
+def _cross_check(data: dict[str, Any], check: _Checker) -> None:
+    """Rules between entries, and the rollout values, checked on the raw data so that one entry
+    the schema refuses does not hide the problems of the others."""
+    pipeline_names: dict[str, int] = {}
+    services: dict[tuple[str, str], Loc] = {}
+    for p_index, pipeline in _entries(data, "pipelines"):
+        p_loc: Loc = ("pipelines", p_index)
+        name = pipeline.get("name")
+        if isinstance(name, str):
+            if name in pipeline_names:
+                check.error(
+                    (*p_loc, "name"),
+                    f"{name!r} is also the name of pipelines[{pipeline_names[name]}]: pipeline names are unique",
+                )
+            else:
+                pipeline_names[name] = p_index
+        if (pipeline.get("container") is None) == (pipeline.get("containers") is None):
+            check.error(p_loc, ONE_CONTAINER_KEY)
+        containers = pipeline.get("containers")
+        if isinstance(containers, list):
+            seen_containers: set[str] = set()
+            for c_index, container in enumerate(containers):
+                if isinstance(container, str) and container in seen_containers:
+                    check.error((*p_loc, "containers", c_index), f"{container!r} is listed twice")
+                if isinstance(container, str):
+                    seen_containers.add(container)
+        stage_names: dict[str, int] = {}
+        for s_index, stage in _entries(pipeline, "stages"):
+            s_loc: Loc = (*p_loc, "stages", s_index)
+            stage_name = stage.get("name")
+            if isinstance(stage_name, str):
+                if stage_name in stage_names:
+                    check.error(
+                        (*s_loc, "name"),
+                        f"{stage_name!r} is also the name of stages[{stage_names[stage_name]}]: "
+                        "stage names are unique within a pipeline",
+                    )
+                else:
+                    stage_names[stage_name] = s_index
+            cluster, service = stage.get("cluster"), stage.get("service")
+            if isinstance(cluster, str) and isinstance(service, str):
+                if (cluster, service) in services:
+                    check.error(
+                        (*s_loc, "service"),
+                        f"ECS service {service!r} in cluster {cluster!r} is already deployed by "
+                        f"{format_path(services[cluster, service])}: one deployment per ECS service at "
+                        "a time is an invariant, so each service belongs to exactly one stage",
+                    )
+                else:
+                    services[cluster, service] = s_loc
+            if "approval" in stage and stage["approval"] is None:
+                check.error((*s_loc, "approval"), EMPTY_APPROVAL)
+            _check_rollout(stage.get("rollout"), (*s_loc, "rollout"), check)
+            _check_approval_at(stage, s_loc, check)
+
+
+EMPTY_APPROVAL = (
+    "empty: an approval gate cannot be empty; write `approval: {}` for one that anyone holding "
+    "the link can give (24 hours), or remove the key"
+)
+
+_ROLLOUT_API_KEYS = frozenset(
+    info.alias or name for name, info in Rollout.model_fields.items() if name != "circuit_breaker"
+)
+
+
+def _check_rollout(raw: Any, loc: Loc, check: _Checker) -> None:
+    """The rollout's values through `rolling.validate` (static checks: no service facts here)."""
+    if not isinstance(raw, dict):
+        return
+    requested = {key: value for key, value in raw.items() if key in _ROLLOUT_API_KEYS and value is not None}
+    if "circuitBreaker" in raw and "deploymentCircuitBreaker" in raw:
+        check.error(loc, ONE_CIRCUIT_BREAKER)
+    shorthand = "circuitBreaker" in raw and "deploymentCircuitBreaker" not in raw
+    if shorthand:
+        try:
+            breaker = CircuitBreakerShorthand.model_validate(raw["circuitBreaker"])
+        except ValidationError:
+            pass  # the schema reports it
+        else:
+            requested["deploymentCircuitBreaker"] = {"enable": breaker.enable, "rollback": breaker.rollback}
+    result = rolling.validate(requested, None)
+    for severity, findings in (("error", result.errors), ("warning", result.warnings)):
+        for finding in findings:
+            path = finding.field
+            if shorthand and path.startswith("deploymentCircuitBreaker"):
+                path = "circuitBreaker" + path.removeprefix("deploymentCircuitBreaker")
+            message = finding.message.removeprefix(f"{finding.field}: ")
+            where = (*loc, *_field_loc(path))
+            if severity == "error":
+                check.error(where, message)
+            else:
+                check.warning(where, message)
+
+
+def _check_approval_at(stage: dict[str, Any], loc: Loc, check: _Checker) -> None:
+    approval, rollout = stage.get("approval"), stage.get("rollout")
+    at = approval.get("at") if isinstance(approval, dict) else None
+    if at is None:
+        return
+    strategy = rollout.get("strategy") if isinstance(rollout, dict) else None
+    if strategy not in HOOK_STRATEGIES:
+        check.error(
+            (*loc, "approval", "at"),
+            f"{at} needs rollout.strategy BLUE_GREEN, LINEAR or CANARY (got {strategy or 'none: ROLLING'}): "
+            "ECS runs lifecycle hooks only for those",
+        )
+
+
+def _warn(config: PipelinesConfig, check: _Checker) -> None:
+    """Legal but probably not meant: reported, never refused."""
+    if not config.pipelines:
+        check.warning(("pipelines",), "no pipelines: a push starts nothing")
+    for p_index, pipeline in enumerate(config.pipelines):
+        for s_index, stage in enumerate(pipeline.stages):
+            approval = stage.approval
+            if approval is None:
+                continue
+            loc: Loc = ("pipelines", p_index, "stages", s_index, "approval", "approvers")
+            if not approval.approvers:
+                check.warning(loc, "empty: anyone holding the approval link can approve (list Slack user ids)")
+            seen: set[str] = set()
+            for index, approver in enumerate(approval.approvers):
+                if approver in seen:
+                    check.warning((*loc, index), f"{approver!r} is listed twice")
+                seen.add(approver)
+
+
+def _field_loc(field_path: str) -> Loc:
+    """'deploymentCircuitBreaker.rollback' or 'lifecycleHooks[0].roleArn' -> a loc."""
+    return tuple(
+        int(part[1:-1]) if part.startswith("[") else part for part in re.findall(r"\[\d+\]|[^.\[\]]+", field_path)
+    )
+
+
+def check_config_text(text: str, source: str = "<string>") -> CheckResult:
+    """Every error and warning of a pipelines file; never raises for bad input."""
+    size = len(text.encode("utf-8", errors="surrogatepass"))
+    if size > MAX_CONFIG_BYTES:
+        return CheckResult(
+            source,
+            None,
+            (Problem("", f"the file is {size} bytes, above the limit of {MAX_CONFIG_BYTES} (1 MiB)"),),
+        )
+    parsed = _parse_yaml(text)
+    if parsed.problems and parsed.data is None:
+        return CheckResult(source, None, tuple(parsed.problems))
+    config, check = _validate(parsed.data, parsed.lines, parsed.unreadable)
+    errors = sorted([*parsed.problems, *check.errors], key=lambda p: p.line or 0)
+    warnings = sorted(check.warnings, key=lambda p: p.line or 0)
+    return CheckResult(source, None if errors else config, tuple(errors), tuple(warnings))
+
+
+def load_config_text(text: str, source: str = "<string>") -> PipelinesConfig:
+    """The validated config; ConfigError whose `messages` list every problem, located.
+
+    Warnings do not fail loading: `check_config_text` returns them."""
+    return check_config_text(text, source).raise_for_errors()
+
+
+# --------------------------------------------------------------------------------------------
+# Published form
+# --------------------------------------------------------------------------------------------
+
+
+def _published_data(config: PipelinesConfig) -> dict[str, Any]:
+    data: dict[str, Any] = config.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return data
+
+
+def to_published_json(config: PipelinesConfig) -> str:
+    """Canonical compact JSON (sorted keys): the same config always gives the same bytes and sha256."""
+    return json.dumps(_published_data(config), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def to_yaml(config: PipelinesConfig) -> str:
+    """The config as YAML in schema order (what `deployer config show` prints)."""
+    return yaml.safe_dump(_published_data(config), sort_keys=False, allow_unicode=True, width=110)
+
+
+PUBLISHED_SOURCE = "published config"
+
+
+def from_published_json(text: str, source: str = PUBLISHED_SOURCE) -> PipelinesConfig:
+    """Validates the published copy again, with every cross-check; ConfigError if it fails."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ConfigError(f"{source}: not valid JSON: {exc}") from None
+    config, check = _validate(data, {})
+    return CheckResult(source, config, tuple(check.errors), tuple(check.warnings)).raise_for_errors()
+
+
+# --------------------------------------------------------------------------------------------
+# The published copy in DynamoDB
+# --------------------------------------------------------------------------------------------
+
+PUBLISHED_ITEM_ID = "pipelines"
+MAX_CACHE_SECONDS = 60
+
+_TRANSIENT_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+    }
+)
+
+
+class PublishConflict(DeployerError):
+    """Someone else published between our read and our write; re-running publishes on top."""
+
+
+@dataclass(frozen=True)
+class PublishedConfig:
+    version: int
+    sha256: str
+    published_at: str
+    published_by: str
+    value: str = field(repr=False)
+
+
+def _raise_store_error(exc: BaseException, table_name: str) -> NoReturn:
+    """AWS failures as domain errors: throttling, 5xx and network faults may pass on a retry
+    (TransientError); a missing table, denied access or missing credentials will not (ConfigError).
+    Anything else is a bug and propagates as it is."""
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+
+    error: DeployerError
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code == "ResourceNotFoundException":
+            error = ConfigError(
+                f"DynamoDB table {table_name!r} not found (check --table / DEPLOYER_CONFIG_TABLE and the region)"
+            )
+        elif code in _TRANSIENT_CODES or status >= 500:
+            error = TransientError(f"DynamoDB table {table_name!r}: {exc}")
+        else:
+            error = ConfigError(f"DynamoDB table {table_name!r}: {exc}")
+    elif isinstance(exc, NoCredentialsError):
+        error = ConfigError("no AWS credentials found (set AWS_PROFILE or the AWS_* environment variables)")
+    elif isinstance(exc, NoRegionError):
+        error = ConfigError("no AWS region configured (set AWS_REGION or AWS_DEFAULT_REGION)")
+    elif isinstance(exc, BotoCoreError):
+        error = TransientError(f"DynamoDB table {table_name!r}: {exc}")
+    else:
+        raise exc
+    raise error from exc
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class ConfigStore:
+    """The published pipelines: one DynamoDB item (`id = "pipelines"`), read through Powertools'
+    DynamoDBProvider so a warm Lambda reads the table at most once per `max_age_seconds`."""
+
+    def __init__(
+        self,
+        table_name: str,
+        dynamodb: DynamoDBServiceResource | None = None,
+        max_age_seconds: int = MAX_CACHE_SECONDS,
+    ) -> None:
+        if not 0 <= max_age_seconds <= MAX_CACHE_SECONDS:
+            raise ValueError(f"max_age_seconds must be 0..{MAX_CACHE_SECONDS}: a publish shows within a minute")
+        from aws_lambda_powertools.utilities.parameters import DynamoDBProvider
+
+        if dynamodb is None:
+            import boto3
+            from botocore.exceptions import BotoCoreError
+
+            try:
+                dynamodb = boto3.resource("dynamodb")
+            except BotoCoreError as exc:
+                _raise_store_error(exc, table_name)
+        self.table_name = table_name
+        self.max_age_seconds = max_age_seconds
+        self._table: Table = dynamodb.Table(table_name)
+        self._provider: DynamoDBProvider = DynamoDBProvider(
+            table_name, key_attr="id", value_attr="value", boto3_client=dynamodb
+        )
+        self._parsed: tuple[str, PipelinesConfig] | None = None
+
+    def describe(self) -> PublishedConfig | None:
+        """The published item (consistent read), not validated; None before the first publish."""
+        try:
+            item = self._table.get_item(Key={"id": PUBLISHED_ITEM_ID}, ConsistentRead=True).get("Item")
+        except Exception as exc:
+            _raise_store_error(exc, self.table_name)
+        if item is None:
+            return None
+        return PublishedConfig(
+            version=int(str(item.get("version", 0))),
+            sha256=str(item.get("sha256", "")),
+            published_at=str(item.get("published_at", "")),
+            published_by=str(item.get("published_by", "unknown")),
+            value=str(item.get("value", "")),
+        )
+
+    def publish(
+        self, config: PipelinesConfig, published_by: str, *, expected_version: int | None = None
+    ) -> PublishedConfig:
+        """Writes version N+1 on condition that N is still the latest, so no publish is lost.
+
+        `expected_version` is the version this publish builds on (default: the one read now)."""
+        if expected_version is None:
+            current = self.describe()
+            expected_version = current.version if current is not None else 0
+        value = to_published_json(config)
+        published = PublishedConfig(
+            version=expected_version + 1,
+            sha256=hashlib.sha256(value.encode()).hexdigest(),
+            published_at=_now_iso(),
+            published_by=published_by or "unknown",
+            value=value,
+        )
+        condition: dict[str, Any] = (
+            {"ConditionExpression": "attribute_not_exists(id)"}
+            if expected_version == 0
+            else {
+                "ConditionExpression": "#v = :expected",
+                "ExpressionAttributeNames": {"#v": "version"},
+                "ExpressionAttributeValues": {":expected": expected_version},
+            }
+        )
+        from botocore.exceptions import ClientError
+
+        try:
+            self._table.put_item(
+                Item={
+                    "id": PUBLISHED_ITEM_ID,
+                    "value": published.value,
+                    "version": published.version,
+                    "sha256": published.sha256,
+                    "published_at": published.published_at,
+                    "published_by": published.published_by,
+                },
+                **condition,
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                _raise_store_error(exc, self.table_name)
+            latest = self.describe()
+            version = latest.version if latest is not None else "?"
+            raise PublishConflict(
+                f"someone published version {version} meanwhile (this publish was based on version "
+                f"{expected_version}); re-run"
+            ) from None
+        except Exception as exc:
+            _raise_store_error(exc, self.table_name)
+        return published
+
+    def load(self, *, force_fetch: bool = False) -> PipelinesConfig:
+        """The published config, cached for `max_age_seconds`, validated again.
+
+        ConfigError if nothing was published or the published copy fails validation (log it:
+        the functions refuse to act on a config they cannot trust)."""
+        from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+
+        try:
+            value = self._provider.get(PUBLISHED_ITEM_ID, max_age=self.max_age_seconds, force_fetch=force_fetch)
+        except GetParameterError as exc:
+            cause = exc.__cause__ or exc.__context__
+            if isinstance(cause, KeyError):
+                raise ConfigError(
+                    f"no pipelines published yet in table {self.table_name!r}: run deployer config publish FILE"
+                ) from None
+            _raise_store_error(cause or exc, self.table_name)
+        if not isinstance(value, str):
+            raise ConfigError(f"published config in table {self.table_name!r} is not a string")
+        if self._parsed is not None and self._parsed[0] == value:
+            return self._parsed[1]
+        config = from_published_json(value)
+        self._parsed = (value, config)
+        return config

@@ -1,0 +1,213 @@
+"""Create the deployer's own resources from template.yaml, and a demo account, in whatever AWS
+the clients point at: moto in process for unit tests, moto server for integration tests and the
+local stack. Never used against a real account by the functions themselves."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from deployer import template
+
+ACCOUNT = "123456789012"
+
+
+@dataclass(frozen=True)
+class DeployerNames:
+    """Resource names of one deployer environment (what template.yaml names with ${Environment})."""
+
+    environment: str = "local"
+
+    @property
+    def table(self) -> str:
+        return f"ecs-deployer-{self.environment}"
+
+    @property
+    def config_table(self) -> str:
+        return f"ecs-deployer-config-{self.environment}"
+
+    @property
+    def bus(self) -> str:
+        return f"ecs-deployer-{self.environment}"
+
+    def env(self) -> dict[str, str]:
+        """The functions' environment variables for these names (as template.yaml sets them)."""
+        return {
+            "DEPLOYER_TABLE": self.table,
+            "DEPLOYER_CONFIG_TABLE": self.config_table,
+            "DEPLOYER_EVENT_BUS": self.bus,
+        }
+
+
+def provision_deployer(names: DeployerNames, session: Any = None) -> None:
+    """Tables and bus exactly as template.yaml defines them."""
+    import boto3
+
+    session = session or boto3.session.Session()
+    dynamodb = session.client("dynamodb")
+    for logical_id, name in (("DeployerTable", names.table), ("ConfigTable", names.config_table)):
+        dynamodb.create_table(**template.create_table_request(logical_id, name))
+        props = template.resources("AWS::DynamoDB::Table")[logical_id]
+        ttl = props.get("TimeToLiveSpecification")
+        if ttl:
+            dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
+    session.client("events").create_event_bus(Name=names.bus)
+
+
+@dataclass
+class DemoService:
+    cluster: str
+    service: str
+    task_definition_arn: str
+    desired_count: int
+
+
+@dataclass
+class DemoAccount:
+    repository: str
+    build_project: str
+    ecr_repository_uri: str
+    first_image: str
+    services: dict[str, DemoService] = field(default_factory=dict)
+
+
+def web_task_definition(family: str = "web", image: str = "public.ecr.aws/nginx/nginx:1.27") -> dict[str, Any]:
+    """A realistic Fargate task definition (RegisterTaskDefinition request) with a sidecar, tags,
+    and fields that allow-list cloners drop."""
+    return {
+        "family": family,
+        "taskRoleArn": f"arn:aws:iam::{ACCOUNT}:role/web-task",
+        "executionRoleArn": f"arn:aws:iam::{ACCOUNT}:role/web-execution",
+        "networkMode": "awsvpc",
+        "requiresCompatibilities": ["FARGATE"],
+        "cpu": "512",
+        "memory": "1024",
+        "runtimePlatform": {"cpuArchitecture": "ARM64", "operatingSystemFamily": "LINUX"},
+        "ephemeralStorage": {"sizeInGiB": 30},
+        "containerDefinitions": [
+            {
+                "name": "web",
+                "image": image,
+                "essential": True,
+                "portMappings": [{"containerPort": 8080, "protocol": "tcp", "name": "http"}],
+                "environment": [{"name": "PORT", "value": "8080"}],
+                "healthCheck": {"command": ["CMD-SHELL", "wget -qO- localhost:8080/health || exit 1"], "interval": 15},
+                "logConfiguration": {
+                    "logDriver": "awslogs",
+                    "options": {"awslogs-group": f"/ecs/{family}", "awslogs-region": "eu-west-1"},
+                },
+            },
+            {
+                "name": "log-router",
+                "image": "public.ecr.aws/aws-observability/aws-for-fluent-bit:stable",
+                "essential": False,
+                "firelensConfiguration": {"type": "fluentbit"},
+            },
+        ],
+        "tags": [{"key": "team", "value": "web"}, {"key": "cost-center", "value": "cc-42"}],
+    }
+
+
+def push_demo_image(session: Any, repository: str, tag: str) -> tuple[str, str]:
+    """Put an image manifest in ECR (as a build would) and return (uri:tag, digest)."""
+    ecr = session.client("ecr")
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+                "size": 7023,
+                "digest": "sha256:" + hashlib.sha256(f"config-{tag}".encode()).hexdigest(),
+            },
+            "layers": [],
+        }
+    )
+    image = ecr.put_image(repositoryName=repository, imageManifest=manifest, imageTag=tag)["image"]
+    uri = ecr.describe_repositories(repositoryNames=[repository])["repositories"][0]["repositoryUri"]
+    return f"{uri}:{tag}", image["imageId"]["imageDigest"]
+
+
+def provision_demo(
+    session: Any = None,
+    *,
+    repository: str = "web-app",
+    build_project: str = "web-app-build",
+    services: dict[str, tuple[str, str, int]] | None = None,
+) -> DemoAccount:
+    """A CodeCommit repository, a CodeBuild project, an ECR repository with a first image, and
+    ECS clusters whose services run a first task definition. `services` maps a stage name to
+    (cluster, service, desired count); default dev/web x2 and prod/web x4."""
+    import boto3
+
+    session = session or boto3.session.Session()
+    services = services or {"dev": ("dev", "web", 2), "prod": ("prod", "web", 4)}
+    session.client("codecommit").create_repository(repositoryName=repository)
+    session.client("codebuild").create_project(
+        name=build_project,
+        source={
+            "type": "CODECOMMIT",
+            "location": f"https://git-codecommit.eu-west-1.amazonaws.com/v1/repos/{repository}",
+        },
+        artifacts={"type": "NO_ARTIFACTS"},
+        environment={
+            "type": "ARM_CONTAINER",
+            "image": "aws/codebuild/amazonlinux-aarch64-standard:3.0",
+            "computeType": "BUILD_GENERAL1_SMALL",
+            "privilegedMode": True,
+        },
+        serviceRole=f"arn:aws:iam::{ACCOUNT}:role/codebuild-{build_project}",
+    )
+    session.client("ecr").create_repository(repositoryName=repository)
+    first_image, _ = push_demo_image(session, repository, "v0")
+    ecr_uri = first_image.rsplit(":", 1)[0]
+    ec2 = session.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.42.1.0/24")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(GroupName="web", Description="web tasks", VpcId=vpc)["GroupId"]
+    ecs = session.client("ecs")
+    account = DemoAccount(repository, build_project, ecr_uri, first_image)
+    for stage, (cluster, service, desired) in services.items():
+        ecs.create_cluster(clusterName=cluster)
+        arn = ecs.register_task_definition(**web_task_definition(image=first_image))["taskDefinition"][
+            "taskDefinitionArn"
+        ]
+        ecs.create_service(
+            cluster=cluster,
+            serviceName=service,
+            taskDefinition=arn,
+            desiredCount=desired,
+            launchType="FARGATE",
+            networkConfiguration={
+                "awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [group], "assignPublicIp": "DISABLED"}
+            },
+        )
+        account.services[stage] = DemoService(cluster, service, arn, desired)
+    return account
+
+
+def demo_pipelines_yaml(account: DemoAccount, *, prod_approval: bool = True) -> str:
+    """The demo pipeline for `account`: dev, then prod (behind an approval)."""
+    dev = account.services["dev"]
+    prod = account.services["prod"]
+    approval = "        approval: {approvers: [U012ABCDEF], expiresInHours: 24}\n" if prod_approval else ""
+    return (
+        "pipelines:\n"
+        "  - name: web\n"
+        f"    repository: {account.repository}\n"
+        "    branch: main\n"
+        f"    build: {{project: {account.build_project}}}\n"
+        "    container: web\n"
+        "    stages:\n"
+        "      - name: dev\n"
+        f"        cluster: {dev.cluster}\n"
+        f"        service: {dev.service}\n"
+        "        rollout: {minimumHealthyPercent: 100, maximumPercent: 200, circuitBreaker: {rollback: true}}\n"
+        "      - name: prod\n"
+        f"        cluster: {prod.cluster}\n"
+        f"        service: {prod.service}\n"
+        f"{approval}"
+        "        rollout: {minimumHealthyPercent: 50, maximumPercent: 150}\n"
+    )

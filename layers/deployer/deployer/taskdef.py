@@ -1,0 +1,373 @@
+"""Clone an ECS task definition with new container images.
+
+ECS has no "change the image" call: a deploy registers a new revision that copies the running
+one with other images. The copy must keep every field (an allow-list silently drops newer ones
+such as `ipcMode`) and remove exactly the keys that RegisterTaskDefinition refuses
+(REFERENCE.md, "Cloning a task definition").
+
+The pure functions (`parse_image_uri`, `clone_for_images`, `changed_images`,
+`images_already_match`) build and compare requests; `describe_task_definition`,
+`register_clone_of` and `register_clone` are the thin adapter that talks to ECS and turns its
+error codes into domain exceptions.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotocoreConnectionError
+
+from deployer.errors import BadInput, DeploymentError, TransientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_ecs import ECSClient
+
+__all__ = [
+    "READ_ONLY_KEYS",
+    "ContainerNotFound",
+    "ImageUri",
+    "InvalidImageUri",
+    "RegisteredTaskDefinition",
+    "TaskDefinitionNotFound",
+    "TaskDefinitionRefused",
+    "changed_images",
+    "clone_for_images",
+    "describe_task_definition",
+    "images_already_match",
+    "parse_image_uri",
+    "register_clone",
+    "register_clone_of",
+    "settable_tags",
+]
+
+READ_ONLY_KEYS: frozenset[str] = frozenset(
+    {
+        "taskDefinitionArn",
+        "revision",
+        "status",
+        "requiresAttributes",
+        "compatibilities",
+        "registeredAt",
+        "registeredBy",
+        "deregisteredAt",
+        "deleteRequestedAt",
+    }
+)
+"""Keys DescribeTaskDefinition returns and RegisterTaskDefinition refuses (REFERENCE.md). A unit
+test compares this set with the ECS model of the installed botocore."""
+
+RESERVED_TAG_PREFIX = "aws:"
+"""Tag keys with this prefix, in any case, belong to AWS and cannot be set (REFERENCE.md)."""
+
+IMAGE_URI_HELP = (
+    "A valid IMAGE_URI is [registry/]repository[:tag][@sha256:<64 hex digits>] with a tag, a digest "
+    "or both; the repository is lowercase, e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop/web:1.4.2, "
+    "public.ecr.aws/nginx/nginx:1.27 or ghcr.io/org/app@sha256:<64 hex digits>"
+)
+
+_MAX_NAME_AND_TAG = 255
+"""ECS: at most 255 characters before the `@` of a digest (the whole string for a tag)."""
+
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REPOSITORY = re.compile(rf"{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*")
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_REGISTRY = re.compile(rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?")
+_TAG = re.compile(r"\w[\w.-]{0,127}", re.ASCII)
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+_ECR_REGISTRY = re.compile(
+    r"(?P<account>[0-9]{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?"
+)
+
+_TRANSIENT_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "ServerException",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "InternalFailure",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
+
+
+class InvalidImageUri(BadInput):
+    """An image reference that ECS should never be asked to run."""
+
+    def __init__(self, uri: object, reason: str, container: str | None = None) -> None:
+        shown = repr(uri) if not isinstance(uri, str) or len(uri) <= 300 else repr(uri[:300] + "...")
+        where = f" for container {container!r}" if container is not None else ""
+        super().__init__(f"invalid IMAGE_URI {shown}{where}: {reason}. {IMAGE_URI_HELP}")
+        self.uri = uri
+        self.reason = reason
+        self.container = container
+
+
+class ContainerNotFound(DeploymentError):
+    """A container the deploy names is not in the task definition (REFERENCE.md: fail loudly)."""
+
+    def __init__(self, missing: Iterable[str], present: Iterable[str], task_definition: str | None) -> None:
+        self.missing = tuple(missing)
+        self.present = tuple(present)
+        self.task_definition = task_definition
+        names = ", ".join(repr(name) for name in self.missing)
+        subject = f"container {names} is" if len(self.missing) == 1 else f"containers {names} are"
+        where = task_definition or "the task definition"
+        found = ", ".join(repr(name) for name in self.present) or "none"
+        super().__init__(f"{subject} not in {where}; its containers are: {found}")
+
+
+class TaskDefinitionNotFound(DeploymentError):
+    """DescribeTaskDefinition does not know the task definition."""
+
+
+class TaskDefinitionRefused(DeploymentError):
+    """RegisterTaskDefinition refused the clone (bad value, missing permission, a limit)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ImageUri:
+    """A parsed image reference; `registry` is None for Docker Hub's short names."""
+
+    registry: str | None
+    repository: str
+    tag: str | None
+    digest: str | None
+
+    def __str__(self) -> str:
+        text = f"{self.registry}/{self.repository}" if self.registry else self.repository
+        if self.tag is not None:
+            text += f":{self.tag}"
+        if self.digest is not None:
+            text += f"@{self.digest}"
+        return text
+
+    @property
+    def ecr_account_id(self) -> str | None:
+        """The account of a private ECR registry, None for any other registry."""
+        match = _ECR_REGISTRY.fullmatch(self.registry or "")
+        return match["account"] if match else None
+
+    @property
+    def ecr_region(self) -> str | None:
+        """The region of a private ECR registry, None for any other registry."""
+        match = _ECR_REGISTRY.fullmatch(self.registry or "")
+        return match["region"] if match else None
+
+
+class RegisteredTaskDefinition(NamedTuple):
+    """The revision RegisterTaskDefinition created, and the one it was cloned from."""
+
+    arn: str
+    family: str
+    revision: int
+    previous_arn: str
+
+
+def parse_image_uri(uri: str) -> ImageUri:
+    """Parse an image reference as Docker reads it, and insist on a tag or a digest.
+
+    A reference without either would deploy whatever `:latest` is when a task starts, so a
+    rollback could not restore it. The digest must be `sha256:` and 64 lowercase hex digits, the
+    only hash ECS supports.
+    """
+    if not isinstance(uri, str) or not uri:
+        raise InvalidImageUri(uri, "it is empty")
+    if any(char.isspace() for char in uri):
+        raise InvalidImageUri(uri, "it contains whitespace")
+    name_and_tag, has_digest, digest_text = uri.partition("@")
+    digest: str | None = None
+    if has_digest:
+        if not _DIGEST.fullmatch(digest_text):
+            raise InvalidImageUri(uri, "the digest must be sha256: followed by 64 lowercase hex digits")
+        digest = digest_text
+    if len(name_and_tag) > _MAX_NAME_AND_TAG:
+        raise InvalidImageUri(uri, f"ECS allows at most {_MAX_NAME_AND_TAG} characters before the digest")
+    name, tag = name_and_tag, None
+    last_colon = name_and_tag.rfind(":")
+    if last_colon > name_and_tag.rfind("/"):
+        name, tag = name_and_tag[:last_colon], name_and_tag[last_colon + 1 :]
+        if not _TAG.fullmatch(tag):
+            raise InvalidImageUri(
+                uri, "a tag is 1 to 128 letters, digits, '_', '.' or '-' and cannot start with '.' or '-'"
+            )
+    if not name:
+        raise InvalidImageUri(uri, "it has no repository")
+    registry, repository = _split_registry(name)
+    if registry is not None and not _REGISTRY.fullmatch(registry):
+        raise InvalidImageUri(uri, f"{registry!r} is not a valid registry host")
+    if not _REPOSITORY.fullmatch(repository):
+        reason = (
+            "the repository must be lowercase"
+            if _REPOSITORY.fullmatch(repository.lower())
+            else f"{repository!r} is not a valid repository name"
+        )
+        raise InvalidImageUri(uri, reason)
+    if tag is None and digest is None:
+        raise InvalidImageUri(uri, "it names neither a tag nor a digest")
+    return ImageUri(registry=registry, repository=repository, tag=tag, digest=digest)
+
+
+def _split_registry(name: str) -> tuple[str | None, str]:
+    """Docker's rule: the first path component is a registry if it looks like a host."""
+    first, slash, rest = name.partition("/")
+    looks_like_host = "." in first or ":" in first or first == "localhost" or first != first.lower()
+    if slash and looks_like_host:
+        return first, rest
+    return None, name
+
+
+def settable_tags(tags: Iterable[Mapping[str, str]] | None) -> list[dict[str, str]]:
+    """The tags a new revision may carry: all but those with a reserved `aws:` key.
+
+    Only keys are checked: a value starting with `aws:` was accepted when the revision was
+    registered, and dropping a tag breaks accounts whose policies require it (REFERENCE.md).
+    """
+    return [dict(tag) for tag in tags or () if not str(tag.get("key", "")).lower().startswith(RESERVED_TAG_PREFIX)]
+
+
+def clone_for_images(described: Mapping[str, Any], images: Mapping[str, str]) -> dict[str, Any]:
+    """Build the RegisterTaskDefinition request that copies `described` with other images.
+
+    `described` is a DescribeTaskDefinition response made with `include=['TAGS']`, where `tags`
+    sits beside `taskDefinition` (REFERENCE.md). Exactly READ_ONLY_KEYS are removed and nothing
+    else; the `image` of each container named in `images` is replaced; tags are kept except the
+    reserved `aws:` ones, and `tags` is omitted when none remain because ECS refuses an empty
+    list. The request is a deep copy: the input is never changed. It is built even when the
+    images already match; `images_already_match` lets a caller skip registering.
+    """
+    definition = _task_definition_of(described)
+    _check_images(images)
+    _require_containers(definition, images)
+    request = {key: copy.deepcopy(value) for key, value in definition.items() if key not in READ_ONLY_KEYS}
+    for container in request.get("containerDefinitions") or ():
+        name = container.get("name")
+        if name in images:
+            container["image"] = images[name]
+    tags = settable_tags(described.get("tags"))
+    if tags:
+        request["tags"] = tags
+    return request
+
+
+def changed_images(described: Mapping[str, Any], images: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """Container name -> (old image, new image) for the named containers whose image changes,
+    in the task definition's order: the diff a Slack message or a log line shows."""
+    definition = _task_definition_of(described)
+    _require_containers(definition, images)
+    changes: dict[str, tuple[str, str]] = {}
+    for container in definition.get("containerDefinitions") or ():
+        name = container.get("name")
+        if name in images and container.get("image") != images[name]:
+            changes[name] = (str(container.get("image", "")), images[name])
+    return changes
+
+
+def images_already_match(described: Mapping[str, Any], images: Mapping[str, str]) -> bool:
+    """True when every named container already runs the requested image, so registering a
+    clone would only add an identical revision."""
+    return not changed_images(described, images)
+
+
+def describe_task_definition(ecs: ECSClient, task_definition: str) -> dict[str, Any]:
+    """DescribeTaskDefinition with its tags (`include=['TAGS']`), errors made domain errors.
+
+    `task_definition` is an ARN, `family:revision` or a family (its latest ACTIVE revision).
+    """
+    try:
+        response = ecs.describe_task_definition(taskDefinition=task_definition, include=["TAGS"])
+    except ClientError as error:
+        if _is_transient(error):
+            raise TransientError(f"DescribeTaskDefinition {task_definition}: {_describe(error)}") from error
+        raise TaskDefinitionNotFound(
+            f"task definition {task_definition} cannot be described: {_describe(error)}"
+        ) from error
+    except (BotocoreConnectionError, HTTPClientError) as error:
+        raise TransientError(f"DescribeTaskDefinition {task_definition}: {error}") from error
+    return dict(response)
+
+
+def register_clone_of(
+    ecs: ECSClient, described: Mapping[str, Any], images: Mapping[str, str]
+) -> RegisteredTaskDefinition:
+    """Register `clone_for_images(described, images)`; for callers that described already
+    (to show `changed_images` or to skip when `images_already_match`)."""
+    request = clone_for_images(described, images)
+    family = request.get("family")
+    previous_arn = str(_task_definition_of(described).get("taskDefinitionArn", ""))
+    try:
+        response = ecs.register_task_definition(**request)
+    except ClientError as error:
+        if _is_transient(error):
+            raise TransientError(f"RegisterTaskDefinition {family}: {_describe(error)}") from error
+        hint = ""
+        if _error_code(error) == "AccessDeniedException" and "tags" in request:
+            hint = (
+                "; registering with tags also needs ecs:TagResource (it can be limited with the condition"
+                " ecs:CreateAction = RegisterTaskDefinition)"
+            )
+        raise TaskDefinitionRefused(
+            f"ECS refused a new revision of {family} cloned from {previous_arn}: {_describe(error)}{hint}"
+        ) from error
+    except (BotocoreConnectionError, HTTPClientError) as error:
+        raise TransientError(f"RegisterTaskDefinition {family}: {error}") from error
+    registered = response["taskDefinition"]
+    return RegisteredTaskDefinition(
+        arn=registered["taskDefinitionArn"],
+        family=registered["family"],
+        revision=registered["revision"],
+        previous_arn=previous_arn,
+    )
+
+
+def register_clone(ecs: ECSClient, task_definition_arn: str, images: Mapping[str, str]) -> RegisteredTaskDefinition:
+    """Describe `task_definition_arn` with its tags and register a copy running `images`."""
+    return register_clone_of(ecs, describe_task_definition(ecs, task_definition_arn), images)
+
+
+def _task_definition_of(described: Mapping[str, Any]) -> Mapping[str, Any]:
+    definition = described.get("taskDefinition")
+    if not isinstance(definition, Mapping):
+        raise TypeError(
+            "expected a DescribeTaskDefinition response with 'taskDefinition' (and 'tags' beside it), "
+            f"got keys {sorted(described)}"
+        )
+    return definition
+
+
+def _check_images(images: Mapping[str, str]) -> None:
+    if not images:
+        raise BadInput("no container image given: name at least one container and its IMAGE_URI")
+    for container, uri in images.items():
+        try:
+            parse_image_uri(uri)
+        except InvalidImageUri as error:
+            raise InvalidImageUri(uri, error.reason, container=container) from None
+
+
+def _require_containers(definition: Mapping[str, Any], images: Mapping[str, str]) -> None:
+    present = [str(container.get("name")) for container in definition.get("containerDefinitions") or ()]
+    missing = [name for name in images if name not in present]
+    if missing:
+        raise ContainerNotFound(missing, present, definition.get("taskDefinitionArn"))
+
+
+def _error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _describe(error: ClientError) -> str:
+    return f"{_error_code(error)}: {error.response.get('Error', {}).get('Message', '')}"
+
+
+def _is_transient(error: ClientError) -> bool:
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return _error_code(error) in _TRANSIENT_CODES or int(status) >= 500

@@ -1,0 +1,128 @@
+"""A whole account for flow tests: the deployer's tables and bus (from template.yaml), the demo
+CodeCommit/CodeBuild/ECR/ECS resources, a published pipeline, and event builders derived from
+the sample files in events/. Works against moto in process or moto server alike (the clients
+follow AWS_ENDPOINT_URL)."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from deployer.flow import ENV_COMMIT, ENV_PIPELINE, ENV_RELEASE_ID, Deps
+from deployer.pipelines import ConfigStore, load_config_text
+from deployer.provision import DemoAccount, DeployerNames, demo_pipelines_yaml, provision_demo, provision_deployer
+from deployer.releases import ReleaseStore, Transition
+from deployer.stages import StageDeployer
+
+from tests.support.events import load_event
+
+_counter = itertools.count(1)
+
+
+def commit_id(label: str | int) -> str:
+    return hashlib.sha1(str(label).encode()).hexdigest()
+
+
+@dataclass
+class World:
+    names: DeployerNames
+    account: DemoAccount
+    deps: Deps
+    store: ReleaseStore
+    config_store: ConfigStore
+    transitions: list[Transition] = field(default_factory=list)
+
+    # -- clients ------------------------------------------------------------------------------
+
+    @property
+    def ecs(self) -> Any:
+        return boto3.client("ecs")
+
+    def service(self, stage: str) -> dict[str, Any]:
+        svc = self.account.services[stage]
+        return self.ecs.describe_services(cluster=svc.cluster, services=[svc.service])["services"][0]
+
+    def task_definition(self, arn: str) -> dict[str, Any]:
+        return self.ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
+
+    def revisions(self, family: str = "web") -> list[str]:
+        return self.ecs.list_task_definitions(familyPrefix=family)["taskDefinitionArns"]
+
+    def builds(self) -> list[str]:
+        return boto3.client("codebuild").list_builds_for_project(projectName=self.account.build_project)["ids"]
+
+    def publish(self, text: str) -> None:
+        self.config_store.publish(load_config_text(text), "tests")
+
+    # -- events -------------------------------------------------------------------------------
+
+    def push(self, commit: str, old: str | None = None, *, time: str = "2026-11-29T10:00:00Z") -> dict[str, Any]:
+        event = load_event("push_updated" if old else "push_created")
+        event["id"] = str(uuid.uuid4())
+        event["time"] = time
+        event["detail"]["commitId"] = commit
+        if old:
+            event["detail"]["oldCommitId"] = old
+        return event
+
+    def build_finished(
+        self,
+        release_id: str,
+        *,
+        status: str = "SUCCEEDED",
+        image: str | None = "digest",
+        build_arn: str | None = None,
+    ) -> dict[str, Any]:
+        """The build state change of the release's build; `image` "digest" exports the demo
+        image pinned by digest, "tag" by tag, None exports nothing."""
+        release = self.store.get(release_id)
+        assert release is not None
+        arn = build_arn or release.build_arn
+        assert arn is not None
+        event = load_event("build_succeeded")
+        event["id"] = str(uuid.uuid4())
+        event["resources"] = [arn]
+        detail = event["detail"]
+        detail["build-status"] = status
+        detail["build-id"] = arn
+        detail["project-name"] = self.account.build_project
+        info = detail["additional-information"]
+        info["environment"]["environment-variables"] = [
+            {"name": ENV_RELEASE_ID, "type": "PLAINTEXT", "value": release.release_id},
+            {"name": ENV_COMMIT, "type": "PLAINTEXT", "value": release.commit},
+            {"name": ENV_PIPELINE, "type": "PLAINTEXT", "value": release.pipeline},
+        ]
+        if image is None:
+            info.pop("exported-environment-variables", None)
+        else:
+            tag = f"{release.short_commit}-{next(_counter)}"
+            from deployer.provision import push_demo_image
+
+            uri, digest = push_demo_image(boto3.session.Session(), self.account.repository, tag)
+            value = uri if image == "tag" else f"{uri.rsplit(':', 1)[0]}@{digest}"
+            info["exported-environment-variables"] = [{"name": "IMAGE_URI", "value": value}]
+        return event
+
+
+def make_world(environment: str = "test", pipelines_yaml: str | None = None) -> World:
+    """Provision everything in the current AWS (moto) and return the flow's dependencies."""
+    names = DeployerNames(environment)
+    session = boto3.session.Session()
+    provision_deployer(names, session)
+    account = provision_demo(session)
+    transitions: list[Transition] = []
+    store = ReleaseStore(boto3.resource("dynamodb").Table(names.table), on_transition=transitions.append)
+    config_store = ConfigStore(names.config_table, max_age_seconds=0)
+    config_store.publish(load_config_text(pipelines_yaml or demo_pipelines_yaml(account)), "tests")
+    deps = Deps(
+        store=store,
+        config=config_store.load,
+        codebuild=boto3.client("codebuild"),
+        ecr=boto3.client("ecr"),
+        stages=StageDeployer(store, boto3.client("ecs"), boto3.client("application-autoscaling")),
+    )
+    return World(names, account, deps, store, config_store, transitions)
