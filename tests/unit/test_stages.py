@@ -1,0 +1,294 @@
+"""Deploying a stage: the exact ECS requests (botocore Stubber), and faults in the middle of a
+deployment followed by EventBridge's redelivery."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from botocore.stub import ANY, Stubber
+from deployer.errors import TransientError
+from deployer.pipelines import load_config_text
+from deployer.provision import ACCOUNT, web_task_definition
+from deployer.releases import Release, ReleaseState, ReleaseStore, StageState
+from deployer.stages import StageDeployer
+from moto import mock_aws
+
+from tests.support.world import World, commit_id, make_world
+
+pytestmark = pytest.mark.unit
+
+IMAGE = f"{ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com/web-app@sha256:" + "ab" * 32
+OLD_ARN = f"arn:aws:ecs:eu-west-1:{ACCOUNT}:task-definition/web:7"
+NEW_ARN = f"arn:aws:ecs:eu-west-1:{ACCOUNT}:task-definition/web:8"
+PIPELINE_YAML = """
+pipelines:
+  - name: web
+    repository: web-app
+    branch: main
+    build: {project: web-app-build}
+    container: web
+    stages:
+      - name: dev
+        cluster: dev
+        service: web
+        rollout: {minimumHealthyPercent: 50, maximumPercent: 150, circuitBreaker: {rollback: true}}
+"""
+
+
+@pytest.fixture
+def store() -> Iterator[ReleaseStore]:
+    with mock_aws():
+        from deployer.provision import DeployerNames, provision_deployer
+
+        names = DeployerNames("stub")
+        provision_deployer(names)
+        yield ReleaseStore(boto3.resource("dynamodb").Table(names.table))
+
+
+def built_release(store: ReleaseStore) -> Release:
+    release, _ = store.create(
+        pipeline="web",
+        repository="web-app",
+        branch="main",
+        commit=commit_id("stub"),
+        previous_commit=None,
+        pusher=None,
+        pushed_at="2026-11-29T10:00:00Z",
+    )
+    return store.transition(release, ReleaseState.BUILT, image_uri=IMAGE, image_digest="sha256:" + "ab" * 32)
+
+
+def described_task_definition() -> dict[str, Any]:
+    """DescribeTaskDefinition's answer: the registered request plus every read-only key."""
+    request = web_task_definition(image="public.ecr.aws/nginx/nginx:1.27")
+    tags = request.pop("tags") + [{"key": "aws:cloudformation:stack-name", "value": "web"}]
+    definition = {
+        **request,
+        "taskDefinitionArn": OLD_ARN,
+        "revision": 7,
+        "status": "ACTIVE",
+        "requiresAttributes": [{"name": "com.amazonaws.ecs.capability.task-iam-role"}],
+        "compatibilities": ["EC2", "FARGATE"],
+        "registeredAt": "2026-11-01T10:00:00Z",
+        "registeredBy": f"arn:aws:iam::{ACCOUNT}:role/admin",
+        "ipcMode": "task",
+        "pidMode": "task",
+    }
+    return {"taskDefinition": definition, "tags": tags}
+
+
+def service_response(task_definition: str, deployment_id: str = "ecs-svc/1111") -> dict[str, Any]:
+    return {
+        "services": [
+            {
+                "serviceName": "web",
+                "clusterArn": f"arn:aws:ecs:eu-west-1:{ACCOUNT}:cluster/dev",
+                "status": "ACTIVE",
+                "desiredCount": 4,
+                "schedulingStrategy": "REPLICA",
+                "launchType": "FARGATE",
+                "deploymentController": {"type": "ECS"},
+                "taskDefinition": task_definition,
+                "deployments": [{"id": deployment_id, "status": "PRIMARY", "taskDefinition": task_definition}],
+            }
+        ],
+        "failures": [],
+    }
+
+
+def expected_register_request() -> dict[str, Any]:
+    definition = copy.deepcopy(described_task_definition()["taskDefinition"])
+    for key in ("taskDefinitionArn", "revision", "status", "requiresAttributes", "compatibilities"):
+        definition.pop(key)
+    for key in ("registeredAt", "registeredBy"):
+        definition.pop(key)
+    definition["containerDefinitions"][0]["image"] = IMAGE
+    definition["tags"] = [{"key": "team", "value": "web"}, {"key": "cost-center", "value": "cc-42"}]
+    return definition
+
+
+def test_a_stage_sends_exactly_four_ecs_requests_and_never_desired_count(store: ReleaseStore) -> None:
+    # GIVEN a built release and a stubbed ECS that expects the exact requests
+    ecs = boto3.client("ecs")
+    release = built_release(store)
+    pipeline = load_config_text(PIPELINE_YAML).pipelines[0]
+    with Stubber(ecs) as stub:
+        stub.add_response("describe_services", service_response(OLD_ARN), {"cluster": "dev", "services": ["web"]})
+        stub.add_response(
+            "describe_task_definition",
+            described_task_definition(),
+            {"taskDefinition": OLD_ARN, "include": ["TAGS"]},
+        )
+        # REFERENCE.md "Cloning a task definition": read-only keys removed, nothing else dropped
+        # (ipcMode, pidMode kept), aws: tags removed, the others kept.
+        stub.add_response(
+            "register_task_definition",
+            {"taskDefinition": {"taskDefinitionArn": NEW_ARN, "family": "web", "revision": 8}},
+            expected_register_request(),
+        )
+        # REFERENCE.md "ECS rolling update": never desiredCount (autoscaling owns it).
+        stub.add_response(
+            "update_service",
+            {"service": {"deployments": [{"id": "ecs-svc/2222", "status": "PRIMARY"}]}},
+            {
+                "cluster": "dev",
+                "service": "web",
+                "taskDefinition": NEW_ARN,
+                "deploymentConfiguration": {
+                    "minimumHealthyPercent": 50,
+                    "maximumPercent": 150,
+                    "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+                },
+            },
+        )
+        # WHEN the stage deploys
+        result = StageDeployer(store, ecs).deploy(release, pipeline, pipeline.stages[0])
+        # THEN those four calls, and nothing else, were made
+        stub.assert_no_pending_responses()
+    assert result.outcome == "deploying"
+    record = release.stages["dev"]
+    assert record.deployment_id == "ecs-svc/2222"
+    assert record.task_definition_arn == NEW_ARN
+    assert record.previous_task_definition_arn == OLD_ARN
+    assert store.deployment("ecs-svc/2222") == (release.release_id, "dev")
+
+
+def test_update_service_failing_after_registration_resumes_without_a_second_revision(store: ReleaseStore) -> None:
+    # GIVEN UpdateService throttled right after RegisterTaskDefinition succeeded
+    ecs = boto3.client("ecs")
+    release = built_release(store)
+    pipeline = load_config_text(PIPELINE_YAML).pipelines[0]
+    deployer = StageDeployer(store, ecs)
+    with Stubber(ecs) as stub:
+        stub.add_response("describe_services", service_response(OLD_ARN))
+        stub.add_response("describe_task_definition", described_task_definition())
+        stub.add_response(
+            "register_task_definition",
+            {"taskDefinition": {"taskDefinitionArn": NEW_ARN, "family": "web", "revision": 8}},
+        )
+        stub.add_client_error("update_service", "ThrottlingException", "Rate exceeded", 400)
+        with pytest.raises(TransientError):
+            deployer.deploy(release, pipeline, pipeline.stages[0])
+        stub.assert_no_pending_responses()
+    # WHEN EventBridge redelivers and the handler runs again from the stored release
+    again = store.get(release.release_id)
+    assert again is not None
+    assert again.stages["dev"].task_definition_arn == NEW_ARN
+    with Stubber(ecs) as stub:
+        stub.add_response("describe_services", service_response(OLD_ARN))
+        stub.add_response(
+            "update_service",
+            {"service": {"deployments": [{"id": "ecs-svc/3333", "status": "PRIMARY"}]}},
+            {"cluster": "dev", "service": "web", "taskDefinition": NEW_ARN, "deploymentConfiguration": ANY},
+        )
+        result = deployer.deploy(again, pipeline, pipeline.stages[0])
+        # THEN no DescribeTaskDefinition nor RegisterTaskDefinition the second time
+        stub.assert_no_pending_responses()
+    assert result.outcome == "deploying"
+    assert again.stages["dev"].deployment_id == "ecs-svc/3333"
+
+
+def test_a_retry_after_update_service_succeeded_only_records_the_running_deployment(store: ReleaseStore) -> None:
+    # GIVEN a crash after UpdateService succeeded but before the deployment id was recorded
+    ecs = boto3.client("ecs")
+    release = built_release(store)
+    pipeline = load_config_text(PIPELINE_YAML).pipelines[0]
+    deployer = StageDeployer(store, ecs)
+    with Stubber(ecs) as stub:
+        stub.add_response("describe_services", service_response(OLD_ARN))
+        stub.add_response("describe_task_definition", described_task_definition())
+        stub.add_response(
+            "register_task_definition",
+            {"taskDefinition": {"taskDefinitionArn": NEW_ARN, "family": "web", "revision": 8}},
+        )
+        stub.add_client_error("update_service", "ServerException", "internal", 500)
+        with pytest.raises(TransientError):
+            deployer.deploy(release, pipeline, pipeline.stages[0])
+    again = store.get(release.release_id)
+    assert again is not None
+    # WHEN the service already runs the new revision (the first UpdateService did land)
+    with Stubber(ecs) as stub:
+        stub.add_response("describe_services", service_response(NEW_ARN, "ecs-svc/4444"))
+        result = deployer.deploy(again, pipeline, pipeline.stages[0])
+        # THEN no second UpdateService: the PRIMARY deployment is recorded
+        stub.assert_no_pending_responses()
+    assert result.outcome == "deploying"
+    assert again.stages["dev"].deployment_id == "ecs-svc/4444"
+
+
+@pytest.mark.parametrize("operation", ["describe_services", "describe_task_definition", "register_task_definition"])
+@pytest.mark.parametrize("code", ["ThrottlingException", "ServerException"])
+def test_transient_faults_on_each_call_raise_for_a_retry_and_change_nothing(
+    store: ReleaseStore, operation: str, code: str
+) -> None:
+    ecs = boto3.client("ecs")
+    release = built_release(store)
+    version = release.version
+    pipeline = load_config_text(PIPELINE_YAML).pipelines[0]
+    responses = [
+        ("describe_services", service_response(OLD_ARN)),
+        ("describe_task_definition", described_task_definition()),
+        ("register_task_definition", {"taskDefinition": {"taskDefinitionArn": NEW_ARN}}),
+    ]
+    with Stubber(ecs) as stub:
+        for name, response in responses:
+            if name == operation:
+                stub.add_client_error(name, code, "injected", 500 if code == "ServerException" else 400)
+                break
+            stub.add_response(name, response)
+        with pytest.raises(TransientError):
+            StageDeployer(store, ecs).deploy(release, pipeline, pipeline.stages[0])
+    stored = store.get(release.release_id)
+    assert stored is not None
+    assert stored.version == version
+    assert stored.state is ReleaseState.BUILT
+    assert "dev" not in stored.stages
+
+
+def test_a_missing_service_fails_the_release_and_frees_the_lock(store: ReleaseStore) -> None:
+    ecs = boto3.client("ecs")
+    release = built_release(store)
+    pipeline = load_config_text(PIPELINE_YAML).pipelines[0]
+    with Stubber(ecs) as stub:
+        stub.add_response(
+            "describe_services",
+            {"services": [], "failures": [{"arn": "arn:aws:ecs:eu-west-1:1:service/dev/web", "reason": "MISSING"}]},
+        )
+        result = StageDeployer(store, ecs).deploy(release, pipeline, pipeline.stages[0])
+    assert result.outcome == "failed"
+    assert release.state is ReleaseState.DEPLOY_FAILED
+    assert "MISSING" in (release.reason or "")
+    assert release.stages["dev"].state is StageState.FAILED
+    assert store.lock_of("dev", "web") is None
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    with mock_aws():
+        yield make_world()
+
+
+def test_access_denied_on_update_service_fails_the_release_with_aws_words(world: World) -> None:
+    # GIVEN ECS refusing UpdateService (a permanent error, not a throttle)
+    def deny(**_: Any) -> None:
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not allowed"}}, "UpdateService")
+
+    world.deps.stages.ecs.meta.events.register("before-call.ecs.UpdateService", deny)
+    from deployer import flow
+    from deployer.events import CodeBuildStateChangeEvent, CodeCommitReferenceEvent, parse_event
+
+    (started,) = flow.on_push(parse_event(CodeCommitReferenceEvent, world.push(commit_id("deny"))), world.deps)
+    outcome = flow.on_build(
+        parse_event(CodeBuildStateChangeEvent, world.build_finished(started["release_id"])), world.deps
+    )
+    release = world.store.get(started["release_id"])
+    assert release is not None
+    assert outcome["outcome"] == "failed"
+    assert release.state is ReleaseState.DEPLOY_FAILED
+    assert "AccessDeniedException" in (release.reason or "")
+    assert world.store.lock_of("dev", "web") is None
