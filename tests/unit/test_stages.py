@@ -66,7 +66,7 @@ def built_release(store: ReleaseStore) -> Release:
 def described_task_definition() -> dict[str, Any]:
     """DescribeTaskDefinition's answer: the registered request plus every read-only key."""
     request = web_task_definition(image="public.ecr.aws/nginx/nginx:1.27")
-    tags = request.pop("tags") + [{"key": "aws:cloudformation:stack-name", "value": "web"}]
+    tags = [*request.pop("tags"), {"key": "aws:cloudformation:stack-name", "value": "web"}]
     definition = {
         **request,
         "taskDefinitionArn": OLD_ARN,

@@ -812,6 +812,25 @@ def test_register_errors_become_domain_errors(
         register_clone(client, WEB_ARN, {"web": NEW_WEB_IMAGE})
 
 
+def test_an_unknown_output_key_is_refused_with_its_name() -> None:
+    """What happens if ECS starts returning a key READ_ONLY_KEYS does not know yet: botocore
+    refuses the request before sending it, and the release fails naming the key."""
+    # GIVEN a client that must not send anything
+    client = boto3.client("ecs", region_name=REGION)
+
+    def sent(**_: Any) -> None:
+        raise AssertionError("the request reached the network")
+
+    client.meta.events.register("before-send.ecs.RegisterTaskDefinition", sent)
+    # AND a described revision with a key RegisterTaskDefinition does not accept
+    described = fargate_web_response()
+    described["taskDefinition"]["futureOutputOnlyKey"] = "x"
+
+    # WHEN its clone is registered / THEN it is refused, naming the key
+    with pytest.raises(TaskDefinitionRefused, match="futureOutputOnlyKey"):
+        register_clone_of(client, described, {"web": NEW_WEB_IMAGE})
+
+
 def test_a_connection_failure_is_transient() -> None:
     # GIVEN a client whose requests never reach ECS (no retry, nothing sent on the network)
     client = boto3.client("ecs", region_name=REGION, config=Config(retries={"total_max_attempts": 1}))

@@ -19,9 +19,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from botocore.exceptions import ClientError, HTTPClientError
-from botocore.exceptions import ConnectionError as BotocoreConnectionError
+from botocore.exceptions import BotoCoreError, ClientError
 
+from deployer import aws
 from deployer.errors import BadInput, DeploymentError, TransientError
 
 if TYPE_CHECKING:
@@ -81,21 +81,6 @@ _TAG = re.compile(r"\w[\w.-]{0,127}", re.ASCII)
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _ECR_REGISTRY = re.compile(
     r"(?P<account>[0-9]{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?"
-)
-
-_TRANSIENT_CODES = frozenset(
-    {
-        "ThrottlingException",
-        "Throttling",
-        "TooManyRequestsException",
-        "RequestLimitExceeded",
-        "ServerException",
-        "ServiceUnavailable",
-        "ServiceUnavailableException",
-        "InternalFailure",
-        "RequestTimeout",
-        "RequestTimeoutException",
-    }
 )
 
 
@@ -284,14 +269,12 @@ def describe_task_definition(ecs: ECSClient, task_definition: str) -> dict[str, 
     """
     try:
         response = ecs.describe_task_definition(taskDefinition=task_definition, include=["TAGS"])
-    except ClientError as error:
-        if _is_transient(error):
+    except (ClientError, BotoCoreError) as error:
+        if aws.is_transient(error):
             raise TransientError(f"DescribeTaskDefinition {task_definition}: {_describe(error)}") from error
         raise TaskDefinitionNotFound(
             f"task definition {task_definition} cannot be described: {_describe(error)}"
         ) from error
-    except (BotocoreConnectionError, HTTPClientError) as error:
-        raise TransientError(f"DescribeTaskDefinition {task_definition}: {error}") from error
     return dict(response)
 
 
@@ -305,11 +288,11 @@ def register_clone_of(
     previous_arn = str(_task_definition_of(described).get("taskDefinitionArn", ""))
     try:
         response = ecs.register_task_definition(**request)
-    except ClientError as error:
-        if _is_transient(error):
+    except (ClientError, BotoCoreError) as error:
+        if aws.is_transient(error):
             raise TransientError(f"RegisterTaskDefinition {family}: {_describe(error)}") from error
         hint = ""
-        if _error_code(error) == "AccessDeniedException" and "tags" in request:
+        if aws.error_code(error) == "AccessDeniedException" and "tags" in request:
             hint = (
                 "; registering with tags also needs ecs:TagResource (it can be limited with the condition"
                 " ecs:CreateAction = RegisterTaskDefinition)"
@@ -317,8 +300,6 @@ def register_clone_of(
         raise TaskDefinitionRefused(
             f"ECS refused a new revision of {family} cloned from {previous_arn}: {_describe(error)}{hint}"
         ) from error
-    except (BotocoreConnectionError, HTTPClientError) as error:
-        raise TransientError(f"RegisterTaskDefinition {family}: {error}") from error
     registered = response["taskDefinition"]
     return RegisteredTaskDefinition(
         arn=registered["taskDefinitionArn"],
@@ -360,14 +341,7 @@ def _require_containers(definition: Mapping[str, Any], images: Mapping[str, str]
         raise ContainerNotFound(missing, present, definition.get("taskDefinitionArn"))
 
 
-def _error_code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
-def _describe(error: ClientError) -> str:
-    return f"{_error_code(error)}: {error.response.get('Error', {}).get('Message', '')}"
-
-
-def _is_transient(error: ClientError) -> bool:
-    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-    return _error_code(error) in _TRANSIENT_CODES or int(status) >= 500
+def _describe(error: ClientError | BotoCoreError) -> str:
+    if isinstance(error, ClientError):
+        return f"{aws.error_code(error)}: {error.response.get('Error', {}).get('Message', '')}"
+    return str(error)
