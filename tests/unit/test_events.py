@@ -305,7 +305,7 @@ def test_a_build_without_the_exports_key_exports_nothing() -> None:
 def test_overrides_come_back_as_plaintext_environment_variables() -> None:
     event = parse_build(load_event("build_succeeded"))
 
-    assert event.env_override("DEPLOYER_RELEASE_ID") == "rel-01JPB7Z3K7Q8V4X2M5N6P7R8S9"
+    assert event.env_override("DEPLOYER_RELEASE_ID") == "web@7f0103f2c1d64b5e8a9c3e1b6d2f4a8c0e5b7d91"
     assert event.env_override("DEPLOYER_COMMIT") == RELEASE_COMMIT
     # a PARAMETER_STORE variable holds a parameter name, not a value
     assert event.env_override("DOCKERHUB_TOKEN") is None
@@ -609,7 +609,7 @@ def _envelope(entry: dict[str, Any]) -> dict[str, Any]:
 
 def _decision(**changes: Any) -> ApprovalDecidedDetail:
     fields: dict[str, Any] = {
-        "release_id": "rel-01JPB7Z3K7Q8V4X2M5N6P7R8S9",
+        "release_id": "web@7f0103f2c1d64b5e8a9c3e1b6d2f4a8c0e5b7d91",
         "pipeline": "web",
         "stage": "prod",
         "decision": "approve",
@@ -622,7 +622,7 @@ def _decision(**changes: Any) -> ApprovalDecidedDetail:
 
 def _transition(**changes: Any) -> ReleaseStateChangeDetail:
     fields: dict[str, Any] = {
-        "release_id": "rel-01JPB7Z3K7Q8V4X2M5N6P7R8S9",
+        "release_id": "web@7f0103f2c1d64b5e8a9c3e1b6d2f4a8c0e5b7d91",
         "pipeline": "web",
         "commit": RELEASE_COMMIT,
         "stage": "dev",
