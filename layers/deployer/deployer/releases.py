@@ -84,6 +84,7 @@ class StageRecord:
     deployment_id: str | None = None
     finished_at: str | None = None
     reason: str | None = None
+    rolled_back: bool | None = None  # FAILED: whether ECS's circuit breaker rolled the service back
 
 
 @dataclass
@@ -108,6 +109,14 @@ class Release:
     image_digest: str | None = None
     reason: str | None = None
     stages: dict[str, StageRecord] = field(default_factory=dict)
+    # the approval the release waits for (AWAITING_APPROVAL), and who decided the last one
+    approval_id: str | None = None
+    approval_link: str | None = None
+    approval_expires_at: str | None = None
+    decided_by: dict[str, Any] | None = None
+    # the one Slack message of the release, updated as it moves (chat.update)
+    slack_channel: str | None = None
+    slack_ts: str | None = None
     version: int = 0
 
     @property
