@@ -75,9 +75,7 @@ def _cached_client(service: str) -> Any:
     import boto3
     from botocore.config import Config
 
-    config = Config(
-        retries={"max_attempts": _MAX_ATTEMPTS, "mode": "standard"}, connect_timeout=5, read_timeout=20
-    )
+    config = Config(retries={"max_attempts": _MAX_ATTEMPTS, "mode": "standard"}, connect_timeout=5, read_timeout=20)
     return boto3.client(service, config=config)  # type: ignore[call-overload]
 
 

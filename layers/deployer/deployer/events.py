@@ -273,9 +273,7 @@ class ExportedVariable(BaseModel):
 class BuildEnvironment(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
-    environment_variables: list[BuildEnvironmentVariable] = Field(
-        default_factory=list, alias="environment-variables"
-    )
+    environment_variables: list[BuildEnvironmentVariable] = Field(default_factory=list, alias="environment-variables")
 
 
 class BuildLogs(BaseModel):
@@ -299,9 +297,7 @@ class BuildAdditionalInformation(BaseModel):
     source_version: ShortText | None = Field(None, alias="source-version")
     environment: BuildEnvironment = Field(default_factory=BuildEnvironment)
     # Absent when the buildspec exports nothing; names starting with AWS_ cannot be exported.
-    exported_environment_variables: list[ExportedVariable] | None = Field(
-        None, alias="exported-environment-variables"
-    )
+    exported_environment_variables: list[ExportedVariable] | None = Field(None, alias="exported-environment-variables")
     logs: BuildLogs | None = None
 
 
@@ -423,9 +419,7 @@ class EcsDeploymentStateChangeDetail(BaseModel):
     event_type: Literal["INFO", "WARN", "ERROR"] = Field(alias="eventType")
     event_name: Annotated[str, StringConstraints(min_length=1, max_length=128)] = Field(alias="eventName")
     # Equals the PRIMARY deployment id UpdateService returned ("ecs-svc/6405940160831029548").
-    deployment_id: Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,256}$")] = Field(
-        alias="deploymentId"
-    )
+    deployment_id: Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,256}$")] = Field(alias="deploymentId")
     updated_at: datetime = Field(alias="updatedAt")
     reason: str | None = None
 

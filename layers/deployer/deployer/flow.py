@@ -16,14 +16,26 @@ from typing import TYPE_CHECKING, Any
 from deployer import aws, taskdef
 from deployer.errors import BadInput, ConfigError, DeploymentError
 from deployer.events import (
+    ApprovalDecidedEvent,
     BuildStatus,
     CodeBuildStateChangeEvent,
     CodeCommitReferenceEvent,
+    DeploymentEvent,
+    EcsDeploymentStateChangeEvent,
     ReleaseStateChangeDetail,
     put_events_entry,
 )
 from deployer.pipelines import find_pipelines
-from deployer.releases import Release, ReleaseState, ReleaseStore, Transition
+from deployer.releases import (
+    ConflictError,
+    Release,
+    ReleaseState,
+    ReleaseStore,
+    StageRecord,
+    StageState,
+    Transition,
+    now_iso,
+)
 from deployer.stages import StageDeployer, StageResult
 
 if TYPE_CHECKING:
@@ -31,7 +43,8 @@ if TYPE_CHECKING:
     from mypy_boto3_ecr import ECRClient
     from mypy_boto3_events import EventBridgeClient
 
-    from deployer.pipelines import Pipeline, PipelinesConfig
+    from deployer.approvals import Approvals
+    from deployer.pipelines import Pipeline, PipelinesConfig, Stage
 
 log = logging.getLogger("deployer")
 
@@ -54,6 +67,7 @@ class Deps:
     codebuild: CodeBuildClient
     ecr: ECRClient
     stages: StageDeployer
+    approvals: Approvals | None = None
 
 
 class BusPublisher:
@@ -228,21 +242,208 @@ def deploy_next(release: Release, deps: Deps, after: str | None) -> Outcome:
         deps.store.transition(release, ReleaseState.INVALID_CONFIG, reason=str(exc))
         return {**base, "outcome": "invalid_config", "reason": str(exc)}
     names = [s.name for s in pipeline.stages]
+    if after is not None and after not in names:
+        reason = f"stage {after} is no longer in pipeline {pipeline.name}"
+        deps.store.transition(release, ReleaseState.INVALID_CONFIG, reason=reason)
+        return {**base, "outcome": "invalid_config", "reason": reason}
     index = 0 if after is None else names.index(after) + 1
     if index >= len(names):
         deps.store.transition(release, ReleaseState.RELEASED, reason=f"deployed to every stage ({', '.join(names)})")
         return {**base, "outcome": "released"}
     stage = pipeline.stages[index]
+    if stage.approval is not None:
+        return {**base, **request_approval(release, pipeline, stage, deps)}
+    return {**base, **deploy_stage(release, pipeline, stage, deps)}
+
+
+def deploy_stage(release: Release, pipeline: Pipeline, stage: Stage, deps: Deps) -> Outcome:
+    """Deploy `stage` now (no approval asked), handing a freed service lock on."""
     result = deps.stages.deploy(release, pipeline, stage)
     follow = hand_over(result, deps)
-    return {**base, "outcome": result.outcome, "stage": stage.name, "detail": result.detail, **follow}
+    return {"outcome": result.outcome, "stage": stage.name, "detail": result.detail, **follow}
+
+
+# -- approvals ----------------------------------------------------------------------------------
+
+
+def request_approval(release: Release, pipeline: Pipeline, stage: Stage, deps: Deps) -> Outcome:
+    """The stage waits for a human: an approval bound to release, stage, commit and image, a
+    signed single-use link, and the release AWAITING_APPROVAL (the Slack message follows the
+    transition). A newer release asking for the same stage supersedes older ones waiting there."""
+    store = deps.store
+    if deps.approvals is None or stage.approval is None:
+        raise ConfigError(f"stage {stage.name} needs an approval but approvals are not configured")
+    if release.state is ReleaseState.AWAITING_APPROVAL and release.stage == stage.name:
+        return {"outcome": "duplicate", "stage": stage.name, "reason": "already waiting for approval"}
+    if not store.enter_stage(release, stage.name):
+        newer = store.stage_holder(pipeline.name, stage.name)
+        store.transition(
+            release, ReleaseState.SUPERSEDED, stage=stage.name, reason=f"a newer release ({newer}) reached {stage.name}"
+        )
+        return {"outcome": "superseded", "stage": stage.name}
+    approval, token = deps.approvals.request(
+        release,
+        stage.name,
+        approvers=tuple(stage.approval.approvers),
+        expires_in_hours=stage.approval.expires_in_hours,
+    )
+    link = deps.approvals.link_for(token)
+    store.transition(
+        release,
+        ReleaseState.AWAITING_APPROVAL,
+        stage=stage.name,
+        reason=f"waiting for approval of {stage.name} until {approval.expires_at:%Y-%m-%d %H:%M} UTC",
+        approval_id=approval.approval_id,
+        approval_link=link,
+        approval_expires_at=approval.expires_at.isoformat(),
+    )
+    superseded = _supersede_waiting(release, stage.name, deps)
+    return {"outcome": "awaiting_approval", "stage": stage.name, "approval_link": link, "superseded": superseded}
+
+
+def _supersede_waiting(release: Release, stage: str, deps: Deps) -> list[str]:
+    """Older releases of the pipeline still waiting for approval of `stage` will never be current."""
+    done = []
+    for older in deps.store.list_releases(release.pipeline, limit=100):
+        if older.order_key >= release.order_key or older.state is not ReleaseState.AWAITING_APPROVAL:
+            continue
+        if older.stage != stage:
+            continue
+        try:
+            deps.store.transition(
+                older,
+                ReleaseState.SUPERSEDED,
+                reason=f"superseded by {release.short_commit} waiting for approval of {stage}",
+                allowed_from={ReleaseState.AWAITING_APPROVAL},
+            )
+            done.append(older.release_id)
+        except ConflictError:
+            continue
+    return done
+
+
+def on_approval(event: ApprovalDecidedEvent, deps: Deps) -> Outcome:
+    detail = event.detail
+    store = deps.store
+    release = store.get(detail.release_id)
+    if release is None:
+        return _ignored(event, f"release {detail.release_id} does not exist")
+    base = {"pipeline": release.pipeline, "release_id": release.release_id, "stage": detail.stage}
+    if (
+        release.state is not ReleaseState.AWAITING_APPROVAL
+        or release.stage != detail.stage
+        or release.approval_id != detail.approval_id
+    ):
+        return {**base, "outcome": "duplicate", "reason": f"release is {release.state} ({release.stage})"}
+    who = detail.decided_by.model_dump(mode="json", exclude_none=True) | {
+        "decision": detail.decision,
+        "stage": detail.stage,
+        "at": detail.decided_at.isoformat(),
+    }
+    if detail.decision == "reject":
+        store.transition(
+            release,
+            ReleaseState.REJECTED,
+            reason=f"{detail.stage} rejected by {_who(detail)}",
+            decided_by=who,
+            allowed_from={ReleaseState.AWAITING_APPROVAL},
+        )
+        return {**base, "outcome": "rejected"}
+    pipeline = _pipeline(deps, release.pipeline)
+    stage = pipeline.stage_named(detail.stage)
+    if stage is None:
+        reason = f"stage {detail.stage} is no longer in pipeline {pipeline.name}"
+        store.transition(release, ReleaseState.INVALID_CONFIG, reason=reason)
+        return {**base, "outcome": "invalid_config", "reason": reason}
+    store.save(release, decided_by=who)
+    return {**base, **deploy_stage(release, pipeline, stage, deps), "approved_by": _who(detail)}
+
+
+def _who(detail: Any) -> str:
+    by = detail.decided_by
+    if by.kind == "slack":
+        return f"Slack user {by.user}"
+    return f"link holder ({by.source_ip or 'unknown address'})"
+
+
+# -- on_deployment ------------------------------------------------------------------------------
+
+
+def on_deployment(event: EcsDeploymentStateChangeEvent, deps: Deps) -> Outcome:
+    store = deps.store
+    detail = event.detail
+    if event.is_rollback:
+        return _rolling_back(event, deps)
+    if event.deployment_event not in {DeploymentEvent.COMPLETED, DeploymentEvent.FAILED}:
+        return _ignored(event, f"{detail.event_name}: nothing to do")
+    found = store.deployment(detail.deployment_id)
+    if found is None:
+        return _ignored(event, f"deployment {detail.deployment_id} was not started by the deployer")
+    release_id, stage_name = found
+    release = store.get(release_id)
+    if release is None:
+        return _ignored(event, f"release {release_id} of deployment {detail.deployment_id} is gone")
+    record = release.stages.get(stage_name)
+    base = {"pipeline": release.pipeline, "release_id": release_id, "stage": stage_name}
+    if record is None or record.deployment_id != detail.deployment_id or record.state is not StageState.DEPLOYING:
+        return {**base, "outcome": "duplicate", "reason": f"stage {stage_name} is not deploying this deployment"}
+    if event.deployment_event is DeploymentEvent.FAILED:
+        rolled_back = bool(record.rolled_back) or "rolling back" in (detail.reason or "").casefold()
+        reason = f"ECS deployment {detail.deployment_id} failed: {detail.reason or 'no reason given'}" + (
+            "; ECS is rolling the service back" if rolled_back else ""
+        )
+        failed = StageRecord(**{**record.__dict__, "rolled_back": rolled_back})
+        release.stages[stage_name] = failed
+        pipeline = _pipeline(deps, release.pipeline)
+        stage = pipeline.stage_named(stage_name)
+        if stage is None:  # the stage left the configuration: still end the release and free the service
+            store.transition(release, ReleaseState.DEPLOY_FAILED, stage=stage_name, reason=reason)
+            store.release_service(record.cluster, record.service, release_id)
+            return {**base, "outcome": "failed", "reason": reason}
+        result = deps.stages.fail(release, stage, ReleaseState.DEPLOY_FAILED, reason)
+        return {**base, "outcome": "failed", "reason": reason, "rolled_back": rolled_back, **hand_over(result, deps)}
+    # COMPLETED: the stage is deployed; free the service, then the next stage (or approval).
+    done = StageRecord(**{**record.__dict__, "state": StageState.DEPLOYED, "finished_at": now_iso()})
+    revision = (record.task_definition_arn or "?").rsplit("/", 1)[-1]
+    store.transition(
+        release,
+        ReleaseState.DEPLOYED,
+        stage=stage_name,
+        reason=f"{stage_name} runs {revision}",
+        stages={**release.stages, stage_name: done},
+    )
+    handover = store.release_service(record.cluster, record.service, release_id)
+    follow = hand_over_to(handover, deps)
+    return {**base, "outcome": "deployed", **follow, "next": deploy_next(release, deps, after=stage_name)}
+
+
+def _rolling_back(event: EcsDeploymentStateChangeEvent, deps: Deps) -> Outcome:
+    """ECS names the rollback's own deployment, not ours: find the stage through the service's
+    latest deployment started by the deployer, and record that ECS is rolling it back."""
+    found = deps.store.latest_deployment(event.cluster_name, event.service_name)
+    if found is None:
+        return _ignored(event, f"rollback on {event.cluster_name}/{event.service_name}, not a deployer deployment")
+    release_id, stage_name = found
+    release = deps.store.get(release_id)
+    record = release.stages.get(stage_name) if release else None
+    if release is None or record is None:
+        return _ignored(event, f"rollback on {event.cluster_name}/{event.service_name}: release {release_id} is gone")
+    if record.rolled_back:
+        return {"release_id": release_id, "stage": stage_name, "outcome": "duplicate"}
+    rolled = StageRecord(**{**record.__dict__, "rolled_back": True})
+    deps.store.save(release, stages={**release.stages, stage_name: rolled})
+    return {"release_id": release_id, "stage": stage_name, "outcome": "rolling_back", "reason": event.detail.reason}
 
 
 def hand_over(result: StageResult, deps: Deps) -> Outcome:
     """A freed service lock goes to the queued release, which deploys now."""
-    if result.handover is None:
+    return hand_over_to(result.handover, deps)
+
+
+def hand_over_to(handover: tuple[str, str] | None, deps: Deps) -> Outcome:
+    if handover is None:
         return {}
-    waiter_id, stage_name = result.handover
+    waiter_id, stage_name = handover
     waiter = deps.store.get(waiter_id)
     if waiter is None or waiter.state.terminal:
         return {}

@@ -369,10 +369,17 @@ class ReleaseStore:
     def index_build(self, build_arn: str, release_id: str) -> None:
         self._table.put_item(Item={"pk": f"BUILD#{build_arn}", "sk": "META", "release_id": release_id})
 
-    def index_deployment(self, deployment_id: str, release_id: str, stage: str) -> None:
-        self._table.put_item(
-            Item={"pk": f"DEPLOYMENT#{deployment_id}", "sk": "META", "release_id": release_id, "stage": stage}
-        )
+    def index_deployment(self, deployment_id: str, release_id: str, stage: str, cluster: str, service: str) -> None:
+        """Find the stage from ECS's deployment events: by deployment id, and by service for
+        rollbacks (whose events carry the rollback's own id)."""
+        entry = {"release_id": release_id, "stage": stage, "deployment_id": deployment_id, "at": now_iso()}
+        self._table.put_item(Item={"pk": f"DEPLOYMENT#{deployment_id}", "sk": "META", **entry})
+        self._table.put_item(Item={"pk": f"SERVICE#{cluster}/{service}", "sk": "LATEST", **entry})
+
+    def latest_deployment(self, cluster: str, service: str) -> tuple[str, str] | None:
+        """(release id, stage) of the service's latest deployment started by the deployer."""
+        item = self._table.get_item(Key={"pk": f"SERVICE#{cluster}/{service}", "sk": "LATEST"}).get("Item")
+        return (str(item["release_id"]), str(item["stage"])) if item else None
 
     # -- per-service locks (invariant 3) ----------------------------------------------------
 

@@ -225,7 +225,7 @@ class StageDeployer:
                 raise DeploymentError(
                     f"UpdateService on {stage.cluster}/{stage.service} returned no PRIMARY deployment"
                 )
-        store.index_deployment(deployment_id, release.release_id, stage.name)
+        store.index_deployment(deployment_id, release.release_id, stage.name, stage.cluster, stage.service)
         record = StageRecord(**{**record.__dict__, "state": StageState.DEPLOYING, "deployment_id": deployment_id})
         store.transition(
             release,
