@@ -7,6 +7,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from deployer import flow, runtime
 from deployer.events import CodeCommitReferenceEvent
 

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+
 from deployer.flow import ENV_COMMIT, ENV_PIPELINE, ENV_RELEASE_ID, Deps
 from deployer.pipelines import ConfigStore, load_config_text
 from deployer.provision import DemoAccount, DeployerNames, demo_pipelines_yaml, provision_demo, provision_deployer
 from deployer.releases import ReleaseStore, Transition
 from deployer.stages import StageDeployer
-
 from tests.support.events import load_event
 
 _counter = itertools.count(1)

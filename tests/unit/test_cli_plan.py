@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from deployer.cli import main
 from deployer.cli.plan import MAX_BOXES, _glyphs
 

@@ -11,6 +11,9 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from deployer.errors import BadInput
 from deployer.events import (
     APPROVAL_DECIDED,
@@ -31,9 +34,6 @@ from deployer.events import (
     parse_event,
     put_events_entry,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from tests.support.events import load_event, sample_names
 
 pytestmark = pytest.mark.unit

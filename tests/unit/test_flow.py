@@ -7,12 +7,12 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
+from moto import mock_aws
+
 from deployer import flow
 from deployer.events import CodeBuildStateChangeEvent, CodeCommitReferenceEvent, parse_event
 from deployer.provision import demo_pipelines_yaml
 from deployer.releases import ReleaseState, StageState
-from moto import mock_aws
-
 from tests.support.events import load_event
 from tests.support.world import World, commit_id, make_world
 

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
-from deployer.provision import DeployerNames, provision_deployer
-from deployer.releases import ConflictError, Release, ReleaseState, ReleaseStore, Transition
 from moto import mock_aws
 
+from deployer.provision import DeployerNames, provision_deployer
+from deployer.releases import ConflictError, Release, ReleaseState, ReleaseStore, Transition
 from tests.support.world import commit_id
 
 pytestmark = pytest.mark.unit

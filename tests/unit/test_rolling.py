@@ -15,6 +15,9 @@ from fractions import Fraction
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from deployer.rolling import (
     MANY_WAVES,
     MAX_TASKS_PER_SERVICE,
@@ -27,8 +30,6 @@ from deployer.rolling import (
     plan,
     validate,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 pytestmark = pytest.mark.unit
 

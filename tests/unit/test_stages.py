@@ -11,13 +11,13 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import ANY, Stubber
+from moto import mock_aws
+
 from deployer.errors import TransientError
 from deployer.pipelines import load_config_text
 from deployer.provision import ACCOUNT, web_task_definition
 from deployer.releases import Release, ReleaseState, ReleaseStore, StageState
 from deployer.stages import StageDeployer
-from moto import mock_aws
-
 from tests.support.world import World, commit_id, make_world
 
 pytestmark = pytest.mark.unit

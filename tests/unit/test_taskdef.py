@@ -14,6 +14,10 @@ from botocore.exceptions import EndpointConnectionError, ParamValidationError
 from botocore.model import Shape, StructureShape
 from botocore.stub import Stubber
 from botocore.validate import validate_parameters
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from moto import mock_aws
+
 from deployer.errors import BadInput, DeploymentError, TransientError
 from deployer.taskdef import (
     READ_ONLY_KEYS,
@@ -32,10 +36,6 @@ from deployer.taskdef import (
     register_clone_of,
     settable_tags,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from moto import mock_aws
-
 from tests.support.taskdefs import (
     LOG_ROUTER_IMAGE,
     OTEL_IMAGE,
