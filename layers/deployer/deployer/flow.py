@@ -359,6 +359,30 @@ def on_approval(event: ApprovalDecidedEvent, deps: Deps) -> Outcome:
     return {**base, **deploy_stage(release, pipeline, stage, deps), "approved_by": _who(detail)}
 
 
+def sweep_expired_approvals(deps: Deps, now: datetime | None = None) -> list[str]:
+    """End every release whose approval expired (APPROVAL_EXPIRED). Run on a schedule; the
+    decision path also refuses an expired token, so a late sweep never lets one through."""
+    moment = now or datetime.now(UTC)
+    expired = []
+    for pipeline in deps.config().pipelines:
+        for release in deps.store.list_releases(pipeline.name, limit=100):
+            if release.state is not ReleaseState.AWAITING_APPROVAL or not release.approval_expires_at:
+                continue
+            if datetime.fromisoformat(release.approval_expires_at) > moment:
+                continue
+            try:
+                deps.store.transition(
+                    release,
+                    ReleaseState.APPROVAL_EXPIRED,
+                    reason=f"nobody decided on {release.stage} before {release.approval_expires_at}",
+                    allowed_from={ReleaseState.AWAITING_APPROVAL},
+                )
+                expired.append(release.release_id)
+            except ConflictError:
+                continue
+    return expired
+
+
 def _who(detail: Any) -> str:
     by = detail.decided_by
     if by.kind == "slack":

@@ -1,0 +1,35 @@
+"""on_approval: an "Approval Decided" event deploys the stage or ends the release REJECTED;
+a schedule ends releases whose approval expired (APPROVAL_EXPIRED)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from deployer import flow, runtime
+from deployer.events import ApprovalDecidedEvent
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+# EventBridge delivers at least once: the same event id is handled once (invariant 1).
+persistence = runtime.idempotency_store()
+idempotency = IdempotencyConfig(event_key_jmespath="id", raise_on_no_idempotency_key=False)
+SWEEP = {"sweep": "expired-approvals"}
+
+
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if event == SWEEP:
+        return {"expired": flow.sweep_expired_approvals(runtime.deps())}
+    return _decision(event, context)
+
+
+@idempotent(config=idempotency, persistence_store=persistence)
+def _decision(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return runtime.run(logger, metrics, ApprovalDecidedEvent, event, lambda e: flow.on_approval(e, runtime.deps()))

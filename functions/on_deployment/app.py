@@ -1,0 +1,29 @@
+"""on_deployment: ECS deployment events promote the release or end it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from deployer import flow, runtime
+from deployer.events import EcsDeploymentStateChangeEvent
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+# EventBridge delivers at least once: the same event id is handled once (invariant 1).
+persistence = runtime.idempotency_store()
+idempotency = IdempotencyConfig(event_key_jmespath="id", raise_on_no_idempotency_key=False)
+
+
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+@idempotent(config=idempotency, persistence_store=persistence)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return runtime.run(
+        logger, metrics, EcsDeploymentStateChangeEvent, event, lambda e: flow.on_deployment(e, runtime.deps())
+    )
