@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from deployer.cli import main
-from deployer.cli.plan import MAX_BOXES, _glyphs
+from deployer.cli.plan import _glyphs
+from deployer.render import MAX_BOXES
 
 pytestmark = pytest.mark.unit
 

@@ -10,20 +10,12 @@ import io
 import json
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from deployer.cli import UsageError
-from deployer.rolling import Finding, Plan, ServiceFacts, Step, Validation, plan, validate
-
-# Above this many task slots a row shows counts instead of one box per task.
-MAX_BOXES = 40
-# Plans with more steps than this show the first and last few and elide the middle.
-MAX_STEPS_SHOWN = 24
-STEPS_KEPT = 10
-
-_UNICODE_GLYPHS = {"old": "■", "new": "□", "free": "·", "dash": "—", "ellipsis": "…"}
-_ASCII_GLYPHS = {"old": "#", "new": "o", "free": ".", "dash": "-", "ellipsis": "..."}
+from deployer.render import ASCII, UNICODE, draw_plan, tasks_text
+from deployer.rolling import Finding, Plan, ServiceFacts, Validation, plan, validate
 
 # Up to 18 digits: big enough to reach every check in `validate` (which refuses counts above ECS's
 # quota), small enough that no arithmetic on it is slow.
@@ -91,13 +83,13 @@ def run(args: argparse.Namespace) -> int:
     requested = {"minimumHealthyPercent": args.min, "maximumPercent": args.max}
     validation = validate(requested, facts)
     rollout = plan(args.desired, args.min, args.max, args.spare_capacity) if validation.valid else None
-    unicode = _glyphs(sys.stdout) is _UNICODE_GLYPHS
+    unicode = _glyphs(sys.stdout) is UNICODE
     if args.json:
         document = _as_json(args, facts, validation, rollout)
         sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=not unicode) + "\n")
     else:
         drawing = io.StringIO()
-        _draw(drawing, args, facts, validation, rollout, glyph=_UNICODE_GLYPHS if unicode else _ASCII_GLYPHS)
+        _draw(drawing, args, facts, validation, rollout, glyph=UNICODE if unicode else ASCII)
         text = drawing.getvalue()
         sys.stdout.write(text if unicode else _to_ascii(text))
     return 0 if validation.valid else 1
@@ -138,30 +130,10 @@ def _as_json(
 def _glyphs(stream: TextIO) -> dict[str, str]:
     encoding = getattr(stream, "encoding", None) or "ascii"
     try:
-        "".join(_UNICODE_GLYPHS.values()).encode(encoding)
+        "".join(UNICODE.values()).encode(encoding)
     except (LookupError, UnicodeEncodeError):
-        return _ASCII_GLYPHS
-    return _UNICODE_GLYPHS
-
-
-def _percent(count: int, desired: int) -> str:
-    if desired == 0:
-        return "-"
-    if (100 * count) % desired == 0:
-        return f"{100 * count // desired}%"
-    return f"{100 * count / desired:.1f}%"
-
-
-def _tasks(count: int) -> str:
-    return f"{count} task" if count == 1 else f"{count} tasks"
-
-
-def _row(step: Step, slots: int, glyph: dict[str, str]) -> str:
-    if slots <= MAX_BOXES:
-        boxes = [glyph["old"]] * step.old + [glyph["new"]] * step.new
-        boxes += [glyph["free"]] * (slots - len(boxes))
-        return "[" + " ".join(boxes) + "]"
-    return f"[{step.old} old, {step.new} new]"
+        return ASCII
+    return UNICODE
 
 
 def _draw(
@@ -171,11 +143,11 @@ def _draw(
     validation: Validation,
     rollout: Plan | None,
     *,
-    glyph: dict[str, str],
+    glyph: Mapping[str, str],
 ) -> None:
     scheduling = facts.scheduling_strategy
     header = (
-        f"Rolling update of {_tasks(args.desired)} ({scheduling} on {facts.launch_type}): "
+        f"Rolling update of {tasks_text(args.desired)} ({scheduling} on {facts.launch_type}): "
         f"minimumHealthyPercent {args.min}, maximumPercent {args.max}"
     )
     if args.spare_capacity is not None:
@@ -187,59 +159,9 @@ def _draw(
         print("Refused: this configuration cannot be rolled out as asked.", file=out)
         _findings(out, "Errors", validation.errors)
     else:
-        _draw_plan(out, args, rollout, glyph)
+        draw_plan(out, rollout, args.min, args.max, glyph)
     _findings(out, "Warnings", validation.warnings)
     _findings(out, "Notes", validation.notes)
-
-
-def _draw_plan(out: TextIO, args: argparse.Namespace, rollout: Plan, glyph: dict[str, str]) -> None:
-    desired = rollout.desired
-    ceiling = desired * args.max // 100
-    limits = (
-        f"ECS keeps at least {_tasks(rollout.minimum_running)} RUNNING (ceil({desired} × {args.min} / 100)) "
-        f"and allows at most {_tasks(ceiling)} RUNNING or PENDING (floor({desired} × {args.max} / 100))"
-    )
-    if rollout.maximum_tasks < ceiling:
-        limits += f"; the cluster's room limits that to {rollout.maximum_tasks}"
-    print(limits + ".", file=out)
-    print("", file=out)
-    if rollout.maximum_tasks <= MAX_BOXES:
-        print(
-            f"  {glyph['old']} old task   {glyph['new']} new task   {glyph['free']} room up to the maximum",
-            file=out,
-        )
-    else:
-        print(f"  [old, new] task counts ({rollout.maximum_tasks} slots: too many to draw)", file=out)
-    rows = [(index, step, _row(step, rollout.maximum_tasks, glyph)) for index, step in enumerate(rollout.steps)]
-    width = max(len("tasks"), *(len(row) for _, _, row in rows))
-    print(f"  {'step':>4}  {'tasks':<{width}}  {'action':<10}  {'running':>7}  {'of desired':>10}", file=out)
-    shown: Sequence[tuple[int, Step, str] | None] = rows
-    if len(rows) > MAX_STEPS_SHOWN:
-        shown = [*rows[:STEPS_KEPT], None, *rows[-STEPS_KEPT:]]
-    for item in shown:
-        if item is None:
-            hidden = len(rows) - 2 * STEPS_KEPT
-            print(f"  {'':>4}  {glyph['ellipsis']} {hidden} more steps {glyph['ellipsis']}", file=out)
-            continue
-        index, step, row = item
-        action = f"{step.action} {step.count}" if step.action else glyph["dash"]
-        total = step.old + step.new
-        print(
-            f"  {index:>4}  {row:<{width}}  {action:<10}  {total:>7}  {_percent(total, desired):>10}",
-            file=out,
-        )
-    print("", file=out)
-    if desired == 0:
-        print("Summary: nothing to roll (desired count 0).", file=out)
-        return
-    waves = f"{rollout.waves} wave" + ("" if rollout.waves == 1 else "s")
-    outage = "an OUTAGE (no task running at one point)" if rollout.outage else "no outage"
-    print(
-        f"Summary: {waves}; peak {_tasks(rollout.peak_tasks)} ({_percent(rollout.peak_tasks, desired)} of "
-        f"desired); lowest {rollout.min_running_tasks} running "
-        f"({_percent(rollout.min_running_tasks, desired)} of desired); {outage}.",
-        file=out,
-    )
 
 
 def _findings(out: TextIO, title: str, findings: Sequence[Finding]) -> None:
