@@ -17,10 +17,15 @@ import boto3
 import pytest
 import yaml
 from botocore.stub import Stubber
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from moto import mock_aws
+
 from deployer import template
 from deployer.errors import ConfigError, TransientError
 from deployer.pipelines import (
     MAX_CONFIG_BYTES,
+    MAX_PUBLISHED_BYTES,
     MAX_YAML_NODES,
     PUBLISHED_ITEM_ID,
     ConfigStore,
@@ -35,9 +40,6 @@ from deployer.pipelines import (
     to_published_json,
     to_yaml,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from moto import mock_aws
 
 pytestmark = pytest.mark.unit
 
@@ -607,7 +609,11 @@ BAD_YAML = [
     ("control character", "pipelines: []\n\x07\n", "f.yaml:2:1: YAML syntax: the character #x0007 is not allowed"),
     ("deep nesting", "a: " + "[" * 70 + "]" * 70 + "\npipelines: []\n", "nested deeper than 64 levels"),
     ("very deep nesting", "[" * 20000, "f.yaml"),
-    ("too large", "# " + "x" * MAX_CONFIG_BYTES + "\npipelines: []\n", "above the limit of 1048576 (1 MiB)"),
+    (
+        "too large",
+        "# " + "x" * MAX_CONFIG_BYTES + "\npipelines: []\n",
+        f"above the limit of {MAX_CONFIG_BYTES // 1024} KiB",
+    ),
 ]
 
 
@@ -622,6 +628,28 @@ def test_bad_yaml_is_a_clear_config_error(text: str, expected: str) -> None:
     assert time.monotonic() - started < 5
     assert any(expected in m for m in caught.value.messages), caught.value.messages
     assert all(m.startswith("f.yaml") for m in caught.value.messages)
+
+
+def test_a_config_too_big_for_one_dynamodb_item_is_refused() -> None:
+    # GIVEN a small file whose aliases expand a 1,000-approver list into 40 stages
+    approvers = ", ".join(f"U{i:09d}" for i in range(1000))
+    stages = "".join(f"      - {{name: s{i}, cluster: c, service: s{i}, approval: *gate}}\n" for i in range(1, 40))
+    text = f"""\
+pipelines:
+  - name: web
+    repository: web-app
+    branch: main
+    build: {{project: web-app-build}}
+    container: web
+    stages:
+      - {{name: s0, cluster: c, service: s0, approval: &gate {{approvers: [{approvers}]}}}}
+{stages}"""
+    assert len(text.encode()) < MAX_CONFIG_BYTES
+    # WHEN checked THEN it is refused before anyone tries to publish it
+    result = check_config_text(text)
+    assert len(result.errors) == 1
+    assert "one DynamoDB item, which holds at most 400 KB" in result.errors[0].message
+    assert str(MAX_PUBLISHED_BYTES) in result.errors[0].message
 
 
 def test_anchors_and_merge_keys_work_within_bounds() -> None:

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_CONFIG_BYTES",
+    "MAX_PUBLISHED_BYTES",
     "MAX_YAML_NODES",
     "PUBLISHED_ITEM_ID",
     "Approval",
@@ -65,11 +66,16 @@ __all__ = [
     "to_published_json",
 ]
 
-# A few dozen pipelines take a few tens of KiB; anything near a mebibyte is a mistake or an attack.
-MAX_CONFIG_BYTES = 1024 * 1024
+# A pipeline takes about 1 KiB of YAML, so a few dozen take a few tens of KiB. The limit keeps the
+# published JSON within one DynamoDB item (400 KB) and bounds the time of PyYAML's pure-Python
+# parser (about 100 KiB per second on hostile input).
+MAX_CONFIG_BYTES = 256 * 1024
+# The published item holds the JSON plus a few short attributes; DynamoDB's item limit is 400 KB.
+MAX_PUBLISHED_BYTES = 380_000
 # Bounds what anchors and aliases may expand to (the "billion laughs" document is 1 KiB of YAML).
 MAX_YAML_NODES = 100_000
 MAX_YAML_DEPTH = 64
+MAX_PROBLEMS = 1000  # reported per kind; the rest are counted
 
 # Approval links are signed for at most a week: a release that waited longer is stale (newer
 # commits have moved on) and a long-lived link is a long-lived credential.
@@ -541,10 +547,10 @@ class _BoundedLoader(yaml.SafeLoader):
     """Refuses deep flow nesting while scanning: PyYAML's scanner does work quadratic in the
     flow depth, so a mebibyte of '[' would otherwise take hours."""
 
-    def fetch_flow_collection_start(self, TokenClass: Any) -> None:  # noqa: N803 - PyYAML's name
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
         if self.flow_level >= MAX_YAML_DEPTH:
             raise yaml.scanner.ScannerError(None, None, f"nested deeper than {MAX_YAML_DEPTH} levels", self.get_mark())
-        super().fetch_flow_collection_start(TokenClass)  # type: ignore[misc]
+        super().fetch_flow_collection_start(TokenClass)
 
 
 @dataclass(frozen=True)
@@ -574,7 +580,8 @@ def _parse_yaml(text: str) -> _Parsed:
             problems=[
                 Problem(
                     "",
-                    f"the document expands to more than {MAX_YAML_NODES} values (anchors and aliases): refused",
+                    f"the document holds more than {MAX_YAML_NODES} values "
+                    "(after expanding anchors and aliases): refused",
                 )
             ],
         )
@@ -660,11 +667,18 @@ class _Checker:
         self.unreadable = unreadable
         self.errors: list[Problem] = []
         self.warnings: list[Problem] = []
+        self.dropped = {"errors": 0, "warnings": 0}  # beyond MAX_PROBLEMS: counted, not kept
+        self._seen: set[Problem] = set()
 
     def _add(self, problems: list[Problem], loc: Loc, message: str) -> None:
         problem = Problem(format_path(loc), message, _line_for(loc, self.lines))
-        if problem not in problems:  # the schema and the raw checks may both see one rule
-            problems.append(problem)
+        if problem in self._seen:  # the schema and the raw checks may both see one rule
+            return
+        if len(problems) >= MAX_PROBLEMS:
+            self.dropped["errors" if problems is self.errors else "warnings"] += 1
+            return
+        self._seen.add(problem)
+        problems.append(problem)
 
     def error(self, loc: Loc, message: str) -> None:
         self._add(self.errors, loc, message)
@@ -677,6 +691,9 @@ class _Checker:
             loc = (*prefix, *err["loc"])
             if any(loc[:end] in self.unreadable for end in range(len(loc) + 1)):
                 continue  # the YAML reader already said why this value is missing
+            if len(self.errors) >= MAX_PROBLEMS:
+                self.dropped["errors"] += 1
+                continue
             self.error(loc, _humanize(err))
 
 
@@ -849,15 +866,36 @@ def check_config_text(text: str, source: str = "<string>") -> CheckResult:
         return CheckResult(
             source,
             None,
-            (Problem("", f"the file is {size} bytes, above the limit of {MAX_CONFIG_BYTES} (1 MiB)"),),
+            (Problem("", f"the file is {size} bytes, above the limit of {MAX_CONFIG_BYTES // 1024} KiB"),),
         )
     parsed = _parse_yaml(text)
     if parsed.problems and parsed.data is None:
         return CheckResult(source, None, tuple(parsed.problems))
     config, check = _validate(parsed.data, parsed.lines, parsed.unreadable)
-    errors = sorted([*parsed.problems, *check.errors], key=lambda p: p.line or 0)
-    warnings = sorted(check.warnings, key=lambda p: p.line or 0)
+    if config is not None and not check.errors:
+        published = len(to_published_json(config).encode())
+        if published > MAX_PUBLISHED_BYTES:
+            check.error((), _too_big_to_publish(published))
+    errors = _at_most([*parsed.problems, *check.errors], "errors", check.dropped["errors"])
+    warnings = _at_most(check.warnings, "warnings", check.dropped["warnings"])
     return CheckResult(source, None if errors else config, tuple(errors), tuple(warnings))
+
+
+def _too_big_to_publish(size: int) -> str:
+    return (
+        f"the published JSON would be {size} bytes, above {MAX_PUBLISHED_BYTES}: it is stored in one "
+        "DynamoDB item, which holds at most 400 KB (anchors and aliases are expanded when published)"
+    )
+
+
+def _at_most(problems: list[Problem], what: str, dropped: int) -> list[Problem]:
+    """In line order. A real file has a handful of problems; a generated or hostile one may have
+    thousands, of which the first MAX_PROBLEMS are shown and the rest counted."""
+    ordered = sorted(problems, key=lambda p: p.line or 0)
+    more = dropped + max(0, len(ordered) - MAX_PROBLEMS)
+    if not more:
+        return ordered
+    return [*ordered[:MAX_PROBLEMS], Problem("", f"... and {more} more {what} not shown")]
 
 
 def load_config_text(text: str, source: str = "<string>") -> PipelinesConfig:
@@ -1020,6 +1058,8 @@ class ConfigStore:
             current = self.describe()
             expected_version = current.version if current is not None else 0
         value = to_published_json(config)
+        if len(value.encode()) > MAX_PUBLISHED_BYTES:
+            raise ConfigError(_too_big_to_publish(len(value.encode())))
         published = PublishedConfig(
             version=expected_version + 1,
             sha256=hashlib.sha256(value.encode()).hexdigest(),

@@ -113,6 +113,8 @@ class Release:
     approval_id: str | None = None
     approval_link: str | None = None
     approval_expires_at: str | None = None
+    # what the approval shows: service, current task definition, desired count, min/max, plan line
+    approval_context: dict[str, Any] | None = None
     decided_by: dict[str, Any] | None = None
     # the one Slack message of the release, updated as it moves (chat.update)
     slack_channel: str | None = None
