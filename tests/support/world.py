@@ -13,10 +13,12 @@ from typing import Any
 
 import boto3
 
+from deployer.approvals import Approvals
 from deployer.flow import ENV_COMMIT, ENV_PIPELINE, ENV_RELEASE_ID, Deps
 from deployer.pipelines import ConfigStore, load_config_text
 from deployer.provision import DemoAccount, DeployerNames, demo_pipelines_yaml, provision_demo, provision_deployer
-from deployer.releases import ReleaseStore, Transition
+from deployer.releases import ReleaseStore, Transition, TransitionListener
+from deployer.reporting import fan_out
 from deployer.stages import StageDeployer
 from tests.support.events import load_event
 
@@ -108,14 +110,25 @@ class World:
         return event
 
 
-def make_world(environment: str = "test", pipelines_yaml: str | None = None) -> World:
-    """Provision everything in the current AWS (moto) and return the flow's dependencies."""
+SIGNING_KEY = b"test-signing-key-of-at-least-32-bytes!!"
+APPROVAL_BASE_URL = "https://approvals.example.test"
+
+
+def make_world(
+    environment: str = "test",
+    pipelines_yaml: str | None = None,
+    *,
+    listeners: list[TransitionListener] | None = None,
+) -> World:
+    """Provision everything in the current AWS (moto) and return the flow's dependencies.
+    Transitions are recorded in `World.transitions` and passed to `listeners` (e.g. Slack)."""
     names = DeployerNames(environment)
     session = boto3.session.Session()
     provision_deployer(names, session)
     account = provision_demo(session)
     transitions: list[Transition] = []
-    store = ReleaseStore(boto3.resource("dynamodb").Table(names.table), on_transition=transitions.append)
+    table = boto3.resource("dynamodb").Table(names.table)
+    store = ReleaseStore(table, on_transition=fan_out([transitions.append, *(listeners or [])]))
     config_store = ConfigStore(names.config_table, max_age_seconds=0)
     config_store.publish(load_config_text(pipelines_yaml or demo_pipelines_yaml(account)), "tests")
     deps = Deps(
@@ -124,5 +137,6 @@ def make_world(environment: str = "test", pipelines_yaml: str | None = None) -> 
         codebuild=boto3.client("codebuild"),
         ecr=boto3.client("ecr"),
         stages=StageDeployer(store, boto3.client("ecs"), boto3.client("application-autoscaling")),
+        approvals=Approvals(table, store, lambda: SIGNING_KEY, base_url=APPROVAL_BASE_URL),
     )
     return World(names, account, deps, store, config_store, transitions)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from deployer import aws, taskdef
+from deployer import aws, render, rolling, taskdef
 from deployer.errors import BadInput, ConfigError, DeploymentError
 from deployer.events import (
     ApprovalDecidedEvent,
@@ -36,7 +36,7 @@ from deployer.releases import (
     Transition,
     now_iso,
 )
-from deployer.stages import StageDeployer, StageResult
+from deployer.stages import StageDeployer, StageResult, describe_service
 
 if TYPE_CHECKING:
     from mypy_boto3_codebuild import CodeBuildClient
@@ -296,9 +296,37 @@ def request_approval(release: Release, pipeline: Pipeline, stage: Stage, deps: D
         approval_id=approval.approval_id,
         approval_link=link,
         approval_expires_at=approval.expires_at.isoformat(),
+        approval_context=approval_context(release, stage, deps),
     )
     superseded = _supersede_waiting(release, stage.name, deps)
     return {"outcome": "awaiting_approval", "stage": stage.name, "approval_link": link, "superseded": superseded}
+
+
+def approval_context(release: Release, stage: Stage, deps: Deps) -> dict[str, Any]:
+    """What the approval shows: the service as it runs now and the rollout the stage will do."""
+    context: dict[str, Any] = {
+        "service": f"{stage.cluster}/{stage.service}",
+        "approvers": list(stage.approval.approvers) if stage.approval else [],
+        "image_uri": release.image_uri,
+    }
+    try:
+        view = describe_service(deps.stages.ecs, stage.cluster, stage.service)
+    except DeploymentError as exc:
+        return {**context, "note": str(exc)}
+    validation = rolling.validate(stage.deployment_configuration(), view.facts)
+    config = validation.deployment_configuration
+    context.update(
+        current_task_definition=view.task_definition,
+        desired=view.facts.desired_count,
+        minimum_healthy_percent=config.get("minimumHealthyPercent"),
+        maximum_percent=config.get("maximumPercent"),
+    )
+    if validation.valid and config.get("strategy", "ROLLING") == "ROLLING":
+        rollout = rolling.plan(view.facts.desired_count, config["minimumHealthyPercent"], config["maximumPercent"])
+        context["plan_line"] = render.summary(rollout)
+    elif not validation.valid:
+        context["note"] = "; ".join(f.message for f in validation.errors)
+    return context
 
 
 def _supersede_waiting(release: Release, stage: str, deps: Deps) -> list[str]:

@@ -30,6 +30,10 @@ class Settings(BaseModel):
     config_table_name: str = Field(alias="DEPLOYER_CONFIG_TABLE", min_length=3)
     event_bus_name: str = Field(alias="DEPLOYER_EVENT_BUS", min_length=1)
     config_max_age_seconds: int = Field(default=60, alias="DEPLOYER_CONFIG_MAX_AGE", ge=0, le=60)
+    signing_key_secret: str = Field(default="", alias="DEPLOYER_SIGNING_KEY_SECRET")
+    slack_secret: str = Field(default="", alias="DEPLOYER_SLACK_SECRET")
+    approval_url: str | None = Field(default=None, alias="DEPLOYER_APPROVAL_URL")
+    region: str | None = Field(default=None, alias="AWS_REGION")
 
 
 @functools.cache
@@ -51,20 +55,42 @@ def table(name: str) -> Any:
 def deps() -> Any:
     """The flow's dependencies, built once per cold start."""
     from deployer import aws
+    from deployer.approvals import Approvals, signing_key_from_secret
     from deployer.flow import BusPublisher, Deps
     from deployer.pipelines import ConfigStore
     from deployer.releases import ReleaseStore
+    from deployer.reporting import SlackReporter, fan_out
+    from deployer.slack import SlackNotifier, settings_from_secret
     from deployer.stages import StageDeployer
 
     cfg = settings()
-    store = ReleaseStore(table(cfg.table_name), on_transition=BusPublisher(aws.client("events"), cfg.event_bus_name))
     config_store = ConfigStore(cfg.config_table_name, max_age_seconds=cfg.config_max_age_seconds)
+    slack_settings = settings_from_secret(cfg.slack_secret)
+    listeners: list[Any] = [BusPublisher(aws.client("events"), cfg.event_bus_name)]
+    store = ReleaseStore(table(cfg.table_name), on_transition=fan_out(listeners))
+
+    def channel_for(pipeline: str) -> str | None:
+        published = config_store.load()
+        return published.slack.channel if published.slack else None
+
+    listeners.append(
+        SlackReporter(SlackNotifier(slack_settings), slack_settings, lambda: store, channel_for, cfg.region)
+    )
+    approvals = None
+    if cfg.signing_key_secret:
+        approvals = Approvals(
+            table(cfg.table_name),
+            store,
+            signing_key_from_secret(cfg.signing_key_secret),
+            base_url=(cfg.approval_url or "").rstrip("/") or None,
+        )
     return Deps(
         store=store,
         config=config_store.load,
         codebuild=aws.client("codebuild"),
         ecr=aws.client("ecr"),
         stages=StageDeployer(store, aws.client("ecs"), aws.client("application-autoscaling")),
+        approvals=approvals,
     )
 
 

@@ -1,0 +1,120 @@
+"""Telling people: one Slack message per release, posted at its first transition and updated
+as it moves (chat.update); the approval buttons while it waits. A Slack failure is logged by the
+notifier and never stops a release (the approval link stays in `deployer status`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from deployer.releases import Release, ReleaseState, ReleaseStore, Transition, TransitionListener
+
+if TYPE_CHECKING:
+    from deployer.slack import ReleaseView, SlackNotifier, SlackSettings
+
+log = logging.getLogger("deployer")
+
+
+def fan_out(listeners: Iterable[TransitionListener]) -> TransitionListener:
+    """One listener calling each of `listeners`; one failing never stops the others."""
+    chosen = list(listeners)
+
+    def notify(change: Transition) -> None:
+        for listener in chosen:
+            try:
+                listener(change)
+            except Exception:
+                log.exception("transition listener failed", extra={"release_id": change.release.release_id})
+
+    return notify
+
+
+def view_of(release: Release, region: str | None = None) -> ReleaseView:
+    """What a Slack message shows of `release`."""
+    from deployer.slack import ReleaseView
+
+    context = release.approval_context or {}
+    record = release.stages.get(release.stage or "")
+    change = None
+    if record and record.previous_task_definition_arn and record.task_definition_arn:
+        change = (record.previous_task_definition_arn, record.task_definition_arn)
+    elif context.get("current_task_definition"):
+        change = (str(context["current_task_definition"]), "a new revision with this image")
+    service_link = None
+    if record and region:
+        service_link = (
+            f"https://{region}.console.aws.amazon.com/ecs/v2/clusters/{record.cluster}/services/{record.service}"
+            "/deployments"
+        )
+    decided = None
+    if release.decided_by:
+        by = release.decided_by
+        who = f"<@{by['user']}>" if by.get("kind") == "slack" and by.get("user") else "a link holder"
+        decided = f"{by.get('decision', 'decided')} by {who} at {by.get('at', '?')}"
+    return ReleaseView(
+        release_id=release.release_id,
+        pipeline=release.pipeline,
+        stage=release.stage,
+        commit=release.commit,
+        state=release.state.value,
+        pusher=release.pusher,
+        image_uri=release.image_uri,
+        image_digest=release.image_digest,
+        reason=release.reason,
+        task_definition_change=change,
+        plan_line=context.get("plan_line"),
+        approval_link=release.approval_link if release.state is ReleaseState.AWAITING_APPROVAL else None,
+        approvers=tuple(context.get("approvers", ())),
+        log_link=release.log_link,
+        service_link=service_link,
+        decided_by_text=decided,
+        branch=release.branch,
+        approval_expires_at=release.approval_expires_at,
+    )
+
+
+def token_of(link: str | None) -> str | None:
+    """The approval token is the last path segment of the approval link."""
+    return link.rstrip("/").rsplit("/", 1)[-1] if link else None
+
+
+class SlackReporter:
+    """A transition listener keeping the release's one Slack message up to date."""
+
+    def __init__(
+        self,
+        notifier: SlackNotifier,
+        settings: Callable[[], SlackSettings],
+        store: Callable[[], ReleaseStore],
+        channel_for: Callable[[str], str | None] = lambda _pipeline: None,
+        region: str | None = None,
+    ) -> None:
+        self._notifier = notifier
+        self._settings = settings
+        self._store = store
+        self._channel_for = channel_for
+        self._region = region
+
+    def __call__(self, change: Transition) -> None:
+        from deployer import slack
+
+        settings = self._settings()
+        if not settings.enabled:
+            return
+        release = change.release
+        view = view_of(release, self._region)
+        if release.state is ReleaseState.AWAITING_APPROVAL:
+            blocks = slack.approval_blocks(
+                view, interactive=settings.interactive, approval_token=token_of(release.approval_link)
+            )
+        else:
+            blocks = slack.status_blocks(view)
+        text = slack.fallback_text(view)
+        if release.slack_channel and release.slack_ts:
+            ref = slack.MessageRef(channel=release.slack_channel, ts=release.slack_ts)
+            self._notifier.update(ref, blocks, text)
+            return
+        posted = self._notifier.post(blocks, text, self._channel_for(release.pipeline) or settings.channel)
+        if posted is not None:
+            self._store().save(release, slack_channel=posted.channel, slack_ts=posted.ts)

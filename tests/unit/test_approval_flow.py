@@ -1,0 +1,130 @@
+"""Approvals in the flow: a stage with `approval` waits (AWAITING_APPROVAL with a signed link),
+"Approval Decided" deploys it or ends the release REJECTED, and stale approvals expire."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from deployer import flow
+from deployer.events import (
+    ApprovalDecidedEvent,
+    CodeBuildStateChangeEvent,
+    CodeCommitReferenceEvent,
+    EcsDeploymentStateChangeEvent,
+    parse_event,
+)
+from deployer.releases import Release, ReleaseState, StageState
+from tests.support.events import load_event
+from tests.support.world import APPROVAL_BASE_URL, World, commit_id, make_world
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    with mock_aws():
+        yield make_world()
+
+
+def current(world: World, release_id: str) -> Release:
+    release = world.store.get(release_id)
+    assert release is not None
+    return release
+
+
+def to_prod_approval(world: World, label: str, *, old: str | None = None, time: str = "2026-11-29T10:00:00Z") -> str:
+    """Push, build, and complete dev: the release then waits for prod's approval."""
+    push = world.push(commit_id(label), commit_id(old) if old else None, time=time)
+    (started,) = flow.on_push(parse_event(CodeCommitReferenceEvent, push), world.deps)
+    release_id = str(started["release_id"])
+    flow.on_build(parse_event(CodeBuildStateChangeEvent, world.build_finished(release_id)), world.deps)
+    event: dict[str, Any] = load_event("ecs_deployment_completed")
+    event["detail"]["deploymentId"] = current(world, release_id).stages["dev"].deployment_id
+    flow.on_deployment(parse_event(EcsDeploymentStateChangeEvent, event), world.deps)
+    return release_id
+
+
+def decision(release: Release, choice: str, *, approval_id: str | None = None) -> ApprovalDecidedEvent:
+    event: dict[str, Any] = load_event("approval_decided_approve")
+    event["detail"].update(
+        release_id=release.release_id,
+        stage=release.stage,
+        approval_id=approval_id or release.approval_id,
+        decision=choice,
+    )
+    return parse_event(ApprovalDecidedEvent, event)
+
+
+def test_a_stage_with_an_approval_waits_with_a_signed_link_and_what_it_will_do(world: World) -> None:
+    # WHEN dev completes and prod needs an approval
+    release = current(world, to_prod_approval(world, "wait"))
+    # THEN the release waits on prod with a link, and prod is untouched
+    assert release.state is ReleaseState.AWAITING_APPROVAL
+    assert release.stage == "prod"
+    assert (release.approval_link or "").startswith(f"{APPROVAL_BASE_URL}/approvals/v1.")
+    assert release.approval_id
+    context = release.approval_context or {}
+    assert context["service"] == "prod/web"
+    assert context["desired"] == 4
+    assert context["current_task_definition"] == world.account.services["prod"].task_definition_arn
+    assert "2 waves" in context["plan_line"]
+    assert world.service("prod")["taskDefinition"] == world.account.services["prod"].task_definition_arn
+
+
+def test_approve_deploys_the_stage_and_records_who(world: World) -> None:
+    release = current(world, to_prod_approval(world, "approve"))
+    outcome = flow.on_approval(decision(release, "approve"), world.deps)
+    release = current(world, release.release_id)
+    assert outcome["outcome"] == "deploying"
+    assert release.state is ReleaseState.DEPLOYING
+    assert release.stages["prod"].state is StageState.DEPLOYING
+    assert world.service("prod")["taskDefinition"] == release.stages["prod"].task_definition_arn
+    assert (release.decided_by or {})["decision"] == "approve"
+    assert (release.decided_by or {})["kind"] == "slack"
+
+
+def test_reject_ends_the_release_and_deploys_nothing(world: World) -> None:
+    release = current(world, to_prod_approval(world, "reject"))
+    outcome = flow.on_approval(decision(release, "reject"), world.deps)
+    release = current(world, release.release_id)
+    assert outcome["outcome"] == "rejected"
+    assert release.state is ReleaseState.REJECTED
+    assert "rejected by Slack user" in (release.reason or "")
+    assert world.service("prod")["taskDefinition"] == world.account.services["prod"].task_definition_arn
+
+
+def test_a_decision_delivered_twice_deploys_once(world: World) -> None:
+    release = current(world, to_prod_approval(world, "dup"))
+    event = decision(release, "approve")
+    flow.on_approval(event, world.deps)
+    revisions = world.revisions()
+    again = flow.on_approval(event, world.deps)
+    assert again["outcome"] == "duplicate"
+    assert world.revisions() == revisions
+
+
+def test_a_decision_for_another_approval_is_ignored(world: World) -> None:
+    release = current(world, to_prod_approval(world, "other"))
+    outcome = flow.on_approval(decision(release, "approve", approval_id="not-this-one"), world.deps)
+    assert outcome["outcome"] == "duplicate"
+    assert current(world, release.release_id).state is ReleaseState.AWAITING_APPROVAL
+
+
+def test_a_newer_release_waiting_on_the_same_stage_supersedes_the_older(world: World) -> None:
+    older = to_prod_approval(world, "old", time="2026-11-29T10:00:00Z")
+    newer = to_prod_approval(world, "new", old="old", time="2026-11-29T10:10:00Z")
+    assert current(world, newer).state is ReleaseState.AWAITING_APPROVAL
+    assert current(world, older).state is ReleaseState.SUPERSEDED
+
+
+def test_the_sweep_expires_approvals_past_their_time(world: World) -> None:
+    release_id = to_prod_approval(world, "expire")
+    assert flow.sweep_expired_approvals(world.deps, datetime.now(UTC)) == []
+    later = datetime.now(UTC) + timedelta(hours=25)
+    assert flow.sweep_expired_approvals(world.deps, later) == [release_id]
+    assert current(world, release_id).state is ReleaseState.APPROVAL_EXPIRED
