@@ -94,6 +94,20 @@ def deps() -> Any:
     )
 
 
+_SHARED: set[int] = set()
+
+
+def share_logging(logger: Any) -> None:
+    """The deployer package logs through `logging.getLogger("deployer")`; give it the handler's
+    Powertools configuration (JSON lines, service name, Lambda context) once per cold start."""
+    if id(logger) in _SHARED:
+        return
+    from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+
+    copy_config_to_registered_loggers(source_logger=logger, include={"deployer"})
+    _SHARED.add(id(logger))
+
+
 def run(
     logger: Any,
     metrics: Any,
@@ -103,6 +117,8 @@ def run(
 ) -> dict[str, Any]:
     """Parse `raw` as `model`, run `action(parsed)` and map domain errors to outcomes."""
     from aws_lambda_powertools.metrics import MetricUnit
+
+    share_logging(logger)
 
     from deployer.events import parse_event
 
