@@ -71,6 +71,10 @@ unit: venv ## unit tests only (no network)
 test: lint validate build ## everything CI runs: lint, sam validate, sam build, all tests
 	$(BIN)/pytest
 
+.PHONY: bench
+bench: venv build ## benchmarks: print a summary and rewrite BENCHMARKS.md
+	$(BIN)/python -m bench
+
 .PHONY: clean
 clean: ## remove the venv and build output
 	rm -rf $(VENV) .aws-sam .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,55 @@
+"""`python -m bench`: run every benchmark, print a summary and rewrite BENCHMARKS.md.
+
+Run it from the repository root (`make bench` does), where `tests.support.world` is importable.
+`--only SECTION` runs one section and prints it without touching BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench import aws_calls, cold_import, latency, report, startup
+from bench.common import REPO_ROOT
+
+RUNNERS: dict[str, Callable[[], dict[str, Any]]] = {
+    "startup": startup.plan_startup,
+    "imports": cold_import.cold_imports,
+    "calls": aws_calls.aws_calls,
+    "latency": latency.handler_latency,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=list(RUNNERS), action="append", help="run only this section (repeatable)")
+    parser.add_argument("--output", type=Path, default=REPO_ROOT / "BENCHMARKS.md", help="where to write the report")
+    args = parser.parse_args(argv)
+    chosen = args.only or list(RUNNERS)
+    started = time.perf_counter()
+    results: dict[str, dict[str, Any]] = {}
+    for index, key in enumerate(chosen, 1):
+        title = report.SECTIONS[key][0].split(" ", 1)[1]
+        print(f"[{index}/{len(chosen)}] {title} ...", file=sys.stderr, flush=True)
+        section_started = time.perf_counter()
+        results[key] = RUNNERS[key]()
+        print(f"      done in {time.perf_counter() - section_started:.0f} s", file=sys.stderr, flush=True)
+    info = report.run_info(time.perf_counter() - started)
+    print()
+    print("\n".join(report.summary(results)))
+    text = report.markdown(results, info)
+    if args.only:
+        print()
+        print(text)
+    else:
+        args.output.write_text(text, encoding="utf-8")
+        print(f"\nwrote {args.output.relative_to(REPO_ROOT) if args.output.is_relative_to(REPO_ROOT) else args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+"""What the benchmarks share: statistics, a fake AWS environment, a recorder of AWS calls, and
+the flow's dependencies wired as the functions wire them."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tests.support.world import World
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# The same fake credentials the tests use: nothing here can reach a real account.
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "eu-west-1",
+    "AWS_REGION": "eu-west-1",
+}
+FAKE_AWS_ENV = {
+    **FAKE_CREDENTIALS,
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_NAMESPACE": "EcsDeployerBench",
+    # moto's EC2 backend otherwise loads thousands of AMIs nobody here needs.
+    "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
+}
+_CLEARED = ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")
+
+
+# -- statistics -----------------------------------------------------------------------------------
+
+
+def median(samples: Sequence[float]) -> float:
+    return statistics.median(samples)
+
+
+def p95(samples: Sequence[float]) -> float:
+    """Nearest-rank 95th percentile (defined for any non-empty sample)."""
+    ordered = sorted(samples)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+def ratio(value: float, baseline: float) -> float:
+    return value / baseline if baseline > 0 else math.inf
+
+
+# -- a fake AWS -----------------------------------------------------------------------------------
+
+
+@contextmanager
+def fake_aws(endpoint_url: str | None = None) -> Iterator[None]:
+    """Fake credentials, a fixed region and a fresh default boto3 session (clients created
+    inside follow `endpoint_url`, e.g. moto server); everything is restored on exit."""
+    import boto3
+
+    saved_env = {key: os.environ.get(key) for key in (*FAKE_AWS_ENV, *_CLEARED)}
+    saved_session = boto3.DEFAULT_SESSION
+    try:
+        for key in _CLEARED:
+            os.environ.pop(key, None)
+        os.environ.update(FAKE_AWS_ENV)
+        if endpoint_url:
+            os.environ["AWS_ENDPOINT_URL"] = endpoint_url
+        boto3.setup_default_session()
+        yield
+    finally:
+        boto3.DEFAULT_SESSION = saved_session
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+# -- counting AWS calls ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Call:
+    service: str  # botocore's service id: "ECS", "DynamoDB", "Application Auto Scaling", ...
+    operation: str
+    table: str | None  # DynamoDB only
+    params: str  # the request's parameters as canonical JSON, to spot repeated reads
+
+    @property
+    def label(self) -> str:
+        return f"{self.operation}[{self.table}]" if self.table else self.operation
+
+
+@dataclass
+class CallRecorder:
+    """Records every AWS API call made by clients of the default boto3 session created after
+    `install()`, while `recording()` is active. Hooked on `before-parameter-build`, which fires
+    once per API call (retries are counted apart, on `before-send`)."""
+
+    calls: list[Call] = field(default_factory=list)
+    call_ms: list[float] = field(default_factory=list)  # client-side time of each call, round trip included
+    items_returned: int = 0  # by Query and Scan: what reads cost grows with
+    http_attempts: int = 0
+    active: bool = False
+    _started: float = 0.0
+
+    def install(self) -> None:
+        import boto3
+
+        if boto3.DEFAULT_SESSION is None:
+            boto3.setup_default_session()
+        session = boto3.DEFAULT_SESSION
+        assert session is not None
+        session.events.register("before-parameter-build", self._on_call)
+        session.events.register("before-send", self._on_send)
+        session.events.register("after-call", self._on_done)
+        session.events.register("after-call-error", self._on_done)
+
+    @contextmanager
+    def recording(self) -> Iterator[list[Call]]:
+        self.calls = []
+        self.call_ms = []
+        self.items_returned = 0
+        self.http_attempts = 0
+        self.active = True
+        try:
+            yield self.calls
+        finally:
+            self.active = False
+
+    def _on_call(self, params: Mapping[str, Any], model: Any, **_: Any) -> None:
+        if not self.active:
+            return
+        table = params.get("TableName") if model.service_model.service_id == "DynamoDB" else None
+        canonical = json.dumps(params, sort_keys=True, default=str)
+        self.calls.append(Call(model.service_model.service_id, model.name, table, canonical))
+        self._started = time.perf_counter()
+
+    def _on_done(self, parsed: Mapping[str, Any] | None = None, **_: Any) -> None:
+        if self.active and self._started:
+            self.call_ms.append((time.perf_counter() - self._started) * 1000)
+            self._started = 0.0
+            last = self.calls[-1]
+            if last.service == "DynamoDB" and last.operation in {"Query", "Scan"} and isinstance(parsed, Mapping):
+                self.items_returned += int(parsed.get("Count", 0))
+
+    def _on_send(self, **_: Any) -> None:
+        if self.active:
+            self.http_attempts += 1
+
+
+# -- the flow's dependencies ----------------------------------------------------------------------
+
+
+def wire_like_the_functions(world: World) -> None:
+    """Rewire the world's Deps as `deployer.runtime.deps()` does: every transition is also
+    published on the deployer's bus (make_world only collects them), so PutEvents is counted
+    and timed. The configuration is still read through the world's ConfigStore (max age 0: every
+    read goes to the table, as on a cold start)."""
+    import boto3
+
+    from deployer.flow import BusPublisher, Deps
+    from deployer.releases import ReleaseStore, Transition
+    from deployer.stages import StageDeployer
+
+    publish = BusPublisher(boto3.client("events"), world.names.bus)
+    collected = world.transitions
+
+    def on_transition(change: Transition) -> None:
+        collected.append(change)
+        publish(change)
+
+    store = ReleaseStore(boto3.resource("dynamodb").Table(world.names.table), on_transition=on_transition)
+    world.store = store
+    world.deps = Deps(
+        store=store,
+        config=world.config_store.load,
+        codebuild=boto3.client("codebuild"),
+        ecr=boto3.client("ecr"),
+        stages=StageDeployer(store, boto3.client("ecs"), boto3.client("application-autoscaling")),
+    )
+
+
+# -- bytecode caches ------------------------------------------------------------------------------
+
+
+class BytecodeCaches:
+    """Two `pycache_prefix` trees under `root`, so benchmarks never write into the source tree
+    and never depend on the caller's PYTHONDONTWRITEBYTECODE:
+
+    - `warm`: filled by the first (warm-up) run, then every module is read from bytecode;
+    - `cold`: a copy of `warm` without the given source trees, used with -B, so those trees are
+      compiled on every run while the interpreter's own standard library stays compiled (as on
+      Lambda, where the runtime is compiled and a `sam build` artifact ships no .pyc)."""
+
+    def __init__(self, root: Path) -> None:
+        self.warm = root / "pyc-warm"
+        self.cold = root / "pyc-cold"
+        self.warm.mkdir(parents=True, exist_ok=True)
+
+    def freeze_cold(self, *uncompiled: Path) -> None:
+        import shutil
+
+        shutil.rmtree(self.cold, ignore_errors=True)
+        shutil.copytree(self.warm, self.cold)
+        for tree in uncompiled:
+            shutil.rmtree(self.cold / tree.relative_to(tree.anchor), ignore_errors=True)
