@@ -122,9 +122,25 @@ def test_a_newer_release_waiting_on_the_same_stage_supersedes_the_older(world: W
     assert current(world, older).state is ReleaseState.SUPERSEDED
 
 
+def test_the_sweep_never_expires_an_approval_already_decided(world: World) -> None:
+    # GIVEN an approval decided through the page, whose event is not yet applied
+    release = current(world, to_prod_approval(world, "decided"))
+    token = (release.approval_link or "").rsplit("/", 1)[-1]
+    from deployer.events import DecidedBy
+
+    world.deps.approvals.decide(token, "reject", DecidedBy(kind="link"))  # type: ignore[union-attr]
+    # WHEN the sweep runs after the expiry
+    later = datetime.now(UTC) + timedelta(hours=25)
+    world.deps.approvals._clock = lambda: later  # type: ignore[union-attr]
+    # THEN the release is left for the decision
+    assert flow.sweep_expired_approvals(world.deps, later) == []
+    assert current(world, release.release_id).state is ReleaseState.AWAITING_APPROVAL
+
+
 def test_the_sweep_expires_approvals_past_their_time(world: World) -> None:
     release_id = to_prod_approval(world, "expire")
     assert flow.sweep_expired_approvals(world.deps, datetime.now(UTC)) == []
     later = datetime.now(UTC) + timedelta(hours=25)
+    world.deps.approvals._clock = lambda: later  # type: ignore[union-attr]
     assert flow.sweep_expired_approvals(world.deps, later) == [release_id]
     assert current(world, release_id).state is ReleaseState.APPROVAL_EXPIRED

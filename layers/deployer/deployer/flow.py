@@ -388,8 +388,9 @@ def on_approval(event: ApprovalDecidedEvent, deps: Deps) -> Outcome:
 
 
 def sweep_expired_approvals(deps: Deps, now: datetime | None = None) -> list[str]:
-    """End every release whose approval expired (APPROVAL_EXPIRED). Run on a schedule; the
-    decision path also refuses an expired token, so a late sweep never lets one through."""
+    """End every release whose approval expired undecided (APPROVAL_EXPIRED). Run on a schedule;
+    the decision path also refuses an expired token, so a late sweep never lets one through. An
+    approval that was decided (even if its event is still to be re-driven) is never expired."""
     moment = now or datetime.now(UTC)
     expired = []
     for pipeline in deps.config().pipelines:
@@ -397,6 +398,8 @@ def sweep_expired_approvals(deps: Deps, now: datetime | None = None) -> list[str
             if release.state is not ReleaseState.AWAITING_APPROVAL or not release.approval_expires_at:
                 continue
             if datetime.fromisoformat(release.approval_expires_at) > moment:
+                continue
+            if deps.approvals is not None and not deps.approvals.expire_if_due(release):
                 continue
             try:
                 deps.store.transition(
