@@ -244,9 +244,7 @@ def _drop_detail(key: str) -> Callable[[dict[str, Any]], None]:
         ("push_updated", _set_detail(callerUserArn="alice"), "callerUserArn"),
     ],
 )
-def test_a_push_breaking_a_rule_is_refused(
-    sample: str, change: Callable[[dict[str, Any]], None], problem: str
-) -> None:
+def test_a_push_breaking_a_rule_is_refused(sample: str, change: Callable[[dict[str, Any]], None], problem: str) -> None:
     # GIVEN a push sample broken in one way
     raw = load_event(sample)
     change(raw["detail"])
@@ -510,9 +508,7 @@ def test_a_failed_deployment_is_an_error_event() -> None:
         ("SERVICE_DEPLOYMENT_FAILED", "rolling back to deploymentId x.", False),
     ],
 )
-def test_a_rollback_is_an_in_progress_event_that_says_so(
-    event_name: str, reason: str | None, rollback: bool
-) -> None:
+def test_a_rollback_is_an_in_progress_event_that_says_so(event_name: str, reason: str | None, rollback: bool) -> None:
     raw = load_event("ecs_deployment_in_progress")
     raw["detail"]["eventName"] = event_name
     if reason is None:
@@ -562,9 +558,7 @@ def test_only_the_first_resource_names_the_service() -> None:
     assert parse_deployment(raw).cluster_name == "dev"
 
 
-@pytest.mark.parametrize(
-    ("field", "value"), [("eventType", "DEBUG"), ("deploymentId", ""), ("updatedAt", "today")]
-)
+@pytest.mark.parametrize(("field", "value"), [("eventType", "DEBUG"), ("deploymentId", ""), ("updatedAt", "today")])
 def test_a_deployment_detail_breaking_a_rule_is_refused(field: str, value: str) -> None:
     raw = load_event("ecs_deployment_completed")
     raw["detail"][field] = value
@@ -696,9 +690,7 @@ def test_long_free_text_is_shortened_not_refused() -> None:
         (_drop_detail("approval_id"), "detail.approval_id"),
     ],
 )
-def test_an_approval_breaking_a_rule_is_refused(
-    change: Callable[[dict[str, Any]], None], problem: str
-) -> None:
+def test_an_approval_breaking_a_rule_is_refused(change: Callable[[dict[str, Any]], None], problem: str) -> None:
     raw = load_event("approval_decided_approve")
     change(raw["detail"])
 
@@ -746,9 +738,7 @@ def test_a_refusal_never_quotes_the_event() -> None:
     raw = load_event("build_succeeded")
     raw["detail"]["additional-information"]["build-number"] = secret
     raw["detail"]["build-status"] = "x" * 100_000
-    raw["detail"]["additional-information"]["environment"]["environment-variables"] = [
-        {"name": "TOKEN", "value": 7}
-    ]
+    raw["detail"]["additional-information"]["environment"]["environment-variables"] = [{"name": "TOKEN", "value": 7}]
 
     # WHEN refused
     with pytest.raises(BadInput) as caught:
@@ -777,9 +767,7 @@ def test_an_unusable_event_id_is_not_repeated(event_id: object) -> None:
 
 @pytest.mark.parametrize("raw", [None, [], "{}", 42])
 def test_something_that_is_no_object_is_bad_input(raw: Any) -> None:
-    assert "CodeCommitReferenceEvent refused an event without a usable id" in refused(
-        CodeCommitReferenceEvent, raw
-    )
+    assert "CodeCommitReferenceEvent refused an event without a usable id" in refused(CodeCommitReferenceEvent, raw)
 
 
 # --- Mutations: parse_event raises BadInput or nothing -----------------------------------------
@@ -832,9 +820,7 @@ def test_mutated_samples_raise_nothing_but_bad_input(data: st.DataObject, name: 
         if not paths:
             break
         path = data.draw(st.sampled_from(paths), label="path")
-        _mutate(
-            event, path, data.draw(replacements, label="replacement"), data.draw(st.booleans(), label="drop")
-        )
+        _mutate(event, path, data.draw(replacements, label="replacement"), data.draw(st.booleans(), label="drop"))
 
     # WHEN parsed with every model
     refusals: list[str] = []

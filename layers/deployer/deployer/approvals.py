@@ -314,6 +314,16 @@ class Approvals:
             raise ConfigError("no base URL is configured for approval links")
         return f"{self._base_url}/approvals/{token}"
 
+    def link_for_release(self, release: Release) -> str | None:
+        """The approval link of the approval `release` waits for, re-derived from the record:
+        the bearer link is never stored, so reading the table grants no approval."""
+        if not release.approval_id:
+            return None
+        approval = self._get(release.approval_id)
+        if approval is None or approval.status != "PENDING":
+            return None
+        return self.link_for(self.token_for(approval))
+
     # -- check and decide ---------------------------------------------------------------------
 
     def check(self, token: str) -> Approval:

@@ -287,19 +287,24 @@ def request_approval(release: Release, pipeline: Pipeline, stage: Stage, deps: D
         approvers=tuple(stage.approval.approvers),
         expires_in_hours=stage.approval.expires_in_hours,
     )
-    link = deps.approvals.link_for(token)
     store.transition(
         release,
         ReleaseState.AWAITING_APPROVAL,
         stage=stage.name,
         reason=f"waiting for approval of {stage.name} until {approval.expires_at:%Y-%m-%d %H:%M} UTC",
         approval_id=approval.approval_id,
-        approval_link=link,
         approval_expires_at=approval.expires_at.isoformat(),
         approval_context=approval_context(release, stage, deps),
     )
     superseded = _supersede_waiting(release, stage.name, deps)
-    return {"outcome": "awaiting_approval", "stage": stage.name, "approval_link": link, "superseded": superseded}
+    # The link is a bearer capability: it goes to Slack and `deployer status`, never into logs.
+    del token
+    return {
+        "outcome": "awaiting_approval",
+        "stage": stage.name,
+        "approval_id": approval.approval_id,
+        "superseded": superseded,
+    }
 
 
 def approval_context(release: Release, stage: Stage, deps: Deps) -> dict[str, Any]:

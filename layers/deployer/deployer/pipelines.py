@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import DynamoDBServiceResource, Table
 
 __all__ = [
+    "MAX_APPROVAL_HOURS",
     "MAX_CONFIG_BYTES",
     "MAX_PUBLISHED_BYTES",
     "MAX_YAML_NODES",
@@ -61,9 +62,11 @@ __all__ = [
     "Stage",
     "check_config_text",
     "find_pipelines",
+    "format_path",
     "from_published_json",
     "load_config_text",
     "to_published_json",
+    "to_yaml",
 ]
 
 # A pipeline takes about 1 KiB of YAML, so a few dozen take a few tens of KiB. The limit keeps the

@@ -110,8 +110,7 @@ class Release:
     reason: str | None = None
     stages: dict[str, StageRecord] = field(default_factory=dict)
     # the approval the release waits for (AWAITING_APPROVAL), and who decided the last one
-    approval_id: str | None = None
-    approval_link: str | None = None
+    approval_id: str | None = None  # the link is re-derived (Approvals.link_for_release), never stored
     approval_expires_at: str | None = None
     # what the approval shows: service, current task definition, desired count, min/max, plan line
     approval_context: dict[str, Any] | None = None

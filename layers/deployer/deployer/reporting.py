@@ -30,7 +30,7 @@ def fan_out(listeners: Iterable[TransitionListener]) -> TransitionListener:
     return notify
 
 
-def view_of(release: Release, region: str | None = None) -> ReleaseView:
+def view_of(release: Release, region: str | None = None, approval_link: str | None = None) -> ReleaseView:
     """What a Slack message shows of `release`."""
     from deployer.slack import ReleaseView
 
@@ -64,7 +64,7 @@ def view_of(release: Release, region: str | None = None) -> ReleaseView:
         reason=release.reason,
         task_definition_change=change,
         plan_line=context.get("plan_line"),
-        approval_link=release.approval_link if release.state is ReleaseState.AWAITING_APPROVAL else None,
+        approval_link=approval_link if release.state is ReleaseState.AWAITING_APPROVAL else None,
         approvers=tuple(context.get("approvers", ())),
         log_link=release.log_link,
         service_link=service_link,
@@ -88,13 +88,16 @@ class SlackReporter:
         settings: Callable[[], SlackSettings],
         store: Callable[[], ReleaseStore],
         channel_for: Callable[[str], str | None] = lambda _pipeline: None,
+        *,
         region: str | None = None,
+        link_for: Callable[[Release], str | None] = lambda _release: None,
     ) -> None:
         self._notifier = notifier
         self._settings = settings
         self._store = store
         self._channel_for = channel_for
         self._region = region
+        self._link_for = link_for
 
     def __call__(self, change: Transition) -> None:
         from deployer import slack
@@ -103,11 +106,10 @@ class SlackReporter:
         if not settings.enabled:
             return
         release = change.release
-        view = view_of(release, self._region)
+        link = self._link_for(release) if release.state is ReleaseState.AWAITING_APPROVAL else None
+        view = view_of(release, self._region, link)
         if release.state is ReleaseState.AWAITING_APPROVAL:
-            blocks = slack.approval_blocks(
-                view, interactive=settings.interactive, approval_token=token_of(release.approval_link)
-            )
+            blocks = slack.approval_blocks(view, interactive=settings.interactive, approval_token=token_of(link))
         else:
             blocks = slack.status_blocks(view)
         text = slack.fallback_text(view)

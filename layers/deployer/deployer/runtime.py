@@ -66,17 +66,20 @@ def deps() -> Any:
     cfg = settings()
     config_store = ConfigStore(cfg.config_table_name, max_age_seconds=cfg.config_max_age_seconds)
     slack_settings = settings_from_secret(cfg.slack_secret)
-    listeners: list[Any] = [BusPublisher(aws.client("events"), cfg.event_bus_name)]
-    store = ReleaseStore(table(cfg.table_name), on_transition=fan_out(listeners))
+    approvals: Approvals | None = None
 
     def channel_for(pipeline: str) -> str | None:
         published = config_store.load()
         return published.slack.channel if published.slack else None
 
-    listeners.append(
-        SlackReporter(SlackNotifier(slack_settings), slack_settings, lambda: store, channel_for, cfg.region)
+    def link_for(release: Any) -> str | None:
+        return approvals.link_for_release(release) if approvals else None
+
+    reporter = SlackReporter(
+        SlackNotifier(slack_settings), slack_settings, lambda: store, channel_for, region=cfg.region, link_for=link_for
     )
-    approvals = None
+    publisher = BusPublisher(aws.client("events"), cfg.event_bus_name)
+    store = ReleaseStore(table(cfg.table_name), on_transition=fan_out([publisher, reporter]))
     if cfg.signing_key_secret:
         approvals = Approvals(
             table(cfg.table_name),

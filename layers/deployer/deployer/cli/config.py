@@ -16,7 +16,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from deployer.cli import UsageError
-from deployer.cli.validate import print_result, read_config_file
+from deployer.cli.validate import closed_pipe_is_fine, print_result, read_config_file
 from deployer.errors import DeployerError
 from deployer.pipelines import check_config_text, from_published_json, to_yaml
 
@@ -59,7 +59,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.table:
         raise UsageError(f"no table: pass --table NAME or set {TABLE_ENV} (the stack's ConfigTable output)")
     try:
-        return publish(args) if action == "publish" else show(args)
+        with closed_pipe_is_fine():
+            return publish(args) if action == "publish" else show(args)
+        return 1  # the reader closed the pipe: the command may not have finished
     except DeployerError as exc:
         print(f"deployer config {action}: error: {exc}", file=sys.stderr)
         return 1

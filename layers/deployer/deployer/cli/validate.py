@@ -6,8 +6,11 @@ Exit status: 0 valid (warnings allowed), 1 invalid, 2 the file cannot be read. N
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from deployer.cli import UsageError
@@ -77,8 +80,19 @@ def print_result(result: CheckResult) -> None:
 def run(args: argparse.Namespace) -> int:
     text, source = read_config_file(args.file)
     result = check_config_text(text, source)
-    if args.json:
-        print(json.dumps(as_json(result), indent=2, ensure_ascii=False))
-    else:
-        print_result(result)
-    return 0 if result.valid else 1
+    code = 0 if result.valid else 1
+    with closed_pipe_is_fine():
+        if args.json:
+            print(json.dumps(as_json(result), indent=2, ensure_ascii=False))
+        else:
+            print_result(result)
+    return code
+
+
+@contextlib.contextmanager
+def closed_pipe_is_fine() -> Iterator[None]:
+    """`deployer validate FILE | head` closes the pipe early: stop printing, no traceback."""
+    try:
+        yield
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
