@@ -4,7 +4,8 @@ One table, keys `pk` / `sk` (see the README's "State" section):
 
 | item                | pk                          | sk              | notes                                  |
 |---------------------|-----------------------------|-----------------|----------------------------------------|
-| release             | RELEASE#<release id>        | META            | gsi1: PIPELINE#<name> / <order key>    |
+| release             | RELEASE#<release id>        | META            | gsi1: PIPELINE#<name> / <order key>;   |
+|                     |                             |                 | pending (sparse): while not deploying  |
 | build index         | BUILD#<build arn>           | META            | build -> release                       |
 | deployment index    | DEPLOYMENT#<ecs deploy id>  | META            | ECS deployment -> release, stage       |
 | stage watermark     | PIPELINE#<name>             | STAGE#<stage>   | newest release that entered the stage  |
@@ -268,12 +269,16 @@ class ReleaseStore:
 
     def supersede_older(self, release: Release) -> list[str]:
         """Newer commit wins: older releases of the pipeline that have not started deploying
-        end SUPERSEDED. Returns their ids."""
+        end SUPERSEDED. Returns their ids. Reads only such releases: the sparse index `pending`
+        holds a release while it is BUILDING or BUILT, so the cost does not grow with history."""
         superseded = []
-        for item in self._pipeline_keys(release.pipeline, "gsi1sk < :k", {":k": release.order_key}):
-            if item.get("state") not in {s.value for s in NOT_YET_DEPLOYING}:
-                continue
-            older = self.get(str(item["release_id"]))
+        response = self._table.query(
+            IndexName="pending",
+            KeyConditionExpression="pending_pk = :p AND gsi1sk < :k",
+            ExpressionAttributeValues={":p": f"PIPELINE#{release.pipeline}", ":k": release.order_key},
+        )
+        for item in response["Items"]:
+            older = self.get(str(item["pk"]).removeprefix("RELEASE#"))
             if older is None or older.state not in NOT_YET_DEPLOYING:
                 continue
             try:
@@ -494,6 +499,8 @@ def _release_to_item(release: Release) -> dict[str, Any]:
     item.update(_release_key(release.release_id))
     item["gsi1pk"] = f"PIPELINE#{release.pipeline}"
     item["gsi1sk"] = release.order_key
+    if release.state in NOT_YET_DEPLOYING:
+        item["pending_pk"] = f"PIPELINE#{release.pipeline}"  # sparse index: releases not yet deploying
     return item
 
 
