@@ -309,7 +309,6 @@ def waiting(
         stage=stage,
         reason=fields.get("reason", f"waiting for approval of {stage}"),
         approval_id=approval.approval_id,
-        approval_link=env.approvals.link_for(token),
         approval_expires_at=approval.expires_at.isoformat(),
         approval_context=(
             {

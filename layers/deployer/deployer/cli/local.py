@@ -1,0 +1,385 @@
+"""`deployer local invoke` and `deployer local emit`: the built functions, without Docker, against
+the local stack (moto server as the AWS).
+
+`invoke FUNCTION -e FILE` is the Docker-free `sam local invoke`: one cold run of the built
+function (`deployer.localrun`), its logs on stderr, its result JSON on stdout.
+`emit FILE [--bus default|deployer]` puts an event on a bus of the local stack: each function
+whose rule in template.yaml matches it is invoked once, and what each returned is printed.
+
+The running local stack (`deployer local up`) describes itself in a state file, by default
+`.local/stack.json` under the current directory:
+
+    {
+      "endpoint_url": "http://127.0.0.1:PORT",      moto server: every function's AWS_ENDPOINT_URL
+      "env": {"NAME": "value", ...},                the functions' variables the template cannot
+                                                    resolve here (DEPLOYER_TABLE, ..._EVENT_BUS,
+                                                    ..._SIGNING_KEY_SECRET, ..._SLACK_SECRET,
+                                                    DEPLOYER_ENVIRONMENT, ...); applied to every
+                                                    function, over the template's values
+      "buses": {"default": "default", "deployer": "<the deployer bus's name>"},
+      "approval_url": "http://127.0.0.1:PORT/",     the approval page (ApprovalsHttpFunction's URL)
+      "slack_url": "http://127.0.0.1:PORT/",        the local Slack sink
+      "pid": 12345                                  the stack's process; a dead pid means a stale file
+    }
+
+`env["DEPLOYER_ENVIRONMENT"]` (default "local") also names the functions (the template's
+`Environment` parameter) and must be the environment of `buses["deployer"]`.
+
+Exit status: 0 done (every invoked function returned), 1 a function raised or failed, 2 unusable
+arguments (unknown function, no build, unreadable event file, no local stack).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from deployer import localrun
+from deployer.cli import UsageError
+from deployer.localrun import InvokeResult, LocalRunError
+
+if TYPE_CHECKING:
+    from mypy_boto3_events import EventBridgeClient
+
+    from deployer.local.router import Delivery
+
+DEFAULT_STATE_FILE = Path(".local/stack.json")
+DEFAULT_ENVIRONMENT = "local"
+BUS_CHOICES = ("default", "deployer")
+
+
+# -- the state file -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StackState:
+    """What `.local/stack.json` says about the running local stack."""
+
+    endpoint_url: str
+    env: dict[str, str]
+    buses: dict[str, str]
+    approval_url: str | None = None
+    slack_url: str | None = None
+    pid: int | None = None
+
+    @property
+    def environment(self) -> str:
+        return self.env.get("DEPLOYER_ENVIRONMENT") or DEFAULT_ENVIRONMENT
+
+    @property
+    def region(self) -> str:
+        return self.env.get("AWS_REGION") or self.env.get("AWS_DEFAULT_REGION") or localrun.DEFAULT_REGION
+
+    def resource_names(self) -> dict[str, str]:
+        """`localrun`'s `names`: what the template's intrinsics resolve to in this stack."""
+        names = {}
+        if "deployer" in self.buses:
+            names["DeployerBus"] = self.buses["deployer"]
+        if self.approval_url:
+            names["ApprovalsHttpFunctionUrl.FunctionUrl"] = self.approval_url
+        return names
+
+
+def read_stack_state(path: Path) -> StackState | None:
+    """The running stack's state, or None when `path` does not exist. A malformed file, or one
+    whose stack process has ended, is a usage error."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise UsageError(f"cannot read the local stack's state file {path}: {exc.strerror}") from exc
+    try:
+        data = json.loads(text)
+        state = StackState(
+            endpoint_url=_string(data["endpoint_url"]),
+            env={str(name): _string(value) for name, value in dict(data.get("env") or {}).items()},
+            buses={str(name): _string(value) for name, value in dict(data.get("buses") or {}).items()},
+            approval_url=data.get("approval_url"),
+            slack_url=data.get("slack_url"),
+            pid=int(data["pid"]) if data.get("pid") is not None else None,
+        )
+    except (ValueError, TypeError, KeyError) as exc:
+        raise UsageError(f"{path} is not a local stack's state file ({exc}): restart `deployer local up`") from exc
+    if state.pid is not None and not _running(state.pid):
+        raise UsageError(f"the local stack in {path} (pid {state.pid}) is not running: start `deployer local up`")
+    return state
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{value!r} is not a string")
+    return value
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# -- arguments ----------------------------------------------------------------------------------
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", metavar="ACTION")
+    invoke = actions.add_parser(
+        "invoke",
+        help="run a built function once with an event (the Docker-free sam local invoke)",
+        description="Run the built FUNCTION once with the event in FILE against the local stack: its logs "
+        "on stderr, its result JSON on stdout. Exit 1 when the function raised.",
+    )
+    invoke.add_argument("function", metavar="FUNCTION", help="logical id (OnPushFunction) or function name")
+    invoke.add_argument("-e", "--event", required=True, metavar="FILE", help="the event JSON ('-' reads stdin)")
+    invoke.add_argument(
+        "--env-file",
+        "--env-vars",
+        "-n",
+        metavar="FILE",
+        help='environment variables as JSON: {NAME: value}, or sam\'s {"Parameters": {...}, FUNCTION: {...}}',
+    )
+    invoke.add_argument(
+        "--endpoint-url",
+        metavar="URL",
+        help="the AWS endpoint (moto server); default: the running local stack's, whose state also gives "
+        "the functions' environment",
+    )
+    _common_arguments(invoke)
+    emit = actions.add_parser(
+        "emit",
+        help="put an event on a bus of the local stack and show which functions it reached",
+        description="Route the event in FILE through template.yaml's EventBridge rules on the chosen bus of "
+        "the running local stack; invoke each matching function once and print what it returned.",
+    )
+    emit.add_argument("file", metavar="FILE", help="the event JSON ('-' reads stdin); envelope fields filled in")
+    emit.add_argument("--bus", choices=BUS_CHOICES, default="default", help="the bus to put it on (default: default)")
+    emit.add_argument("--logs", action="store_true", help="also print each function's logs (on stderr)")
+    _common_arguments(emit)
+    parser.set_defaults(handler=run)
+
+
+def _common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--state",
+        type=Path,
+        default=DEFAULT_STATE_FILE,
+        metavar="FILE",
+        help=f"the local stack's state file (default: {DEFAULT_STATE_FILE})",
+    )
+    parser.add_argument(
+        "--build-dir",
+        type=Path,
+        default=localrun.DEFAULT_BUILD_DIR,
+        metavar="DIR",
+        help=f"sam build's output (default: {localrun.DEFAULT_BUILD_DIR})",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.action == "invoke":
+        return invoke_command(args)
+    if args.action == "emit":
+        return emit_command(args)
+    raise UsageError("choose an action: invoke FUNCTION -e FILE, or emit FILE")
+
+
+def read_event(source: str) -> dict[str, Any]:
+    """The event JSON object in file `source` ('-': standard input)."""
+    name = "standard input" if source == "-" else source
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise UsageError(f"cannot read the event file {name}: {reason}") from exc
+    try:
+        event = json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"the event file {name} is not JSON: {exc}") from exc
+    if not isinstance(event, dict):
+        raise UsageError(f"the event file {name} holds a JSON {type(event).__name__}, not an object")
+    return event
+
+
+def read_env_file(path: str, function: str) -> dict[str, str]:
+    """The variables for `function` in an env file: a flat {NAME: value} object, or sam local's
+    `--env-vars` format ("Parameters" for every function, then the function's own section)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UsageError(f"cannot read the env file {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise UsageError(f"the env file {path} must hold a JSON object")
+    if all(isinstance(value, dict) for value in data.values()):
+        sections = [data.get("Parameters") or {}, data.get(function) or {}]
+    elif not any(isinstance(value, (dict, list)) for value in data.values()):
+        sections = [data]
+    else:
+        raise UsageError(f"the env file {path} mixes variables and sections: use one format")
+    variables: dict[str, str] = {}
+    for section in sections:
+        for name, value in section.items():
+            if value is None or isinstance(value, (dict, list)):
+                raise UsageError(f"the env file {path}: {name} must be a string, number or boolean")
+            variables[str(name)] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    return variables
+
+
+def _parameters(env: Mapping[str, str]) -> dict[str, str]:
+    """The template parameters the functions' names come from."""
+    return {"Environment": env["DEPLOYER_ENVIRONMENT"]} if env.get("DEPLOYER_ENVIRONMENT") else {}
+
+
+# -- invoke -------------------------------------------------------------------------------------
+
+
+def invoke_command(args: argparse.Namespace) -> int:
+    event = read_event(args.event)
+    names: dict[str, str] = {}
+    if args.endpoint_url:
+        endpoint, env = args.endpoint_url, {}
+    else:
+        state = read_stack_state(args.state)
+        if state is None:
+            raise UsageError(
+                f"no local stack is running ({args.state} does not exist): start `deployer local up`, "
+                "or pass --endpoint-url URL"
+            )
+        endpoint, env, names = state.endpoint_url, dict(state.env), state.resource_names()
+    if args.env_file:
+        env.update(read_env_file(args.env_file, args.function))
+    env["AWS_ENDPOINT_URL"] = endpoint
+    try:
+        result = localrun.invoke(
+            args.function, event, env=env, build_dir=args.build_dir, names=names, parameters=_parameters(env)
+        )
+    except LocalRunError as exc:
+        hint = " (set variables with --env-file FILE)" if "environment cannot be resolved" in str(exc) else ""
+        raise UsageError(f"{exc}{hint}") from exc
+    print_invoke(result)
+    return 0 if result.ok else 1
+
+
+def print_invoke(result: InvokeResult, out: IO[str] | None = None, err: IO[str] | None = None) -> None:
+    """As `sam local invoke` shows an invoke: the logs (stderr), then the result JSON (stdout)."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    for note in result.notes:
+        print(f"note: {note}", file=err)
+    _write_logs(result, err)
+    print(f"REPORT RequestId: {result.request_id}\tDuration: {result.duration_ms:.2f} ms", file=err)
+    err.flush()
+    print(json.dumps(result.payload if result.ok else result.error, indent=2), file=out)
+    out.flush()
+
+
+def _write_logs(result: InvokeResult, stream: IO[str]) -> None:
+    if result.logs:
+        stream.write(result.logs if result.logs.endswith("\n") else result.logs + "\n")
+
+
+# -- emit ---------------------------------------------------------------------------------------
+
+
+def emit_command(args: argparse.Namespace) -> int:
+    from deployer.local.router import Router, envelope, rules_from_template
+    from deployer.provision import DeployerNames
+
+    state = read_stack_state(args.state)
+    if state is None:
+        raise UsageError(f"no local stack is running ({args.state} does not exist): start `deployer local up`")
+    try:
+        event = envelope(read_event(args.file), region=state.region)
+    except ValueError as exc:
+        raise UsageError(f"the event file {args.file}: {exc}") from exc
+    bus = state.buses.get(args.bus) or ("default" if args.bus == "default" else None)
+    if bus is None:
+        raise UsageError(f"{args.state} names no {args.bus} bus (its buses: {json.dumps(state.buses)})")
+    names = DeployerNames(state.environment)
+    if state.buses.get("deployer", names.bus) != names.bus:
+        raise UsageError(
+            f"{args.state}: the deployer bus {state.buses['deployer']!r} is not environment "
+            f"{state.environment!r}'s ({names.bus}): set env.DEPLOYER_ENVIRONMENT to the stack's environment"
+        )
+    rules = rules_from_template(names)
+    env = {**state.env, "AWS_ENDPOINT_URL": state.endpoint_url}
+    parameters = _parameters(env)
+    resource_names = state.resource_names()
+    try:  # no build: say so before anything is routed
+        localrun.built_functions(args.build_dir, names=resource_names, parameters=parameters, region=state.region)
+    except LocalRunError as exc:
+        raise UsageError(str(exc)) from exc
+
+    def one_shot(function: str) -> Any:
+        def invoke(delivered: dict[str, Any]) -> InvokeResult:
+            return localrun.invoke(
+                function, delivered, env=env, build_dir=args.build_dir, names=resource_names, parameters=parameters
+            )
+
+        return invoke
+
+    router = Router(_events_client(state), {rule.function: one_shot(rule.function) for rule in rules}, rules)
+    try:
+        deliveries = router.route(event, bus)
+    except LocalRunError as exc:
+        raise UsageError(str(exc)) from exc
+    print_deliveries(event, bus, deliveries, logs=args.logs)
+    return 0 if all(delivery.result.ok for delivery in deliveries) else 1
+
+
+def _events_client(state: StackState) -> EventBridgeClient:
+    import boto3
+
+    return boto3.client(
+        "events",
+        endpoint_url=state.endpoint_url,
+        region_name=state.region,
+        # The local stack's moto server takes any credentials; never the user's real ones.
+        aws_access_key_id=localrun.FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=localrun.FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=localrun.FAKE_CREDENTIALS["AWS_SESSION_TOKEN"],
+    )
+
+
+def print_deliveries(
+    event: Mapping[str, Any],
+    bus: str,
+    deliveries: Sequence[Delivery],
+    *,
+    logs: bool = False,
+    out: IO[str] | None = None,
+    err: IO[str] | None = None,
+) -> None:
+    """What an emitted event did: which rule delivered it to which function, and what each
+    returned (`FUNCTION (Rule) -> outcome`, then the result JSON); the logs on `err` if asked."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    what = f"event {event.get('id')} ({event.get('source')}, {event.get('detail-type')}) on bus {bus}"
+    if not deliveries:
+        print(f"{what}: no rule matched; nothing was invoked", file=out)
+        return
+    print(f"{what}: {len(deliveries)} {'rule' if len(deliveries) == 1 else 'rules'} matched", file=out)
+    for delivery in deliveries:
+        result = delivery.result
+        if result.ok:
+            outcome = "ok"
+        else:
+            error = result.error or {}
+            outcome = f"error {error.get('errorType')}: {error.get('errorMessage')}"
+        for note in result.notes:
+            print(f"note: {delivery.function}: {note}", file=err)
+        if logs:
+            _write_logs(result, err)
+            err.flush()
+        print(f"{delivery.function} ({delivery.rule.event}) -> {outcome} [{result.duration_ms:.0f} ms]", file=out)
+        print(json.dumps(result.payload if result.ok else result.error, indent=2), file=out)
+    out.flush()
