@@ -165,6 +165,19 @@ def register(parser: argparse.ArgumentParser) -> None:
     emit.add_argument("--bus", choices=BUS_CHOICES, default="default", help="the bus to put it on (default: default)")
     emit.add_argument("--logs", action="store_true", help="also print each function's logs (on stderr)")
     _common_arguments(emit)
+    up = actions.add_parser(
+        "up",
+        help="start the local stack (moto server, the functions, approvals, Slack sink, simulators, git remote)",
+        description="Start the whole deployer on 127.0.0.1 with free ports; Ctrl-C stops everything.",
+    )
+    up.add_argument(
+        "--fail-stage",
+        action="append",
+        default=[],
+        metavar="STAGE",
+        help="make the SIMULATED ECS rollout of this stage fail (dev, prod, or cluster/service)",
+    )
+    up.add_argument("--build-dir", type=Path, default=Path(".aws-sam/build"), help="the sam build output")
     parser.set_defaults(handler=run)
 
 
@@ -190,7 +203,47 @@ def run(args: argparse.Namespace) -> int:
         return invoke_command(args)
     if args.action == "emit":
         return emit_command(args)
-    raise UsageError("choose an action: invoke FUNCTION -e FILE, or emit FILE")
+    if args.action == "up":
+        return up_command(args)
+    raise UsageError("choose an action: up, invoke FUNCTION -e FILE, or emit FILE")
+
+
+def up_command(args: argparse.Namespace) -> int:
+    """Start the local stack in the foreground; Ctrl-C stops every part of it."""
+    import signal
+    import threading
+
+    from deployer.local.stack import LocalStack, StackOptions
+
+    if not (args.build_dir / "template.yaml").exists():
+        raise UsageError(f"no build output in {args.build_dir}: run `make build` first")
+    stack = LocalStack(StackOptions(build_dir=args.build_dir, fail_stages=tuple(args.fail_stage)))
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        stack.start()
+        print_next_steps(stack)
+        while not stopped.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("Stopping the local stack...", flush=True)
+        stack.stop()
+        print("Stopped: nothing left running.", flush=True)
+    return 0
+
+
+def print_next_steps(stack: Any) -> None:
+    print(
+        "\nThe local stack is up. Try:\n"
+        f"  1. git clone {stack.remote} /tmp/web-app && cd /tmp/web-app && "
+        "git commit --allow-empty -m 'deploy me' && git push origin HEAD:main\n"
+        "  2. deployer status                      # releases, stages, approval links\n"
+        "  3. deployer local emit events/push_tag.json   # an event the rules filter out\n"
+        f"Approval pages are served at {stack.approval_url}; Slack messages print here. Ctrl-C stops.",
+        flush=True,
+    )
 
 
 def read_event(source: str) -> dict[str, Any]:

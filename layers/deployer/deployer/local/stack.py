@@ -1,0 +1,445 @@
+"""`deployer local up`: the whole deployer on one machine, no AWS account, no Docker.
+
+- moto server (real HTTP on 127.0.0.1) is the AWS, provisioned from template.yaml's own tables,
+  bus and secrets, plus a demo account (CodeCommit and ECR repositories, a CodeBuild project, dev
+  and prod ECS services) and the demo pipeline published as in production;
+- the functions run warm from the `sam build` output; an event reaches the functions whose
+  EventBridge rules in template.yaml match it (`deployer.local.router`);
+- a local HTTP server stands in for the approval function's Function URL;
+- a local Slack sink prints what would be posted;
+- CodeBuild builds and ECS rollouts are SIMULATED (`deployer.local.simulate`), and say so;
+- a bare git repository is the "CodeCommit" remote: its post-receive hook posts the CodeCommit
+  event to this stack's control endpoint, so a real `git push` starts a release.
+
+Every event goes through one queue, handled in order by one dispatcher thread, so what the stack
+prints reads as the story of the release.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from deployer import template
+
+STATE_FILE = Path(".local/stack.json")
+LOCAL_FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_DEFAULT_REGION": "eu-west-1",
+    "AWS_REGION": "eu-west-1",
+}
+SLACK_BOT_TOKEN = "xoxb-local-stack"  # noqa: S105 - the local sink's token, not a secret
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - a local http URL
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} did not answer within {timeout:.0f} s") from None
+            time.sleep(0.1)
+
+
+@dataclass
+class StackOptions:
+    root: Path = Path(".local")
+    environment: str = "local"
+    build_dir: Path = Path(".aws-sam/build")
+    fail_stages: tuple[str, ...] = ()
+    step_delay: float = 0.15
+    interactive_slack: bool = True
+
+
+@dataclass
+class LocalStack:
+    options: StackOptions = field(default_factory=StackOptions)
+    printer: Callable[[str], None] = print
+    endpoint_url: str = ""
+    control_url: str = ""
+    approval_url: str = ""
+    remote: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    _stoppers: list[Callable[[], None]] = field(default_factory=list)
+    _inbox: queue.Queue[tuple[dict[str, Any], str]] = field(default_factory=queue.Queue)
+    _idle: threading.Event = field(default_factory=threading.Event)
+    _pending: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> LocalStack:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        from deployer.provision import DeployerNames
+
+        root = self.options.root
+        root.mkdir(parents=True, exist_ok=True)
+        names = DeployerNames(self.options.environment)
+        self._start_moto(root)
+        self._provision(names)
+        self._start_slack()
+        self._start_approval_server()
+        self._start_functions(names)
+        self._start_control_server()
+        self._start_bus_tap(names)
+        self._start_simulators(names)
+        self.remote = self._create_remote(root)
+        self._write_state(names)
+
+    def stop(self) -> None:
+        while self._stoppers:
+            stopper = self._stoppers.pop()
+            try:
+                stopper()
+            except Exception as exc:  # stopping goes on: nothing may be left running
+                self.printer(f"stopping: {exc}")
+        if STATE_FILE.exists() and self.options.root == STATE_FILE.parent:
+            STATE_FILE.unlink(missing_ok=True)
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    # -- pieces -------------------------------------------------------------------------------
+
+    def _start_moto(self, root: Path) -> None:
+        port = free_port()
+        log = (root / "moto.log").open("w")
+        env = {**os.environ, "MOTO_EC2_LOAD_DEFAULT_AMIS": "false"}
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter running moto's server
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+
+        def stop_moto() -> None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            log.close()
+
+        self._stoppers.append(stop_moto)
+        self.endpoint_url = f"http://127.0.0.1:{port}"
+        _wait_for(f"{self.endpoint_url}/moto-api/")
+        os.environ.update(LOCAL_FAKE_CREDENTIALS)
+        os.environ["AWS_ENDPOINT_URL"] = self.endpoint_url
+        self.printer(f"AWS        moto server on {self.endpoint_url} (real HTTP; log {root / 'moto.log'})")
+
+    def _provision(self, names: Any) -> None:
+        import boto3
+
+        from deployer.pipelines import ConfigStore, load_config_text
+        from deployer.provision import demo_pipelines_yaml, provision_demo, provision_deployer
+
+        session = boto3.session.Session()
+        provision_deployer(names, session)
+        secrets_client = session.client("secretsmanager")
+        self.secret_arns: dict[str, str] = {}
+        for logical_id, props in template.resources("AWS::SecretsManager::Secret").items():
+            name = str(props["Name"]["Fn::Sub"]).replace("${Environment}", names.environment)
+            value = props.get("SecretString") or secrets.token_urlsafe(48)
+            self.secret_arns[logical_id] = secrets_client.create_secret(Name=name, SecretString=value)["ARN"]
+        self.account = provision_demo(session)
+        self.config_store = ConfigStore(names.config_table, max_age_seconds=0)
+        published = self.config_store.publish(load_config_text(demo_pipelines_yaml(self.account)), "deployer local up")
+        self.printer(
+            f"Provisioned from template.yaml: tables {names.table}, {names.config_table}; bus {names.bus}; "
+            f"secrets; demo pipeline 'web' published (version {published.version})"
+        )
+
+    def _start_slack(self) -> None:
+        import boto3
+
+        from deployer.local.slack_sink import SlackSink
+
+        sink = SlackSink(token=SLACK_BOT_TOKEN, echo=self._echo_slack)
+        sink.start()
+        self._stoppers.append(sink.stop)
+        self.slack = sink
+        self.slack_signing_secret = secrets.token_hex(16)
+        settings = {
+            "bot_token": SLACK_BOT_TOKEN,
+            "channel": "#deploys",
+            "api_base_url": sink.api_base_url,
+            **({"signing_secret": self.slack_signing_secret} if self.options.interactive_slack else {}),
+        }
+        boto3.client("secretsmanager").put_secret_value(
+            SecretId=self.secret_arns["SlackSecret"], SecretString=json.dumps(settings)
+        )
+        self.printer(f"Slack      local sink on {sink.url} (prints what would be posted)")
+
+    def _echo_slack(self, request: Any) -> None:
+        from deployer.local.slack_sink import RecordedRequest
+
+        if not isinstance(request, RecordedRequest) or not request.path.startswith("/api/chat."):
+            return
+        verb = "posted" if request.path.endswith("postMessage") else "updated"
+        lines = [f"SLACK {verb}: {request.body.get('text', '')}"]
+        for block in request.blocks or []:
+            if block.get("type") == "actions":
+                for element in block.get("elements", []):
+                    label = element.get("text", {}).get("text", "")
+                    lines.append(f"      [{label}]" + (f" {element['url']}" if element.get("url") else ""))
+        self.printer("\n".join(lines))
+
+    def _start_approval_server(self) -> None:
+        from deployer.function_url import FunctionUrlServer
+
+        def invoke(event: dict[str, Any]) -> Mapping[str, Any] | None:
+            result = self.workers["ApprovalsHttpFunction"].invoke(event)
+            return result.payload if isinstance(result.payload, dict) else None
+
+        server = FunctionUrlServer(invoke).start()
+        self._stoppers.append(server.stop)
+        self.approval_url = server.url
+        self.printer(f"Approvals  {self.approval_url} (a local server in front of ApprovalsHttpFunction)")
+
+    def _start_functions(self, names: Any) -> None:
+        from deployer import localrun
+        from deployer.local.router import Router, rules_from_template
+        from deployer.local.workers import WarmFunction
+
+        resource_names = localrun.resource_names(names)
+        resource_names.update(self.secret_arns)
+        resource_names["ApprovalsHttpFunctionUrl.FunctionUrl"] = self.approval_url
+        self.resource_names = resource_names
+        self.env = {"AWS_ENDPOINT_URL": self.endpoint_url}
+        built = localrun.built_functions(
+            self.options.build_dir, names=resource_names, parameters=self._parameters(names)
+        )
+        self.workers = {
+            logical_id: WarmFunction(
+                logical_id,
+                env=self.env,
+                build_dir=self.options.build_dir,
+                names=resource_names,
+                parameters=self._parameters(names),
+            )
+            for logical_id in built
+        }
+        for worker in self.workers.values():
+            self._stoppers.append(worker.close)
+        import boto3
+
+        self.router = Router(boto3.client("events"), self.workers, rules_from_template(names))
+        self.bus_names = {"default": "default", "deployer": names.bus}
+        self.function_env = {**next(iter(built.values())).environment}
+        thread = threading.Thread(target=self._dispatch, name="dispatcher", daemon=True)
+        self._stop_dispatch = threading.Event()
+        thread.start()
+        self._stoppers.append(self._stop_dispatch.set)
+        self.printer(f"Functions  {', '.join(sorted(self.workers))} (warm, from {self.options.build_dir})")
+
+    def _parameters(self, names: Any) -> dict[str, str]:
+        return {"Environment": names.environment}
+
+    def _start_control_server(self) -> None:
+        stack = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                if self.path.rstrip("/") != "/events":
+                    self.send_error(404)
+                    return
+                length = int(self.headers.get("content-length") or 0)
+                try:
+                    event = json.loads(self.rfile.read(length))
+                    if not isinstance(event, dict):
+                        raise ValueError("not a JSON object")
+                except ValueError as exc:
+                    self.send_error(400, f"not an event: {exc}")
+                    return
+                stack.submit(event)
+                self.send_response(202)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, name="control", daemon=True).start()
+        self._stoppers.append(server.shutdown)
+        self._stoppers.append(server.server_close)
+        self.control_url = f"http://127.0.0.1:{server.server_address[1]}/"
+
+    def _start_bus_tap(self, names: Any) -> None:
+        """The deployer's bus: a rule catching everything the functions publish, whose target is
+        an SQS queue; a thread routes what arrives ("Approval Decided" reaches on_approval)."""
+        import boto3
+
+        sqs = boto3.client("sqs")
+        events = boto3.client("events")
+        queue_url = sqs.create_queue(QueueName="local-deployer-bus")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.put_rule(Name="local-tap", EventBusName=names.bus, EventPattern=json.dumps({"source": ["ecs-deployer"]}))
+        events.put_targets(Rule="local-tap", EventBusName=names.bus, Targets=[{"Id": "tap", "Arn": arn}])
+        stop = threading.Event()
+
+        def tap() -> None:
+            while not stop.is_set():
+                try:
+                    got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+                except Exception:
+                    if stop.is_set():
+                        return
+                    time.sleep(0.2)
+                    continue
+                for message in got.get("Messages", []):
+                    sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+                    # moto leaves `account` out of what it delivers; EventBridge always sets it.
+                    event = {"account": "123456789012", **json.loads(message["Body"])}
+                    self._narrate_bus(event)
+                    self.submit(event, bus="deployer")
+
+        threading.Thread(target=tap, name="bus-tap", daemon=True).start()
+        self._stoppers.append(stop.set)
+
+    def _narrate_bus(self, event: Mapping[str, Any]) -> None:
+        detail = event.get("detail", {})
+        if event.get("detail-type") == "Release State Change":
+            stage = f" ({detail['stage']})" if detail.get("stage") else ""
+            reason = f": {detail['reason']}" if detail.get("reason") else ""
+            self.printer(
+                f"RELEASE {detail.get('release_id', '?').split('@')[0]}@{str(detail.get('commit', ''))[:12]} "
+                f"{detail.get('from_state') or 'new'} -> {detail.get('to_state')}{stage}{reason}"
+            )
+
+    def _start_simulators(self, names: Any) -> None:
+        import boto3
+
+        from deployer.local.simulate import CodeBuildSimulator, EcsRolloutSimulator, Simulators
+        from deployer.releases import ReleaseStore
+
+        store = ReleaseStore(boto3.resource("dynamodb").Table(names.table))
+        self.store = store
+
+        def release_lookup(build_arn: str) -> tuple[str, str, str] | None:
+            release_id = store.release_for_build(build_arn)
+            release = store.get(release_id) if release_id else None
+            return (release.release_id, release.commit, release.pipeline) if release else None
+
+        builds = CodeBuildSimulator(boto3.session.Session(), self.submit, self.printer, release_lookup=release_lookup)
+        rollouts = EcsRolloutSimulator(
+            boto3.client("ecs"),
+            store.deployment,
+            self.submit,
+            self.printer,
+            fail_stages=self.options.fail_stages,
+            step_delay=self.options.step_delay,
+        )
+        rollouts.watch_pipelines(self.config_store.load())
+        simulators = Simulators(builds, rollouts, printer=self.printer)
+        simulators.run_in_background(interval=0.2)
+        self._stoppers.append(simulators.stop)
+
+    def _create_remote(self, root: Path) -> Path:
+        from deployer.local import gitremote
+
+        remote = gitremote.create_remote(
+            root / "git", self.account.repository, gitremote.emit_command(self.control_url, self.account.repository)
+        )
+        self.printer(f"Git        {remote} (post-receive hook: a push emits the CodeCommit event)")
+        return remote
+
+    def _write_state(self, names: Any) -> None:
+        state = {
+            "endpoint_url": self.endpoint_url,
+            "control_url": self.control_url,
+            "approval_url": self.approval_url,
+            "slack_url": self.slack.url,
+            "remote": str(self.remote),
+            "pid": os.getpid(),
+            "env": {
+                **{k: v for k, v in self.function_env.items() if k.startswith("DEPLOYER_")},
+                "DEPLOYER_APPROVAL_URL": self.approval_url,
+            },
+            "buses": {"default": "default", "deployer": names.bus},
+            "names": self.resource_names,
+        }
+        path = self.options.root / STATE_FILE.name
+        path.write_text(json.dumps(state, indent=2))
+
+    # -- events -------------------------------------------------------------------------------
+
+    def submit(self, event: dict[str, Any], bus: str = "default") -> None:
+        with self._lock:
+            self._pending += 1
+            self._idle.clear()
+        self._inbox.put((event, bus))
+
+    def _dispatch(self) -> None:
+        while not self._stop_dispatch.is_set():
+            try:
+                event, bus = self._inbox.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            try:
+                for delivery in self.router.route(event, self.bus_names.get(bus, bus)):
+                    self._narrate_delivery(delivery)
+            except Exception as exc:
+                self.printer(f"ROUTER could not deliver {event.get('detail-type', '?')}: {exc}")
+            finally:
+                with self._lock:
+                    self._pending -= 1
+                    if self._pending == 0:
+                        self._idle.set()
+
+    def _narrate_delivery(self, delivery: Any) -> None:
+        result = delivery.result
+        if result.error:
+            self.printer(f"{delivery.function}: ERROR {result.error.get('errorMessage', result.error)}")
+            return
+        payload = result.payload if isinstance(result.payload, dict) else {}
+        outcome = payload.get("result", payload)
+        if isinstance(outcome, list):
+            outcome = outcome[0] if outcome else {}
+        what = outcome.get("outcome", payload.get("outcome", "?")) if isinstance(outcome, dict) else outcome
+        self.printer(f"{delivery.function} <- {delivery.event.get('detail-type')}: {what}")
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """True once every submitted event was handled (and nothing new arrived)."""
+        return self._idle.wait(timeout)
+
+
+def load_state(root: Path = Path(".local")) -> dict[str, Any]:
+    path = root / STATE_FILE.name
+    if not path.exists():
+        raise FileNotFoundError(f"no local stack is running ({path} not found): start one with `deployer local up`")
+    state: dict[str, Any] = json.loads(path.read_text())
+    return state
