@@ -71,6 +71,14 @@ unit: venv ## unit tests only (no network)
 test: lint validate build ## everything CI runs: lint, sam validate, sam build, all tests
 	$(BIN)/pytest
 
+.PHONY: demo
+demo: venv build ## one release end to end on the local stack (push, build, dev, approval, prod), then stop
+	$(BIN)/python -m deployer.local.demo
+
+.PHONY: demo-click
+demo-click: venv build ## the same, but waits for you to open the approval link and click
+	$(BIN)/python -m deployer.local.demo --wait-for-click
+
 .PHONY: bench
 bench: venv build ## benchmarks: print a summary and rewrite BENCHMARKS.md
 	$(BIN)/python -m bench

@@ -1,0 +1,132 @@
+"""`make demo`: one release told from end to end on the local stack, then everything stopped.
+
+A real `git push` to the local remote starts it; CodeBuild and the ECS rollouts are SIMULATED
+(and say so); the approval is given through the approval page over HTTP, the way a person's
+browser does it: GET the page, then POST its form. `--wait-for-click` keeps the stack up and
+waits for you to open the link and click instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+
+from deployer.releases import Release, ReleaseState
+
+WAITING = {ReleaseState.AWAITING_APPROVAL}
+DONE = {s for s in ReleaseState if s.terminal}
+
+
+def say(text: str) -> None:
+    print(f"\n=== {text}", flush=True)
+
+
+def wait_for(stack: object, states: set[ReleaseState], timeout: float) -> Release:
+    store = stack.store  # type: ignore[attr-defined]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        releases = store.list_releases("web", limit=1)
+        if releases and releases[0].state in states:
+            return releases[0]  # type: ignore[no-any-return]
+        time.sleep(0.2)
+    raise TimeoutError(f"the release did not reach {sorted(s.value for s in states)} within {timeout:.0f} s")
+
+
+def approval_link(stack: object) -> str:
+    sink = stack.slack  # type: ignore[attr-defined]
+    for request in reversed(sink.requests("/api/chat.")):
+        for block in request.blocks or []:
+            for element in block.get("elements", []) if block.get("type") == "actions" else []:
+                if "/approvals/" in str(element.get("url", "")):
+                    return str(element["url"])
+    raise RuntimeError("no approval link was posted to Slack")
+
+
+def approve_like_a_browser(link: str) -> str:
+    """GET the approval page, then submit its form with the Approve button, as a browser does."""
+    with urllib.request.urlopen(link, timeout=30) as page:  # noqa: S310 - the local approval server
+        html = page.read().decode()
+    title = re.search(r"<title>(.*?)</title>", html, re.S)
+    base = link.split("/approvals/", maxsplit=1)[0]
+    print(f"GET  {base}/approvals/…  -> {page.status} {title.group(1) if title else ''}")
+    if '<form method="post">' not in html:
+        raise RuntimeError("the approval page has no form to submit")
+    data = urllib.parse.urlencode({"decision": "approve"}).encode()
+    request = urllib.request.Request(link, data=data, method="POST")  # noqa: S310 - the local approval server
+    request.add_header("content-type", "application/x-www-form-urlencoded")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - the local approval server
+            body = answer.read().decode()
+            status = answer.status
+    except urllib.error.HTTPError as refused:
+        body, status = refused.read().decode(), refused.code
+    heading = re.search(r"<h1>(.*?)</h1>", body, re.S)
+    print(f"POST decision=approve -> {status} {heading.group(1) if heading else ''}")
+    if status != 200:
+        raise RuntimeError(f"the approval page refused the decision: HTTP {status}")
+    return body
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make demo", description=__doc__)
+    parser.add_argument("--wait-for-click", action="store_true", help="keep the stack up until you approve")
+    parser.add_argument("--fail-stage", action="append", default=[], help="make this stage's rollout fail")
+    args = parser.parse_args(argv)
+
+    from deployer.local import gitremote
+    from deployer.local.stack import LocalStack, StackOptions
+
+    started = time.monotonic()
+    work = Path(tempfile.mkdtemp(prefix="deployer-demo-"))
+    stack = LocalStack(StackOptions(root=Path(".local"), fail_stages=tuple(args.fail_stage)))
+    try:
+        say("Starting the local stack (no AWS account, no Docker)")
+        stack.start()
+        say("A developer commits and pushes to main (a real git push to the local remote)")
+        clone = gitremote.clone_and_seed(stack.remote, work)  # type: ignore[arg-type]
+        for key, value in (("user.name", "Ada Developer"), ("user.email", "ada@example.com")):
+            subprocess.run(["git", "config", key, value], cwd=clone, check=True)  # noqa: S607 - git from PATH
+        (clone / "CHANGELOG.md").write_text("- Demo change: greet in French\n", encoding="utf-8")
+        subprocess.run(["git", "add", "-A"], cwd=clone, check=True)  # noqa: S607 - git from PATH
+        subprocess.run(["git", "commit", "-q", "-m", "Greet in French"], cwd=clone, check=True)  # noqa: S607
+        subprocess.run(["git", "push", "-q", "origin", "HEAD:main"], cwd=clone, check=True)  # noqa: S607
+        say("Build (SIMULATED), then the dev rollout (SIMULATED, drawn from the plan)")
+        release = wait_for(stack, WAITING | DONE, timeout=60)
+        if release.state is not ReleaseState.AWAITING_APPROVAL:
+            say(f"The release ended {release.state.value}: {release.reason}")
+        else:
+            link = approval_link(stack)
+            if args.wait_for_click:
+                say(f"Open this link in your browser and click Approve or Reject:\n    {link}")
+                release = wait_for(stack, DONE | {ReleaseState.DEPLOYING}, timeout=3600)
+            else:
+                say("prod needs an approval: the demo approves through the approval page over HTTP")
+                approve_like_a_browser(link)
+            say("prod rollout (SIMULATED)")
+            release = wait_for(stack, DONE, timeout=60)
+        stack.wait_idle(timeout=10)
+        say("deployer status")
+        from deployer.cli import main as deployer_command
+
+        deployer_command(["status"])
+        print(f"\nDemo finished in {time.monotonic() - started:.0f} s: release {release.state.value}.")
+        return 0 if release.state is ReleaseState.RELEASED or args.fail_stage else 1
+    finally:
+        say("Stopping the local stack")
+        stack.stop()
+        shutil.rmtree(work, ignore_errors=True)
+        print("Stopped: nothing left running.", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(run())
