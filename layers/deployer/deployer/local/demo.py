@@ -69,7 +69,7 @@ def approve_like_a_browser(link: str) -> str:
             body = answer.read().decode()
             status = answer.status
     except urllib.error.HTTPError as refused:
-        body, status = refused.read().decode(), refused.code
+        body, status = str(refused.read().decode()), int(refused.code)
     heading = re.search(r"<h1>(.*?)</h1>", body, re.S)
     print(f"POST decision=approve -> {status} {heading.group(1) if heading else ''}")
     if status != 200:
@@ -95,7 +95,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         say("A developer commits and pushes to main (a real git push to the local remote)")
         clone = gitremote.clone_and_seed(stack.remote, work)  # type: ignore[arg-type]
         for key, value in (("user.name", "Ada Developer"), ("user.email", "ada@example.com")):
-            subprocess.run(["git", "config", key, value], cwd=clone, check=True)  # noqa: S607 - git from PATH
+            subprocess.run(["git", "config", key, value], cwd=clone, check=True)  # noqa: S603, S607 - git from PATH
         (clone / "CHANGELOG.md").write_text("- Demo change: greet in French\n", encoding="utf-8")
         subprocess.run(["git", "add", "-A"], cwd=clone, check=True)  # noqa: S607 - git from PATH
         subprocess.run(["git", "commit", "-q", "-m", "Greet in French"], cwd=clone, check=True)  # noqa: S607
