@@ -66,7 +66,7 @@ def approve_like_a_browser(link: str) -> str:
     request.add_header("content-type", "application/x-www-form-urlencoded")
     try:
         with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - the local approval server
-            body = answer.read().decode()
+            body = str(answer.read().decode())
             status = answer.status
     except urllib.error.HTTPError as refused:
         body, status = str(refused.read().decode()), int(refused.code)
