@@ -67,8 +67,17 @@ build: venv ## sam build (the layer for arm64 and every function)
 unit: venv ## unit tests only (no network)
 	$(BIN)/pytest -m unit
 
+.PHONY: browser
+browser: ## Debian's chromium and chromedriver for the browser test (apt-get, as root)
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+	  echo "note: chromium/chromedriver are missing and apt-get cannot run here: the browser test will say it was skipped and why" >&2; exit 0; fi; \
+	echo "==> installing chromium and chromium-driver (apt-get)"; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null \
+	  || echo "warning: apt-get could not install chromium: the browser test will say it was skipped and why" >&2
+
 .PHONY: test
-test: lint validate build ## everything CI runs: lint, sam validate, sam build, all tests
+test: lint validate build browser ## everything CI runs: lint, sam validate, sam build, chromium, all tests
 	$(BIN)/pytest
 
 .PHONY: demo
