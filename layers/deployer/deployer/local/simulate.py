@@ -51,6 +51,8 @@ __all__ = [
     "EcsRolloutSimulator",
     "Simulators",
     "codebuild_time",
+    "deployment_lookup_from_store",
+    "for_local_stack",
     "release_lookup_from_store",
 ]
 
@@ -140,6 +142,24 @@ def release_lookup_from_store(store: ReleaseStore) -> ReleaseLookup:
         if release is None or release.build_arn != build_arn:
             return None
         return release.release_id, release.commit, release.pipeline
+
+    return lookup
+
+
+def deployment_lookup_from_store(store: ReleaseStore) -> DeploymentLookup:
+    """The deployer's own answer to "did you start this deployment?": the `DEPLOYMENT#<id>` index
+    item, confirmed by the release's stage record, which must already be DEPLOYING that very
+    deployment (the deployer records it just after UpdateService; an event sent before would be
+    taken for a stale one)."""
+    from deployer.releases import StageState
+
+    def lookup(deployment_id: str) -> tuple[str, str] | None:
+        found = store.deployment(deployment_id)
+        release = store.get(found[0]) if found else None
+        record = release.stages.get(found[1]) if release and found else None
+        if found is None or record is None or record.deployment_id != deployment_id:
+            return None
+        return found if record.state is StageState.DEPLOYING else None
 
     return lookup
 
@@ -700,3 +720,24 @@ class Simulators:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def for_local_stack(
+    session: Any,
+    store: ReleaseStore,
+    config: PipelinesConfig,
+    emit: Emit,
+    printer: Printer = print,
+    *,
+    fail_projects: Iterable[str] = frozenset(),
+    fail_stages: Iterable[str] = frozenset(),
+    step_delay: float = 0.0,
+) -> Simulators:
+    """Both simulators for the local stack: builds of every project, rollouts of every stage's
+    service in `config`, each confirmed against the deployer's own records before it is sent."""
+    builds = CodeBuildSimulator(session, emit, printer, fail_projects, release_lookup=release_lookup_from_store(store))
+    rollouts = EcsRolloutSimulator(
+        session.client("ecs"), deployment_lookup_from_store(store), emit, printer, fail_stages, step_delay
+    )
+    rollouts.watch_pipelines(config)
+    return Simulators(builds, rollouts, printer=printer)

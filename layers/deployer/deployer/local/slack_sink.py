@@ -69,7 +69,7 @@ def _channel_id(channel: str) -> str:
     """Slack answers with ids: a channel id stays, a name gets a stable fake id."""
     if channel[:1] in ("C", "G", "D") and channel[1:].isalnum() and channel.isupper():
         return channel
-    return "C" + hashlib.sha1(channel.encode()).hexdigest()[:10].upper()
+    return "C" + hashlib.sha1(channel.encode(), usedforsecurity=False).hexdigest()[:10].upper()
 
 
 def _parse(content_type: str, raw: bytes) -> Any:

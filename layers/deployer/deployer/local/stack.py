@@ -343,28 +343,19 @@ class LocalStack:
     def _start_simulators(self, names: Any) -> None:
         import boto3
 
-        from deployer.local.simulate import CodeBuildSimulator, EcsRolloutSimulator, Simulators
+        from deployer.local.simulate import for_local_stack
         from deployer.releases import ReleaseStore
 
-        store = ReleaseStore(boto3.resource("dynamodb").Table(names.table))
-        self.store = store
-
-        def release_lookup(build_arn: str) -> tuple[str, str, str] | None:
-            release_id = store.release_for_build(build_arn)
-            release = store.get(release_id) if release_id else None
-            return (release.release_id, release.commit, release.pipeline) if release else None
-
-        builds = CodeBuildSimulator(boto3.session.Session(), self.submit, self.printer, release_lookup=release_lookup)
-        rollouts = EcsRolloutSimulator(
-            boto3.client("ecs"),
-            store.deployment,
+        self.store = ReleaseStore(boto3.resource("dynamodb").Table(names.table))
+        simulators = for_local_stack(
+            boto3.session.Session(),
+            self.store,
+            self.config_store.load(),
             self.submit,
             self.printer,
             fail_stages=self.options.fail_stages,
             step_delay=self.options.step_delay,
         )
-        rollouts.watch_pipelines(self.config_store.load())
-        simulators = Simulators(builds, rollouts, printer=self.printer)
         simulators.run_in_background(interval=0.2)
         self._stoppers.append(simulators.stop)
 

@@ -1,0 +1,310 @@
+"""`deployer status`: releases newest first per pipeline, with their stages, states, times,
+reasons, build log links, who decided, and approval links for releases waiting for one.
+
+Where to read, first found wins:
+
+| what                | from                                                                    |
+|---------------------|-------------------------------------------------------------------------|
+| releases table      | --table, $DEPLOYER_TABLE, else the local stack's state file            |
+| pipelines           | --pipeline (repeatable), else the published configuration (--config-    |
+|                     | table, $DEPLOYER_CONFIG_TABLE, else the state file)                     |
+| approval links      | signing key: --signing-key-secret, $DEPLOYER_SIGNING_KEY_SECRET; base    |
+|                     | URL: --approval-url, $DEPLOYER_APPROVAL_URL; else the state file         |
+
+The local stack's state file (`--state`, default `.local/stack.json`, written by `deployer local
+up`) is used only when neither --table nor $DEPLOYER_TABLE names the table; its `env` then names
+the tables and the signing key secret, its `approval_url` the approval page, and its
+`endpoint_url` the AWS endpoint unless AWS_ENDPOINT_URL is set. Otherwise credentials, region
+and endpoint come from the standard AWS configuration (a real account, or AWS_ENDPOINT_URL).
+
+Exit status: 0 shown, 1 AWS or configuration error (one line), 2 unusable arguments or nothing
+says where to read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from deployer.cli import UsageError
+
+if TYPE_CHECKING:
+    from deployer.releases import Release
+    from deployer.status import ApprovalLink, PipelineQuery, PipelineStatus
+
+TABLE_ENV = "DEPLOYER_TABLE"
+CONFIG_TABLE_ENV = "DEPLOYER_CONFIG_TABLE"
+SIGNING_KEY_ENV = "DEPLOYER_SIGNING_KEY_SECRET"
+APPROVAL_URL_ENV = "DEPLOYER_APPROVAL_URL"
+DEFAULT_STATE_FILE = Path(".local/stack.json")
+DEFAULT_LIMIT = 10
+LOCAL_REGION = "eu-west-1"
+
+
+def _limit(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"{value} is outside 1..1000")
+    return value
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print a JSON list of releases (stable keys)")
+    parser.add_argument(
+        "--pipeline",
+        action="append",
+        metavar="NAME",
+        help="show this pipeline (repeatable; default: every pipeline of the published configuration)",
+    )
+    parser.add_argument("--table", metavar="NAME", help=f"the deployer's table (default: ${TABLE_ENV})")
+    parser.add_argument(
+        "--config-table", metavar="NAME", help=f"the deployer's config table (default: ${CONFIG_TABLE_ENV})"
+    )
+    parser.add_argument(
+        "--limit",
+        type=_limit,
+        default=DEFAULT_LIMIT,
+        metavar="N",
+        help=f"releases per pipeline (default {DEFAULT_LIMIT})",
+    )
+    parser.add_argument(
+        "--signing-key-secret",
+        metavar="ID",
+        help=f"the approval signing key's secret, to show approval links (default: ${SIGNING_KEY_ENV})",
+    )
+    parser.add_argument(
+        "--approval-url", metavar="URL", help=f"the approval page's base URL (default: ${APPROVAL_URL_ENV})"
+    )
+    parser.add_argument(
+        "--state",
+        type=Path,
+        default=DEFAULT_STATE_FILE,
+        metavar="FILE",
+        help=f"the local stack's state file, used when nothing names the table (default: {DEFAULT_STATE_FILE})",
+    )
+    parser.set_defaults(handler=run)
+
+
+# -- where to read ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    table: str
+    config_table: str | None
+    pipelines: tuple[str, ...]
+    signing_key_secret: str | None
+    approval_url: str | None
+    endpoint_url: str | None  # set only from the local stack's state file
+    region: str | None
+    local_stack: Path | None  # the state file the names came from
+
+
+def _state_file(path: Path) -> dict[str, Any] | None:
+    """The local stack's state, or None when there is no file. Stale or malformed: UsageError."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise UsageError(f"cannot read the local stack's state file {path}: {exc.strerror}") from None
+    try:
+        data = json.loads(text)
+        env = data.get("env") or {}
+        if not isinstance(data, dict) or not isinstance(env, dict):
+            raise TypeError("not an object")
+        pid = data.get("pid")
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise UsageError(f"{path} is not a local stack's state file ({exc})") from None
+    if isinstance(pid, int) and not _running(pid):
+        raise UsageError(
+            f"the local stack in {path} (pid {pid}) is not running: start it with `deployer local up`, "
+            f"or pass --table for another deployment"
+        )
+    return data
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def resolve_target(args: argparse.Namespace, environ: Mapping[str, str]) -> Target:
+    """Where `deployer status` reads, from the arguments, then the environment, then the local
+    stack's state file. UsageError when nothing says where."""
+    table = args.table or environ.get(TABLE_ENV)
+    config_table = args.config_table or environ.get(CONFIG_TABLE_ENV)
+    signing_key = args.signing_key_secret or environ.get(SIGNING_KEY_ENV)
+    approval_url = args.approval_url or environ.get(APPROVAL_URL_ENV)
+    endpoint_url: str | None = None
+    region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+    local_stack: Path | None = None
+    if not table:
+        state = _state_file(args.state)
+        if state is None:
+            raise UsageError(
+                f"no table: pass --table NAME or set {TABLE_ENV} (the stack's DeployerTable output), "
+                f"or start the local stack (`deployer local up`, which writes {args.state})"
+            )
+        env = {str(k): str(v) for k, v in (state.get("env") or {}).items()}
+        table = env.get(TABLE_ENV)
+        if not table:
+            raise UsageError(f"the local stack's state file {args.state} names no {TABLE_ENV}: pass --table NAME")
+        local_stack = args.state
+        config_table = config_table or env.get(CONFIG_TABLE_ENV)
+        signing_key = signing_key or env.get(SIGNING_KEY_ENV)
+        approval_url = approval_url or state.get("approval_url") or env.get(APPROVAL_URL_ENV)
+        if not environ.get("AWS_ENDPOINT_URL") and state.get("endpoint_url"):
+            endpoint_url = str(state["endpoint_url"])
+        region = region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or LOCAL_REGION
+    pipelines = tuple(dict.fromkeys(args.pipeline or ()))
+    if not pipelines and not config_table:
+        raise UsageError(
+            f"no pipelines: pass --pipeline NAME, or --config-table NAME (or set {CONFIG_TABLE_ENV}) "
+            "to show every published pipeline"
+        )
+    return Target(
+        table=table,
+        config_table=config_table or None,
+        pipelines=pipelines,
+        signing_key_secret=signing_key or None,
+        approval_url=str(approval_url) if approval_url else None,
+        endpoint_url=endpoint_url,
+        region=region,
+        local_stack=local_stack,
+    )
+
+
+# -- running ------------------------------------------------------------------------------------
+
+
+def _session(target: Target) -> Any:
+    import boto3
+
+    session = boto3.session.Session(region_name=target.region)
+    if target.endpoint_url and session.get_credentials() is None:
+        # moto server takes any credentials; a machine without an AWS profile has none.
+        session = boto3.session.Session(
+            aws_access_key_id="local",
+            aws_secret_access_key="local",  # noqa: S106 - moto server's, not a secret
+            region_name=target.region,
+        )
+    return session
+
+
+def _pipelines(target: Target, session: Any) -> list[PipelineQuery]:
+    from deployer.errors import DeployerError
+    from deployer.pipelines import ConfigStore
+    from deployer.status import PipelineQuery
+
+    config = None
+    if target.config_table:
+        store = ConfigStore(
+            target.config_table,
+            dynamodb=session.resource("dynamodb", endpoint_url=target.endpoint_url),
+            max_age_seconds=0,
+        )
+        try:
+            config = store.load()
+        except DeployerError:
+            if not target.pipelines:
+                raise  # nothing else says which pipelines to show
+    if target.pipelines:
+        queries = []
+        for name in target.pipelines:
+            pipeline = config.pipeline_named(name) if config else None
+            queries.append(
+                PipelineQuery(
+                    name,
+                    tuple(s.name for s in pipeline.stages) if pipeline else (),
+                    pipeline.repository if pipeline else None,
+                    pipeline.branch if pipeline else None,
+                    configured=pipeline is not None or config is None,
+                )
+            )
+        return queries
+    assert config is not None
+    return [PipelineQuery(p.name, tuple(s.name for s in p.stages), p.repository, p.branch) for p in config.pipelines]
+
+
+def _approval_link(target: Target, session: Any, table: Any, store: Any) -> ApprovalLink:
+    """Re-derives approval links (never stored) when the signing key and the base URL are known;
+    says what is missing otherwise. A key that cannot be read is reported once, on stderr."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from deployer.approvals import Approvals, signing_key_from_secret
+    from deployer.errors import DeployerError
+    from deployer.status import NEEDS_APPROVAL_URL, NEEDS_SIGNING_KEY
+
+    if not target.signing_key_secret:
+        return lambda _release: (None, NEEDS_SIGNING_KEY)
+    if not target.approval_url:
+        return lambda _release: (None, NEEDS_APPROVAL_URL)
+    client = session.client("secretsmanager", endpoint_url=target.endpoint_url)
+    approvals = Approvals(
+        table, store, signing_key_from_secret(target.signing_key_secret, client=client), base_url=target.approval_url
+    )
+    warned: list[str] = []
+
+    def link(release: Release) -> tuple[str | None, str | None]:
+        try:
+            found = approvals.link_for_release(release)
+        except (DeployerError, BotoCoreError, ClientError) as exc:
+            if not warned:
+                warned.append(str(exc))
+                print(f"deployer status: warning: approval links not shown: {exc}", file=sys.stderr)
+            return None, NEEDS_SIGNING_KEY
+        return (found, None) if found else (None, "(no pending approval)")
+
+    return link
+
+
+def gather(target: Target, limit: int) -> list[PipelineStatus]:
+    from deployer.releases import ReleaseStore
+    from deployer.status import collect
+
+    session = _session(target)
+    table = session.resource("dynamodb", endpoint_url=target.endpoint_url).Table(target.table)
+    store = ReleaseStore(table)
+    queries = _pipelines(target, session)
+    return collect(store, queries, limit=limit, approval_link=_approval_link(target, session, table, store))
+
+
+def run(args: argparse.Namespace) -> int:
+    target = resolve_target(args, os.environ)
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from deployer.errors import DeployerError
+    from deployer.status import render_table, to_json
+
+    try:
+        pipelines = gather(target, args.limit)
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        message = f"{error.get('Code', 'error')}: {error.get('Message', exc)}"
+        if error.get("Code") == "ResourceNotFoundException":
+            message += f" (table {target.table}" + (f" or {target.config_table}" if target.config_table else "") + ")"
+        print(f"deployer status: error: {' '.join(message.split())}", file=sys.stderr)
+        return 1
+    except (BotoCoreError, DeployerError) as exc:
+        print(f"deployer status: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(to_json(pipelines), indent=2))
+    else:
+        print(render_table(pipelines), end="")
+    return 0

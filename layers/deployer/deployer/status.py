@@ -1,0 +1,329 @@
+"""What `deployer status` shows: each pipeline's releases, newest first, with their stages,
+states, times, reasons, build log link, who decided the last approval, and, for a release waiting
+for one, its approval link.
+
+The link is never stored (reading the table grants no approval): it is re-derived here from the
+approval record and the signing key (`Approvals.link_for_release`), exactly as the Slack message
+gets it. Without the key the release shows "(link: needs the signing key)" instead.
+
+Read-only: nothing here writes to the table.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
+
+from deployer.releases import Release, ReleaseState, StageState
+
+if TYPE_CHECKING:
+    from deployer.releases import ReleaseStore
+
+__all__ = [
+    "NEEDS_APPROVAL_URL",
+    "NEEDS_SIGNING_KEY",
+    "WIDTH",
+    "ApprovalLink",
+    "PipelineStatus",
+    "ReleaseStatus",
+    "StageStatus",
+    "age_text",
+    "collect",
+    "release_status",
+    "render_table",
+    "to_json",
+]
+
+WIDTH: Final = 100
+NEEDS_SIGNING_KEY: Final = "(link: needs the signing key)"
+NEEDS_APPROVAL_URL: Final = "(link: needs the approval URL)"
+NOT_REACHED: Final = "—"
+_INDENT: Final = " " * 14
+_LABEL_WIDTH: Final = 10
+
+ApprovalLink = Callable[[Release], tuple[str | None, str | None]]
+"""release -> (link, note): the link when it can be re-derived, else a note saying why not."""
+
+
+@dataclass(frozen=True)
+class StageStatus:
+    name: str
+    state: str | None  # QUEUED | DEPLOYING | DEPLOYED | FAILED; None: the release has not reached it
+    rolled_back: bool | None
+    started_at: str | None
+    finished_at: str | None
+    deployment_id: str | None
+    task_definition: str | None
+    reason: str | None
+
+    @property
+    def label(self) -> str:
+        if self.state is None:
+            return NOT_REACHED
+        if self.state == StageState.FAILED and self.rolled_back:
+            return "FAILED, rolled back"
+        return self.state
+
+
+@dataclass(frozen=True)
+class ReleaseStatus:
+    pipeline: str
+    release_id: str
+    commit: str
+    short_commit: str
+    repository: str
+    branch: str
+    state: str
+    stage: str | None
+    stages: tuple[StageStatus, ...]
+    created_at: str
+    updated_at: str
+    age_seconds: int
+    reason: str | None
+    pusher: str | None
+    image_uri: str | None
+    log_link: str | None
+    approval_link: str | None
+    approval_note: str | None
+    approval_expires_at: str | None
+    decided_by: dict[str, Any] | None
+
+    @property
+    def decided_by_text(self) -> str | None:
+        by = self.decided_by
+        if not by:
+            return None
+        decision = {"approve": "approved", "reject": "rejected"}.get(str(by.get("decision")), "decided")
+        if by.get("kind") == "slack":
+            who = f"Slack user {by.get('user', '?')}"
+        else:
+            who = f"a link holder ({by.get('source_ip') or 'unknown address'})"
+        stage = str(by.get("stage") or "stage")
+        at = f" at {_minutes(str(by['at']))} UTC" if by.get("at") else ""
+        return f"{stage} {decision} by {who}{at}"
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["stages"] = [asdict(stage) for stage in self.stages]
+        data["decided_by_text"] = self.decided_by_text
+        return data
+
+
+@dataclass(frozen=True)
+class PipelineStatus:
+    name: str
+    releases: tuple[ReleaseStatus, ...]
+    repository: str | None = None
+    branch: str | None = None
+    configured: bool = True  # False: not in the published configuration (asked with --pipeline)
+    limited: bool = False  # True: more releases than the limit may exist
+
+
+# -- building ------------------------------------------------------------------------------------
+
+
+def _parse(moment: str) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(moment)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _minutes(moment: str | None) -> str:
+    """ "2026-11-29 10:02" (UTC) from an ISO time; the text itself when it is not one."""
+    if not moment:
+        return ""
+    parsed = _parse(moment)
+    return parsed.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if parsed else moment
+
+
+def age_text(seconds: int) -> str:
+    """45s, 12m 5s, 3h 5m, 2d 4h."""
+    seconds = max(0, seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m {seconds}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h {minutes}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours}h"
+
+
+def release_status(
+    release: Release,
+    stage_order: Sequence[str] = (),
+    *,
+    now: datetime | None = None,
+    approval_link: ApprovalLink | None = None,
+) -> ReleaseStatus:
+    """What status shows of one release. `stage_order`: the pipeline's stages, so stages not
+    reached yet show too; the release's own stages follow in the order it entered them."""
+    moment = now or datetime.now(UTC)
+    names = list(dict.fromkeys([*stage_order, *release.stages]))
+    stages = []
+    for name in names:
+        record = release.stages.get(name)
+        stages.append(
+            StageStatus(
+                name=name,
+                state=record.state.value if record else None,
+                rolled_back=record.rolled_back if record else None,
+                started_at=record.started_at if record else None,
+                finished_at=record.finished_at if record else None,
+                deployment_id=record.deployment_id if record else None,
+                task_definition=(record.task_definition_arn or "").rsplit("/", 1)[-1] or None if record else None,
+                reason=record.reason if record else None,
+            )
+        )
+    link: str | None = None
+    note: str | None = None
+    if release.state is ReleaseState.AWAITING_APPROVAL:
+        link, note = approval_link(release) if approval_link else (None, NEEDS_SIGNING_KEY)
+    created = _parse(release.created_at)
+    return ReleaseStatus(
+        pipeline=release.pipeline,
+        release_id=release.release_id,
+        commit=release.commit,
+        short_commit=release.short_commit,
+        repository=release.repository,
+        branch=release.branch,
+        state=release.state.value,
+        stage=release.stage,
+        stages=tuple(stages),
+        created_at=release.created_at,
+        updated_at=release.updated_at,
+        age_seconds=int((moment - created).total_seconds()) if created else 0,
+        reason=release.reason,
+        pusher=release.pusher,
+        image_uri=release.image_uri,
+        log_link=release.log_link,
+        approval_link=link,
+        approval_note=note,
+        approval_expires_at=release.approval_expires_at,
+        decided_by=dict(release.decided_by) if release.decided_by else None,
+    )
+
+
+@dataclass(frozen=True)
+class PipelineQuery:
+    """One pipeline to show: its name, its stages in order (empty when unknown), where it comes from."""
+
+    name: str
+    stages: tuple[str, ...] = ()
+    repository: str | None = None
+    branch: str | None = None
+    configured: bool = True
+
+
+def collect(
+    store: ReleaseStore,
+    pipelines: Iterable[PipelineQuery],
+    *,
+    limit: int = 10,
+    approval_link: ApprovalLink | None = None,
+    now: datetime | None = None,
+) -> list[PipelineStatus]:
+    """Each pipeline's `limit` newest releases, newest first."""
+    moment = now or datetime.now(UTC)
+    result = []
+    for query in pipelines:
+        releases = store.list_releases(query.name, newest_first=True, limit=limit)
+        result.append(
+            PipelineStatus(
+                name=query.name,
+                releases=tuple(
+                    release_status(r, query.stages, now=moment, approval_link=approval_link) for r in releases
+                ),
+                repository=query.repository,
+                branch=query.branch,
+                configured=query.configured,
+                limited=len(releases) >= limit,
+            )
+        )
+    return result
+
+
+# -- output --------------------------------------------------------------------------------------
+
+
+def to_json(pipelines: Iterable[PipelineStatus]) -> list[dict[str, Any]]:
+    """Every release as one object with the same keys (null when absent), pipeline by pipeline."""
+    return [release.to_json() for pipeline in pipelines for release in pipeline.releases]
+
+
+def _fit(text: str, width: int) -> str:
+    """One line of at most `width` characters: newlines folded, the end cut with "…"."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: max(0, width - 1)] + "…"
+
+
+def _cell(text: str | None, width: int) -> str:
+    return _fit(text or "", width).ljust(width)
+
+
+def render_table(pipelines: Iterable[PipelineStatus], width: int = WIDTH) -> str:
+    """Readable in `width` columns: one row per release, then its details indented below it.
+    Free text (reasons, stage lists) is cut with "…"; links are never cut (they must work)."""
+    out = io.StringIO()
+    first = True
+    for pipeline in pipelines:
+        if not first:
+            print(file=out)
+        first = False
+        where = f" ({pipeline.repository} {pipeline.branch})" if pipeline.repository and pipeline.branch else ""
+        if not pipeline.configured:
+            where += " (not in the published configuration)"
+        count = len(pipeline.releases)
+        if not count:
+            print(_fit(f"pipeline {pipeline.name}{where}: no releases", width), file=out)
+            continue
+        shown = f"the {count} newest" if pipeline.limited else f"{count} release{'s' if count != 1 else ''}"
+        print(_fit(f"pipeline {pipeline.name}{where}: {shown}, newest first", width), file=out)
+        print(
+            f"{'COMMIT':<12}  {'STATE':<17}  {'STAGE':<12}  {'CREATED (UTC)':<16}  {'UPDATED (UTC)':<16}  AGE",
+            file=out,
+        )
+        for release in pipeline.releases:
+            _release_rows(out, release, width)
+    return out.getvalue()
+
+
+def _release_rows(out: io.StringIO, release: ReleaseStatus, width: int) -> None:
+    print(
+        f"{release.short_commit:<12}  {_cell(release.state, 17)}  {_cell(release.stage or NOT_REACHED, 12)}  "
+        f"{_cell(_minutes(release.created_at), 16)}  {_cell(_minutes(release.updated_at), 16)}  "
+        f"{age_text(release.age_seconds)}",
+        file=out,
+    )
+    room = width - len(_INDENT) - _LABEL_WIDTH
+
+    def detail(label: str, text: str, *, cut: bool = True) -> None:
+        print(f"{_INDENT}{label:<{_LABEL_WIDTH}}{_fit(text, room) if cut else text}", file=out)
+
+    if any(stage.state for stage in release.stages) or release.state == ReleaseState.AWAITING_APPROVAL:
+        detail("stages", " · ".join(f"{stage.name} {_stage_label(release, stage)}" for stage in release.stages))
+    if release.reason:
+        detail("reason", release.reason)
+    if release.state == ReleaseState.AWAITING_APPROVAL:
+        expires = f" (expires {_minutes(release.approval_expires_at)} UTC)" if release.approval_expires_at else ""
+        if release.approval_link:
+            detail("approval", release.approval_link + expires, cut=False)
+        else:
+            detail("approval", (release.approval_note or NEEDS_SIGNING_KEY) + expires)
+    if release.log_link:
+        detail("build log", release.log_link, cut=False)
+    if release.decided_by_text:
+        detail("decided", release.decided_by_text)
+
+
+def _stage_label(release: ReleaseStatus, stage: StageStatus) -> str:
+    if stage.state is None and release.state == ReleaseState.AWAITING_APPROVAL and release.stage == stage.name:
+        return "awaiting approval"
+    return stage.label
