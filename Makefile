@@ -59,6 +59,21 @@ format: venv ## apply ruff's fixes and formatting
 validate: venv ## sam validate --lint (cfn-lint) on template.yaml
 	$(BIN)/sam validate --lint
 
+TOOLS := .venv-tools
+$(TOOLS)/.installed: requirements-checkov.lock | $(BIN)/.installed
+	@echo "==> bootstrapping $(TOOLS) (checkov) with $(PYTHON313)"
+	@[ -x $(TOOLS)/bin/python ] || "$(PYTHON313)" -m venv $(TOOLS)
+	@$(BIN)/uv pip sync --quiet --python $(TOOLS)/bin/python --require-hashes requirements-checkov.lock
+	@touch $@
+
+.PHONY: checkov
+checkov: $(TOOLS)/.installed ## checkov on template.yaml (its own venv: checkov pins an old boto3)
+	$(TOOLS)/bin/checkov --config-file .checkov.yaml
+
+.PHONY: lock-tools
+lock-tools: venv ## re-pin requirements-checkov.lock
+	$(BIN)/uv pip compile requirements-checkov.in -o requirements-checkov.lock --python-version 3.13 --generate-hashes --no-header -q
+
 .PHONY: build
 build: venv ## sam build (the layer for arm64 and every function)
 	$(BIN)/sam build
@@ -77,7 +92,7 @@ browser: ## Debian's chromium and chromedriver for the browser test (apt-get, as
 	  || echo "warning: apt-get could not install chromium: the browser test will say it was skipped and why" >&2
 
 .PHONY: test
-test: lint validate build browser ## everything CI runs: lint, sam validate, sam build, chromium, all tests
+test: lint validate checkov build browser ## everything CI runs: lint, sam validate, sam build, chromium, all tests
 	$(BIN)/pytest
 
 .PHONY: demo
@@ -94,4 +109,4 @@ bench: venv build ## benchmarks: print a summary and rewrite BENCHMARKS.md
 
 .PHONY: clean
 clean: ## remove the venv and build output
-	rm -rf $(VENV) .aws-sam .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(TOOLS) .aws-sam .mypy_cache .ruff_cache .pytest_cache .hypothesis
