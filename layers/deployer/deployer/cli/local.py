@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from deployer import localrun
 from deployer.cli import UsageError
+from deployer.local.stack import process_running
 from deployer.localrun import InvokeResult, LocalRunError
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ def read_stack_state(path: Path) -> StackState | None:
         )
     except (ValueError, TypeError, KeyError) as exc:
         raise UsageError(f"{path} is not a local stack's state file ({exc}): restart `deployer local up`") from exc
-    if state.pid is not None and not _running(state.pid):
+    if state.pid is not None and not process_running(state.pid):
         raise UsageError(f"the local stack in {path} (pid {state.pid}) is not running: start `deployer local up`")
     return state
 
@@ -116,16 +116,6 @@ def _string(value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{value!r} is not a string")
     return value
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # -- arguments ----------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deployer.cli import UsageError
+from deployer.local.stack import process_running
 
 if TYPE_CHECKING:
     from deployer.releases import Release
@@ -125,22 +126,12 @@ def _state_file(path: Path) -> dict[str, Any] | None:
         pid = data.get("pid")
     except (ValueError, TypeError, AttributeError) as exc:
         raise UsageError(f"{path} is not a local stack's state file ({exc})") from None
-    if isinstance(pid, int) and not _running(pid):
+    if isinstance(pid, int) and not process_running(pid):
         raise UsageError(
             f"the local stack in {path} (pid {pid}) is not running: start it with `deployer local up`, "
             f"or pass --table for another deployment"
         )
     return data
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def resolve_target(args: argparse.Namespace, environ: Mapping[str, str]) -> Target:

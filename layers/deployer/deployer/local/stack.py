@@ -428,9 +428,12 @@ class LocalStack:
         return self._idle.wait(timeout)
 
 
-def load_state(root: Path = Path(".local")) -> dict[str, Any]:
-    path = root / STATE_FILE.name
-    if not path.exists():
-        raise FileNotFoundError(f"no local stack is running ({path} not found): start one with `deployer local up`")
-    state: dict[str, Any] = json.loads(path.read_text())
-    return state
+def process_running(pid: int) -> bool:
+    """Whether process `pid` still exists (a stale .local/stack.json names a dead one)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
