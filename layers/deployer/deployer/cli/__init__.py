@@ -16,6 +16,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "plan": ("plan", "validate an ECS rolling configuration and draw the rollout"),
     "validate": ("validate", "check a pipelines file and print every error with its path"),
     "config": ("config", "publish the pipelines file where the functions read it, or show it"),
+    "deploy": ("deploy", "deploy an image to one ECS service now (validated; the same layer as the pipeline)"),
+    "diff": ("diff", "show what a deploy would change in the task definition and the deployment configuration"),
     "status": ("status", "releases with their stages, states, times, approval links and reasons"),
     "local": ("local", "the Docker-free local stack: invoke a built function, emit an event"),
 }
