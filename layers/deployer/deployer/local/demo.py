@@ -42,14 +42,20 @@ def wait_for(stack: object, states: set[ReleaseState], timeout: float) -> Releas
     raise TimeoutError(f"the release did not reach {sorted(s.value for s in states)} within {timeout:.0f} s")
 
 
-def approval_link(stack: object) -> str:
+def approval_link(stack: object, timeout: float = 15.0) -> str:
+    """The link of the Slack message's "Review and approve" button (posted just after the
+    release turns AWAITING_APPROVAL, so it is waited for)."""
     sink = stack.slack  # type: ignore[attr-defined]
-    for request in reversed(sink.requests("/api/chat.")):
-        for block in request.blocks or []:
-            for element in block.get("elements", []) if block.get("type") == "actions" else []:
-                if "/approvals/" in str(element.get("url", "")):
-                    return str(element["url"])
-    raise RuntimeError("no approval link was posted to Slack")
+    deadline = time.monotonic() + timeout
+    while True:
+        for request in reversed(sink.requests("/api/chat.")):
+            for block in request.blocks or []:
+                for element in block.get("elements", []) if block.get("type") == "actions" else []:
+                    if "/approvals/" in str(element.get("url", "")):
+                        return str(element["url"])
+        if time.monotonic() > deadline:
+            raise RuntimeError("no approval link was posted to Slack")
+        time.sleep(0.1)
 
 
 def approve_like_a_browser(link: str) -> str:
@@ -96,7 +102,9 @@ def run(argv: Sequence[str] | None = None) -> int:
         clone = gitremote.clone_and_seed(stack.remote, work)  # type: ignore[arg-type]
         for key, value in (("user.name", "Ada Developer"), ("user.email", "ada@example.com")):
             subprocess.run(["git", "config", key, value], cwd=clone, check=True)  # noqa: S603, S607 - git from PATH
-        (clone / "CHANGELOG.md").write_text("- Demo change: greet in French\n", encoding="utf-8")
+        # A change of its own each run: the local remote keeps its history between demos.
+        with (clone / "CHANGELOG.md").open("a", encoding="utf-8") as changelog:
+            changelog.write(f"- Greet in French ({time.strftime('%Y-%m-%d %H:%M:%S')})\n")
         subprocess.run(["git", "add", "-A"], cwd=clone, check=True)  # noqa: S607 - git from PATH
         subprocess.run(["git", "commit", "-q", "-m", "Greet in French"], cwd=clone, check=True)  # noqa: S607
         subprocess.run(["git", "push", "-q", "origin", "HEAD:main"], cwd=clone, check=True)  # noqa: S607
