@@ -9,6 +9,7 @@ waits for you to open the link and click instead.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -99,9 +100,11 @@ def run(argv: Sequence[str] | None = None) -> int:
         say("Starting the local stack (no AWS account, no Docker)")
         stack.start()
         say("A developer commits and pushes to main (a real git push to the local remote)")
+        # The demo's developer, for the commit and for the remote's hook (it names the pusher).
+        gitconfig = work / "gitconfig"
+        gitconfig.write_text("[user]\n\tname = Ada Developer\n\temail = ada@example.com\n", encoding="utf-8")
+        os.environ["GIT_CONFIG_GLOBAL"] = str(gitconfig)
         clone = gitremote.clone_and_seed(stack.remote, work)  # type: ignore[arg-type]
-        for key, value in (("user.name", "Ada Developer"), ("user.email", "ada@example.com")):
-            subprocess.run(["git", "config", key, value], cwd=clone, check=True)  # noqa: S603, S607 - git from PATH
         # A change of its own each run: the local remote keeps its history between demos.
         with (clone / "CHANGELOG.md").open("a", encoding="utf-8") as changelog:
             changelog.write(f"- Greet in French ({time.strftime('%Y-%m-%d %H:%M:%S')})\n")
