@@ -42,7 +42,7 @@ class DeployerNames:
 
 
 def provision_deployer(names: DeployerNames, session: Any = None) -> None:
-    """Tables and bus exactly as template.yaml defines them."""
+    """Tables, bus and dead-letter queues exactly as template.yaml defines them."""
     import boto3
 
     session = session or boto3.session.Session()
@@ -54,6 +54,11 @@ def provision_deployer(names: DeployerNames, session: Any = None) -> None:
         if ttl:
             dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
     session.client("events").create_event_bus(Name=names.bus)
+    sqs = session.client("sqs")
+    for props in template.resources("AWS::SQS::Queue").values():
+        name = str(props["QueueName"]["Fn::Sub"]).replace("${Environment}", names.environment)
+        attributes = {"MessageRetentionPeriod": str(props.get("MessageRetentionPeriod", 345600))}
+        sqs.create_queue(QueueName=name, Attributes=attributes)
 
 
 @dataclass
