@@ -64,6 +64,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
 
+from botocore.exceptions import ClientError
+
 from deployer import aws
 from deployer.errors import ConfigError, DeployerError, TransientError
 from deployer.pipelines import MAX_APPROVAL_HOURS
@@ -368,7 +370,6 @@ class Approvals:
         now = self._clock()
         status = _STATUS_OF[decision]
         by = decided_by.model_dump(mode="json", exclude_none=True)
-        client_errors = self._table.meta.client.exceptions
         with aws.translate("DynamoDB UpdateItem (approval decision)"):
             try:
                 self._table.update_item(
@@ -384,7 +385,9 @@ class Approvals:
                         ":now": int(now.timestamp()),
                     },
                 )
-            except client_errors.ConditionalCheckFailedException:
+            except ClientError as exc:  # by code: botocore builds `client.exceptions` lazily, not thread-safe
+                if aws.error_code(exc) != "ConditionalCheckFailedException":
+                    raise
                 raise self._lost(approval.approval_id, now) from None
         logger.info(
             "approval decided",
@@ -413,7 +416,6 @@ class Approvals:
         if not release.approval_id:
             return False
         now = self._clock()
-        client_errors = self._table.meta.client.exceptions
         with aws.translate("DynamoDB UpdateItem (approval expiry)"):
             try:
                 self._table.update_item(
@@ -429,7 +431,9 @@ class Approvals:
                         ":r": release.release_id,
                     },
                 )
-            except client_errors.ConditionalCheckFailedException:
+            except ClientError as exc:
+                if aws.error_code(exc) != "ConditionalCheckFailedException":
+                    raise
                 return False
         logger.info("approval expired", extra={"approval_id": release.approval_id, "release_id": release.release_id})
         return True

@@ -175,6 +175,9 @@ def on_build(event: CodeBuildStateChangeEvent, deps: Deps) -> Outcome:
         return _ignored(event, f"build {build_arn} is not the build of release {release.release_id}")
     base = {"pipeline": release.pipeline, "release_id": release.release_id}
     if release.state is not ReleaseState.BUILDING and not _built_but_not_deployed(release):
+        resumed = resume_unfinished(release, deps)
+        if resumed is not None:
+            return {**base, **resumed}
         return {**base, "outcome": "duplicate", "reason": f"release is already {release.state}"}
 
     if release.state is ReleaseState.BUILDING:
@@ -196,6 +199,26 @@ def on_build(event: CodeBuildStateChangeEvent, deps: Deps) -> Outcome:
             log_link=event.log_link,
         )
     return deploy_next(release, deps, after=None)
+
+
+def resume_unfinished(release: Release, deps: Deps) -> Outcome | None:
+    """Finish what a fault interrupted, when the same event is delivered again: a stage whose
+    revision was registered but whose UpdateService never went through (DEPLOYING, no deployment
+    id), or a completed stage whose next step never started (DEPLOYED). None when nothing was
+    left half done (a true duplicate). Both paths are idempotent per stage."""
+    stage_name = release.stage
+    record = release.stages.get(stage_name) if stage_name else None
+    if stage_name is None or record is None:
+        return None
+    if release.state is ReleaseState.DEPLOYING and record.state is StageState.DEPLOYING and not record.deployment_id:
+        pipeline = _pipeline(deps, release.pipeline)
+        stage = pipeline.stage_named(stage_name)
+        if stage is None:
+            return None
+        return {"resumed": True, **deploy_stage(release, pipeline, stage, deps)}
+    if release.state is ReleaseState.DEPLOYED and record.state is StageState.DEPLOYED:
+        return {"resumed": True, **deploy_next(release, deps, after=stage_name)}
+    return None
 
 
 def _built_but_not_deployed(release: Release) -> bool:
@@ -367,6 +390,9 @@ def on_approval(event: ApprovalDecidedEvent, deps: Deps) -> Outcome:
         or release.stage != detail.stage
         or release.approval_id != detail.approval_id
     ):
+        resumed = resume_unfinished(release, deps) if release.approval_id == detail.approval_id else None
+        if resumed is not None:
+            return {**base, **resumed}
         return {**base, "outcome": "duplicate", "reason": f"release is {release.state} ({release.stage})"}
     who = detail.decided_by.model_dump(mode="json", exclude_none=True) | {
         "decision": detail.decision,
@@ -446,6 +472,12 @@ def on_deployment(event: EcsDeploymentStateChangeEvent, deps: Deps) -> Outcome:
     record = release.stages.get(stage_name)
     base = {"pipeline": release.pipeline, "release_id": release_id, "stage": stage_name}
     if record is None or record.deployment_id != detail.deployment_id or record.state is not StageState.DEPLOYING:
+        completed_here = (
+            record is not None and record.deployment_id == detail.deployment_id and record.state is StageState.DEPLOYED
+        )
+        resumed = resume_unfinished(release, deps) if completed_here else None
+        if resumed is not None:
+            return {**base, **resumed}
         return {**base, "outcome": "duplicate", "reason": f"stage {stage_name} is not deploying this deployment"}
     if event.deployment_event is DeploymentEvent.FAILED:
         rolled_back = bool(record.rolled_back) or "rolling back" in (detail.reason or "").casefold()
