@@ -1,0 +1,92 @@
+"""A storm of pushes, builds, deployments and approvals, every event delivered one to three times
+in shuffled order, through the template's rules to the flow (tests/support/storm.py says how).
+
+The seed is printed first and named in every failure; `STORM_SEED=<seed>` replays a run. CI runs
+a small storm (5 pipelines, 60 pushes); `python -m bench` runs the full one (20 x 500)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.storm import Odds, Storm, check_invariants, run_storm, seed_from_env, seeded_moto
+
+pytestmark = pytest.mark.integration
+
+CI_PIPELINES = 5
+CI_PUSHES = 60
+
+
+@pytest.fixture(autouse=True)
+def _moto_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The storm runs against moto in process: no endpoint of a moto server may leak in."""
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+
+
+def test_a_storm_of_duplicated_shuffled_events_keeps_every_invariant() -> None:
+    # GIVEN 5 pipelines and 60 pushes, every event delivered 1-3 times in shuffled order
+    seed = seed_from_env()
+    # WHEN the storm has blown over (every pending event delivered)
+    report = run_storm(CI_PIPELINES, CI_PUSHES, seed)
+    # THEN one build per commit, one revision and one UpdateService per (release, stage), no
+    # stage went backwards, each ends on its newest commit, and nothing is stuck or lost
+    assert not report.broken_invariants, report.failure_message()
+    # AND it was a storm: duplicates of both kinds, answered by the cache and by meaning
+    assert report.redeliveries, report.summary()
+    assert report.reemissions, report.summary()
+    assert report.cache_hits, report.summary()
+    assert report.calls["StartBuild"], report.summary()
+    assert report.calls["UpdateService"], report.summary()
+    assert sum(report.states.values()) == CI_PUSHES, report.summary()
+
+
+def test_the_checker_sees_a_second_update_that_takes_a_stage_backwards() -> None:
+    # GIVEN a small storm (a fixed seed: this tests the checker) that kept every invariant
+    seed = 1
+    with seeded_moto(seed):
+        storm = Storm(2, 12, seed)
+        storm.run()
+        assert not check_invariants(storm), storm.report.failure_message()
+        updates: dict[tuple[str, str], list[str]] = {}
+        for call in storm.calls.of("UpdateService"):
+            updates.setdefault((call.params["cluster"], call.params["service"]), []).append(
+                call.params["taskDefinition"]
+            )
+        (cluster, service), arns = next((key, arns) for key, arns in updates.items() if len(set(arns)) > 1)
+        # WHEN the deployer's own ECS client puts the service back on its first release's revision
+        storm.deps.stages.ecs.update_service(cluster=cluster, service=service, taskDefinition=arns[0])
+        storm.report.violations = []
+        found = {v.invariant for v in check_invariants(storm)}
+    # THEN the checker reports both broken invariants (a checker that cannot fail proves nothing)
+    assert {"one-update", "never-backwards"} <= found, found
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="flow._rolling_back gives a late rollback event to the service's newest deployment, and a FAILED "
+    "processed before it says no rollback; the lead's fix makes this pass (then drop the mark and RECORD_CHECKS)",
+)
+def test_a_rollback_reported_after_its_failure_is_recorded_on_the_failed_deployment_only() -> None:
+    # GIVEN one pipeline, three pushes, half the dev deployments failing and rolled back by ECS;
+    # seed 3 delivers the first push's FAILED (which hands dev to the second push, deploying at
+    # once), then ECS's rollback event of the first push's deployment
+    report = run_storm(1, 3, 3, odds=Odds(deployment_fails=0.5))
+    # THEN each stage record says whether ECS rolled its own deployment back
+    assert not report.broken_invariants, report.failure_message()
+    assert not report.wrong_records, report.failure_message()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a queued release handed the service lock, then superseded by a newer one that reached the stage, "
+    "keeps the lock: StageDeployer.deploy does not release it; the lead's fix makes this pass (then drop the mark)",
+)
+def test_a_lock_handed_to_a_release_that_is_then_superseded_is_passed_on() -> None:
+    # GIVEN one pipeline with an approval on prod, four pushes, every build, deployment and approval
+    # succeeding; seed 51: A deploys prod, B (approved) queues behind A, C (newer) then waits for
+    # prod's approval, A completes and hands the lock to B, which is superseded by C
+    quiet = Odds(
+        approve=1.0, reject=0.0, deployment_fails=0.0, build_fails=0.0, retried_builds=0.0, in_progress_events=0.0
+    )
+    report = run_storm(1, 4, 51, odds=quiet)
+    # THEN C, approved, deploys prod: no release waits forever, no lock is left
+    assert not report.broken_invariants, report.failure_message()
