@@ -159,13 +159,30 @@ class CallRecorder:
 # -- the flow's dependencies ----------------------------------------------------------------------
 
 
+SIGNING_KEY_SECRET = "ecs-deployer-bench/approval-signing-key"
+APPROVAL_BASE_URL = "https://approvals.bench.example"
+
+
+def create_signing_key_secret() -> None:
+    """The approval signing key in Secrets Manager, where the functions read it."""
+    import boto3
+
+    boto3.client("secretsmanager").create_secret(
+        Name=SIGNING_KEY_SECRET, SecretString="bench-signing-key-of-at-least-32-bytes!!"
+    )
+
+
 def wire_like_the_functions(world: World) -> None:
     """Rewire the world's Deps as `deployer.runtime.deps()` does: every transition is also
     published on the deployer's bus (make_world only collects them), so PutEvents is counted
-    and timed. The configuration is still read through the world's ConfigStore (max age 0: every
-    read goes to the table, as on a cold start)."""
+    and timed, and approvals read their signing key from Secrets Manager (SIGNING_KEY_SECRET,
+    made by `create_signing_key_secret`; cached by Powertools for this wiring's lifetime, so
+    wiring again is a cold start). The configuration is still read through the world's
+    ConfigStore (max age 0: every read goes to the table, as on a cold start). Slack is not
+    wired: its posts are not AWS calls."""
     import boto3
 
+    from deployer.approvals import Approvals, signing_key_from_secret
     from deployer.flow import BusPublisher, Deps
     from deployer.releases import ReleaseStore, Transition
     from deployer.stages import StageDeployer
@@ -177,7 +194,8 @@ def wire_like_the_functions(world: World) -> None:
         collected.append(change)
         publish(change)
 
-    store = ReleaseStore(boto3.resource("dynamodb").Table(world.names.table), on_transition=on_transition)
+    table = boto3.resource("dynamodb").Table(world.names.table)
+    store = ReleaseStore(table, on_transition=on_transition)
     world.store = store
     world.deps = Deps(
         store=store,
@@ -185,6 +203,9 @@ def wire_like_the_functions(world: World) -> None:
         codebuild=boto3.client("codebuild"),
         ecr=boto3.client("ecr"),
         stages=StageDeployer(store, boto3.client("ecs"), boto3.client("application-autoscaling")),
+        approvals=Approvals(
+            table, store, signing_key_from_secret(SIGNING_KEY_SECRET, client=boto3.client("secretsmanager")), base_url=APPROVAL_BASE_URL
+        ),
     )
 
 
@@ -212,3 +233,97 @@ class BytecodeCaches:
         shutil.copytree(self.warm, self.cold)
         for tree in uncompiled:
             shutil.rmtree(self.cold / tree.relative_to(tree.anchor), ignore_errors=True)
+
+
+# -- moto server over HTTP, with a log of the requests it answered --------------------------------
+
+
+@dataclass(frozen=True)
+class ServedRequest:
+    """One request as the server saw it: the service's signing name (from the SigV4 credential
+    scope), the operation (X-Amz-Target, or the query protocol's Action) and, for the JSON
+    protocols, the body."""
+
+    service: str
+    operation: str
+    user_agent: str
+    body: bytes
+
+
+@dataclass
+class RequestLog:
+    """A WSGI middleware in front of moto: every request is logged before moto answers it, so
+    any process pointed at the server (boto3 in this one, a CLI in another) is counted the same."""
+
+    app: Any = None
+    requests: list[ServedRequest] = field(default_factory=list)
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        import io
+        import re
+        from urllib.parse import parse_qs
+
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        scope = re.search(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/", environ.get("HTTP_AUTHORIZATION", ""))
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if target:
+            operation = target.rsplit(".", 1)[-1]
+        else:
+            query = parse_qs(environ.get("QUERY_STRING", ""))
+            if not query.get("Action") and environ.get("CONTENT_TYPE", "").startswith("application/x-www-form"):
+                query = parse_qs(body.decode("utf-8", "replace"))
+            operation = (query.get("Action") or [f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}"])[0]
+        if not environ.get("PATH_INFO", "").startswith("/moto-api"):
+            self.requests.append(
+                ServedRequest(
+                    service=scope.group(1) if scope else "?",
+                    operation=operation,
+                    user_agent=environ.get("HTTP_USER_AGENT", ""),
+                    body=body if target else b"",
+                )
+            )
+        return self.app(environ, start_response)
+
+
+@contextmanager
+def moto_server(log: RequestLog | None = None) -> Iterator[str]:
+    """A moto server on a free port of 127.0.0.1, in this process, with empty backends; yields
+    its URL. With `log`, every request it answers is appended to `log.requests`."""
+    import logging
+    import threading
+
+    from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+
+    werkzeug = logging.getLogger("werkzeug")
+    level = werkzeug.level
+    werkzeug.setLevel(logging.ERROR)  # one access-log line per request otherwise
+    os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+    app: Any = DomainDispatcherApplication(create_backend_app)
+    if log is not None:
+        log.app = app
+        app = log
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    host, port = server.server_address[:2]
+    url = f"http://{host}:{port}"
+    try:
+        reset_moto(url)
+        yield url
+    finally:
+        reset_moto(url)
+        server.shutdown()
+        thread.join()
+        werkzeug.setLevel(level)
+
+
+def reset_moto(url: str) -> None:
+    """Forget every resource of the moto server at `url`."""
+    import urllib.request
+
+    request = urllib.request.Request(f"{url}/moto-api/reset", method="POST")  # noqa: S310 - a local http URL
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+        response.read()

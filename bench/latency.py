@@ -1,57 +1,46 @@
 """Handler latency against moto server (real HTTP on 127.0.0.1): `flow.on_push` for n new commits
-pushed in sequence (each supersedes the previous, still building) and `flow.on_build` for n
-successful builds (each deploys the first stage), against one bare DynamoDB GetItem round trip
-to the same server, timed between the handler calls.
+pushed in sequence (each supersedes the previous, still building), `flow.on_build` for n
+successful builds (each deploys the first stage) and `flow.on_deployment` for ECS reporting each
+of those deployments COMPLETED (the release is deployed on dev and waits for prod's approval,
+superseding the previous one waiting there), against one bare DynamoDB GetItem round trip to the
+same server, timed after every timed handler call.
 
-The server runs in this process (ThreadedMotoServer), so its work is part of every figure, the
-baseline's included; the ratio reads as "how many round trips a handler is worth". Between two
-builds the dev service's lock is freed as on_deployment will when ECS reports COMPLETED (not
-timed), so that every build deploys instead of queueing behind the previous one.
+The server runs in this process, so its work is part of every figure, the baseline's included;
+the ratio reads as "how many round trips a handler is worth".
 """
 
 from __future__ import annotations
 
-import logging
 import time
-import urllib.request
+import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bench.common import CallRecorder, fake_aws, median, p95, ratio, wire_like_the_functions
+from bench.common import (
+    CallRecorder,
+    create_signing_key_secret,
+    fake_aws,
+    median,
+    moto_server,
+    p95,
+    ratio,
+    wire_like_the_functions,
+)
 
 _START = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 WARM_UP = 2
 TREND = 10  # events at each end compared for the trend
+EVENTS = ("on_push", "on_build", "on_deployment")
+"""Every handler `make bench` times (`per_event_latency`)."""
+N = 200
+BUDGET_S = 420.0
 
 
-@contextmanager
-def moto_server() -> Iterator[str]:
-    """A moto server on a free port of 127.0.0.1, with empty backends; yields its URL."""
-    from moto.server import ThreadedMotoServer
-
-    werkzeug = logging.getLogger("werkzeug")
-    level = werkzeug.level
-    werkzeug.setLevel(logging.ERROR)  # one access-log line per request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    try:
-        _reset(url)
-        yield url
-    finally:
-        _reset(url)
-        server.stop()
-        werkzeug.setLevel(level)
-
-
-def _reset(url: str) -> None:
-    request = urllib.request.Request(f"{url}/moto-api/reset", method="POST")  # noqa: S310 - a local http URL
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-        response.read()
+def per_event_latency() -> dict[str, Any]:
+    """What `make bench` runs: N events of each of EVENTS."""
+    return handler_latency(n=N, budget_s=BUDGET_S, events=EVENTS)
 
 
 def _timed(action: Callable[[], Any]) -> tuple[float, Any]:
@@ -60,31 +49,48 @@ def _timed(action: Callable[[], Any]) -> tuple[float, Any]:
     return (time.perf_counter() - start) * 1000, result
 
 
-def handler_latency(n: int = 50, budget_s: float = 60.0) -> dict[str, Any]:
-    """Median and p95 of on_push and on_build over n events each (after WARM_UP untimed ones),
-    and of one GetItem timed after every handler call; ratios handler / GetItem.
+def handler_latency(
+    n: int = N, budget_s: float = 60.0, events: Sequence[str] = ("on_push", "on_build")
+) -> dict[str, Any]:
+    """Median and p95 of each handler in `events` (a subset of EVENTS) over n events each (after
+    WARM_UP untimed ones), and of one GetItem timed after every timed handler call; ratios
+    handler / GetItem. A handler left out of `events` still runs where the sequence needs it
+    (a build needs its push; ECS completes every deployment so the next build deploys), untimed.
 
-    On a loaded machine each phase stops once its half of `budget_s` is spent (after at least
+    On a loaded machine each phase stops once its share of `budget_s` is spent (after at least
     10 events); the result says how many ran."""
     import boto3
 
     from deployer import flow
-    from deployer.events import CodeBuildStateChangeEvent, CodeCommitReferenceEvent, parse_event
+    from deployer.events import (
+        CodeBuildStateChangeEvent,
+        CodeCommitReferenceEvent,
+        EcsDeploymentStateChangeEvent,
+        parse_event,
+    )
+    from deployer.provision import ACCOUNT
+    from tests.support.events import load_event
     from tests.support.world import commit_id, make_world
 
-    samples: dict[str, list[float]] = {"on_push": [], "on_build": [], "get_item": []}
-    calls: dict[str, list[int]] = {"on_push": [], "on_build": []}
-    aws_share: dict[str, list[float]] = {"on_push": [], "on_build": []}
-    items: dict[str, list[int]] = {"on_push": [], "on_build": []}
-    outcomes: dict[str, Counter[str]] = {"on_push": Counter(), "on_build": Counter()}
+    unknown = set(events) - set(EVENTS)
+    if unknown:
+        raise ValueError(f"no such handler to time: {', '.join(sorted(unknown))}")
+    timed_names = [name for name in EVENTS if name in events]
+    samples: dict[str, list[float]] = {name: [] for name in [*EVENTS, "get_item"]}
+    calls: dict[str, list[int]] = {name: [] for name in EVENTS}
+    aws_share: dict[str, list[float]] = {name: [] for name in EVENTS}
+    items: dict[str, list[int]] = {name: [] for name in EVENTS}
+    outcomes: dict[str, Counter[str]] = {name: Counter() for name in EVENTS}
     recorder = CallRecorder()
     with moto_server() as url, fake_aws(endpoint_url=url):
         recorder.install()
         world = make_world(environment="bench")
+        create_signing_key_secret()
         wire_like_the_functions(world)
         dynamodb = boto3.session.Session().client("dynamodb")  # not recorded
         probe_key = {"pk": {"S": "RELEASE#web@" + "0" * 40}, "sk": {"S": "META"}}
         dev = world.account.services["dev"]
+        dev_arn = f"arn:aws:ecs:eu-west-1:{ACCOUNT}:service/{dev.cluster}/{dev.service}"
         clock = iter(range(10**6))
         previous: list[str | None] = [None]
 
@@ -95,10 +101,25 @@ def handler_latency(n: int = 50, budget_s: float = 60.0) -> dict[str, Any]:
             previous[0] = commit
             return parse_event(CodeCommitReferenceEvent, raw)
 
+        def completed_event(release_id: str) -> EcsDeploymentStateChangeEvent:
+            release = world.store.get(release_id)
+            assert release is not None
+            deployment = release.stages["dev"].deployment_id
+            raw = load_event("ecs_deployment_completed")
+            raw["id"] = str(uuid.uuid4())
+            raw["resources"] = [dev_arn]
+            raw["detail"].update(
+                deploymentId=deployment,
+                reason=f"ECS deployment {deployment} completed.",
+                updatedAt=datetime.now(UTC).isoformat(timespec="milliseconds"),
+            )
+            return parse_event(EcsDeploymentStateChangeEvent, raw)
+
         def get_item() -> None:
             dynamodb.get_item(TableName=world.names.table, Key=probe_key)
 
-        def measure(name: str, action: Callable[[], Any], timed: bool) -> Any:
+        def measure(name: str, action: Callable[[], Any], warm: bool) -> Any:
+            timed = warm and name in timed_names
             with recorder.recording() as made:
                 elapsed, result = _timed(action)
             if timed:
@@ -117,23 +138,25 @@ def handler_latency(n: int = 50, budget_s: float = 60.0) -> dict[str, Any]:
             return index < WARM_UP + min(n, 10) or time.monotonic() < started + share * budget_s
 
         # on_push: each new commit supersedes the previous release, still building.
-        for index in range(WARM_UP + n):
-            if not in_budget(index, 0.4):
-                break
-            event = push_event()
-            measure("on_push", lambda e=event: flow.on_push(e, world.deps), index >= WARM_UP)
-        # on_build: push (untimed), the build succeeds (timed), ECS completes (untimed).
+        if "on_push" in timed_names:
+            for index in range(WARM_UP + n):
+                if not in_budget(index, 0.3):
+                    break
+                event = push_event()
+                measure("on_push", lambda e=event: flow.on_push(e, world.deps), index >= WARM_UP)
+        # A push (timed only in the phase above), the build succeeds, ECS completes the deployment.
         for index in range(WARM_UP + n):
             if not in_budget(index, 1.0):
                 break
             (release,) = flow.on_push(push_event(), world.deps)
             build = parse_event(CodeBuildStateChangeEvent, world.build_finished(release["release_id"]))
             measure("on_build", lambda b=build: flow.on_build(b, world.deps), index >= WARM_UP)
-            world.store.release_service(dev.cluster, dev.service, release["release_id"])
+            done = completed_event(release["release_id"])
+            measure("on_deployment", lambda d=done: flow.on_deployment(d, world.deps), index >= WARM_UP)
 
     baseline = median(samples["get_item"])
     handlers = []
-    for name in ("on_push", "on_build"):
+    for name in timed_names:
         values = samples[name]
         handlers.append(
             {
@@ -154,8 +177,9 @@ def handler_latency(n: int = 50, budget_s: float = 60.0) -> dict[str, Any]:
         )
     return {
         "n_requested": n,
+        "budget_s": budget_s,
         "warm_up": WARM_UP,
-        "server": "moto.server.ThreadedMotoServer, in process, HTTP on 127.0.0.1",
+        "server": "moto server (werkzeug, threaded) in this process, HTTP on 127.0.0.1",
         "get_item": {"median_ms": baseline, "p95_ms": p95(samples["get_item"]), "n": len(samples["get_item"])},
         "handlers": handlers,
     }

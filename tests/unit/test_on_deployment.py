@@ -4,6 +4,7 @@ and ignore deployments the deployer did not start."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -51,6 +52,7 @@ def ecs_event(
     service = world.account.services[stage]
     event["resources"] = [f"arn:aws:ecs:eu-west-1:123456789012:service/{service.cluster}/{service.service}"]
     event["detail"]["deploymentId"] = deployment_id or release.stages[stage].deployment_id
+    event["detail"]["updatedAt"] = datetime.now(UTC).isoformat()
     if reason is not None:
         event["detail"]["reason"] = reason
     return parse_event(EcsDeploymentStateChangeEvent, event)

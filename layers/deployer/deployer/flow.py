@@ -480,14 +480,19 @@ def on_deployment(event: EcsDeploymentStateChangeEvent, deps: Deps) -> Outcome:
             return {**base, **resumed}
         return {**base, "outcome": "duplicate", "reason": f"stage {stage_name} is not deploying this deployment"}
     if event.deployment_event is DeploymentEvent.FAILED:
-        rolled_back = bool(record.rolled_back) or "rolling back" in (detail.reason or "").casefold()
+        pipeline = _pipeline(deps, release.pipeline)
+        stage = pipeline.stage_named(stage_name)
+        breaker = (stage.deployment_configuration() if stage else {}).get("deploymentCircuitBreaker") or {}
+        rolled_back = (
+            bool(record.rolled_back)
+            or "rolling back" in (detail.reason or "").casefold()
+            or ("circuit breaker" in (detail.reason or "") and bool(breaker.get("enable") and breaker.get("rollback")))
+        )
         reason = f"ECS deployment {detail.deployment_id} failed: {detail.reason or 'no reason given'}" + (
             "; ECS is rolling the service back" if rolled_back else ""
         )
         failed = StageRecord(**{**record.__dict__, "rolled_back": rolled_back})
         release.stages[stage_name] = failed
-        pipeline = _pipeline(deps, release.pipeline)
-        stage = pipeline.stage_named(stage_name)
         if stage is None:  # the stage left the configuration: still end the release and free the service
             store.transition(release, ReleaseState.DEPLOY_FAILED, stage=stage_name, reason=reason)
             store.release_service(record.cluster, record.service, release_id)
@@ -522,6 +527,8 @@ def _rolling_back(event: EcsDeploymentStateChangeEvent, deps: Deps) -> Outcome:
         return _ignored(event, f"rollback on {event.cluster_name}/{event.service_name}: release {release_id} is gone")
     if record.rolled_back:
         return {"release_id": release_id, "stage": stage_name, "outcome": "duplicate"}
+    if record.state is not StageState.DEPLOYING or event.detail.updated_at < datetime.fromisoformat(record.started_at):
+        return _ignored(event, f"rollback predates deployment {record.deployment_id}")
     rolled = StageRecord(**{**record.__dict__, "rolled_back": True})
     deps.store.save(release, stages={**release.stages, stage_name: rolled})
     return {"release_id": release_id, "stage": stage_name, "outcome": "rolling_back", "reason": event.detail.reason}
@@ -538,13 +545,16 @@ def hand_over_to(handover: tuple[str, str] | None, deps: Deps) -> Outcome:
     waiter_id, stage_name = handover
     waiter = deps.store.get(waiter_id)
     if waiter is None or waiter.state.terminal:
+        record = waiter.stages.get(stage_name) if waiter else None
+        if record is not None:  # it holds the lock now: pass it on
+            return hand_over_to(deps.store.release_service(record.cluster, record.service, waiter_id), deps)
         return {}
     pipeline = _pipeline(deps, waiter.pipeline)
     stage = pipeline.stage_named(stage_name)
     if stage is None:
         return {}
     follow = deps.stages.deploy(waiter, pipeline, stage)
-    return {"handed_over_to": waiter_id, "handover_outcome": follow.outcome}
+    return {"handed_over_to": waiter_id, "handover_outcome": follow.outcome, **hand_over(follow, deps)}
 
 
 def _pipeline(deps: Deps, name: str) -> Pipeline:

@@ -140,7 +140,9 @@ class StageDeployer:
                 stage=stage.name,
                 reason=f"a newer release ({newer}) already reached stage {stage.name}",
             )
-            return StageResult("superseded", release)
+            # It may hold the service's lock (handed over by the release it queued behind): pass it on.
+            handover = store.release_service(stage.cluster, stage.service, release.release_id)
+            return StageResult("superseded", release, handover=handover)
 
         lock = store.acquire_service(stage.cluster, stage.service, release, stage.name)
         if lock.superseded_waiter and lock.superseded_waiter != release.release_id:

@@ -60,11 +60,6 @@ def test_the_checker_sees_a_second_update_that_takes_a_stage_backwards() -> None
     assert {"one-update", "never-backwards"} <= found, found
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="flow._rolling_back gives a late rollback event to the service's newest deployment, and a FAILED "
-    "processed before it says no rollback; the lead's fix makes this pass (then drop the mark and RECORD_CHECKS)",
-)
 def test_a_rollback_reported_after_its_failure_is_recorded_on_the_failed_deployment_only() -> None:
     # GIVEN one pipeline, three pushes, half the dev deployments failing and rolled back by ECS;
     # seed 3 delivers the first push's FAILED (which hands dev to the second push, deploying at
@@ -75,11 +70,6 @@ def test_a_rollback_reported_after_its_failure_is_recorded_on_the_failed_deploym
     assert not report.wrong_records, report.failure_message()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a queued release handed the service lock, then superseded by a newer one that reached the stage, "
-    "keeps the lock: StageDeployer.deploy does not release it; the lead's fix makes this pass (then drop the mark)",
-)
 def test_a_lock_handed_to_a_release_that_is_then_superseded_is_passed_on() -> None:
     # GIVEN one pipeline with an approval on prod, four pushes, every build, deployment and approval
     # succeeding; seed 51: A deploys prod, B (approved) queues behind A, C (newer) then waits for
