@@ -1,4 +1,5 @@
-"""on_deployment: ECS deployment events promote the release or end it."""
+"""on_deployment: ECS deployment events promote the release or end it; ECS pause hooks ask for
+an approval inside the deployment (or end it when the hook timed out)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idemp
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from deployer import flow, runtime
-from deployer.events import EcsDeploymentStateChangeEvent
+from deployer.events import ECS_HOOK_STATE_CHANGE, EcsDeploymentStateChangeEvent, EcsHookStateChangeEvent
 
 logger = Logger()
 tracer = Tracer()
@@ -24,6 +25,8 @@ idempotency = IdempotencyConfig(event_key_jmespath="id", raise_on_no_idempotency
 @metrics.log_metrics
 @idempotent(config=idempotency, persistence_store=persistence)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if isinstance(event, dict) and event.get("detail-type") == ECS_HOOK_STATE_CHANGE:
+        return runtime.run(logger, metrics, EcsHookStateChangeEvent, event, lambda e: flow.on_hook(e, runtime.deps()))
     return runtime.run(
         logger, metrics, EcsDeploymentStateChangeEvent, event, lambda e: flow.on_deployment(e, runtime.deps())
     )

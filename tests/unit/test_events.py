@@ -29,6 +29,7 @@ from deployer.events import (
     DecidedBy,
     DeploymentEvent,
     EcsDeploymentStateChangeEvent,
+    EcsHookStateChangeEvent,
     ReleaseStateChangeDetail,
     ReleaseStateChangeEvent,
     parse_event,
@@ -55,6 +56,7 @@ MODEL_OF_SAMPLE: dict[str, type[EventBridgeModel]] = {
     "ecs_deployment_completed": EcsDeploymentStateChangeEvent,
     "ecs_deployment_failed": EcsDeploymentStateChangeEvent,
     "ecs_deployment_rolling_back": EcsDeploymentStateChangeEvent,
+    "ecs_hook_awaiting_action": EcsHookStateChangeEvent,
     "approval_decided_approve": ApprovalDecidedEvent,
     "approval_decided_reject": ApprovalDecidedEvent,
 }
@@ -62,6 +64,7 @@ ALL_MODELS: tuple[type[EventBridgeModel], ...] = (
     CodeCommitReferenceEvent,
     CodeBuildStateChangeEvent,
     EcsDeploymentStateChangeEvent,
+    EcsHookStateChangeEvent,
     ApprovalDecidedEvent,
     ReleaseStateChangeEvent,
 )
@@ -834,3 +837,31 @@ def test_mutated_samples_raise_nothing_but_bad_input(data: st.DataObject, name: 
     # every model but one (at most) refuses it
     assert len(refusals) >= len(ALL_MODELS) - 1
     assert all(len(message) <= MAX_MESSAGE_CHARS for message in refusals)
+
+
+# --- ECS Hook State Change ---------------------------------------------------------------------
+
+
+def test_a_hook_event_names_its_service_and_wakes_the_approval() -> None:
+    # GIVEN ECS's pause event (ECS developer guide, "Pause hooks for Amazon ECS service deployments")
+    event = parse_event(EcsHookStateChangeEvent, load_event("ecs_hook_awaiting_action"))
+    # THEN the service comes from resources[0] and the event asks for action
+    assert (event.cluster_name, event.service_name) == ("prod", "web")
+    assert event.awaiting_action
+    assert event.detail.lifecycle_stage == "POST_TEST_TRAFFIC_SHIFT"
+
+
+def test_a_hook_event_with_only_its_event_name_is_accepted() -> None:
+    # GIVEN a hook event whose undocumented fields are absent (only eventName is relied on)
+    raw = load_event("ecs_hook_awaiting_action")
+    raw["detail"] = {"eventName": "HOOK_TIMED_OUT"}
+    # WHEN parsed THEN it is a hook event that does not ask for action
+    event = parse_event(EcsHookStateChangeEvent, raw)
+    assert not event.awaiting_action
+    assert event.detail.hook_id is None
+
+
+def test_a_hook_event_without_a_service_arn_is_refused() -> None:
+    raw = load_event("ecs_hook_awaiting_action")
+    raw["resources"] = ["arn:aws:ecs:eu-west-1:123456789012:cluster/prod"]
+    assert "service ARN" in refused(EcsHookStateChangeEvent, raw)

@@ -48,6 +48,7 @@ __all__ = [
     "CODECOMMIT_SOURCE",
     "CODECOMMIT_STATE_CHANGE",
     "ECS_DEPLOYMENT_STATE_CHANGE",
+    "ECS_HOOK_STATE_CHANGE",
     "ECS_SOURCE",
     "FINAL_BUILD_STATUSES",
     "MAX_MESSAGE_CHARS",
@@ -66,6 +67,8 @@ __all__ = [
     "DeploymentEvent",
     "EcsDeploymentStateChangeDetail",
     "EcsDeploymentStateChangeEvent",
+    "EcsHookStateChangeDetail",
+    "EcsHookStateChangeEvent",
     "ReleaseStateChangeDetail",
     "ReleaseStateChangeEvent",
     "parse_event",
@@ -81,6 +84,7 @@ CodeBuildSource = Literal["aws.codebuild"]
 CodeBuildStateChange = Literal["CodeBuild Build State Change"]
 EcsSource = Literal["aws.ecs"]
 EcsDeploymentStateChange = Literal["ECS Deployment State Change"]
+EcsHookStateChange = Literal["ECS Hook State Change"]
 DeployerSource = Literal["ecs-deployer"]
 ApprovalDecidedType = Literal["Approval Decided"]
 ReleaseStateChangeType = Literal["Release State Change"]
@@ -91,6 +95,7 @@ CODEBUILD_SOURCE: Final[CodeBuildSource] = "aws.codebuild"
 CODEBUILD_STATE_CHANGE: Final[CodeBuildStateChange] = "CodeBuild Build State Change"
 ECS_SOURCE: Final[EcsSource] = "aws.ecs"
 ECS_DEPLOYMENT_STATE_CHANGE: Final[EcsDeploymentStateChange] = "ECS Deployment State Change"
+ECS_HOOK_STATE_CHANGE: Final[EcsHookStateChange] = "ECS Hook State Change"
 SOURCE: Final[DeployerSource] = "ecs-deployer"
 APPROVAL_DECIDED: Final[ApprovalDecidedType] = "Approval Decided"
 RELEASE_STATE_CHANGE: Final[ReleaseStateChangeType] = "Release State Change"
@@ -473,6 +478,53 @@ class EcsDeploymentStateChangeEvent(EventBridgeModel):
     @property
     def is_rollback(self) -> bool:
         return self.detail.is_rollback
+
+
+# --- ECS "ECS Hook State Change" ---------------------------------------------------------------
+# ECS developer guide, "Pause hooks for Amazon ECS service deployments": when a deployment reaches a
+# lifecycle stage with a PAUSE hook, ECS emits detail-type "ECS Hook State Change" with eventName
+# HOOK_AWAITING_ACTION and waits for ContinueServiceDeployment. The guide does not document the rest
+# of the detail, so only eventName is required and the event is a wake-up: the hook id, its expiry
+# and its timeout action are read from DescribeServiceDeployments (`deployer.ecs_deployments`), as
+# the guide says to. The service comes from resources[0], as for deployment events.
+
+
+class EcsHookStateChangeDetail(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    event_type: str | None = Field(None, alias="eventType", max_length=32)
+    event_name: Annotated[str, StringConstraints(pattern=r"^[A-Z_]{1,64}$")] = Field(alias="eventName")
+    deployment_id: Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,256}$")] | None = Field(
+        None, alias="deploymentId"
+    )
+    service_deployment_arn: Annotated[str, StringConstraints(pattern=r"^arn:[\x21-\x7e]{1,1600}$")] | None = Field(
+        None, alias="serviceDeploymentArn"
+    )
+    hook_id: Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,256}$")] | None = Field(None, alias="hookId")
+    lifecycle_stage: Annotated[str, StringConstraints(pattern=r"^[A-Z_]{1,64}$")] | None = Field(
+        None, alias="lifecycleStage"
+    )
+    updated_at: datetime | None = Field(None, alias="updatedAt")
+    reason: Annotated[str, StringConstraints(max_length=2048)] | None = None
+
+
+class EcsHookStateChangeEvent(EcsDeploymentStateChangeEvent):
+    """Same envelope and service ARN rule as deployment events; its own detail-type and detail."""
+
+    detail_type: EcsHookStateChange = Field(alias="detail-type")  # type: ignore[assignment]
+    detail: EcsHookStateChangeDetail  # type: ignore[assignment]
+
+    @property
+    def deployment_event(self) -> DeploymentEvent:
+        return DeploymentEvent.UNKNOWN
+
+    @property
+    def is_rollback(self) -> bool:
+        return False
+
+    @property
+    def awaiting_action(self) -> bool:
+        return self.detail.event_name == "HOOK_AWAITING_ACTION"
 
 
 # --- The deployer's own events (source "ecs-deployer", on its own bus) -------------------------

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from deployer import aws, render, rolling, taskdef
+from deployer import aws, ecs_deployments, render, rolling, taskdef
 from deployer.errors import BadInput, ConfigError, DeploymentError
 from deployer.events import (
     ApprovalDecidedEvent,
@@ -22,6 +22,7 @@ from deployer.events import (
     CodeCommitReferenceEvent,
     DeploymentEvent,
     EcsDeploymentStateChangeEvent,
+    EcsHookStateChangeEvent,
     ReleaseStateChangeDetail,
     put_events_entry,
 )
@@ -274,8 +275,9 @@ def deploy_next(release: Release, deps: Deps, after: str | None) -> Outcome:
         deps.store.transition(release, ReleaseState.RELEASED, reason=f"deployed to every stage ({', '.join(names)})")
         return {**base, "outcome": "released"}
     stage = pipeline.stages[index]
-    if stage.approval is not None:
+    if stage.approval is not None and stage.approval.at is None:
         return {**base, **request_approval(release, pipeline, stage, deps)}
+    # `approval: {at: STAGE}` is asked during the deployment, when ECS pauses there (on_hook)
     return {**base, **deploy_stage(release, pipeline, stage, deps)}
 
 
@@ -399,6 +401,9 @@ def on_approval(event: ApprovalDecidedEvent, deps: Deps) -> Outcome:
         "stage": detail.stage,
         "at": detail.decided_at.isoformat(),
     }
+    paused = release.stages.get(detail.stage)
+    if paused is not None and paused.hook_id and paused.state is StageState.DEPLOYING:
+        return {**base, **_answer_pause(release, paused, detail, who, deps)}
     if detail.decision == "reject":
         store.transition(
             release,
@@ -433,11 +438,10 @@ def sweep_expired_approvals(deps: Deps, now: datetime | None = None) -> list[str
             if deps.approvals is not None and not deps.approvals.expire_if_due(release):
                 continue
             try:
-                deps.store.transition(
+                _end_pause_or_wait(
                     release,
-                    ReleaseState.APPROVAL_EXPIRED,
-                    reason=f"nobody decided on {release.stage} before {release.approval_expires_at}",
-                    allowed_from={ReleaseState.AWAITING_APPROVAL},
+                    deps,
+                    f"nobody decided on {release.stage} before {release.approval_expires_at}",
                 )
                 expired.append(release.release_id)
             except ConflictError:
@@ -509,8 +513,14 @@ def on_deployment(event: EcsDeploymentStateChangeEvent, deps: Deps) -> Outcome:
         reason=f"{stage_name} runs {revision}",
         stages={**release.stages, stage_name: done},
     )
+    store.record_success(release, stage_name, done)
     handover = store.release_service(record.cluster, record.service, release_id)
     follow = hand_over_to(handover, deps)
+    if release.is_rollback:
+        store.transition(
+            release, ReleaseState.RELEASED, stage=stage_name, reason=f"{stage_name} rolled back to {revision}"
+        )
+        return {**base, "outcome": "rolled_back", **follow}
     return {**base, "outcome": "deployed", **follow, "next": deploy_next(release, deps, after=stage_name)}
 
 
@@ -532,6 +542,341 @@ def _rolling_back(event: EcsDeploymentStateChangeEvent, deps: Deps) -> Outcome:
     rolled = StageRecord(**{**record.__dict__, "rolled_back": True})
     deps.store.save(release, stages={**release.stages, stage_name: rolled})
     return {"release_id": release_id, "stage": stage_name, "outcome": "rolling_back", "reason": event.detail.reason}
+
+
+# -- approvals during a deployment (PAUSE lifecycle hooks) ---------------------------------------
+
+
+def on_hook(event: EcsHookStateChangeEvent, deps: Deps) -> Outcome:
+    """ECS paused a deployment at a lifecycle hook (or a hook timed out). The event is a wake-up:
+    what is paused, its hook id, expiry and timeout action come from DescribeServiceDeployments.
+    A pause the deployer asked for (`approval: {at: ...}`) becomes an approval request like any
+    other (Slack, page, bus); a pause it did not add is left to whoever added it."""
+    cluster, service = event.cluster_name, event.service_name
+    found = deps.store.latest_deployment(cluster, service)
+    if found is None:
+        return _ignored(event, f"{event.detail.event_name} on {cluster}/{service}: not a deployer deployment")
+    release_id, stage_name = found
+    release = deps.store.get(release_id)
+    record = release.stages.get(stage_name) if release else None
+    if release is None or record is None:
+        return _ignored(event, f"{event.detail.event_name} on {cluster}/{service}: release {release_id} is gone")
+    base = {"pipeline": release.pipeline, "release_id": release_id, "stage": stage_name}
+    if record.state is not StageState.DEPLOYING or release.state.terminal:
+        return {**base, "outcome": "duplicate", "reason": f"stage {stage_name} is {record.state}"}
+    pipeline = _pipeline(deps, release.pipeline)
+    stage = pipeline.stage_named(stage_name)
+    if stage is None or stage.approval is None or stage.approval.at is None or release.is_rollback:
+        return _ignored(
+            event,
+            f"a lifecycle hook on {cluster}/{service} that the deployer did not add (stage {stage_name} asks no "
+            f"approval during its deployment): answer it with ContinueServiceDeployment",
+        )
+    ecs = deps.stages.ecs
+    if record.service_deployment_arn:
+        views = ecs_deployments.describe(ecs, [record.service_deployment_arn])
+        view = views[0] if views else None
+    else:
+        view = ecs_deployments.in_flight(ecs, cluster, service)
+    if view is None:
+        return _ignored(event, f"no service deployment in flight on {cluster}/{service}")
+    timed_out = next((h for h in view.hooks if h.timed_out), None)
+    if timed_out is not None:
+        return {**base, **_pause_timed_out(release, record, timed_out, view, deps)}
+    hook = ecs_deployments.paused_hook(view)
+    if hook is None:
+        return _ignored(event, f"{view.arn} has no PAUSE hook awaiting action ({view.status}, {view.lifecycle_stage})")
+    if release.state is ReleaseState.AWAITING_APPROVAL and record.hook_id == hook.hook_id:
+        return {**base, "outcome": "duplicate", "reason": "already waiting for approval"}
+    return {**base, **_ask_during(release, stage, record, view, hook, deps)}
+
+
+def _ask_during(  # noqa: PLR0917 - the pause as on_hook found it
+    release: Release,
+    stage: Stage,
+    record: StageRecord,
+    view: ecs_deployments.ServiceDeploymentView,
+    hook: ecs_deployments.HookView,
+    deps: Deps,
+) -> Outcome:
+    if deps.approvals is None or stage.approval is None:
+        raise ConfigError(f"stage {stage.name} needs an approval but approvals are not configured")
+    at = view.lifecycle_stage or stage.approval.at or "a lifecycle hook"
+    approval, token = deps.approvals.request(
+        release,
+        stage.name,
+        approvers=tuple(stage.approval.approvers),
+        expires_in_hours=stage.approval.expires_in_hours,
+    )
+    del token  # a bearer capability: Slack and `deployer status` re-derive it, logs never see it
+    expires = min(approval.expires_at, hook.expires_at) if hook.expires_at else approval.expires_at
+    action = hook.timeout_action or ecs_deployments.PAUSE_TIMEOUT_ACTION
+    paused = StageRecord(
+        **{
+            **record.__dict__,
+            "service_deployment_arn": view.arn,
+            "hook_id": hook.hook_id,
+            "paused_at": at,
+            "hook_expires_at": hook.expires_at.isoformat() if hook.expires_at else None,
+            "timeout_action": action,
+        }
+    )
+    context = approval_context(release, stage, deps) | {
+        "paused_at": at,
+        "service_deployment": view.arn,
+        "timeout_action": action,
+    }
+    deps.store.transition(
+        release,
+        ReleaseState.AWAITING_APPROVAL,
+        stage=stage.name,
+        reason=f"ECS paused {stage.name} at {at}: waiting for approval until {expires:%Y-%m-%d %H:%M} UTC "
+        f"(then ECS applies {action})",
+        approval_id=approval.approval_id,
+        approval_expires_at=expires.isoformat(),
+        approval_context=context,
+        stages={**release.stages, stage.name: paused},
+    )
+    return {"outcome": "awaiting_approval", "paused_at": at, "approval_id": approval.approval_id}
+
+
+def _answer_pause(release: Release, record: StageRecord, detail: Any, who: dict[str, Any], deps: Deps) -> Outcome:
+    """Approve: ContinueServiceDeployment CONTINUE, the deployment goes on and its COMPLETED event
+    promotes the release as usual. Reject: ContinueServiceDeployment ROLLBACK, the release ends
+    REJECTED and the service is free for the next release."""
+    assert record.service_deployment_arn
+    assert record.hook_id
+    action: ecs_deployments.Action = "CONTINUE" if detail.decision == "approve" else "ROLLBACK"
+    try:
+        ecs_deployments.decide(deps.stages.ecs, record.service_deployment_arn, record.hook_id, action)
+    except DeploymentError as exc:  # the hook is no longer waiting (timed out, stopped): say so, end known
+        reason = f"ContinueServiceDeployment {action} refused after {_who(detail)} decided: {exc}"
+        return {"outcome": "failed", "reason": reason, **_end_pause_or_wait(release, deps, reason, decided_by=who)}
+    if action == "CONTINUE":
+        resumed = StageRecord(**{**record.__dict__, "hook_id": None})
+        deps.store.transition(
+            release,
+            ReleaseState.DEPLOYING,
+            stage=detail.stage,
+            reason=f"{detail.stage} approved by {_who(detail)} at {record.paused_at}: ECS continues",
+            decided_by=who,
+            stages={**release.stages, detail.stage: resumed},
+            allowed_from={ReleaseState.AWAITING_APPROVAL},
+        )
+        return {"outcome": "continued", "approved_by": _who(detail)}
+    ended = _end_pause_or_wait(
+        release,
+        deps,
+        f"{detail.stage} rejected by {_who(detail)} at {record.paused_at}: ECS rolls back",
+        state=ReleaseState.REJECTED,
+        rolled_back=True,
+        decided_by=who,
+    )
+    return {"outcome": "rejected", **ended}
+
+
+def _pause_timed_out(
+    release: Release,
+    record: StageRecord,
+    hook: ecs_deployments.HookView,
+    view: ecs_deployments.ServiceDeploymentView,
+    deps: Deps,
+) -> Outcome:
+    action = hook.timeout_action or record.timeout_action or ecs_deployments.PAUSE_TIMEOUT_ACTION
+    reason = f"the pause at {record.paused_at or view.lifecycle_stage} timed out undecided: ECS applied {action}"
+    if action == "CONTINUE":
+        resumed = StageRecord(**{**record.__dict__, "hook_id": None})
+        deps.store.transition(
+            release, ReleaseState.DEPLOYING, reason=reason, stages={**release.stages, release.stage or "": resumed}
+        )
+        return {"outcome": "timed_out", "timeout_action": action}
+    if deps.approvals is not None:
+        deps.approvals.expire_if_due(release)
+    return {"outcome": "timed_out", "timeout_action": action, **_end_pause_or_wait(release, deps, reason)}
+
+
+def _end_pause_or_wait(
+    release: Release,
+    deps: Deps,
+    reason: str,
+    *,
+    state: ReleaseState = ReleaseState.APPROVAL_EXPIRED,
+    rolled_back: bool | None = None,
+    **changes: Any,
+) -> Outcome:
+    """End a release waiting for a decision. One paused inside its deployment also ends its stage
+    (ECS rolls it back) and frees the service for whoever waits."""
+    stage_name = release.stage or ""
+    record = release.stages.get(stage_name)
+    if record is None or not record.service_deployment_arn or record.state is not StageState.DEPLOYING:
+        deps.store.transition(release, state, reason=reason, allowed_from={ReleaseState.AWAITING_APPROVAL}, **changes)
+        return {}
+    action = record.timeout_action or ecs_deployments.PAUSE_TIMEOUT_ACTION
+    ended = StageRecord(
+        **{
+            **record.__dict__,
+            "state": StageState.FAILED,
+            "finished_at": now_iso(),
+            "reason": reason,
+            "rolled_back": rolled_back if rolled_back is not None else action == "ROLLBACK",
+        }
+    )
+    deps.store.transition(
+        release,
+        state,
+        reason=reason,
+        stages={**release.stages, stage_name: ended},
+        allowed_from={ReleaseState.AWAITING_APPROVAL},
+        **changes,
+    )
+    return hand_over_to(deps.store.release_service(record.cluster, record.service, release.release_id), deps)
+
+
+# -- rollback -----------------------------------------------------------------------------------
+
+
+def request_rollback(pipeline_name: str, stage_name: str, requested_by: dict[str, Any], deps: Deps) -> Outcome:
+    """Roll back `stage` of `pipeline`. A deployment in flight there (deploying, or paused for an
+    approval) is stopped with StopServiceDeployment ROLLBACK and ECS returns the service to the
+    revision it ran before. Otherwise a release of kind "rollback" redeploys the stage's previous
+    successful revision (its history: `ReleaseStore.stage_history`), through the same validation,
+    ordering and service lock as any release. Either way the rollback is a release of its own."""
+    pipeline = _pipeline(deps, pipeline_name)
+    stage = pipeline.stage_named(stage_name)
+    if stage is None:
+        raise ConfigError(f"pipeline {pipeline_name} has no stage {stage_name} (stages: {_stage_names(pipeline)})")
+    store = deps.store
+    by = _requester(requested_by)
+    base = {"pipeline": pipeline_name, "stage": stage_name}
+    lock = store.lock_of(stage.cluster, stage.service) or {}
+    holder = store.get(str(lock["holder"])) if lock.get("holder") else None
+    record = holder.stages.get(stage_name) if holder else None
+    if holder is not None and holder.is_rollback and not holder.state.terminal:
+        return {
+            **base,
+            "release_id": holder.release_id,
+            "outcome": "already_rolling_back",
+            "reason": f"{holder.release_id} is already rolling {stage_name} back ({holder.state})",
+        }
+    if holder is not None and record is not None and record.state is StageState.DEPLOYING and record.deployment_id:
+        return {**base, **_stop_in_flight(holder, stage, record, requested_by, by, deps)}
+
+    history = store.stage_history(pipeline_name, stage_name)
+    if not history:
+        return {**base, "outcome": "nothing_to_roll_back", "reason": f"{stage_name} has no successful deployment yet"}
+    current = history[0]
+    undone = {str(entry.get("rollback_of")) for entry in history if entry.get("rollback_of")}
+    target = next(
+        (
+            entry
+            for entry in history[1:]
+            if entry.get("task_definition_arn") != current.get("task_definition_arn")
+            and entry.get("release_id") not in undone
+            and entry.get("release_id") != current.get("rollback_of")
+        ),
+        None,
+    )
+    if target is None:
+        return {
+            **base,
+            "outcome": "nothing_to_roll_back",
+            "reason": f"{stage_name} has no earlier successful revision than "
+            f"{_short_arn(current.get('task_definition_arn'))}",
+        }
+    undoes = str(current.get("rollback_of") or current.get("release_id") or "") or None
+    release = store.create_rollback(
+        pipeline=pipeline_name,
+        stage=stage_name,
+        target=target,
+        undoes=undoes,
+        requested_by=requested_by,
+        repository=pipeline.repository,
+        branch=pipeline.branch,
+    )
+    result = deps.stages.deploy(release, pipeline, stage)
+    follow = hand_over(result, deps)
+    return {
+        **base,
+        "release_id": release.release_id,
+        "outcome": result.outcome,
+        "reason": f"{by} rolls {stage_name} back to {_short_arn(target.get('task_definition_arn'))} "
+        f"(commit {str(target.get('commit') or '?')[:12]}, release {target.get('release_id')})",
+        "target_task_definition": target.get("task_definition_arn"),
+        "undoes": undoes,
+        "detail": result.detail,
+        **follow,
+    }
+
+
+def _stop_in_flight(  # noqa: PLR0917 - what request_rollback found
+    holder: Release, stage: Stage, record: StageRecord, requested_by: dict[str, Any], by: str, deps: Deps
+) -> Outcome:
+    view = None
+    if record.service_deployment_arn:
+        views = ecs_deployments.describe(deps.stages.ecs, [record.service_deployment_arn])
+        view = views[0] if views and views[0].active else None
+    if view is None:
+        view = ecs_deployments.in_flight(deps.stages.ecs, stage.cluster, stage.service)
+    if view is None:
+        raise DeploymentError(
+            f"{holder.release_id} is deploying {stage.cluster}/{stage.service} but ECS lists no deployment in flight: "
+            "wait for its deployment event, then roll back again"
+        )
+    ecs_deployments.stop_with_rollback(deps.stages.ecs, view.arn)
+    store = deps.store
+    rollback = store.create_rollback(
+        pipeline=holder.pipeline,
+        stage=stage.name,
+        target={"task_definition_arn": record.previous_task_definition_arn or "", "commit": holder.previous_commit},
+        undoes=holder.release_id,
+        requested_by=requested_by,
+        repository=holder.repository,
+        branch=holder.branch,
+    )
+    reason = (
+        f"{by} stopped {view.arn} (StopServiceDeployment ROLLBACK): "
+        f"ECS returns {stage.service} to its previous revision"
+    )
+    store.transition(rollback, ReleaseState.RELEASED, stage=stage.name, reason=reason)
+    ended = StageRecord(
+        **{
+            **record.__dict__,
+            "state": StageState.FAILED,
+            "finished_at": now_iso(),
+            "reason": reason,
+            "rolled_back": True,
+        }
+    )
+    store.transition(
+        holder,
+        ReleaseState.DEPLOY_FAILED,
+        stage=stage.name,
+        reason=reason,
+        stages={**holder.stages, stage.name: ended},
+    )
+    follow = hand_over_to(store.release_service(stage.cluster, stage.service, holder.release_id), deps)
+    return {
+        "release_id": rollback.release_id,
+        "outcome": "stopping",
+        "reason": reason,
+        "undoes": holder.release_id,
+        "service_deployment": view.arn,
+        **follow,
+    }
+
+
+def _requester(requested_by: dict[str, Any]) -> str:
+    if requested_by.get("kind") == "slack":
+        return f"Slack user {requested_by.get('user', '?')}"
+    return str(requested_by.get("principal") or requested_by.get("user") or "an operator")
+
+
+def _stage_names(pipeline: Pipeline) -> str:
+    return ", ".join(s.name for s in pipeline.stages)
+
+
+def _short_arn(arn: object) -> str:
+    return str(arn or "?").rsplit("/", 1)[-1]
 
 
 def hand_over(result: StageResult, deps: Deps) -> Outcome:

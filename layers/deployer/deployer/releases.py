@@ -85,7 +85,14 @@ class StageRecord:
     deployment_id: str | None = None
     finished_at: str | None = None
     reason: str | None = None
-    rolled_back: bool | None = None  # FAILED: whether ECS's circuit breaker rolled the service back
+    rolled_back: bool | None = None  # FAILED: whether ECS rolled the service back
+    # a deployment paused by the approval's PAUSE hook (`approval: {at: ...}`): what
+    # ContinueServiceDeployment needs, when ECS gives up waiting and what it then does
+    service_deployment_arn: str | None = None
+    hook_id: str | None = None
+    paused_at: str | None = None
+    hook_expires_at: str | None = None
+    timeout_action: str | None = None
 
 
 @dataclass
@@ -119,7 +126,16 @@ class Release:
     # the one Slack message of the release, updated as it moves (chat.update)
     slack_channel: str | None = None
     slack_ts: str | None = None
+    # "push" (a commit pushed to the branch) or "rollback" (a stage put back on an earlier revision)
+    kind: str = "push"
+    rollback_of: str | None = None  # rollback: the release whose revision it undoes
+    requested_by: dict[str, Any] | None = None  # rollback: who asked (Slack user or CLI principal)
+    target_task_definition_arn: str | None = None  # rollback: the revision it redeploys as is
     version: int = 0
+
+    @property
+    def is_rollback(self) -> bool:
+        return self.kind == "rollback"
 
     @property
     def short_commit(self) -> str:
@@ -267,6 +283,45 @@ class ReleaseStore:
         self._notify(release, None, release.state, None, release.reason)
         return release, True
 
+    def create_rollback(
+        self,
+        *,
+        pipeline: str,
+        stage: str,
+        target: Mapping[str, Any],
+        undoes: str | None,
+        requested_by: Mapping[str, Any],
+        repository: str,
+        branch: str,
+    ) -> Release:
+        """A release of kind "rollback": it redeploys `target` (an entry of `stage_history`) to
+        `stage` only. It orders after every push recorded so far, so the stage's watermark takes
+        it and an older release still on its way cannot undo the rollback."""
+        moment = datetime.now(UTC)
+        stamp = now_iso()
+        release = Release(
+            release_id=f"{pipeline}@rollback-{stage}-{moment:%Y%m%dT%H%M%S%f}",
+            pipeline=pipeline,
+            repository=repository,
+            branch=branch,
+            commit=str(target.get("commit") or ""),
+            pushed_at=moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            order_key=f"{moment:%Y-%m-%dT%H:%M:%SZ}#999#rollback",
+            state=ReleaseState.BUILT,
+            created_at=stamp,
+            updated_at=stamp,
+            stage=stage,
+            image_uri=target.get("image_uri"),
+            reason=f"rollback of {stage} to {target.get('task_definition_arn')}",
+            kind="rollback",
+            rollback_of=undoes,
+            requested_by=dict(requested_by),
+            target_task_definition_arn=str(target["task_definition_arn"]),
+        )
+        self._table.put_item(Item=_release_to_item(release), ConditionExpression="attribute_not_exists(pk)")
+        self._notify(release, None, release.state, stage, release.reason)
+        return release
+
     def supersede_older(self, release: Release) -> list[str]:
         """Newer commit wins: older releases of the pipeline that have not started deploying
         end SUPERSEDED. Returns their ids. Reads only such releases: the sparse index `pending`
@@ -369,6 +424,37 @@ class ReleaseStore:
     ) -> None:
         if self._on_transition:
             self._on_transition(Transition(release, from_state, to_state, stage, reason))
+
+    # -- per-stage history of successful deployments (what a rollback goes back to) ------------
+
+    def record_success(self, release: Release, stage: str, record: StageRecord) -> None:
+        """Remember that `stage` of the pipeline now runs `record`'s revision (newest first)."""
+        finished = record.finished_at or now_iso()
+        item = {
+            "pk": f"PIPELINE#{release.pipeline}",
+            "sk": f"DEPLOYED#{stage}#{finished}",
+            "release_id": release.release_id,
+            "kind": release.kind,
+            "commit": release.commit,
+            "image_uri": release.image_uri,
+            "task_definition_arn": record.task_definition_arn,
+            "cluster": record.cluster,
+            "service": record.service,
+            "finished_at": finished,
+        }
+        if release.rollback_of:
+            item["rollback_of"] = release.rollback_of
+        self._table.put_item(Item={k: v for k, v in item.items() if v is not None})
+
+    def stage_history(self, pipeline: str, stage: str, limit: int = 20) -> list[dict[str, Any]]:
+        """The stage's successful deployments, newest first."""
+        response = self._table.query(
+            KeyConditionExpression="pk = :p AND begins_with(sk, :s)",
+            ExpressionAttributeValues={":p": f"PIPELINE#{pipeline}", ":s": f"DEPLOYED#{stage}#"},
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [{k: _plain(v) for k, v in item.items()} for item in response["Items"]]
 
     # -- indexes ----------------------------------------------------------------------------
 

@@ -16,9 +16,9 @@ release as soon as they exist, so a redelivered event resumes instead of registe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from deployer import aws, rolling, taskdef
+from deployer import aws, ecs_deployments, rolling, taskdef
 from deployer.errors import DeploymentError
 from deployer.releases import Release, ReleaseState, ReleaseStore, StageRecord, StageState, now_iso
 
@@ -90,6 +90,18 @@ def _facts(svc: ServiceTypeDef) -> rolling.ServiceFacts:
         has_load_balancer=bool(balancers),
         has_alternate_target_group=any("advancedConfiguration" in lb for lb in balancers),
     )
+
+
+def deployment_configuration(stage: Stage, validation: rolling.Validation, release: Release) -> dict[str, Any]:
+    """What UpdateService sends: the validated rollout, plus the PAUSE hook where the stage asks
+    for an approval during the deployment (`approval: {at: ...}`). The hook times out when the
+    approval does, and ECS then rolls back (`ecs_deployments.PAUSE_TIMEOUT_ACTION`). A rollback
+    release is never paused: it was asked for by someone allowed to."""
+    configuration = dict(validation.deployment_configuration)
+    approval = stage.approval
+    if approval is None or approval.at is None or release.is_rollback:
+        return configuration
+    return ecs_deployments.with_pause_hook(configuration, approval.at, approval.expires_in_hours * 60)
 
 
 def autoscaling_range(
@@ -183,11 +195,28 @@ class StageDeployer:
             reason = "; ".join(f.message for f in validation.errors)
             return self.fail(release, stage, ReleaseState.INVALID_CONFIG, f"stage {stage.name}: {reason}")
 
-        if release.image_uri is None:
+        if release.image_uri is None and not release.target_task_definition_arn:
             raise DeploymentError(f"release {release.release_id} has no image to deploy")
-        images = dict.fromkeys(pipeline.container_names, release.image_uri)
+        images = dict.fromkeys(pipeline.container_names, release.image_uri or "")
         record = release.stages.get(stage.name)
-        if record is None or record.task_definition_arn is None:
+        if (record is None or record.task_definition_arn is None) and release.target_task_definition_arn:
+            # a rollback redeploys a revision that exists: nothing to register
+            record = StageRecord(
+                StageState.DEPLOYING,
+                stage.cluster,
+                stage.service,
+                started_at=now_iso(),
+                task_definition_arn=release.target_task_definition_arn,
+                previous_task_definition_arn=view.task_definition,
+            )
+            store.transition(
+                release,
+                ReleaseState.DEPLOYING,
+                stage=stage.name,
+                reason=f"rolling {stage.name} back to {_short_arn(release.target_task_definition_arn)}",
+                stages={**release.stages, stage.name: record},
+            )
+        elif record is None or record.task_definition_arn is None:
             described = taskdef.describe_task_definition(self.ecs, view.task_definition)
             registered = taskdef.register_clone_of(self.ecs, described, images)
             record = StageRecord(
@@ -217,7 +246,7 @@ class StageDeployer:
                 cluster=stage.cluster,
                 service=stage.service,
                 taskDefinition=new_arn,
-                deploymentConfiguration=validation.deployment_configuration,
+                deploymentConfiguration=deployment_configuration(stage, validation, release),
             )
             deployment_id = next(
                 (d["id"] for d in response["service"].get("deployments", []) if d.get("status") == "PRIMARY"),

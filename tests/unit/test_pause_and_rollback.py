@@ -1,0 +1,451 @@
+"""Approvals inside a deployment (a PAUSE lifecycle hook answered with ContinueServiceDeployment)
+and rollbacks (StopServiceDeployment ROLLBACK in flight, else the stage's previous revision).
+
+moto keeps the rest of the account; the four service-deployment calls it lacks are answered by
+`tests.support.ecs_stub`, which asserts their exact requests as botocore's Stubber would. The
+ECS facts: ECS developer guide "Pause hooks for Amazon ECS service deployments" (the hook id comes
+from DescribeServiceDeployments' lifecycleHookDetails; ContinueServiceDeployment CONTINUE or
+ROLLBACK) and API reference StopServiceDeployment (stopType ROLLBACK); REFERENCE.md "ECS rolling
+update" for the strategy fields."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from deployer import flow
+from deployer.errors import ConfigError
+from deployer.events import (
+    ApprovalDecidedEvent,
+    CodeBuildStateChangeEvent,
+    CodeCommitReferenceEvent,
+    EcsDeploymentStateChangeEvent,
+    EcsHookStateChangeEvent,
+    parse_event,
+)
+from deployer.releases import Release, ReleaseState, StageState
+from tests.support.ecs_stub import ServiceDeploymentCalls
+from tests.support.events import load_event
+from tests.support.world import World, commit_id, make_world
+
+pytestmark = pytest.mark.unit
+
+ACCOUNT = "123456789012"
+REGION = "eu-west-1"
+PROD_SERVICE = "web-bg"
+HOOK_ID = "ecs-pause-e7tK9G_WRJqNF_EOMjztDXfKenlJuEUVjsNStf4WLKw"
+SERVICE_DEPLOYMENT = f"arn:aws:ecs:{REGION}:{ACCOUNT}:service-deployment/prod/{PROD_SERVICE}/r9i43YFjvgF"
+BLUE_GREEN_LB = {
+    "targetGroupArn": f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:targetgroup/blue/1",
+    "containerName": "web",
+    "containerPort": 80,
+    "advancedConfiguration": {
+        "alternateTargetGroupArn": f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:targetgroup/green/2",
+        "productionListenerRule": f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:listener-rule/app/a/1/2/3",
+        "roleArn": f"arn:aws:iam::{ACCOUNT}:role/ecs-lb",
+    },
+}
+
+
+def pipelines_yaml(world_account: Any) -> str:
+    dev = world_account.services["dev"]
+    return (
+        "pipelines:\n"
+        "  - name: web\n"
+        f"    repository: {world_account.repository}\n"
+        "    branch: main\n"
+        f"    build: {{project: {world_account.build_project}}}\n"
+        "    container: web\n"
+        "    stages:\n"
+        "      - name: dev\n"
+        f"        cluster: {dev.cluster}\n"
+        f"        service: {dev.service}\n"
+        "        rollout: {minimumHealthyPercent: 100, maximumPercent: 200}\n"
+        "      - name: prod\n"
+        "        cluster: prod\n"
+        f"        service: {PROD_SERVICE}\n"
+        "        rollout: {strategy: BLUE_GREEN, bakeTimeInMinutes: 15}\n"
+        "        approval: {approvers: [U012ABCDEF], expiresInHours: 2, at: POST_TEST_TRAFFIC_SHIFT}\n"
+    )
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    with mock_aws():
+        w = make_world()
+        prod = w.account.services["prod"]
+        w.ecs.create_service(
+            cluster=prod.cluster,
+            serviceName=PROD_SERVICE,
+            taskDefinition=prod.task_definition_arn,
+            desiredCount=3,
+            loadBalancers=[BLUE_GREEN_LB],
+        )
+        w.publish(pipelines_yaml(w.account))
+        yield w
+
+
+@pytest.fixture
+def ecs_calls(world: World) -> Iterator[ServiceDeploymentCalls]:
+    calls = ServiceDeploymentCalls(world.deps.stages.ecs)
+    yield calls
+    calls.assert_done()
+
+
+def current(world: World, release_id: str) -> Release:
+    release = world.store.get(release_id)
+    assert release is not None
+    return release
+
+
+def service(world: World, cluster: str, name: str) -> dict[str, Any]:
+    return dict(world.ecs.describe_services(cluster=cluster, services=[name])["services"][0])
+
+
+def deployment_event(world: World, release: Release, stage: str, name: str) -> EcsDeploymentStateChangeEvent:
+    sample = {
+        "SERVICE_DEPLOYMENT_COMPLETED": "ecs_deployment_completed",
+        "SERVICE_DEPLOYMENT_FAILED": "ecs_deployment_failed",
+    }
+    event: dict[str, Any] = load_event(sample[name])
+    record = release.stages[stage]
+    event["resources"] = [f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/{record.cluster}/{record.service}"]
+    event["detail"]["deploymentId"] = record.deployment_id
+    event["detail"]["updatedAt"] = datetime.now(UTC).isoformat()
+    return parse_event(EcsDeploymentStateChangeEvent, event)
+
+
+def hook_event(name: str = "HOOK_AWAITING_ACTION") -> EcsHookStateChangeEvent:
+    event: dict[str, Any] = load_event("ecs_hook_awaiting_action")
+    event["resources"] = [f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/prod/{PROD_SERVICE}"]
+    event["detail"]["eventName"] = name
+    return parse_event(EcsHookStateChangeEvent, event)
+
+
+def decision(release: Release, choice: str) -> ApprovalDecidedEvent:
+    event: dict[str, Any] = load_event("approval_decided_approve")
+    event["detail"].update(
+        release_id=release.release_id, stage=release.stage, approval_id=release.approval_id, decision=choice
+    )
+    return parse_event(ApprovalDecidedEvent, event)
+
+
+def deployed_to_dev(world: World, label: str, *, time: str = "2026-11-29T10:00:00Z") -> str:
+    push = world.push(commit_id(label), time=time)
+    (started,) = flow.on_push(parse_event(CodeCommitReferenceEvent, push), world.deps)
+    release_id = str(started["release_id"])
+    flow.on_build(parse_event(CodeBuildStateChangeEvent, world.build_finished(release_id)), world.deps)
+    return release_id
+
+
+def to_prod(world: World, label: str) -> str:
+    """Push, build, complete dev: prod deploys at once (its approval is asked during the deployment)."""
+    release_id = deployed_to_dev(world, label)
+    flow.on_deployment(
+        deployment_event(world, current(world, release_id), "dev", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps
+    )
+    return release_id
+
+
+def hook_detail(status: str = "AWAITING_ACTION", expires_in: timedelta = timedelta(minutes=110)) -> dict[str, Any]:
+    return {
+        "hookId": HOOK_ID,
+        "targetType": "PAUSE",
+        "status": status,
+        "expiresAt": datetime.now(UTC) + expires_in,
+        "timeoutAction": "ROLLBACK",
+    }
+
+
+def expect_paused(calls: ServiceDeploymentCalls, *, hook_status: str = "AWAITING_ACTION", listed: bool = True) -> None:
+    if listed:
+        calls.add(
+            "ListServiceDeployments",
+            {"cluster": "prod", "service": PROD_SERVICE, "status": ["PENDING", "IN_PROGRESS"]},
+            {
+                "serviceDeployments": [
+                    {
+                        "serviceDeploymentArn": SERVICE_DEPLOYMENT,
+                        "status": "IN_PROGRESS",
+                        "createdAt": datetime.now(UTC),
+                    }
+                ]
+            },
+        )
+    calls.add(
+        "DescribeServiceDeployments",
+        {"serviceDeploymentArns": [SERVICE_DEPLOYMENT]},
+        {
+            "serviceDeployments": [
+                {
+                    "serviceDeploymentArn": SERVICE_DEPLOYMENT,
+                    "status": "IN_PROGRESS" if hook_status == "AWAITING_ACTION" else "ROLLBACK_IN_PROGRESS",
+                    "lifecycleStage": "POST_TEST_TRAFFIC_SHIFT",
+                    "lifecycleHookDetails": [hook_detail(hook_status)],
+                }
+            ]
+        },
+    )
+
+
+def paused(world: World, calls: ServiceDeploymentCalls, label: str) -> Release:
+    release_id = to_prod(world, label)
+    expect_paused(calls)
+    outcome = flow.on_hook(hook_event(), world.deps)
+    assert outcome["outcome"] == "awaiting_approval", outcome
+    return current(world, release_id)
+
+
+# -- the deployment carries the pause ------------------------------------------------------------
+
+
+def test_a_stage_approved_during_its_deployment_deploys_at_once_with_a_pause_hook(world: World) -> None:
+    # GIVEN prod: BLUE_GREEN, approval at POST_TEST_TRAFFIC_SHIFT, expiring in 2 hours
+    # WHEN dev completes
+    release = current(world, to_prod(world, "pause-sent"))
+    # THEN prod deploys at once (no approval before it) and UpdateService asks ECS to pause there,
+    # rolling back if nobody answers before the approval expires
+    assert release.state is ReleaseState.DEPLOYING
+    assert release.stages["prod"].state is StageState.DEPLOYING
+    configuration = service(world, "prod", PROD_SERVICE)["deploymentConfiguration"]
+    assert configuration["strategy"] == "BLUE_GREEN"
+    assert configuration["bakeTimeInMinutes"] == 15
+    assert configuration["lifecycleHooks"] == [
+        {
+            "targetType": "PAUSE",
+            "lifecycleStages": ["POST_TEST_TRAFFIC_SHIFT"],
+            "timeoutConfiguration": {"timeoutInMinutes": 120, "action": "ROLLBACK"},
+        }
+    ]
+    assert "desiredCount" not in str(configuration)
+
+
+# -- the pause becomes an approval ----------------------------------------------------------------
+
+
+def test_the_pause_event_asks_for_approval_with_the_hook_read_from_ecs(
+    world: World, ecs_calls: ServiceDeploymentCalls
+) -> None:
+    # GIVEN prod deploying, WHEN ECS pauses it THEN the release waits for approval on prod,
+    # bound to the hook DescribeServiceDeployments named
+    release = paused(world, ecs_calls, "pause-asks")
+    assert release.state is ReleaseState.AWAITING_APPROVAL
+    assert release.stage == "prod"
+    record = release.stages["prod"]
+    assert record.hook_id == HOOK_ID
+    assert record.service_deployment_arn == SERVICE_DEPLOYMENT
+    assert record.paused_at == "POST_TEST_TRAFFIC_SHIFT"
+    assert record.timeout_action == "ROLLBACK"
+    assert "ECS paused prod at POST_TEST_TRAFFIC_SHIFT" in (release.reason or "")
+    # the approval ends no later than ECS stops waiting
+    assert record.hook_expires_at is not None
+    assert release.approval_expires_at is not None
+    assert datetime.fromisoformat(release.approval_expires_at) <= datetime.fromisoformat(record.hook_expires_at)
+    assert (release.approval_context or {})["paused_at"] == "POST_TEST_TRAFFIC_SHIFT"
+    assert world.deps.approvals is not None
+    assert world.deps.approvals.link_for_release(release)
+
+
+def test_the_same_pause_reported_twice_asks_once(world: World, ecs_calls: ServiceDeploymentCalls) -> None:
+    release = paused(world, ecs_calls, "pause-twice")
+    expect_paused(ecs_calls, listed=False)  # the second time, the recorded service deployment is read
+    again = flow.on_hook(hook_event(), world.deps)
+    assert again["outcome"] == "duplicate"
+    assert current(world, release.release_id).approval_id == release.approval_id
+
+
+def test_approve_continues_the_deployment_and_its_completion_releases(
+    world: World, ecs_calls: ServiceDeploymentCalls
+) -> None:
+    release = paused(world, ecs_calls, "pause-approve")
+    ecs_calls.add(
+        "ContinueServiceDeployment",
+        {"serviceDeploymentArn": SERVICE_DEPLOYMENT, "hookId": HOOK_ID, "action": "CONTINUE"},
+        {"serviceDeploymentArn": SERVICE_DEPLOYMENT},
+    )
+    # WHEN an approver approves
+    outcome = flow.on_approval(decision(release, "approve"), world.deps)
+    # THEN ECS is told to CONTINUE and the release deploys on; the task definition is not registered again
+    assert outcome["outcome"] == "continued"
+    release = current(world, release.release_id)
+    assert release.state is ReleaseState.DEPLOYING
+    assert (release.decided_by or {})["decision"] == "approve"
+    assert ecs_calls.names()[-1] == "ContinueServiceDeployment"
+    # WHEN ECS completes THEN the release is RELEASED and prod is free
+    flow.on_deployment(deployment_event(world, release, "prod", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps)
+    assert current(world, release.release_id).state is ReleaseState.RELEASED
+    assert world.store.lock_of("prod", PROD_SERVICE) is None
+
+
+def test_reject_rolls_the_deployment_back_and_frees_the_service(
+    world: World, ecs_calls: ServiceDeploymentCalls
+) -> None:
+    release = paused(world, ecs_calls, "pause-reject")
+    ecs_calls.add(
+        "ContinueServiceDeployment",
+        {"serviceDeploymentArn": SERVICE_DEPLOYMENT, "hookId": HOOK_ID, "action": "ROLLBACK"},
+        {"serviceDeploymentArn": SERVICE_DEPLOYMENT},
+    )
+    outcome = flow.on_approval(decision(release, "reject"), world.deps)
+    assert outcome["outcome"] == "rejected"
+    release = current(world, release.release_id)
+    assert release.state is ReleaseState.REJECTED
+    assert release.stages["prod"].state is StageState.FAILED
+    assert release.stages["prod"].rolled_back is True
+    assert "rejected by Slack user" in (release.reason or "")
+    assert world.store.lock_of("prod", PROD_SERVICE) is None
+    # ECS's own failure event for the rolled-back deployment changes nothing
+    late = flow.on_deployment(deployment_event(world, release, "prod", "SERVICE_DEPLOYMENT_FAILED"), world.deps)
+    assert late["outcome"] == "duplicate"
+
+
+def test_a_hook_that_timed_out_ends_the_release_with_ecs_timeout_action(
+    world: World, ecs_calls: ServiceDeploymentCalls
+) -> None:
+    release = paused(world, ecs_calls, "pause-timeout")
+    expect_paused(ecs_calls, hook_status="TIMED_OUT", listed=False)
+    outcome = flow.on_hook(hook_event("HOOK_TIMED_OUT"), world.deps)
+    assert outcome["outcome"] == "timed_out"
+    assert outcome["timeout_action"] == "ROLLBACK"
+    release = current(world, release.release_id)
+    assert release.state is ReleaseState.APPROVAL_EXPIRED
+    assert "timed out undecided: ECS applied ROLLBACK" in (release.reason or "")
+    assert release.stages["prod"].rolled_back is True
+    assert world.store.lock_of("prod", PROD_SERVICE) is None
+
+
+def test_a_pause_the_deployer_did_not_add_is_left_alone(world: World, ecs_calls: ServiceDeploymentCalls) -> None:
+    # GIVEN dev deploying (no approval during its deployment) WHEN a hook event arrives for dev
+    release_id = deployed_to_dev(world, "foreign-hook")
+    event: dict[str, Any] = load_event("ecs_hook_awaiting_action")
+    dev = world.account.services["dev"]
+    event["resources"] = [f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/{dev.cluster}/{dev.service}"]
+    outcome = flow.on_hook(parse_event(EcsHookStateChangeEvent, event), world.deps)
+    # THEN it is ignored, with the reason, and no ECS call is made
+    assert outcome["outcome"] == "ignored"
+    assert "did not add" in outcome["reason"]
+    assert ecs_calls.calls == []
+    assert current(world, release_id).state is ReleaseState.DEPLOYING
+
+
+def test_an_expired_pause_found_by_the_sweep_frees_the_service(world: World, ecs_calls: ServiceDeploymentCalls) -> None:
+    release = paused(world, ecs_calls, "pause-sweep")
+    later = datetime.now(UTC) + timedelta(hours=3)
+    world.deps.approvals._clock = lambda: later  # type: ignore[union-attr]
+    expired = flow.sweep_expired_approvals(world.deps, now=later)
+    assert expired == [release.release_id]
+    release = current(world, release.release_id)
+    assert release.state is ReleaseState.APPROVAL_EXPIRED
+    assert release.stages["prod"].state is StageState.FAILED
+    assert world.store.lock_of("prod", PROD_SERVICE) is None
+
+
+# -- rollback -------------------------------------------------------------------------------------
+
+
+def two_releases_on_dev(world: World) -> tuple[Release, Release]:
+    first = deployed_to_dev(world, "first", time="2026-11-29T10:00:00Z")
+    flow.on_deployment(
+        deployment_event(world, current(world, first), "dev", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps
+    )
+    second = deployed_to_dev(world, "second", time="2026-11-29T10:05:00Z")
+    flow.on_deployment(
+        deployment_event(world, current(world, second), "dev", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps
+    )
+    return current(world, first), current(world, second)
+
+
+def test_rollback_of_a_finished_stage_redeploys_its_previous_revision_as_a_release(world: World) -> None:
+    # GIVEN dev ran `first`, then `second`
+    first, second = two_releases_on_dev(world)
+    revisions = world.revisions()
+    # WHEN an operator rolls dev back
+    outcome = flow.request_rollback("web", "dev", {"kind": "cli", "principal": "arn:aws:iam::1:user/ada"}, world.deps)
+    # THEN a rollback release puts dev back on first's revision: no new revision, one UpdateService
+    assert outcome["outcome"] == "deploying", outcome
+    assert outcome["undoes"] == second.release_id
+    dev = world.account.services["dev"]
+    assert service(world, dev.cluster, dev.service)["taskDefinition"] == first.stages["dev"].task_definition_arn
+    assert world.revisions() == revisions
+    rollback = current(world, outcome["release_id"])
+    assert rollback.kind == "rollback"
+    assert rollback.rollback_of == second.release_id
+    assert rollback.commit == first.commit
+    assert (rollback.requested_by or {})["principal"] == "arn:aws:iam::1:user/ada"
+    assert rollback.state is ReleaseState.DEPLOYING
+    # WHEN ECS completes THEN the rollback is RELEASED, it never promotes to prod, and dev is free
+    done = flow.on_deployment(deployment_event(world, rollback, "dev", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps)
+    assert done["outcome"] == "rolled_back"
+    rollback = current(world, rollback.release_id)
+    assert rollback.state is ReleaseState.RELEASED
+    assert "prod" not in rollback.stages
+    assert world.store.lock_of(dev.cluster, dev.service) is None
+    # AND rolling back again does not return to the release just undone
+    again = flow.request_rollback("web", "dev", {"kind": "cli", "principal": "ada"}, world.deps)
+    assert again["outcome"] == "nothing_to_roll_back"
+
+
+def test_rollback_of_an_in_flight_deployment_stops_it_with_rollback(
+    world: World, ecs_calls: ServiceDeploymentCalls
+) -> None:
+    # GIVEN `second` deploying dev
+    first = deployed_to_dev(world, "first-ok", time="2026-11-29T10:00:00Z")
+    flow.on_deployment(
+        deployment_event(world, current(world, first), "dev", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps
+    )
+    second = deployed_to_dev(world, "second-bad", time="2026-11-29T10:05:00Z")
+    dev = world.account.services["dev"]
+    arn = f"arn:aws:ecs:{REGION}:{ACCOUNT}:service-deployment/{dev.cluster}/{dev.service}/abc"
+    ecs_calls.add(
+        "ListServiceDeployments",
+        {"cluster": dev.cluster, "service": dev.service, "status": ["PENDING", "IN_PROGRESS"]},
+        {"serviceDeployments": [{"serviceDeploymentArn": arn, "status": "IN_PROGRESS"}]},
+    )
+    ecs_calls.add(
+        "DescribeServiceDeployments",
+        {"serviceDeploymentArns": [arn]},
+        {"serviceDeployments": [{"serviceDeploymentArn": arn, "status": "IN_PROGRESS"}]},
+    )
+    ecs_calls.add(
+        "StopServiceDeployment", {"serviceDeploymentArn": arn, "stopType": "ROLLBACK"}, {"serviceDeploymentArn": arn}
+    )
+    # WHEN an approver rolls dev back from Slack
+    outcome = flow.request_rollback("web", "dev", {"kind": "slack", "user": "U012ABCDEF"}, world.deps)
+    # THEN ECS stops the deployment and rolls back; `second` ends DEPLOY_FAILED (rolled back), the
+    # rollback is a release of its own, and dev is free
+    assert outcome["outcome"] == "stopping"
+    assert outcome["undoes"] == second
+    failed = current(world, second)
+    assert failed.state is ReleaseState.DEPLOY_FAILED
+    assert failed.stages["dev"].rolled_back is True
+    assert "Slack user U012ABCDEF stopped" in (failed.reason or "")
+    rollback = current(world, outcome["release_id"])
+    assert rollback.kind == "rollback"
+    assert rollback.state is ReleaseState.RELEASED
+    assert world.store.lock_of(dev.cluster, dev.service) is None
+
+
+def test_nothing_to_roll_back_on_a_stage_that_never_deployed(world: World) -> None:
+    outcome = flow.request_rollback("web", "prod", {"kind": "cli", "principal": "ada"}, world.deps)
+    assert outcome["outcome"] == "nothing_to_roll_back"
+    assert "no successful deployment" in outcome["reason"]
+
+
+def test_rollback_of_an_unknown_stage_is_a_clear_error(world: World) -> None:
+    with pytest.raises(ConfigError, match="has no stage qa"):
+        flow.request_rollback("web", "qa", {"kind": "cli", "principal": "ada"}, world.deps)
+
+
+def test_a_second_rollback_while_the_first_runs_starts_nothing(world: World) -> None:
+    two_releases_on_dev(world)
+    first = flow.request_rollback("web", "dev", {"kind": "cli", "principal": "ada"}, world.deps)
+    updates = service(world, world.account.services["dev"].cluster, world.account.services["dev"].service)
+    second = flow.request_rollback("web", "dev", {"kind": "cli", "principal": "ada"}, world.deps)
+    assert second["outcome"] == "already_rolling_back"
+    assert second["release_id"] == first["release_id"]
+    dev = world.account.services["dev"]
+    assert service(world, dev.cluster, dev.service)["taskDefinition"] == updates["taskDefinition"]
