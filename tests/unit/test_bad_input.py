@@ -48,11 +48,13 @@ from deployer import aws, runtime, template
 from deployer.cli import main as deployer_main
 from deployer.errors import BadInput
 from deployer.events import (
+    ECS_HOOK_STATE_CHANGE,
     MAX_MESSAGE_CHARS,
     ApprovalDecidedEvent,
     CodeBuildStateChangeEvent,
     CodeCommitReferenceEvent,
     EcsDeploymentStateChangeEvent,
+    EcsHookStateChangeEvent,
     parse_event,
 )
 from deployer.pipelines import MAX_CONFIG_BYTES
@@ -75,7 +77,7 @@ MODEL_OF: dict[str, Any] = {
 SAMPLE_PREFIX = {
     "on_push": "push_",
     "on_build": "build_",
-    "on_deployment": "ecs_deployment_",
+    "on_deployment": "ecs_",  # deployment and hook state changes: the handler picks the model by detail-type
     "on_approval": "approval_",
 }
 SAMPLES = {function: [n for n in sample_names() if n.startswith(SAMPLE_PREFIX[function])] for function in FUNCTIONS}
@@ -436,10 +438,17 @@ def outcomes(response: dict[str, Any]) -> set[str]:
     return {str(r["outcome"]) for r in results}
 
 
+def model_for(function: str, event: Any) -> Any:
+    """The model the function's handler parses `event` with (on_deployment chooses by detail-type)."""
+    if function == "on_deployment" and isinstance(event, dict) and event.get("detail-type") == ECS_HOOK_STATE_CHANGE:
+        return EcsHookStateChangeEvent
+    return MODEL_OF[function]
+
+
 def check_one_event(env: Env, function: str, event: Any, capsys: pytest.CaptureFixture[str]) -> None:
     """The whole property for one event fed to one function's real handler."""
     try:
-        parse_event(MODEL_OF[function], event)
+        parse_event(model_for(function, event), event)
         refused = False
     except BadInput:
         refused = True

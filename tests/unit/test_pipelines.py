@@ -258,6 +258,26 @@ SCHEMA_ERRORS = [
     ("top-level typo", "pipeline", [], "pipeline", "did you mean 'pipelines'"),
     ("slack channel", "slack", {"channel": "deploys"}, "slack.channel", "Slack channel"),
     ("pipelines missing", "pipelines", DELETE, "pipelines", "required key missing"),
+    (
+        "pause where ECS refuses one",
+        S1,
+        {
+            "name": "prod",
+            "cluster": "prod",
+            "service": "web",
+            "approval": {"at": "PRODUCTION_TRAFFIC_SHIFT"},
+            "rollout": {"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 5},
+        },
+        "pipelines[0].stages[1].approval.at",
+        "ECS cannot pause at",
+    ),
+    (
+        "pause without a traffic-shifting strategy",
+        f"{S1}.approval.at",
+        "POST_SCALE_UP",
+        "pipelines[0].stages[1].approval.at",
+        "needs rollout.strategy BLUE_GREEN, LINEAR or CANARY",
+    ),
 ]
 
 

@@ -827,6 +827,12 @@ def _check_approval_at(stage: dict[str, Any], loc: Loc, check: _Checker) -> None
     at = approval.get("at") if isinstance(approval, dict) else None
     if at is None:
         return
+    if at in {"TEST_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT"}:
+        check.error(
+            (*loc, "approval", "at"),
+            f"{at}: ECS cannot pause at TEST_TRAFFIC_SHIFT or PRODUCTION_TRAFFIC_SHIFT (PAUSE hooks are refused "
+            "there): use POST_TEST_TRAFFIC_SHIFT or PRE_PRODUCTION_TRAFFIC_SHIFT",
+        )
     strategy = rollout.get("strategy") if isinstance(rollout, dict) else None
     if strategy not in HOOK_STRATEGIES:
         check.error(
