@@ -658,14 +658,6 @@ def test_any_json_at_all_is_refused_once_and_changes_nothing(
     check_one_event(env, function, event, capsys)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="runtime.run logs the raw `id` unbounded (message and event_id field): a 300 KB id makes a "
-    "300 KB log line, above CloudWatch's 256 KB event limit, while events.parse_event itself only names "
-    "ids matching [A-Za-z0-9-]{1,64}. Fix: in runtime.run, name the id only when it is a short printable "
-    "string, e.g. reuse events._SAFE_EVENT_ID, else log 'an event without a usable id'.",
-)
 def test_a_refused_event_with_a_huge_id_logs_one_bounded_line(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
     # GIVEN a push whose id is 300 000 characters (a direct invoke; EventBridge ids are UUIDs)
     route_logs_to_stdout()

@@ -143,14 +143,20 @@ def item_sk(body: dict[str, Any]) -> str:
     return _s((body.get("Item") or body.get("Key") or {}).get("sk"))
 
 
-def release_put(state: str, *, started: bool | None = None) -> Callable[[dict[str, Any]], bool]:
-    """The PutItem of a release in `state`; `started`: whether its stage records a deployment id."""
+def release_put(
+    state: str, *, started: bool | None = None, registered: bool | None = None
+) -> Callable[[dict[str, Any]], bool]:
+    """The PutItem of a release in `state`; `started`: whether its stage records a deployment id;
+    `registered`: whether it records the registered revision."""
 
     def match(body: dict[str, Any]) -> bool:
         item = body.get("Item") or {}
         if not item_pk(body).startswith("RELEASE#") or _s(item.get("state")) != state:
             return False
-        return started is None or ("deployment_id" in json.dumps(item.get("stages", {}))) == started
+        stages = json.dumps(item.get("stages", {}))
+        if registered is not None and ('"task_definition_arn"' in stages) != registered:
+            return False
+        return started is None or ("deployment_id" in stages) == started
 
     return match
 
@@ -397,25 +403,27 @@ STAGE_CALLS: dict[str, tuple[str, str, Callable[[dict[str, Any]], bool]]] = {
     "ecs-DescribeServices": ("ecs", "DescribeServices", lambda _b: True),
     "autoscaling-DescribeScalableTargets": ("application-autoscaling", "DescribeScalableTargets", lambda _b: True),
     "ecs-DescribeTaskDefinition": ("ecs", "DescribeTaskDefinition", lambda _b: True),
+    "dynamodb-PutItem-release-registering": (
+        "dynamodb",
+        "PutItem",
+        release_put("DEPLOYING", started=False, registered=False),
+    ),
     "ecs-RegisterTaskDefinition": ("ecs", "RegisterTaskDefinition", lambda _b: True),
-    "dynamodb-PutItem-release-registered": ("dynamodb", "PutItem", release_put("DEPLOYING", started=False)),
+    "dynamodb-PutItem-release-registered": (
+        "dynamodb",
+        "PutItem",
+        release_put("DEPLOYING", started=False, registered=True),
+    ),
     "ecs-UpdateService": ("ecs", "UpdateService", lambda _b: True),
     "dynamodb-PutItem-deployment-index": ("dynamodb", "PutItem", lambda b: item_pk(b).startswith("DEPLOYMENT#")),
     "dynamodb-PutItem-service-latest": ("dynamodb", "PutItem", lambda b: item_sk(b) == "LATEST"),
     "dynamodb-PutItem-release-deploying": ("dynamodb", "PutItem", release_put("DEPLOYING", started=True)),
 }
-SECOND_REVISION = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: the revision is registered, then the write recording it fails: the redelivery registers a second "
-    "revision (invariant 1). Fix: tag each revision with the release id (e.g. ecs-deployer:release) and, before "
-    "RegisterTaskDefinition, reuse the family's latest revision carrying that tag; or record the intent first.",
-)
-# STUCK was fixed by flow.resume_unfinished (the redelivered event resumes the stage); the cases
-# it marked now run as plain tests.
-EXPECTED_BUGS = {
-    "dynamodb-PutItem-release-registered": SECOND_REVISION,
-}
+# SECOND_REVISION (a failed write right after RegisterTaskDefinition made the redelivery register a
+# second revision) was fixed by recording the intent first (StageRecord.registering_at) and reusing
+# the revision `taskdef.find_registered_clone` finds; STUCK by flow.resume_unfinished. The cases
+# they marked now run as plain tests.
+EXPECTED_BUGS: dict[str, pytest.MarkDecorator] = {}
 
 
 @pytest.mark.parametrize(("kind", "failures"), [("throttled", 1), ("5xx", 2)])
@@ -457,14 +465,6 @@ def test_a_fault_on_each_call_of_a_stage_is_retried_and_the_redelivery_completes
     assert finish_dev(env, lane, release.release_id).state is ReleaseState.RELEASED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ClientError,
-    reason="ReleaseStore writes through the boto3 Table without aws.translate: a throttled DynamoDB write "
-    "leaves the handler as a raw ClientError (still retried by EventBridge, but not the TransientError "
-    "errors.py and CONVENTIONS.md promise). Fix: translate in ReleaseStore (e.g. wrap save/transition/"
-    "enter_stage/acquire_service/index_* in aws.translate, keeping ConditionalCheckFailed as ConflictError).",
-)
 def test_a_throttled_dynamodb_write_surfaces_as_transient_error(consistent: Env) -> None:
     env = consistent
     lane = new_lane(env)

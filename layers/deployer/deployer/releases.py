@@ -86,6 +86,8 @@ class StageRecord:
     finished_at: str | None = None
     reason: str | None = None
     rolled_back: bool | None = None  # FAILED: whether ECS rolled the service back
+    # set just before RegisterTaskDefinition: a redelivery then looks for that revision first
+    registering_at: str | None = None
     # a deployment paused by the approval's PAUSE hook (`approval: {at: ...}`): what
     # ContinueServiceDeployment needs, when ECS gives up waiting and what it then does
     service_deployment_arn: str | None = None
@@ -174,11 +176,46 @@ class LockResult:
     superseded_waiter: str | None = None
 
 
+_TABLE_CALLS = frozenset({"get_item", "put_item", "update_item", "delete_item", "query", "scan"})
+
+
+class _TranslatedTable:
+    """The boto3 Table with each call inside `aws.translate` (throttling and 5xx become
+    TransientError, other AWS errors DeploymentError), except a failed condition, which the store
+    answers itself (ConflictError, a lost race for a lock or a watermark)."""
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._table, name)
+        if name not in _TABLE_CALLS:
+            return attribute
+
+        def call(**kwargs: Any) -> Any:
+            from botocore.exceptions import BotoCoreError, ClientError
+
+            from deployer import aws
+
+            try:
+                return attribute(**kwargs)
+            except ClientError as exc:
+                if aws.error_code(exc) == "ConditionalCheckFailedException":
+                    raise
+                with aws.translate(f"DynamoDB {name} on {self._table.name}"):
+                    raise
+            except BotoCoreError:
+                with aws.translate(f"DynamoDB {name} on {self._table.name}"):
+                    raise
+
+        return call
+
+
 class ReleaseStore:
     """Everything the functions read and write about releases."""
 
     def __init__(self, table: Table, on_transition: TransitionListener | None = None) -> None:
-        self._table = table
+        self._table: Table = _TranslatedTable(table)  # type: ignore[assignment]
         self._on_transition = on_transition
 
     # -- reads ------------------------------------------------------------------------------

@@ -111,6 +111,17 @@ def share_logging(logger: Any) -> None:
     _SHARED.add(id(logger))
 
 
+def usable_event_id(raw: object) -> str:
+    """The event's id for log lines when it looks like one (EventBridge ids are UUIDs); a direct
+    invoke can send anything, and a 300 KB id must not make a 300 KB log line."""
+    import re
+
+    event_id = raw.get("id") if isinstance(raw, Mapping) else None
+    if isinstance(event_id, str) and re.fullmatch(r"[A-Za-z0-9-]{1,64}", event_id):
+        return event_id
+    return "(no usable id)"
+
+
 def run(
     logger: Any,
     metrics: Any,
@@ -125,7 +136,7 @@ def run(
 
     from deployer.events import parse_event
 
-    event_id = str(raw.get("id", "?")) if isinstance(raw, Mapping) else "?"
+    event_id = usable_event_id(raw)
     try:
         parsed = parse_event(model, raw)  # type: ignore[type-var]
         result = action(parsed)

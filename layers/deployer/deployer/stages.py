@@ -218,7 +218,27 @@ class StageDeployer:
             )
         elif record is None or record.task_definition_arn is None:
             described = taskdef.describe_task_definition(self.ecs, view.task_definition)
-            registered = taskdef.register_clone_of(self.ecs, described, images)
+            found = None
+            if record is not None and record.registering_at:
+                # an earlier delivery got as far as registering: reuse its revision if it exists
+                found = taskdef.find_registered_clone(self.ecs, described, images)
+            else:
+                intent = StageRecord(
+                    StageState.DEPLOYING,
+                    stage.cluster,
+                    stage.service,
+                    started_at=now_iso(),
+                    previous_task_definition_arn=view.task_definition,
+                    registering_at=now_iso(),
+                )
+                store.transition(
+                    release,
+                    ReleaseState.DEPLOYING,
+                    stage=stage.name,
+                    reason=f"registering a revision of {_short_arn(view.task_definition).split(':')[0]}",
+                    stages={**release.stages, stage.name: intent},
+                )
+            registered = found or taskdef.register_clone_of(self.ecs, described, images)
             record = StageRecord(
                 StageState.DEPLOYING,
                 stage.cluster,

@@ -309,6 +309,36 @@ def register_clone_of(
     )
 
 
+def find_registered_clone(
+    ecs: ECSClient, described: Mapping[str, Any], images: Mapping[str, str], *, look_at: int = 10
+) -> RegisteredTaskDefinition | None:
+    """The revision `register_clone_of(ecs, described, images)` registered before, if any: a
+    newer revision of the same family whose registrable content is exactly that clone. Used only
+    when a stage recorded that it was about to register and no revision was recorded after, so a
+    redelivered event reuses the revision instead of registering a second one (invariant 1)."""
+    expected = clone_for_images(described, images)
+    family = str(expected.get("family"))
+    previous = _task_definition_of(described)
+    previous_revision = int(previous.get("revision", 0))
+    response = aws.call(
+        "ListTaskDefinitions", ecs.list_task_definitions, familyPrefix=family, status="ACTIVE", sort="DESC"
+    )
+    newer = sorted(
+        (
+            (int(arn.rsplit(":", 1)[1]), arn)
+            for arn in response.get("taskDefinitionArns", [])
+            if arn.rsplit("/", 1)[-1].rsplit(":", 1)[0] == family and int(arn.rsplit(":", 1)[1]) > previous_revision
+        ),
+        reverse=True,
+    )
+    for revision, arn in newer[:look_at]:
+        if clone_for_images(describe_task_definition(ecs, arn), images) == expected:
+            return RegisteredTaskDefinition(
+                arn=arn, family=family, revision=revision, previous_arn=str(previous.get("taskDefinitionArn", ""))
+            )
+    return None
+
+
 def register_clone(ecs: ECSClient, task_definition_arn: str, images: Mapping[str, str]) -> RegisteredTaskDefinition:
     """Describe `task_definition_arn` with its tags and register a copy running `images`."""
     return register_clone_of(ecs, describe_task_definition(ecs, task_definition_arn), images)
