@@ -245,6 +245,14 @@ def test_transient_faults_on_each_call_raise_for_a_retry_and_change_nothing(
             StageDeployer(store, ecs).deploy(release, pipeline, pipeline.stages[0])
     stored = store.get(release.release_id)
     assert stored is not None
+    if operation == "register_task_definition":
+        # only the intent is recorded (so a redelivery looks for the revision before registering one)
+        assert stored.version == version + 1
+        record = stored.stages["dev"]
+        assert record.registering_at
+        assert record.task_definition_arn is None
+        assert record.deployment_id is None
+        return
     assert stored.version == version
     assert stored.state is ReleaseState.BUILT
     assert "dev" not in stored.stages
@@ -292,3 +300,119 @@ def test_access_denied_on_update_service_fails_the_release_with_aws_words(world:
     assert release.state is ReleaseState.DEPLOY_FAILED
     assert "AccessDeniedException" in (release.reason or "")
     assert world.store.lock_of("dev", "web") is None
+
+
+LOAD_BALANCER = {
+    "targetGroupArn": f"arn:aws:elasticloadbalancing:eu-west-1:{ACCOUNT}:targetgroup/blue/1",
+    "containerName": "web",
+    "containerPort": 80,
+    "advancedConfiguration": {
+        "alternateTargetGroupArn": f"arn:aws:elasticloadbalancing:eu-west-1:{ACCOUNT}:targetgroup/green/2",
+        "productionListenerRule": f"arn:aws:elasticloadbalancing:eu-west-1:{ACCOUNT}:listener-rule/app/a/1/2/3",
+        "roleArn": f"arn:aws:iam::{ACCOUNT}:role/ecs-lb",
+    },
+}
+PAUSE = {
+    "targetType": "PAUSE",
+    "lifecycleStages": ["POST_TEST_TRAFFIC_SHIFT"],
+    "timeoutConfiguration": {"timeoutInMinutes": 180, "action": "ROLLBACK"},
+}
+
+
+@pytest.mark.parametrize(
+    ("rollout", "approval", "sent"),
+    [
+        pytest.param(
+            "{strategy: BLUE_GREEN, bakeTimeInMinutes: 15}",
+            "",
+            {"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 15},
+            id="blue-green",
+        ),
+        pytest.param(
+            "{strategy: LINEAR, bakeTimeInMinutes: 10,"
+            " linearConfiguration: {stepPercent: 25.0, stepBakeTimeInMinutes: 5}}",
+            "",
+            {
+                "strategy": "LINEAR",
+                "bakeTimeInMinutes": 10,
+                "linearConfiguration": {"stepPercent": 25.0, "stepBakeTimeInMinutes": 5},
+            },
+            id="linear",
+        ),
+        pytest.param(
+            "{strategy: CANARY, bakeTimeInMinutes: 30,"
+            " canaryConfiguration: {canaryPercent: 10.0, canaryBakeTimeInMinutes: 15}}",
+            "",
+            {
+                "strategy": "CANARY",
+                "bakeTimeInMinutes": 30,
+                "canaryConfiguration": {"canaryPercent": 10.0, "canaryBakeTimeInMinutes": 15},
+            },
+            id="canary",
+        ),
+        pytest.param(
+            "{strategy: BLUE_GREEN, bakeTimeInMinutes: 15}",
+            "        approval: {expiresInHours: 3, at: POST_TEST_TRAFFIC_SHIFT}\n",
+            {"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 15, "lifecycleHooks": [PAUSE]},
+            id="blue-green-approved-during",
+        ),
+    ],
+)
+def test_each_strategy_is_sent_as_configured(
+    store: ReleaseStore, rollout: str, approval: str, sent: dict[str, Any]
+) -> None:
+    # GIVEN a stage with a traffic-shifting strategy on a service with an alternate target group
+    # (REFERENCE.md "ECS rolling update": strategy, bakeTimeInMinutes, linear/canary configuration,
+    # lifecycleHooks PAUSE with timeoutConfiguration)
+    ecs = boto3.client("ecs")
+    release = built_release(store)
+    text = PIPELINE_YAML.replace(
+        "        rollout: {minimumHealthyPercent: 50, maximumPercent: 150, circuitBreaker: {rollback: true}}\n",
+        f"        rollout: {rollout}\n{approval}",
+    )
+    pipeline = load_config_text(text).pipelines[0]
+    described = service_response(OLD_ARN)
+    described["services"][0]["loadBalancers"] = [LOAD_BALANCER]
+    with Stubber(ecs) as stub:
+        stub.add_response("describe_services", described, {"cluster": "dev", "services": ["web"]})
+        stub.add_response(
+            "describe_task_definition", described_task_definition(), {"taskDefinition": OLD_ARN, "include": ["TAGS"]}
+        )
+        stub.add_response(
+            "register_task_definition",
+            {"taskDefinition": {"taskDefinitionArn": NEW_ARN, "family": "web", "revision": 8}},
+            expected_register_request(),
+        )
+        stub.add_response(
+            "update_service",
+            {"service": {"deployments": [{"id": "ecs-svc/3333", "status": "PRIMARY"}]}},
+            {
+                "cluster": "dev",
+                "service": "web",
+                "taskDefinition": NEW_ARN,
+                # validate() spells out ECS's defaults for the keys left out (REPLICA: 100/200)
+                "deploymentConfiguration": {"minimumHealthyPercent": 100, "maximumPercent": 200, **sent},
+            },
+        )
+        # WHEN the stage deploys THEN UpdateService carries exactly the strategy (and the pause)
+        result = StageDeployer(store, ecs).deploy(release, pipeline, pipeline.stages[0])
+        assert result.outcome == "deploying", result.detail
+        stub.assert_no_pending_responses()
+
+
+def test_a_traffic_shifting_strategy_without_an_alternate_target_group_is_refused_before_any_change(
+    store: ReleaseStore,
+) -> None:
+    ecs = boto3.client("ecs")
+    release = built_release(store)
+    text = PIPELINE_YAML.replace(
+        "rollout: {minimumHealthyPercent: 50, maximumPercent: 150, circuitBreaker: {rollback: true}}",
+        "rollout: {strategy: BLUE_GREEN, bakeTimeInMinutes: 15}",
+    )
+    pipeline = load_config_text(text).pipelines[0]
+    with Stubber(ecs) as stub:
+        stub.add_response("describe_services", service_response(OLD_ARN), {"cluster": "dev", "services": ["web"]})
+        result = StageDeployer(store, ecs).deploy(release, pipeline, pipeline.stages[0])
+        stub.assert_no_pending_responses()
+    assert result.outcome == "invalid_config"
+    assert "alternate target group" in result.detail
