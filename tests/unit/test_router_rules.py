@@ -55,6 +55,7 @@ def test_the_rules_are_the_designs_wiring_and_each_listens_on_its_bus() -> None:
         "OnPushFunction.PushRule": "default",
         "OnBuildFunction.BuildRule": "default",
         "OnDeploymentFunction.DeploymentRule": "default",
+        "OnDeploymentFunction.HookRule": "default",
         "OnApprovalFunction.DecisionRule": "ecs-deployer-test",
     }
     assert "OnApprovalFunction.ExpirySweep" not in rules
@@ -174,7 +175,8 @@ def test_an_event_that_is_not_an_object_is_refused() -> None:
 
 
 class AnsweringClient:
-    """TestEventPattern as AWS answers it: {"Result": bool}, here from a fixed verdict per pattern."""
+    """TestEventPattern as AWS answers it: {"Result": bool}, here from a fixed verdict per pattern
+    (keyed by the pattern's detail-type, else by its source)."""
 
     def __init__(self, verdicts: dict[str, bool] | None = None) -> None:
         self.verdicts = verdicts or {}
@@ -183,7 +185,8 @@ class AnsweringClient:
     def test_event_pattern(self, *, EventPattern: str, Event: str) -> dict[str, Any]:
         pattern, event = json.loads(EventPattern), json.loads(Event)
         self.calls.append((pattern, event))
-        return {"Result": self.verdicts.get(pattern["source"][0], False)}
+        detail_type = (pattern.get("detail-type") or [None])[0]
+        return {"Result": self.verdicts.get(detail_type, self.verdicts.get(pattern["source"][0], False))}
 
 
 class MotoLikeClient(AnsweringClient):
@@ -215,11 +218,11 @@ def test_the_endpoints_answer_decides_and_is_asked_for_every_event() -> None:
     # WHEN two events are routed on the default bus
     router.route({"source": "whatever", "detail-type": "x"})
     router.route({"source": "whatever", "detail-type": "x"})
-    # THEN each was tested against the three default-bus rules, each time (nothing cached)
-    assert len(client.calls) == 6
+    # THEN each was tested against the four default-bus rules, each time (nothing cached)
+    assert len(client.calls) == 8
     assert [function for function, _ in log] == ["OnPushFunction", "OnPushFunction"]
     assert log[0][1]["id"] != log[1][1]["id"]
-    assert {event["id"] for _, event in client.calls[:3]} == {log[0][1]["id"]}
+    assert {event["id"] for _, event in client.calls[:4]} == {log[0][1]["id"]}
 
 
 def test_an_endpoint_without_test_event_pattern_is_asked_once_then_moto_decides() -> None:
@@ -251,7 +254,7 @@ def test_delivery_carries_the_enveloped_event_each_function_got() -> None:
 
 def test_matching_invokes_nothing() -> None:
     log: list[tuple[str, dict[str, Any]]] = []
-    router = router_for(AnsweringClient({"aws.ecs": True}), log)
+    router = router_for(AnsweringClient({"ECS Deployment State Change": True}), log)
     assert [rule.name for rule in router.matching(load_event("ecs_deployment_completed"))] == [
         "OnDeploymentFunction.DeploymentRule"
     ]
