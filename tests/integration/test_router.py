@@ -63,6 +63,7 @@ EXPECTED: dict[str, tuple[set[str], set[str]]] = {
     "ecs_deployment_completed": ({ON_DEPLOYMENT}, set()),
     "ecs_deployment_failed": ({ON_DEPLOYMENT}, set()),
     "ecs_deployment_rolling_back": ({ON_DEPLOYMENT}, set()),
+    "ecs_hook_awaiting_action": ({ON_DEPLOYMENT}, set()),
     "approval_decided_approve": (set(), {ON_APPROVAL}),
     "approval_decided_reject": (set(), {ON_APPROVAL}),
 }
