@@ -2,7 +2,9 @@
 in shuffled order, through the template's rules to the flow (tests/support/storm.py says how).
 
 The seed is printed first and named in every failure; `STORM_SEED=<seed>` replays a run. CI runs
-a small storm (5 pipelines, 60 pushes); `python -m bench` runs the full one (20 x 500)."""
+a small storm (5 pipelines, 60 pushes) on a fixed seed, so a submission never fails on a seed
+nobody has seen; `STORM_SEED=$RANDOM make test` explores others, and `python -m bench` runs the
+full storm (20 x 500) on a fresh seed each time."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ pytestmark = pytest.mark.integration
 
 CI_PIPELINES = 5
 CI_PUSHES = 60
+CI_SEED = 20261129
 
 
 @pytest.fixture(autouse=True)
@@ -24,7 +27,7 @@ def _moto_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_storm_of_duplicated_shuffled_events_keeps_every_invariant() -> None:
     # GIVEN 5 pipelines and 60 pushes, every event delivered 1-3 times in shuffled order
-    seed = seed_from_env()
+    seed = seed_from_env(default=CI_SEED)
     # WHEN the storm has blown over (every pending event delivered)
     report = run_storm(CI_PIPELINES, CI_PUSHES, seed)
     # THEN one build per commit, one revision and one UpdateService per (release, stage), no
