@@ -1,4 +1,5 @@
-"""on_approval: an "Approval Decided" event deploys the stage or ends the release REJECTED;
+"""on_approval: an "Approval Decided" event deploys the stage (or continues a paused deployment)
+or ends the release REJECTED; "Rollback Requested" (Slack's Roll back button) rolls a stage back;
 a schedule ends releases whose approval expired (APPROVAL_EXPIRED)."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idemp
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from deployer import flow, runtime
-from deployer.events import ApprovalDecidedEvent
+from deployer.events import ROLLBACK_REQUESTED, ApprovalDecidedEvent, RollbackRequestedEvent
 
 logger = Logger()
 tracer = Tracer()
@@ -32,4 +33,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 @idempotent(config=idempotency, persistence_store=persistence)
 def _decision(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if isinstance(event, dict) and event.get("detail-type") == ROLLBACK_REQUESTED:
+        return runtime.run(
+            logger, metrics, RollbackRequestedEvent, event, lambda e: flow.on_rollback_requested(e, runtime.deps())
+        )
     return runtime.run(logger, metrics, ApprovalDecidedEvent, event, lambda e: flow.on_approval(e, runtime.deps()))

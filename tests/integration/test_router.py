@@ -66,6 +66,7 @@ EXPECTED: dict[str, tuple[set[str], set[str]]] = {
     "ecs_hook_awaiting_action": ({ON_DEPLOYMENT}, set()),
     "approval_decided_approve": (set(), {ON_APPROVAL}),
     "approval_decided_reject": (set(), {ON_APPROVAL}),
+    "approval_rollback_requested": (set(), {ON_APPROVAL}),
 }
 
 

@@ -50,11 +50,13 @@ from deployer.errors import BadInput
 from deployer.events import (
     ECS_HOOK_STATE_CHANGE,
     MAX_MESSAGE_CHARS,
+    ROLLBACK_REQUESTED,
     ApprovalDecidedEvent,
     CodeBuildStateChangeEvent,
     CodeCommitReferenceEvent,
     EcsDeploymentStateChangeEvent,
     EcsHookStateChangeEvent,
+    RollbackRequestedEvent,
     parse_event,
 )
 from deployer.pipelines import MAX_CONFIG_BYTES
@@ -442,6 +444,8 @@ def model_for(function: str, event: Any) -> Any:
     """The model the function's handler parses `event` with (on_deployment chooses by detail-type)."""
     if function == "on_deployment" and isinstance(event, dict) and event.get("detail-type") == ECS_HOOK_STATE_CHANGE:
         return EcsHookStateChangeEvent
+    if function == "on_approval" and isinstance(event, dict) and event.get("detail-type") == ROLLBACK_REQUESTED:
+        return RollbackRequestedEvent
     return MODEL_OF[function]
 
 

@@ -32,6 +32,7 @@ from deployer.events import (
     EcsHookStateChangeEvent,
     ReleaseStateChangeDetail,
     ReleaseStateChangeEvent,
+    RollbackRequestedEvent,
     parse_event,
     put_events_entry,
 )
@@ -59,6 +60,7 @@ MODEL_OF_SAMPLE: dict[str, type[EventBridgeModel]] = {
     "ecs_hook_awaiting_action": EcsHookStateChangeEvent,
     "approval_decided_approve": ApprovalDecidedEvent,
     "approval_decided_reject": ApprovalDecidedEvent,
+    "approval_rollback_requested": RollbackRequestedEvent,
 }
 ALL_MODELS: tuple[type[EventBridgeModel], ...] = (
     CodeCommitReferenceEvent,
@@ -66,6 +68,7 @@ ALL_MODELS: tuple[type[EventBridgeModel], ...] = (
     EcsDeploymentStateChangeEvent,
     EcsHookStateChangeEvent,
     ApprovalDecidedEvent,
+    RollbackRequestedEvent,
     ReleaseStateChangeEvent,
 )
 RELEASE_COMMIT = "7f0103f2c1d64b5e8a9c3e1b6d2f4a8c0e5b7d91"

@@ -25,6 +25,7 @@ from deployer.events import (
     CodeCommitReferenceEvent,
     EcsDeploymentStateChangeEvent,
     EcsHookStateChangeEvent,
+    RollbackRequestedEvent,
     parse_event,
 )
 from deployer.releases import Release, ReleaseState, StageState
@@ -449,3 +450,42 @@ def test_a_second_rollback_while_the_first_runs_starts_nothing(world: World) -> 
     assert second["release_id"] == first["release_id"]
     dev = world.account.services["dev"]
     assert service(world, dev.cluster, dev.service)["taskDefinition"] == updates["taskDefinition"]
+
+
+def rollback_requested(stage: str, user: str) -> RollbackRequestedEvent:
+    event: dict[str, Any] = load_event("approval_rollback_requested")
+    event["detail"].update(stage=stage, requested_by={"kind": "slack", "user": user})
+    return parse_event(RollbackRequestedEvent, event)
+
+
+def test_slacks_roll_back_from_an_approver_rolls_the_stage_back(
+    world: World, ecs_calls: ServiceDeploymentCalls
+) -> None:
+    # GIVEN prod deploying (its approver list: U012ABCDEF)
+    release_id = to_prod(world, "slack-rollback")
+    expect_paused(ecs_calls)  # ListServiceDeployments + DescribeServiceDeployments: in flight
+    ecs_calls.add(
+        "StopServiceDeployment",
+        {"serviceDeploymentArn": SERVICE_DEPLOYMENT, "stopType": "ROLLBACK"},
+        {"serviceDeploymentArn": SERVICE_DEPLOYMENT},
+    )
+    # WHEN the approver presses "Roll back" on prod
+    outcome = flow.on_rollback_requested(rollback_requested("prod", "U012ABCDEF"), world.deps)
+    # THEN ECS stops and rolls back the deployment, and a rollback release records who asked
+    assert outcome["outcome"] == "stopping", outcome
+    assert outcome["undoes"] == release_id
+    rollback = current(world, outcome["release_id"])
+    assert rollback.kind == "rollback"
+    assert (rollback.requested_by or {})["user"] == "U012ABCDEF"
+    assert current(world, release_id).state is ReleaseState.DEPLOY_FAILED
+
+
+@pytest.mark.parametrize(("stage", "user"), [("prod", "U0NOTLISTED"), ("dev", "U012ABCDEF")])
+def test_slacks_roll_back_from_anyone_else_changes_nothing(world: World, stage: str, user: str) -> None:
+    # GIVEN a user who is not an approver of the stage (dev has no approvers at all)
+    before = world.store.list_releases("web")
+    outcome = flow.on_rollback_requested(rollback_requested(stage, user), world.deps)
+    # THEN ignored with the reason, and no release is created
+    assert outcome["outcome"] == "ignored"
+    assert "not one of the stage's approvers" in outcome["reason"]
+    assert world.store.list_releases("web") == before

@@ -54,6 +54,7 @@ __all__ = [
     "MAX_MESSAGE_CHARS",
     "REF_NAME_MAX",
     "RELEASE_STATE_CHANGE",
+    "ROLLBACK_REQUESTED",
     "SOURCE",
     "ApprovalDecidedDetail",
     "ApprovalDecidedEvent",
@@ -71,6 +72,8 @@ __all__ = [
     "EcsHookStateChangeEvent",
     "ReleaseStateChangeDetail",
     "ReleaseStateChangeEvent",
+    "RollbackRequestedDetail",
+    "RollbackRequestedEvent",
     "parse_event",
     "put_events_entry",
 ]
@@ -87,6 +90,7 @@ EcsDeploymentStateChange = Literal["ECS Deployment State Change"]
 EcsHookStateChange = Literal["ECS Hook State Change"]
 DeployerSource = Literal["ecs-deployer"]
 ApprovalDecidedType = Literal["Approval Decided"]
+RollbackRequestedType = Literal["Rollback Requested"]
 ReleaseStateChangeType = Literal["Release State Change"]
 
 CODECOMMIT_SOURCE: Final[CodeCommitSource] = "aws.codecommit"
@@ -98,6 +102,7 @@ ECS_DEPLOYMENT_STATE_CHANGE: Final[EcsDeploymentStateChange] = "ECS Deployment S
 ECS_HOOK_STATE_CHANGE: Final[EcsHookStateChange] = "ECS Hook State Change"
 SOURCE: Final[DeployerSource] = "ecs-deployer"
 APPROVAL_DECIDED: Final[ApprovalDecidedType] = "Approval Decided"
+ROLLBACK_REQUESTED: Final[RollbackRequestedType] = "Rollback Requested"
 RELEASE_STATE_CHANGE: Final[ReleaseStateChangeType] = "Release State Change"
 
 # --- Field types -------------------------------------------------------------------------------
@@ -561,6 +566,19 @@ class ApprovalDecidedDetail(DeployerDetail):
     decided_at: AwareDatetime
 
 
+class RollbackRequestedDetail(DeployerDetail):
+    """An approver pressed "Roll back" in Slack: published by the public approvals endpoint, which
+    holds no deploy permission; OnApprovalFunction does the rollback (`flow.request_rollback`)."""
+
+    DETAIL_TYPE: ClassVar[RollbackRequestedType] = ROLLBACK_REQUESTED
+
+    pipeline: ConfigName
+    stage: ConfigName
+    release_id: OpaqueId | None = None  # the release whose message carried the button
+    requested_by: DecidedBy
+    requested_at: AwareDatetime
+
+
 class ReleaseStateChangeDetail(DeployerDetail):
     DETAIL_TYPE: ClassVar[ReleaseStateChangeType] = RELEASE_STATE_CHANGE
 
@@ -578,6 +596,12 @@ class ApprovalDecidedEvent(EventBridgeModel):
     source: DeployerSource
     detail_type: ApprovalDecidedType = Field(alias="detail-type")
     detail: ApprovalDecidedDetail
+
+
+class RollbackRequestedEvent(EventBridgeModel):
+    source: DeployerSource
+    detail_type: RollbackRequestedType = Field(alias="detail-type")
+    detail: RollbackRequestedDetail
 
 
 class ReleaseStateChangeEvent(EventBridgeModel):

@@ -24,6 +24,7 @@ from deployer.events import (
     EcsDeploymentStateChangeEvent,
     EcsHookStateChangeEvent,
     ReleaseStateChangeDetail,
+    RollbackRequestedEvent,
     put_events_entry,
 )
 from deployer.pipelines import find_pipelines
@@ -806,6 +807,27 @@ def request_rollback(pipeline_name: str, stage_name: str, requested_by: dict[str
         "detail": result.detail,
         **follow,
     }
+
+
+def on_rollback_requested(event: RollbackRequestedEvent, deps: Deps) -> Outcome:
+    """Slack's "Roll back" button, published by the approvals endpoint (which may not deploy).
+    The Slack user is checked again against the stage's approvers: the configuration may have
+    changed since the button was pressed."""
+    detail = event.detail
+    pipeline = _pipeline(deps, detail.pipeline)
+    stage = pipeline.stage_named(detail.stage)
+    if stage is None:
+        return _ignored(event, f"rollback of {detail.pipeline}/{detail.stage}: no such stage any more")
+    approvers = stage.approval.approvers if stage.approval else []
+    by = detail.requested_by
+    if by.kind != "slack" or by.user not in approvers:
+        return _ignored(
+            event,
+            f"rollback of {detail.pipeline}/{detail.stage} asked by {by.kind} {by.user or ''}: not one of the "
+            "stage's approvers (use `deployer rollback`)",
+        )
+    requested_by = by.model_dump(mode="json", exclude_none=True) | {"at": detail.requested_at.isoformat()}
+    return request_rollback(detail.pipeline, detail.stage, requested_by, deps)
 
 
 def _stop_in_flight(  # noqa: PLR0917 - what request_rollback found
