@@ -13,14 +13,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import aws_calls, cold_import, latency, report, startup
+from bench import aws_calls, cold_import, ecs_deploy, latency, report, sizes, startup, storm
 from bench.common import REPO_ROOT
 
 RUNNERS: dict[str, Callable[[], dict[str, Any]]] = {
     "startup": startup.plan_startup,
     "imports": cold_import.cold_imports,
-    "calls": aws_calls.aws_calls,
-    "latency": latency.handler_latency,
+    "sizes": sizes.package_sizes,
+    "calls": aws_calls.whole_release,
+    "latency": latency.per_event_latency,
+    "storm": storm.storm,
+    "ecs_deploy": ecs_deploy.side_by_side,
 }
 
 
@@ -41,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     info = report.run_info(time.perf_counter() - started)
     print()
     print("\n".join(report.summary(results)))
-    text = report.markdown(results, info)
+    text = report.markdown(results, info, sections=chosen if args.only else None)
     if args.only:
         print()
         print(text)

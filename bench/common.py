@@ -159,7 +159,7 @@ class CallRecorder:
 # -- the flow's dependencies ----------------------------------------------------------------------
 
 
-SIGNING_KEY_SECRET = "ecs-deployer-bench/approval-signing-key"
+SIGNING_KEY_SECRET = "ecs-deployer-bench/approval-signing-key"  # noqa: S105 - a secret's name, in moto
 APPROVAL_BASE_URL = "https://approvals.bench.example"
 
 
@@ -204,7 +204,10 @@ def wire_like_the_functions(world: World) -> None:
         ecr=boto3.client("ecr"),
         stages=StageDeployer(store, boto3.client("ecs"), boto3.client("application-autoscaling")),
         approvals=Approvals(
-            table, store, signing_key_from_secret(SIGNING_KEY_SECRET, client=boto3.client("secretsmanager")), base_url=APPROVAL_BASE_URL
+            table,
+            store,
+            signing_key_from_secret(SIGNING_KEY_SECRET, client=boto3.client("secretsmanager")),
+            base_url=APPROVAL_BASE_URL,
         ),
     )
 

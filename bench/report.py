@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -11,13 +12,6 @@ from itertools import groupby
 from typing import Any
 
 from bench.common import REPO_ROOT
-
-REPRODUCE = {
-    "startup": "plan_startup",
-    "imports": "cold_imports",
-    "calls": "aws_calls",
-    "latency": "handler_latency",
-}
 
 
 def run_info(seconds: float) -> dict[str, str]:
@@ -186,60 +180,67 @@ def imports_md(r: dict[str, Any]) -> list[str]:
     ]
 
 
+def _services(r: dict[str, Any]) -> list[str]:
+    if r.get("services"):
+        return list(r["services"])
+    return sorted({service for e in r["events"] for service in e["calls"]})
+
+
 def calls_md(r: dict[str, Any]) -> list[str]:
     stage = r["stage_deployment"]
-    rows = []
+    services = _services(r)
+    counts = []
+    operations = []
     for e in r["events"]:
-        calls = dict(e["calls"])
-        dynamodb = calls.pop("DynamoDB", [])
-        config = [c for c in dynamodb if "config" in c]
-        deployer = [c.split("[")[0] for c in dynamodb if "config" not in c]
-        ecs = calls.pop("ECS", [])
-        other = "; ".join(f"{service}: {_ops(ops)}" for service, ops in sorted(calls.items())) or "none"
-        rows.append(
-            [
-                e["event"],
-                e["outcome"],
-                f"{len(deployer)}: {_ops(deployer)}",
-                str(len(config)),
-                _ops(ecs),
-                other,
-                str(e["total_calls"]),
-                str(e["items_returned"]),
-                _yes(e["polls"]),
-            ]
+        calls = e["calls"]
+        cells = []
+        for service in services:
+            ops = calls.get(service, [])
+            if service == "DynamoDB":
+                config = sum(1 for c in ops if "config" in c)
+                cells.append(f"{len(ops)}" + (f" ({config} config)" if config else "") if ops else "")
+            else:
+                cells.append(str(len(ops)) if ops else "")
+        counts.append(
+            [e["event"], e["outcome"], *cells, f"**{e['total_calls']}**", str(e["items_returned"]), _yes(e["polls"])]
         )
+        for service in services:
+            ops = calls.get(service, [])
+            if ops:
+                labels = [c.split("[")[0] + (" (config)" if "config" in c else "") for c in ops]
+                operations.append([e["event"], service, _ops(labels)])
+        if not calls:
+            operations.append([e["event"], "none", "no AWS call"])
     return [
-        "One release driven through `deployer.flow` against moto in process, every AWS API call recorded with a "
-        "botocore `before-parameter-build` hook on the default session (the clients the Deps use). Transitions "
-        "are published on the bus as the functions do it (`BusPublisher`).",
+        "One release driven through `deployer.flow` against moto in process, from the push to RELEASED, every AWS "
+        "API call recorded with a botocore `before-parameter-build` hook on the default session (the clients the "
+        "Deps use). The Deps are wired as the functions wire them (`deployer.runtime.deps()`): transitions are "
+        "published on the bus (`BusPublisher`), approvals read their signing key from Secrets Manager through "
+        "Powertools parameters. They are wired again before every event, so each row is what a **cold start** "
+        "pays: a warm function reads neither the configuration (max age 60 s) nor the secret (cached 5 minutes).",
         "",
         f"**Stage deployment** (on_build success): ECS `{' → '.join(stage['ecs'])}`; Application Auto Scaling "
         f"`{' → '.join(stage['application_autoscaling'])}`. Target "
         f"`{', '.join(stage['target'])}`: **{'met' if stage['meets_target'] else 'NOT met'}**.",
         "",
-        *_table(
-            [
-                "event",
-                "outcome",
-                "DynamoDB, deployer table",
-                "config reads",
-                "ECS",
-                "other",
-                "calls",
-                "items queried",
-                "polls",
-            ],
-            rows,
-        ),
+        "Calls per event and per AWS service:",
+        "",
+        *_table(["event", "outcome", *services, "calls", "items queried", "polls"], counts),
+        "",
+        "The operations, in call order:",
+        "",
+        *_table(["event", "service", "operations"], operations),
         "",
         f"- Anything polls: **{_yes(r['polls'])}** (no read repeated within one event, no `time.sleep`, and as many "
         "HTTP requests as API calls, i.e. no retries).",
         "- *Items queried*: items returned by DynamoDB Query and Scan calls, what a read's cost grows with.",
-        "- *config reads* go to the config table; the tests' ConfigStore has max age 0, so this is a cold "
-        "start: a warm function with the deployed 60 s max age makes none.",
+        "- *config* reads go to the config table (the ConfigStore has max age 0 here, as on a cold start); every "
+        "other DynamoDB call goes to the deployer's table.",
+        "- The approval decision row is the approval page's or the Slack button's work (`Approvals.decide`) before "
+        'it puts "Approval Decided" on the bus; that PutEvents is not in the row.',
         "- Not counted: the handlers' Powertools idempotency records (a conditional PutItem, then an UpdateItem, "
-        "per event), since the flow is driven without the Lambda handler.",
+        "per event), since the flow is driven without the Lambda handler; Slack (its posts are not AWS calls; "
+        "its token is one more Secrets Manager GetSecretValue per cold start).",
     ]
 
 
@@ -267,33 +268,358 @@ def latency_md(r: dict[str, Any]) -> list[str]:
         f"for the first event and {h['items_last']} for the last."
         for h in r["handlers"]
     ]
+    where = [
+        f"- Where `{h['handler']}`'s time goes: "
+        + ", ".join(
+            f"{c['call']} {_ms(c['ms_per_event'])} ms per event ({c['calls_per_event']:g} call(s), median "
+            f"{_ms(c['median_ms'])} ms)"
+            for c in h["slowest_calls"]
+        )
+        + "."
+        for h in r["handlers"]
+        if h.get("slowest_calls")
+    ]
+    short = [h["handler"] for h in r["handlers"] if h["n"] < r["n_requested"]]
+    budget = (
+        f" **Fewer than asked** for {', '.join(short)}: the time budget ({r.get('budget_s', 0):.0f} s) ran out."
+        if short
+        else ""
+    )
+    names = {h["handler"] for h in r["handlers"]}
     return [
-        f"{r['server']}. New commits pushed in sequence (each supersedes the previous, still building), then "
-        f"builds that each deploy the first stage; {r['n_requested']} of each asked for, fewer if the time budget "
-        f"ran out on a loaded machine; {r['warm_up']} untimed warm-up events each. One GetItem is timed after "
-        "every handler call.",
+        f"{r['server']}. New commits pushed in sequence (each supersedes the previous, still building), then, for "
+        "each of as many new pushes (untimed), the build succeeding (it deploys the first stage) and ECS reporting "
+        "that deployment COMPLETED (dev is deployed; prod waits for an approval, superseding the release waiting "
+        f"there before). {r['n_requested']} of each asked for, after {r['warm_up']} untimed warm-up events each; "
+        f"one GetItem is timed after every timed handler call.{budget}",
         "",
         *_table(["measure", "n", "median ms", "p95 ms", "AWS calls", "time in AWS calls", "median / GetItem"], rows),
         "",
         *trends,
+        *where,
         "- *Time in AWS calls*: the share of the handler's time spent inside boto3 calls (serialising, the round "
         "trip, parsing), median over the events; the rest is the deployer's own Python.",
         "- The server runs in this process, so its own work is in every figure, the baseline's included: the ratio "
         "reads as how many round trips a handler is worth, to compare with its number of AWS calls.",
-        "- Between two builds the service lock is freed as on_deployment does when ECS reports COMPLETED (untimed), "
-        "so every build deploys instead of queueing.",
+        "- Warm functions: the signing key is read from Secrets Manager once, then cached; the configuration is "
+        "read on every event (the tests' ConfigStore has max age 0).",
+        *(
+            []
+            if "on_deployment" in names
+            else ["- on_deployment ran untimed between builds (`events` left it out), so every build deploys."]
+        ),
     ]
+
+
+def sizes_md(r: dict[str, Any]) -> list[str]:
+    if "skipped" in r:
+        return [f"Skipped: {r['skipped']}."]
+    rows = [
+        [f"{p['name']} ({p['kind']})", str(p["files"]), _size(p["unzipped_bytes"]), _size(p["zipped_bytes"])]
+        for p in r["packages"]
+    ]
+    lines = [
+        f"What `sam build` left in `{r['build']}` (without `__pycache__`: the build ships no bytecode): unzipped, "
+        "what counts against Lambda's limit of "
+        f"{r['limit_unzipped_mb']:.0f} MB for a function and its layers; zipped (deflate, as `sam package` "
+        "uploads it).",
+        "",
+        *_table(["package", "files", "unzipped", "zipped"], rows),
+    ]
+    if "layer" not in r:
+        return lines
+    pt, tracer, sdk = r["powertools"], r["powertools_with_tracer"], r["sdk"]
+    versions = r["versions"]
+    ops = r.get("recent_ecs_operations") or {}
+    known = [name for name, present in ops.items() if present]
+    breakdown = [
+        [row["distribution"], row["version"], _mb(row["unzipped_bytes"]), _mb(row["zipped_bytes"])]
+        for row in r["layer_breakdown"]
+    ]
+    same = r.get("same_as_tests") or {}
+    lines += [
+        "",
+        f"Headroom: the largest function with the layer leaves {r['headroom_mb']:.0f} MB of the "
+        f"{r['limit_unzipped_mb']:.0f} MB.",
+        "",
+        f"**Powertools is bundled in the project's own layer (`{r['layer']}`), not taken from AWS's public "
+        "Powertools layer.** Why:",
+        "",
+        "1. *One pinned lock for the tests and Lambda.* The layer's `requirements.txt` is compiled from "
+        "`requirements.lock` (`make lock`), so the functions run exactly the Powertools, pydantic and boto3 "
+        "the tests ran"
+        + (
+            " (checked here: "
+            + ", ".join(
+                f"{name} {pair[0]}" + ("" if pair[0] == pair[1] else f" (tests: {pair[1]})")
+                for name, pair in same.items()
+            )
+            + f"; {'the same' if r.get('layer_matches_tests') else 'NOT the same'} in the layer and the tests' venv)"
+            if same
+            else ""
+        )
+        + ". AWS's public layer brings its own Powertools and pydantic, on AWS's release schedule, which no "
+        "test here would have run.",
+        "2. *boto3 has to be bundled anyway.* The deployer calls recent ECS APIs (ContinueServiceDeployment, "
+        "ListServiceDeployments and DescribeServiceDeployments, deployment strategies and lifecycle hooks) that "
+        "are newer than the boto3 the Lambda runtime ships; the bundled botocore "
+        f"{versions.get('botocore', '?')} has "
+        + (", ".join(known) if known else "none of them")
+        + " (read from its ECS model). The public Powertools layer does not ship boto3, so it could only be a "
+        "second layer beside this one, not replace it.",
+        "3. *One layer version to roll back.* Everything the functions import beyond their handler is one "
+        "LayerVersion: a rollback is one version, not two that must match.",
+        "",
+        f"What it costs: Powertools {versions.get('aws-lambda-powertools', '?')} itself takes "
+        f"**{_mb(pt['unzipped_bytes'])} MB unzipped ({_mb(pt['zipped_bytes'])} MB zipped), {pt['share_of_layer']:.0%} "
+        f"of the layer**; with its tracer extra's dependencies ({', '.join(tracer['distributions'][1:])}) "
+        f"{_mb(tracer['unzipped_bytes'])} MB ({tracer['share_of_layer']:.0%}). The SDK "
+        f"({', '.join(sdk['distributions'])}) takes {_mb(sdk['unzipped_bytes'])} MB ({sdk['share_of_layer']:.0%}).",
+        "",
+        "The layer by distribution:",
+        "",
+        *_table(["distribution", "version", "unzipped MB", "zipped MB"], breakdown),
+    ]
+    return lines
+
+
+def _mb(value: float) -> str:
+    return f"{value / 1_000_000:,.2f}"
+
+
+def _size(value: float) -> str:
+    """Bytes in MB, or in kB below a tenth of a MB."""
+    return f"{value / 1_000:,.1f} kB" if value < 100_000 else f"{value / 1_000_000:,.2f} MB"
+
+
+def storm_md(r: dict[str, Any]) -> list[str]:
+    if "skipped" in r:
+        return [f"Skipped: {r['skipped']}."]
+    full = r["pipelines"] == 20 and r["pushes"] == 500
+    rows = [
+        ["pipelines, pushes", f"{r['pipelines']}, {r['pushes']}" + ("" if full else " (**not the full storm**)")],
+        [
+            "deliveries",
+            f"{r['deliveries']:,} ({r['redeliveries']:,} redelivered with the same id, {r['reemissions']:,} "
+            "re-emitted with a new id)",
+        ],
+        [
+            "function invocations",
+            f"{r['invocations']:,} ({r['cache_hits']:,} answered from the idempotency cache, {r['flow_runs']:,} "
+            "ran the flow)",
+        ],
+        ["approval clicks", str(r["approval_clicks"])],
+        ["storm time", f"{r['storm_seconds']:.1f} s (with provisioning {r['total_seconds']:.1f} s)"],
+        ["**invocations per second**", f"**{r['events_per_second']:.1f}**"],
+        ["AWS calls checked", ", ".join(f"{k} {v}" for k, v in r["aws_calls"].items())],
+        ["releases at the end", ", ".join(f"{k} {v}" for k, v in r["releases"].items())],
+        ["seed", f"{r['seed']} (`{r['replay']}` replays it)"],
+    ]
+    broken = r["broken_invariants"]
+    lines = [
+        f"The storm of issue 6 ({r['pipelines']} pipelines, {r['pushes']} pushes, several per branch in quick "
+        "succession; every EventBridge event delivered one to three times, in shuffled order, build and "
+        "deployment events included) through the local stack's router (the template's own rules, "
+        "`deployer.local.router`) to the flow, against moto in process (`tests/support/storm.py`). Deliveries are "
+        "sequential. moto's DynamoDB dominates the time (a Query scans the table), so read the rate as a trend "
+        "between runs on the same machine, not as Lambda's speed.",
+        "",
+        *_table(["storm", ""], rows),
+        "",
+    ]
+    if r["invariants_held"]:
+        lines.append(
+            "Invariants: **every invariant held** (one build per commit, one revision and one "
+            "UpdateService per release and stage, newest wins, nothing stuck or lost, no error)."
+        )
+    else:
+        groups: dict[str, list[str]] = {}
+        for violation in broken:
+            name = violation.split("]", 1)[0].lstrip("[")
+            groups.setdefault(name, []).append(violation)
+        lines.append(
+            f"Invariants: **{len(broken)} violation(s) of {len(groups)} invariant(s)** "
+            f"({', '.join(f'{name} {len(items)}' for name, items in groups.items())}). Every one, as the "
+            "storm reported it:"
+        )
+        lines.append("")
+        lines += [f"- {_escape(v)}" for v in broken]
+    if r["wrong_records"]:
+        lines += ["", f"What release records say about rollbacks ({len(r['wrong_records'])} wrong):", ""]
+        lines += [f"- {_escape(v)}" for v in r["wrong_records"]]
+    return lines
+
+
+def _escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("<", "&lt;")
+
+
+def ecs_deploy_md(r: dict[str, Any]) -> list[str]:
+    if "skipped" in r:
+        return [f"Skipped: {r['skipped']}."]
+    v = r["versions"]
+    theirs, ours = v.get("ecs-deploy's boto3", "?"), v.get("deployer's boto3", "?")
+    lines = [
+        f"Deploying a new image to the same service, as whole processes: `{r['commands']['ecs-deploy']}` "
+        f"(ecs-deploy {v['ecs-deploy']}, its own venv `.venv-ecs-deploy` with boto3 {theirs}) "
+        f"against `{r['commands']['deployer']}` (this project, boto3 {ours}). {r['server']}; "
+        "both processes get fake credentials and `AWS_ENDPOINT_URL`, and nothing else of the caller's AWS "
+        f"configuration. Wall time: median of the timed runs ({r['n_requested']} asked for per tool and "
+        f"scenario, after {r['warm_up']} untimed warm-up run each), interleaved, the first tool alternating. "
+        "The server counts every request it answers (a WSGI middleware in front of moto), the same way for both "
+        "tools.",
+        "",
+    ]
+    rows = []
+    for sc in r["scenarios"]:
+        for tool in ("ecs-deploy", "deployer"):
+            t = sc["tools"][tool]
+            other = "; ".join(f"{svc}: {_ops(ops)}" for svc, ops in t["calls"].items() if svc != "ECS") or "none"
+            rows.append(
+                [
+                    sc["scenario"],
+                    tool,
+                    str(t["n"]),
+                    _ms(t["median_ms"]),
+                    _ms(t["min_ms"]),
+                    f"**{_x(sc['ratio'])}**" if tool == "deployer" else _x(1.0),
+                    str(t["ecs_calls"]),
+                    other,
+                    ", ".join(str(c) for c in t["exit_codes"]),
+                ]
+            )
+    lines += _table(
+        ["scenario", "tool", "n", "median ms", "min ms", "ratio to ecs-deploy", "ECS calls", "other calls", "exit"],
+        rows,
+    )
+    first = r["scenarios"][0]
+    operations = sorted(
+        {op for sc in r["scenarios"] for t in sc["tools"].values() for op in t["calls"].get("ECS", [])},
+        key=lambda op: min(
+            (t["calls"].get("ECS", []).index(op) for t in first["tools"].values() if op in t["calls"].get("ECS", [])),
+            default=99,
+        ),
+    )
+    op_rows = [
+        [
+            op,
+            *(
+                "/".join(str(sc["tools"][tool]["calls"].get("ECS", []).count(op)) for sc in r["scenarios"])
+                for tool in ("ecs-deploy", "deployer")
+            ),
+        ]
+        for op in operations
+    ]
+    lines += [
+        "",
+        "ECS API calls by operation (per scenario: " + " / ".join(sc["scenario"] for sc in r["scenarios"]) + "):",
+        "",
+        *_table(["ECS operation", "ecs-deploy", "deployer"], op_rows),
+        "",
+        "In call order: "
+        + "; ".join(
+            f"{tool} `{_ops(first['tools'][tool]['calls'].get('ECS', []))}`" for tool in ("ecs-deploy", "deployer")
+        )
+        + ".",
+    ]
+    for sc in r["scenarios"]:
+        comparison = sc["comparison"]
+        lines += [
+            "",
+            f"**{sc['scenario']}**: {sc['description']}. New image of `{sc['container']}`: `{sc['new_image']}`.",
+            "",
+        ]
+        for tool in ("ecs-deploy", "deployer"):
+            t = sc["tools"][tool]
+            if t["stderr"]:
+                lines.append(f"- {tool} failed (exit {t['exit_codes']}): `{_escape(' / '.join(t['stderr']))}`")
+            if not t["same_calls_every_run"]:
+                lines.append(f"- {tool} did not make the same calls in every run (the first timed run is shown).")
+        verdict = "**yes**" if sc["identical_apart_from_image"] else "**no**"
+        lines.append(f"- The two registered task definitions identical apart from the image: {verdict}.")
+        for key, what in (
+            ("stored", "as stored (DescribeTaskDefinition with tags)"),
+            ("sent", "as sent (the RegisterTaskDefinition requests)"),
+        ):
+            found = comparison.get(key)
+            if found is None:
+                lines.append(f"- {what}: not compared (a tool registered nothing).")
+            elif not found:
+                lines.append(f"- {what}: no difference beyond the image.")
+            else:
+                lines.append(f"- {what}: {len(found)} difference(s) beyond the image:")
+                lines += [f"  - `{d['path']}`: ecs-deploy {_json(d['a'])}; deployer {_json(d['b'])}" for d in found]
+        for tool in ("ecs-deploy", "deployer"):
+            found = comparison.get(f"sent_vs_source_{tool}")
+            if found is None:
+                continue
+            image = comparison.get(f"image_{tool}")
+            image_note = "" if image == sc["new_image"] else f" **and its image is `{image}`, not the new one**"
+            if found:
+                lines.append(
+                    f"- {tool} against the running revision it cloned: {len(found)} change(s) beyond the image"
+                    f"{image_note}: " + "; ".join(f"`{d['path']}` {_json(d['a'])} → {_json(d['b'])}" for d in found)
+                )
+            else:
+                lines.append(f"- {tool} against the running revision it cloned: only the image changed{image_note}.")
+        prev = {tool: sc["tools"][tool]["previous_revision"] for tool in ("ecs-deploy", "deployer")}
+        lines.append(
+            "- The revision replaced: "
+            + ", ".join(f"{tool} leaves it {status}" for tool, status in prev.items())
+            + "; desiredCount sent in UpdateService: "
+            + ", ".join(f"{tool} {_yes(sc['tools'][tool]['desired_count_sent'])}" for tool in prev)
+            + "."
+        )
+        dropped = comparison.get("moto_dropped") or []
+        if dropped:
+            lines.append(
+                "- moto did not keep, of the revision created for the scenario: "
+                + ", ".join(f"`{d['path']}`" for d in dropped)
+                + " (so neither tool could see or copy it: a limit of the fake, not of the tools)."
+            )
+    lines += [
+        "",
+        "- `aws:` tags: ECS refuses tag keys with the reserved `aws:` prefix in RegisterTaskDefinition "
+        "(REFERENCE.md); moto accepts them. A revision created by CloudFormation or Service Catalog carries such "
+        "tags, so a tool that copies them would have its RegisterTaskDefinition refused by ECS, where moto let it "
+        "through here.",
+        "- ecs-deploy deregisters the revision it replaced by default (`--deregister`); the deployer keeps it, "
+        "ACTIVE, for a rollback. ecs-deploy's second DescribeServices is the first read of its wait loop, made "
+        "even with `--timeout -1`; the deployer's DescribeScalableTargets checks the rollout against the "
+        "autoscaling range before anything is registered.",
+    ]
+    return lines
+
+
+def _json(value: Any) -> str:
+    return "absent" if value is None else f"`{_escape(json.dumps(value, separators=(',', ':')))}`"
 
 
 SECTIONS = {
     "startup": ("1. `deployer plan` start-up", startup_md),
     "imports": ("2. Cold import of each function", imports_md),
-    "calls": ("3. AWS calls per event and per stage deployment", calls_md),
-    "latency": ("4. Handler latency against moto server", latency_md),
+    "sizes": ("3. Built packages' sizes, and Powertools bundled in the layer", sizes_md),
+    "calls": ("4. AWS calls per event, by service", calls_md),
+    "latency": ("5. Handler latency against moto server", latency_md),
+    "storm": ("6. Storm: events per second through the local stack", storm_md),
+    "ecs_deploy": ("7. Side by side with ecs-deploy", ecs_deploy_md),
+}
+
+# section -> (module of bench, the function `make bench` runs)
+REPRODUCE = {
+    "startup": ("startup", "plan_startup"),
+    "imports": ("cold_import", "cold_imports"),
+    "sizes": ("sizes", "package_sizes"),
+    "calls": ("aws_calls", "whole_release"),
+    "latency": ("latency", "per_event_latency"),
+    "storm": ("storm", "storm"),
+    "ecs_deploy": ("ecs_deploy", "side_by_side"),
 }
 
 
-def markdown(results: dict[str, dict[str, Any]], info: dict[str, str]) -> str:
+def markdown(results: dict[str, dict[str, Any]], info: dict[str, str], sections: Sequence[str] | None = None) -> str:
+    """The report: every section of SECTIONS (or those named), in SECTIONS' order; a section
+    without a result says it was not measured."""
     lines = [
         "# Benchmarks",
         "",
@@ -304,19 +630,18 @@ def markdown(results: dict[str, dict[str, Any]], info: dict[str, str]) -> str:
         "",
         *_table(["run", ""], [[key, value] for key, value in info.items()]),
     ]
-    for key, result in results.items():
+    chosen = list(SECTIONS) if sections is None else [key for key in SECTIONS if key in sections]
+    for key in chosen:
         title, render = SECTIONS[key]
-        lines += ["", f"## {title}", "", *render(result)]
+        module, function = REPRODUCE[key]
+        lines += ["", f"## {title}", ""]
+        result = results.get(key)
+        lines += render(result) if result is not None else ["Not measured in this run."]
         lines += [
             "",
-            f"Reproduce this section alone: `.venv/bin/python -m bench --only {key}` "
-            f"(`bench.{_module(key)}.{REPRODUCE[key]}()`).",
+            f"Reproduce this section alone: `.venv/bin/python -m bench --only {key}` (`bench.{module}.{function}()`).",
         ]
     return "\n".join(lines) + "\n"
-
-
-def _module(key: str) -> str:
-    return {"startup": "startup", "imports": "cold_import", "calls": "aws_calls", "latency": "latency"}[key]
 
 
 def summary(results: dict[str, dict[str, Any]]) -> list[str]:
@@ -344,12 +669,49 @@ def summary(results: dict[str, dict[str, Any]]) -> list[str]:
             f" -> target {'met' if stage['meets_target'] else 'NOT MET'}; polls: {_yes(r['polls'])}"
         )
         for e in r["events"]:
-            dynamodb = e["calls"].get("DynamoDB", [])
-            lines.append(f"  {e['event']}: {e['total_calls']} calls, {len(dynamodb)} DynamoDB ({e['outcome']})")
+            by_service = ", ".join(f"{service} {len(ops)}" for service, ops in e["calls"].items()) or "none"
+            lines.append(f"  {e['event']}: {e['total_calls']} calls ({by_service}) -> {e['outcome']}")
     if r := results.get("latency"):
         for h in r["handlers"]:
             lines.append(
                 f"{h['handler']} latency: median {_ms(h['median_ms'])} ms, p95 {_ms(h['p95_ms'])} ms = "
                 f"{_x(h['ratio'])} one GetItem ({_ms(r['get_item']['median_ms'])} ms); {h['aws_calls']:g} AWS calls"
+            )
+    if r := results.get("sizes"):
+        if "skipped" in r:
+            lines.append(f"package sizes: skipped ({r['skipped']})")
+        else:
+            layer = next(p for p in r["packages"] if p["kind"] == "layer")
+            lines.append(
+                f"layer {layer['name']}: {_mb(layer['unzipped_bytes'])} MB unzipped, {_mb(layer['zipped_bytes'])} MB "
+                f"zipped; Powertools (bundled) {_mb(r['powertools']['unzipped_bytes'])} MB "
+                f"({r['powertools']['share_of_layer']:.0%}); functions "
+                + ", ".join(f"{p['name']} {p['unzipped_bytes']:,} B" for p in r["packages"] if p["kind"] == "function")
+            )
+    if r := results.get("storm"):
+        if "skipped" in r:
+            lines.append(f"storm: skipped ({r['skipped']})")
+        else:
+            verdict = "every invariant held" if r["invariants_held"] else f"{len(r['broken_invariants'])} VIOLATIONS"
+            lines.append(
+                f"storm {r['pipelines']} pipelines x {r['pushes']} pushes (seed {r['seed']}): "
+                f"{r['events_per_second']:.1f} invocations/s over {r['storm_seconds']:.0f} s; {verdict}"
+            )
+            lines += [f"  {v}" for v in r["broken_invariants"][:20]]
+    if r := results.get("ecs_deploy"):
+        if "skipped" in r:
+            lines.append(f"ecs-deploy side by side: skipped ({r['skipped']})")
+        for sc in r.get("scenarios", []):
+            tools = sc["tools"]
+            lines.append(
+                f"{sc['scenario']}: deployer deploy {_ms(tools['deployer']['median_ms'])} ms vs ecs deploy "
+                f"{_ms(tools['ecs-deploy']['median_ms'])} ms = {_x(sc['ratio'])}; ECS calls "
+                f"{tools['deployer']['ecs_calls']} vs {tools['ecs-deploy']['ecs_calls']}; identical apart from the "
+                f"image: {_yes(sc['identical_apart_from_image'])}"
+                + (
+                    f" ({', '.join(d['path'] for d in sc['comparison'].get('stored', []))} differ)"
+                    if sc["comparison"].get("stored")
+                    else ""
+                )
             )
     return lines

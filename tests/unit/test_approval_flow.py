@@ -147,3 +147,24 @@ def test_the_sweep_expires_approvals_past_their_time(world: World) -> None:
     world.deps.approvals._clock = lambda: later  # type: ignore[union-attr]
     assert flow.sweep_expired_approvals(world.deps, later) == [release_id]
     assert current(world, release_id).state is ReleaseState.APPROVAL_EXPIRED
+
+
+def test_the_sweep_finds_a_waiting_release_behind_any_amount_of_history(world: World) -> None:
+    # GIVEN a release waiting for prod's approval, then 120 newer pushes recorded after it
+    release_id = to_prod_approval(world, "old-wait")
+    for n in range(120):
+        world.store.create(
+            pipeline="web",
+            repository="web-app",
+            branch="main",
+            commit=commit_id(f"later-{n}"),
+            previous_commit=None,
+            pusher=None,
+            pushed_at=f"2026-11-29T11:{n // 60:02d}:{n % 60:02d}Z",
+        )
+    # WHEN the sweep runs after the expiry THEN the old waiting release is found (the sparse
+    # `pending` index holds waiting releases, whatever the history) and expires
+    later = datetime.now(UTC) + timedelta(hours=25)
+    world.deps.approvals._clock = lambda: later  # type: ignore[union-attr]
+    assert flow.sweep_expired_approvals(world.deps, later) == [release_id]
+    assert world.store.waiting_releases("web") == []

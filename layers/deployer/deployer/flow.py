@@ -363,9 +363,7 @@ def approval_context(release: Release, stage: Stage, deps: Deps) -> dict[str, An
 def _supersede_waiting(release: Release, stage: str, deps: Deps) -> list[str]:
     """Older releases of the pipeline still waiting for approval of `stage` will never be current."""
     done = []
-    for older in deps.store.list_releases(release.pipeline, limit=100):
-        if older.order_key >= release.order_key or older.state is not ReleaseState.AWAITING_APPROVAL:
-            continue
+    for older in deps.store.waiting_releases(release.pipeline, older_than=release.order_key):
         if older.stage != stage:
             continue
         try:
@@ -431,8 +429,8 @@ def sweep_expired_approvals(deps: Deps, now: datetime | None = None) -> list[str
     moment = now or datetime.now(UTC)
     expired = []
     for pipeline in deps.config().pipelines:
-        for release in deps.store.list_releases(pipeline.name, limit=100):
-            if release.state is not ReleaseState.AWAITING_APPROVAL or not release.approval_expires_at:
+        for release in deps.store.waiting_releases(pipeline.name):
+            if not release.approval_expires_at:
                 continue
             if datetime.fromisoformat(release.approval_expires_at) > moment:
                 continue

@@ -5,7 +5,9 @@ One table, keys `pk` / `sk` (see the README's "State" section):
 | item                | pk                          | sk              | notes                                  |
 |---------------------|-----------------------------|-----------------|----------------------------------------|
 | release             | RELEASE#<release id>        | META            | gsi1: PIPELINE#<name> / <order key>;   |
-|                     |                             |                 | pending (sparse): while not deploying  |
+|                     |                             |                 | pending (sparse): PIPELINE#<name> while |
+|                     |                             |                 | not deploying, WAITING#<name> while it  |
+|                     |                             |                 | waits for an approval                  |
 | build index         | BUILD#<build arn>           | META            | build -> release                       |
 | deployment index    | DEPLOYMENT#<ecs deploy id>  | META            | ECS deployment -> release, stage       |
 | stage watermark     | PIPELINE#<name>             | STAGE#<stage>   | newest release that entered the stage  |
@@ -385,6 +387,29 @@ class ReleaseStore:
                 continue  # it moved meanwhile (started deploying or ended): leave it to its own rules
         return superseded
 
+    def waiting_releases(self, pipeline: str, *, older_than: str | None = None) -> list[Release]:
+        """The pipeline's releases waiting for an approval (AWAITING_APPROVAL), oldest first, read
+        through the sparse `pending` index: the cost follows how many wait, not the history."""
+        condition = "pending_pk = :p" + (" AND gsi1sk < :k" if older_than is not None else "")
+        values: dict[str, Any] = {":p": f"WAITING#{pipeline}"}
+        if older_than is not None:
+            values[":k"] = older_than
+        kwargs: dict[str, Any] = {
+            "IndexName": "pending",
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+        }
+        found: list[Release] = []
+        while True:
+            response = self._table.query(**kwargs)
+            for item in response["Items"]:
+                release = self.get(str(item["pk"]).removeprefix("RELEASE#"))
+                if release is not None and release.state is ReleaseState.AWAITING_APPROVAL:
+                    found.append(release)
+            if "LastEvaluatedKey" not in response:
+                return found
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
     def enter_stage(self, release: Release, stage: str) -> bool:
         """Claim the stage's watermark: False if a newer release already entered this stage
         (a stage never goes backwards, invariant 2). Idempotent for the same release."""
@@ -624,6 +649,8 @@ def _release_to_item(release: Release) -> dict[str, Any]:
     item["gsi1sk"] = release.order_key
     if release.state in NOT_YET_DEPLOYING:
         item["pending_pk"] = f"PIPELINE#{release.pipeline}"  # sparse index: releases not yet deploying
+    elif release.state is ReleaseState.AWAITING_APPROVAL:
+        item["pending_pk"] = f"WAITING#{release.pipeline}"  # the same index: releases waiting for a decision
     return item
 
 

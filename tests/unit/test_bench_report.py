@@ -1,0 +1,310 @@
+"""BENCHMARKS.md renders every section from the benchmarks' result dicts: the new sections (package
+sizes, AWS calls by service, per-event latency, the storm, the side by side with ecs-deploy) are
+rendered here from small fake results, so no benchmark runs and nothing touches the network."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bench import report
+from bench.ecs_deploy import differences
+
+pytestmark = pytest.mark.unit
+
+INFO = {"date": "2026-11-29 12:00 UTC", "commit": "abc1234"}
+
+
+def sizes_result() -> dict[str, Any]:
+    def share(names: list[str], unzipped: int, zipped: int, part: float) -> dict[str, Any]:
+        return {"distributions": names, "unzipped_bytes": unzipped, "zipped_bytes": zipped, "share_of_layer": part}
+
+    return {
+        "build": ".aws-sam/build",
+        "limit_unzipped_mb": 250.0,
+        "packages": [
+            {"name": "OnPushFunction", "kind": "function", "files": 1, "unzipped_bytes": 1089, "zipped_bytes": 618},
+            {
+                "name": "DeployerLayer",
+                "kind": "layer",
+                "files": 3042,
+                "unzipped_bytes": 40_056_896,
+                "zipped_bytes": 21_978_042,
+            },
+        ],
+        "layer": "DeployerLayer",
+        "layer_breakdown": [
+            {
+                "distribution": "aws-lambda-powertools",
+                "version": "3.37.0",
+                "files": 343,
+                "unzipped_bytes": 3_549_456,
+                "zipped_bytes": 999_694,
+            }
+        ],
+        "powertools": share(["aws-lambda-powertools 3.37.0"], 3_549_456, 999_694, 0.0886),
+        "powertools_with_tracer": share(
+            ["aws-lambda-powertools 3.37.0", "wrapt 2.5.2", "aws-xray-sdk 2.15.0"], 4_971_312, 1_351_139, 0.124
+        ),
+        "sdk": share(["botocore 1.43.127", "boto3 1.43.108"], 22_204_984, 16_508_346, 0.554),
+        "versions": {"aws-lambda-powertools": "3.37.0", "boto3": "1.43.108", "botocore": "1.43.127"},
+        "recent_ecs_operations": {"ContinueServiceDeployment": True, "ListServiceDeployments": True},
+        "same_as_tests": {"aws-lambda-powertools": ("3.37.0", "3.37.0"), "boto3": ("1.43.108", "1.43.108")},
+        "layer_matches_tests": True,
+        "headroom_mb": 209.9,
+    }
+
+
+def event(label: str, outcome: str, calls: dict[str, list[str]]) -> dict[str, Any]:
+    return {
+        "event": label,
+        "outcome": outcome,
+        "calls": calls,
+        "total_calls": sum(len(ops) for ops in calls.values()),
+        "items_returned": 0,
+        "polls": False,
+    }
+
+
+def calls_result() -> dict[str, Any]:
+    stage = ["DescribeServices", "DescribeTaskDefinition", "RegisterTaskDefinition", "UpdateService"]
+    return {
+        "services": ["DynamoDB", "ECS", "Application Auto Scaling", "Secrets Manager"],
+        "events": [
+            event(
+                "on_build: success",
+                "deploying",
+                {
+                    "DynamoDB": ["GetItem[t]", "GetItem[ecs-deployer-config-bench]", "PutItem[t]"],
+                    "ECS": stage,
+                    "Application Auto Scaling": ["DescribeScalableTargets"],
+                },
+            ),
+            event(
+                "on_deployment: dev COMPLETED",
+                "deployed, then awaiting_approval",
+                {"DynamoDB": ["GetItem[t]"], "Secrets Manager": ["GetSecretValue"]},
+            ),
+            event("on_deployment: IN_PROGRESS", "ignored", {}),
+        ],
+        "stage_deployment": {
+            "ecs": stage,
+            "application_autoscaling": ["DescribeScalableTargets"],
+            "meets_target": True,
+            "target": [*stage, "DescribeScalableTargets (Application Auto Scaling)"],
+        },
+        "polls": False,
+    }
+
+
+def handler(name: str, median_ms: float, n: int = 200) -> dict[str, Any]:
+    return {
+        "handler": name,
+        "n": n,
+        "median_ms": median_ms,
+        "p95_ms": median_ms * 1.5,
+        "ratio": median_ms / 5.0,
+        "aws_calls": 16,
+        "in_aws_calls": 0.95,
+        "first_ms": median_ms,
+        "last_ms": median_ms * 2,
+        "items_first": 1,
+        "items_last": 200,
+        "outcomes": {"deployed, then awaiting_approval" if name == "on_deployment" else "ok": n},
+        "slowest_calls": [
+            {"call": "DynamoDB Query", "ms_per_event": median_ms / 2, "median_ms": median_ms / 2, "calls_per_event": 1}
+        ],
+    }
+
+
+def latency_result() -> dict[str, Any]:
+    return {
+        "n_requested": 200,
+        "budget_s": 420.0,
+        "warm_up": 2,
+        "server": "moto server in this process",
+        "get_item": {"median_ms": 5.0, "p95_ms": 9.0, "n": 540},
+        "handlers": [handler("on_push", 120.0), handler("on_build", 180.0), handler("on_deployment", 230.0, n=140)],
+    }
+
+
+def storm_result(broken: list[str]) -> dict[str, Any]:
+    return {
+        "seed": 4242,
+        "replay": "STORM_SEED=4242",
+        "pipelines": 20,
+        "pushes": 500,
+        "deliveries": 1769,
+        "redeliveries": 416,
+        "reemissions": 186,
+        "invocations": 1619,
+        "cache_hits": 382,
+        "flow_runs": 1237,
+        "approval_clicks": 50,
+        "storm_seconds": 79.5,
+        "total_seconds": 93.1,
+        "events_per_second": 20.4,
+        "aws_calls": {"RegisterTaskDefinition": 183, "StartBuild": 294, "UpdateService": 183},
+        "releases": {"RELEASED": 71, "SUPERSEDED": 403},
+        "invariants_held": not broken,
+        "broken_invariants": broken,
+        "wrong_records": [],
+    }
+
+
+def ecs_deploy_result() -> dict[str, Any]:
+    theirs = ["DescribeServices", "DescribeTaskDefinition", "RegisterTaskDefinition", "UpdateService"]
+    theirs += ["DescribeServices", "DeregisterTaskDefinition"]
+    ours = ["DescribeServices", "DescribeTaskDefinition", "RegisterTaskDefinition", "UpdateService"]
+    aws_tag = {"key": "aws:cloudformation:stack-name", "value": "shop-web"}
+    team = {"key": "team", "value": "storefront"}
+
+    def tool(median_ms: float, calls: dict[str, list[str]], previous: str) -> dict[str, Any]:
+        return {
+            "command": "…",
+            "n": 7,
+            "median_ms": median_ms,
+            "min_ms": median_ms - 50,
+            "exit_codes": [0],
+            "stderr": None,
+            "calls": calls,
+            "same_calls_every_run": True,
+            "ecs_calls": len(calls["ECS"]),
+            "total_calls": sum(len(ops) for ops in calls.values()),
+            "desired_count_sent": False,
+            "previous_revision": previous,
+        }
+
+    return {
+        "n_requested": 7,
+        "warm_up": 1,
+        "server": "One moto server",
+        "versions": {"ecs-deploy": "1.17.0", "deployer": "0.1.0", "ecs-deploy's boto3": "1.44.8"},
+        "commands": {"ecs-deploy": "ecs deploy shop web …", "deployer": "deployer deploy --cluster shop …"},
+        "scenarios": [
+            {
+                "scenario": "fargate-web",
+                "description": "Fargate web service",
+                "new_image": "registry/shop/web:1.42.0",
+                "container": "web",
+                "rounds": 7,
+                "ratio": 1.25,
+                "identical_apart_from_image": False,
+                "tools": {
+                    "ecs-deploy": tool(800.0, {"ECS": theirs}, "INACTIVE"),
+                    "deployer": tool(
+                        1000.0, {"ECS": ours, "Application Auto Scaling": ["DescribeScalableTargets"]}, "ACTIVE"
+                    ),
+                },
+                "comparison": {
+                    "stored": [{"path": "tags", "a": [aws_tag, team], "b": [team]}],
+                    "sent": [{"path": "tags", "a": [aws_tag, team], "b": [team]}],
+                    "sent_vs_source_ecs-deploy": [],
+                    "image_ecs-deploy": "registry/shop/web:1.42.0",
+                    "sent_vs_source_deployer": [{"path": "tags", "a": [aws_tag, team], "b": [team]}],
+                    "image_deployer": "registry/shop/web:1.42.0",
+                    "moto_dropped": [{"path": "enableFaultInjection", "a": False, "b": None}],
+                },
+            }
+        ],
+    }
+
+
+def test_the_report_renders_the_new_sections_from_their_results() -> None:
+    # GIVEN small results of the new sections (and none of the older ones)
+    results = {
+        "sizes": sizes_result(),
+        "calls": calls_result(),
+        "latency": latency_result(),
+        "storm": storm_result([]),
+        "ecs_deploy": ecs_deploy_result(),
+    }
+    # WHEN the report is rendered
+    text = report.markdown(results, INFO)
+    # THEN every section has its title, in order, and those not run say so
+    titles = [f"## {title}" for title, _ in report.SECTIONS.values()]
+    assert [text.index(title) for title in titles] == sorted(text.index(title) for title in titles)
+    assert text.count("Not measured in this run.") == 2  # startup and imports
+    # AND the sizes name the packages and the note says Powertools is bundled, with its measured size
+    assert "| DeployerLayer (layer) | 3042 | 40.06 MB | 21.98 MB |" in text
+    assert "| OnPushFunction (function) | 1 | 1.1 kB | 0.6 kB |" in text
+    assert "Powertools is bundled in the project's own layer" in text
+    assert "**3.55 MB unzipped (1.00 MB zipped), 9% of the layer**" in text
+    assert "ContinueServiceDeployment" in text
+    # AND the calls are counted per service, with the operations in call order
+    assert "| event | outcome | DynamoDB | ECS | Application Auto Scaling | Secrets Manager |" in text
+    assert "| on_build: success | deploying | 3 (1 config) | 4 | 1 |  | **8** | 0 | no |" in text
+    assert "| on_deployment: dev COMPLETED | Secrets Manager | GetSecretValue |" in text
+    assert "| on_deployment: IN_PROGRESS | none | no AWS call |" in text
+    # AND on_deployment has its latency row, and a short sample is called short
+    assert "| `flow.on_deployment` (deployed, then awaiting_approval 140) | 140 | 230.0 | 345.0 |" in text
+    assert "**Fewer than asked** for on_deployment" in text
+    assert "Where `on_deployment`'s time goes: DynamoDB Query 115.0 ms per event (1 call(s), median 115.0 ms)." in text
+    # AND the storm gives its rate and seed
+    assert "| **invocations per second** | **20.4** |" in text
+    assert "`STORM_SEED=4242` replays it" in text
+    assert "every invariant held" in text
+    # AND the side by side gives the ratio, the ECS calls by operation and every difference
+    assert "| fargate-web | deployer | 7 | 1,000.0 | 950.0 | **1.25×** | 4 |" in text
+    assert "| DeregisterTaskDefinition | 1 | 0 |" in text
+    assert "| DescribeServices | 2 | 1 |" in text
+    assert "identical apart from the image: **no**" in text
+    assert "as stored (DescribeTaskDefinition with tags): 1 difference(s) beyond the image:" in text
+    assert '`tags`: ecs-deploy `[{"key":"aws:cloudformation:stack-name"' in text
+    assert "ecs-deploy leaves it INACTIVE, deployer leaves it ACTIVE" in text
+    assert "`enableFaultInjection`" in text
+    # AND the console summary has a line for each
+    summary = "\n".join(report.summary(results))
+    assert "Powertools (bundled) 3.55 MB" in summary
+    assert "storm 20 pipelines x 500 pushes (seed 4242): 20.4 invocations/s" in summary
+    assert "fargate-web: deployer deploy 1,000.0 ms vs ecs deploy 800.0 ms = 1.25×" in summary
+    assert "on_deployment latency: median 230.0 ms" in summary
+
+
+def test_broken_storm_invariants_are_all_printed_and_counted() -> None:
+    # GIVEN a storm that broke two invariants, one of them twice
+    broken = [
+        "[one-update] 2 UpdateService for app03@abc prod (steps [10, 12])",
+        "[one-update] 2 UpdateService for app07@def dev (steps [40, 41])",
+        "[stuck] app11@0a1 is DEPLOYING (prod): x|y <z>",
+    ]
+    # WHEN only the storm section is rendered
+    text = report.markdown({"storm": storm_result(broken)}, INFO, sections=["storm"])
+    # THEN each violation is printed, grouped counts first, table characters escaped
+    assert "**3 violation(s) of 2 invariant(s)** (one-update 2, stuck 1)" in text
+    for line in broken[:2]:
+        assert f"- {line}" in text
+    assert "- [stuck] app11@0a1 is DEPLOYING (prod): x\\|y &lt;z>" in text
+    assert "every invariant held" not in text
+    # AND no other section appears
+    assert "## 7." not in text
+    assert "3 VIOLATIONS" in "\n".join(report.summary({"storm": storm_result(broken)}))
+
+
+def test_a_skipped_side_by_side_says_why() -> None:
+    # GIVEN a side by side that could not run (no .venv-ecs-deploy)
+    skipped = {"skipped": ".venv-ecs-deploy/bin/ecs missing"}
+    # WHEN it is rendered
+    text = report.markdown({"ecs_deploy": skipped}, INFO, sections=["ecs_deploy"])
+    # THEN it says why, and nothing else
+    assert "Not measured" not in text
+    assert "Skipped: .venv-ecs-deploy/bin/ecs missing." in text
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        ({"x": 1}, {"x": 1}, []),
+        ({"x": 1, "y": 2}, {"x": 1}, [{"path": "y", "a": 2, "b": None}]),
+        ({"x": 1}, {"x": 1, "ipcMode": "task"}, [{"path": "ipcMode", "a": None, "b": "task"}]),
+        (
+            {"c": [{"image": "a"}, {"image": "b"}]},
+            {"c": [{"image": "a"}, {"image": "c"}]},
+            [{"path": "c[1].image", "a": "b", "b": "c"}],
+        ),
+        ({"tags": [1, 2]}, {"tags": [1]}, [{"path": "tags", "a": [1, 2], "b": [1]}]),
+    ],
+)
+def test_differences_name_every_path_that_differs(a: Any, b: Any, expected: list[dict[str, Any]]) -> None:
+    assert differences(a, b) == expected
