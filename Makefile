@@ -71,8 +71,18 @@ checkov: $(TOOLS)/.installed ## checkov on template.yaml (its own venv: checkov 
 	$(TOOLS)/bin/checkov --config-file .checkov.yaml
 
 .PHONY: lock-tools
-lock-tools: venv ## re-pin requirements-checkov.lock
+lock-tools: venv ## re-pin requirements-checkov.lock and requirements-ecs-deploy.lock
 	$(BIN)/uv pip compile requirements-checkov.in -o requirements-checkov.lock --python-version 3.13 --generate-hashes --no-header -q
+	$(BIN)/uv pip compile requirements-ecs-deploy.in -o requirements-ecs-deploy.lock --python-version 3.13 --generate-hashes --no-header -q
+
+# ecs-deploy (PyPI), which `make bench` compares with `deployer deploy`: its own venv, as it pins
+# its own boto3 and click.
+ECS_DEPLOY_VENV := .venv-ecs-deploy
+$(ECS_DEPLOY_VENV)/.installed: requirements-ecs-deploy.lock | $(BIN)/.installed
+	@echo "==> bootstrapping $(ECS_DEPLOY_VENV) (ecs-deploy) with $(PYTHON313)"
+	@[ -x $(ECS_DEPLOY_VENV)/bin/python ] || "$(PYTHON313)" -m venv $(ECS_DEPLOY_VENV)
+	@$(BIN)/uv pip sync --quiet --python $(ECS_DEPLOY_VENV)/bin/python --require-hashes requirements-ecs-deploy.lock
+	@touch $@
 
 .PHONY: build
 build: venv ## sam build (the layer for arm64 and every function)
@@ -103,10 +113,14 @@ demo: venv build ## one release end to end on the local stack (push, build, dev,
 demo-click: venv build ## the same, but waits for you to open the approval link and click
 	$(BIN)/python -m deployer.local.demo --wait-for-click
 
+.PHONY: demo-bluegreen
+demo-bluegreen: venv build ## the demo with prod BLUE_GREEN: ECS pauses after test traffic, the approval page continues it
+	$(BIN)/python -m deployer.local.demo --blue-green
+
 .PHONY: bench
-bench: venv build ## benchmarks: print a summary and rewrite BENCHMARKS.md
+bench: venv build $(ECS_DEPLOY_VENV)/.installed ## benchmarks: print a summary and rewrite BENCHMARKS.md
 	$(BIN)/python -m bench
 
 .PHONY: clean
 clean: ## remove the venv and build output
-	rm -rf $(VENV) $(TOOLS) .aws-sam .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(TOOLS) $(ECS_DEPLOY_VENV) .aws-sam .mypy_cache .ruff_cache .pytest_cache .hypothesis

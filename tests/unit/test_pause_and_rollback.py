@@ -452,9 +452,11 @@ def test_a_second_rollback_while_the_first_runs_starts_nothing(world: World) -> 
     assert service(world, dev.cluster, dev.service)["taskDefinition"] == updates["taskDefinition"]
 
 
-def rollback_requested(stage: str, user: str) -> RollbackRequestedEvent:
+def rollback_requested(stage: str, user: str, release_id: str | None = None) -> RollbackRequestedEvent:
     event: dict[str, Any] = load_event("approval_rollback_requested")
     event["detail"].update(stage=stage, requested_by={"kind": "slack", "user": user})
+    if release_id is not None:
+        event["detail"]["release_id"] = release_id
     return parse_event(RollbackRequestedEvent, event)
 
 
@@ -470,7 +472,7 @@ def test_slacks_roll_back_from_an_approver_rolls_the_stage_back(
         {"serviceDeploymentArn": SERVICE_DEPLOYMENT},
     )
     # WHEN the approver presses "Roll back" on prod
-    outcome = flow.on_rollback_requested(rollback_requested("prod", "U012ABCDEF"), world.deps)
+    outcome = flow.on_rollback_requested(rollback_requested("prod", "U012ABCDEF", release_id), world.deps)
     # THEN ECS stops and rolls back the deployment, and a rollback release records who asked
     assert outcome["outcome"] == "stopping", outcome
     assert outcome["undoes"] == release_id
@@ -489,3 +491,13 @@ def test_slacks_roll_back_from_anyone_else_changes_nothing(world: World, stage: 
     assert outcome["outcome"] == "ignored"
     assert "not one of the stage's approvers" in outcome["reason"]
     assert world.store.list_releases("web") == before
+
+
+def test_a_roll_back_button_of_a_release_that_is_no_longer_on_the_stage_changes_nothing(world: World) -> None:
+    # GIVEN prod reached by a release, and the button of another (older) release's message
+    release_id = to_prod(world, "newer-on-prod")
+    outcome = flow.on_rollback_requested(rollback_requested("prod", "U012ABCDEF", "web@" + "0" * 40), world.deps)
+    # THEN ignored: the newer release holds the stage; nothing is stopped or created
+    assert outcome["outcome"] == "ignored"
+    assert "has reached the stage since" in outcome["reason"]
+    assert current(world, release_id).state is ReleaseState.DEPLOYING

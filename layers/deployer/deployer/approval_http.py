@@ -6,6 +6,7 @@
 | POST /approvals/<token>      | 200 decided; 400 not approve/reject; 503 decided but not yet published  |
 | POST /slack/interactions     | 200 (an ack; Slack hears the outcome through `response_url`); 401 when  |
 |                              | the request is not signed by Slack; 400 when it is not an interaction   |
+|                              | (Approve / Reject, and "Roll back <stage>": see "Rollback" below)       |
 | anything else                | 404, or 405 for a known path with another method                        |
 
 A refused approval (`approvals.ApprovalRefused`) answers its own `http_status`: 403 forged link
@@ -28,6 +29,18 @@ Slack needs an answer within 3 seconds, so nothing slow happens here: the deploy
 `on_approval`, AWS clients built by `build` use short timeouts, and Slack hears the outcome through
 the interaction's `response_url` (the buttons replaced by who decided, or an ephemeral "why not").
 
+Rollback. The release message's "Roll back <stage>" button (`slack.ROLLBACK_ACTION`, value
+`{"release_id", "stage"}`) counts only in a request Slack signed, from a user listed in the
+stage's `approval.approvers` of the published configuration: a stage without approvers cannot be
+rolled back from Slack (the answer points to `deployer rollback`). The release must still be the
+newest to have entered that stage (an old message's button never undoes a newer release) and
+must have deployed it or be deploying it. Then ONE "Rollback Requested" event goes on the
+deployer's bus (retried within the same budget as a decision): this public endpoint holds no
+deploy permission, and OnApprovalFunction does the rollback (`flow.on_rollback_requested`, which
+checks the approver again). The clicking user hears, ephemerally through `response_url`, that the
+rollback is requested, or why not; the rollback release then has its own message. Every refusal
+changes nothing.
+
 The link token is a bearer credential: it is never logged and never written into a response body
 (the page's form posts to the page's own URL).
 """
@@ -36,6 +49,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import re
 import time
 import urllib.parse
@@ -59,11 +73,12 @@ from deployer.approval_page import (
 )
 from deployer.approvals import Approval, ApprovalRefused, Approvals, may_decide, now_utc
 from deployer.errors import BadInput, ConfigError, DeployerError, TransientError
-from deployer.events import ApprovalDecidedDetail, DecidedBy, put_events_entry
-from deployer.releases import Release, ReleaseStore
+from deployer.events import ApprovalDecidedDetail, DecidedBy, RollbackRequestedDetail, put_events_entry
+from deployer.releases import Release, ReleaseStore, StageState
 from deployer.slack import (
     Interaction,
     ReleaseView,
+    RollbackTarget,
     SlackNotifier,
     SlackRequestRefused,
     SlackSettings,
@@ -72,12 +87,15 @@ from deployer.slack import (
     decode_function_url_body,
     escape_mrkdwn,
     parse_interaction,
+    parse_rollback_value,
     verify_request,
 )
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
+
+    from deployer.pipelines import PipelinesConfig
 
 __all__ = [
     "APPROVAL_PATH",
@@ -116,6 +134,9 @@ BAD_REQUEST: Final = "RequestsRefused"
 FAILED: Final = "RequestsFailed"
 SLACK_ACK: Final = "SlackInteractions"
 SLACK_UNSIGNED: Final = "SlackRequestsRefused"
+ROLLBACK_REQUESTED: Final = "RollbacksRequested"
+ROLLBACK_REFUSED: Final = "RollbacksRefused"
+_ROLLBACK_FROM: Final = frozenset({StageState.DEPLOYING, StageState.DEPLOYED})
 
 
 # --- requests and results ----------------------------------------------------------------------
@@ -235,7 +256,10 @@ class ApprovalHttp:
         publish_attempts: int = PUBLISH_ATTEMPTS,
         publish_backoff: Sequence[float] = PUBLISH_BACKOFF_SECONDS,
         publish_budget_seconds: float = PUBLISH_BUDGET_SECONDS,
+        pipelines: Callable[[], PipelinesConfig] | None = None,
     ) -> None:
+        """`pipelines` (the published configuration: who approves a stage) makes the "Roll back"
+        button work; without it, the button answers with the CLI command instead."""
         if not event_bus_name:
             raise ConfigError("no event bus is configured for approval decisions")
         self._approvals = approvals
@@ -250,6 +274,7 @@ class ApprovalHttp:
         self._attempts = max(1, publish_attempts)
         self._backoff = tuple(publish_backoff)
         self._budget = publish_budget_seconds
+        self._pipelines = pipelines
 
     # -- GET /approvals/<token> -----------------------------------------------------------------
 
@@ -284,12 +309,17 @@ class ApprovalHttp:
                 f"{approval.stage} {'then deploys' if decision == 'approve' else 'is then closed'}. "
                 "There is no need to click again.",
             )
+        try:  # only to word the page; the decision is made and published
+            release = self._store.get(approval.release_id, consistent=False)
+        except DeployerError:
+            release = None
         page = outcome_page(
             pipeline=approval.pipeline,
             stage=approval.stage,
             commit=approval.commit,
             decision=decision,
             decided_at=decided_at,
+            paused_at=_text((release.approval_context or {}).get("paused_at")) if release else None,
         )
         return HttpResult(200, page, DECIDED)
 
@@ -315,6 +345,8 @@ class ApprovalHttp:
         except BadInput as exc:
             log.warning("Slack interaction refused: %s", exc)
             return _plain(400, BAD_REQUEST, "not an interaction")
+        if interaction.is_rollback:
+            return self._rollback(interaction)
         decision = interaction.decision
         if decision is None:  # the link button: Slack still sends a payload
             return _plain(200, SLACK_ACK)
@@ -355,6 +387,118 @@ class ApprovalHttp:
             )
         return _plain(200, DECIDED if published else NOT_PUBLISHED)
 
+    # -- the "Roll back" button ---------------------------------------------------------------------
+
+    def _rollback(self, interaction: Interaction) -> HttpResult:
+        """An approver of the stage asks to roll it back; everyone else is told why not."""
+        try:
+            target = parse_rollback_value(interaction.value)
+        except BadInput as exc:
+            log.warning("Slack rollback refused: %s", exc, extra={"user": interaction.user_id})
+            self._say(interaction, "This button does not say what to roll back. Nothing was rolled back.")
+            return _plain(200, BAD_REQUEST)
+        if self._pipelines is None:
+            self._say(
+                interaction,
+                "Rolling back from Slack is not set up for this deployer. Nothing was rolled back; use "
+                f"{_cli(None, target.stage)}.",
+            )
+            return _plain(200, ROLLBACK_REFUSED)
+        extra = {"release_id": target.release_id, "stage": target.stage, "user": interaction.user_id}
+        try:
+            release = self._release(target.release_id)
+            refusal = self._rollback_refusal(interaction.user_id, release, target, self._pipelines())
+        except DeployerError as exc:
+            log.error("Slack rollback not checked: %s: %s", type(exc).__name__, exc, extra=extra)
+            self._say(interaction, "The deployer could not check this rollback just now. Nothing was rolled back.")
+            return _plain(200, FAILED)
+        if refusal is not None or release is None:
+            log.warning("Slack rollback refused", extra={**extra, "refusal": refusal})
+            self._say(interaction, f":no_entry: {refusal}")
+            return _plain(200, ROLLBACK_REFUSED)
+        try:
+            detail = RollbackRequestedDetail(
+                pipeline=release.pipeline,
+                stage=target.stage,
+                release_id=release.release_id,
+                requested_by=DecidedBy(kind="slack", user=interaction.user_id),
+                requested_at=self._clock(),
+            )
+        except ValidationError as exc:
+            log.error(
+                "Slack rollback not requested: the event is invalid", extra={**extra, "errors": exc.error_count()}
+            )
+            self._say(interaction, "This rollback cannot be requested from Slack. Nothing was rolled back.")
+            return _plain(200, FAILED)
+        entry = put_events_entry(detail, event_bus_name=self._bus)
+        error = self._put_within_budget(entry)
+        if error:
+            log.error("Slack rollback not requested: the bus refused it", extra={**extra, "error": error})
+            self._say(
+                interaction,
+                f":x: The rollback of *{escape_mrkdwn(target.stage)}* of *{escape_mrkdwn(release.pipeline)}* "
+                "could not be requested just now. Nothing was rolled back; try again, or use "
+                f"{_cli(release.pipeline, target.stage)}.",
+            )
+            return _plain(200, FAILED)
+        log.info("Slack rollback requested", extra=extra)
+        self._say(interaction, _rollback_requested(release.pipeline, target.stage))
+        return _plain(200, ROLLBACK_REQUESTED)
+
+    def _rollback_refusal(
+        self, user: str, release: Release | None, target: RollbackTarget, config: PipelinesConfig
+    ) -> str | None:
+        """Why `user` may not roll back `target.stage` from this release's message (mrkdwn), or None."""
+        stage_name = escape_mrkdwn(target.stage)
+        if release is None:
+            return f"Release {escape_mrkdwn(target.release_id)} is unknown. Nothing was rolled back."
+        pipeline_name = escape_mrkdwn(release.pipeline)
+        pipeline = config.pipeline_named(release.pipeline)
+        stage = pipeline.stage_named(target.stage) if pipeline else None
+        if stage is None:
+            return (
+                f"{stage_name} is not a stage of {pipeline_name} in the published configuration. "
+                "Nothing was rolled back."
+            )
+        cli = _cli(release.pipeline, target.stage)
+        approvers = tuple(stage.approval.approvers) if stage.approval else ()
+        if not approvers:
+            return (
+                f"{stage_name} of {pipeline_name} lists no approvers, so nobody may roll it back from Slack. "
+                f"Nothing was rolled back; use {cli}."
+            )
+        if user not in approvers:
+            mentions = ", ".join(f"<@{a}>" for a in approvers[:10])
+            return (
+                f"Only the approvers of {stage_name} ({mentions}) may roll it back from Slack. "
+                f"Nothing was rolled back; ask one of them, or use {cli}."
+            )
+        if release.is_rollback:
+            return f"This message is a rollback's own. Nothing was rolled back; use {cli} to roll back again."
+        record = release.stages.get(target.stage)
+        if record is None or record.state not in _ROLLBACK_FROM:
+            state = record.state.value if record else "not reached"
+            return (
+                f"This release has not deployed {stage_name} ({stage_name}: {escape_mrkdwn(state)}), "
+                f"so there is nothing of it to roll back. Nothing was rolled back; use {cli} to roll back "
+                f"whatever {stage_name} runs."
+            )
+        with aws.translate("DynamoDB GetItem (stage watermark)"):
+            newest = self._store.stage_holder(release.pipeline, target.stage)
+        if newest and newest != release.release_id:
+            return (
+                f"{stage_name} has moved on since this message: {escape_mrkdwn(newest)} entered it after this "
+                f"release. Nothing was rolled back; use that release's button, or {cli}."
+            )
+        return None
+
+    def _say(self, interaction: Interaction, mrkdwn: str) -> None:
+        """An ephemeral answer in mrkdwn the caller escaped (mentions and code spans survive)."""
+        if not interaction.response_url:
+            return
+        blocks = [SectionBlock(text=MarkdownTextObject(text=mrkdwn[:3000]))]
+        self._slack.respond(interaction.response_url, blocks, mrkdwn[:3000], replace_original=False)
+
     # -- internals ------------------------------------------------------------------------------
 
     def _release(self, release_id: str) -> Release | None:
@@ -385,26 +529,17 @@ class ApprovalHttp:
             )
             return False
         entry = put_events_entry(detail, event_bus_name=self._bus)
-        started = self._monotonic()
-        error: str | None = "not attempted"
-        for attempt in range(self._attempts):
-            error = self._put(entry)
-            if not error:
-                log.info(
-                    "approval decided and published",
-                    extra={
-                        "approval_id": approval.approval_id,
-                        "release_id": approval.release_id,
-                        "decision": decision,
-                    },
-                )
-                return True
-            if attempt + 1 >= self._attempts:
-                break
-            pause = self._backoff[min(attempt, len(self._backoff) - 1)] if self._backoff else 0.0
-            if self._monotonic() - started + pause > self._budget:
-                break
-            self._sleep(pause)
+        error = self._put_within_budget(entry)
+        if not error:
+            log.info(
+                "approval decided and published",
+                extra={
+                    "approval_id": approval.approval_id,
+                    "release_id": approval.release_id,
+                    "decision": decision,
+                },
+            )
+            return True
         log.error(
             "approval decided but not published: re-drive this PutEvents entry",
             extra={
@@ -417,6 +552,22 @@ class ApprovalHttp:
             },
         )
         return False
+
+    def _put_within_budget(self, entry: PutEventsRequestEntryTypeDef) -> str | None:
+        """PutEvents retried within the attempts and the time budget; the last error, or None."""
+        started = self._monotonic()
+        error: str | None = "not attempted"
+        for attempt in range(self._attempts):
+            error = self._put(entry)
+            if not error:
+                return None
+            if attempt + 1 >= self._attempts:
+                break
+            pause = self._backoff[min(attempt, len(self._backoff) - 1)] if self._backoff else 0.0
+            if self._monotonic() - started + pause > self._budget:
+                break
+            self._sleep(pause)
+        return error
 
     def _put(self, entry: PutEventsRequestEntryTypeDef) -> str | None:
         """One PutEvents; the error, or None when the entry was accepted."""
@@ -480,6 +631,8 @@ class ApprovalHttp:
             expires_in=f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min",
             approvers=approval.approvers,
             link_may_decide=may_decide(approval, None),
+            paused_at=_text(context.get("paused_at")),
+            timeout_action=_text(context.get("timeout_action")),
         )
 
 
@@ -495,6 +648,23 @@ def _whole(value: object) -> int | None:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return None
+
+
+def _cli(pipeline: str | None, stage: str) -> str:
+    """The command that does the same from a terminal, as a mrkdwn code span."""
+    command = f"deployer rollback --pipeline {pipeline or 'PIPELINE'} --stage {stage}"
+    return f"`{escape_mrkdwn(command).replace('`', chr(39))}`"
+
+
+def _rollback_requested(pipeline: str, stage: str) -> str:
+    """What the clicking user hears once the request is on the bus (mrkdwn)."""
+    where = f"*{escape_mrkdwn(stage)}* of *{escape_mrkdwn(pipeline)}*"
+    return (
+        f":rewind: Rollback of {where} requested. The deployer checks your approval again and rolls it back "
+        "now: a deployment in flight is stopped and ECS rolls it back, a finished one is replaced by the "
+        "previous successful revision. The rollback gets its own message here; follow it with "
+        f"`deployer status --pipeline {escape_mrkdwn(pipeline)}`."
+    )
 
 
 def _plan(context: Mapping[str, Any]) -> tuple[str | None, str | None]:
@@ -552,14 +722,25 @@ def _ip(value: str | None) -> str | None:
 # --- production wiring -------------------------------------------------------------------------
 
 
-def build(*, table_name: str, event_bus_name: str, signing_key_secret: str, slack_secret: str) -> ApprovalHttp:
+def build(
+    *,
+    table_name: str,
+    event_bus_name: str,
+    signing_key_secret: str,
+    slack_secret: str,
+    config_table_name: str | None = None,
+) -> ApprovalHttp:
     """The production dependencies, built once per cold start by the handler. Every AWS client
-    has short timeouts and few retries: Slack waits 3 seconds for the whole request."""
+    has short timeouts and few retries: Slack waits 3 seconds for the whole request.
+
+    The "Roll back" button reads the published pipelines (`config_table_name`, default
+    $DEPLOYER_CONFIG_TABLE, which template.yaml sets for every function) for the stage's approvers."""
     import boto3
     from aws_lambda_powertools.utilities.parameters import SecretsProvider
     from botocore.config import Config
 
     from deployer.approvals import signing_key_from_secret
+    from deployer.pipelines import ConfigStore
     from deployer.slack import settings_from_secret
 
     if not signing_key_secret:
@@ -572,6 +753,10 @@ def build(*, table_name: str, event_bus_name: str, signing_key_secret: str, slac
     secrets = session.client("secretsmanager", config=fast)
     approvals = Approvals(table, store, signing_key_from_secret(signing_key_secret, client=secrets))
     slack_settings = settings_from_secret(slack_secret, provider=SecretsProvider(boto3_client=secrets))
+    config_table = os.environ.get("DEPLOYER_CONFIG_TABLE", "") if config_table_name is None else config_table_name
+    pipelines = (
+        ConfigStore(config_table, dynamodb=session.resource("dynamodb", config=fast)).load if config_table else None
+    )
     return ApprovalHttp(
         approvals=approvals,
         store=store,
@@ -579,4 +764,5 @@ def build(*, table_name: str, event_bus_name: str, signing_key_secret: str, slac
         event_bus_name=event_bus_name,
         slack=SlackNotifier(slack_settings, timeout=1.0),
         slack_settings=slack_settings,
+        pipelines=pipelines,
     )

@@ -105,6 +105,8 @@ class ApprovalPage:
     expires_in: str  # "23 h 59 min"
     approvers: Sequence[str]
     link_may_decide: bool  # approvals.may_decide(approval, None): the link is the capability
+    paused_at: str | None = None  # ECS paused the deployment at this lifecycle stage (approval `at:`)
+    timeout_action: str | None = None  # what ECS does if nobody decides in time
 
 
 def _row(term: str, value: str | None) -> str:
@@ -192,10 +194,21 @@ def approval_page(page: ApprovalPage) -> str:
             _row("Who may approve", who),
         ]
     )
+    if page.paused_at:
+        title = f"Continue the deployment of {page.pipeline} to {page.stage}?"
+        sub = (
+            f"ECS paused the deployment of commit <code>{_e(page.commit[:12])}</code> at "
+            f"<code>{_e(page.paused_at)}</code>: Approve continues it (ContinueServiceDeployment CONTINUE), "
+            f"Reject rolls it back; with no decision ECS applies {_e(page.timeout_action or 'ROLLBACK')} "
+            "when the pause times out."
+        )
+    else:
+        title = f"Deploy {page.pipeline} to {page.stage}?"
+        sub = f"Commit <code>{_e(page.commit[:12])}</code> is waiting for approval."
     body = "\n".join(
         [
-            f"<h1>Deploy {_e(page.pipeline)} to {_e(page.stage)}?</h1>",
-            f'<p class="sub">Commit <code>{_e(page.commit[:12])}</code> is waiting for approval.</p>',
+            f"<h1>{_e(title)}</h1>",
+            f'<p class="sub">{sub}</p>',
             f"<dl>{details}</dl>",
             "<h2>What changes</h2>",
             _change(page),
@@ -206,9 +219,17 @@ def approval_page(page: ApprovalPage) -> str:
     return _document(f"Approve {page.pipeline} → {page.stage}", body)
 
 
-def outcome_page(*, pipeline: str, stage: str, commit: str, decision: str, decided_at: datetime) -> str:
+def outcome_page(
+    *, pipeline: str, stage: str, commit: str, decision: str, decided_at: datetime, paused_at: str | None = None
+) -> str:
     """After a decision: what happens next."""
-    if decision == "approve":
+    if paused_at and decision == "approve":
+        headline = f"Approved: ECS continues the deployment of {stage} of {pipeline}"
+        follow = f"Commit {commit[:12]} goes on from {paused_at} to production traffic. Progress is posted in Slack."
+    elif paused_at:
+        headline = f"Rejected: ECS rolls {stage} of {pipeline} back"
+        follow = f"The deployment of commit {commit[:12]} paused at {paused_at} is rolled back; the release ends here."
+    elif decision == "approve":
         headline = f"Approved: {stage} of {pipeline} will deploy now"
         follow = f"Commit {commit[:12]} is being deployed to {stage}. Progress is posted in Slack."
     else:

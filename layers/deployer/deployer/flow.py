@@ -763,18 +763,7 @@ def request_rollback(pipeline_name: str, stage_name: str, requested_by: dict[str
     history = store.stage_history(pipeline_name, stage_name)
     if not history:
         return {**base, "outcome": "nothing_to_roll_back", "reason": f"{stage_name} has no successful deployment yet"}
-    current = history[0]
-    undone = {str(entry.get("rollback_of")) for entry in history if entry.get("rollback_of")}
-    target = next(
-        (
-            entry
-            for entry in history[1:]
-            if entry.get("task_definition_arn") != current.get("task_definition_arn")
-            and entry.get("release_id") not in undone
-            and entry.get("release_id") != current.get("rollback_of")
-        ),
-        None,
-    )
+    current, target = history[0], rollback_target(history)
     if target is None:
         return {
             **base,
@@ -807,6 +796,26 @@ def request_rollback(pipeline_name: str, stage_name: str, requested_by: dict[str
     }
 
 
+def rollback_target(history: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """What a rollback of a finished stage redeploys, from its history (newest first): the newest
+    earlier successful revision that differs from the current one and that no rollback undid, so
+    rolling back twice goes one step further back and never returns to what was undone."""
+    if not history:
+        return None
+    current = history[0]
+    undone = {str(entry.get("rollback_of")) for entry in history if entry.get("rollback_of")}
+    return next(
+        (
+            entry
+            for entry in history[1:]
+            if entry.get("task_definition_arn") != current.get("task_definition_arn")
+            and entry.get("release_id") not in undone
+            and entry.get("release_id") != current.get("rollback_of")
+        ),
+        None,
+    )
+
+
 def on_rollback_requested(event: RollbackRequestedEvent, deps: Deps) -> Outcome:
     """Slack's "Roll back" button, published by the approvals endpoint (which may not deploy).
     The Slack user is checked again against the stage's approvers: the configuration may have
@@ -823,6 +832,13 @@ def on_rollback_requested(event: RollbackRequestedEvent, deps: Deps) -> Outcome:
             event,
             f"rollback of {detail.pipeline}/{detail.stage} asked by {by.kind} {by.user or ''}: not one of the "
             "stage's approvers (use `deployer rollback`)",
+        )
+    holder = deps.store.stage_holder(detail.pipeline, detail.stage)
+    if detail.release_id and holder not in {None, detail.release_id}:
+        return _ignored(
+            event,
+            f"rollback of {detail.pipeline}/{detail.stage} from the message of {detail.release_id}: {holder} has "
+            "reached the stage since (roll back from its message, or with `deployer rollback`)",
         )
     requested_by = by.model_dump(mode="json", exclude_none=True) | {"at": detail.requested_at.isoformat()}
     return request_rollback(detail.pipeline, detail.stage, requested_by, deps)

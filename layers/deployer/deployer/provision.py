@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,10 +142,13 @@ def provision_demo(
     repository: str = "web-app",
     build_project: str = "web-app-build",
     services: dict[str, tuple[str, str, int]] | None = None,
+    load_balanced: Iterable[str] = (),
 ) -> DemoAccount:
     """A CodeCommit repository, a CodeBuild project, an ECR repository with a first image, and
     ECS clusters whose services run a first task definition. `services` maps a stage name to
-    (cluster, service, desired count); default dev/web x2 and prod/web x4."""
+    (cluster, service, desired count); default dev/web x2 and prod/web x4. The services of the
+    stages in `load_balanced` sit behind a load balancer with the blue and green target groups
+    that BLUE_GREEN, LINEAR and CANARY deployments shift traffic between."""
     import boto3
 
     session = session or boto3.session.Session()
@@ -171,6 +175,8 @@ def provision_demo(
     ec2 = session.client("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.42.1.0/24")["Subnet"]["SubnetId"]
+    load_balanced = frozenset(load_balanced)
+    balancer_subnets = [subnet, _subnet_in_another_zone(ec2, vpc, subnet)] if load_balanced else []
     group = ec2.create_security_group(GroupName="web", Description="web tasks", VpcId=vpc)["GroupId"]
     ecs = session.client("ecs")
     account = DemoAccount(repository, build_project, ecr_uri, first_image)
@@ -179,6 +185,11 @@ def provision_demo(
         arn = ecs.register_task_definition(**web_task_definition(image=first_image))["taskDefinition"][
             "taskDefinitionArn"
         ]
+        balancers = (
+            [_blue_green_load_balancer(session, vpc, balancer_subnets, f"{cluster}-{service}")]
+            if stage in load_balanced
+            else []
+        )
         ecs.create_service(
             cluster=cluster,
             serviceName=service,
@@ -188,16 +199,81 @@ def provision_demo(
             networkConfiguration={
                 "awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [group], "assignPublicIp": "DISABLED"}
             },
+            **({"loadBalancers": balancers} if balancers else {}),
         )
         account.services[stage] = DemoService(cluster, service, arn, desired)
     return account
 
 
-def demo_pipelines_yaml(account: DemoAccount, *, prod_approval: bool = True) -> str:
-    """The demo pipeline for `account`: dev, then prod (behind an approval)."""
+def _subnet_in_another_zone(ec2: Any, vpc: str, subnet: str) -> str:
+    """A second subnet, in another availability zone: a load balancer spans two."""
+    taken = ec2.describe_subnets(SubnetIds=[subnet])["Subnets"][0]["AvailabilityZone"]
+    zones = [z["ZoneName"] for z in ec2.describe_availability_zones()["AvailabilityZones"]]
+    zone = next(z for z in zones if z != taken)
+    return str(ec2.create_subnet(VpcId=vpc, CidrBlock="10.42.2.0/24", AvailabilityZone=zone)["Subnet"]["SubnetId"])
+
+
+def _blue_green_load_balancer(session: Any, vpc: str, subnets: list[str], name: str) -> dict[str, Any]:
+    """An application load balancer whose listener rule forwards to a blue target group, with a
+    green one beside it: the service's `loadBalancers` entry for traffic-shifting deployments
+    (`advancedConfiguration`: alternate target group, production listener rule, and the role ECS
+    uses to move traffic between them)."""
+    elb = session.client("elbv2")
+    balancer = elb.create_load_balancer(Name=name, Subnets=subnets)["LoadBalancers"][0]["LoadBalancerArn"]
+    groups = {
+        color: elb.create_target_group(Name=f"{name}-{color}", Protocol="HTTP", Port=8080, VpcId=vpc, TargetType="ip")[
+            "TargetGroups"
+        ][0]["TargetGroupArn"]
+        for color in ("blue", "green")
+    }
+    listener = elb.create_listener(
+        LoadBalancerArn=balancer,
+        Protocol="HTTP",
+        Port=80,
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": groups["blue"]}],
+    )["Listeners"][0]["ListenerArn"]
+    rule = elb.create_rule(
+        ListenerArn=listener,
+        Priority=1,
+        Conditions=[{"Field": "path-pattern", "Values": ["/*"]}],
+        Actions=[
+            {
+                "Type": "forward",
+                "ForwardConfig": {
+                    "TargetGroups": [
+                        {"TargetGroupArn": groups["blue"], "Weight": 100},
+                        {"TargetGroupArn": groups["green"], "Weight": 0},
+                    ]
+                },
+            }
+        ],
+    )["Rules"][0]["RuleArn"]
+    return {
+        "targetGroupArn": groups["blue"],
+        "containerName": "web",
+        "containerPort": 8080,
+        "advancedConfiguration": {
+            "alternateTargetGroupArn": groups["green"],
+            "productionListenerRule": rule,
+            "roleArn": f"arn:aws:iam::{ACCOUNT}:role/ecs-blue-green",
+        },
+    }
+
+
+def demo_pipelines_yaml(account: DemoAccount, *, prod_approval: bool = True, blue_green: bool = False) -> str:
+    """The demo pipeline for `account`: dev, then prod (behind an approval). With `blue_green`,
+    prod is a BLUE_GREEN deployment (its service needs `provision_demo(load_balanced=["prod"])`)
+    whose approval is asked during the deployment, once test traffic reaches green: ECS pauses it
+    at POST_TEST_TRAFFIC_SHIFT until the approval continues it or rolls it back."""
     dev = account.services["dev"]
     prod = account.services["prod"]
-    approval = "        approval: {approvers: [U012ABCDEF], expiresInHours: 24}\n" if prod_approval else ""
+    at = ", at: POST_TEST_TRAFFIC_SHIFT" if blue_green else ""
+    approval = f"        approval: {{approvers: [U012ABCDEF], expiresInHours: 24{at}}}\n" if prod_approval else ""
+    prod_rollout = (
+        "{strategy: BLUE_GREEN, bakeTimeInMinutes: 10}"
+        if blue_green
+        else "{minimumHealthyPercent: 50, maximumPercent: 150}"
+    )
     return (
         "pipelines:\n"
         "  - name: web\n"
@@ -214,5 +290,5 @@ def demo_pipelines_yaml(account: DemoAccount, *, prod_approval: bool = True) -> 
         f"        cluster: {prod.cluster}\n"
         f"        service: {prod.service}\n"
         f"{approval}"
-        "        rollout: {minimumHealthyPercent: 50, maximumPercent: 150}\n"
+        f"        rollout: {prod_rollout}\n"
     )

@@ -71,6 +71,11 @@ def view_of(release: Release, region: str | None = None, approval_link: str | No
         decided_by_text=decided,
         branch=release.branch,
         approval_expires_at=release.approval_expires_at,
+        stage_states=tuple((name, record.state.value) for name, record in release.stages.items()),
+        kind=release.kind,
+        rollback_of=release.rollback_of,
+        requested_by=release.requested_by,
+        target_task_definition=release.target_task_definition_arn,
     )
 
 
@@ -111,7 +116,7 @@ class SlackReporter:
         if release.state is ReleaseState.AWAITING_APPROVAL:
             blocks = slack.approval_blocks(view, interactive=settings.interactive, approval_token=token_of(link))
         else:
-            blocks = slack.status_blocks(view)
+            blocks = slack.status_blocks(view, interactive=settings.interactive)
         text = slack.fallback_text(view)
         if release.slack_channel and release.slack_ts:
             ref = slack.MessageRef(channel=release.slack_channel, ts=release.slack_ts)

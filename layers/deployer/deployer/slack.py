@@ -5,7 +5,9 @@ Four parts:
 - Settings, from one Secrets Manager secret holding JSON (`SlackSettings.from_json`). Without a
   bot token or webhook URL, Slack is off and every notification is a no-op.
 - Messages, pure functions from a `ReleaseView` to Block Kit blocks (slack_sdk's models, so the
-  library validates them). Every user-controlled string is escaped for mrkdwn (`&`, `<`, `>`, as
+  library validates them). A release's message carries a "Roll back <stage>" button for each
+  stage it is deploying or has deployed (`ROLLBACK_ACTION`, value `rollback_value`), not on a
+  rollback's own message. Every user-controlled string is escaped for mrkdwn (`&`, `<`, `>`, as
   Slack's "Formatting text for app surfaces" asks), so a commit message cannot inject a link, a
   mention or `<!channel>`.
 - Transport (`SlackNotifier`): chat.postMessage / chat.update with a bot token, else an incoming
@@ -63,11 +65,13 @@ __all__ = [
     "APPROVE_ACTION",
     "REJECT_ACTION",
     "REVIEW_ACTION",
+    "ROLLBACK_ACTION",
     "SECRET_MAX_AGE_SECONDS",
     "SIGNATURE_MAX_AGE_SECONDS",
     "Interaction",
     "MessageRef",
     "ReleaseView",
+    "RollbackTarget",
     "SlackNotifier",
     "SlackRequestRefused",
     "SlackSettings",
@@ -78,7 +82,11 @@ __all__ = [
     "escape_mrkdwn",
     "fallback_text",
     "parse_interaction",
+    "parse_rollback_value",
     "plan_line",
+    "requester_text",
+    "rollback_stages",
+    "rollback_value",
     "settings_from_secret",
     "status_blocks",
     "verify_request",
@@ -95,6 +103,10 @@ _sdk_log.setLevel(logging.CRITICAL)
 APPROVE_ACTION: Final = "approve"
 REJECT_ACTION: Final = "reject"
 REVIEW_ACTION: Final = "review"  # the link button: Slack still sends a payload; a no-op
+ROLLBACK_ACTION: Final = "rollback"  # action_id "rollback:<stage>"; value {"release_id", "stage"}
+ROLLBACK_KIND: Final = "rollback"  # Release.kind of a rollback
+_ROLLBACK_FROM: Final = frozenset({"DEPLOYING", "DEPLOYED"})  # stage states that get a button
+_MAX_ROLLBACK_BUTTONS: Final = 5
 
 SECRET_MAX_AGE_SECONDS: Final = 300
 SIGNATURE_MAX_AGE_SECONDS: Final = 300  # Slack: refuse timestamps more than 5 minutes off
@@ -270,6 +282,9 @@ class ReleaseView:
 
     Strings are shown as given and escaped, except `decided_by_text`, where Slack user mentions
     (`<@U...>`, as `decision_text` writes them) survive; `approvers` are Slack user ids.
+    `stage_states` (stage name, StageState value, in the order the release entered them) decides
+    the "Roll back" buttons; `kind`, `rollback_of`, `requested_by` and `target_task_definition`
+    describe a rollback (Release's fields of the same names).
     """
 
     release_id: str
@@ -293,6 +308,16 @@ class ReleaseView:
     branch: str | None = None
     commit_message: str | None = None
     approval_expires_at: datetime | str | None = None
+    # rollbacks
+    stage_states: tuple[tuple[str, str], ...] = ()
+    kind: str = "push"
+    rollback_of: str | None = None
+    requested_by: Mapping[str, Any] | None = None
+    target_task_definition: str | None = None
+
+    @property
+    def is_rollback(self) -> bool:
+        return self.kind == ROLLBACK_KIND
 
 
 def escape_mrkdwn(text: str) -> str:
@@ -393,13 +418,44 @@ _STATE_LABELS: Final[Mapping[str, tuple[str, str]]] = {
 }
 
 
+_ROLLBACK_LABELS: Final[Mapping[str, tuple[str, str]]] = {
+    # a release of kind "rollback": the stage goes back to an earlier revision
+    "BUILT": (":rewind:", "Rollback of {stage} requested"),
+    "DEPLOYING": (":rewind:", "Rolling back {stage}"),
+    "DEPLOYED": (":rewind:", "Rolled back {stage}"),
+    "RELEASED": (":rewind:", "Rolled back {stage}"),
+    "DEPLOY_FAILED": (":x:", "Rollback of {stage} failed"),
+    "SUPERSEDED": (":fast_forward:", "Rollback of {stage} superseded by a newer release"),
+    "INVALID_CONFIG": (":warning:", "Rollback of {stage} refused: invalid configuration"),
+}
+
+
 def _state_label(view: ReleaseView) -> tuple[str, str]:
-    emoji, label = _STATE_LABELS.get(str(view.state), (":grey_question:", str(view.state)))
+    labels = _ROLLBACK_LABELS if view.is_rollback and str(view.state) in _ROLLBACK_LABELS else _STATE_LABELS
+    emoji, label = labels.get(str(view.state), (":grey_question:", str(view.state)))
     return emoji, label.replace("{stage}", view.stage or "the next stage")
 
 
+def requester_text(requested_by: Mapping[str, Any] | None) -> str | None:
+    """Who asked for a rollback, as mrkdwn: a Slack user as a mention, a CLI caller by its
+    principal (`assumed-role/Ops/alice`), escaped."""
+    if not requested_by:
+        return None
+    if requested_by.get("kind") == "slack" and isinstance(requested_by.get("user"), str):
+        return _mention(str(requested_by["user"]))
+    principal = requested_by.get("principal") or requested_by.get("user")
+    if isinstance(principal, str) and principal:
+        return f"{_user_text(_principal(principal), 200)} (CLI)"
+    return "an operator"
+
+
+def _short_commit(view: ReleaseView) -> str:
+    return view.commit[:12] if view.commit else "(unknown commit)"
+
+
 def _commit_field(view: ReleaseView) -> str:
-    text = f"*Commit*\n{_link(view.commit_url, view.commit[:12])}"
+    label = "Restores commit" if view.is_rollback else "Commit"
+    text = f"*{label}*\n{_link(view.commit_url, _short_commit(view))}"
     if view.branch:
         text += f" on {_user_text(view.branch, 200)}"
     if view.pusher:
@@ -425,8 +481,16 @@ def _detail_fields(view: ReleaseView) -> list[MarkdownTextObject]:
             f"*Task definition*\n{_user_text(_task_definition_name(old), 300)}"
             f" → {_user_text(_task_definition_name(new), 300)}"
         )
+    elif view.is_rollback and view.target_task_definition:
+        texts.append(f"*Task definition*\n{_user_text(_task_definition_name(view.target_task_definition), 300)}")
     if view.plan_line:
         texts.append(f"*Rollout*\n{_user_text(view.plan_line, 300)}")
+    if view.is_rollback:
+        if view.rollback_of:
+            texts.append(f"*Undoes*\n{_user_text(view.rollback_of, 300)}")
+        who = requester_text(view.requested_by)
+        if who:
+            texts.append(f"*Asked by*\n{who}")
     return [MarkdownTextObject(text=_cut(t, _FIELD_MAX)) for t in texts if t]
 
 
@@ -533,15 +597,18 @@ def _decided_by(text: str) -> str:
     return _USER_MENTION.sub(r"<@\1>", _user_text(text, 300))
 
 
-def status_blocks(view: ReleaseView) -> list[Block]:
-    """The one release message, updated as the release moves; failures say why and where to look."""
+def status_blocks(view: ReleaseView, *, interactive: bool = False) -> list[Block]:
+    """The one release message, updated as the release moves; failures say why and where to look.
+
+    With `interactive` (a bot token and a signing secret: Slack can call back), a "Roll back
+    <stage>" button for each stage the release is deploying or has deployed (`rollback_stages`).
+    """
     emoji, label = _state_label(view)
+    commit = escape_mrkdwn(_short_commit(view))
     blocks: list[Block] = [
         SectionBlock(
             text=MarkdownTextObject(
-                text=_cut(
-                    f"{emoji} *{escape_mrkdwn(view.pipeline)}* {view.commit[:12]}: *{escape_mrkdwn(label)}*", 3000
-                )
+                text=_cut(f"{emoji} *{escape_mrkdwn(view.pipeline)}* {commit}: *{escape_mrkdwn(label)}*", 3000)
             )
         ),
         SectionBlock(fields=_detail_fields(view)),
@@ -556,7 +623,78 @@ def status_blocks(view: ReleaseView) -> list[Block]:
     if view.decided_by_text:
         context.append(_decided_by(view.decided_by_text))
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_cut(" · ".join(context), _SECTION_MAX))]))
+    if interactive:
+        buttons = [button for stage in rollback_stages(view) if (button := _rollback_button(view, stage))]
+        if buttons:
+            blocks.append(ActionsBlock(elements=buttons))
     return blocks
+
+
+def rollback_stages(view: ReleaseView) -> tuple[str, ...]:
+    """The stages a "Roll back" button is offered for: those the release is deploying or has
+    deployed, never on a rollback's own message (at most five, the latest the release entered)."""
+    if view.is_rollback:
+        return ()
+    stages = tuple(name for name, state in view.stage_states if str(state) in _ROLLBACK_FROM)
+    return stages[-_MAX_ROLLBACK_BUTTONS:]
+
+
+def _rollback_button(view: ReleaseView, stage: str) -> ButtonElement | None:
+    value = rollback_value(view.release_id, stage)
+    if len(value) > _BUTTON_VALUE_MAX:
+        return None
+    return ButtonElement(
+        text=PlainTextObject(text=_cut(f"Roll back {stage}", 75)),
+        action_id=_cut(f"{ROLLBACK_ACTION}:{stage}", 255),  # unique within the block, as Slack asks
+        value=value,
+        style="danger",
+        confirm=ConfirmObject(
+            title=_cut(f"Roll back {stage}?", 100),
+            text=PlainTextObject(
+                text=_cut(
+                    f"{stage} of {view.pipeline} goes back to the revision it ran before: a deployment in flight "
+                    "is stopped and ECS rolls it back; a finished one is replaced by the previous successful "
+                    "revision. Only the stage's approvers may do this.",
+                    300,
+                )
+            ),
+            confirm="Roll back",
+            deny="Cancel",
+            style="danger",
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class RollbackTarget:
+    """What a "Roll back" button asks for: the release whose message it is on, and the stage."""
+
+    release_id: str
+    stage: str
+
+
+def rollback_value(release_id: str, stage: str) -> str:
+    """The button's value: `{"release_id": ..., "stage": ...}`, compact JSON. Not signed: Slack
+    signs the whole interaction, and the endpoint checks the clicking user and the release."""
+    return json.dumps({"release_id": release_id, "stage": stage}, separators=(",", ":"), sort_keys=True)
+
+
+class _RollbackValue(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    release_id: Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=r"^[\x21-\x7e]+$")]
+    stage: Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
+
+
+def parse_rollback_value(value: str | None) -> RollbackTarget:
+    """A "Roll back" button's value, parsed at the edge; BadInput for anything else."""
+    if not value:
+        raise BadInput("the rollback button carries no value")
+    try:
+        parsed = _RollbackValue.model_validate_json(value)
+    except ValidationError:
+        raise BadInput("the rollback button's value is not {release_id, stage}") from None
+    return RollbackTarget(release_id=parsed.release_id, stage=parsed.stage)
 
 
 def fallback_text(view: ReleaseView) -> str:
@@ -567,7 +705,13 @@ def fallback_text(view: ReleaseView) -> str:
         stage = escape_mrkdwn(view.stage or "the next stage")
         return f"{pipeline} → {stage} needs approval: {view.commit[:12]}{who}"
     _, label = _state_label(view)
-    text = f"{pipeline} {view.commit[:12]}{who}: {escape_mrkdwn(label)}"
+    if view.is_rollback:
+        asked = requester_text(view.requested_by)
+        who = f" by {asked}" if asked else ""
+        commit = f" to {escape_mrkdwn(_short_commit(view))}" if view.commit else ""
+        text = f"{pipeline}: {escape_mrkdwn(label)}{commit}{who}"
+    else:
+        text = f"{pipeline} {view.commit[:12]}{who}: {escape_mrkdwn(label)}"
     return f"{text} ({_user_text(view.reason, 200)})" if view.reason else text
 
 
@@ -781,6 +925,11 @@ class Interaction:
     response_url: str | None
     channel_id: str | None
     message_ts: str | None
+
+    @property
+    def is_rollback(self) -> bool:
+        """A "Roll back" button (action_id `rollback` or `rollback:<stage>`)."""
+        return self.action_id == ROLLBACK_ACTION or self.action_id.startswith(f"{ROLLBACK_ACTION}:")
 
     @property
     def decision(self) -> Literal["approve", "reject"] | None:

@@ -201,20 +201,13 @@ class StageDeployer:
         record = release.stages.get(stage.name)
         if (record is None or record.task_definition_arn is None) and release.target_task_definition_arn:
             # a rollback redeploys a revision that exists: nothing to register
-            record = StageRecord(
-                StageState.DEPLOYING,
-                stage.cluster,
-                stage.service,
-                started_at=now_iso(),
-                task_definition_arn=release.target_task_definition_arn,
-                previous_task_definition_arn=view.task_definition,
-            )
-            store.transition(
+            target = release.target_task_definition_arn
+            record = self._record(
                 release,
-                ReleaseState.DEPLOYING,
-                stage=stage.name,
-                reason=f"rolling {stage.name} back to {_short_arn(release.target_task_definition_arn)}",
-                stages={**release.stages, stage.name: record},
+                stage,
+                f"rolling {stage.name} back to {_short_arn(target)}",
+                task_definition_arn=target,
+                previous_task_definition_arn=view.task_definition,
             )
         elif record is None or record.task_definition_arn is None:
             described = taskdef.describe_task_definition(self.ecs, view.task_definition)
@@ -223,36 +216,21 @@ class StageDeployer:
                 # an earlier delivery got as far as registering: reuse its revision if it exists
                 found = taskdef.find_registered_clone(self.ecs, described, images)
             else:
-                intent = StageRecord(
-                    StageState.DEPLOYING,
-                    stage.cluster,
-                    stage.service,
-                    started_at=now_iso(),
+                family = _short_arn(view.task_definition).split(":")[0]
+                self._record(
+                    release,
+                    stage,
+                    f"registering a revision of {family}",
                     previous_task_definition_arn=view.task_definition,
                     registering_at=now_iso(),
                 )
-                store.transition(
-                    release,
-                    ReleaseState.DEPLOYING,
-                    stage=stage.name,
-                    reason=f"registering a revision of {_short_arn(view.task_definition).split(':')[0]}",
-                    stages={**release.stages, stage.name: intent},
-                )
             registered = found or taskdef.register_clone_of(self.ecs, described, images)
-            record = StageRecord(
-                StageState.DEPLOYING,
-                stage.cluster,
-                stage.service,
-                started_at=now_iso(),
+            record = self._record(
+                release,
+                stage,
+                f"registered {_short_arn(registered.arn)}",
                 task_definition_arn=registered.arn,
                 previous_task_definition_arn=registered.previous_arn,
-            )
-            store.transition(
-                release,
-                ReleaseState.DEPLOYING,
-                stage=stage.name,
-                reason=f"registered {_short_arn(registered.arn)}",
-                stages={**release.stages, stage.name: record},
             )
         new_arn = record.task_definition_arn
         assert new_arn is not None
@@ -286,6 +264,35 @@ class StageDeployer:
             stages={**release.stages, stage.name: record},
         )
         return StageResult("deploying", release, deployment_id)
+
+    def _record(
+        self,
+        release: Release,
+        stage: Stage,
+        reason: str,
+        *,
+        previous_task_definition_arn: str,
+        task_definition_arn: str | None = None,
+        registering_at: str | None = None,
+    ) -> StageRecord:
+        """Record the stage DEPLOYING with its revision (or the intent to register one)."""
+        record = StageRecord(
+            StageState.DEPLOYING,
+            stage.cluster,
+            stage.service,
+            started_at=now_iso(),
+            task_definition_arn=task_definition_arn,
+            previous_task_definition_arn=previous_task_definition_arn,
+            registering_at=registering_at,
+        )
+        self.store.transition(
+            release,
+            ReleaseState.DEPLOYING,
+            stage=stage.name,
+            reason=reason,
+            stages={**release.stages, stage.name: record},
+        )
+        return record
 
     def fail(self, release: Release, stage: Stage, state: ReleaseState, reason: str) -> StageResult:
         """End the release in `state` and hand the service lock to whoever waits."""

@@ -2,6 +2,10 @@
 states, times, reasons, build log link, who decided the last approval, and, for a release waiting
 for one, its approval link.
 
+A rollback (`deployer rollback`, or the Slack button) is a release of its own, of kind
+"rollback": it shows its one stage, the revision and commit it restores, the release it undoes
+and who asked for it.
+
 The link is never stored (reading the table grants no approval): it is re-derived here from the
 approval record and the signing key (`Approvals.link_for_release`), exactly as the Slack message
 gets it. Without the key the release shows "(link: needs the signing key)" instead.
@@ -90,6 +94,37 @@ class ReleaseStatus:
     approval_note: str | None
     approval_expires_at: str | None
     decided_by: dict[str, Any] | None
+    kind: str = "push"
+    rollback_of: str | None = None
+    requested_by: dict[str, Any] | None = None
+    target_task_definition: str | None = None
+
+    @property
+    def is_rollback(self) -> bool:
+        return self.kind == "rollback"
+
+    @property
+    def requested_by_text(self) -> str | None:
+        """Who asked for a rollback: "Slack user U012ABCDEF", or the CLI caller's principal."""
+        by = self.requested_by
+        if not by:
+            return None
+        if by.get("kind") == "slack":
+            return f"Slack user {by.get('user', '?')}"
+        principal = str(by.get("principal") or by.get("user") or "unknown")
+        return f"{_principal(principal)} (CLI)"
+
+    @property
+    def rollback_text(self) -> str | None:
+        """`prod back to web:3 (commit 0123456789ab), undoes web@89abcdef0123` (who asked: `requested_by_text`)."""
+        if not self.is_rollback:
+            return None
+        target = _revision(self.target_task_definition) or "the previous revision"
+        commit = f" (commit {self.short_commit})" if self.commit else ""
+        parts = [f"{self.stage or 'stage'} back to {target}{commit}"]
+        if self.rollback_of:
+            parts.append(f"undoes {_short_release(self.rollback_of)}")
+        return ", ".join(parts)
 
     @property
     def decided_by_text(self) -> str | None:
@@ -109,6 +144,7 @@ class ReleaseStatus:
         data = asdict(self)
         data["stages"] = [asdict(stage) for stage in self.stages]
         data["decided_by_text"] = self.decided_by_text
+        data["requested_by_text"] = self.requested_by_text
         return data
 
 
@@ -131,6 +167,25 @@ def _parse(moment: str) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _principal(arn: str) -> str:
+    """`arn:aws:sts::123456789012:assumed-role/Ops/alice` -> `assumed-role/Ops/alice`."""
+    parts = arn.split(":", 5)
+    return parts[5] if len(parts) == 6 and parts[0] == "arn" and parts[5] else arn
+
+
+def _revision(arn: str | None) -> str | None:
+    """`arn:...:task-definition/web:3` -> `web:3`."""
+    return arn.rsplit("/", 1)[-1] or None if arn else None
+
+
+def _short_release(release_id: str) -> str:
+    """`web@<40 hex>` -> `web@<12 hex>`; other ids as they are."""
+    pipeline, at, rest = release_id.partition("@")
+    if at and len(rest) == 40 and all(c in "0123456789abcdef" for c in rest):
+        return f"{pipeline}@{rest[:12]}"
+    return release_id
 
 
 def _minutes(moment: str | None) -> str:
@@ -166,7 +221,10 @@ def release_status(
     """What status shows of one release. `stage_order`: the pipeline's stages, so stages not
     reached yet show too; the release's own stages follow in the order it entered them."""
     moment = now or datetime.now(UTC)
-    names = list(dict.fromkeys([*stage_order, *release.stages]))
+    if release.is_rollback:  # one stage only: the pipeline's others are not its business
+        names = list(dict.fromkeys([*release.stages, *([release.stage] if release.stage else [])]))
+    else:
+        names = list(dict.fromkeys([*stage_order, *release.stages]))
     stages = []
     for name in names:
         record = release.stages.get(name)
@@ -178,7 +236,7 @@ def release_status(
                 started_at=record.started_at if record else None,
                 finished_at=record.finished_at if record else None,
                 deployment_id=record.deployment_id if record else None,
-                task_definition=(record.task_definition_arn or "").rsplit("/", 1)[-1] or None if record else None,
+                task_definition=_revision(record.task_definition_arn) if record else None,
                 reason=record.reason if record else None,
             )
         )
@@ -208,6 +266,10 @@ def release_status(
         approval_note=note,
         approval_expires_at=release.approval_expires_at,
         decided_by=dict(release.decided_by) if release.decided_by else None,
+        kind=release.kind,
+        rollback_of=release.rollback_of,
+        requested_by=dict(release.requested_by) if release.requested_by else None,
+        target_task_definition=release.target_task_definition_arn,
     )
 
 
@@ -296,8 +358,9 @@ def render_table(pipelines: Iterable[PipelineStatus], width: int = WIDTH) -> str
 
 
 def _release_rows(out: io.StringIO, release: ReleaseStatus, width: int) -> None:
+    commit = release.short_commit or NOT_REACHED
     print(
-        f"{release.short_commit:<12}  {_cell(release.state, 17)}  {_cell(release.stage or NOT_REACHED, 12)}  "
+        f"{commit:<12}  {_cell(release.state, 17)}  {_cell(release.stage or NOT_REACHED, 12)}  "
         f"{_cell(_minutes(release.created_at), 16)}  {_cell(_minutes(release.updated_at), 16)}  "
         f"{age_text(release.age_seconds)}",
         file=out,
@@ -307,6 +370,9 @@ def _release_rows(out: io.StringIO, release: ReleaseStatus, width: int) -> None:
     def detail(label: str, text: str, *, cut: bool = True) -> None:
         print(f"{_INDENT}{label:<{_LABEL_WIDTH}}{_fit(text, room) if cut else text}", file=out)
 
+    if release.rollback_text:
+        detail("rollback", release.rollback_text)
+        detail("asked by", release.requested_by_text or "unknown")
     if any(stage.state for stage in release.stages) or release.state == ReleaseState.AWAITING_APPROVAL:
         detail("stages", " · ".join(f"{stage.name} {_stage_label(release, stage)}" for stage in release.stages))
     if release.reason:

@@ -13,9 +13,16 @@ Where to read, first found wins:
 
 The local stack's state file (`--state`, default `.local/stack.json`, written by `deployer local
 up`) is used only when neither --table nor $DEPLOYER_TABLE names the table; its `env` then names
-the tables and the signing key secret, its `approval_url` the approval page, and its
+the tables, the bus, the signing key and Slack secrets, its `approval_url` the approval page, and its
 `endpoint_url` the AWS endpoint unless AWS_ENDPOINT_URL is set. Otherwise credentials, region
 and endpoint come from the standard AWS configuration (a real account, or AWS_ENDPOINT_URL).
+
+Rollbacks are releases of their own (kind "rollback"): a "rollback" line says which stage goes
+back to which revision and commit, the release it undoes and who asked.
+
+`resolve_target` is shared with `deployer rollback`, which also needs the deployer's bus
+(--event-bus, $DEPLOYER_EVENT_BUS) and, to keep the release's Slack message, the Slack secret
+($DEPLOYER_SLACK_SECRET); both come from the state file too.
 
 Exit status: 0 shown, 1 AWS or configuration error (one line), 2 unusable arguments or nothing
 says where to read.
@@ -43,6 +50,8 @@ TABLE_ENV = "DEPLOYER_TABLE"
 CONFIG_TABLE_ENV = "DEPLOYER_CONFIG_TABLE"
 SIGNING_KEY_ENV = "DEPLOYER_SIGNING_KEY_SECRET"
 APPROVAL_URL_ENV = "DEPLOYER_APPROVAL_URL"
+EVENT_BUS_ENV = "DEPLOYER_EVENT_BUS"
+SLACK_SECRET_ENV = "DEPLOYER_SLACK_SECRET"  # noqa: S105 - the variable's name, not a secret
 DEFAULT_STATE_FILE = Path(".local/stack.json")
 DEFAULT_LIMIT = 10
 LOCAL_REGION = "eu-west-1"
@@ -108,6 +117,9 @@ class Target:
     endpoint_url: str | None  # set only from the local stack's state file
     region: str | None
     local_stack: Path | None  # the state file the names came from
+    event_bus: str | None = None
+    ecs_endpoint_url: str | None = None  # the local stack's simulated ECS front (service deployments)
+    slack_secret: str | None = None
 
 
 def _state_file(path: Path) -> dict[str, Any] | None:
@@ -141,7 +153,10 @@ def resolve_target(args: argparse.Namespace, environ: Mapping[str, str]) -> Targ
     config_table = args.config_table or environ.get(CONFIG_TABLE_ENV)
     signing_key = args.signing_key_secret or environ.get(SIGNING_KEY_ENV)
     approval_url = args.approval_url or environ.get(APPROVAL_URL_ENV)
+    event_bus = getattr(args, "event_bus", None) or environ.get(EVENT_BUS_ENV)
+    slack_secret = getattr(args, "slack_secret", None) or environ.get(SLACK_SECRET_ENV)
     endpoint_url: str | None = None
+    ecs_endpoint_url: str | None = None
     region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
     local_stack: Path | None = None
     if not table:
@@ -159,8 +174,11 @@ def resolve_target(args: argparse.Namespace, environ: Mapping[str, str]) -> Targ
         config_table = config_table or env.get(CONFIG_TABLE_ENV)
         signing_key = signing_key or env.get(SIGNING_KEY_ENV)
         approval_url = approval_url or state.get("approval_url") or env.get(APPROVAL_URL_ENV)
+        event_bus = event_bus or env.get(EVENT_BUS_ENV)
+        slack_secret = slack_secret or env.get(SLACK_SECRET_ENV)
         if not environ.get("AWS_ENDPOINT_URL") and state.get("endpoint_url"):
             endpoint_url = str(state["endpoint_url"])
+            ecs_endpoint_url = str(state.get("ecs_endpoint_url") or env.get("AWS_ENDPOINT_URL_ECS") or "") or None
         region = region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or LOCAL_REGION
     pipelines = tuple(dict.fromkeys(args.pipeline or ()))
     if not pipelines and not config_table:
@@ -177,13 +195,17 @@ def resolve_target(args: argparse.Namespace, environ: Mapping[str, str]) -> Targ
         endpoint_url=endpoint_url,
         region=region,
         local_stack=local_stack,
+        event_bus=event_bus or None,
+        slack_secret=slack_secret or None,
+        ecs_endpoint_url=ecs_endpoint_url,
     )
 
 
 # -- running ------------------------------------------------------------------------------------
 
 
-def _session(target: Target) -> Any:
+def session_for(target: Target) -> Any:
+    """A boto3 session for `target` (local credentials for the local stack's moto server)."""
     import boto3
 
     session = boto3.session.Session(region_name=target.region)
@@ -268,11 +290,27 @@ def gather(target: Target, limit: int) -> list[PipelineStatus]:
     from deployer.releases import ReleaseStore
     from deployer.status import collect
 
-    session = _session(target)
+    session = session_for(target)
     table = session.resource("dynamodb", endpoint_url=target.endpoint_url).Table(target.table)
     store = ReleaseStore(table)
     queries = _pipelines(target, session)
     return collect(store, queries, limit=limit, approval_link=_approval_link(target, session, table, store))
+
+
+def error_line(exc: Exception, target: Target) -> str:
+    """One line for an AWS or domain error. An AWS error (also one the store wrapped in a
+    DeploymentError) reads as its code and message, naming the tables when one is missing."""
+    from botocore.exceptions import ClientError
+
+    cause = exc if isinstance(exc, ClientError) else exc.__cause__
+    if isinstance(cause, ClientError):
+        error = cause.response.get("Error", {})
+        message = f"{error.get('Code', 'error')}: {error.get('Message', cause)}"
+        if error.get("Code") == "ResourceNotFoundException":
+            message += f" (table {target.table}" + (f" or {target.config_table}" if target.config_table else "") + ")"
+    else:
+        message = str(exc)
+    return " ".join(message.split())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -284,15 +322,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         pipelines = gather(target, args.limit)
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        message = f"{error.get('Code', 'error')}: {error.get('Message', exc)}"
-        if error.get("Code") == "ResourceNotFoundException":
-            message += f" (table {target.table}" + (f" or {target.config_table}" if target.config_table else "") + ")"
-        print(f"deployer status: error: {' '.join(message.split())}", file=sys.stderr)
-        return 1
-    except (BotoCoreError, DeployerError) as exc:
-        print(f"deployer status: error: {' '.join(str(exc).split())}", file=sys.stderr)
+    except (ClientError, BotoCoreError, DeployerError) as exc:
+        print(f"deployer status: error: {error_line(exc, target)}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(to_json(pipelines), indent=2))

@@ -4,6 +4,11 @@ A real `git push` to the local remote starts it; CodeBuild and the ECS rollouts 
 (and say so); the approval is given through the approval page over HTTP, the way a person's
 browser does it: GET the page, then POST its form. `--wait-for-click` keeps the stack up and
 waits for you to open the link and click instead.
+
+`--blue-green` (`make demo-bluegreen`) publishes the variant whose prod is a BLUE_GREEN deployment:
+no approval is asked before it; ECS (SIMULATED) scales up green, shifts test traffic to it and
+pauses at POST_TEST_TRAFFIC_SHIFT, and the approval page's Approve continues the deployment
+(ContinueServiceDeployment CONTINUE) to the production traffic shift.
 """
 
 from __future__ import annotations
@@ -88,6 +93,11 @@ def run(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make demo", description=__doc__)
     parser.add_argument("--wait-for-click", action="store_true", help="keep the stack up until you approve")
     parser.add_argument("--fail-stage", action="append", default=[], help="make this stage's rollout fail")
+    parser.add_argument(
+        "--blue-green",
+        action="store_true",
+        help="prod deploys BLUE_GREEN and is approved while ECS pauses it after the test traffic shift",
+    )
     args = parser.parse_args(argv)
 
     from deployer.local import gitremote
@@ -95,7 +105,9 @@ def run(argv: Sequence[str] | None = None) -> int:
 
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="deployer-demo-"))
-    stack = LocalStack(StackOptions(root=Path(".local"), fail_stages=tuple(args.fail_stage)))
+    stack = LocalStack(
+        StackOptions(root=Path(".local"), fail_stages=tuple(args.fail_stage), blue_green=args.blue_green)
+    )
     try:
         say("Starting the local stack (no AWS account, no Docker)")
         stack.start()
@@ -120,10 +132,17 @@ def run(argv: Sequence[str] | None = None) -> int:
             if args.wait_for_click:
                 say(f"Open this link in your browser and click Approve or Reject:\n    {link}")
                 release = wait_for(stack, DONE | {ReleaseState.DEPLOYING}, timeout=3600)
+            elif args.blue_green:
+                paused_at = (release.approval_context or {}).get("paused_at", "its PAUSE hook")
+                say(
+                    f"ECS paused prod's BLUE_GREEN deployment at {paused_at} (SIMULATED): "
+                    "the demo approves through the approval page over HTTP"
+                )
+                approve_like_a_browser(link)
             else:
                 say("prod needs an approval: the demo approves through the approval page over HTTP")
                 approve_like_a_browser(link)
-            say("prod rollout (SIMULATED)")
+            say("the rest of prod's deployment (SIMULATED)" if args.blue_green else "prod rollout (SIMULATED)")
             release = wait_for(stack, DONE, timeout=60)
         stack.wait_idle(timeout=10)
         say("deployer status")

@@ -13,7 +13,13 @@ shaped like the samples in `events/`:
 - `EcsRolloutSimulator` finds, on the services it watches, a PRIMARY deployment the deployer
   started and it has not handled yet, draws the rollout ECS would do (`deployer.rolling.plan`)
   and emits "ECS Deployment State Change" COMPLETED (or, for the stages it is told to fail, the
-  circuit breaker's rollback IN_PROGRESS and then FAILED).
+  circuit breaker's rollback IN_PROGRESS and then FAILED). A BLUE_GREEN, LINEAR or CANARY
+  deployment walks ECS's lifecycle stages instead, and stops at a PAUSE lifecycle hook: the hook
+  waits (AWAITING_ACTION, "ECS Hook State Change" HOOK_AWAITING_ACTION) for
+  ContinueServiceDeployment, StopServiceDeployment or its timeout. Those calls, and
+  List/DescribeServiceDeployments, are answered from the simulator's records
+  (`deployer.local.ecs_front.ServiceDeployments`) by the local stack's ECS front, since moto has
+  none of them.
 
 They never touch the deployer's state: they only emit events, which the local router delivers
 to the functions whose rules match, as EventBridge would. `Simulators` polls them on a thread.
@@ -27,11 +33,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from deployer import render, rolling
+from deployer.ecs_deployments import HOOK_STATE_CHANGE
 from deployer.events import (
     CODEBUILD_SOURCE,
     CODEBUILD_STATE_CHANGE,
@@ -40,13 +48,25 @@ from deployer.events import (
     DeploymentEvent,
 )
 from deployer.flow import ENV_COMMIT, ENV_PIPELINE, ENV_RELEASE_ID, EXPORTED_IMAGE
+from deployer.local.ecs_front import (
+    HookRecord,
+    Request,
+    RevisionRecord,
+    ServiceDeploymentRecord,
+    ServiceDeployments,
+    service_deployment_arn,
+    service_revision_arn,
+)
 
 if TYPE_CHECKING:
     from deployer.pipelines import PipelinesConfig
     from deployer.releases import ReleaseStore
 
 __all__ = [
+    "HOOK_AWAITING_ACTION",
+    "HOOK_TIMED_OUT",
     "LABEL",
+    "TRAFFIC_SHIFTING",
     "CodeBuildSimulator",
     "EcsRolloutSimulator",
     "Simulators",
@@ -57,6 +77,9 @@ __all__ = [
 ]
 
 LABEL: Final = "SIMULATED"
+TRAFFIC_SHIFTING: Final = ("BLUE_GREEN", "LINEAR", "CANARY")
+HOOK_AWAITING_ACTION: Final = "HOOK_AWAITING_ACTION"
+HOOK_TIMED_OUT: Final = "HOOK_TIMED_OUT"
 
 Event = dict[str, Any]
 Emit = Callable[[Event], None]
@@ -461,10 +484,156 @@ class _Watched:
     service: str
     stable_task_definition: str | None = None
     stable_deployment_id: str | None = None
+    stable_revision_arn: str | None = None
 
     @property
     def name(self) -> str:
         return f"{self.cluster}/{self.service}"
+
+
+# The deployment's lifecycleStage while a hook of this stage runs: ServiceDeploymentLifecycleStage
+# (botocore's ECS model) has no PRE_PRODUCTION_TRAFFIC_SHIFT, a hook stage only.
+_REPORTED_STAGE: Final = {"PRE_PRODUCTION_TRAFFIC_SHIFT": "PRODUCTION_TRAFFIC_SHIFT"}
+# DeploymentLifecycleHookTimeoutConfiguration: timeoutInMinutes default 1440, action default ROLLBACK.
+DEFAULT_HOOK_TIMEOUT_MINUTES: Final = 1440
+DEFAULT_HOOK_TIMEOUT_ACTION: Final = "ROLLBACK"
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One lifecycle stage of a traffic-shifting deployment, or one hook run at a stage."""
+
+    stage: str  # the deployment's lifecycleStage meanwhile
+    text: str = ""
+    hook: Mapping[str, Any] | None = None  # the lifecycleHooks entry run here
+    hook_stage: str | None = None
+    green_running: int | None = None
+    blue_running: int | None = None
+    test_on_green: bool | None = None
+    production_tenths: int | None = None  # production traffic on green afterwards, in tenths of a percent
+    bake_minutes: int = 0
+
+
+@dataclass
+class _Flight:
+    """A service deployment the simulator is carrying out (or that waits for a request)."""
+
+    record: ServiceDeploymentRecord
+    watched: _Watched
+    service: Mapping[str, Any]
+    release_id: str
+    stage: str
+    prefix: str
+    steps: list[_Step] = field(default_factory=list)
+    cursor: int = 0
+    failing: bool = False  # green's tasks fail to start (a stage the simulator is told to fail)
+
+
+def _tenths(value: object, default: float) -> int:
+    """A percentage as tenths (33.3 -> 333), within 1..1000; ECS's default when it is not one."""
+    try:
+        tenths = int((Decimal(str(value)) * 10).to_integral_value())
+    except (InvalidOperation, ValueError, OverflowError):
+        tenths = int(default * 10)
+    return min(1000, max(1, tenths))
+
+
+def _minutes(value: object, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else default
+
+
+def _percent(tenths: int) -> str:
+    return f"{tenths // 10}%" if tenths % 10 == 0 else f"{tenths / 10}%"
+
+
+def _shift_levels(configuration: Mapping[str, Any]) -> list[tuple[int, int]]:
+    """(production traffic on green after each shift in tenths, minutes ECS waits after it), from
+    botocore's LinearConfiguration (stepPercent 10.0, stepBakeTimeInMinutes 6 by default; no bake
+    after 100%) and CanaryConfiguration (canaryPercent 5.0, canaryBakeTimeInMinutes 10)."""
+    strategy = configuration.get("strategy")
+    if strategy == "LINEAR":
+        linear = configuration.get("linearConfiguration") or {}
+        step = max(30, _tenths(linear.get("stepPercent", 10.0), 10.0))
+        bake = _minutes(linear.get("stepBakeTimeInMinutes", 6), 6)
+        return [(level, bake if level < 1000 else 0) for level in [*range(step, 1000, step), 1000]]
+    if strategy == "CANARY":
+        canary = configuration.get("canaryConfiguration") or {}
+        percent = _tenths(canary.get("canaryPercent", 5.0), 5.0)
+        bake = _minutes(canary.get("canaryBakeTimeInMinutes", 10), 10)
+        return [(1000, 0)] if percent >= 1000 else [(percent, bake), (1000, 0)]
+    return [(1000, 0)]
+
+
+def _traffic_steps(configuration: Mapping[str, Any], desired: int, revision: str) -> list[_Step]:
+    """The lifecycle stages ECS walks for BLUE_GREEN, LINEAR and CANARY (ECS developer guide,
+    "Amazon ECS blue/green deployments" and "Lifecycle hooks for Amazon ECS service deployments"),
+    with each configured hook as a step of its own at its stage. Hooks at PRE_PRODUCTION_TRAFFIC_SHIFT
+    and PRODUCTION_TRAFFIC_SHIFT run at every production traffic shift; hooks at RECONCILE_SERVICE
+    only when more than one service revision is ACTIVE, which a deployment from one stable revision
+    never has."""
+    hooks = [h for h in configuration.get("lifecycleHooks") or [] if isinstance(h, Mapping)]
+    steps: list[_Step] = []
+
+    def hooks_at(stage: str) -> None:
+        for hook in hooks:
+            if stage in (hook.get("lifecycleStages") or []):
+                steps.append(_Step(_REPORTED_STAGE.get(stage, stage), hook=hook, hook_stage=stage))
+
+    tasks = render.tasks_text(desired)
+    steps.append(_Step("RECONCILE_SERVICE", "RECONCILE_SERVICE: blue is the only ACTIVE service revision"))
+    hooks_at("PRE_SCALE_UP")
+    steps.append(
+        _Step(
+            "SCALE_UP",
+            f"SCALE_UP: green ({revision}) starts {tasks} beside blue's {desired}: {2 * desired} running",
+            green_running=desired,
+        )
+    )
+    hooks_at("POST_SCALE_UP")
+    steps.append(
+        _Step(
+            "TEST_TRAFFIC_SHIFT",
+            "TEST_TRAFFIC_SHIFT: test traffic goes to green; production traffic stays on blue",
+            test_on_green=True,
+        )
+    )
+    hooks_at("TEST_TRAFFIC_SHIFT")
+    hooks_at("POST_TEST_TRAFFIC_SHIFT")
+    levels = _shift_levels(configuration)
+    for index, (level, bake) in enumerate(levels):
+        hooks_at("PRE_PRODUCTION_TRAFFIC_SHIFT")
+        step = f" (shift {index + 1} of {len(levels)})" if len(levels) > 1 else ""
+        steps.append(
+            _Step(
+                "PRODUCTION_TRAFFIC_SHIFT",
+                f"PRODUCTION_TRAFFIC_SHIFT{step}: {_percent(level)} of production traffic on green",
+                production_tenths=level,
+                bake_minutes=bake,
+            )
+        )
+        hooks_at("PRODUCTION_TRAFFIC_SHIFT")
+    hooks_at("POST_PRODUCTION_TRAFFIC_SHIFT")
+    bake = _minutes(configuration.get("bakeTimeInMinutes", 0), 0)
+    steps.append(
+        _Step(
+            "BAKE_TIME",
+            f"BAKE_TIME: bakeTimeInMinutes {bake}; blue still runs, so a rollback would move traffic back at once",
+            bake_minutes=bake,
+        )
+    )
+    steps.append(
+        _Step("CLEAN_UP", f"CLEAN_UP: blue scales in to 0; green runs {tasks}", blue_running=0, test_on_green=False)
+    )
+    return steps
+
+
+def _sentence(text: str) -> str:
+    return f"{text[:1].upper()}{text[1:]}."
+
+
+def _function_name(arn: object) -> str:
+    parts = str(arn or "").split(":")
+    return parts[6] if len(parts) >= 7 and parts[5] == "function" else str(arn or "?")
 
 
 class EcsRolloutSimulator:
@@ -475,6 +644,12 @@ class EcsRolloutSimulator:
     `fail_stages` ("cluster/service" or the stage's name) ECS's circuit breaker is simulated: the
     service goes back to the task definition it ran before (when the simulator saw it), then the
     rollback's IN_PROGRESS event and the deployment's FAILED event are emitted.
+
+    Every deployment is also a service deployment in `service_deployments`, the records the local
+    stack's ECS front answers List/Describe/Continue/StopServiceDeployment from. A BLUE_GREEN,
+    LINEAR or CANARY deployment walks its lifecycle stages and waits at each PAUSE hook, whose
+    answer (or timeout, after `timeoutInMinutes` or `hook_timeout` when given) a later poll
+    carries out. Bake times are not waited for: each stage takes `step_delay`, and says so.
     """
 
     def __init__(  # noqa: PLR0917 - the documented call: (ecs, lookup, emit, printer, fail_stages, step_delay)
@@ -487,6 +662,8 @@ class EcsRolloutSimulator:
         step_delay: float = 0.0,
         *,
         clock: Callable[[], datetime] = _now,
+        service_deployments: ServiceDeployments | None = None,
+        hook_timeout: timedelta | None = None,
     ) -> None:
         self._ecs = ecs_client
         self._lookup = deployment_lookup
@@ -495,8 +672,11 @@ class EcsRolloutSimulator:
         self.fail_stages = frozenset(fail_stages)
         self.step_delay = step_delay
         self._clock = clock
+        self.service_deployments = service_deployments or ServiceDeployments(clock)
+        self.hook_timeout = hook_timeout
         self._watched: dict[str, _Watched] = {}
         self._handled: set[tuple[str, str, str]] = set()
+        self._flights: dict[str, _Flight] = {}
         self._interrupt = threading.Event()
 
     def watch(self, cluster: str, service: str) -> None:
@@ -518,8 +698,9 @@ class EcsRolloutSimulator:
         self._interrupt.set()
 
     def poll_once(self) -> list[Event]:
-        """Simulate the rollout of every new deployment on the watched services; return the
-        events emitted."""
+        """Simulate the rollout of every new deployment on the watched services, then carry out
+        what was asked of the service deployments in flight (or what their hooks' timeouts do);
+        return the events emitted."""
         emitted: list[Event] = []
         by_cluster: dict[str, list[_Watched]] = {}
         for watched in self._watched.values():
@@ -532,6 +713,7 @@ class EcsRolloutSimulator:
                     found = batch.get(str(service.get("serviceName")))
                     if found is not None:
                         emitted.extend(self._poll_service(found, service))
+        emitted.extend(self._carry_out_requests())
         return emitted
 
     def _poll_service(self, watched: _Watched, service: Mapping[str, Any]) -> list[Event]:
@@ -554,9 +736,12 @@ class EcsRolloutSimulator:
         self, watched: _Watched, service: Mapping[str, Any], deployment_id: str, release_id: str, stage: str
     ) -> list[Event]:
         prefix = f"{LABEL} ECS rollout of {watched.name}:"
+        config = service.get("deploymentConfiguration") or {}
+        if config.get("strategy") in TRAFFIC_SHIFTING:
+            return self._shift_traffic(watched, service, deployment_id, release_id, stage, prefix)
+        flight = self._register(watched, service, deployment_id, release_id, stage, prefix)
         daemon = service.get("schedulingStrategy") == "DAEMON"
         strategy = "DAEMON" if daemon else "REPLICA"
-        config = service.get("deploymentConfiguration") or {}
         minimum = int(config.get("minimumHealthyPercent", rolling.DEFAULT_MINIMUM_HEALTHY_PERCENT[strategy]))
         maximum = int(config.get("maximumPercent", rolling.DEFAULT_MAXIMUM_PERCENT[strategy]))
         desired = int(service.get("desiredCount", 0))
@@ -570,7 +755,7 @@ class EcsRolloutSimulator:
             rollout = rolling.plan(desired, minimum, maximum)
         except ValueError as exc:  # StuckRollout too: ECS would sit there, sending no event
             self._print(f"{prefix} ECS cannot roll this out ({exc}); no event is sent, as ECS sends none")
-            return []
+            return []  # in flight for ever, as in ECS: StopServiceDeployment can still roll it back
         for line in render.plan_text(rollout, minimum, maximum).splitlines():
             row = _STEP_ROW.match(line)
             if failing and row and int(row["index"]) > 1:
@@ -581,12 +766,12 @@ class EcsRolloutSimulator:
                 self._interrupt.wait(self.step_delay)
         if failing:
             events = self._fail(watched, service, deployment_id, prefix)
+            self._finish(flight, "ROLLBACK_SUCCESSFUL", "ECS deployment circuit breaker: tasks failed to start.")
         else:
-            reason = f"ECS deployment {deployment_id} completed."
-            events = [self._event(service, deployment_id, DeploymentEvent.COMPLETED, reason)]
-            watched.stable_task_definition = str(service.get("taskDefinition") or "") or None
-            watched.stable_deployment_id = deployment_id
-            self._print(f"{prefix} completed: {DeploymentEvent.COMPLETED.value} sent")
+            events = self._complete(flight)
+        return self._send(prefix, events)
+
+    def _send(self, prefix: str, events: list[Event]) -> list[Event]:
         for event in events:
             try:
                 self._emit(event)
@@ -594,13 +779,51 @@ class EcsRolloutSimulator:
                 self._print(f"{prefix} the {event['detail']['eventName']} event was not delivered: {_error_text(exc)}")
         return events
 
+    def _complete(self, flight: _Flight) -> list[Event]:
+        """The deployment is done: SERVICE_DEPLOYMENT_COMPLETED (not yet sent)."""
+        watched, service, deployment_id = flight.watched, flight.service, flight.record.deployment_id
+        reason = f"ECS deployment {deployment_id} completed."
+        events = [self._event(service, deployment_id, DeploymentEvent.COMPLETED, reason)]
+        watched.stable_task_definition = str(service.get("taskDefinition") or "") or None
+        watched.stable_deployment_id = deployment_id
+        watched.stable_revision_arn = flight.record.target.arn
+        self._finish(flight, "SUCCESSFUL", "Service deployment completed.")
+        self._print(f"{flight.prefix} completed: {DeploymentEvent.COMPLETED.value} sent")
+        return events
+
     def _fail(self, watched: _Watched, service: Mapping[str, Any], deployment_id: str, prefix: str) -> list[Event]:
+        return self._roll_back(
+            watched,
+            service,
+            deployment_id,
+            prefix,
+            announce="new tasks failed to start: the circuit breaker rolls back to",
+            cause="ECS deployment circuit breaker",
+            failure="ECS deployment circuit breaker: tasks failed to start.",
+            outcome="failed",
+        )
+
+    def _roll_back(
+        self,
+        watched: _Watched,
+        service: Mapping[str, Any],
+        deployment_id: str,
+        prefix: str,
+        *,
+        announce: str,
+        cause: str,
+        failure: str,
+        outcome: str,
+    ) -> list[Event]:
+        """The service goes back to the task definition it ran before; the rollback's IN_PROGRESS
+        event ("<cause>: rolling back to deploymentId ...") and the deployment's FAILED event
+        (`failure`), not yet sent."""
         previous = watched.stable_deployment_id
         if not previous or previous == deployment_id:  # moto keeps one id per service
             previous = _deployment_id()
         current = str(service.get("taskDefinition") or "")
         back_to = watched.stable_task_definition
-        self._print(f"{prefix} new tasks failed to start: the circuit breaker rolls back to {previous}")
+        self._print(f"{prefix} {announce} {previous}")
         if back_to and back_to != current:
             with contextlib.suppress(Exception):
                 self._ecs.update_service(cluster=watched.cluster, service=watched.service, taskDefinition=back_to)
@@ -609,16 +832,11 @@ class EcsRolloutSimulator:
             service,
             _deployment_id(),
             DeploymentEvent.IN_PROGRESS,
-            f"ECS deployment circuit breaker: rolling back to deploymentId {previous}.",
+            f"{cause}: rolling back to deploymentId {previous}.",
         )
-        failed = self._event(
-            service,
-            deployment_id,
-            DeploymentEvent.FAILED,
-            "ECS deployment circuit breaker: tasks failed to start.",
-        )
+        failed = self._event(service, deployment_id, DeploymentEvent.FAILED, failure)
         sent = f"{DeploymentEvent.IN_PROGRESS.value} (rolling back) and {DeploymentEvent.FAILED.value}"
-        self._print(f"{prefix} failed: {sent} sent")
+        self._print(f"{prefix} {outcome}: {sent} sent")
         return [rolling_back, failed]
 
     def _event(self, service: Mapping[str, Any], deployment_id: str, name: DeploymentEvent, reason: str) -> Event:
@@ -639,6 +857,281 @@ class EcsRolloutSimulator:
                 "eventType": "ERROR" if name is DeploymentEvent.FAILED else "INFO",
                 "eventName": name.value,
                 "deploymentId": deployment_id,
+                "updatedAt": _millis(now),
+                "reason": reason,
+            },
+        }
+
+    # -- service deployments ------------------------------------------------------------------
+
+    def _register(  # noqa: PLR0917 - the deployment as _roll_out found it
+        self,
+        watched: _Watched,
+        service: Mapping[str, Any],
+        deployment_id: str,
+        release_id: str,
+        stage: str,
+        prefix: str,
+    ) -> _Flight:
+        """The deployment as a service deployment IN_PROGRESS; one still in flight on the same
+        service is STOPPED, as a newer deployment replaces it."""
+        service_arn = _service_arn(service)
+        head, _, path = service_arn.partition(":service/")
+        cluster_arn = str(service.get("clusterArn") or f"{head}:cluster/{path.split('/')[0]}")
+        desired = int(service.get("desiredCount", 0))
+        now = self._clock()
+        source = watched.stable_revision_arn or service_revision_arn(service_arn)
+        watched.stable_revision_arn = source
+        record = ServiceDeploymentRecord(
+            arn=service_deployment_arn(service_arn),
+            service_arn=service_arn,
+            cluster_arn=cluster_arn,
+            deployment_id=deployment_id,
+            configuration=dict(service.get("deploymentConfiguration") or {}),
+            target=RevisionRecord(service_revision_arn(service_arn), desired),
+            sources=[RevisionRecord(source, desired, running=desired, production_weight=100.0)],
+            created_at=now,
+            status="IN_PROGRESS",
+            started_at=now,
+            updated_at=now,
+        )
+        for older in [f for f in self._flights.values() if f.watched is watched]:
+            if older.steps:  # a stuck rolling deployment is replaced silently, as it always was here
+                self._print(f"{prefix} service deployment {older.record.arn} is replaced by a newer one: STOPPED")
+            self._finish(older, "STOPPED", f"Replaced by service deployment {record.arn}.")
+        self.service_deployments.add(record)
+        flight = _Flight(record, watched, service, release_id, stage, prefix)
+        self._flights[record.arn] = flight
+        return flight
+
+    def _finish(self, flight: _Flight, status: str, reason: str) -> None:
+        record = flight.record
+        with self.service_deployments.lock:
+            now = self._clock()
+            record.status = status
+            record.status_reason = reason
+            record.updated_at = record.finished_at = now
+            if status == "STOPPED":
+                record.stopped_at = now
+            hook = record.awaiting_hook()
+            if hook is not None:
+                hook.status = "FAILED"
+            green, blue = record.target, record.sources
+            if status == "SUCCESSFUL":
+                green.running, green.production_weight, green.test_weight = green.requested, 100.0, 0.0
+                for revision in blue:
+                    revision.running, revision.production_weight, revision.test_weight = 0, 0.0, 0.0
+            elif status.startswith("ROLLBACK"):
+                green.running, green.production_weight, green.test_weight = 0, 0.0, 0.0
+                for revision in blue:
+                    revision.running, revision.production_weight = revision.requested, 100.0
+        self._flights.pop(record.arn, None)
+
+    def _shift_traffic(  # noqa: PLR0917 - the deployment as _roll_out found it
+        self,
+        watched: _Watched,
+        service: Mapping[str, Any],
+        deployment_id: str,
+        release_id: str,
+        stage: str,
+        prefix: str,
+    ) -> list[Event]:
+        config = service.get("deploymentConfiguration") or {}
+        strategy = str(config["strategy"])
+        desired = int(service.get("desiredCount", 0))
+        revision = str(service.get("taskDefinition", "?")).rsplit("/", 1)[-1]
+        flight = self._register(watched, service, deployment_id, release_id, stage, prefix)
+        flight.steps = _traffic_steps(config, desired, revision)
+        flight.failing = watched.name in self.fail_stages or stage in self.fail_stages
+        pauses = sum(1 for step in flight.steps if step.hook is not None and step.hook.get("targetType") == "PAUSE")
+        self._print(
+            f"{prefix} {_short_release(release_id)} (stage {stage}), deployment {deployment_id}, {revision}: "
+            f"{strategy}, {render.tasks_text(desired)}, service deployment {flight.record.arn.rsplit('/', 1)[-1]}"
+            + (f", {pauses} PAUSE hook{'s' if pauses != 1 else ''}" if pauses else "")
+        )
+        return self._walk(flight)
+
+    def _walk(self, flight: _Flight) -> list[Event]:
+        """Go through the lifecycle stages from the flight's cursor: up to a PAUSE hook (which then
+        waits), to the end (COMPLETED), or until a request arrives (StopServiceDeployment). Every
+        event it returns was sent."""
+        record, prefix = flight.record, flight.prefix
+        while flight.cursor < len(flight.steps):
+            request = self.service_deployments.take_request(record)
+            if request is not None:
+                return self._carry_out(flight, request)
+            step = flight.steps[flight.cursor]
+            if flight.failing and step.stage == "SCALE_UP":
+                self._print(f"{prefix} SCALE_UP: green's tasks fail to start; production traffic stays on blue")
+                events = self._fail(flight.watched, flight.service, record.deployment_id, prefix)
+                self._finish(flight, "ROLLBACK_SUCCESSFUL", "ECS deployment circuit breaker: tasks failed to start.")
+                return self._send(prefix, events)
+            self._enter(flight, step)
+            if step.hook is not None and step.hook.get("targetType") == "PAUSE":
+                return self._pause(flight, step)
+            if step.hook is not None:
+                name = _function_name(step.hook.get("hookTargetArn"))
+                with self.service_deployments.lock:
+                    record.hooks.append(
+                        HookRecord(
+                            HookRecord.new_id("AWS_LAMBDA"),
+                            "AWS_LAMBDA",
+                            str(step.hook_stage),
+                            "SUCCEEDED",
+                            target_arn=str(step.hook.get("hookTargetArn") or "") or None,
+                        )
+                    )
+                self._print(
+                    f"{prefix} {step.hook_stage}: AWS_LAMBDA hook {name} is not invoked here: taken as SUCCEEDED"
+                )
+            else:
+                shortened = (
+                    f" (its {step.bake_minutes} min bake shortened to {self.step_delay:g} s for the simulation)"
+                    if step.bake_minutes
+                    else ""
+                )
+                self._print(f"{prefix} {step.text}{shortened}")
+                if self.step_delay > 0:
+                    self._interrupt.wait(self.step_delay)
+            flight.cursor += 1
+        return self._send(prefix, self._complete(flight))
+
+    def _enter(self, flight: _Flight, step: _Step) -> None:
+        record = flight.record
+        with self.service_deployments.lock:
+            record.lifecycle_stage = step.stage
+            record.updated_at = self._clock()
+            if step.green_running is not None:
+                record.target.running = step.green_running
+            if step.test_on_green is not None:
+                record.target.test_weight = 100.0 if step.test_on_green else 0.0
+                for source in record.sources:
+                    source.test_weight = 0.0 if step.test_on_green else 100.0
+            if step.production_tenths is not None:
+                record.target.production_weight = step.production_tenths / 10
+                for source in record.sources:
+                    source.production_weight = (1000 - step.production_tenths) / 10
+            if step.blue_running is not None:
+                for source in record.sources:
+                    source.running = step.blue_running
+
+    def _pause(self, flight: _Flight, step: _Step) -> list[Event]:
+        """A PAUSE hook: AWAITING_ACTION until its expiry, and HOOK_AWAITING_ACTION sent."""
+        assert step.hook is not None
+        timeout = step.hook.get("timeoutConfiguration") or {}
+        minutes = _minutes(timeout.get("timeoutInMinutes", DEFAULT_HOOK_TIMEOUT_MINUTES), DEFAULT_HOOK_TIMEOUT_MINUTES)
+        action = "CONTINUE" if timeout.get("action") == "CONTINUE" else DEFAULT_HOOK_TIMEOUT_ACTION
+        now = self._clock()
+        expires = now + (self.hook_timeout if self.hook_timeout is not None else timedelta(minutes=minutes))
+        hook = HookRecord(
+            HookRecord.new_id("PAUSE"),
+            "PAUSE",
+            str(step.hook_stage),
+            "AWAITING_ACTION",
+            expires_at=expires,
+            timeout_action=action,
+            timeout_minutes=minutes,
+            started_at=now,
+        )
+        with self.service_deployments.lock:
+            flight.record.hooks.append(hook)
+            flight.record.updated_at = now
+        shortened = (
+            f", shortened to {self.hook_timeout.total_seconds():g} s for the simulation"
+            if self.hook_timeout is not None
+            else ""
+        )
+        self._print(
+            f"{flight.prefix} PAUSED at {step.hook_stage}: hook {_short(hook.hook_id, 22)} AWAITING_ACTION until "
+            f"{expires:%Y-%m-%d %H:%M:%S} UTC (timeoutInMinutes {minutes}{shortened}; then {action})"
+        )
+        event = self._hook_event(flight, hook, HOOK_AWAITING_ACTION, f"The deployment is paused at {step.hook_stage}.")
+        self._print(
+            f"{flight.prefix} {HOOK_AWAITING_ACTION} sent: waiting for ContinueServiceDeployment "
+            "CONTINUE or ROLLBACK (or StopServiceDeployment)"
+        )
+        return self._send(flight.prefix, [event])
+
+    def _carry_out_requests(self) -> list[Event]:
+        """Hooks whose time is up take their timeout action; then every request is carried out."""
+        events: list[Event] = []
+        for record, hook in self.service_deployments.expire_due(self._clock()):
+            flight = self._flights.get(record.arn)
+            if flight is None:
+                continue
+            why = record.request.why if record.request else "timed out"
+            self._print(f"{flight.prefix} {why}: {HOOK_TIMED_OUT} sent")
+            events += self._send(flight.prefix, [self._hook_event(flight, hook, HOOK_TIMED_OUT, _sentence(why))])
+        for flight in list(self._flights.values()):
+            request = self.service_deployments.take_request(flight.record)
+            if request is not None:
+                events += self._carry_out(flight, request)
+        return events
+
+    def _carry_out(self, flight: _Flight, request: Request) -> list[Event]:
+        record, prefix = flight.record, flight.prefix
+        if request.action == "CONTINUE":
+            step = flight.steps[flight.cursor] if flight.cursor < len(flight.steps) else None
+            self._print(f"{prefix} {request.why}: the deployment goes on")
+            if step is not None and step.hook is not None:
+                flight.cursor += 1
+            return self._walk(flight)
+        if request.action == "ABORT":
+            self._print(
+                f"{prefix} {request.why}: the service stays as the deployment left it; no deployment event is "
+                "simulated for an abort"
+            )
+            self._finish(flight, "STOPPED", _sentence(request.why))
+            return []
+        with self.service_deployments.lock:
+            record.status = "ROLLBACK_IN_PROGRESS"
+            record.rollback = {
+                "reason": request.why,
+                "startedAt": self._clock().timestamp(),
+                "serviceRevisionArn": record.sources[0].arn if record.sources else None,
+            }
+            shifted = record.target.production_weight > 0
+        if not flight.steps:
+            back = "the service rolls back"
+        elif shifted:
+            back = "production traffic goes back to blue; green scales in"
+        else:
+            back = "production traffic stays on blue; green scales in"
+        events = self._roll_back(
+            flight.watched,
+            flight.service,
+            record.deployment_id,
+            prefix,
+            announce=f"{request.why}: {back}; rolling back to",
+            cause=f"ECS deployment {record.deployment_id} {request.why}",
+            failure=f"ECS deployment {record.deployment_id} {request.why}.",
+            outcome="rolled back",
+        )
+        self._finish(flight, "ROLLBACK_SUCCESSFUL", _sentence(request.why))
+        return self._send(prefix, events)
+
+    def _hook_event(self, flight: _Flight, hook: HookRecord, name: str, reason: str) -> Event:
+        """The "ECS Hook State Change" event: the service in resources, the hook and its deployment in
+        the detail (what the deployer reads from it is only a wake-up: REFERENCE.md, ecs_deployments)."""
+        arn = flight.record.service_arn
+        _, _, _, region, account, _ = arn.split(":", 5)
+        now = self._clock()
+        return {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": HOOK_STATE_CHANGE,
+            "source": ECS_SOURCE,
+            "account": account,
+            "time": _event_time(now),
+            "region": region,
+            "resources": [arn],
+            "detail": {
+                "eventType": "WARN" if name == HOOK_TIMED_OUT else "INFO",
+                "eventName": name,
+                "deploymentId": flight.record.deployment_id,
+                "serviceDeploymentArn": flight.record.arn,
+                "hookId": hook.hook_id,
+                "lifecycleStage": hook.lifecycle_stage,
                 "updatedAt": _millis(now),
                 "reason": reason,
             },
@@ -732,12 +1225,22 @@ def for_local_stack(
     fail_projects: Iterable[str] = frozenset(),
     fail_stages: Iterable[str] = frozenset(),
     step_delay: float = 0.0,
+    service_deployments: ServiceDeployments | None = None,
+    hook_timeout: timedelta | None = None,
 ) -> Simulators:
     """Both simulators for the local stack: builds of every project, rollouts of every stage's
-    service in `config`, each confirmed against the deployer's own records before it is sent."""
+    service in `config`, each confirmed against the deployer's own records before it is sent.
+    `service_deployments`: the records the stack's ECS front answers from (`deployer.local.ecs_front`)."""
     builds = CodeBuildSimulator(session, emit, printer, fail_projects, release_lookup=release_lookup_from_store(store))
     rollouts = EcsRolloutSimulator(
-        session.client("ecs"), deployment_lookup_from_store(store), emit, printer, fail_stages, step_delay
+        session.client("ecs"),
+        deployment_lookup_from_store(store),
+        emit,
+        printer,
+        fail_stages,
+        step_delay,
+        service_deployments=service_deployments,
+        hook_timeout=hook_timeout,
     )
     rollouts.watch_pipelines(config)
     return Simulators(builds, rollouts, printer=printer)

@@ -3,6 +3,9 @@
 - moto server (real HTTP on 127.0.0.1) is the AWS, provisioned from template.yaml's own tables,
   bus and secrets, plus a demo account (CodeCommit and ECR repositories, a CodeBuild project, dev
   and prod ECS services) and the demo pipeline published as in production;
+- ECS is reached through a front (`deployer.local.ecs_front`, `AWS_ENDPOINT_URL_ECS` for the
+  functions, this process and the CLI) that answers the service deployment calls moto lacks
+  (List/Describe/Continue/StopServiceDeployment) from the rollout simulator's records;
 - the functions run warm from the `sam build` output; an event reaches the functions whose
   EventBridge rules in template.yaml match it (`deployer.local.router`);
 - a local HTTP server stands in for the approval function's Function URL;
@@ -29,6 +32,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -36,6 +40,7 @@ from typing import Any
 from deployer import template
 
 STATE_FILE = Path(".local/stack.json")
+ECS_ENDPOINT_ENV = "AWS_ENDPOINT_URL_ECS"  # botocore's per-service endpoint variable for ECS
 LOCAL_FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "local",
     "AWS_SECRET_ACCESS_KEY": "local",
@@ -71,6 +76,10 @@ class StackOptions:
     fail_stages: tuple[str, ...] = ()
     step_delay: float = 0.15
     interactive_slack: bool = True
+    blue_green: bool = False
+    """Publish the demo pipeline whose prod is a BLUE_GREEN deployment paused for its approval."""
+    hook_timeout_seconds: float | None = None
+    """Simulated PAUSE hooks time out after this many seconds instead of their timeoutInMinutes."""
 
 
 @dataclass
@@ -78,6 +87,7 @@ class LocalStack:
     options: StackOptions = field(default_factory=StackOptions)
     printer: Callable[[str], None] = print
     endpoint_url: str = ""
+    ecs_endpoint_url: str = ""
     control_url: str = ""
     approval_url: str = ""
     remote: Path | None = None
@@ -105,6 +115,7 @@ class LocalStack:
         root.mkdir(parents=True, exist_ok=True)
         names = DeployerNames(self.options.environment)
         self._start_moto(root)
+        self._start_ecs_front()
         self._provision(names)
         self._start_slack()
         self._start_approval_server()
@@ -160,6 +171,28 @@ class LocalStack:
         os.environ["AWS_ENDPOINT_URL"] = self.endpoint_url
         self.printer(f"AWS        moto server on {self.endpoint_url} (real HTTP; log {root / 'moto.log'})")
 
+    def _start_ecs_front(self) -> None:
+        from deployer.local.ecs_front import EcsFront, ServiceDeployments
+
+        self.service_deployments = ServiceDeployments()
+        front = EcsFront(self.endpoint_url, self.service_deployments).start()
+        self._stoppers.append(front.stop)
+        self.ecs_endpoint_url = front.url
+        previous = os.environ.get(ECS_ENDPOINT_ENV)
+        os.environ[ECS_ENDPOINT_ENV] = self.ecs_endpoint_url
+
+        def restore() -> None:  # a later moto (a test's) must not be shadowed by a dead front
+            if previous is None:
+                os.environ.pop(ECS_ENDPOINT_ENV, None)
+            else:
+                os.environ[ECS_ENDPOINT_ENV] = previous
+
+        self._stoppers.append(restore)
+        self.printer(
+            f"ECS        {self.ecs_endpoint_url} in front of moto: service deployments SIMULATED "
+            f"({ECS_ENDPOINT_ENV} for the functions and the CLI)"
+        )
+
     def _provision(self, names: Any) -> None:
         import boto3
 
@@ -174,12 +207,15 @@ class LocalStack:
             name = str(props["Name"]["Fn::Sub"]).replace("${Environment}", names.environment)
             value = props.get("SecretString") or secrets.token_urlsafe(48)
             self.secret_arns[logical_id] = secrets_client.create_secret(Name=name, SecretString=value)["ARN"]
-        self.account = provision_demo(session)
+        blue_green = self.options.blue_green
+        self.account = provision_demo(session, load_balanced=("prod",) if blue_green else ())
         self.config_store = ConfigStore(names.config_table, max_age_seconds=0)
-        published = self.config_store.publish(load_config_text(demo_pipelines_yaml(self.account)), "deployer local up")
+        pipelines = demo_pipelines_yaml(self.account, blue_green=blue_green)
+        published = self.config_store.publish(load_config_text(pipelines), "deployer local up")
+        variant = " (prod: BLUE_GREEN, approved while paused at POST_TEST_TRAFFIC_SHIFT)" if blue_green else ""
         self.printer(
             f"Provisioned from template.yaml: tables {names.table}, {names.config_table}; bus {names.bus}; "
-            f"secrets; demo pipeline 'web' published (version {published.version})"
+            f"secrets; demo pipeline 'web'{variant} published (version {published.version})"
         )
 
     def _start_slack(self) -> None:
@@ -238,7 +274,7 @@ class LocalStack:
         resource_names.update(self.secret_arns)
         resource_names["ApprovalsHttpFunctionUrl.FunctionUrl"] = self.approval_url
         self.resource_names = resource_names
-        self.env = {"AWS_ENDPOINT_URL": self.endpoint_url}
+        self.env = {"AWS_ENDPOINT_URL": self.endpoint_url, ECS_ENDPOINT_ENV: self.ecs_endpoint_url}
         built = localrun.built_functions(
             self.options.build_dir, names=resource_names, parameters=self._parameters(names)
         )
@@ -347,6 +383,7 @@ class LocalStack:
         from deployer.releases import ReleaseStore
 
         self.store = ReleaseStore(boto3.resource("dynamodb").Table(names.table))
+        seconds = self.options.hook_timeout_seconds
         simulators = for_local_stack(
             boto3.session.Session(),
             self.store,
@@ -355,6 +392,8 @@ class LocalStack:
             self.printer,
             fail_stages=self.options.fail_stages,
             step_delay=self.options.step_delay,
+            service_deployments=self.service_deployments,
+            hook_timeout=timedelta(seconds=seconds) if seconds is not None else None,
         )
         simulators.run_in_background(interval=0.2)
         self._stoppers.append(simulators.stop)
@@ -371,6 +410,7 @@ class LocalStack:
     def _write_state(self, names: Any) -> None:
         state = {
             "endpoint_url": self.endpoint_url,
+            "ecs_endpoint_url": self.ecs_endpoint_url,
             "control_url": self.control_url,
             "approval_url": self.approval_url,
             "slack_url": self.slack.url,
@@ -379,6 +419,8 @@ class LocalStack:
             "env": {
                 **{k: v for k, v in self.function_env.items() if k.startswith("DEPLOYER_")},
                 "DEPLOYER_APPROVAL_URL": self.approval_url,
+                # applied to every function `deployer local invoke/emit` runs: ECS through the front
+                ECS_ENDPOINT_ENV: self.ecs_endpoint_url,
             },
             "buses": {"default": "default", "deployer": names.bus},
             "names": self.resource_names,
