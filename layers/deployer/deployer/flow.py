@@ -579,10 +579,10 @@ def on_hook(event: EcsHookStateChangeEvent, deps: Deps) -> Outcome:
         view = ecs_deployments.in_flight(ecs, cluster, service)
     if view is None:
         return _ignored(event, f"no service deployment in flight on {cluster}/{service}")
+    hook = ecs_deployments.paused_hook(view)  # a hook waiting now wins over an earlier one that timed out
     timed_out = next((h for h in view.hooks if h.timed_out), None)
-    if timed_out is not None:
+    if hook is None and timed_out is not None:
         return {**base, **_pause_timed_out(release, record, timed_out, view, deps)}
-    hook = ecs_deployments.paused_hook(view)
     if hook is None:
         return _ignored(event, f"{view.arn} has no PAUSE hook awaiting action ({view.status}, {view.lifecycle_stage})")
     if release.state is ReleaseState.AWAITING_APPROVAL and record.hook_id == hook.hook_id:

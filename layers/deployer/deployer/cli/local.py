@@ -168,6 +168,18 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="make the SIMULATED ECS rollout of this stage fail (dev, prod, or cluster/service)",
     )
     up.add_argument("--build-dir", type=Path, default=Path(".aws-sam/build"), help="the sam build output")
+    up.add_argument(
+        "--blue-green",
+        action="store_true",
+        help="publish the demo pipeline whose prod is BLUE_GREEN, paused at POST_TEST_TRAFFIC_SHIFT for its approval",
+    )
+    up.add_argument(
+        "--hook-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="SIMULATED PAUSE hooks time out after SECONDS instead of their timeoutInMinutes",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -207,7 +219,14 @@ def up_command(args: argparse.Namespace) -> int:
 
     if not (args.build_dir / "template.yaml").exists():
         raise UsageError(f"no build output in {args.build_dir}: run `make build` first")
-    stack = LocalStack(StackOptions(build_dir=args.build_dir, fail_stages=tuple(args.fail_stage)))
+    stack = LocalStack(
+        StackOptions(
+            build_dir=args.build_dir,
+            fail_stages=tuple(args.fail_stage),
+            blue_green=args.blue_green,
+            hook_timeout_seconds=args.hook_timeout,
+        )
+    )
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     try:
