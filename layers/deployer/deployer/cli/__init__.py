@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 # subcommand name -> (module under deployer.cli, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "plan": ("plan", "validate an ECS rolling configuration and draw the rollout"),
+    "plan": ("plan", "validate a rollout (ROLLING, BLUE_GREEN, LINEAR, CANARY) and draw what ECS will do"),
     "validate": ("validate", "check a pipelines file and print every error with its path"),
     "config": ("config", "publish the pipelines file where the functions read it, or show it"),
     "deploy": ("deploy", "deploy an image to one ECS service now (validated; the same layer as the pipeline)"),
