@@ -107,8 +107,23 @@ _TOP_KEYS: Final = (
 )
 _BREAKER_KEYS: Final = ("enable", "rollback", "resetOnHealthyTask", "thresholdConfiguration")
 _ALARM_KEYS: Final = ("alarmNames", "enable", "rollback")
-_LINEAR_KEYS: Final = ("stepPercent", "stepBakeTimeInMinutes")
-_CANARY_KEYS: Final = ("canaryPercent", "canaryBakeTimeInMinutes")
+
+
+@dataclass(frozen=True)
+class _ShiftSpec:
+    """How ECS checks one traffic-shifting configuration (REFERENCE.md "ECS rolling update")."""
+
+    strategy: str
+    field: str
+    percent_key: str
+    bake_key: str
+    default_percent: float
+    default_bake: int
+    lowest_tenths: int  # the smallest percent, in tenths (multiples of 0.1 up to 100.0)
+
+
+_LINEAR: Final = _ShiftSpec("LINEAR", "linearConfiguration", "stepPercent", "stepBakeTimeInMinutes", 10.0, 6, 30)
+_CANARY: Final = _ShiftSpec("CANARY", "canaryConfiguration", "canaryPercent", "canaryBakeTimeInMinutes", 5.0, 10, 1)
 _EARLY_KEYS: Final = ("enable", "healthyPercent", "sourceServiceRevisionCleanup")
 _HOOK_KEYS: Final = (
     "targetType",
@@ -1023,76 +1038,49 @@ class _Validate(_Checker):
             self.normalized[field] = minutes
 
     def linear(self, value: object, strategy: str | None) -> None:
-        prefix = "linearConfiguration"
-        if value is MISSING:
-            if strategy == "LINEAR":
-                self.normalized[prefix] = {"stepPercent": 10.0, "stepBakeTimeInMinutes": 6}
-                self.note(prefix, value, _ecs("not given: LINEAR uses stepPercent 10.0 and stepBakeTimeInMinutes 6"))
-            return
-        if strategy != "LINEAR":
-            self.error(
-                prefix,
-                value,
-                _ecs("linearConfiguration is only valid with the LINEAR strategy"),
-                "set strategy: LINEAR, or remove linearConfiguration",
-            )
-        given = self.mapping(prefix, value, "a mapping with stepPercent and stepBakeTimeInMinutes")
-        if given is None:
-            return
-        self.unknown_keys(prefix, given, _LINEAR_KEYS)
-        step = given.get("stepPercent", MISSING)
-        bake = given.get("stepBakeTimeInMinutes", MISSING)
-        result: dict[str, Any] = {
-            "stepPercent": 10.0 if step is MISSING else self.tenths(f"{prefix}.stepPercent", step, 30, 1000),
-            "stepBakeTimeInMinutes": 6
-            if bake is MISSING
-            else self.integer(
-                f"{prefix}.stepBakeTimeInMinutes",
-                bake,
-                0,
-                MAX_BAKE_MINUTES,
-                _ecs("stepBakeTimeInMinutes is 0 to 1440 minutes (24 hours)"),
-            ),
-        }
-        self.normalized[prefix] = result
+        self.shifting(_LINEAR, value, strategy)
 
     def canary(self, value: object, strategy: str | None) -> None:
-        prefix = "canaryConfiguration"
+        self.shifting(_CANARY, value, strategy)
+
+    def shifting(self, spec: _ShiftSpec, value: object, strategy: str | None) -> None:
+        """linearConfiguration / canaryConfiguration: one rule, two tables (`_LINEAR`, `_CANARY`)."""
+        prefix, percent_key, bake_key = spec.field, spec.percent_key, spec.bake_key
         if value is MISSING:
-            if strategy == "CANARY":
-                self.normalized[prefix] = {"canaryPercent": 5.0, "canaryBakeTimeInMinutes": 10}
+            if strategy == spec.strategy:
+                self.normalized[prefix] = {percent_key: spec.default_percent, bake_key: spec.default_bake}
                 self.note(
                     prefix,
                     value,
-                    _ecs("not given: CANARY uses canaryPercent 5.0 and canaryBakeTimeInMinutes 10"),
+                    _ecs(
+                        f"not given: {spec.strategy} uses {percent_key} {spec.default_percent} "
+                        f"and {bake_key} {spec.default_bake}"
+                    ),
                 )
             return
-        if strategy != "CANARY":
+        if strategy != spec.strategy:
             self.error(
                 prefix,
                 value,
-                _ecs("canaryConfiguration is only valid with the CANARY strategy"),
-                "set strategy: CANARY, or remove canaryConfiguration",
+                _ecs(f"{prefix} is only valid with the {spec.strategy} strategy"),
+                f"set strategy: {spec.strategy}, or remove {prefix}",
             )
-        given = self.mapping(prefix, value, "a mapping with canaryPercent and canaryBakeTimeInMinutes")
+        given = self.mapping(prefix, value, f"a mapping with {percent_key} and {bake_key}")
         if given is None:
             return
-        self.unknown_keys(prefix, given, _CANARY_KEYS)
-        percent = given.get("canaryPercent", MISSING)
-        bake = given.get("canaryBakeTimeInMinutes", MISSING)
-        result: dict[str, Any] = {
-            "canaryPercent": 5.0 if percent is MISSING else self.tenths(f"{prefix}.canaryPercent", percent, 1, 1000),
-            "canaryBakeTimeInMinutes": 10
+        self.unknown_keys(prefix, given, (percent_key, bake_key))
+        percent = given.get(percent_key, MISSING)
+        bake = given.get(bake_key, MISSING)
+        self.normalized[prefix] = {
+            percent_key: spec.default_percent
+            if percent is MISSING
+            else self.tenths(f"{prefix}.{percent_key}", percent, spec.lowest_tenths, 1000),
+            bake_key: spec.default_bake
             if bake is MISSING
             else self.integer(
-                f"{prefix}.canaryBakeTimeInMinutes",
-                bake,
-                0,
-                MAX_BAKE_MINUTES,
-                _ecs("canaryBakeTimeInMinutes is 0 to 1440 minutes (24 hours)"),
+                f"{prefix}.{bake_key}", bake, 0, MAX_BAKE_MINUTES, _ecs(f"{bake_key} is 0 to 1440 minutes (24 hours)")
             ),
         }
-        self.normalized[prefix] = result
 
     def hooks(self, value: object) -> None:
         prefix = "lifecycleHooks"
