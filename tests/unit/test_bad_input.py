@@ -481,7 +481,8 @@ def check_one_event(env: Env, function: str, event: Any, capsys: pytest.CaptureF
     else:
         assert outcomes(response) != {"refused"}
         assert [line for line in lines if line["level"] not in {"INFO", "DEBUG"}] == []
-        assert any(event_id in str(line["message"]) for line in lines)
+        named = runtime.usable_event_id(event)  # what runtime.run's outcome line calls the event
+        assert any(event_id in str(line["message"]) or named in str(line["message"]) for line in lines)
 
 
 # --- mutations -------------------------------------------------------------------------------------
@@ -765,6 +766,21 @@ def test_validate_never_raises_on_a_mutated_example(
     path.write_text(text, encoding="utf-8", errors="surrogatepass")
     # WHEN validated THEN 0 or 1, never an exception
     check_validate(capsys, path, readable=not _has_surrogates(text))
+
+
+def test_validate_quotes_a_lone_surrogate_escaped_instead_of_raising(
+    capsys: pytest.CaptureFixture[str], pipeline_files: Path
+) -> None:
+    # GIVEN a rollout whose `alarms` is YAML's "\ud800" (a lone surrogate; hypothesis found it)
+    data = yaml.safe_load(EXAMPLE_TEXT)
+    data["pipelines"][0]["stages"][0]["rollout"]["alarms"] = "\ud800"
+    path = pipeline_files / "surrogate.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=False), encoding="utf-8")
+    # WHEN validated, as text and as JSON THEN invalid (exit 1), the value shown escaped
+    check_validate(capsys, path, readable=True)
+    code, out, _ = validate(capsys, path)
+    assert code == 1
+    assert "\\ud800" in out
 
 
 def _has_surrogates(text: str) -> bool:

@@ -69,12 +69,18 @@ def as_json(result: CheckResult) -> dict[str, object]:
     }
 
 
+def printable(text: str) -> str:
+    """`text` as the terminal can take it: YAML lets a file spell a lone surrogate ("\\ud800"),
+    which messages quote and UTF-8 cannot encode; it is shown escaped instead of raising."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def print_result(result: CheckResult) -> None:
     for message in result.error_messages:
-        print(message)
+        print(printable(message))
     for message in result.warning_messages:
-        print(f"warning: {message}")
-    print(summary(result))
+        print(printable(f"warning: {message}"))
+    print(printable(summary(result)))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -83,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     code = 0 if result.valid else 1
     with closed_pipe_is_fine():
         if args.json:
-            print(json.dumps(as_json(result), indent=2, ensure_ascii=False))
+            print(printable(json.dumps(as_json(result), indent=2, ensure_ascii=False)))
         else:
             print_result(result)
     return code
