@@ -368,14 +368,9 @@ def _draw_traffic(
         f"{strategy} deployment of {tasks_text(args.desired)} (REPLICA on {facts.launch_type}): "
         f"{_strategy_header(args, strategy)}"
     )
-    if args.spare_capacity is not None:
-        header += f", cluster room for {args.spare_capacity} more"
-    if facts.desired_range is not None:
-        header += f", autoscaling {facts.desired_range[0]}..{facts.desired_range[1]}"
-    print(header, file=out)
+    print(header + _room_and_range(args, facts), file=out)
     if rollout is None:
-        print("Refused: this configuration cannot be rolled out as asked.", file=out)
-        _findings(out, "Errors", validation.errors)
+        _refused(out, validation)
     else:
         print(
             "Needs: a load balancer with an alternate target group, so ECS can shift traffic "
@@ -442,18 +437,28 @@ def _draw(
         f"Rolling update of {tasks_text(args.desired)} ({scheduling} on {facts.launch_type}): "
         f"minimumHealthyPercent {args.min}, maximumPercent {args.max}"
     )
-    if args.spare_capacity is not None:
-        header += f", cluster room for {args.spare_capacity} more"
-    if facts.desired_range is not None:
-        header += f", autoscaling {facts.desired_range[0]}..{facts.desired_range[1]}"
-    print(header, file=out)
+    print(header + _room_and_range(args, facts), file=out)
     if rollout is None:
-        print("Refused: this configuration cannot be rolled out as asked.", file=out)
-        _findings(out, "Errors", validation.errors)
+        _refused(out, validation)
     else:
         draw_plan(out, rollout, args.min, args.max, glyph)
     _findings(out, "Warnings", validation.warnings)
     _findings(out, "Notes", validation.notes)
+
+
+def _room_and_range(args: argparse.Namespace, facts: ServiceFacts) -> str:
+    """The header's tail, shared by every strategy: spare cluster room and the autoscaling range."""
+    tail = ""
+    if args.spare_capacity is not None:
+        tail += f", cluster room for {args.spare_capacity} more"
+    if facts.desired_range is not None:
+        tail += f", autoscaling {facts.desired_range[0]}..{facts.desired_range[1]}"
+    return tail
+
+
+def _refused(out: TextIO, validation: Validation) -> None:
+    print("Refused: this configuration cannot be rolled out as asked.", file=out)
+    _findings(out, "Errors", validation.errors)
 
 
 def _findings(out: TextIO, title: str, findings: Sequence[Finding]) -> None:
