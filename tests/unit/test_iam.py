@@ -10,8 +10,9 @@ https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonel
   DescribeServiceDeployments and StopServiceDeployment each list two required resource types,
   "Resource types (*required): service*" and "service-deployment*", so a statement that names only
   service-deployment ARNs does not authorize them.
-- "service-deployment: arn:${Partition}:ecs:${Region}:${Account}:service-deployment/${ClusterName}/${ServiceName}/${ServiceDeploymentId}";
-  "service: arn:${Partition}:ecs:${Region}:${Account}:service/${ClusterName}/${ServiceName}".
+- Resource types: "service-deployment", ARN "arn:${Partition}:ecs:${Region}:${Account}:" followed
+  by "service-deployment/${ClusterName}/${ServiceName}/${ServiceDeploymentId}" (one string, split
+  here); "service", ARN "arn:${Partition}:ecs:${Region}:${Account}:service/${ClusterName}/${ServiceName}".
 - API operations table: UpdateService authorizes "iam:PassRole / Condition key: iam:PassedToService /
   Possible value(s): ecs-tasks.amazonaws.com, ecs.amazonaws.com"; RegisterTaskDefinition
   "iam:PassRole / iam:PassedToService / ecs-tasks.amazonaws.com".
@@ -112,7 +113,8 @@ def test_service_deployment_actions_stay_in_the_stacks_account_and_region(resour
 def test_functions_that_do_not_deploy_hold_no_deploy_permission(function: str) -> None:
     statements = function_statements(function)
     for action in ("ecs:UpdateService", *SERVICE_DEPLOYMENT_ACTIONS):
-        assert not allows(statements, action, SERVICE_DEPLOYMENT) and not allows(statements, action, SERVICE)
+        assert not allows(statements, action, SERVICE_DEPLOYMENT)
+        assert not allows(statements, action, SERVICE)
     assert not allows(statements, "iam:PassRole", HOOK_ROLE, {"iam:PassedToService": "ecs.amazonaws.com"})
     assert not allows(statements, "iam:PassRole", role("web-task"), {"iam:PassedToService": "ecs-tasks.amazonaws.com"})
 
@@ -196,7 +198,8 @@ def test_every_role_a_deployment_passes_to_ecs_is_passable(store: ReleaseStore, 
     assert set(requests["UpdateService"]) == {"cluster", "service", "taskDefinition", "deploymentConfiguration"}
     # The PAUSE hook of the approval carries no role (ECS refuses roleArn on PAUSE hooks).
     pause = requests["UpdateService"]["deploymentConfiguration"]["lifecycleHooks"][1]
-    assert pause["targetType"] == "PAUSE" and "roleArn" not in pause
+    assert pause["targetType"] == "PAUSE"
+    assert "roleArn" not in pause
     # THEN the function's role may pass each of them, to the service that assumes it
     statements = function_statements(function)
     for operation, service in PASSED_TO.items():
