@@ -23,6 +23,12 @@ Developer Guide, "Permissions required for Lambda functions in Amazon ECS blue/g
 deployments", https://docs.aws.amazon.com/AmazonECS/latest/developerguide/blue-green-permissions.html :
 "This role allows Amazon ECS to invoke your Lambda functions at various stages of the deployment
 lifecycle", with the trust policy `"Principal": {"Service": ["ecs.amazonaws.com"]}`.
+
+Which roles are passed at all: IAM User Guide, "Grant a user permissions to pass a role to an AWS
+service", https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use_passrole.html : "A user can
+pass a role ARN as a parameter in any API operation that uses the role to assign permissions to the
+service. The service then checks whether that user has the iam:PassRole permission." So only the
+role ARNs in a request count; the test collects them from the requests the deployer really sends.
 """
 
 from __future__ import annotations
