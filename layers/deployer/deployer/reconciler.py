@@ -262,10 +262,10 @@ def _resume(release: Release, why: str, deps: Deps) -> Outcome | None:
             stage = pipeline.stage_named(fresh.stage)
             if stage is None:
                 return None
-            return {"outcome": "resumed", "reason": why, **flow.deploy_stage(fresh, pipeline, stage, deps)}
+            return {"outcome": "resumed", "reason": why, "next": flow.deploy_stage(fresh, pipeline, stage, deps)}
         return {"outcome": "resumed", "reason": why, "next": flow.deploy_next(fresh, deps, after=None)}
     resumed = flow.resume_unfinished(fresh, deps)
-    return None if resumed is None else {"outcome": "resumed", "reason": why, **resumed}
+    return None if resumed is None else {"outcome": "resumed", "reason": why, "next": resumed}
 
 
 # -- stages -------------------------------------------------------------------------------------
@@ -310,7 +310,7 @@ def _queued(release: Release, record: StageRecord, deps: Deps) -> Outcome | None
     else:
         pipeline = flow._pipeline(deps, release.pipeline)
         stage = pipeline.stage_named(release.stage or "")
-        follow = flow.deploy_stage(release, pipeline, stage, deps) if stage is not None else {}
+        follow = {"next": flow.deploy_stage(release, pipeline, stage, deps)} if stage is not None else {}
     return {"outcome": "handed_over", "reason": reason, **follow}
 
 
