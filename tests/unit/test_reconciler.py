@@ -30,8 +30,13 @@ lacks by `tests.support.ecs_stub`, both checked against botocore's models. The A
 
 from __future__ import annotations
 
+import importlib.util
+import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import boto3
@@ -39,7 +44,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from deployer import flow, reconciler
+from deployer import flow, reconciler, runtime, template
 from deployer.events import (
     CodeBuildStateChangeEvent,
     CodeCommitReferenceEvent,
@@ -459,3 +464,64 @@ def test_finished_releases_leave_the_index(world: World, ecs_calls: ServiceDeplo
     reconciler.reconcile(world.deps, later(25))
     assert world.store.inflight_releases("web") == []
     assert world.store.building_releases("web") == []
+
+
+# -- the schedule ---------------------------------------------------------------------------------
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "ecs-deployer-test-on-approval"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:ecs-deployer-test-on-approval"
+    aws_request_id: str = "5d3c6e1b-reconcile"
+
+
+def on_approval_handler() -> ModuleType:
+    path = Path(__file__).resolve().parents[2] / "functions" / "on_approval" / "app.py"
+    spec = importlib.util.spec_from_file_location("reconciler_on_approval_app", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_schedule_runs_the_expiry_and_the_reconciler(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN OnApprovalFunction with the schedule's input from template.yaml
+    for name, value in world.names.env().items():
+        monkeypatch.setenv(name, value)
+    runtime.settings.cache_clear()
+    runtime.deps.cache_clear()
+    sweep = template.resources("AWS::Serverless::Function")["OnApprovalFunction"]["Events"]["ExpirySweep"]
+    schedule_input = json.loads(sweep["Properties"]["Input"])
+    handler = on_approval_handler()
+    seen: list[Any] = []
+    monkeypatch.setattr(reconciler, "reconcile", lambda deps: seen.append(deps) or [{"outcome": "deployed"}])
+    try:
+        # WHEN the schedule fires
+        answer = handler.lambda_handler(schedule_input, LambdaContext())
+    finally:
+        runtime.settings.cache_clear()
+        runtime.deps.cache_clear()
+    # THEN approvals are expired and the reconciler runs, in one invocation
+    assert schedule_input == {"sweep": "reconcile"}
+    assert answer == {"expired": [], "reconciled": [{"outcome": "deployed"}]}
+    assert len(seen) == 1
+
+
+def test_the_sweep_may_read_the_builds_of_the_projects_it_may_start() -> None:
+    functions = template.resources("AWS::Serverless::Function")
+
+    def statements(function: str) -> list[dict[str, Any]]:
+        return [
+            statement
+            for policy in functions[function]["Policies"]
+            if isinstance(policy, dict) and "Statement" in policy
+            for statement in policy["Statement"]
+        ]
+
+    (start,) = [s for s in statements("OnPushFunction") if s["Action"] == "codebuild:StartBuild"]
+    (read,) = [s for s in statements("OnApprovalFunction") if s["Action"] == "codebuild:BatchGetBuilds"]
+    assert read["Resource"] == start["Resource"]
+    assert read["Effect"] == "Allow"
