@@ -41,6 +41,8 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.parsers import create_parser
 from botocore.stub import Stubber
 from moto import mock_aws
 
@@ -51,6 +53,16 @@ from deployer.events import (
     EcsDeploymentStateChangeEvent,
     parse_event,
 )
+from deployer.local.ecs_front import (
+    JSON_CONTENT_TYPE,
+    SIMULATED_OPERATIONS,
+    EcsApiError,
+    RevisionRecord,
+    ServiceDeploymentRecord,
+    ServiceDeployments,
+    service_revision_arn,
+)
+from deployer.local.ecs_front import service_deployment_arn as local_service_deployment_arn
 from deployer.provision import push_demo_image
 from deployer.releases import Release, ReleaseState, StageState
 from tests.support.ecs_stub import ServiceDeploymentCalls
@@ -525,3 +537,66 @@ def test_the_sweep_may_read_the_builds_of_the_projects_it_may_start() -> None:
     (read,) = [s for s in statements("OnApprovalFunction") if s["Action"] == "codebuild:BatchGetBuilds"]
     assert read["Resource"] == start["Resource"]
     assert read["Effect"] == "Allow"
+
+
+# -- the local stack's simulated ECS ----------------------------------------------------------------
+
+
+def answered_by_the_local_front(client: Any, deployments: ServiceDeployments) -> None:
+    """The service-deployment calls of `client` answered by the local stack's simulated ECS
+    (`deployer.local.ecs_front.ServiceDeployments`) from the JSON botocore serialized, and the JSON
+    answer parsed by botocore's own JSON parser, as the local stack's front does over HTTP."""
+    parser = create_parser("json")
+
+    def call(model: Any, params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        try:
+            status, body = 200, deployments.answer(model.name, json.loads(params["body"] or b"{}"))
+        except EcsApiError as exc:
+            status, body = exc.status, exc.body()
+        headers = {"Content-Type": JSON_CONTENT_TYPE}
+        raw = {"body": json.dumps(body).encode(), "headers": headers, "status_code": status}
+        return AWSResponse("https://ecs.local", status, headers, None), parser.parse(raw, model.output_shape)
+
+    for operation in SIMULATED_OPERATIONS:
+        client.meta.events.register_first(f"before-call.ecs.{operation}", call)
+
+
+def simulated(world: World, release: Release, stage: str, status: str) -> ServiceDeploymentRecord:
+    record = release.stages[stage]
+    service_arn = f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/{record.cluster}/{record.service}"
+    created = datetime.fromisoformat(record.started_at) + timedelta(seconds=1)
+    return ServiceDeploymentRecord(
+        arn=local_service_deployment_arn(service_arn),
+        service_arn=service_arn,
+        cluster_arn=f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{record.cluster}",
+        deployment_id=record.deployment_id or "",
+        configuration={"minimumHealthyPercent": 100, "maximumPercent": 200},
+        target=RevisionRecord(service_revision_arn(service_arn), 2),
+        created_at=created,
+        status=status,
+        started_at=created,
+        finished_at=created + timedelta(minutes=2) if status == "SUCCESSFUL" else None,
+    )
+
+
+def test_the_reconciler_works_against_the_local_stacks_simulated_ecs(world: World) -> None:
+    # GIVEN dev deploying with a 30-minute deadline, and the local stack's simulated ECS holding its
+    # service deployment still IN_PROGRESS (no breaker: no event will ever come)
+    deployments = ServiceDeployments()
+    answered_by_the_local_front(world.deps.stages.ecs, deployments)
+    stuck = deploying_dev(world, "local-stuck")
+    world.publish(
+        pipelines_yaml(world).replace("      - name: dev\n", "      - name: dev\n        deadlineMinutes: 30\n")
+    )
+    dev = deployments.add(simulated(world, stuck, "dev", "IN_PROGRESS"))
+    # WHEN the sweep runs past dev's deadline
+    (outcome,) = reconciler.reconcile(world.deps, later(45))
+    # THEN the simulator was asked to roll dev back, and the release says why
+    assert outcome["stopped"] == dev.arn
+    assert dev.status == "ROLLBACK_REQUESTED"
+    request = deployments.take_request(dev)
+    assert request is not None
+    assert request.action == "ROLLBACK"
+    ended = current(world, stuck.release_id)
+    assert ended.state is ReleaseState.DEPLOY_FAILED
+    assert (ended.reason or "").startswith("reconciler: no completion within 30 minutes; rolled back")
