@@ -64,7 +64,7 @@ from deployer.local.ecs_front import (
 )
 from deployer.local.ecs_front import service_deployment_arn as local_service_deployment_arn
 from deployer.provision import push_demo_image
-from deployer.releases import Release, ReleaseState, StageState
+from deployer.releases import Release, ReleaseState, StageRecord, StageState
 from tests.support.ecs_stub import ServiceDeploymentCalls
 from tests.support.events import load_event
 from tests.support.world import World, commit_id, make_world
@@ -417,6 +417,24 @@ def test_the_stages_own_deadline_applies(world: World, ecs_calls: ServiceDeploym
     assert (release.reason or "").startswith("reconciler: no completion within 20 minutes; rolled back")
 
 
+def test_time_spent_waiting_for_an_approval_never_counts_against_the_deadline(
+    world: World, ecs_calls: ServiceDeploymentCalls
+) -> None:
+    # GIVEN dev's deployment started 3 hours ago, paused for an approval, and continued just now
+    release = deploying_dev(world, "approved-late")
+    record = release.stages["dev"]
+    three_hours_ago = (datetime.now(UTC) - timedelta(hours=3)).isoformat()
+    paused = StageRecord(**{**record.__dict__, "started_at": three_hours_ago})
+    world.store.transition(release, ReleaseState.AWAITING_APPROVAL, reason="paused", stages={"dev": paused})
+    world.store.transition(release, ReleaseState.DEPLOYING, reason="approved: ECS continues")
+    expect_deployment(ecs_calls, current(world, release.release_id), "dev", "IN_PROGRESS")
+    # WHEN the sweep runs 45 minutes after the approval (60-minute deadline)
+    assert reconciler.reconcile(world.deps, later(45)) == []
+    # THEN the deployment goes on: the clock restarted when it was continued
+    assert "StopServiceDeployment" not in ecs_calls.names()
+    assert current(world, release.release_id).state is ReleaseState.DEPLOYING
+
+
 def test_a_deployment_paused_at_a_hook_is_not_stuck(world: World, ecs_calls: ServiceDeploymentCalls) -> None:
     # GIVEN dev paused at a PAUSE hook someone added (its timeout governs it) long past the deadline
     release = deploying_dev(world, "paused")
@@ -438,8 +456,6 @@ def test_a_stage_paused_between_stages_resumes(world: World, ecs_calls: ServiceD
     # GIVEN dev DEPLOYED whose next step never started (the invocation died, its retries ran out)
     release = deploying_dev(world, "between")
     record = release.stages["dev"]
-    from deployer.releases import StageRecord
-
     done = StageRecord(**{**record.__dict__, "state": StageState.DEPLOYED, "finished_at": record.started_at})
     world.store.transition(release, ReleaseState.DEPLOYED, stage="dev", reason="dev runs", stages={"dev": done})
     world.store.release_service(record.cluster, record.service, release.release_id)
