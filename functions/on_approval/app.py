@@ -1,6 +1,7 @@
 """on_approval: an "Approval Decided" event deploys the stage (or continues a paused deployment)
 or ends the release REJECTED; "Rollback Requested" (Slack's Roll back button) rolls a stage back;
-a schedule ends releases whose approval expired (APPROVAL_EXPIRED)."""
+its schedule (every 15 minutes) ends releases whose approval expired (APPROVAL_EXPIRED) and reconciles
+releases whose build or deployment event was lost (`deployer.reconciler`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from deployer import flow, runtime
+from deployer import flow, reconciler, runtime
 from deployer.events import ROLLBACK_REQUESTED, ApprovalDecidedEvent, RollbackRequestedEvent
 
 logger = Logger()
@@ -19,7 +20,11 @@ metrics = Metrics()
 # EventBridge delivers at least once: the same event id is handled once (invariant 1).
 persistence = runtime.idempotency_store()
 idempotency = IdempotencyConfig(event_key_jmespath="id", raise_on_no_idempotency_key=False)
-SWEEP = {"sweep": "expired-approvals"}
+# The schedule's input. "reconcile" does both; "expired-approvals" (the input before the reconciler)
+# still expires approvals only; "backfill-index" is the one-off after upgrading (README, "Lost events").
+SWEEP = {"sweep": "reconcile"}
+EXPIRY_ONLY = {"sweep": "expired-approvals"}
+BACKFILL = {"sweep": "backfill-index"}
 
 
 @logger.inject_lambda_context(log_event=False)
@@ -27,7 +32,14 @@ SWEEP = {"sweep": "expired-approvals"}
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if event == SWEEP:
+        runtime.share_logging(logger)
+        deps = runtime.deps()
+        return {"expired": flow.sweep_expired_approvals(deps), "reconciled": reconciler.reconcile(deps)}
+    if event == EXPIRY_ONLY:
         return {"expired": flow.sweep_expired_approvals(runtime.deps())}
+    if event == BACKFILL:
+        runtime.share_logging(logger)
+        return {"backfilled": reconciler.backfill(runtime.deps())}
     return _decision(event, context)
 
 

@@ -103,6 +103,9 @@ S1 = "pipelines.0.stages.1"
 SCHEMA_ERRORS = [
     # (what, path to set, value, expected error path, fragment of the message)
     ("name with capitals", f"{P0}.name", "Web", "pipelines[0].name", "a-z, 0-9 and '-'"),
+    ("deadline too short", f"{S0}.deadlineMinutes", 4, "pipelines[0].stages[0].deadlineMinutes", "outside 5..10080"),
+    ("deadline too long", f"{S0}.deadlineMinutes", 10081, "pipelines[0].stages[0].deadlineMinutes", "outside 5..10080"),
+    ("deadline as text", f"{S0}.deadlineMinutes", "60", "pipelines[0].stages[0].deadlineMinutes", "valid integer"),
     ("name too long", f"{P0}.name", "a" * 65, "pipelines[0].name", "1 to 64"),
     ("name not a string", f"{P0}.name", 7, "pipelines[0].name", "expected a string"),
     ("repository with a space", f"{P0}.repository", "web app", "pipelines[0].repository", "CodeCommit"),
@@ -301,6 +304,8 @@ VALID_VARIANTS = [
     ("design example", None, None),
     ("containers list", P0, {**base()["pipelines"][0], "container": None, "containers": ["web", "sidecar"]}),
     ("expiry 1 hour", f"{S1}.approval.expiresInHours", 1),
+    ("shortest deadline", f"{S0}.deadlineMinutes", 5),
+    ("longest deadline", f"{S0}.deadlineMinutes", 10080),
     ("expiry 168 hours", f"{S1}.approval.expiresInHours", 168),
     ("approval channel id", f"{S1}.approval.channel", "C012ABCDEF"),
     ("W approver", f"{S1}.approval.approvers", ["W012ABCDEF"]),
@@ -511,8 +516,19 @@ def test_every_error_is_listed_not_only_the_first() -> None:
         (f"{S1}.approval.approvers", [], "pipelines[0].stages[1].approval.approvers"),
         (f"{S1}.approval.approvers", ["U012ABCDEF", "U012ABCDEF"], "pipelines[0].stages[1].approval.approvers[1]"),
         ("pipelines", [], "pipelines"),
+        (
+            S1,
+            {
+                "name": "prod",
+                "cluster": "prod",
+                "service": "web",
+                "rollout": {"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 15},
+                "deadlineMinutes": 15,
+            },
+            "pipelines[0].stages[1].deadlineMinutes",
+        ),
     ],
-    ids=["outage rollout", "anyone may approve", "approver twice", "no pipelines"],
+    ids=["outage rollout", "anyone may approve", "approver twice", "no pipelines", "deadline within the bake"],
 )
 def test_warnings_do_not_fail(path: str, value: Any, warning_path: str) -> None:
     # GIVEN something legal but probably not meant
@@ -520,6 +536,69 @@ def test_warnings_do_not_fail(path: str, value: Any, warning_path: str) -> None:
     # THEN it is valid, with a warning at its path
     assert result.valid
     assert warning_path in [w.path for w in result.warnings]
+
+
+DEADLINES = [
+    # (what, rollout, the default deadline in minutes)
+    ("no rollout: ROLLING", None, 60),
+    ("ROLLING with a breaker", {"minimumHealthyPercent": 100, "circuitBreaker": {"rollback": True}}, 60),
+    ("BLUE_GREEN: bake 15 + 30", {"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 15}, 45),
+    # 25% steps: 3 step bakes of 5 (none after 100%), bake 10, + 30
+    (
+        "LINEAR 25% every 5 min",
+        {
+            "strategy": "LINEAR",
+            "bakeTimeInMinutes": 10,
+            "linearConfiguration": {"stepPercent": 25.0, "stepBakeTimeInMinutes": 5},
+        },
+        55,
+    ),
+    ("LINEAR defaults: 9 step bakes of 6 + 30", {"strategy": "LINEAR"}, 84),
+    (
+        "CANARY: canary bake 15 + bake 30 + 30",
+        {
+            "strategy": "CANARY",
+            "bakeTimeInMinutes": 30,
+            "canaryConfiguration": {"canaryPercent": 10.0, "canaryBakeTimeInMinutes": 15},
+        },
+        75,
+    ),
+    (
+        "BLUE_GREEN with a Lambda hook: bake 5 + hook 20 + 30",
+        {
+            "strategy": "BLUE_GREEN",
+            "bakeTimeInMinutes": 5,
+            "lifecycleHooks": [
+                {
+                    "targetType": "AWS_LAMBDA",
+                    "hookTargetArn": "arn:aws:lambda:eu-west-1:123456789012:function:smoke",
+                    "roleArn": "arn:aws:iam::123456789012:role/ecs-hooks",
+                    "lifecycleStages": ["POST_TEST_TRAFFIC_SHIFT"],
+                    "timeoutConfiguration": {"timeoutInMinutes": 20},
+                }
+            ],
+        },
+        55,
+    ),
+]
+
+
+@pytest.mark.parametrize(("rollout", "minutes"), [c[1:] for c in DEADLINES], ids=[c[0] for c in DEADLINES])
+def test_a_stage_without_deadline_minutes_gets_its_strategys_default(rollout: Any, minutes: int) -> None:
+    # GIVEN a stage that sets no deadlineMinutes WHEN its deadline is asked
+    data = put(base(), f"{S0}.rollout", rollout if rollout is not None else DELETE)
+    stage = load_config_text(dump(data)).pipelines[0].stages[0]
+    # THEN it is the strategy's own duration plus a margin (ROLLING: 60 minutes)
+    assert stage.deadline_minutes is None
+    assert stage.deadline_minutes_or_default() == minutes
+
+
+def test_deadline_minutes_is_kept_and_published() -> None:
+    data = put(base(), f"{S0}.deadlineMinutes", 90)
+    config = load_config_text(dump(data))
+    assert config.pipelines[0].stages[0].deadline_minutes_or_default() == 90
+    assert '"deadlineMinutes":90' in to_published_json(config)
+    assert from_published_json(to_published_json(config)) == config
 
 
 def test_design_example_has_no_warnings() -> None:
@@ -850,6 +929,7 @@ KEYS = sorted(
         "pipelines", "name", "repository", "branch", "build", "project", "container", "containers",
         "stages", "cluster", "service", "rollout", "approval", "approvers", "expiresInHours", "channel",
         "at", "slack", "minimumHealthyPercent", "maximumPercent", "circuitBreaker", "rollback", "enable",
+        "deadlineMinutes",
         "strategy", "deploymentCircuitBreaker", "alarms", "lifecycleHooks", "<<",
     }
 )  # fmt: skip

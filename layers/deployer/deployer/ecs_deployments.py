@@ -36,6 +36,7 @@ __all__ = [
     "ServiceDeploymentView",
     "decide",
     "describe",
+    "describe_one",
     "in_flight",
     "pause_hook",
     "paused_hook",
@@ -129,6 +130,11 @@ def _view(raw: dict[str, Any]) -> ServiceDeploymentView:
         hooks=tuple(_hook(h) for h in raw.get("lifecycleHookDetails", [])),
         created_at=raw.get("createdAt"),
     )
+
+
+def describe_one(raw: dict[str, Any]) -> ServiceDeploymentView:
+    """One ServiceDeployment of DescribeServiceDeployments' answer, as a view."""
+    return _view(raw)
 
 
 def describe(ecs: ECSClient, arns: list[str]) -> list[ServiceDeploymentView]:

@@ -183,24 +183,58 @@ def on_build(event: CodeBuildStateChangeEvent, deps: Deps) -> Outcome:
         return {**base, "outcome": "duplicate", "reason": f"release is already {release.state}"}
 
     if release.state is ReleaseState.BUILDING:
-        if event.status is not BuildStatus.SUCCEEDED:
-            reason = f"build {event.detail.build_status}" + (f": logs {event.log_link}" if event.log_link else "")
-            store.transition(release, ReleaseState.BUILD_FAILED, reason=reason, log_link=event.log_link)
-            return {**base, "outcome": "build_failed", "reason": reason}
-        try:
-            image_uri, digest = resolve_image(event.exported(EXPORTED_IMAGE), deps.ecr)
-        except (BadInput, DeploymentError) as exc:
-            store.transition(release, ReleaseState.BUILD_FAILED, reason=str(exc), log_link=event.log_link)
-            return {**base, "outcome": "build_failed", "reason": str(exc)}
+        ended = build_finished(release, event.detail.build_status, event.exported(EXPORTED_IMAGE), event.log_link, deps)
+        if ended is not None:
+            return {**base, **ended}
+    return deploy_next(release, deps, after=None)
+
+
+def build_finished(
+    release: Release,
+    status: str,
+    exported_image: str | None,
+    log_link: str | None,
+    deps: Deps,
+    *,
+    note: str = "",
+) -> Outcome | None:
+    """A BUILDING release whose build ended with `status`: BUILD_FAILED (the outcome is returned)
+    unless it SUCCEEDED with an image, then BUILT with the image pinned by digest (None: deploy the
+    first stage next). Shared by on_build and the reconciler (a build whose event was lost), whose
+    `note` ends the reasons. The transitions are conditional, so the event and the reconciler
+    racing move the release once."""
+    store = deps.store
+    if status != BuildStatus.SUCCEEDED:
+        reason = f"build {status}" + (f": logs {log_link}" if log_link else "") + note
         store.transition(
             release,
-            ReleaseState.BUILT,
-            reason=f"image {image_uri}",
-            image_uri=image_uri,
-            image_digest=digest,
-            log_link=event.log_link,
+            ReleaseState.BUILD_FAILED,
+            reason=reason,
+            log_link=log_link,
+            allowed_from={ReleaseState.BUILDING},
         )
-    return deploy_next(release, deps, after=None)
+        return {"outcome": "build_failed", "reason": reason}
+    try:
+        image_uri, digest = resolve_image(exported_image, deps.ecr)
+    except (BadInput, DeploymentError) as exc:
+        store.transition(
+            release,
+            ReleaseState.BUILD_FAILED,
+            reason=f"{exc}{note}",
+            log_link=log_link,
+            allowed_from={ReleaseState.BUILDING},
+        )
+        return {"outcome": "build_failed", "reason": str(exc)}
+    store.transition(
+        release,
+        ReleaseState.BUILT,
+        reason=f"image {image_uri}{note}",
+        image_uri=image_uri,
+        image_digest=digest,
+        log_link=log_link,
+        allowed_from={ReleaseState.BUILDING},
+    )
+    return None
 
 
 def resume_unfinished(release: Release, deps: Deps) -> Outcome | None:
@@ -502,18 +536,27 @@ def on_deployment(event: EcsDeploymentStateChangeEvent, deps: Deps) -> Outcome:
             return {**base, "outcome": "failed", "reason": reason}
         result = deps.stages.fail(release, stage, ReleaseState.DEPLOY_FAILED, reason)
         return {**base, "outcome": "failed", "reason": reason, "rolled_back": rolled_back, **hand_over(result, deps)}
-    # COMPLETED: the stage is deployed; free the service, then the next stage (or approval).
+    return {**base, **stage_completed(release, stage_name, record, deps)}
+
+
+def stage_completed(release: Release, stage_name: str, record: StageRecord, deps: Deps, *, note: str = "") -> Outcome:
+    """The stage's ECS deployment completed: DEPLOYED, the service's lock to whoever waits, then the
+    next stage (or its approval, or RELEASED). Shared by on_deployment's COMPLETED and the
+    reconciler (a COMPLETED event that was lost), whose `note` ends the reason. The first write is
+    conditional on the release as read, so a late event and the reconciler promote once."""
+    store = deps.store
+    base = {"pipeline": release.pipeline, "release_id": release.release_id, "stage": stage_name}
     done = StageRecord(**{**record.__dict__, "state": StageState.DEPLOYED, "finished_at": now_iso()})
     revision = (record.task_definition_arn or "?").rsplit("/", 1)[-1]
     store.transition(
         release,
         ReleaseState.DEPLOYED,
         stage=stage_name,
-        reason=f"{stage_name} runs {revision}",
+        reason=f"{stage_name} runs {revision}{note}",
         stages={**release.stages, stage_name: done},
     )
     store.record_success(release, stage_name, done)
-    handover = store.release_service(record.cluster, record.service, release_id)
+    handover = store.release_service(record.cluster, record.service, release.release_id)
     follow = hand_over_to(handover, deps)
     if release.is_rollback:
         store.transition(

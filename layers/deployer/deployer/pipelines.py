@@ -80,6 +80,14 @@ MAX_YAML_NODES = 100_000
 MAX_YAML_DEPTH = 64
 MAX_PROBLEMS = 1000  # reported per kind; the rest are counted
 
+# How long a stage's ECS deployment may run before the reconciler stops it and rolls it back
+# (`deadlineMinutes`). At least 5 minutes (the reconciler sweeps every 15), at most a week: longer is
+# no deadline. Without the key, `Stage.deadline_minutes_or_default()` derives one from the strategy.
+MIN_DEADLINE_MINUTES = 5
+MAX_DEADLINE_MINUTES = 10080
+ROLLING_DEADLINE_MINUTES = 60
+DEADLINE_MARGIN_MINUTES = 30  # beyond bake times and hooks' timeouts: scale-up, traffic moves, clean-up
+
 # Approval links are signed for at most a week: a release that waited longer is stale (newer
 # commits have moved on) and a long-lived link is a long-lived credential.
 MAX_APPROVAL_HOURS = 168
@@ -170,6 +178,16 @@ def _check_approval_hours(value: int) -> int:
     return value
 
 
+def _check_deadline(value: int) -> int:
+    if not MIN_DEADLINE_MINUTES <= value <= MAX_DEADLINE_MINUTES:
+        raise ValueError(
+            f"{value} is outside {MIN_DEADLINE_MINUTES}..{MAX_DEADLINE_MINUTES} minutes: the deadline after which "
+            "the deployer stops a deployment that never finished and rolls it back (at least 5 minutes; at most "
+            "a week, beyond which it is no deadline); leave it out for the default of the rollout's strategy"
+        )
+    return value
+
+
 Name = Annotated[str, AfterValidator(_check_name)]
 RepositoryName = Annotated[str, AfterValidator(_check_repository)]
 BranchName = Annotated[str, AfterValidator(_check_branch)]
@@ -178,6 +196,7 @@ EcsName = Annotated[str, AfterValidator(_check_ecs_name)]
 SlackUserId = Annotated[str, AfterValidator(_check_slack_user)]
 SlackChannel = Annotated[str, AfterValidator(_check_slack_channel)]
 ApprovalHours = Annotated[int, AfterValidator(_check_approval_hours)]
+DeadlineMinutes = Annotated[int, AfterValidator(_check_deadline)]
 
 # ECS DeploymentLifecycleHookStage (botocore's ECS model).
 LifecycleStage = Literal[
@@ -277,10 +296,40 @@ class Stage(_Model):
     service: EcsName
     rollout: Rollout | None = None
     approval: Approval | None = None
+    deadline_minutes: DeadlineMinutes | None = Field(None, alias="deadlineMinutes")
 
     def deployment_configuration(self) -> dict[str, Any]:
         """UpdateService's deploymentConfiguration; empty when the stage sets no rollout."""
         return self.rollout.deployment_configuration() if self.rollout is not None else {}
+
+    def deadline_minutes_or_default(self) -> int:
+        """`deadlineMinutes`, else the default of the rollout's strategy (`default_deadline_minutes`)."""
+        if self.deadline_minutes is not None:
+            return self.deadline_minutes
+        return default_deadline_minutes(self.deployment_configuration())
+
+
+def expected_minutes(configuration: Mapping[str, Any]) -> int:
+    """What the rollout itself waits, by its own settings: for BLUE_GREEN, LINEAR and CANARY the bake
+    times plus every lifecycle hook's timeout (each time ECS reaches its stage), as
+    `rolling.traffic_plan` counts them; 0 for ROLLING, which has no set duration. The deployer's own
+    approval pause (`approval.at`) is not in `configuration`: the deadline's clock restarts when a
+    paused deployment is continued."""
+    if configuration.get("strategy") not in HOOK_STRATEGIES:
+        return 0
+    try:
+        plan = rolling.traffic_plan(configuration, 1)
+    except ValueError:  # refused values are reported by `deployer validate`; no duration to count
+        return 0
+    return plan.minimum_minutes + sum(hook.timeout_minutes * hook.runs for hook in plan.hooks)
+
+
+def default_deadline_minutes(configuration: Mapping[str, Any]) -> int:
+    """ROLLING: 60 minutes. BLUE_GREEN, LINEAR, CANARY: `expected_minutes` plus 30 minutes for scaling
+    up, moving traffic and cleaning up. Capped at a week."""
+    if configuration.get("strategy") not in HOOK_STRATEGIES:
+        return ROLLING_DEADLINE_MINUTES
+    return min(MAX_DEADLINE_MINUTES, expected_minutes(configuration) + DEADLINE_MARGIN_MINUTES)
 
 
 class Pipeline(_Model):
@@ -848,6 +897,15 @@ def _warn(config: PipelinesConfig, check: _Checker) -> None:
         check.warning(("pipelines",), "no pipelines: a push starts nothing")
     for p_index, pipeline in enumerate(config.pipelines):
         for s_index, stage in enumerate(pipeline.stages):
+            configuration = stage.deployment_configuration()
+            expected = expected_minutes(configuration)
+            if stage.deadline_minutes is not None and stage.deadline_minutes <= expected:
+                check.warning(
+                    ("pipelines", p_index, "stages", s_index, "deadlineMinutes"),
+                    f"{stage.deadline_minutes} minutes is no longer than the rollout's own bake times and hooks' "
+                    f"timeouts ({expected} minutes): the deployer would stop and roll back deployments that are "
+                    f"still on schedule (leave it out for {default_deadline_minutes(configuration)})",
+                )
             approval = stage.approval
             if approval is None:
                 continue

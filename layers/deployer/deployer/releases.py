@@ -7,7 +7,9 @@ One table, keys `pk` / `sk` (see the README's "State" section):
 | release             | RELEASE#<release id>        | META            | gsi1: PIPELINE#<name> / <order key>;   |
 |                     |                             |                 | pending (sparse): PIPELINE#<name> while |
 |                     |                             |                 | not deploying, WAITING#<name> while it  |
-|                     |                             |                 | waits for an approval                  |
+|                     |                             |                 | waits for an approval, INFLIGHT#<name> |
+|                     |                             |                 | while DEPLOYING or DEPLOYED (the        |
+|                     |                             |                 | reconciler's sweep reads these)        |
 | build index         | BUILD#<build arn>           | META            | build -> release                       |
 | deployment index    | DEPLOYMENT#<ecs deploy id>  | META            | ECS deployment -> release, stage       |
 | stage watermark     | PIPELINE#<name>             | STAGE#<stage>   | newest release that entered the stage  |
@@ -22,9 +24,10 @@ Every change is a conditional write on `version`, so concurrent handlers never l
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -67,6 +70,8 @@ TERMINAL_STATES = frozenset(
     }
 )
 NOT_YET_DEPLOYING = frozenset({ReleaseState.BUILDING, ReleaseState.BUILT})
+# Between its first stage and its last: what the reconciler checks when an ECS event is lost.
+IN_FLIGHT = frozenset({ReleaseState.DEPLOYING, ReleaseState.DEPLOYED})
 
 
 class StageState(enum.StrEnum):
@@ -135,6 +140,9 @@ class Release:
     rollback_of: str | None = None  # rollback: the release whose revision it undoes
     requested_by: dict[str, Any] | None = None  # rollback: who asked (Slack user or CLI principal)
     target_task_definition_arn: str | None = None  # rollback: the revision it redeploys as is
+    # when the release last entered DEPLOYING (a stage started, or a paused one was continued): the
+    # reconciler counts a stage's deadline from here, so time spent waiting for a human never counts
+    deploying_since: str | None = None
     version: int = 0
 
     @property
@@ -219,6 +227,18 @@ class ReleaseStore:
     def __init__(self, table: Table, on_transition: TransitionListener | None = None) -> None:
         self._table: Table = _TranslatedTable(table)  # type: ignore[assignment]
         self._on_transition = on_transition
+        self._actor: str | None = None
+
+    @contextlib.contextmanager
+    def acting_as(self, actor: str) -> Iterator[None]:
+        """Every transition made inside says who made it: its reason (stored, shown by `deployer
+        status`, published as "Release State Change") starts with "<actor>: ". The reconciler's
+        work is told apart from the events' this way."""
+        previous, self._actor = self._actor, actor
+        try:
+            yield
+        finally:
+            self._actor = previous
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -390,8 +410,23 @@ class ReleaseStore:
     def waiting_releases(self, pipeline: str, *, older_than: str | None = None) -> list[Release]:
         """The pipeline's releases waiting for an approval (AWAITING_APPROVAL), oldest first, read
         through the sparse `pending` index: the cost follows how many wait, not the history."""
+        return self._pending(f"WAITING#{pipeline}", {ReleaseState.AWAITING_APPROVAL}, older_than)
+
+    def building_releases(self, pipeline: str) -> list[Release]:
+        """The pipeline's releases BUILDING or BUILT (their first stage not started), oldest first,
+        through the sparse `pending` index."""
+        return self._pending(f"PIPELINE#{pipeline}", NOT_YET_DEPLOYING, None)
+
+    def inflight_releases(self, pipeline: str) -> list[Release]:
+        """The pipeline's releases DEPLOYING or DEPLOYED (between stages), oldest first, through the
+        sparse `pending` index (entries `INFLIGHT#<pipeline>`): the reconciler's sweep reads these,
+        never the history. Releases written before that entry existed: `backfill_inflight`."""
+        return self._pending(f"INFLIGHT#{pipeline}", IN_FLIGHT, None)
+
+    def _pending(self, key: str, states: Iterable[ReleaseState], older_than: str | None) -> list[Release]:
+        wanted = frozenset(states)
         condition = "pending_pk = :p" + (" AND gsi1sk < :k" if older_than is not None else "")
-        values: dict[str, Any] = {":p": f"WAITING#{pipeline}"}
+        values: dict[str, Any] = {":p": key}
         if older_than is not None:
             values[":k"] = older_than
         kwargs: dict[str, Any] = {
@@ -404,11 +439,50 @@ class ReleaseStore:
             response = self._table.query(**kwargs)
             for item in response["Items"]:
                 release = self.get(str(item["pk"]).removeprefix("RELEASE#"))
-                if release is not None and release.state is ReleaseState.AWAITING_APPROVAL:
+                if release is not None and release.state in wanted:
                     found.append(release)
             if "LastEvaluatedKey" not in response:
                 return found
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def backfill_inflight(self, pipeline: str) -> list[str]:
+        """One-off, after upgrading: give the releases of `pipeline` that are DEPLOYING or DEPLOYED
+        but were written before the `INFLIGHT#` index entry existed that entry, so the reconciler
+        finds them. Reads the pipeline's whole history once (index gsi1), writes only those
+        releases' `pending_pk` (conditionally: a release that moved meanwhile is left as it is).
+        Returns their ids."""
+        kwargs: dict[str, Any] = {
+            "IndexName": "gsi1",
+            "KeyConditionExpression": "gsi1pk = :p",
+            "ExpressionAttributeValues": {":p": f"PIPELINE#{pipeline}"},
+        }
+        items: list[dict[str, Any]] = []
+        while True:
+            response = self._table.query(**kwargs)
+            items.extend(response["Items"])
+            if "LastEvaluatedKey" not in response:
+                break
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        done: list[str] = []
+        for item in items:
+            if item.get("pending_pk") or item.get("state") not in {s.value for s in IN_FLIGHT}:
+                continue
+            try:
+                self._table.update_item(
+                    Key={"pk": item["pk"], "sk": item["sk"]},
+                    UpdateExpression="SET pending_pk = :p",
+                    ConditionExpression="attribute_not_exists(pending_pk) AND #state = :s AND version = :v",
+                    ExpressionAttributeNames={"#state": "state"},
+                    ExpressionAttributeValues={
+                        ":p": f"INFLIGHT#{pipeline}",
+                        ":s": item["state"],
+                        ":v": item.get("version", 0),
+                    },
+                )
+            except self._table.meta.client.exceptions.ConditionalCheckFailedException:
+                continue  # it moved (and a write of its own gave it its entry), or another backfill ran
+            done.append(str(item["pk"]).removeprefix("RELEASE#"))
+        return done
 
     def enter_stage(self, release: Release, stage: str) -> bool:
         """Claim the stage's watermark: False if a newer release already entered this stage
@@ -466,6 +540,10 @@ class ReleaseStore:
             raise ConflictError(f"release {release.release_id} is {release.state}, not in {sorted(allowed_from)}")
         from_state = release.state
         stage_name = stage if stage is not None else release.stage
+        if self._actor and reason and not reason.startswith(f"{self._actor}: "):
+            reason = f"{self._actor}: {reason}"
+        if to_state is ReleaseState.DEPLOYING and from_state is not ReleaseState.DEPLOYING:
+            changes.setdefault("deploying_since", now_iso())
         self.save(release, state=to_state, stage=stage_name, reason=reason, **changes)
         if from_state != to_state:
             self._notify(release, from_state, to_state, stage_name, reason)
@@ -651,6 +729,8 @@ def _release_to_item(release: Release) -> dict[str, Any]:
         item["pending_pk"] = f"PIPELINE#{release.pipeline}"  # sparse index: releases not yet deploying
     elif release.state is ReleaseState.AWAITING_APPROVAL:
         item["pending_pk"] = f"WAITING#{release.pipeline}"  # the same index: releases waiting for a decision
+    elif release.state in IN_FLIGHT:
+        item["pending_pk"] = f"INFLIGHT#{release.pipeline}"  # the same index: what the reconciler checks
     return item
 
 
