@@ -30,6 +30,7 @@ from deployer.events import (
     DeploymentEvent,
     EcsDeploymentStateChangeEvent,
     EcsHookStateChangeEvent,
+    HookEvent,
     ReleaseStateChangeDetail,
     ReleaseStateChangeEvent,
     RollbackRequestedEvent,
@@ -58,6 +59,7 @@ MODEL_OF_SAMPLE: dict[str, type[EventBridgeModel]] = {
     "ecs_deployment_failed": EcsDeploymentStateChangeEvent,
     "ecs_deployment_rolling_back": EcsDeploymentStateChangeEvent,
     "ecs_hook_awaiting_action": EcsHookStateChangeEvent,
+    "ecs_hook_timed_out": EcsHookStateChangeEvent,
     "approval_decided_approve": ApprovalDecidedEvent,
     "approval_decided_reject": ApprovalDecidedEvent,
     "approval_rollback_requested": RollbackRequestedEvent,
@@ -843,28 +845,196 @@ def test_mutated_samples_raise_nothing_but_bad_input(data: st.DataObject, name: 
 
 
 # --- ECS Hook State Change ---------------------------------------------------------------------
+# Amazon ECS Developer Guide, "Amazon ECS service deployment hook state change events"
+# (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs_hook_state_change_events.html):
+# "Amazon ECS sends hook state change events with the detail type ECS Hook State Change. These
+# events are emitted when a deployment lifecycle hook changes status." Its "Example hook awaiting
+# action event", verbatim:
+AWS_HOOK_AWAITING_ACTION_EXAMPLE = """
+{
+    "version": "0",
+    "id": "3329f79b-3dca-07f8-b1c2-5fe99f0b5e87",
+    "detail-type": "ECS Hook State Change",
+    "source": "aws.ecs",
+    "account": "123456789012",
+    "time": "2026-03-05T15:54:41Z",
+    "region": "us-west-2",
+    "resources": ["arn:aws:ecs:us-west-2:123456789012:service-deployment/my-cluster/my-service/0EYSiB0qap8xf0N76FsbE"],
+    "detail": {
+        "eventType": "INFO",
+        "eventName": "HOOK_AWAITING_ACTION",
+        "hookId": "ecs-pause-e7tK9G_WRJqNF_EOMjztDXfKenlJuEUVjsNStf4WLKw",
+        "hookType": "PAUSE",
+        "expiresAt": "2026-03-05T16:04:41Z",
+        "lifecycleStage": "POST_TEST_TRAFFIC_SHIFT",
+        "clusterArn": "arn:aws:ecs:us-west-2:123456789012:cluster/my-cluster",
+        "serviceArn": "arn:aws:ecs:us-west-2:123456789012:service/my-cluster/my-service",
+        "serviceDeploymentArn": "arn:aws:ecs:us-west-2:123456789012:service-deployment/my-cluster/my-service/0EYSiB0qap8xf0N76FsbE",
+        "updatedAt": "2026-03-05T15:54:41.618059641Z"
+    }
+}
+"""  # noqa: E501 - verbatim
+# Amazon ECS Developer Guide, "Pause hooks for Amazon ECS service deployments", section "EventBridge
+# events" (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/pause-lifecycle-hooks.html):
+# "The following example shows an EventBridge event emitted when a pause hook is awaiting action",
+# verbatim (no resources there):
+AWS_PAUSE_PAGE_EXAMPLE = """
+{
+    "version": "0",
+    "id": "a1b2c3d4-5678-90ab-cdef-EXAMPLE11111",
+    "detail-type": "ECS Hook State Change",
+    "source": "aws.ecs",
+    "account": "123456789012",
+    "time": "2024-01-15T10:00:00Z",
+    "region": "us-west-2",
+    "detail": {
+        "eventType": "INFO",
+        "eventName": "HOOK_AWAITING_ACTION",
+        "hookId": "ecs-pause-e7tK9G_WRJqNF_EOMjztDXfKenlJuEUVjsNStf4WLKw",
+        "hookType": "PAUSE",
+        "expiresAt": "2024-01-15T12:00:00Z",
+        "lifecycleStage": "POST_TEST_TRAFFIC_SHIFT",
+        "clusterArn": "arn:aws:ecs:us-west-2:123456789012:cluster/my-cluster",
+        "serviceArn": "arn:aws:ecs:us-west-2:123456789012:service/my-cluster/my-service",
+        "serviceDeploymentArn": "arn:aws:ecs:us-west-2:123456789012:service-deployment/my-cluster/my-service/EZe5RNVLH6PPzHXINuP28",
+        "updatedAt": "2024-01-15T10:00:00Z"
+    }
+}
+"""  # noqa: E501 - verbatim
+HOOK_ID = "ecs-pause-e7tK9G_WRJqNF_EOMjztDXfKenlJuEUVjsNStf4WLKw"
 
 
-def test_a_hook_event_names_its_service_and_wakes_the_approval() -> None:
-    # GIVEN ECS's pause event (ECS developer guide, "Pause hooks for Amazon ECS service deployments")
-    event = parse_event(EcsHookStateChangeEvent, load_event("ecs_hook_awaiting_action"))
-    # THEN the service comes from resources[0] and the event asks for action
+def parse_hook(raw: dict[str, Any]) -> EcsHookStateChangeEvent:
+    return parse_event(EcsHookStateChangeEvent, raw)
+
+
+def test_aws_documented_hook_event_parses_verbatim() -> None:
+    # GIVEN AWS's own example of a pause hook awaiting action, as the developer guide prints it
+    raw = json.loads(AWS_HOOK_AWAITING_ACTION_EXAMPLE)
+    # WHEN parsed
+    event = parse_hook(raw)
+    # THEN the service comes from the service deployment, and the hook is what ContinueServiceDeployment needs
+    assert (event.cluster_name, event.service_name) == ("my-cluster", "my-service")
+    assert event.hook_event is HookEvent.AWAITING_ACTION
+    assert event.is_pause
+    detail = event.detail
+    assert detail.service_deployment_arn == raw["resources"][0]
+    assert (detail.hook_id, detail.hook_type, detail.lifecycle_stage) == (HOOK_ID, "PAUSE", "POST_TEST_TRAFFIC_SHIFT")
+    assert detail.expires_at == datetime(2026, 3, 5, 16, 4, 41, tzinfo=UTC)
+    # nanoseconds in updatedAt are cut to microseconds, not refused
+    assert detail.updated_at == datetime(2026, 3, 5, 15, 54, 41, 618059, tzinfo=UTC)
+
+
+def test_the_pause_hooks_page_example_without_resources_parses_verbatim() -> None:
+    event = parse_hook(json.loads(AWS_PAUSE_PAGE_EXAMPLE))
+    assert event.resources == []
+    assert (event.cluster_name, event.service_name) == ("my-cluster", "my-service")
+    assert event.detail.service_deployment_arn.endswith("/EZe5RNVLH6PPzHXINuP28")
+
+
+def test_the_sample_is_the_documented_example_in_the_samples_world() -> None:
+    # GIVEN the documented example, moved to events/README.md's world (eu-west-1, cluster prod, service web)
+    documented = AWS_HOOK_AWAITING_ACTION_EXAMPLE.replace("us-west-2", "eu-west-1")
+    documented = documented.replace("my-cluster", "prod").replace("my-service", "web")
+    # THEN the sample is exactly that, and nothing else changed
+    assert load_event("ecs_hook_awaiting_action") == json.loads(documented)
+
+
+@pytest.mark.parametrize(
+    ("name", "hook_event"),
+    [("ecs_hook_awaiting_action", HookEvent.AWAITING_ACTION), ("ecs_hook_timed_out", HookEvent.TIMED_OUT)],
+)
+def test_each_hook_sample_names_prod_web_and_its_outcome(name: str, hook_event: HookEvent) -> None:
+    event = parse_hook(load_event(name))
     assert (event.cluster_name, event.service_name) == ("prod", "web")
-    assert event.awaiting_action
-    assert event.detail.lifecycle_stage == "POST_TEST_TRAFFIC_SHIFT"
+    assert event.hook_event is hook_event
+    assert event.detail.hook_id == HOOK_ID
 
 
-def test_a_hook_event_with_only_its_event_name_is_accepted() -> None:
-    # GIVEN a hook event whose undocumented fields are absent (only eventName is relied on)
+@pytest.mark.parametrize(
+    "name",
+    ["HOOK_IN_PROGRESS", "HOOK_AWAITING_ACTION", "HOOK_SUCCEEDED", "HOOK_FAILED", "HOOK_TIMED_OUT"],
+)
+def test_every_documented_hook_event_name_is_known(name: str) -> None:
     raw = load_event("ecs_hook_awaiting_action")
-    raw["detail"] = {"eventName": "HOOK_TIMED_OUT"}
-    # WHEN parsed THEN it is a hook event that does not ask for action
-    event = parse_event(EcsHookStateChangeEvent, raw)
-    assert not event.awaiting_action
-    assert event.detail.hook_id is None
+    raw["detail"]["eventName"] = name
+    assert parse_hook(raw).hook_event.value == name
 
 
-def test_a_hook_event_without_a_service_arn_is_refused() -> None:
+def test_an_unknown_hook_event_name_is_tolerated_and_acted_upon_by_nobody() -> None:
     raw = load_event("ecs_hook_awaiting_action")
-    raw["resources"] = ["arn:aws:ecs:eu-west-1:123456789012:cluster/prod"]
-    assert "service ARN" in refused(EcsHookStateChangeEvent, raw)
+    raw["detail"]["eventName"] = "HOOK_SOMETHING_NEW"
+    assert parse_hook(raw).hook_event is HookEvent.UNKNOWN
+
+
+def test_a_lambda_hook_event_is_not_a_pause() -> None:
+    raw = load_event("ecs_hook_awaiting_action")
+    raw["detail"]["hookType"] = "AWS_LAMBDA"
+    assert not parse_hook(raw).is_pause
+
+
+def test_the_old_short_service_arn_is_accepted() -> None:
+    raw = load_event("ecs_hook_awaiting_action")
+    raw["detail"]["serviceArn"] = "arn:aws:ecs:eu-west-1:123456789012:service/web"
+    assert parse_hook(raw).service_name == "web"
+
+
+@pytest.mark.parametrize("field", ["eventName", "hookId", "hookType", "lifecycleStage", "serviceDeploymentArn"])
+def test_a_hook_event_without_what_the_deployer_acts_on_is_refused(field: str) -> None:
+    raw = load_event("ecs_hook_awaiting_action")
+    del raw["detail"][field]
+    assert f"detail.{field}: Field required" in refused(EcsHookStateChangeEvent, raw)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [
+        (
+            "serviceDeploymentArn",
+            "arn:aws:ecs:eu-west-1:123456789012:service/prod/web",
+            "serviceDeploymentArn is not an ECS service deployment ARN",
+        ),
+        (
+            "serviceArn",
+            "arn:aws:ecs:eu-west-1:123456789012:service/prod/api",
+            "serviceArn names another service than serviceDeploymentArn",
+        ),
+        (
+            "serviceArn",
+            "arn:aws:ecs:eu-west-1:123456789012:service/dev/web",
+            "serviceArn names another service than serviceDeploymentArn",
+        ),
+        ("serviceArn", "web", "serviceArn is not an ECS service ARN"),
+        (
+            "clusterArn",
+            "arn:aws:ecs:eu-west-1:123456789012:cluster/dev",
+            "clusterArn names another cluster than serviceDeploymentArn",
+        ),
+        ("clusterArn", "prod", "clusterArn is not an ECS cluster ARN"),
+        ("hookId", "ecs-pause-with space", "detail.hookId"),
+        ("expiresAt", "2026-03-05T16:04:41", "detail.expiresAt"),
+    ],
+)
+def test_a_malformed_hook_event_is_refused_with_what_is_wrong(field: str, value: str, says: str) -> None:
+    raw = load_event("ecs_hook_awaiting_action")
+    raw["detail"][field] = value
+    message = refused(EcsHookStateChangeEvent, raw)
+    assert says in message
+    assert raw["id"] in message
+
+
+def test_a_hook_event_naming_two_service_deployments_is_refused() -> None:
+    raw = load_event("ecs_hook_awaiting_action")
+    raw["resources"] = ["arn:aws:ecs:eu-west-1:123456789012:service-deployment/prod/web/another"]
+    assert "resources names another service deployment" in refused(EcsHookStateChangeEvent, raw)
+
+
+def test_the_undocumented_shape_the_deployer_used_to_expect_is_refused() -> None:
+    # GIVEN a hook event as the deployer guessed it before AWS documented it: the service ARN in
+    # resources, a deploymentId, no hookType
+    raw = load_event("ecs_hook_awaiting_action")
+    raw["resources"] = ["arn:aws:ecs:eu-west-1:123456789012:service/prod/web"]
+    raw["detail"]["deploymentId"] = "ecs-svc/6405940160831029548"
+    del raw["detail"]["hookType"]
+    # THEN it is refused for what it lacks
+    assert "detail.hookType: Field required" in refused(EcsHookStateChangeEvent, raw)
