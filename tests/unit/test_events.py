@@ -886,6 +886,19 @@ def test_the_sample_is_the_documented_example_in_the_samples_world() -> None:
     assert load_event("ecs_hook_awaiting_action") == json.loads(documented)
 
 
+def test_the_timed_out_sample_is_the_documented_one_with_only_what_events_readme_says_changed() -> None:
+    # AWS prints no HOOK_TIMED_OUT example: events/README.md says which fields of the documented
+    # example the sample changes, and these are all it changes
+    awaiting, timed_out = load_event("ecs_hook_awaiting_action"), load_event("ecs_hook_timed_out")
+    assert timed_out["time"] == timed_out["detail"]["expiresAt"] == awaiting["detail"]["expiresAt"]
+    for event in (awaiting, timed_out):
+        for key in ("id", "time"):
+            del event[key]
+        for key in ("eventName", "updatedAt"):
+            del event["detail"][key]
+    assert timed_out == awaiting
+
+
 @pytest.mark.parametrize(
     ("name", "hook_event"),
     [("ecs_hook_awaiting_action", HookEvent.AWAITING_ACTION), ("ecs_hook_timed_out", HookEvent.TIMED_OUT)],
