@@ -331,6 +331,21 @@ def test_hook_events_the_deployer_does_not_act_on_change_nothing_and_ask_ecs_not
     assert current(world, release_id).state is ReleaseState.DEPLOYING
 
 
+@pytest.mark.parametrize(
+    ("at", "reported", "ours"),
+    [
+        ("POST_TEST_TRAFFIC_SHIFT", "POST_TEST_TRAFFIC_SHIFT", True),
+        ("PRE_PRODUCTION_TRAFFIC_SHIFT", "PRE_PRODUCTION_TRAFFIC_SHIFT", True),
+        # no PAUSE hook can sit at PRODUCTION_TRAFFIC_SHIFT: a pause reported there is the one before
+        ("PRE_PRODUCTION_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT", True),
+        ("POST_TEST_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT", False),
+        ("POST_TEST_TRAFFIC_SHIFT", "PRE_SCALE_UP", False),
+    ],
+)
+def test_a_pause_is_the_deployers_only_at_the_stage_its_approval_names(at: str, reported: str, ours: bool) -> None:
+    assert flow._pauses_at(at, reported) is ours
+
+
 def test_a_pause_event_of_another_service_deployment_than_the_paused_one_is_ignored(
     world: World, ecs_calls: ServiceDeploymentCalls
 ) -> None:
