@@ -12,6 +12,7 @@ release RELEASED.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import shutil
 import subprocess
@@ -28,9 +29,11 @@ import pytest
 from botocore.exceptions import ClientError
 
 from deployer import ecs_deployments
+from deployer.events import EcsHookStateChangeEvent, parse_event
 from deployer.local.ecs_front import EcsFront, ServiceDeployments
 from deployer.local.simulate import HOOK_AWAITING_ACTION, HOOK_TIMED_OUT, EcsRolloutSimulator
 from deployer.provision import DemoAccount, provision_demo, web_task_definition
+from tests.support.documented import AWS_HOOK_AWAITING_ACTION_EXAMPLE
 
 pytestmark = pytest.mark.integration
 
@@ -127,18 +130,27 @@ def pause(rig: Rig, configuration: dict[str, Any] | None = None) -> tuple[str, d
 
 def test_a_blue_green_deployment_pauses_at_its_hook_and_says_so(rig: Rig) -> None:
     # WHEN the deployer starts a BLUE_GREEN deployment with a PAUSE hook after the test traffic shift
-    deployment_id, event = pause(rig)
-    # THEN ECS's "ECS Hook State Change" HOOK_AWAITING_ACTION event was sent for the service
+    _, event = pause(rig)
+    # THEN ECS's "ECS Hook State Change" HOOK_AWAITING_ACTION event was sent, in the documented
+    # shape (ECS developer guide, "Amazon ECS service deployment hook state change events"): the
+    # service deployment in resources and in the detail, with the hook, its type, stage and expiry
     assert event["detail-type"] == "ECS Hook State Change"
     assert event["source"] == "aws.ecs"
-    assert event["resources"] == ["arn:aws:ecs:eu-west-1:123456789012:service/dev/web"]
     detail = event["detail"]
+    assert detail["serviceDeploymentArn"].startswith("arn:aws:ecs:eu-west-1:123456789012:service-deployment/dev/web/")
+    assert event["resources"] == [detail["serviceDeploymentArn"]]
+    assert sorted(detail) == sorted(json.loads(AWS_HOOK_AWAITING_ACTION_EXAMPLE)["detail"])
     assert detail["eventType"] == "INFO"
     assert detail["eventName"] == HOOK_AWAITING_ACTION
-    assert detail["deploymentId"] == deployment_id
+    assert detail["hookType"] == "PAUSE"
     assert detail["lifecycleStage"] == "POST_TEST_TRAFFIC_SHIFT"
-    assert detail["serviceDeploymentArn"].startswith("arn:aws:ecs:eu-west-1:123456789012:service-deployment/dev/web/")
+    assert detail["clusterArn"] == "arn:aws:ecs:eu-west-1:123456789012:cluster/dev"
+    assert detail["serviceArn"] == "arn:aws:ecs:eu-west-1:123456789012:service/dev/web"
     assert detail["hookId"].startswith("ecs-pause-")
+    assert detail["expiresAt"] == "2026-11-29T12:30:00Z"
+    # AND the deployer's model reads it
+    parsed = parse_event(EcsHookStateChangeEvent, event)
+    assert (parsed.cluster_name, parsed.service_name, parsed.detail.hook_id) == ("dev", "web", detail["hookId"])
     # AND the deployer, reading the pause as it does (ListServiceDeployments, then Describe), finds it
     view = ecs_deployments.in_flight(rig.ecs, "dev", "web")
     assert view is not None

@@ -64,6 +64,7 @@ EXPECTED: dict[str, tuple[set[str], set[str]]] = {
     "ecs_deployment_failed": ({ON_DEPLOYMENT}, set()),
     "ecs_deployment_rolling_back": ({ON_DEPLOYMENT}, set()),
     "ecs_hook_awaiting_action": ({ON_DEPLOYMENT}, set()),
+    "ecs_hook_timed_out": ({ON_DEPLOYMENT}, set()),
     "approval_decided_approve": (set(), {ON_APPROVAL}),
     "approval_decided_reject": (set(), {ON_APPROVAL}),
     "approval_rollback_requested": (set(), {ON_APPROVAL}),

@@ -30,12 +30,14 @@ from deployer.events import (
     DeploymentEvent,
     EcsDeploymentStateChangeEvent,
     EcsHookStateChangeEvent,
+    HookEvent,
     ReleaseStateChangeDetail,
     ReleaseStateChangeEvent,
     RollbackRequestedEvent,
     parse_event,
     put_events_entry,
 )
+from tests.support.documented import AWS_HOOK_AWAITING_ACTION_EXAMPLE, AWS_PAUSE_PAGE_EXAMPLE
 from tests.support.events import load_event, sample_names
 
 pytestmark = pytest.mark.unit
@@ -58,6 +60,7 @@ MODEL_OF_SAMPLE: dict[str, type[EventBridgeModel]] = {
     "ecs_deployment_failed": EcsDeploymentStateChangeEvent,
     "ecs_deployment_rolling_back": EcsDeploymentStateChangeEvent,
     "ecs_hook_awaiting_action": EcsHookStateChangeEvent,
+    "ecs_hook_timed_out": EcsHookStateChangeEvent,
     "approval_decided_approve": ApprovalDecidedEvent,
     "approval_decided_reject": ApprovalDecidedEvent,
     "approval_rollback_requested": RollbackRequestedEvent,
@@ -843,28 +846,154 @@ def test_mutated_samples_raise_nothing_but_bad_input(data: st.DataObject, name: 
 
 
 # --- ECS Hook State Change ---------------------------------------------------------------------
+# AWS's own examples of the event, verbatim: tests/support/documented.py.
+HOOK_ID = "ecs-pause-e7tK9G_WRJqNF_EOMjztDXfKenlJuEUVjsNStf4WLKw"
 
 
-def test_a_hook_event_names_its_service_and_wakes_the_approval() -> None:
-    # GIVEN ECS's pause event (ECS developer guide, "Pause hooks for Amazon ECS service deployments")
-    event = parse_event(EcsHookStateChangeEvent, load_event("ecs_hook_awaiting_action"))
-    # THEN the service comes from resources[0] and the event asks for action
+def parse_hook(raw: dict[str, Any]) -> EcsHookStateChangeEvent:
+    return parse_event(EcsHookStateChangeEvent, raw)
+
+
+def test_aws_documented_hook_event_parses_verbatim() -> None:
+    # GIVEN AWS's own example of a pause hook awaiting action, as the developer guide prints it
+    raw = json.loads(AWS_HOOK_AWAITING_ACTION_EXAMPLE)
+    # WHEN parsed
+    event = parse_hook(raw)
+    # THEN the service comes from the service deployment, and the hook is what ContinueServiceDeployment needs
+    assert (event.cluster_name, event.service_name) == ("my-cluster", "my-service")
+    assert event.hook_event is HookEvent.AWAITING_ACTION
+    assert event.is_pause
+    detail = event.detail
+    assert detail.service_deployment_arn == raw["resources"][0]
+    assert (detail.hook_id, detail.hook_type, detail.lifecycle_stage) == (HOOK_ID, "PAUSE", "POST_TEST_TRAFFIC_SHIFT")
+    assert detail.expires_at == datetime(2026, 3, 5, 16, 4, 41, tzinfo=UTC)
+    # nanoseconds in updatedAt are cut to microseconds, not refused
+    assert detail.updated_at == datetime(2026, 3, 5, 15, 54, 41, 618059, tzinfo=UTC)
+
+
+def test_the_pause_hooks_page_example_without_resources_parses_verbatim() -> None:
+    event = parse_hook(json.loads(AWS_PAUSE_PAGE_EXAMPLE))
+    assert event.resources == []
+    assert (event.cluster_name, event.service_name) == ("my-cluster", "my-service")
+    assert event.detail.service_deployment_arn.endswith("/EZe5RNVLH6PPzHXINuP28")
+
+
+def test_the_sample_is_the_documented_example_in_the_samples_world() -> None:
+    # GIVEN the documented example, moved to events/README.md's world (eu-west-1, cluster prod, service web)
+    documented = AWS_HOOK_AWAITING_ACTION_EXAMPLE.replace("us-west-2", "eu-west-1")
+    documented = documented.replace("my-cluster", "prod").replace("my-service", "web")
+    # THEN the sample is exactly that, and nothing else changed
+    assert load_event("ecs_hook_awaiting_action") == json.loads(documented)
+
+
+def test_the_timed_out_sample_is_the_documented_one_with_only_what_events_readme_says_changed() -> None:
+    # AWS prints no HOOK_TIMED_OUT example: events/README.md says which fields of the documented
+    # example the sample changes, and these are all it changes
+    awaiting, timed_out = load_event("ecs_hook_awaiting_action"), load_event("ecs_hook_timed_out")
+    assert timed_out["time"] == timed_out["detail"]["expiresAt"] == awaiting["detail"]["expiresAt"]
+    for event in (awaiting, timed_out):
+        for key in ("id", "time"):
+            del event[key]
+        for key in ("eventName", "updatedAt"):
+            del event["detail"][key]
+    assert timed_out == awaiting
+
+
+@pytest.mark.parametrize(
+    ("name", "hook_event"),
+    [("ecs_hook_awaiting_action", HookEvent.AWAITING_ACTION), ("ecs_hook_timed_out", HookEvent.TIMED_OUT)],
+)
+def test_each_hook_sample_names_prod_web_and_its_outcome(name: str, hook_event: HookEvent) -> None:
+    event = parse_hook(load_event(name))
     assert (event.cluster_name, event.service_name) == ("prod", "web")
-    assert event.awaiting_action
-    assert event.detail.lifecycle_stage == "POST_TEST_TRAFFIC_SHIFT"
+    assert event.hook_event is hook_event
+    assert event.detail.hook_id == HOOK_ID
 
 
-def test_a_hook_event_with_only_its_event_name_is_accepted() -> None:
-    # GIVEN a hook event whose undocumented fields are absent (only eventName is relied on)
+@pytest.mark.parametrize(
+    "name",
+    ["HOOK_IN_PROGRESS", "HOOK_AWAITING_ACTION", "HOOK_SUCCEEDED", "HOOK_FAILED", "HOOK_TIMED_OUT"],
+)
+def test_every_documented_hook_event_name_is_known(name: str) -> None:
     raw = load_event("ecs_hook_awaiting_action")
-    raw["detail"] = {"eventName": "HOOK_TIMED_OUT"}
-    # WHEN parsed THEN it is a hook event that does not ask for action
-    event = parse_event(EcsHookStateChangeEvent, raw)
-    assert not event.awaiting_action
-    assert event.detail.hook_id is None
+    raw["detail"]["eventName"] = name
+    assert parse_hook(raw).hook_event.value == name
 
 
-def test_a_hook_event_without_a_service_arn_is_refused() -> None:
+def test_an_unknown_hook_event_name_is_tolerated_and_acted_upon_by_nobody() -> None:
     raw = load_event("ecs_hook_awaiting_action")
-    raw["resources"] = ["arn:aws:ecs:eu-west-1:123456789012:cluster/prod"]
-    assert "service ARN" in refused(EcsHookStateChangeEvent, raw)
+    raw["detail"]["eventName"] = "HOOK_SOMETHING_NEW"
+    assert parse_hook(raw).hook_event is HookEvent.UNKNOWN
+
+
+def test_a_lambda_hook_event_is_not_a_pause() -> None:
+    raw = load_event("ecs_hook_awaiting_action")
+    raw["detail"]["hookType"] = "AWS_LAMBDA"
+    assert not parse_hook(raw).is_pause
+
+
+def test_the_old_short_service_arn_is_accepted() -> None:
+    raw = load_event("ecs_hook_awaiting_action")
+    raw["detail"]["serviceArn"] = "arn:aws:ecs:eu-west-1:123456789012:service/web"
+    assert parse_hook(raw).service_name == "web"
+
+
+@pytest.mark.parametrize("field", ["eventName", "hookId", "hookType", "lifecycleStage", "serviceDeploymentArn"])
+def test_a_hook_event_without_what_the_deployer_acts_on_is_refused(field: str) -> None:
+    raw = load_event("ecs_hook_awaiting_action")
+    del raw["detail"][field]
+    assert f"detail.{field}: Field required" in refused(EcsHookStateChangeEvent, raw)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [
+        (
+            "serviceDeploymentArn",
+            "arn:aws:ecs:eu-west-1:123456789012:service/prod/web",
+            "serviceDeploymentArn is not an ECS service deployment ARN",
+        ),
+        (
+            "serviceArn",
+            "arn:aws:ecs:eu-west-1:123456789012:service/prod/api",
+            "serviceArn names another service than serviceDeploymentArn",
+        ),
+        (
+            "serviceArn",
+            "arn:aws:ecs:eu-west-1:123456789012:service/dev/web",
+            "serviceArn names another service than serviceDeploymentArn",
+        ),
+        ("serviceArn", "web", "serviceArn is not an ECS service ARN"),
+        (
+            "clusterArn",
+            "arn:aws:ecs:eu-west-1:123456789012:cluster/dev",
+            "clusterArn names another cluster than serviceDeploymentArn",
+        ),
+        ("clusterArn", "prod", "clusterArn is not an ECS cluster ARN"),
+        ("hookId", "ecs-pause-with space", "detail.hookId"),
+        ("expiresAt", "2026-03-05T16:04:41", "detail.expiresAt"),
+    ],
+)
+def test_a_malformed_hook_event_is_refused_with_what_is_wrong(field: str, value: str, says: str) -> None:
+    raw = load_event("ecs_hook_awaiting_action")
+    raw["detail"][field] = value
+    message = refused(EcsHookStateChangeEvent, raw)
+    assert says in message
+    assert raw["id"] in message
+
+
+def test_a_hook_event_naming_two_service_deployments_is_refused() -> None:
+    raw = load_event("ecs_hook_awaiting_action")
+    raw["resources"] = ["arn:aws:ecs:eu-west-1:123456789012:service-deployment/prod/web/another"]
+    assert "resources names another service deployment" in refused(EcsHookStateChangeEvent, raw)
+
+
+def test_the_undocumented_shape_the_deployer_used_to_expect_is_refused() -> None:
+    # GIVEN a hook event as the deployer guessed it before AWS documented it: the service ARN in
+    # resources, a deploymentId, no hookType
+    raw = load_event("ecs_hook_awaiting_action")
+    raw["resources"] = ["arn:aws:ecs:eu-west-1:123456789012:service/prod/web"]
+    raw["detail"]["deploymentId"] = "ecs-svc/6405940160831029548"
+    del raw["detail"]["hookType"]
+    # THEN it is refused for what it lacks
+    assert "detail.hookType: Field required" in refused(EcsHookStateChangeEvent, raw)

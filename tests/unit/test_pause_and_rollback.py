@@ -3,10 +3,11 @@ and rollbacks (StopServiceDeployment ROLLBACK in flight, else the stage's previo
 
 moto keeps the rest of the account; the four service-deployment calls it lacks are answered by
 `tests.support.ecs_stub`, which asserts their exact requests as botocore's Stubber would. The
-ECS facts: ECS developer guide "Pause hooks for Amazon ECS service deployments" (the hook id comes
-from DescribeServiceDeployments' lifecycleHookDetails; ContinueServiceDeployment CONTINUE or
-ROLLBACK) and API reference StopServiceDeployment (stopType ROLLBACK); REFERENCE.md "ECS rolling
-update" for the strategy fields."""
+ECS facts: ECS developer guide "Pause hooks for Amazon ECS service deployments" (ContinueServiceDeployment
+CONTINUE or ROLLBACK; DescribeServiceDeployments' lifecycleHookDetails), "Amazon ECS service
+deployment hook state change events" (the event names the service deployment, the hook, its type,
+stage and expiry: events/ecs_hook_awaiting_action.json is its example) and API reference
+StopServiceDeployment (stopType ROLLBACK); REFERENCE.md "ECS rolling update" for the strategy fields."""
 
 from __future__ import annotations
 
@@ -120,10 +121,25 @@ def deployment_event(world: World, release: Release, stage: str, name: str) -> E
     return parse_event(EcsDeploymentStateChangeEvent, event)
 
 
-def hook_event(name: str = "HOOK_AWAITING_ACTION") -> EcsHookStateChangeEvent:
-    event: dict[str, Any] = load_event("ecs_hook_awaiting_action")
-    event["resources"] = [f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/prod/{PROD_SERVICE}"]
-    event["detail"]["eventName"] = name
+def hook_event(
+    name: str = "HOOK_AWAITING_ACTION",
+    *,
+    stage: str = "POST_TEST_TRAFFIC_SHIFT",
+    hook_type: str = "PAUSE",
+    hook_id: str = HOOK_ID,
+    service_deployment: str = SERVICE_DEPLOYMENT,
+) -> EcsHookStateChangeEvent:
+    """The documented sample, for prod's service (web-bg here) and the given hook."""
+    event: dict[str, Any] = load_event("ecs_hook_awaiting_action" if name != "HOOK_TIMED_OUT" else "ecs_hook_timed_out")
+    event["resources"] = [service_deployment]
+    event["detail"].update(
+        eventName=name,
+        hookType=hook_type,
+        hookId=hook_id,
+        lifecycleStage=stage,
+        serviceArn=f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/prod/{PROD_SERVICE}",
+        serviceDeploymentArn=service_deployment,
+    )
     return parse_event(EcsHookStateChangeEvent, event)
 
 
@@ -162,7 +178,9 @@ def hook_detail(status: str = "AWAITING_ACTION", expires_in: timedelta = timedel
     }
 
 
-def expect_paused(calls: ServiceDeploymentCalls, *, hook_status: str = "AWAITING_ACTION", listed: bool = True) -> None:
+def expect_paused(calls: ServiceDeploymentCalls, *, hook_status: str = "AWAITING_ACTION", listed: bool = False) -> None:
+    """DescribeServiceDeployments of prod's paused service deployment; `listed`: found first with
+    ListServiceDeployments, as a rollback finds it (a hook event names it: no listing)."""
     if listed:
         calls.add(
             "ListServiceDeployments",
@@ -228,12 +246,14 @@ def test_a_stage_approved_during_its_deployment_deploys_at_once_with_a_pause_hoo
 # -- the pause becomes an approval ----------------------------------------------------------------
 
 
-def test_the_pause_event_asks_for_approval_with_the_hook_read_from_ecs(
+def test_the_pause_event_asks_for_approval_for_the_hook_it_names(
     world: World, ecs_calls: ServiceDeploymentCalls
 ) -> None:
-    # GIVEN prod deploying, WHEN ECS pauses it THEN the release waits for approval on prod,
-    # bound to the hook DescribeServiceDeployments named
+    # GIVEN prod deploying, WHEN ECS pauses it THEN the release waits for approval on prod, bound
+    # to the hook and service deployment the event names, which ECS confirmed still waits: one
+    # DescribeServiceDeployments of that deployment, no ListServiceDeployments
     release = paused(world, ecs_calls, "pause-asks")
+    assert ecs_calls.names() == ["DescribeServiceDeployments"]
     assert release.state is ReleaseState.AWAITING_APPROVAL
     assert release.stage == "prod"
     record = release.stages["prod"]
@@ -251,12 +271,90 @@ def test_the_pause_event_asks_for_approval_with_the_hook_read_from_ecs(
     assert world.deps.approvals.link_for_release(release)
 
 
-def test_the_same_pause_reported_twice_asks_once(world: World, ecs_calls: ServiceDeploymentCalls) -> None:
+def test_the_same_pause_reported_twice_asks_once_and_asks_ecs_nothing_more(
+    world: World, ecs_calls: ServiceDeploymentCalls
+) -> None:
     release = paused(world, ecs_calls, "pause-twice")
-    expect_paused(ecs_calls, listed=False)  # the second time, the recorded service deployment is read
     again = flow.on_hook(hook_event(), world.deps)
     assert again["outcome"] == "duplicate"
     assert current(world, release.release_id).approval_id == release.approval_id
+    assert ecs_calls.names() == ["DescribeServiceDeployments"]  # the first event's only
+
+
+def test_a_pause_event_that_comes_after_the_hook_was_answered_asks_nothing(
+    world: World, ecs_calls: ServiceDeploymentCalls
+) -> None:
+    # GIVEN prod deploying, and a HOOK_AWAITING_ACTION that EventBridge delivers only after the hook
+    # was continued (by someone in the console, say): ECS says SUCCEEDED
+    release_id = to_prod(world, "pause-late")
+    expect_paused(ecs_calls, hook_status="SUCCEEDED")
+    outcome = flow.on_hook(hook_event(), world.deps)
+    # THEN no approval is asked and the release deploys on
+    assert outcome["outcome"] == "duplicate"
+    assert "SUCCEEDED" in outcome["reason"]
+    release = current(world, release_id)
+    assert release.state is ReleaseState.DEPLOYING
+    assert release.approval_id is None
+
+
+def test_a_pause_event_for_a_hook_ecs_does_not_list_is_ignored(world: World, ecs_calls: ServiceDeploymentCalls) -> None:
+    release_id = to_prod(world, "pause-unknown-hook")
+    expect_paused(ecs_calls)
+    outcome = flow.on_hook(hook_event(hook_id="ecs-pause-another"), world.deps)
+    assert outcome["outcome"] == "ignored"
+    assert "lists no such hook" in outcome["reason"]
+    assert current(world, release_id).state is ReleaseState.DEPLOYING
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"hook_type": "AWS_LAMBDA"}, "only PAUSE hooks wait for an answer"),
+        ({"name": "HOOK_SUCCEEDED"}, "acts on HOOK_AWAITING_ACTION and HOOK_TIMED_OUT only"),
+        ({"name": "HOOK_FAILED"}, "acts on HOOK_AWAITING_ACTION and HOOK_TIMED_OUT only"),
+        ({"name": "HOOK_IN_PROGRESS"}, "acts on HOOK_AWAITING_ACTION and HOOK_TIMED_OUT only"),
+        ({"stage": "PRE_SCALE_UP"}, "a PAUSE hook at PRE_SCALE_UP on prod/web-bg that the deployer did not add"),
+    ],
+)
+def test_hook_events_the_deployer_does_not_act_on_change_nothing_and_ask_ecs_nothing(
+    world: World, ecs_calls: ServiceDeploymentCalls, change: dict[str, str], reason: str
+) -> None:
+    # GIVEN prod deploying with its approval at POST_TEST_TRAFFIC_SHIFT
+    release_id = to_prod(world, f"not-acted-{sorted(change.items())}")
+    # WHEN a hook event arrives for a Lambda hook, an outcome the deployer gave itself, or a PAUSE
+    # hook someone else added at another stage
+    outcome = flow.on_hook(hook_event(**change), world.deps)
+    # THEN it is left alone with the reason, and ECS is not called
+    assert outcome["outcome"] == "ignored"
+    assert reason in outcome["reason"]
+    assert ecs_calls.calls == []
+    assert current(world, release_id).state is ReleaseState.DEPLOYING
+
+
+@pytest.mark.parametrize(
+    ("at", "reported", "ours"),
+    [
+        ("POST_TEST_TRAFFIC_SHIFT", "POST_TEST_TRAFFIC_SHIFT", True),
+        ("PRE_PRODUCTION_TRAFFIC_SHIFT", "PRE_PRODUCTION_TRAFFIC_SHIFT", True),
+        # no PAUSE hook can sit at PRODUCTION_TRAFFIC_SHIFT: a pause reported there is the one before
+        ("PRE_PRODUCTION_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT", True),
+        ("POST_TEST_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT", False),
+        ("POST_TEST_TRAFFIC_SHIFT", "PRE_SCALE_UP", False),
+    ],
+)
+def test_a_pause_is_the_deployers_only_at_the_stage_its_approval_names(at: str, reported: str, ours: bool) -> None:
+    assert flow._pauses_at(at, reported) is ours
+
+
+def test_a_pause_event_of_another_service_deployment_than_the_paused_one_is_ignored(
+    world: World, ecs_calls: ServiceDeploymentCalls
+) -> None:
+    release = paused(world, ecs_calls, "pause-other-deployment")
+    other = SERVICE_DEPLOYMENT.replace("r9i43YFjvgF", "zzzzzzzzzzz")
+    outcome = flow.on_hook(hook_event("HOOK_TIMED_OUT", service_deployment=other), world.deps)
+    assert outcome["outcome"] == "ignored"
+    assert f"is not the deployment {release.release_id} paused in" in outcome["reason"]
+    assert current(world, release.release_id).state is ReleaseState.AWAITING_APPROVAL
 
 
 def test_approve_continues_the_deployment_and_its_completion_releases(
@@ -308,7 +406,7 @@ def test_a_hook_that_timed_out_ends_the_release_with_ecs_timeout_action(
     world: World, ecs_calls: ServiceDeploymentCalls
 ) -> None:
     release = paused(world, ecs_calls, "pause-timeout")
-    expect_paused(ecs_calls, hook_status="TIMED_OUT", listed=False)
+    expect_paused(ecs_calls, hook_status="TIMED_OUT")
     outcome = flow.on_hook(hook_event("HOOK_TIMED_OUT"), world.deps)
     assert outcome["outcome"] == "timed_out"
     assert outcome["timeout_action"] == "ROLLBACK"
@@ -319,12 +417,36 @@ def test_a_hook_that_timed_out_ends_the_release_with_ecs_timeout_action(
     assert world.store.lock_of("prod", PROD_SERVICE) is None
 
 
+def test_a_hook_that_timed_out_before_its_pause_was_asked_ends_the_release(
+    world: World, ecs_calls: ServiceDeploymentCalls
+) -> None:
+    # GIVEN prod deploying, whose HOOK_AWAITING_ACTION never arrived (it went to the dead-letter queue)
+    release_id = to_prod(world, "pause-never-asked")
+    expect_paused(ecs_calls, hook_status="TIMED_OUT")
+    # WHEN the hook times out
+    outcome = flow.on_hook(hook_event("HOOK_TIMED_OUT"), world.deps)
+    # THEN the release ends with ECS's timeout action, and prod is free for the next release
+    assert outcome["outcome"] == "timed_out"
+    release = current(world, release_id)
+    assert release.state is ReleaseState.APPROVAL_EXPIRED
+    assert "the pause at POST_TEST_TRAFFIC_SHIFT timed out undecided: ECS applied ROLLBACK" in (release.reason or "")
+    assert release.stages["prod"].state is StageState.FAILED
+    assert release.stages["prod"].rolled_back is True
+    assert world.store.lock_of("prod", PROD_SERVICE) is None
+
+
 def test_a_pause_the_deployer_did_not_add_is_left_alone(world: World, ecs_calls: ServiceDeploymentCalls) -> None:
     # GIVEN dev deploying (no approval during its deployment) WHEN a hook event arrives for dev
     release_id = deployed_to_dev(world, "foreign-hook")
     event: dict[str, Any] = load_event("ecs_hook_awaiting_action")
     dev = world.account.services["dev"]
-    event["resources"] = [f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/{dev.cluster}/{dev.service}"]
+    arn = f"arn:aws:ecs:{REGION}:{ACCOUNT}:service-deployment/{dev.cluster}/{dev.service}/abc"
+    event["resources"] = [arn]
+    event["detail"].update(
+        serviceDeploymentArn=arn,
+        serviceArn=f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/{dev.cluster}/{dev.service}",
+        clusterArn=f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{dev.cluster}",
+    )
     outcome = flow.on_hook(parse_event(EcsHookStateChangeEvent, event), world.deps)
     # THEN it is ignored, with the reason, and no ECS call is made
     assert outcome["outcome"] == "ignored"
@@ -465,7 +587,7 @@ def test_slacks_roll_back_from_an_approver_rolls_the_stage_back(
 ) -> None:
     # GIVEN prod deploying (its approver list: U012ABCDEF)
     release_id = to_prod(world, "slack-rollback")
-    expect_paused(ecs_calls)  # ListServiceDeployments + DescribeServiceDeployments: in flight
+    expect_paused(ecs_calls, listed=True)  # ListServiceDeployments + DescribeServiceDeployments: in flight
     ecs_calls.add(
         "StopServiceDeployment",
         {"serviceDeploymentArn": SERVICE_DEPLOYMENT, "stopType": "ROLLBACK"},

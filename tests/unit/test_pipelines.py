@@ -281,6 +281,24 @@ SCHEMA_ERRORS = [
         "pipelines[0].stages[1].approval.at",
         "needs rollout.strategy BLUE_GREEN, LINEAR or CANARY",
     ),
+    # ECS developer guide, "Lifecycle hooks for Amazon ECS service deployments" and the API's
+    # DeploymentLifecycleHook.lifecycleStages describe every stage with a blue and a green service
+    # revision and their test and production traffic; no lifecycle stage is documented for a
+    # rolling update, so a pause there may never come (the approval would never be asked).
+    (
+        "pause in a ROLLING deployment: no documented lifecycle stage",
+        S1,
+        {
+            "name": "prod",
+            "cluster": "prod",
+            "service": "web",
+            "approval": {"at": "PRE_SCALE_UP"},
+            "rollout": {"strategy": "ROLLING", "minimumHealthyPercent": 50},
+        },
+        "pipelines[0].stages[1].approval.at",
+        "AWS documents the lifecycle stages of those deployments only, none for a rolling update, so nothing "
+        "says ECS would pause a rolling deployment at PRE_SCALE_UP",
+    ),
 ]
 
 

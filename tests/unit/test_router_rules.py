@@ -15,6 +15,7 @@ from deployer import template
 from deployer.local.router import Router, Rule, envelope, rules_from_template
 from deployer.localrun import InvokeResult
 from deployer.provision import DeployerNames
+from tests.support.documented import AWS_HOOK_AWAITING_ACTION_EXAMPLE, AWS_PAUSE_PAGE_EXAMPLE
 from tests.support.events import load_event, sample_names
 
 pytestmark = pytest.mark.unit
@@ -272,3 +273,60 @@ def test_a_rule_without_a_worker_is_refused() -> None:
     rules = [Rule("OnPushFunction", "PushRule", {"source": ["aws.codecommit"]}, "default")]
     with pytest.raises(ValueError, match="no worker for OnPushFunction"):
         Router(AnsweringClient(), {}, rules)  # type: ignore[arg-type]
+
+
+# -- HookRule: the hook events on_deployment acts on -----------------------------------------------
+# ECS developer guide, "Amazon ECS service deployment hook state change events"
+# (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs_hook_state_change_events.html):
+# eventName HOOK_IN_PROGRESS, HOOK_AWAITING_ACTION ("A pause hook has started and requires action
+# to complete"), HOOK_SUCCEEDED, HOOK_FAILED, HOOK_TIMED_OUT; detail.hookType PAUSE in its example
+# (DeploymentLifecycleHookDetail.targetType: AWS_LAMBDA | PAUSE). The deployer answers PAUSE hooks
+# that wait (HOOK_AWAITING_ACTION) and ends the release of one that timed out (HOOK_TIMED_OUT);
+# SUCCEEDED and FAILED are the answers it gave itself (ContinueServiceDeployment CONTINUE, ROLLBACK).
+
+
+def hook_rule_names(event: dict[str, Any]) -> list[str]:
+    """The rules whose pattern moto's EventBridge matcher matches `event` against (the local stack's
+    router, over an endpoint without TestEventPattern)."""
+    return [rule.name for rule in router_for(MotoLikeClient(), []).matching(event)]
+
+
+def test_hook_rule_pattern_names_the_documented_events_and_hook_type_it_acts_on() -> None:
+    assert template.rule_patterns()["OnDeploymentFunction.HookRule"] == {
+        "source": ["aws.ecs"],
+        "detail-type": ["ECS Hook State Change"],
+        "detail": {"eventName": ["HOOK_AWAITING_ACTION", "HOOK_TIMED_OUT"], "hookType": ["PAUSE"]},
+    }
+
+
+@pytest.mark.parametrize("name", ["ecs_hook_awaiting_action", "ecs_hook_timed_out"])
+def test_the_hook_samples_reach_on_deployment_through_hook_rule_only(name: str) -> None:
+    assert hook_rule_names(load_event(name)) == ["OnDeploymentFunction.HookRule"]
+
+
+def test_aws_documented_example_reaches_hook_rule() -> None:
+    # GIVEN the guide's two examples of the event, verbatim (tests/support/documented.py)
+    for documented in (AWS_HOOK_AWAITING_ACTION_EXAMPLE, AWS_PAUSE_PAGE_EXAMPLE):
+        assert hook_rule_names(json.loads(documented)) == ["OnDeploymentFunction.HookRule"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("eventName", "HOOK_IN_PROGRESS"),
+        ("eventName", "HOOK_SUCCEEDED"),
+        ("eventName", "HOOK_FAILED"),
+        ("eventName", "HOOK_SOMETHING_NEW"),
+        ("hookType", "AWS_LAMBDA"),
+    ],
+)
+def test_other_hook_events_and_hook_types_reach_no_function(field: str, value: str) -> None:
+    event = load_event("ecs_hook_awaiting_action")
+    event["detail"][field] = value
+    assert hook_rule_names(event) == []
+
+
+def test_a_hook_event_without_hook_type_reaches_no_function() -> None:
+    event = load_event("ecs_hook_awaiting_action")
+    del event["detail"]["hookType"]
+    assert hook_rule_names(event) == []

@@ -6,9 +6,11 @@ stage, be continued or rolled back, and be stopped with a rollback.
   with eventName HOOK_AWAITING_ACTION, and waits for ContinueServiceDeployment, or for the hook's
   timeout, when it takes the timeout action (ECS developer guide, "Pause hooks for Amazon ECS
   service deployments"; REFERENCE.md "ECS rolling update").
-- The event is only a wake-up: the hookId that ContinueServiceDeployment needs, its expiry and
-  its timeout action are read from DescribeServiceDeployments' `lifecycleHookDetails`, as the
-  guide says to (`in_flight`, then `paused_hook`).
+- The event names the service deployment, the hook (hookId, hookType), its lifecycle stage and
+  expiry (ECS developer guide, "Amazon ECS service deployment hook state change events").
+  `describe` still reads that one service deployment before the deployer acts: the hook's status
+  now (the event may come late or twice) and its timeout action, which the event does not carry.
+  `in_flight` finds the deployment a rollback stops.
 - `decide` answers a paused hook (CONTINUE or ROLLBACK); `stop_with_rollback` stops an in-flight
   deployment and rolls it back (StopServiceDeployment stopType ROLLBACK).
 

@@ -70,6 +70,7 @@ __all__ = [
     "EcsDeploymentStateChangeEvent",
     "EcsHookStateChangeDetail",
     "EcsHookStateChangeEvent",
+    "HookEvent",
     "ReleaseStateChangeDetail",
     "ReleaseStateChangeEvent",
     "RollbackRequestedDetail",
@@ -486,50 +487,129 @@ class EcsDeploymentStateChangeEvent(EventBridgeModel):
 
 
 # --- ECS "ECS Hook State Change" ---------------------------------------------------------------
-# ECS developer guide, "Pause hooks for Amazon ECS service deployments": when a deployment reaches a
-# lifecycle stage with a PAUSE hook, ECS emits detail-type "ECS Hook State Change" with eventName
-# HOOK_AWAITING_ACTION and waits for ContinueServiceDeployment. The guide does not document the rest
-# of the detail, so only eventName is required and the event is a wake-up: the hook id, its expiry
-# and its timeout action are read from DescribeServiceDeployments (`deployer.ecs_deployments`), as
-# the guide says to. The service comes from resources[0], as for deployment events.
+# Shape: Amazon ECS Developer Guide, "Amazon ECS service deployment hook state change events"
+# (docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs_hook_state_change_events.html): "These
+# events are emitted when a deployment lifecycle hook changes status"; eventName HOOK_IN_PROGRESS,
+# HOOK_AWAITING_ACTION, HOOK_SUCCEEDED, HOOK_FAILED or HOOK_TIMED_OUT; resources[0] is the
+# service-deployment ARN and the detail carries hookId, hookType, expiresAt, lifecycleStage,
+# clusterArn, serviceArn, serviceDeploymentArn and updatedAt (no deploymentId). The same example
+# on "Pause hooks for Amazon ECS service deployments" (pause-lifecycle-hooks.html) has no
+# resources at all, so the service comes from the detail: the service-deployment ARN
+# (service-deployment/<cluster>/<service>/<id>), which ContinueServiceDeployment also takes.
+# updatedAt arrives with nanoseconds ("2026-03-05T15:54:41.618059641Z"): pydantic keeps microseconds.
+
+
+class HookEvent(StrEnum):
+    """The documented eventName values of "ECS Hook State Change"."""
+
+    IN_PROGRESS = "HOOK_IN_PROGRESS"
+    AWAITING_ACTION = "HOOK_AWAITING_ACTION"
+    SUCCEEDED = "HOOK_SUCCEEDED"
+    FAILED = "HOOK_FAILED"
+    TIMED_OUT = "HOOK_TIMED_OUT"
+    UNKNOWN = "UNKNOWN"
+    """An event name this code does not know: tolerated, and acted upon by nobody."""
+
+
+_ECS_NAME: Final = r"[A-Za-z0-9_-]{1,255}"
+_SERVICE_DEPLOYMENT_ARN: Final = re.compile(
+    rf"arn:aws[a-z-]*:ecs:[a-z0-9-]+:[0-9]{{12}}:service-deployment/(?P<cluster>{_ECS_NAME})/"
+    rf"(?P<service>{_ECS_NAME})/[A-Za-z0-9_-]{{1,255}}"
+)
+_CLUSTER_ARN: Final = re.compile(rf"arn:aws[a-z-]*:ecs:[a-z0-9-]+:[0-9]{{12}}:cluster/(?P<cluster>{_ECS_NAME})")
+# A service ARN in the long format (service/<cluster>/<service>) or the old short one (service/<service>).
+_ANY_SERVICE_ARN: Final = re.compile(
+    rf"arn:aws[a-z-]*:ecs:[a-z0-9-]+:[0-9]{{12}}:service/(?:(?P<cluster>{_ECS_NAME})/)?(?P<service>{_ECS_NAME})"
+)
+StageName = Annotated[str, StringConstraints(pattern=r"^[A-Z_]{1,64}$")]
 
 
 class EcsHookStateChangeDetail(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
-    event_type: str | None = Field(None, alias="eventType", max_length=32)
-    event_name: Annotated[str, StringConstraints(pattern=r"^[A-Z_]{1,64}$")] = Field(alias="eventName")
-    deployment_id: Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,256}$")] | None = Field(
-        None, alias="deploymentId"
-    )
-    service_deployment_arn: Annotated[str, StringConstraints(pattern=r"^arn:[\x21-\x7e]{1,1600}$")] | None = Field(
-        None, alias="serviceDeploymentArn"
-    )
-    hook_id: Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,256}$")] | None = Field(None, alias="hookId")
-    lifecycle_stage: Annotated[str, StringConstraints(pattern=r"^[A-Z_]{1,64}$")] | None = Field(
-        None, alias="lifecycleStage"
-    )
+    event_type: Annotated[str, StringConstraints(max_length=32)] | None = Field(None, alias="eventType")
+    event_name: StageName = Field(alias="eventName")
+    # ContinueServiceDeployment's hookId ("ecs-pause-e7tK9G_WRJqNF_EOMjztDXfKenlJuEUVjsNStf4WLKw")
+    hook_id: Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,256}$")] = Field(alias="hookId")
+    # PAUSE or AWS_LAMBDA (DeploymentLifecycleHookDetail.targetType); kept open for new types
+    hook_type: Annotated[str, StringConstraints(pattern=r"^[A-Z_]{1,32}$")] = Field(alias="hookType")
+    lifecycle_stage: StageName = Field(alias="lifecycleStage")
+    service_deployment_arn: str = Field(alias="serviceDeploymentArn", max_length=2048)
+    cluster_arn: str | None = Field(None, alias="clusterArn", max_length=2048)
+    service_arn: str | None = Field(None, alias="serviceArn", max_length=2048)
+    expires_at: AwareDatetime | None = Field(None, alias="expiresAt")
     updated_at: datetime | None = Field(None, alias="updatedAt")
     reason: Annotated[str, StringConstraints(max_length=2048)] | None = None
 
-
-class EcsHookStateChangeEvent(EcsDeploymentStateChangeEvent):
-    """Same envelope and service ARN rule as deployment events; its own detail-type and detail."""
-
-    detail_type: EcsHookStateChange = Field(alias="detail-type")  # type: ignore[assignment]
-    detail: EcsHookStateChangeDetail  # type: ignore[assignment]
+    @model_validator(mode="after")
+    def _one_service(self) -> Self:
+        deployment = _SERVICE_DEPLOYMENT_ARN.fullmatch(self.service_deployment_arn)
+        if deployment is None:
+            raise ValueError(
+                "serviceDeploymentArn is not an ECS service deployment ARN "
+                "(...:service-deployment/<cluster>/<service>/<id>)"
+            )
+        if self.service_arn is not None:
+            service = _ANY_SERVICE_ARN.fullmatch(self.service_arn)
+            if service is None:
+                raise ValueError("serviceArn is not an ECS service ARN (...:service/<cluster>/<service>)")
+            if service["service"] != deployment["service"] or service["cluster"] not in {None, deployment["cluster"]}:
+                raise ValueError("serviceArn names another service than serviceDeploymentArn")
+        if self.cluster_arn is not None:
+            cluster = _CLUSTER_ARN.fullmatch(self.cluster_arn)
+            if cluster is None:
+                raise ValueError("clusterArn is not an ECS cluster ARN (...:cluster/<cluster>)")
+            if cluster["cluster"] != deployment["cluster"]:
+                raise ValueError("clusterArn names another cluster than serviceDeploymentArn")
+        return self
 
     @property
-    def deployment_event(self) -> DeploymentEvent:
-        return DeploymentEvent.UNKNOWN
+    def hook_event(self) -> HookEvent:
+        try:
+            return HookEvent(self.event_name)
+        except ValueError:
+            return HookEvent.UNKNOWN
+
+
+class EcsHookStateChangeEvent(EventBridgeModel):
+    """A lifecycle hook of a service deployment changed status; the service deployment, its
+    cluster and service are named by the detail."""
+
+    source: EcsSource
+    detail_type: EcsHookStateChange = Field(alias="detail-type")
+    detail: EcsHookStateChangeDetail
+    # The documented example names the service deployment here; the same example on the pause
+    # hooks page has no resources. Nothing reads it; a service deployment named here must be the
+    # detail's.
+    resources: list[Annotated[str, StringConstraints(max_length=2048)]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _resources_agree(self) -> Self:
+        for resource in self.resources:
+            if ":service-deployment/" in resource and resource != self.detail.service_deployment_arn:
+                raise ValueError("resources names another service deployment than detail.serviceDeploymentArn")
+        return self
 
     @property
-    def is_rollback(self) -> bool:
-        return False
+    def cluster_name(self) -> str:
+        return self._cluster_and_service()[0]
 
     @property
-    def awaiting_action(self) -> bool:
-        return self.detail.event_name == "HOOK_AWAITING_ACTION"
+    def service_name(self) -> str:
+        return self._cluster_and_service()[1]
+
+    def _cluster_and_service(self) -> tuple[str, str]:
+        match = _SERVICE_DEPLOYMENT_ARN.fullmatch(self.detail.service_deployment_arn)
+        assert match is not None  # the detail's validator checked it
+        return match["cluster"], match["service"]
+
+    @property
+    def hook_event(self) -> HookEvent:
+        return self.detail.hook_event
+
+    @property
+    def is_pause(self) -> bool:
+        return self.detail.hook_type == "PAUSE"
 
 
 # --- The deployer's own events (source "ecs-deployer", on its own bus) -------------------------

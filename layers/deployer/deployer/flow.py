@@ -22,7 +22,9 @@ from deployer.events import (
     CodeCommitReferenceEvent,
     DeploymentEvent,
     EcsDeploymentStateChangeEvent,
+    EcsHookStateChangeDetail,
     EcsHookStateChangeEvent,
+    HookEvent,
     ReleaseStateChangeDetail,
     RollbackRequestedEvent,
     put_events_entry,
@@ -589,20 +591,37 @@ def _rolling_back(event: EcsDeploymentStateChangeEvent, deps: Deps) -> Outcome:
 # -- approvals during a deployment (PAUSE lifecycle hooks) ---------------------------------------
 
 
+# The hook events the deployer acts on (HookRule's pattern in template.yaml names the same two).
+ACTED_ON_HOOK_EVENTS = (HookEvent.AWAITING_ACTION, HookEvent.TIMED_OUT)
+
+
 def on_hook(event: EcsHookStateChangeEvent, deps: Deps) -> Outcome:
-    """ECS paused a deployment at a lifecycle hook (or a hook timed out). The event is a wake-up:
-    what is paused, its hook id, expiry and timeout action come from DescribeServiceDeployments.
-    A pause the deployer asked for (`approval: {at: ...}`) becomes an approval request like any
-    other (Slack, page, bus); a pause it did not add is left to whoever added it."""
+    """ECS paused a deployment at a PAUSE hook (HOOK_AWAITING_ACTION), or a pause timed out
+    (HOOK_TIMED_OUT). The event names the service deployment, the hook and its lifecycle stage. A
+    pause the deployer asked for (`approval: {at: ...}`) becomes an approval request like any other
+    (Slack, page, bus); a pause it did not add is left to whoever added it, with a log line.
+
+    The event names the service deployment, so ECS is no longer asked which deployment is in flight
+    (ListServiceDeployments). DescribeServiceDeployments is still read, once, for that deployment,
+    before anything is asked or ended: EventBridge delivers late and more than once (retries for up
+    to an hour), so the event may describe a hook already answered or timed out, and only ECS says
+    what it is now; the event also does not carry the hook's timeout action. A redelivered pause
+    the release already waits on is recognised without any ECS call."""
+    detail = event.detail
     cluster, service = event.cluster_name, event.service_name
+    where = f"{detail.event_name} of {detail.hook_type} hook {detail.hook_id} on {cluster}/{service}"
+    if not event.is_pause:
+        return _ignored(event, f"{where}: only PAUSE hooks wait for an answer (ECS runs the others itself)")
+    if event.hook_event not in ACTED_ON_HOOK_EVENTS:
+        return _ignored(event, f"{where}: the deployer acts on HOOK_AWAITING_ACTION and HOOK_TIMED_OUT only")
     found = deps.store.latest_deployment(cluster, service)
     if found is None:
-        return _ignored(event, f"{event.detail.event_name} on {cluster}/{service}: not a deployer deployment")
+        return _ignored(event, f"{where}: not a deployer deployment")
     release_id, stage_name = found
     release = deps.store.get(release_id)
     record = release.stages.get(stage_name) if release else None
     if release is None or record is None:
-        return _ignored(event, f"{event.detail.event_name} on {cluster}/{service}: release {release_id} is gone")
+        return _ignored(event, f"{where}: release {release_id} is gone")
     base = {"pipeline": release.pipeline, "release_id": release_id, "stage": stage_name}
     if record.state is not StageState.DEPLOYING or release.state.terminal:
         return {**base, "outcome": "duplicate", "reason": f"stage {stage_name} is {record.state}"}
@@ -614,23 +633,45 @@ def on_hook(event: EcsHookStateChangeEvent, deps: Deps) -> Outcome:
             f"a lifecycle hook on {cluster}/{service} that the deployer did not add (stage {stage_name} asks no "
             f"approval during its deployment): answer it with ContinueServiceDeployment",
         )
-    ecs = deps.stages.ecs
-    if record.service_deployment_arn:
-        views = ecs_deployments.describe(ecs, [record.service_deployment_arn])
-        view = views[0] if views else None
-    else:
-        view = ecs_deployments.in_flight(ecs, cluster, service)
-    if view is None:
-        return _ignored(event, f"no service deployment in flight on {cluster}/{service}")
-    hook = ecs_deployments.paused_hook(view)  # a hook waiting now wins over an earlier one that timed out
-    timed_out = next((h for h in view.hooks if h.timed_out), None)
-    if hook is None and timed_out is not None:
-        return {**base, **_pause_timed_out(release, record, timed_out, view, deps)}
-    if hook is None:
-        return _ignored(event, f"{view.arn} has no PAUSE hook awaiting action ({view.status}, {view.lifecycle_stage})")
-    if release.state is ReleaseState.AWAITING_APPROVAL and record.hook_id == hook.hook_id:
+    if not _pauses_at(stage.approval.at, detail.lifecycle_stage):
+        return _ignored(
+            event,
+            f"a PAUSE hook at {detail.lifecycle_stage} on {cluster}/{service} that the deployer did not add (stage "
+            f"{stage_name} pauses for its approval at {stage.approval.at}): answer it with ContinueServiceDeployment",
+        )
+    if record.service_deployment_arn not in {None, detail.service_deployment_arn}:
+        return _ignored(
+            event,
+            f"{where}: {detail.service_deployment_arn} is not the deployment {release_id} paused in "
+            f"({record.service_deployment_arn})",
+        )
+    waiting = release.state is ReleaseState.AWAITING_APPROVAL and record.hook_id == detail.hook_id
+    if event.hook_event is HookEvent.AWAITING_ACTION and waiting:
         return {**base, "outcome": "duplicate", "reason": "already waiting for approval"}
-    return {**base, **_ask_during(release, stage, record, view, hook, deps)}
+    views = ecs_deployments.describe(deps.stages.ecs, [detail.service_deployment_arn])
+    view = views[0] if views else None
+    hook = next((h for h in view.hooks if h.hook_id == detail.hook_id), None) if view else None
+    if view is None or hook is None:
+        return _ignored(
+            event, f"{where}: DescribeServiceDeployments lists no such hook on {detail.service_deployment_arn}"
+        )
+    if hook.timed_out:
+        return {**base, **_pause_timed_out(release, record, hook, view, detail, deps)}
+    if not hook.awaiting_action:
+        return {
+            **base,
+            "outcome": "duplicate",
+            "reason": f"hook {hook.hook_id} is {hook.status} now: the event came late",
+        }
+    return {**base, **_ask_during(release, stage, record, view, hook, detail, deps)}
+
+
+def _pauses_at(at: str, reported: str) -> bool:
+    """Whether a pause ECS reports at `reported` is the one the deployer added at `at`. A PAUSE
+    hook cannot sit at PRODUCTION_TRAFFIC_SHIFT, so a pause reported there is the one before it
+    (PRE_PRODUCTION_TRAFFIC_SHIFT is a hook stage only: ECS's ServiceDeploymentLifecycleStage has
+    no such value)."""
+    return reported == at or (at == "PRE_PRODUCTION_TRAFFIC_SHIFT" and reported == "PRODUCTION_TRAFFIC_SHIFT")
 
 
 def _ask_during(  # noqa: PLR0917 - the pause as on_hook found it
@@ -639,11 +680,12 @@ def _ask_during(  # noqa: PLR0917 - the pause as on_hook found it
     record: StageRecord,
     view: ecs_deployments.ServiceDeploymentView,
     hook: ecs_deployments.HookView,
+    detail: EcsHookStateChangeDetail,
     deps: Deps,
 ) -> Outcome:
     if deps.approvals is None or stage.approval is None:
         raise ConfigError(f"stage {stage.name} needs an approval but approvals are not configured")
-    at = view.lifecycle_stage or stage.approval.at or "a lifecycle hook"
+    at = detail.lifecycle_stage
     approval, token = deps.approvals.request(
         release,
         stage.name,
@@ -651,7 +693,8 @@ def _ask_during(  # noqa: PLR0917 - the pause as on_hook found it
         expires_in_hours=stage.approval.expires_in_hours,
     )
     del token  # a bearer capability: Slack and `deployer status` re-derive it, logs never see it
-    expires = min(approval.expires_at, hook.expires_at) if hook.expires_at else approval.expires_at
+    hook_expires = hook.expires_at or detail.expires_at
+    expires = min(approval.expires_at, hook_expires) if hook_expires else approval.expires_at
     action = hook.timeout_action or ecs_deployments.PAUSE_TIMEOUT_ACTION
     paused = StageRecord(
         **{
@@ -659,7 +702,7 @@ def _ask_during(  # noqa: PLR0917 - the pause as on_hook found it
             "service_deployment_arn": view.arn,
             "hook_id": hook.hook_id,
             "paused_at": at,
-            "hook_expires_at": hook.expires_at.isoformat() if hook.expires_at else None,
+            "hook_expires_at": hook_expires.isoformat() if hook_expires else None,
             "timeout_action": action,
         }
     )
@@ -717,15 +760,17 @@ def _answer_pause(release: Release, record: StageRecord, detail: Any, who: dict[
     return {"outcome": "rejected", **ended}
 
 
-def _pause_timed_out(
+def _pause_timed_out(  # noqa: PLR0917 - the pause as on_hook found it
     release: Release,
     record: StageRecord,
     hook: ecs_deployments.HookView,
     view: ecs_deployments.ServiceDeploymentView,
+    detail: EcsHookStateChangeDetail,
     deps: Deps,
 ) -> Outcome:
     action = hook.timeout_action or record.timeout_action or ecs_deployments.PAUSE_TIMEOUT_ACTION
-    reason = f"the pause at {record.paused_at or view.lifecycle_stage} timed out undecided: ECS applied {action}"
+    at = record.paused_at or detail.lifecycle_stage
+    reason = f"the pause at {at} timed out undecided: ECS applied {action}"
     if action == "CONTINUE":
         resumed = StageRecord(**{**record.__dict__, "hook_id": None})
         deps.store.transition(
@@ -734,7 +779,15 @@ def _pause_timed_out(
         return {"outcome": "timed_out", "timeout_action": action}
     if deps.approvals is not None:
         deps.approvals.expire_if_due(release)
-    return {"outcome": "timed_out", "timeout_action": action, **_end_pause_or_wait(release, deps, reason)}
+    if record.service_deployment_arn is None:  # the pause was never asked (its event was lost): it ends here
+        record = StageRecord(
+            **{**record.__dict__, "service_deployment_arn": view.arn, "paused_at": at, "timeout_action": action}
+        )
+        release = deps.store.set_stage(release, release.stage or "", record)
+    ended = _end_pause_or_wait(
+        release, deps, reason, allowed_from={ReleaseState.AWAITING_APPROVAL, ReleaseState.DEPLOYING}
+    )
+    return {"outcome": "timed_out", "timeout_action": action, **ended}
 
 
 def _end_pause_or_wait(
@@ -744,6 +797,7 @@ def _end_pause_or_wait(
     *,
     state: ReleaseState = ReleaseState.APPROVAL_EXPIRED,
     rolled_back: bool | None = None,
+    allowed_from: frozenset[ReleaseState] | set[ReleaseState] = frozenset({ReleaseState.AWAITING_APPROVAL}),
     **changes: Any,
 ) -> Outcome:
     """End a release waiting for a decision. One paused inside its deployment also ends its stage
@@ -751,7 +805,7 @@ def _end_pause_or_wait(
     stage_name = release.stage or ""
     record = release.stages.get(stage_name)
     if record is None or not record.service_deployment_arn or record.state is not StageState.DEPLOYING:
-        deps.store.transition(release, state, reason=reason, allowed_from={ReleaseState.AWAITING_APPROVAL}, **changes)
+        deps.store.transition(release, state, reason=reason, allowed_from=allowed_from, **changes)
         return {}
     action = record.timeout_action or ecs_deployments.PAUSE_TIMEOUT_ACTION
     ended = StageRecord(
@@ -768,7 +822,7 @@ def _end_pause_or_wait(
         state,
         reason=reason,
         stages={**release.stages, stage_name: ended},
-        allowed_from={ReleaseState.AWAITING_APPROVAL},
+        allowed_from=allowed_from,
         **changes,
     )
     return hand_over_to(deps.store.release_service(record.cluster, record.service, release.release_id), deps)

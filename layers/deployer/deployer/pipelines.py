@@ -209,7 +209,11 @@ LifecycleStage = Literal[
     "PRODUCTION_TRAFFIC_SHIFT",
     "POST_PRODUCTION_TRAFFIC_SHIFT",
 ]
-# Lifecycle hooks exist only for these strategies.
+# The strategies whose lifecycle stages AWS documents. Every stage of ECS's DeploymentLifecycleHook
+# (botocore's ECS model; ECS developer guide, "Lifecycle hooks for Amazon ECS service deployments")
+# is described in terms of a blue and a green service revision and their test and production
+# traffic; the guide documents no lifecycle stages for a rolling update, so `approval.at` with
+# ROLLING is refused: nothing says where, or whether, ECS would pause one and ask.
 HOOK_STRATEGIES = ("BLUE_GREEN", "LINEAR", "CANARY")
 
 
@@ -887,7 +891,9 @@ def _check_approval_at(stage: dict[str, Any], loc: Loc, check: _Checker) -> None
         check.error(
             (*loc, "approval", "at"),
             f"{at} needs rollout.strategy BLUE_GREEN, LINEAR or CANARY (got {strategy or 'none: ROLLING'}): "
-            "ECS runs lifecycle hooks only for those",
+            "AWS documents the lifecycle stages of those deployments only, none for a rolling update, so nothing "
+            f"says ECS would pause a rolling deployment at {at} and wait for the approval; remove `at` to approve "
+            "before the stage deploys",
         )
 
 

@@ -1045,7 +1045,7 @@ class EcsRolloutSimulator:
             f"{flight.prefix} PAUSED at {step.hook_stage}: hook {_short(hook.hook_id, 22)} AWAITING_ACTION until "
             f"{expires:%Y-%m-%d %H:%M:%S} UTC (timeoutInMinutes {minutes}{shortened}; then {action})"
         )
-        event = self._hook_event(flight, hook, HOOK_AWAITING_ACTION, f"The deployment is paused at {step.hook_stage}.")
+        event = self._hook_event(flight, hook, HOOK_AWAITING_ACTION)
         self._print(
             f"{flight.prefix} {HOOK_AWAITING_ACTION} sent: waiting for ContinueServiceDeployment "
             "CONTINUE or ROLLBACK (or StopServiceDeployment)"
@@ -1061,7 +1061,7 @@ class EcsRolloutSimulator:
                 continue
             why = record.request.why if record.request else "timed out"
             self._print(f"{flight.prefix} {why}: {HOOK_TIMED_OUT} sent")
-            events += self._send(flight.prefix, [self._hook_event(flight, hook, HOOK_TIMED_OUT, _sentence(why))])
+            events += self._send(flight.prefix, [self._hook_event(flight, hook, HOOK_TIMED_OUT)])
         for flight in list(self._flights.values()):
             request = self.service_deployments.take_request(flight.record)
             if request is not None:
@@ -1110,11 +1110,12 @@ class EcsRolloutSimulator:
         self._finish(flight, "ROLLBACK_SUCCESSFUL", _sentence(request.why))
         return self._send(prefix, events)
 
-    def _hook_event(self, flight: _Flight, hook: HookRecord, name: str, reason: str) -> Event:
-        """The "ECS Hook State Change" event: the service in resources, the hook and its deployment in
-        the detail (what the deployer reads from it is only a wake-up: REFERENCE.md, ecs_deployments)."""
-        arn = flight.record.service_arn
-        _, _, _, region, account, _ = arn.split(":", 5)
+    def _hook_event(self, flight: _Flight, hook: HookRecord, name: str) -> Event:
+        """The "ECS Hook State Change" event in the documented shape (ECS developer guide, "Amazon ECS
+        service deployment hook state change events"): the service deployment in resources, and the
+        hook, its stage and expiry, the cluster, service and service deployment in the detail."""
+        record = flight.record
+        _, _, _, region, account, _ = record.service_arn.split(":", 5)
         now = self._clock()
         return {
             "version": "0",
@@ -1124,16 +1125,18 @@ class EcsRolloutSimulator:
             "account": account,
             "time": _event_time(now),
             "region": region,
-            "resources": [arn],
+            "resources": [record.arn],
             "detail": {
-                "eventType": "WARN" if name == HOOK_TIMED_OUT else "INFO",
+                "eventType": "INFO",
                 "eventName": name,
-                "deploymentId": flight.record.deployment_id,
-                "serviceDeploymentArn": flight.record.arn,
                 "hookId": hook.hook_id,
+                "hookType": hook.target_type,
+                **({"expiresAt": _event_time(hook.expires_at)} if hook.expires_at else {}),
                 "lifecycleStage": hook.lifecycle_stage,
+                "clusterArn": record.cluster_arn,
+                "serviceArn": record.service_arn,
+                "serviceDeploymentArn": record.arn,
                 "updatedAt": _millis(now),
-                "reason": reason,
             },
         }
 
