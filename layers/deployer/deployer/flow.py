@@ -663,7 +663,12 @@ def on_hook(event: EcsHookStateChangeEvent, deps: Deps) -> Outcome:
             "outcome": "duplicate",
             "reason": f"hook {hook.hook_id} is {hook.status} now: the event came late",
         }
-    return {**base, **_ask_during(release, stage, record, view, hook, detail, deps)}
+    return {
+        **base,
+        **ask_during(
+            release, stage, record, view, hook, deps, at=detail.lifecycle_stage, event_expires_at=detail.expires_at
+        ),
+    }
 
 
 def _pauses_at(at: str, reported: str) -> bool:
@@ -674,18 +679,20 @@ def _pauses_at(at: str, reported: str) -> bool:
     return reported == at or (at == "PRE_PRODUCTION_TRAFFIC_SHIFT" and reported == "PRODUCTION_TRAFFIC_SHIFT")
 
 
-def _ask_during(  # noqa: PLR0917 - the pause as on_hook found it
+def ask_during(  # noqa: PLR0917 - the pause as on_hook (or the reconciler) found it
     release: Release,
     stage: Stage,
     record: StageRecord,
     view: ecs_deployments.ServiceDeploymentView,
     hook: ecs_deployments.HookView,
-    detail: EcsHookStateChangeDetail,
     deps: Deps,
+    *,
+    at: str,
+    event_expires_at: datetime | None = None,
 ) -> Outcome:
+    """Ask for the approval of a deployment ECS paused at `at` (its PAUSE hook `hook`)."""
     if deps.approvals is None or stage.approval is None:
         raise ConfigError(f"stage {stage.name} needs an approval but approvals are not configured")
-    at = detail.lifecycle_stage
     approval, token = deps.approvals.request(
         release,
         stage.name,
@@ -693,7 +700,7 @@ def _ask_during(  # noqa: PLR0917 - the pause as on_hook found it
         expires_in_hours=stage.approval.expires_in_hours,
     )
     del token  # a bearer capability: Slack and `deployer status` re-derive it, logs never see it
-    hook_expires = hook.expires_at or detail.expires_at
+    hook_expires = hook.expires_at or event_expires_at
     expires = min(approval.expires_at, hook_expires) if hook_expires else approval.expires_at
     action = hook.timeout_action or ecs_deployments.PAUSE_TIMEOUT_ACTION
     paused = StageRecord(

@@ -374,13 +374,13 @@ def _paused(  # noqa: PLR0917 - what _deploying found
 ) -> Outcome | None:
     """A deployment waiting at a PAUSE hook is not stuck: the hook's timeout governs it. The stage's
     own approval pause whose "ECS Hook State Change" was lost gets its approval asked now."""
-    ours = stage is not None and stage.approval is not None and stage.approval.at is not None
-    if not ours or release.is_rollback or stage is None:
+    if release.is_rollback or stage is None or stage.approval is None or stage.approval.at is None:
         return None
-    asked = flow._ask_during(release, stage, record, view.detail, hook, deps)
+    at = view.detail.lifecycle_stage or stage.approval.at
+    asked = flow.ask_during(release, stage, record, view.detail, hook, deps, at=at)
     return {
         "outcome": "awaiting_approval",
-        "reason": f"{stage_name} paused at {view.detail.lifecycle_stage}; its event never arrived",
+        "reason": f"{stage_name} paused at {at}; its event never arrived",
         **asked,
     }
 
