@@ -7,7 +7,8 @@ desiredCount) unless --dry-run. The AWS account, region and endpoint are boto3's
 
 Exit status: 0 deployed or nothing to do (and, with --wait, the deployment COMPLETED), 1 refused
 (nothing changed), an AWS failure (one line), or with --wait a FAILED or unfinished deployment,
-2 unusable arguments.
+2 unusable arguments, 128 + the signal when stopped by SIGINT, SIGTERM or SIGHUP (one line; while
+waiting it names the ECS deployment, which goes on).
 """
 
 from __future__ import annotations

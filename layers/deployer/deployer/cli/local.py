@@ -25,8 +25,14 @@ The running local stack (`deployer local up`) describes itself in a state file, 
 `env["DEPLOYER_ENVIRONMENT"]` (default "local") also names the functions (the template's
 `Environment` parameter) and must be the environment of `buses["deployer"]`.
 
+`up` holds `.local/stack.lock` while it runs (`deployer.local.pidlock`): a second `up` (or
+`make demo`) in the same checkout refuses, naming the first one's pid.
+
 Exit status: 0 done (every invoked function returned), 1 a function raised or failed, 2 unusable
-arguments (unknown function, no build, unreadable event file, no local stack).
+arguments (unknown function, no build, an event file that is unreadable, not UTF-8, over 4 MiB or
+over EventBridge's entry size, a state file that is not the stack's, no local stack, or for `up` a
+local stack already running here), 128 + the signal when stopped by SIGINT, SIGTERM or SIGHUP
+(`up` runs until then).
 """
 
 from __future__ import annotations

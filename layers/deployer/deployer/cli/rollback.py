@@ -25,7 +25,9 @@ Credentials, region and endpoint come from the standard AWS configuration (or th
 
 Exit status: 0 the rollback started (deploying, queued or stopping), 1 nothing to roll back,
 refused, declined at the prompt, or an AWS error (one line), 2 unusable arguments (an unknown
-pipeline or stage, nothing saying where to act, no terminal and no --yes).
+pipeline or stage, nothing saying where to act, no terminal and no --yes), 128 + the signal when
+stopped by SIGINT, SIGTERM or SIGHUP (at the question: nothing changed; during the request: after
+it, saying so).
 """
 
 from __future__ import annotations
