@@ -2,6 +2,10 @@
 
 Run it from the repository root (`make bench` does), where `tests.support.world` is importable.
 `--only SECTION` runs one section and prints it without touching BENCHMARKS.md.
+
+SIGINT (Ctrl-C), SIGTERM and SIGHUP stop it with one line, exit 128 + the signal, every child
+process ended and BENCHMARKS.md untouched. One run per checkout (`.local/bench.lock`): a second
+refuses with the first one's pid, since two at once would measure each other.
 """
 
 from __future__ import annotations
@@ -15,6 +19,10 @@ from typing import Any
 
 from bench import aws_calls, cold_import, ecs_deploy, latency, report, sizes, startup, storm
 from bench.common import REPO_ROOT
+from deployer.cli.signals import run_stoppable
+from deployer.local.pidlock import AlreadyRunning, PidLock
+
+LOCK_FILE = REPO_ROOT / ".local" / "bench.lock"
 
 RUNNERS: dict[str, Callable[[], dict[str, Any]]] = {
     "startup": startup.plan_startup,
@@ -32,6 +40,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=list(RUNNERS), action="append", help="run only this section (repeatable)")
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "BENCHMARKS.md", help="where to write the report")
     args = parser.parse_args(argv)
+    return run_stoppable("python -m bench", lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        lock = PidLock(LOCK_FILE, "python -m bench").acquire()
+    except AlreadyRunning as exc:
+        print(f"python -m bench: error: a benchmark is {exc}", file=sys.stderr)
+        return 1
+    try:
+        return _measure(args)
+    finally:
+        lock.release()
+
+
+def _measure(args: argparse.Namespace) -> int:
     chosen = args.only or list(RUNNERS)
     started = time.perf_counter()
     results: dict[str, dict[str, Any]] = {}

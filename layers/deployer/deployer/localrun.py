@@ -654,6 +654,17 @@ def _run_child(built: BuiltFunction, config_file: Path, env: Mapping[str, str], 
     finally:
         os.close(write_fd)
     assert process.stdout is not None
+    try:
+        return _watch_child(process, read_fd, limit)
+    except BaseException:  # stopped (Ctrl-C, SIGTERM...): the child, in a session of its own, goes too
+        _kill(process)
+        process.wait()
+        process.stdout.close()
+        raise
+
+
+def _watch_child(process: subprocess.Popen[bytes], read_fd: int, limit: float) -> _ChildRun:
+    assert process.stdout is not None
     run = _ChildRun()
     logs = bytearray()
     channel = bytearray()

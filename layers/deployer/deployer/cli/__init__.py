@@ -54,11 +54,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help(sys.stderr)
         return 2
-    try:
-        return int(args.handler(args))
-    except UsageError as exc:
-        print(f"deployer {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    from deployer.cli.signals import Stopped, stop_on_signals
+
+    name = f"deployer {args.command}" + (f" {args.action}" if getattr(args, "action", None) else "")
+    with stop_on_signals() as outermost:  # SIGINT, SIGTERM, SIGHUP: one line and 128 + the signal, never a traceback
+        try:
+            return int(args.handler(args))
+        except UsageError as exc:
+            print(f"deployer {args.command}: error: {exc}", file=sys.stderr)
+            return 2
+        except Stopped as stop:
+            if not outermost:  # `deployer status` run inside `make demo`: the demo reports it
+                raise
+            print(stop.line(name), file=sys.stderr, flush=True)
+            return stop.exit_status
 
 
 if __name__ == "__main__":

@@ -7,19 +7,23 @@ desiredCount) unless --dry-run. The AWS account, region and endpoint are boto3's
 
 Exit status: 0 deployed or nothing to do (and, with --wait, the deployment COMPLETED), 1 refused
 (nothing changed), an AWS failure (one line), or with --wait a FAILED or unfinished deployment,
-2 unusable arguments.
+2 unusable arguments, 128 + the signal when stopped by SIGINT, SIGTERM or SIGHUP (one line; while
+waiting it names the ECS deployment, which goes on).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from deployer.cli import UsageError
+from deployer.cli.signals import shielded
 
 if TYPE_CHECKING:
     from deployer.oneshot import ConfigChange, DeployPlan, DeployResult
@@ -165,6 +169,21 @@ def guarded(command: str, body: Callable[[], int]) -> int:
         return 1
 
 
+@contextmanager
+def goes_on_without_us(cluster: str, service: str, deployment_id: str) -> Iterator[None]:
+    """A stop signal while waiting says that ECS carries on with the deployment, and how to follow it."""
+    from deployer.cli.signals import Stopped
+
+    try:
+        yield
+    except Stopped as stop:
+        stop.detail = (
+            f"the ECS deployment {deployment_id} of {cluster}/{service} goes on: "
+            f"aws ecs describe-services --cluster {cluster} --services {service}"
+        )
+        raise
+
+
 def _deploy(args: argparse.Namespace) -> int:
     from deployer import aws
     from deployer.errors import DeployerError
@@ -187,13 +206,17 @@ def _deploy(args: argparse.Namespace) -> int:
     if args.dry_run:
         say(f"Dry run: nothing was registered or updated ({_intent(plan)}).")
         return 0
-    result = deploy(aws.client("ecs"), plan)
+    with shielded():  # RegisterTaskDefinition then UpdateService: a stop signal waits for both
+        result = deploy(aws.client("ecs"), plan)
     say(result_text(plan, result))
     if not args.wait or result.deployment_id is None:
         return 0
     timeout = args.timeout or DEFAULT_TIMEOUT_SECONDS
     say(f"Waiting for {result.deployment_id} to complete or fail (timeout {timeout:.0f} s)...")
-    outcome = wait_for_deployment(aws.client("ecs"), plan.cluster, plan.service, result.deployment_id, timeout=timeout)
+    with goes_on_without_us(plan.cluster, plan.service, result.deployment_id):
+        outcome = wait_for_deployment(
+            aws.client("ecs"), plan.cluster, plan.service, result.deployment_id, timeout=timeout
+        )
     if outcome.state in FINAL_ROLLOUT_STATES:
         say(f"Deployment {result.deployment_id} {outcome.state} after {outcome.waited_seconds:.0f} s: {outcome.reason}")
     else:
@@ -203,14 +226,25 @@ def _deploy(args: argparse.Namespace) -> int:
 
 def _deploy_json(args: argparse.Namespace, plan: DeployPlan) -> int:
     from deployer import aws
-    from deployer.oneshot import DEFAULT_TIMEOUT_SECONDS, deploy
+    from deployer.oneshot import DEFAULT_TIMEOUT_SECONDS, deploy, wait_for_deployment
 
     document: dict[str, Any] = {"plan": plan.to_dict(), "dry_run": bool(args.dry_run), "result": None}
     code = 0
     if not plan.valid:
         code = 1
     elif not args.dry_run:
-        result = deploy(aws.client("ecs"), plan, wait=bool(args.wait), timeout=args.timeout or DEFAULT_TIMEOUT_SECONDS)
+        with shielded():  # RegisterTaskDefinition then UpdateService: a stop signal waits for both
+            result = deploy(aws.client("ecs"), plan)
+        if args.wait and result.deployment_id is not None:
+            with goes_on_without_us(plan.cluster, plan.service, result.deployment_id):
+                rollout = wait_for_deployment(
+                    aws.client("ecs"),
+                    plan.cluster,
+                    plan.service,
+                    result.deployment_id,
+                    timeout=args.timeout or DEFAULT_TIMEOUT_SECONDS,
+                )
+            result = dataclasses.replace(result, rollout=rollout)
         document["result"] = result.to_dict()
         if result.rollout is not None and not result.rollout.succeeded:
             code = 1

@@ -25,8 +25,14 @@ The running local stack (`deployer local up`) describes itself in a state file, 
 `env["DEPLOYER_ENVIRONMENT"]` (default "local") also names the functions (the template's
 `Environment` parameter) and must be the environment of `buses["deployer"]`.
 
+`up` holds `.local/stack.lock` while it runs (`deployer.local.pidlock`): a second `up` (or
+`make demo`) in the same checkout refuses, naming the first one's pid.
+
 Exit status: 0 done (every invoked function returned), 1 a function raised or failed, 2 unusable
-arguments (unknown function, no build, unreadable event file, no local stack).
+arguments (unknown function, no build, an event file that is unreadable, not UTF-8, over 4 MiB or
+over EventBridge's entry size, a state file that is not the stack's, no local stack, or for `up` a
+local stack already running here), 128 + the signal when stopped by SIGINT, SIGTERM or SIGHUP
+(`up` runs until then).
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from deployer import localrun
 from deployer.cli import UsageError
+from deployer.cli.status import read_state_text
 from deployer.local.stack import process_running
 from deployer.localrun import InvokeResult, LocalRunError
 
@@ -89,12 +96,9 @@ class StackState:
 def read_stack_state(path: Path) -> StackState | None:
     """The running stack's state, or None when `path` does not exist. A malformed file, or one
     whose stack process has ended, is a usage error."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    text = read_state_text(path)
+    if text is None:
         return None
-    except OSError as exc:
-        raise UsageError(f"cannot read the local stack's state file {path}: {exc.strerror}") from exc
     try:
         data = json.loads(text)
         state = StackState(
@@ -211,10 +215,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def up_command(args: argparse.Namespace) -> int:
-    """Start the local stack in the foreground; Ctrl-C stops every part of it."""
-    import signal
-    import threading
+    """Start the local stack in the foreground until SIGINT (Ctrl-C), SIGTERM or SIGHUP, which
+    stop every part of it (`deployer.cli.signals`: one line on stderr, exit 128 + the signal).
+    One stack per `.local/`: a second `local up` (or `make demo`) there refuses, naming the pid."""
+    import time
 
+    from deployer.local.pidlock import AlreadyRunning
     from deployer.local.stack import LocalStack, StackOptions
 
     if not (args.build_dir / "template.yaml").exists():
@@ -225,22 +231,21 @@ def up_command(args: argparse.Namespace) -> int:
             fail_stages=tuple(args.fail_stage),
             blue_green=args.blue_green,
             hook_timeout_seconds=args.hook_timeout,
+            command="deployer local up" + (" --blue-green" if args.blue_green else ""),
         )
     )
-    stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     try:
         stack.start()
+    except AlreadyRunning as exc:
+        raise UsageError(f"a local stack is {exc}") from None
+    try:
         print_next_steps(stack)
-        while not stopped.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
+        while True:
+            time.sleep(3600)  # until a stop signal raises Stopped here
     finally:
         print("Stopping the local stack...", flush=True)
         stack.stop()
         print("Stopped: nothing left running.", flush=True)
-    return 0
 
 
 def print_next_steps(stack: Any) -> None:
@@ -255,11 +260,27 @@ def print_next_steps(stack: Any) -> None:
     )
 
 
+MAX_EVENT_FILE_BYTES = 4 * 1024 * 1024
+"""The most `read_event` reads: four times the largest entry PutEvents takes, room for indented
+JSON. A longer input (`/dev/zero`, a log by mistake) is refused instead of read forever."""
+
+
 def read_event(source: str) -> dict[str, Any]:
-    """The event JSON object in file `source` ('-': standard input)."""
+    """The event JSON object in file `source` ('-': standard input), read up to
+    MAX_EVENT_FILE_BYTES."""
     name = "standard input" if source == "-" else source
     try:
-        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+        if source == "-":
+            data = sys.stdin.buffer.read(MAX_EVENT_FILE_BYTES + 1)
+        else:
+            with Path(source).open("rb") as stream:
+                data = stream.read(MAX_EVENT_FILE_BYTES + 1)
+        if len(data) > MAX_EVENT_FILE_BYTES:
+            raise UsageError(
+                f"the event file {name} is longer than {MAX_EVENT_FILE_BYTES // (1024 * 1024)} MiB: "
+                "not an event (EventBridge takes entries up to 1 MiB)"
+            )
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise UsageError(f"cannot read the event file {name}: {reason}") from exc
@@ -353,14 +374,19 @@ def _write_logs(result: InvokeResult, stream: IO[str]) -> None:
 
 
 def emit_command(args: argparse.Namespace) -> int:
-    from deployer.local.router import Router, envelope, rules_from_template
+    from deployer.local.router import Router, check_entry_size, envelope, rules_from_template
     from deployer.provision import DeployerNames
 
+    read = read_event(args.file)  # the input first: a bad file is refused before anything else
+    try:
+        check_entry_size(read)  # as PutEvents measures the entry: before the envelope is filled in
+    except ValueError as exc:
+        raise UsageError(f"the event file {args.file}: {exc}") from exc
     state = read_stack_state(args.state)
     if state is None:
         raise UsageError(f"no local stack is running ({args.state} does not exist): start `deployer local up`")
     try:
-        event = envelope(read_event(args.file), region=state.region)
+        event = envelope(read, region=state.region)
     except ValueError as exc:
         raise UsageError(f"the event file {args.file}: {exc}") from exc
     bus = state.buses.get(args.bus) or ("default" if args.bus == "default" else None)

@@ -25,7 +25,9 @@ Credentials, region and endpoint come from the standard AWS configuration (or th
 
 Exit status: 0 the rollback started (deploying, queued or stopping), 1 nothing to roll back,
 refused, declined at the prompt, or an AWS error (one line), 2 unusable arguments (an unknown
-pipeline or stage, nothing saying where to act, no terminal and no --yes).
+pipeline or stage, nothing saying where to act, no terminal and no --yes), 128 + the signal when
+stopped by SIGINT, SIGTERM or SIGHUP (at the question: nothing changed; during the request: after
+it, saying so).
 """
 
 from __future__ import annotations
@@ -307,8 +309,10 @@ def run(
         raise UsageError("not a terminal, so nobody can confirm: pass --yes to roll back without asking")
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from deployer.cli.signals import Stopped, shielded
     from deployer.errors import DeployerError
 
+    outcome: dict[str, Any] | None = None
     try:
         session = session_for(target)
         deps = build_deps(target, session)
@@ -321,10 +325,20 @@ def run(
                 return 1
         requested_by = {"kind": "cli", "principal": caller(session, target, environ)}
         rollback = request_rollback or _flow_rollback()
-        outcome = rollback(pipeline.name, stage.name, requested_by, deps)
+        with shielded():  # a stop signal waits until the rollback is requested, never half of it
+            outcome = rollback(pipeline.name, stage.name, requested_by, deps)
     except (ClientError, BotoCoreError, DeployerError) as exc:
         print(f"deployer rollback: error: {error_line(exc, target)}", file=sys.stderr)
         return 1
+    except Stopped as stop:
+        if outcome is None:
+            stop.detail = "nothing changed"
+        elif str(outcome.get("outcome")) in STARTED:
+            what = f"rollback release {outcome['release_id']}" if outcome.get("release_id") else "the rollback"
+            stop.detail = f"{what} goes on ({outcome.get('outcome')}): deployer status --pipeline {args.pipeline}"
+        else:
+            stop.detail = f"not rolled back ({outcome.get('outcome')}): nothing changed"
+        raise
     started = str(outcome.get("outcome")) in STARTED
     if args.json:
         print(json.dumps({**outcome, "started": started, "preview": asdict(shown)}, indent=2, default=str))

@@ -122,14 +122,36 @@ class Target:
     slack_secret: str | None = None
 
 
-def _state_file(path: Path) -> dict[str, Any] | None:
-    """The local stack's state, or None when there is no file. Stale or malformed: UsageError."""
+MAX_STATE_FILE_BYTES = 1024 * 1024
+"""The local stack writes a few kilobytes; anything past this is not its state file."""
+
+
+def read_state_text(path: Path) -> str | None:
+    """The text of the state file at `path`, None when there is none. Unreadable, not UTF-8, or
+    endless (`--state /dev/zero`): a one-line UsageError."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as stream:
+            data = stream.read(MAX_STATE_FILE_BYTES + 1)
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise UsageError(f"cannot read the local stack's state file {path}: {exc.strerror}") from None
+        raise UsageError(f"cannot read the local stack's state file {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_STATE_FILE_BYTES:
+        raise UsageError(f"{path} is not a local stack's state file (longer than 1 MiB): restart `deployer local up`")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"{path} is not a local stack's state file (not UTF-8: byte 0x{data[exc.start]:02x} at offset "
+            f"{exc.start}): restart `deployer local up`, or pass --state FILE"
+        ) from None
+
+
+def _state_file(path: Path) -> dict[str, Any] | None:
+    """The local stack's state, or None when there is no file. Stale or malformed: UsageError."""
+    text = read_state_text(path)
+    if text is None:
+        return None
     try:
         data = json.loads(text)
         env = data.get("env") or {}

@@ -27,6 +27,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
+from deployer.cli.signals import run_stoppable
 from deployer.releases import Release, ReleaseState
 
 WAITING = {ReleaseState.AWAITING_APPROVAL}
@@ -99,18 +100,29 @@ def run(argv: Sequence[str] | None = None) -> int:
         help="prod deploys BLUE_GREEN and is approved while ECS pauses it after the test traffic shift",
     )
     args = parser.parse_args(argv)
+    name = "make demo-click" if args.wait_for_click else "make demo-bluegreen" if args.blue_green else "make demo"
+    # SIGINT, SIGTERM, SIGHUP: the stack stops, then one line and 128 + the signal (deployer.cli.signals)
+    return run_stoppable(name, lambda: _demo(args, name))
 
+
+def _demo(args: argparse.Namespace, name: str) -> int:
     from deployer.local import gitremote
+    from deployer.local.gitremote import GitError
+    from deployer.local.pidlock import AlreadyRunning
     from deployer.local.stack import LocalStack, StackOptions
 
     started = time.monotonic()
-    work = Path(tempfile.mkdtemp(prefix="deployer-demo-"))
     stack = LocalStack(
-        StackOptions(root=Path(".local"), fail_stages=tuple(args.fail_stage), blue_green=args.blue_green)
+        StackOptions(root=Path(".local"), fail_stages=tuple(args.fail_stage), blue_green=args.blue_green, command=name)
     )
-    try:
-        say("Starting the local stack (no AWS account, no Docker)")
+    say("Starting the local stack (no AWS account, no Docker)")
+    try:  # one local stack per checkout: its .local/ (state file, git remote, moto log) is the stack's
         stack.start()
+    except AlreadyRunning as exc:
+        print(f"{name}: error: a local stack is {exc}", file=sys.stderr)
+        return 1
+    work = Path(tempfile.mkdtemp(prefix="deployer-demo-"))
+    try:
         say("A developer commits and pushes to main (a real git push to the local remote)")
         # The demo's developer, for the commit and for the remote's hook (it names the pusher).
         gitconfig = work / "gitconfig"
@@ -151,6 +163,9 @@ def run(argv: Sequence[str] | None = None) -> int:
         deployer_command(["status"])
         print(f"\nDemo finished in {time.monotonic() - started:.0f} s: release {release.state.value}.")
         return 0 if release.state is ReleaseState.RELEASED or args.fail_stage else 1
+    except (RuntimeError, GitError, subprocess.CalledProcessError, OSError) as exc:  # TimeoutError is an OSError
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        return 1
     finally:
         say("Stopping the local stack")
         stack.stop()

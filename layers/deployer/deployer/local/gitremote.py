@@ -361,8 +361,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from deployer.cli.signals import run_stoppable
+
     args = build_parser().parse_args(argv)
-    return _emit(args)
+    # Ctrl-C during `git push` reaches the hook too: one line through git ("remote: ..."), no traceback
+    return run_stoppable("deployer", lambda: _emit(args))
 
 
 if __name__ == "__main__":

@@ -28,9 +28,60 @@ if TYPE_CHECKING:
 
     from deployer.provision import DeployerNames
 
-__all__ = ["DEFAULT_BUS", "Delivery", "Router", "Rule", "envelope", "rules_from_template"]
+__all__ = [
+    "DEFAULT_BUS",
+    "MAX_ENTRY_BYTES",
+    "Delivery",
+    "EventTooLarge",
+    "Router",
+    "Rule",
+    "check_entry_size",
+    "entry_size",
+    "envelope",
+    "rules_from_template",
+]
 
 DEFAULT_BUS = "default"
+MAX_ENTRY_BYTES = 1024 * 1024
+"""The largest PutEvents entry EventBridge takes: 1 MB since January 2026 (it was 256 KB), as
+botocore's PutEvents documentation says ("the total entry size must be less than 1MB") and AWS
+announced ("More room to build: serverless services now support payloads up to 1 MB", AWS
+Compute Blog). Counted as `entry_size` counts."""
+
+
+class EventTooLarge(ValueError):
+    """An event whose PutEvents entry is over MAX_ENTRY_BYTES: EventBridge would refuse it."""
+
+
+def entry_size(event: Mapping[str, Any]) -> int:
+    """The size of `event`'s PutEvents entry, computed as EventBridge computes it ("Calculating
+    Amazon EventBridge PutEvents event entry size", Amazon EventBridge User Guide,
+    https://docs.aws.amazon.com/eventbridge/latest/userguide/calculate-putevents-entry-size.html):
+    Time counts 14 bytes if present; Source, DetailType, Detail and each entry of Resources their
+    UTF-8 bytes. Detail is counted as compact JSON, the smallest text PutEvents could be sent."""
+    size = 14 if event.get("time") is not None else 0
+    for key in ("source", "detail-type"):
+        size += len(str(event.get(key) or "").encode("utf-8"))
+    if event.get("detail") is not None:
+        detail = json.dumps(event["detail"], separators=(",", ":"), ensure_ascii=False)
+        size += len(detail.encode("utf-8", "surrogatepass"))
+    for resource in event.get("resources") or ():
+        if resource is not None:
+            size += len(str(resource).encode("utf-8", "surrogatepass"))
+    return size
+
+
+def check_entry_size(event: Mapping[str, Any]) -> int:
+    """`entry_size(event)`, or EventTooLarge when EventBridge would refuse the entry."""
+    size = entry_size(event)
+    if size > MAX_ENTRY_BYTES:
+        raise EventTooLarge(
+            f"its PutEvents entry is {size:,} bytes, over EventBridge's limit of {MAX_ENTRY_BYTES:,} "
+            "(source, detail-type, detail and resources, counted as EventBridge counts them): "
+            "put the large part in S3 and send its key"
+        )
+    return size
+
 
 Worker = Callable[[dict[str, Any]], InvokeResult]
 
@@ -155,7 +206,9 @@ class Router:
 
     def route(self, event: Mapping[str, Any], bus: str = DEFAULT_BUS) -> list[Delivery]:
         """Put `event` on `bus`: deliver it, enveloped once (one id for every target), to the
-        function of each matching rule in turn, and return what each returned."""
+        function of each matching rule in turn, and return what each returned. An event
+        EventBridge would refuse for its size raises EventTooLarge and reaches no function."""
+        check_entry_size(event)  # the entry as put, before EventBridge fills in the envelope
         delivered = envelope(event)
         return [
             Delivery(rule, rule.function, self._workers[rule.function](copy.deepcopy(delivered)), delivered)

@@ -38,8 +38,10 @@ from pathlib import Path
 from typing import Any
 
 from deployer import template
+from deployer.local.pidlock import PidLock
 
 STATE_FILE = Path(".local/stack.json")
+LOCK_FILE_NAME = "stack.lock"  # in the stack's root: held by the running stack (deployer.local.pidlock)
 ECS_ENDPOINT_ENV = "AWS_ENDPOINT_URL_ECS"  # botocore's per-service endpoint variable for ECS
 LOCAL_FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "local",
@@ -80,6 +82,8 @@ class StackOptions:
     """Publish the demo pipeline whose prod is a BLUE_GREEN deployment paused for its approval."""
     hook_timeout_seconds: float | None = None
     """Simulated PAUSE hooks time out after this many seconds instead of their timeoutInMinutes."""
+    command: str = "deployer local up"
+    """Who runs the stack, named to a second one that finds `root` taken (`root/stack.lock`)."""
 
 
 @dataclass
@@ -97,6 +101,7 @@ class LocalStack:
     _idle: threading.Event = field(default_factory=threading.Event)
     _pending: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _state_path: Path | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -112,7 +117,9 @@ class LocalStack:
         from deployer.provision import DeployerNames
 
         root = self.options.root
-        root.mkdir(parents=True, exist_ok=True)
+        # First of all: a second stack over the same root must not touch the first one's files.
+        lock = PidLock(root / LOCK_FILE_NAME, self.options.command).acquire()
+        self._stoppers.append(lock.release)
         names = DeployerNames(self.options.environment)
         self._start_moto(root)
         self._start_ecs_front()
@@ -127,14 +134,19 @@ class LocalStack:
         self._write_state(names)
 
     def stop(self) -> None:
-        while self._stoppers:
-            stopper = self._stoppers.pop()
-            try:
-                stopper()
-            except Exception as exc:  # stopping goes on: nothing may be left running
-                self.printer(f"stopping: {exc}")
-        if STATE_FILE.exists() and self.options.root == STATE_FILE.parent:
-            STATE_FILE.unlink(missing_ok=True)
+        """Stop every part, newest first; a signal arriving meanwhile waits until all are stopped."""
+        from deployer.cli.signals import shielded
+
+        with shielded():
+            if self._state_path is not None:  # only the state file this stack wrote
+                self._state_path.unlink(missing_ok=True)
+                self._state_path = None
+            while self._stoppers:
+                stopper = self._stoppers.pop()
+                try:
+                    stopper()
+                except Exception as exc:  # stopping goes on: nothing may be left running
+                    self.printer(f"stopping: {exc}")
 
     def __enter__(self) -> LocalStack:
         return self.start()
@@ -149,7 +161,7 @@ class LocalStack:
         log = (root / "moto.log").open("w")
         env = {**os.environ, "MOTO_EC2_LOAD_DEFAULT_AMIS": "false"}
         process = subprocess.Popen(  # noqa: S603 - our own interpreter running moto's server
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            [*_die_with_this_thread("moto.server"), "-H", "127.0.0.1", "-p", str(port)],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
@@ -427,6 +439,7 @@ class LocalStack:
         }
         path = self.options.root / STATE_FILE.name
         path.write_text(json.dumps(state, indent=2))
+        self._state_path = path
 
     # -- events -------------------------------------------------------------------------------
 
@@ -468,6 +481,31 @@ class LocalStack:
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """True once every submitted event was handled (and nothing new arrived)."""
         return self._idle.wait(timeout)
+
+
+# Runs a module as `python -m` would, but first asks Linux to send it SIGTERM when the thread that
+# started it ends (PR_SET_PDEATHSIG), so even a stack killed with SIGKILL leaves no server behind.
+# argv: the starting process's pid (if it is already gone, exit at once), the module, its arguments.
+_DIE_WITH_PARENT = r"""
+import ctypes, os, runpy, signal, sys
+parent, module = int(sys.argv[1]), sys.argv[2]
+del sys.argv[1:3]
+if sys.platform.startswith("linux"):
+    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        sys.exit(0)
+sys.argv[0] = module
+runpy.run_module(module, run_name="__main__", alter_sys=True)
+"""
+
+
+def _die_with_this_thread(module: str) -> list[str]:
+    """The command line of `python -m module` that ends with the thread starting it. Linux ties
+    PR_SET_PDEATHSIG to the creating thread, so only the main thread (which lives as long as
+    the process) asks for it; elsewhere it is a plain `python -m`."""
+    if threading.current_thread() is not threading.main_thread():
+        return [sys.executable, "-m", module]
+    return [sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), module]
 
 
 def process_running(pid: int) -> bool:

@@ -119,12 +119,21 @@ class WarmFunction:
     __call__ = invoke
 
     def close(self) -> None:
-        """Stop the worker (it exits when its request pipe closes; killed if it does not)."""
-        with self._lock:
-            self._closed = True
+        """Stop the worker (it exits when its request pipe closes; killed if it does not). An
+        invoke in progress is not waited for beyond STOP_SECONDS: its worker is killed, and the
+        invoke ends as a worker that exited does."""
+        self._closed = True
+        if not self._lock.acquire(timeout=STOP_SECONDS):
+            worker = self._worker
+            if worker is not None:
+                localrun._kill(worker.process)
+            self._lock.acquire()
+        try:
             if self._worker is not None:
                 self._worker.stop()
                 self._worker = None
+        finally:
+            self._lock.release()
 
     def __enter__(self) -> Self:
         return self
