@@ -161,7 +161,7 @@ def _pipelines(target: Target, session: Any) -> list[PipelineQuery]:
     return [PipelineQuery(p.name, tuple(s.name for s in p.stages), p.repository, p.branch) for p in config.pipelines]
 
 
-def _approval_link(target: Target, session: Any, table: Any, store: Any) -> ApprovalLink:
+def approval_link(target: Target, session: Any, table: Any, store: Any, command: str = "status") -> ApprovalLink:
     """Re-derives approval links (never stored) when the signing key and the base URL are known;
     says what is missing otherwise. A key that cannot be read is reported once, on stderr."""
     from botocore.exceptions import BotoCoreError, ClientError
@@ -186,7 +186,7 @@ def _approval_link(target: Target, session: Any, table: Any, store: Any) -> Appr
         except (DeployerError, BotoCoreError, ClientError) as exc:
             if not warned:
                 warned.append(str(exc))
-                print(f"deployer status: warning: approval links not shown: {exc}", file=sys.stderr)
+                print(f"deployer {command}: warning: approval links not shown: {exc}", file=sys.stderr)
             return None, NEEDS_SIGNING_KEY
         return (found, None) if found else (None, "(no pending approval)")
 
@@ -201,7 +201,7 @@ def gather(target: Target, limit: int) -> list[PipelineStatus]:
     table = session.resource("dynamodb", endpoint_url=target.endpoint_url).Table(target.table)
     store = ReleaseStore(table)
     queries = _pipelines(target, session)
-    return collect(store, queries, limit=limit, approval_link=_approval_link(target, session, table, store))
+    return collect(store, queries, limit=limit, approval_link=approval_link(target, session, table, store))
 
 
 def error_line(exc: Exception, target: Target) -> str:

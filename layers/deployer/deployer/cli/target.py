@@ -115,7 +115,7 @@ def describe_stack(name: str, region: str | None) -> Stack:
     except ClientError as exc:
         error = exc.response.get("Error", {})
         message = " ".join(str(error.get("Message", exc)).split())
-        if error.get("Code") == "ValidationError" and "does not exist" in message:
+        if error.get("Code") == "ValidationError":  # DescribeStacks: "If the stack doesn't exist"
             raise UsageError(
                 f"no stack {name} in {where} (CloudFormation: {message}): check the name "
                 f"(`sam list stacks`?) and AWS_REGION / AWS_PROFILE"
