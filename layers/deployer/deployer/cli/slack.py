@@ -264,9 +264,7 @@ def report(secret: str, version: str, seen: Any) -> str:
         lines.append("  Slack      off (no bot token, no webhook URL)")
         return "\n".join(lines)
     if seen.bot_token:
-        lines.append(
-            "  bot token       set: one message per release, updated as it moves (chat.postMessage, chat.update)"
-        )
+        lines.append("  bot token       set: one message per release, updated as it moves")
         lines.append(
             "  signing secret  set: Approve / Reject / Roll back buttons on"
             if seen.signing_secret
