@@ -25,6 +25,7 @@ from deployer.events import (
     parse_event,
 )
 from deployer.releases import Release, ReleaseState
+from deployer.status import short_principal
 from tests.support.events import load_event
 from tests.support.world import APPROVAL_BASE_URL, SIGNING_KEY, World, commit_id, make_world
 
@@ -87,7 +88,8 @@ def test_a_waiting_approval_is_listed_with_its_approvers_expiry_and_link(
     lines = out.splitlines()
     expires = datetime.fromisoformat(release.approval_expires_at.replace("Z", "+00:00"))
     assert lines[0] == "1 approval waiting, oldest first"
-    assert lines[1] == f"web → prod  commit {release.short_commit} by {release.pusher}"
+    assert release.pusher is not None
+    assert lines[1] == f"web → prod  commit {release.short_commit} by {short_principal(release.pusher)}"
     assert lines[2] == f"  waiting    12m 5s (since {since:%Y-%m-%d %H:%M} UTC)"
     assert lines[3].startswith(f"  expires    {expires:%Y-%m-%d %H:%M} UTC (in ")
     assert lines[4] == "  approvers  U012ABCDEF"

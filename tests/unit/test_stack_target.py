@@ -264,7 +264,7 @@ def test_a_missing_stack_is_one_line_naming_it_and_its_region(world: World, caps
     (line,) = capsys.readouterr().err.splitlines()
     assert line == (
         "deployer status: error: no stack nope in eu-west-1 (CloudFormation: Stack with id nope does not exist): "
-        "check the name (`sam list stacks`?) and AWS_REGION / AWS_PROFILE"
+        "check the name, and the region (AWS_REGION or AWS_PROFILE)"
     )
 
 

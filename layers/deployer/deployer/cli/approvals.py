@@ -158,7 +158,7 @@ def _moment(text: str | None) -> datetime | None:
 
 
 def render(found: Sequence[Waiting], pipelines: Sequence[str], now: datetime) -> str:
-    from deployer.status import age_text
+    from deployer.status import age_text, short_principal
 
     if not found:
         return f"No approval is waiting (pipelines: {', '.join(pipelines) or 'none'}).\n"
@@ -168,7 +168,7 @@ def render(found: Sequence[Waiting], pipelines: Sequence[str], now: datetime) ->
         expires = _moment(item.expires_at)
         head = f"{item.pipeline} → {item.stage}  commit {item.commit[:12]}"
         if item.pusher:
-            head += f" by {item.pusher}"
+            head += f" by {short_principal(item.pusher)}"
         lines.append(head)
         if since:
             lines.append(

@@ -117,8 +117,8 @@ def describe_stack(name: str, region: str | None) -> Stack:
         message = " ".join(str(error.get("Message", exc)).split())
         if error.get("Code") == "ValidationError":  # DescribeStacks: "If the stack doesn't exist"
             raise UsageError(
-                f"no stack {name} in {where} (CloudFormation: {message}): check the name "
-                f"(`sam list stacks`?) and AWS_REGION / AWS_PROFILE"
+                f"no stack {name} in {where} (CloudFormation: {message}): check the name, and the region "
+                "(AWS_REGION or AWS_PROFILE)"
             ) from None
         raise UsageError(f"cannot read stack {name} in {where}: {error.get('Code', 'error')}: {message}") from None
     except BotoCoreError as exc:
