@@ -234,3 +234,15 @@ def test_samconfig_names_a_region_and_safe_parameters_per_environment() -> None:
         assert "*" not in overrides  # no IAM scope widened to the whole account by a default
         assert deploy["capabilities"] == "CAPABILITY_IAM"
     assert config["prod"]["deploy"]["parameters"]["confirm_changeset"] is True
+
+
+def test_the_example_buildspec_takes_the_repository_from_the_project() -> None:
+    # GIVEN the project's ECR_REPOSITORY variable (set by the optional build project)
+    import yaml
+
+    spec = yaml.safe_load((ROOT / "buildspec.example.yml").read_text())
+    commands = [c for phase in spec["phases"].values() for c in phase["commands"]]
+    # THEN the buildspec does not declare it under env: variables (whichever of the two CodeBuild
+    # prefers, the project's value is used) and falls back to a default only when it is unset
+    assert "ECR_REPOSITORY" not in spec["env"].get("variables", {})
+    assert 'ECR_REPOSITORY="${ECR_REPOSITORY:-web-app}"' in commands
