@@ -15,10 +15,14 @@ AWS facts relied on:
 - CodeBuild's environment types LINUX_CONTAINER and ARM_CONTAINER with BUILD_GENERAL1_SMALL
   (Build environment compute modes and types, AWS CodeBuild User Guide,
   https://docs.aws.amazon.com/codebuild/latest/userguide/build-env-ref-compute-types.html).
-- `sam deploy --guided` prompts each template parameter with the value from samconfig.toml, else
-  the parameter's Default, else "" (aws-sam-cli samcli/commands/deploy/guided_context.py,
+- "Square brackets ([ ]) indicate default values. Leave your answer blank to select the default
+  value. Default values are obtained from the following configuration files: ... samconfig.toml"
+  (Introduction to deploying with AWS SAM, AWS SAM Developer Guide,
+  https://docs.aws.amazon.com/serverless-application-model/latest/developerguide/using-sam-cli-deploy.html);
+  the SAM CLI falls back to the parameter's Default, else "" (samcli/commands/deploy/guided_context.py,
   `_get_parameter_value`: "Otherwise, it will use its default value in template file."), so a
-  parameter without a Default is asked with nothing offered.
+  parameter without a Default is asked with nothing offered ("Parameter TaskRoleNamePattern []:"
+  in a real run, docs/production.md).
 """
 
 from __future__ import annotations
