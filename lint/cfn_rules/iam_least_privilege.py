@@ -32,6 +32,10 @@ UNSCOPABLE_ACTIONS: Mapping[str, str] = {
         f"{_NO_RESOURCE_TYPE}; only the aws:RequestTag and aws:TagKeys condition keys apply"
         f" ({_SAR}/list_amazonelasticcontainerservice.html)"
     ),
+    "ecr:GetAuthorizationToken": (
+        f"{_NO_RESOURCE_TYPE}; the registry login of a build that pushes (docker login)"
+        f" ({_SAR}/list_amazonelasticcontainerregistry.html)"
+    ),
     "application-autoscaling:DescribeScalableTargets": (
         f"{_NO_RESOURCE_TYPE} ({_SAR}/list_awsapplicationautoscaling.html)"
     ),

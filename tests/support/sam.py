@@ -24,10 +24,22 @@ class Unresolved(ValueError):
     """An intrinsic function whose value only CloudFormation knows (a resource's Ref or GetAtt)."""
 
 
+# What a user answers `sam deploy --guided` for the parameters that have no default (the IAM
+# scopes), as docs/production.md shows: the tests' world (project web-app-build, task roles web-*,
+# hook roles ecs-hook-*, repository web-app).
+GUIDED_ANSWERS = {
+    "BuildProjectNamePattern": "web-app-build",
+    "TaskRoleNamePattern": "web-*",
+    "HookRoleNamePattern": "ecs-hook-*",
+    "EcrRepositoryPattern": "web-app",
+}
+
+
 def parameters(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The template's parameter defaults with `overrides` applied."""
+    """The template's parameter defaults, the guided answers for those without one, and `overrides`."""
     declared = template.load().get("Parameters", {})
     values = {name: str(spec["Default"]) for name, spec in declared.items() if "Default" in spec}
+    values.update({name: answer for name, answer in GUIDED_ANSWERS.items() if name in declared and name not in values})
     values.update(overrides or {})
     return values
 

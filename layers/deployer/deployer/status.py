@@ -112,7 +112,7 @@ class ReleaseStatus:
         if by.get("kind") == "slack":
             return f"Slack user {by.get('user', '?')}"
         principal = str(by.get("principal") or by.get("user") or "unknown")
-        return f"{_principal(principal)} (CLI)"
+        return f"{short_principal(principal)} (CLI)"
 
     @property
     def rollback_text(self) -> str | None:
@@ -169,7 +169,7 @@ def _parse(moment: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _principal(arn: str) -> str:
+def short_principal(arn: str) -> str:
     """`arn:aws:sts::123456789012:assumed-role/Ops/alice` -> `assumed-role/Ops/alice`."""
     parts = arn.split(":", 5)
     return parts[5] if len(parts) == 6 and parts[0] == "arn" and parts[5] else arn

@@ -20,6 +20,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "diff": ("diff", "show what a deploy would change in the task definition and the deployment configuration"),
     "status": ("status", "releases with their stages, states, times, approval links and reasons"),
     "rollback": ("rollback", "roll one stage back: stop its deployment in flight, or redeploy its previous revision"),
+    "approvals": ("approvals", "the approvals waiting now: who may decide, when they expire, their links"),
+    "slack": ("slack", "set up Slack: print the app manifest, store the bot token and signing secret"),
     "local": ("local", "the Docker-free local stack: invoke a built function, emit an event"),
 }
 

@@ -47,7 +47,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from deployer import localrun
 from deployer.cli import UsageError
-from deployer.cli.status import read_state_text
+from deployer.cli.target import read_state_text
 from deployer.local.stack import process_running
 from deployer.localrun import InvokeResult, LocalRunError
 
