@@ -174,6 +174,13 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="publish the demo pipeline whose prod is BLUE_GREEN, paused at POST_TEST_TRAFFIC_SHIFT for its approval",
     )
     up.add_argument(
+        "--source",
+        choices=["codecommit", "github", "gitlab"],
+        default="codecommit",
+        help="where the demo pipeline's pushes come from: github or gitlab add a remote whose hook sends the "
+        "signed push webhook to the local OnWebhookFunction URL",
+    )
+    up.add_argument(
         "--hook-timeout",
         type=float,
         default=None,
@@ -225,6 +232,7 @@ def up_command(args: argparse.Namespace) -> int:
             fail_stages=tuple(args.fail_stage),
             blue_green=args.blue_green,
             hook_timeout_seconds=args.hook_timeout,
+            source=args.source,
         )
     )
     stopped = threading.Event()
