@@ -300,6 +300,7 @@ class LocalStack:
 
         server = FunctionUrlServer(invoke, max_body=FUNCTION_URL_MAX_BODY).start()
         self._stoppers.append(server.stop)
+        self.webhook_server = server
         self.webhook_url = server.url
         self.webhook_secrets = {provider: secrets.token_hex(32) for provider in WEBHOOK_REPOSITORIES}
         boto3.client("secretsmanager").put_secret_value(
@@ -314,6 +315,11 @@ class LocalStack:
             f"Webhooks   {self.webhook_url}github and {self.webhook_url}gitlab "
             "(a local server in front of OnWebhookFunction; secrets generated)"
         )
+
+    @property
+    def webhook_server_ms(self) -> float:
+        """How long OnWebhookFunction took to answer the last delivery (milliseconds)."""
+        return float(self.webhook_server.last_duration_ms)
 
     def _start_functions(self, names: Any) -> None:
         from deployer import localrun
