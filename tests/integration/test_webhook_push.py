@@ -126,9 +126,14 @@ def test_a_push_to_the_stand_in_remote_releases_through_the_webhook(
     release = first_stage(stack, commit, stack_log)
     assert release.repository == repository
     assert release.stages["dev"].cluster == "dev"
-    # and the warm function answered well within GitHub's 10 s
-    print(f"{source} webhook answered in {stack.webhook_server_ms:.0f} ms (warm)")
-    assert stack.webhook_server_ms < 10_000
+    # and the function answered within GitHub's 10 s, cold and warm
+    cold = stack.webhook_server_ms
+    second, _ = push(stack.remote, tmp_path / "work", "Greet in German")
+    warm = stack.webhook_server_ms
+    print(f"{source} webhook answered in {cold:.0f} ms (first delivery, cold), {warm:.0f} ms (second, warm)")
+    assert cold < 10_000
+    assert warm < 10_000
+    assert first_stage(stack, second, stack_log).commit == second
 
 
 def test_the_local_function_url_refuses_a_25_mb_delivery_with_413(
