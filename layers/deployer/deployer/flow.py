@@ -116,8 +116,8 @@ def on_push(event: CodeCommitReferenceEvent | Push, deps: Deps) -> list[Outcome]
         push = converted
     config = deps.config()
     pipelines = find_pipelines(config, push.repository, push.branch, push.provider)
-    if not pipelines:
-        return [_ignored(push, f"no pipeline for {push.label}:{push.branch}")]
+    if not pipelines:  # logged under the CodeCommit event's id, as before, or the delivery's
+        return [_ignored(event, f"no pipeline for {push.label}:{push.branch}")]
     return [_start_release(push, pipeline, deps) for pipeline in pipelines]
 
 
