@@ -12,9 +12,14 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyPersistenceLayerError,
+)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from deployer import flow, runtime, webhooks
+from deployer.errors import TransientError
 from deployer.sources import Push
 
 logger = Logger()
@@ -32,12 +37,24 @@ def start(push: dict[str, Any]) -> list[dict[str, Any]]:
     return flow.on_push(Push.from_dict(push), runtime.deps())
 
 
+def start_once(push: Push) -> list[dict[str, Any]]:
+    """`start` behind the idempotency record of the delivery: the same delivery arriving while the
+    first is still being handled is answered, never handled twice."""
+    try:
+        return start(push=push.as_dict())
+    except IdempotencyAlreadyInProgressError:
+        reason = "the same delivery is being handled by another request"
+        return [{"outcome": "in_progress", "delivery": push.delivery_id, "reason": reason}]
+    except IdempotencyPersistenceLayerError as exc:
+        raise TransientError(f"the idempotency record could not be read or written: {exc}") from exc
+
+
 @functools.cache
 def endpoint() -> webhooks.WebhookEndpoint:
     """The production dependencies, once per cold start."""
     return webhooks.WebhookEndpoint(
         secrets=webhooks.secrets_from_secret(os.environ.get("DEPLOYER_WEBHOOK_SECRET", "")),
-        start=lambda push: start(push=push.as_dict()),
+        start=start_once,
     )
 
 

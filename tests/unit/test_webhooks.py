@@ -474,3 +474,38 @@ def test_the_webhook_secrets_never_show_in_their_repr() -> None:
     secrets = WebhookSecrets.from_json(json.dumps({"github": GITHUB_SECRET}))
     assert GITHUB_SECRET not in repr(secrets)
     assert secrets.for_provider("gitlab") is None
+
+
+def test_a_delivery_already_being_handled_is_answered_not_handled_twice(
+    hook: Hook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+
+    def in_progress(**_: Any) -> list[dict[str, Any]]:
+        raise IdempotencyAlreadyInProgressError("in progress")
+
+    monkeypatch.setattr(hook.app, "start", in_progress)
+    status, answer = hook.github(sample("github_push.json"))
+    assert (status, answer["outcome"]) == (200, "handled")
+    assert "being handled by another request" in answer["message"]
+    assert hook.recorded() == []
+
+
+def test_a_fault_worth_retrying_answers_503_so_the_delivery_can_be_redelivered(
+    hook: Hook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyPersistenceLayerError
+
+    def unreachable(**_: Any) -> list[dict[str, Any]]:
+        raise IdempotencyPersistenceLayerError("DynamoDB is throttling")
+
+    original = hook.app.start
+    monkeypatch.setattr(hook.app, "start", unreachable)
+    status, answer = hook.github(sample("github_push.json"))
+    assert (status, answer["outcome"]) == (503, "retry")
+    assert "redeliver" in answer["message"]
+    assert hook.recorded() == []
+    monkeypatch.setattr(hook.app, "start", original)
+    # WHEN GitHub redelivers it (same X-GitHub-Delivery) THEN it is handled
+    status, answer = hook.github(sample("github_push.json"))
+    assert (status, answer["outcome"]) == (200, "started")
