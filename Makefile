@@ -106,8 +106,8 @@ test: lint validate checkov build browser ## everything CI runs: lint, sam valid
 	$(BIN)/pytest
 
 .PHONY: demo
-demo: venv build ## one release end to end on the local stack (push, build, dev, approval, prod), then stop
-	$(BIN)/python -m deployer.local.demo
+demo: venv build ## one release end to end on the local stack (push, build, dev, approval, prod), then stop; SOURCE=github|gitlab pushes through a webhook
+	$(BIN)/python -m deployer.local.demo --source $(or $(SOURCE),codecommit)
 
 .PHONY: demo-click
 demo-click: venv build ## the same, but waits for you to open the approval link and click

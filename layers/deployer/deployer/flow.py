@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from deployer import aws, ecs_deployments, render, rolling, taskdef
+from deployer import aws, ecs_deployments, render, rolling, sources, taskdef
 from deployer.errors import BadInput, ConfigError, DeploymentError
 from deployer.events import (
     ApprovalDecidedEvent,
@@ -40,6 +40,7 @@ from deployer.releases import (
     Transition,
     now_iso,
 )
+from deployer.sources import Push
 from deployer.stages import StageDeployer, StageResult, describe_service
 
 if TYPE_CHECKING:
@@ -105,31 +106,33 @@ class BusPublisher:
 # -- on_push ------------------------------------------------------------------------------------
 
 
-def on_push(event: CodeCommitReferenceEvent, deps: Deps) -> list[Outcome]:
-    detail = event.detail
-    if detail.reference_type != "branch":
-        return [_ignored(event, f"tag {detail.reference_name}: only branch pushes deploy")]
-    if detail.event == "referenceDeleted" or detail.commit_id is None:
-        return [_ignored(event, f"branch {detail.reference_name} deleted: nothing to deploy")]
+def on_push(event: CodeCommitReferenceEvent | Push, deps: Deps) -> list[Outcome]:
+    """Start a release of every pipeline that watches the pushed repository and branch. Takes the
+    CodeCommit event as it arrives, or a `Push` a webhook became (`deployer.webhooks`)."""
+    if isinstance(event, Push):
+        push = event
+    else:
+        converted = sources.from_codecommit(event)
+        if isinstance(converted, str):
+            return [_ignored(event, converted)]
+        push = converted
     config = deps.config()
-    pipelines = find_pipelines(config, detail.repository_name, detail.reference_name)
-    if not pipelines:
-        return [_ignored(event, f"no pipeline for {detail.repository_name}:{detail.reference_name}")]
-    return [_start_release(event, pipeline, deps) for pipeline in pipelines]
+    pipelines = find_pipelines(config, push.repository, push.branch, push.provider)
+    if not pipelines:  # logged under the CodeCommit event's id, as before, or the delivery's
+        return [_ignored(event, f"no pipeline for {push.label}:{push.branch}")]
+    return [_start_release(push, pipeline, deps) for pipeline in pipelines]
 
 
-def _start_release(event: CodeCommitReferenceEvent, pipeline: Pipeline, deps: Deps) -> Outcome:
-    detail = event.detail
-    assert detail.commit_id is not None
+def _start_release(push: Push, pipeline: Pipeline, deps: Deps) -> Outcome:
     store = deps.store
     release, _created = store.create(
         pipeline=pipeline.name,
-        repository=detail.repository_name,
-        branch=detail.reference_name,
-        commit=detail.commit_id,
-        previous_commit=detail.old_commit_id,
-        pusher=detail.caller_user_arn,
-        pushed_at=event.time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        repository=push.label,
+        branch=push.branch,
+        commit=push.commit,
+        previous_commit=push.previous_commit,
+        pusher=push.pusher,
+        pushed_at=push.pushed_at_text,
     )
     base = {"pipeline": pipeline.name, "release_id": release.release_id}
     if release.state is ReleaseState.SUPERSEDED:
@@ -882,7 +885,7 @@ def request_rollback(pipeline_name: str, stage_name: str, requested_by: dict[str
         target=target,
         undoes=undoes,
         requested_by=requested_by,
-        repository=pipeline.repository,
+        repository=pipeline.source_label,
         branch=pipeline.branch,
     )
     result = deps.stages.deploy(release, pipeline, stage)
@@ -1050,5 +1053,5 @@ def _pipeline(deps: Deps, name: str) -> Pipeline:
 
 
 def _ignored(event: Any, reason: str) -> Outcome:
-    log.info("ignored event %s: %s", getattr(event, "id", "?"), reason)
+    log.info("ignored event %s: %s", getattr(event, "id", None) or getattr(event, "delivery_id", "?"), reason)
     return {"outcome": "ignored", "reason": reason}

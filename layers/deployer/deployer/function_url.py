@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 Invoke = Callable[[dict[str, Any]], Mapping[str, Any] | None]
 
 MAX_BODY = 1024 * 1024  # Function URLs refuse request payloads above 6 MB; a form never needs 1 MB
+FUNCTION_URL_MAX_BODY = 6 * 1024 * 1024  # Lambda's synchronous invocation payload limit
+_DRAIN_LIMIT = 64 * 1024 * 1024  # a refused body up to this size is read, so the client sees the 413
 _TEXT_TYPES = ("text/", "application/json", "application/x-www-form-urlencoded", "application/xml")
 
 
@@ -91,8 +93,9 @@ def response_parts(answer: Mapping[str, Any] | None) -> tuple[int, dict[str, str
 class FunctionUrlServer:
     """`with FunctionUrlServer(invoke) as server: server.url` serves on 127.0.0.1, a free port."""
 
-    def __init__(self, invoke: Invoke, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, invoke: Invoke, host: str = "127.0.0.1", port: int = 0, max_body: int = MAX_BODY) -> None:
         self._invoke = invoke
+        self.max_body = max_body
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -100,8 +103,14 @@ class FunctionUrlServer:
 
             def _serve(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
-                if length > MAX_BODY:
-                    self._reply(413, {"content-type": "text/plain"}, b"request body too large")
+                if length > owner.max_body:
+                    # Read what was sent (up to a bound) so the client gets the answer, not a reset.
+                    self.close_connection = True
+                    remaining = min(length, _DRAIN_LIMIT)
+                    while remaining > 0 and (chunk := self.rfile.read(min(remaining, 1 << 20))):
+                        remaining -= len(chunk)
+                    message = f"request body too large: {length} bytes, the limit is {owner.max_body}"
+                    self._reply(413, {"content-type": "text/plain"}, message.encode())
                     return
                 body = self.rfile.read(length) if length else b""
                 event = request_event(

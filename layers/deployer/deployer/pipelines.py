@@ -10,7 +10,12 @@ Entry points:
   every warning, each with its path and YAML line.
 - `load_config_text(text, source)` -> `PipelinesConfig`, or `ConfigError` listing every error.
 - `to_published_json` / `from_published_json`: the published form, validated again on the way in.
-- `find_pipelines(config, repository, branch)`: every pipeline a push starts, in file order.
+- `find_pipelines(config, repository, branch, provider="codecommit")`: every pipeline a push
+  starts, in file order.
+
+A pipeline names where its pushes come from: `repository: NAME` (CodeCommit, the original form,
+still valid) or `source:` with exactly one of `codecommit: NAME`, `github: OWNER/REPO`,
+`gitlab: GROUP/PROJECT` (subgroups allowed).
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ __all__ = [
     "PublishedConfig",
     "Rollout",
     "SlackDefaults",
+    "Source",
     "Stage",
     "check_config_text",
     "find_pipelines",
@@ -105,6 +111,14 @@ _ECS_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,255}")  # ECS cluster, service and c
 _SLACK_USER_RE = re.compile(r"[UW][A-Z0-9]{6,20}")
 _SLACK_CHANNEL_RE = re.compile(r"#[a-z0-9_-]{1,80}|[CGD][A-Z0-9]{6,20}")
 _BAD_BRANCH_RE = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//")
+# GitHub: an account (user or organization) is 1 to 39 letters, digits and single hyphens, not at
+# either end; a repository name is letters, digits, '.', '_' and '-' (GitHub's "New repository"
+# form replaces anything else with '-'), up to 100 characters.
+_GITHUB_OWNER_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}")
+_GITHUB_REPO_RE = re.compile(r"[A-Za-z0-9._-]{1,100}")
+# GitLab: a path segment is letters, digits, '_', '-' and '.', not starting with '-' or '.' and not
+# ending in '.git' or '.atom'; a project is GROUP[/SUBGROUP...]/PROJECT.
+_GITLAB_SEGMENT_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}")
 
 
 def _check_name(value: str) -> str:
@@ -118,6 +132,35 @@ def _check_repository(value: str) -> str:
         raise ValueError(
             f"{value!r} is not a CodeCommit repository name: 1 to 100 characters of letters, "
             "digits, '.', '_' and '-', not ending in '.git'"
+        )
+    return value
+
+
+def _check_github(value: str) -> str:
+    owner, _, repo = value.partition("/")
+    if (
+        not _GITHUB_OWNER_RE.fullmatch(owner)
+        or not _GITHUB_REPO_RE.fullmatch(repo)
+        or repo in {".", ".."}
+        or repo.lower().endswith(".git")
+    ):
+        raise ValueError(
+            f"{value!r} is not a GitHub repository: give OWNER/REPO as in its URL (github.com/OWNER/REPO), "
+            "e.g. example-org/web-app, without https:// or .git"
+        )
+    return value
+
+
+def _check_gitlab(value: str) -> str:
+    segments = value.split("/")
+    if (
+        len(segments) < 2
+        or len(value) > 1024
+        or not all(_GITLAB_SEGMENT_RE.fullmatch(s) and not s.endswith((".git", ".atom")) for s in segments)
+    ):
+        raise ValueError(
+            f"{value!r} is not a GitLab project path: give GROUP/PROJECT (or GROUP/SUBGROUP/PROJECT) as in its "
+            "URL, e.g. example-group/web-app, without https:// or .git"
         )
     return value
 
@@ -190,6 +233,8 @@ def _check_deadline(value: int) -> int:
 
 Name = Annotated[str, AfterValidator(_check_name)]
 RepositoryName = Annotated[str, AfterValidator(_check_repository)]
+GitHubRepository = Annotated[str, AfterValidator(_check_github)]
+GitLabProject = Annotated[str, AfterValidator(_check_gitlab)]
 BranchName = Annotated[str, AfterValidator(_check_branch)]
 ProjectName = Annotated[str, AfterValidator(_check_project)]
 EcsName = Annotated[str, AfterValidator(_check_ecs_name)]
@@ -222,6 +267,19 @@ ONE_CONTAINER_KEY = (
     "(the containers whose image is replaced by the build's IMAGE_URI)"
 )
 ONE_CIRCUIT_BREAKER = "give circuitBreaker (the shorthand) or deploymentCircuitBreaker, not both"
+ONE_SOURCE = (
+    "give exactly one of `codecommit: NAME`, `github: OWNER/REPO` or `gitlab: GROUP/PROJECT` "
+    "(where the pushes that start this pipeline come from)"
+)
+REPOSITORY_AND_SOURCE = (
+    "give `repository: NAME` (CodeCommit) or `source: {...}`, not both: they say the same thing twice "
+    "and could disagree"
+)
+NO_SOURCE = (
+    "required key missing: give `repository: NAME` (a CodeCommit repository) or `source:` "
+    "({codecommit: NAME}, {github: OWNER/REPO} or {gitlab: GROUP/PROJECT})"
+)
+SOURCE_PROVIDERS = ("codecommit", "github", "gitlab")
 
 
 class _Model(BaseModel):
@@ -294,6 +352,28 @@ class Build(_Model):
     project: ProjectName
 
 
+class Source(_Model):
+    """Where a pipeline's pushes come from: exactly one provider and its repository."""
+
+    codecommit: RepositoryName | None = None
+    github: GitHubRepository | None = None
+    gitlab: GitLabProject | None = None
+
+    @model_validator(mode="after")
+    def _one_provider(self) -> Source:
+        if sum(value is not None for value in (self.codecommit, self.github, self.gitlab)) != 1:
+            raise ValueError(ONE_SOURCE)
+        return self
+
+    @property
+    def provider(self) -> str:
+        return next(p for p in SOURCE_PROVIDERS if getattr(self, p) is not None)
+
+    @property
+    def name(self) -> str:
+        return str(getattr(self, self.provider))
+
+
 class Stage(_Model):
     name: Name
     cluster: EcsName
@@ -338,7 +418,8 @@ def default_deadline_minutes(configuration: Mapping[str, Any]) -> int:
 
 class Pipeline(_Model):
     name: Name
-    repository: RepositoryName
+    repository: RepositoryName | None = None
+    source: Source | None = None
     branch: BranchName
     build: Build
     container: EcsName | None = None
@@ -349,7 +430,38 @@ class Pipeline(_Model):
     def _one_container_key(self) -> Pipeline:
         if (self.container is None) == (self.containers is None):
             raise ValueError(ONE_CONTAINER_KEY)
+        if self.repository is not None and self.source is not None:
+            raise ValueError(REPOSITORY_AND_SOURCE)
         return self
+
+    @property
+    def source_provider(self) -> str:
+        """codecommit, github or gitlab (`repository:` is CodeCommit's shorthand)."""
+        return self.source.provider if self.source is not None else "codecommit"
+
+    @property
+    def source_name(self) -> str:
+        """The repository as its provider names it: NAME, OWNER/REPO or GROUP/PROJECT."""
+        if self.source is not None:
+            return self.source.name
+        if self.repository is None:  # the loaders refuse this (NO_SOURCE); a bare model_validate may not
+            raise ValueError(f"pipeline {self.name} names no repository")
+        return self.repository
+
+    @property
+    def source_label(self) -> str:
+        """How people read the source: `web-app` for CodeCommit (as before), `github:OWNER/REPO` else."""
+        provider = self.source_provider
+        return self.source_name if provider == "codecommit" else f"{provider}:{self.source_name}"
+
+    def watches(self, provider: str, repository: str, branch: str) -> bool:
+        """Whether a push to `repository` (at `provider`) on `branch` starts this pipeline. GitHub
+        and GitLab names are case-insensitive (their URLs are); CodeCommit's are not."""
+        if provider != self.source_provider or branch != self.branch:
+            return False
+        if provider == "codecommit":
+            return repository == self.source_name
+        return repository.casefold() == self.source_name.casefold()
 
     @property
     def container_names(self) -> tuple[str, ...]:
@@ -389,9 +501,12 @@ class PipelinesConfig(_Model):
         return sum(len(p.stages) for p in self.pipelines)
 
 
-def find_pipelines(config: PipelinesConfig, repository: str, branch: str) -> list[Pipeline]:
-    """Every pipeline a push to repository/branch starts, in file order (several may match)."""
-    return [p for p in config.pipelines if p.repository == repository and p.branch == branch]
+def find_pipelines(
+    config: PipelinesConfig, repository: str, branch: str, provider: str = "codecommit"
+) -> list[Pipeline]:
+    """Every pipeline a push to repository/branch (at `provider`) starts, in file order (several
+    may match)."""
+    return [p for p in config.pipelines if p.watches(provider, repository, branch)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -798,6 +913,7 @@ def _cross_check(data: dict[str, Any], check: _Checker) -> None:
                 pipeline_names[name] = p_index
         if (pipeline.get("container") is None) == (pipeline.get("containers") is None):
             check.error(p_loc, ONE_CONTAINER_KEY)
+        _check_source(pipeline, p_loc, check)
         containers = pipeline.get("containers")
         if isinstance(containers, list):
             seen_containers: set[str] = set()
@@ -834,6 +950,22 @@ def _cross_check(data: dict[str, Any], check: _Checker) -> None:
                 check.error((*s_loc, "approval"), EMPTY_APPROVAL)
             _check_rollout(stage.get("rollout"), (*s_loc, "rollout"), check)
             _check_approval_at(stage, s_loc, check)
+
+
+def _check_source(pipeline: dict[str, Any], loc: Loc, check: _Checker) -> None:
+    """`repository` or `source`, exactly one; `source` names exactly one provider."""
+    has_repository, has_source = pipeline.get("repository") is not None, pipeline.get("source") is not None
+    if has_repository and has_source:
+        check.error(loc, REPOSITORY_AND_SOURCE)
+    elif not has_repository and not has_source:
+        check.error((*loc, "repository"), NO_SOURCE)
+    source = pipeline.get("source")
+    if (
+        isinstance(source, dict)
+        and sum(source.get(p) is not None for p in SOURCE_PROVIDERS) != 1
+        and not set(source) - set(SOURCE_PROVIDERS)  # an unknown key is reported by the schema
+    ):
+        check.error((*loc, "source"), ONE_SOURCE)
 
 
 EMPTY_APPROVAL = (

@@ -260,11 +260,20 @@ def _blue_green_load_balancer(session: Any, vpc: str, subnets: list[str], name: 
     }
 
 
-def demo_pipelines_yaml(account: DemoAccount, *, prod_approval: bool = True, blue_green: bool = False) -> str:
+def demo_pipelines_yaml(
+    account: DemoAccount,
+    *,
+    prod_approval: bool = True,
+    blue_green: bool = False,
+    source: str | None = None,
+    branch: str = "main",
+) -> str:
     """The demo pipeline for `account`: dev, then prod (behind an approval). With `blue_green`,
     prod is a BLUE_GREEN deployment (its service needs `provision_demo(load_balanced=["prod"])`)
     whose approval is asked during the deployment, once test traffic reaches green: ECS pauses it
-    at POST_TEST_TRAFFIC_SHIFT until the approval continues it or rolls it back."""
+    at POST_TEST_TRAFFIC_SHIFT until the approval continues it or rolls it back. `source` like
+    "github:OWNER/REPO" or "gitlab:GROUP/PROJECT" watches that repository instead of the
+    account's CodeCommit repository."""
     dev = account.services["dev"]
     prod = account.services["prod"]
     at = ", at: POST_TEST_TRAFFIC_SHIFT" if blue_green else ""
@@ -274,11 +283,16 @@ def demo_pipelines_yaml(account: DemoAccount, *, prod_approval: bool = True, blu
         if blue_green
         else "{minimumHealthyPercent: 50, maximumPercent: 150}"
     )
+    if source is None:
+        watched = f"    repository: {account.repository}\n"
+    else:
+        provider, _, name = source.partition(":")
+        watched = f"    source: {{{provider}: {name}}}\n"
     return (
         "pipelines:\n"
         "  - name: web\n"
-        f"    repository: {account.repository}\n"
-        "    branch: main\n"
+        f"{watched}"
+        f"    branch: {branch}\n"
         f"    build: {{project: {account.build_project}}}\n"
         "    container: web\n"
         "    stages:\n"

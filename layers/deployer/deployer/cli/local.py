@@ -178,6 +178,13 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="publish the demo pipeline whose prod is BLUE_GREEN, paused at POST_TEST_TRAFFIC_SHIFT for its approval",
     )
     up.add_argument(
+        "--source",
+        choices=["codecommit", "github", "gitlab"],
+        default="codecommit",
+        help="where the demo pipeline's pushes come from: github or gitlab add a remote whose hook sends the "
+        "signed push webhook to the local OnWebhookFunction URL",
+    )
+    up.add_argument(
         "--hook-timeout",
         type=float,
         default=None,
@@ -232,6 +239,7 @@ def up_command(args: argparse.Namespace) -> int:
             blue_green=args.blue_green,
             hook_timeout_seconds=args.hook_timeout,
             command="deployer local up" + (" --blue-green" if args.blue_green else ""),
+            source=args.source,
         )
     )
     try:

@@ -151,14 +151,14 @@ def _pipelines(target: Target, session: Any) -> list[PipelineQuery]:
                 PipelineQuery(
                     name,
                     tuple(s.name for s in pipeline.stages) if pipeline else (),
-                    pipeline.repository if pipeline else None,
+                    pipeline.source_label if pipeline else None,
                     pipeline.branch if pipeline else None,
                     configured=pipeline is not None or config is None,
                 )
             )
         return queries
     assert config is not None
-    return [PipelineQuery(p.name, tuple(s.name for s in p.stages), p.repository, p.branch) for p in config.pipelines]
+    return [PipelineQuery(p.name, tuple(s.name for s in p.stages), p.source_label, p.branch) for p in config.pipelines]
 
 
 def approval_link(target: Target, session: Any, table: Any, store: Any, command: str = "status") -> ApprovalLink:

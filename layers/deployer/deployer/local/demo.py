@@ -9,6 +9,10 @@ waits for you to open the link and click instead.
 no approval is asked before it; ECS (SIMULATED) scales up green, shifts test traffic to it and
 pauses at POST_TEST_TRAFFIC_SHIFT, and the approval page's Approve continues the deployment
 (ContinueServiceDeployment CONTINUE) to the production traffic shift.
+
+`--source github` (`make demo SOURCE=github`; or gitlab) pushes to the local stand-in for GitHub
+(GitLab) instead: its hook sends the signed push webhook to OnWebhookFunction's local Function URL,
+and the release runs from there exactly as from a CodeCommit push.
 """
 
 from __future__ import annotations
@@ -99,6 +103,12 @@ def run(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="prod deploys BLUE_GREEN and is approved while ECS pauses it after the test traffic shift",
     )
+    parser.add_argument(
+        "--source",
+        choices=["codecommit", "github", "gitlab"],
+        default="codecommit",
+        help="where the push comes from (github, gitlab: a signed push webhook to the local Function URL)",
+    )
     args = parser.parse_args(argv)
     name = "make demo-click" if args.wait_for_click else "make demo-bluegreen" if args.blue_green else "make demo"
     # SIGINT, SIGTERM, SIGHUP: the stack stops, then one line and 128 + the signal (deployer.cli.signals)
@@ -113,7 +123,13 @@ def _demo(args: argparse.Namespace, name: str) -> int:
 
     started = time.monotonic()
     stack = LocalStack(
-        StackOptions(root=Path(".local"), fail_stages=tuple(args.fail_stage), blue_green=args.blue_green, command=name)
+        StackOptions(
+            root=Path(".local"),
+            fail_stages=tuple(args.fail_stage),
+            blue_green=args.blue_green,
+            command=name,
+            source=args.source,
+        )
     )
     say("Starting the local stack (no AWS account, no Docker)")
     try:  # one local stack per checkout: its .local/ (state file, git remote, moto log) is the stack's
@@ -123,7 +139,10 @@ def _demo(args: argparse.Namespace, name: str) -> int:
         return 1
     work = Path(tempfile.mkdtemp(prefix="deployer-demo-"))
     try:
-        say("A developer commits and pushes to main (a real git push to the local remote)")
+        where = {"github": "the local GitHub stand-in", "gitlab": "the local GitLab stand-in"}.get(
+            args.source, "the local remote"
+        )
+        say(f"A developer commits and pushes to main (a real git push to {where})")
         # The demo's developer, for the commit and for the remote's hook (it names the pusher).
         gitconfig = work / "gitconfig"
         gitconfig.write_text("[user]\n\tname = Ada Developer\n\temail = ada@example.com\n", encoding="utf-8")

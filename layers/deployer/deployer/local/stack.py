@@ -12,7 +12,10 @@
 - a local Slack sink prints what would be posted;
 - CodeBuild builds and ECS rollouts are SIMULATED (`deployer.local.simulate`), and say so;
 - a bare git repository is the "CodeCommit" remote: its post-receive hook posts the CodeCommit
-  event to this stack's control endpoint, so a real `git push` starts a release.
+  event to this stack's control endpoint, so a real `git push` starts a release;
+- with `source="github"` (or "gitlab"), a second remote stands in for GitHub (GitLab): its hook
+  sends the signed push webhook over HTTP to a local server standing in for OnWebhookFunction's
+  Function URL, and the demo pipeline watches that repository instead.
 
 Every event goes through one queue, handled in order by one dispatcher thread, so what the stack
 prints reads as the story of the release.
@@ -84,6 +87,13 @@ class StackOptions:
     """Simulated PAUSE hooks time out after this many seconds instead of their timeoutInMinutes."""
     command: str = "deployer local up"
     """Who runs the stack, named to a second one that finds `root` taken (`root/stack.lock`)."""
+    source: str = "codecommit"
+    """Where the demo pipeline's pushes come from: codecommit, github or gitlab (a second remote
+    whose hook sends that provider's signed push webhook to the local OnWebhookFunction URL)."""
+
+
+WEBHOOK_REPOSITORIES = {"github": "example-org/web-app", "gitlab": "example-group/web-app"}
+"""The repository the demo pipeline watches on GitHub or GitLab, in the local stack."""
 
 
 @dataclass
@@ -94,7 +104,9 @@ class LocalStack:
     ecs_endpoint_url: str = ""
     control_url: str = ""
     approval_url: str = ""
+    webhook_url: str = ""
     remote: Path | None = None
+    codecommit_remote: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
     _stoppers: list[Callable[[], None]] = field(default_factory=list)
     _inbox: queue.Queue[tuple[dict[str, Any], str]] = field(default_factory=queue.Queue)
@@ -126,11 +138,15 @@ class LocalStack:
         self._provision(names)
         self._start_slack()
         self._start_approval_server()
+        self._start_webhook_server()
         self._start_functions(names)
         self._start_control_server()
         self._start_bus_tap(names)
         self._start_simulators(names)
-        self.remote = self._create_remote(root)
+        self.codecommit_remote = self._create_remote(root)
+        self.remote = (
+            self._create_webhook_remote(root) if self.options.source != "codecommit" else self.codecommit_remote
+        )
         self._write_state(names)
 
     def stop(self) -> None:
@@ -222,9 +238,15 @@ class LocalStack:
         blue_green = self.options.blue_green
         self.account = provision_demo(session, load_balanced=("prod",) if blue_green else ())
         self.config_store = ConfigStore(names.config_table, max_age_seconds=0)
-        pipelines = demo_pipelines_yaml(self.account, blue_green=blue_green)
+        source = self.options.source
+        if source not in {"codecommit", *WEBHOOK_REPOSITORIES}:
+            raise ValueError(f"source {source!r}: choose codecommit, github or gitlab")
+        watched = f"{source}:{WEBHOOK_REPOSITORIES[source]}" if source in WEBHOOK_REPOSITORIES else None
+        pipelines = demo_pipelines_yaml(self.account, blue_green=blue_green, source=watched)
         published = self.config_store.publish(load_config_text(pipelines), "deployer local up")
         variant = " (prod: BLUE_GREEN, approved while paused at POST_TEST_TRAFFIC_SHIFT)" if blue_green else ""
+        if watched:
+            variant += f" (source: {watched})"
         self.printer(
             f"Provisioned from template.yaml: tables {names.table}, {names.config_table}; bus {names.bus}; "
             f"secrets; demo pipeline 'web'{variant} published (version {published.version})"
@@ -277,6 +299,40 @@ class LocalStack:
         self.approval_url = server.url
         self.printer(f"Approvals  {self.approval_url} (a local server in front of ApprovalsHttpFunction)")
 
+    def _start_webhook_server(self) -> None:
+        """OnWebhookFunction's Function URL stand-in, and its secret: one generated token per
+        provider in the WebhookSecret, also written (mode 600) where the git hook reads it."""
+        import boto3
+
+        from deployer.function_url import FUNCTION_URL_MAX_BODY, FunctionUrlServer
+
+        def invoke(event: dict[str, Any]) -> Mapping[str, Any] | None:
+            result = self.workers["OnWebhookFunction"].invoke(event)
+            return result.payload if isinstance(result.payload, dict) else None
+
+        server = FunctionUrlServer(invoke, max_body=FUNCTION_URL_MAX_BODY).start()
+        self._stoppers.append(server.stop)
+        self.webhook_server = server
+        self.webhook_url = server.url
+        self.webhook_secrets = {provider: secrets.token_hex(32) for provider in WEBHOOK_REPOSITORIES}
+        boto3.client("secretsmanager").put_secret_value(
+            SecretId=self.secret_arns["WebhookSecret"], SecretString=json.dumps(self.webhook_secrets)
+        )
+        for provider, value in self.webhook_secrets.items():
+            path = self.options.root / f"webhook-secret-{provider}"
+            path.unlink(missing_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(value, encoding="utf-8")
+        self.printer(
+            f"Webhooks   {self.webhook_url}github and {self.webhook_url}gitlab "
+            "(a local server in front of OnWebhookFunction; secrets generated)"
+        )
+
+    @property
+    def webhook_server_ms(self) -> float:
+        """How long OnWebhookFunction took to answer the last delivery (milliseconds)."""
+        return float(self.webhook_server.last_duration_ms)
+
     def _start_functions(self, names: Any) -> None:
         from deployer import localrun
         from deployer.local.router import Router, rules_from_template
@@ -285,6 +341,7 @@ class LocalStack:
         resource_names = localrun.resource_names(names)
         resource_names.update(self.secret_arns)
         resource_names["ApprovalsHttpFunctionUrl.FunctionUrl"] = self.approval_url
+        resource_names["OnWebhookFunctionUrl.FunctionUrl"] = self.webhook_url
         self.resource_names = resource_names
         self.env = {"AWS_ENDPOINT_URL": self.endpoint_url, ECS_ENDPOINT_ENV: self.ecs_endpoint_url}
         built = localrun.built_functions(
@@ -419,12 +476,28 @@ class LocalStack:
         self.printer(f"Git        {remote} (post-receive hook: a push emits the CodeCommit event)")
         return remote
 
+    def _create_webhook_remote(self, root: Path) -> Path:
+        from deployer.local import gitremote
+
+        provider = self.options.source
+        repository = WEBHOOK_REPOSITORIES[provider]
+        command = gitremote.webhook_command(
+            f"{self.webhook_url}{provider}", provider, repository, root / f"webhook-secret-{provider}"
+        )
+        label = "GitHub" if provider == "github" else "GitLab"
+        remote = gitremote.create_remote(
+            root / "git" / provider, repository.rsplit("/", 1)[-1], command, becomes=f"a signed {label} push webhook"
+        )
+        self.printer(f"Git        {remote} ({label} {repository}: a push sends the signed {label} push webhook)")
+        return remote
+
     def _write_state(self, names: Any) -> None:
         state = {
             "endpoint_url": self.endpoint_url,
             "ecs_endpoint_url": self.ecs_endpoint_url,
             "control_url": self.control_url,
             "approval_url": self.approval_url,
+            "webhook_url": self.webhook_url,
             "slack_url": self.slack.url,
             "remote": str(self.remote),
             "pid": os.getpid(),
