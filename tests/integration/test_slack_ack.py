@@ -77,6 +77,7 @@ def test_a_cold_approvals_function_acknowledges_before_a_slow_slack_answers(
     world: World, aws: str, build_dir: Path, resource_names: dict[str, str], slack: SlackSink
 ) -> None:
     names = dict(resource_names)
+    handled: list[localrun.InvokeResult] = []
 
     def invoke(function: str, event: dict[str, Any]) -> Any:
         result = localrun.invoke(
@@ -88,6 +89,7 @@ def test_a_cold_approvals_function_acknowledges_before_a_slow_slack_answers(
             parameters={"Environment": world.names.environment},
         )
         assert result.error is None, f"{function} failed: {result.error}\n{result.logs}"
+        handled.append(result)
         return result.payload
 
     decisions = bus_queue(world, "Approval Decided")
@@ -112,7 +114,10 @@ def test_a_cold_approvals_function_acknowledges_before_a_slow_slack_answers(
         ack_seconds = time.monotonic() - started
     # THEN Slack has its 200 before its slow response_url could have answered anything, and the
     # endpoint did not post to it at all
-    print(f"\ncold ApprovalsHttpFunction acknowledged in {ack_seconds:.2f} s (whole-process cold start included)")
+    handler_ms = handled[-1].duration_ms  # the handler alone: secrets, DynamoDB, PutEvents on a cold start
+    print(
+        f"\ncold ApprovalsHttpFunction: acknowledged in {ack_seconds:.2f} s, of which the handler {handler_ms:.0f} ms"
+    )
     assert status == 200
     assert ack_seconds < SLOW_SLACK_SECONDS - 1, f"acknowledged after {ack_seconds:.2f} s"
     assert slack.requests("/response/") == []
