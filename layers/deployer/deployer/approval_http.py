@@ -33,12 +33,13 @@ publishes it, and answers. It never waits for Slack. What came of a click is tol
 OnApprovalFunction (`flow.on_approval`, `flow.on_rollback_requested`), which gets the interaction's
 `response_url` in the event's detail and answers the user there, ephemerally, once it knows the
 real outcome (deploying, rejected, nothing to roll back...); the release's own message follows
-the release through chat.update as always. Only a refusal that changes nothing (not an approver,
-already decided, a rollback not allowed, the bus refusing the event) is answered from here, and
-that answer waits at most until `SLACK_ACK_BUDGET_SECONDS` after the request began (secrets reads
-included): past it Slack gets its 200 first. The `response_url` is a capability (it may post into
-the conversation for 30 minutes): never logged, never stored in the table; SlackNotifier posts
-only to Slack's host.
+the release through chat.update as always. Only what OnApprovalFunction will never see is answered
+from here (a refusal that changes nothing: not an approver, already decided, a rollback not
+allowed; or a decision the bus refused), and that answer waits at most until
+`SLACK_ACK_BUDGET_SECONDS` after the request began (secrets reads included): past it Slack gets
+its 200 first. The `response_url` is a capability (whoever holds it may post into the
+conversation): never logged, never stored in the table; SlackNotifier posts only to Slack's host.
+A body that is not UTF-8 is verified over its bytes, then refused (400) as not an interaction.
 
 Rollback. The release message's "Roll back <stage>" button (`slack.ROLLBACK_ACTION`, value
 `{"release_id", "stage"}`) counts only in a request Slack signed, from a user listed in the

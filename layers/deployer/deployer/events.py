@@ -556,7 +556,7 @@ class DecidedBy(BaseModel):
 
 
 # A Slack interaction's `response_url`: a capability (whoever holds it may post into the
-# conversation for 30 minutes), so it is kept out of reprs, logs, the table and `deployer status`;
+# conversation), so it is kept out of reprs, logs, the table and `deployer status`;
 # SlackNotifier.respond posts only to Slack's own host.
 ResponseUrl = Annotated[str, StringConstraints(min_length=8, max_length=2048, pattern=r"^https?://\S+$")]
 
