@@ -674,6 +674,31 @@ def test_absent_optional_fields_are_left_out_of_the_published_json() -> None:
     assert published["to_state"] == "DEPLOYED"
 
 
+def test_a_slack_decision_carries_its_response_url_on_the_bus_but_never_in_a_repr() -> None:
+    # GIVEN a decision made in Slack, with the interaction's response_url (a capability)
+    url = "https://hooks.slack.com/actions/T0001/1234567890/aBcDeFgHiJkLmNoP"
+    decision = _decision(response_url=url)
+    # WHEN published and delivered back
+    entry = put_events_entry(decision, event_bus_name="bus")
+    event = parse_event(ApprovalDecidedEvent, _envelope(dict(entry)))
+    # THEN on_approval gets it, but no repr (a log line, a traceback) shows it
+    assert json.loads(entry["Detail"])["response_url"] == url
+    assert event.detail.response_url == url
+    assert url not in repr(event)
+    assert url not in repr(event.detail)
+    assert "response_url" not in json.loads(put_events_entry(_decision(), event_bus_name="bus")["Detail"])
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "hooks.slack.com/actions/T/1/x", "https://", "https://a b"])
+def test_a_response_url_that_is_not_a_web_address_is_refused_without_echoing_it(url: str) -> None:
+    raw = load_event("approval_decided_approve")
+    raw["detail"]["response_url"] = url
+    with pytest.raises(BadInput) as refused:
+        parse_event(ApprovalDecidedEvent, raw)
+    assert "detail.response_url" in str(refused.value)
+    assert url not in str(refused.value)
+
+
 def test_an_entry_needs_a_bus() -> None:
     with pytest.raises(ValueError, match="event_bus_name"):
         put_events_entry(_decision(), event_bus_name="")

@@ -73,6 +73,7 @@ __all__ = [
     "HookEvent",
     "ReleaseStateChangeDetail",
     "ReleaseStateChangeEvent",
+    "ResponseUrl",
     "RollbackRequestedDetail",
     "RollbackRequestedEvent",
     "parse_event",
@@ -634,6 +635,12 @@ class DecidedBy(BaseModel):
         return self
 
 
+# A Slack interaction's `response_url`: a capability (whoever holds it may post into the
+# conversation), so it is kept out of reprs, logs, the table and `deployer status`;
+# SlackNotifier.respond posts only to Slack's own host.
+ResponseUrl = Annotated[str, StringConstraints(min_length=8, max_length=2048, pattern=r"^https?://\S+$")]
+
+
 class ApprovalDecidedDetail(DeployerDetail):
     DETAIL_TYPE: ClassVar[ApprovalDecidedType] = APPROVAL_DECIDED
 
@@ -644,6 +651,8 @@ class ApprovalDecidedDetail(DeployerDetail):
     approval_id: OpaqueId
     decided_by: DecidedBy
     decided_at: AwareDatetime
+    # A decision from Slack: where on_approval tells the clicking user what came of it.
+    response_url: ResponseUrl | None = Field(default=None, repr=False)
 
 
 class RollbackRequestedDetail(DeployerDetail):
@@ -657,6 +666,7 @@ class RollbackRequestedDetail(DeployerDetail):
     release_id: OpaqueId | None = None  # the release whose message carried the button
     requested_by: DecidedBy
     requested_at: AwareDatetime
+    response_url: ResponseUrl | None = Field(default=None, repr=False)  # where the clicker hears the outcome
 
 
 class ReleaseStateChangeDetail(DeployerDetail):

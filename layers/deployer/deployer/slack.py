@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import json
 import logging
 import math
@@ -791,6 +793,13 @@ class SlackNotifier:
             return False
         return True
 
+    def answer(self, response_url: str, mrkdwn: str) -> bool:
+        """An ephemeral answer to the user who clicked: a new message only they see (the original
+        stays), in mrkdwn the caller escaped (mentions and code spans survive)."""
+        text = _cut(mrkdwn, _SECTION_MAX)
+        blocks = [SectionBlock(text=MarkdownTextObject(text=text))]
+        return self.respond(response_url, blocks, text, replace_original=False)
+
     def respond(self, response_url: str, blocks: BlocksArg, text: str, *, replace_original: bool = True) -> bool:
         """Answer an interaction through its response_url (hooks.slack.com only: no SSRF)."""
         settings = self._load("respond") or SlackSettings()
@@ -894,9 +903,14 @@ def verify_request(
         raise SlackRequestRefused("stale request: timestamp more than 5 minutes off")
     verifier = SignatureVerifier(settings.signing_secret, clock=_FixedClock(current))
     try:
-        valid = verifier.is_valid(body=body, timestamp=timestamp, signature=signature)
+        valid = verifier.is_valid(body=body.decode("utf-8"), timestamp=timestamp, signature=signature)
     except UnicodeDecodeError:
-        valid = False
+        # slack_sdk signs text only; Slack's scheme is an HMAC of the raw bytes, so a body that is
+        # not UTF-8 is checked the same way here: signed, it is refused later as not an interaction
+        # (400); unsigned, it is refused now (401), like any other forgery.
+        base = b"v0:" + timestamp.encode("ascii") + b":" + body
+        expected = "v0=" + hmac.new(settings.signing_secret.encode(), base, hashlib.sha256).hexdigest()
+        valid = hmac.compare_digest(expected.encode("ascii"), signature.encode("utf-8", "replace"))
     if not valid:
         raise SlackRequestRefused("bad signature")
 
@@ -988,8 +1002,11 @@ def parse_interaction(body: bytes) -> Interaction:
         raise BadInput("interaction body too large")
     try:
         text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadInput("interaction body is not UTF-8 text") from None
+    try:
         form = urllib.parse.parse_qs(text, keep_blank_values=True, max_num_fields=16)
-    except (UnicodeDecodeError, ValueError):
+    except ValueError:
         raise BadInput("interaction body is not a form") from None
     payloads = form.get("payload")
     if not payloads or len(payloads) != 1:
