@@ -12,8 +12,8 @@ Slack's interaction posts reach a real Function URL) base64-encoded: a JSON even
 bytes that are not UTF-8 as text, and a handler must honour `isBase64Encoded` either way.
 
 A request the stand-in will not pass on (a body over its `max_body`, by default `MAX_BODY`, a
-Content-Length that is not a number, a chunked body) gets its error and `Connection: close`, and the connection ends: what the
-client sent after the headers is never read as another request.
+Content-Length that is not a number, a chunked body) gets its error and `Connection: close`, and
+the connection ends: what the client sent after the headers is never read as another request.
 """
 
 from __future__ import annotations
