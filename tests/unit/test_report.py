@@ -223,15 +223,18 @@ def test_the_table_says_what_each_figure_stands_on() -> None:
         "DORA figures, 2026-11-01 00:00 to 2026-11-08 00:00 UTC (7 days)\n"
         "\n"
         "pipeline web (production stage prod): 11 releases read, 1 release in flight (not counted)\n"
-        "  deployment frequency   4 deployments to prod: 0.57 a day, 4.00 a week; 1 rollback besides\n"
-        "  lead time for changes  median 45m 0s, p90 — (4 releases: too few for a p90 (needs 10))\n"
-        "  change failure rate    50% (3 of 6 deployments to prod failed or rolled back); "
-        "6 deployments: one failure more or less moves it by 17 points\n"
-        "  time to restore        median 6h 5m, p90 — (2 restores: too few for a p90 (needs 10)); 1 not restored yet\n"
-        "    rolled back web@b at 2026-11-03 09:00 UTC, restored after 10m 0s by web@rollback-prod-1\n"
-        "    failed      web@c at 2026-11-04 12:20 UTC, restored after 12h 0m by web@d\n"
-        "    failed      web@j at 2026-11-07 10:30 UTC, not restored yet\n"
+        "  deployment frequency   0.57 a day, 4.00 a week: 4 deployments to prod (and 1 rollback)\n"
+        "  lead time for changes  median 45m 0s, p90 —\n"
+        "                         (4 releases: too few for a p90 (needs 10))\n"
+        "  change failure rate    50%: 3 of 6 deployments to prod failed or rolled back\n"
+        "                         (6 deployments: one failure more or less moves it by 17 points)\n"
+        "  time to restore        median 6h 5m, p90 —; 1 not restored yet\n"
+        "                         (2 restores: too few for a p90 (needs 10))\n"
+        "  - rolled back b at 2026-11-03 09:00 UTC, restored 10m 0s later by rollback-prod-1\n"
+        "  - failed c at 2026-11-04 12:20 UTC, restored 12h 0m later by d\n"
+        "  - failed j at 2026-11-07 10:30 UTC, not restored yet\n"
     )
+    assert max(len(line) for line in text.splitlines()) <= 100
 
 
 def test_no_releases_is_said_plainly() -> None:
@@ -239,10 +242,12 @@ def test_no_releases_is_said_plainly() -> None:
     assert (empty.attempted, empty.deployments, empty.failures, empty.change_failure_rate) == (0, (), (), None)
     assert empty.lead_time.note == "no releases"
     text = "\n".join(report.pipeline_lines(empty))
-    assert "0 deployments to prod: 0.00 a day, 0.00 a week" in text
-    assert "lead time for changes  — (no releases)" in text
-    assert "change failure rate    — (no deployment to production ended in the window)" in text
-    assert "time to restore        — (no failure)" in text
+    assert "deployment frequency   0.00 a day, 0.00 a week: 0 deployments to prod\n" in text
+    assert "lead time for changes  —\n                         (no releases)" in text
+    assert (
+        "change failure rate    —\n                         (no deployment to production ended in the window)" in text
+    )
+    assert "time to restore        —\n                         (no failure)" in text
     # without the configuration and without a released release, nothing names production
     unknown = report.compute("web", [], since=SINCE, until=UNTIL, configured=False)
     assert unknown.stage is None
@@ -386,7 +391,7 @@ def test_the_html_page_is_self_contained_and_passes_a_strict_csp() -> None:
     assert page.tags.count("svg") == 1
     assert page.tags.count("rect") == 4
     assert page.tags.count("circle") == 4
-    assert "50% (3 of 6 deployments to prod failed or rolled back)" in text
+    assert "50%: 3 of 6 deployments to prod failed or rolled back" in text
 
 
 # -- properties --------------------------------------------------------------------------------------
@@ -510,8 +515,8 @@ def test_the_command_reads_with_queries_only_and_prints_the_figures(
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "pipeline web (production stage prod): 1 release read" in out
-    assert "1 deployment to prod: 0.14 a day, 1.00 a week" in out
-    assert "change failure rate    0% (0 of 1 deployment to prod failed or rolled back)" in out
+    assert "deployment frequency   0.14 a day, 1.00 a week: 1 deployment to prod\n" in out
+    assert "change failure rate    0%: 0 of 1 deployment to prod failed or rolled back\n" in out
     assert "Scan" not in calls
     assert calls.count("Query") == 1
     # --json: the same figures

@@ -372,58 +372,93 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
-def _summary_text(summary: Summary) -> str:
+def _summary_value(summary: Summary) -> str:
     if summary.median is None:
-        return "—" + (f" ({summary.note})" if summary.note else "")
+        return "—"
     p90 = duration_text(summary.p90) if summary.p90 is not None else "—"
-    text = f"median {duration_text(summary.median)}, p90 {p90}"
-    return text + (f" ({summary.note})" if summary.note else "")
+    return f"median {duration_text(summary.median)}, p90 {p90}"
 
 
-def pipeline_lines(report: PipelineReport) -> list[str]:
+def short_release(release_id: str) -> str:
+    """Within its pipeline's section: `web@<40 hex>` -> `<12 hex>`, `web@rollback-...` -> `rollback-...`."""
+    _pipeline, at, rest = release_id.partition("@")
+    if not at:
+        return release_id
+    if len(rest) == 40 and all(c in "0123456789abcdef" for c in rest):
+        return rest[:12]
+    return rest
+
+
+def heading(report: PipelineReport) -> str:
     where = f"production stage {report.stage}" if report.stage else "no production stage known"
     if not report.configured:
         where += "; not in the published configuration"
     moving = f", {_plural(len(report.in_flight), 'release')} in flight (not counted)" if report.in_flight else ""
-    lines = [f"pipeline {report.pipeline} ({where}): {_plural(report.releases_read, 'release')} read{moving}"]
-    if report.stage is None:
-        lines.append("  nothing to measure: no release reached a last stage (publish the configuration to name it)")
-        return lines
-    count = len(report.deployments)
-    rollbacks = f"; {_plural(report.rollbacks, 'rollback')} besides" if report.rollbacks else ""
-    lines.append(
-        f"  {'deployment frequency':<22} {_plural(count, 'deployment')} to {report.stage}: "
-        f"{report.per_day:.2f} a day, {report.per_week:.2f} a week{rollbacks}"
-    )
-    lines.append(f"  {'lead time for changes':<22} {_summary_text(report.lead_time)}")
+    return f"pipeline {report.pipeline} ({where}): {_plural(report.releases_read, 'release')} read{moving}"
+
+
+def figures(report: PipelineReport) -> list[tuple[str, str, str | None]]:
+    """(figure, value, note) for the four keys; the note says what a figure stands on when that is little."""
+    stage = report.stage or "production"
+    rollbacks = f" (and {_plural(report.rollbacks, 'rollback')})" if report.rollbacks else ""
+    rows: list[tuple[str, str, str | None]] = [
+        (
+            "deployment frequency",
+            f"{report.per_day:.2f} a day, {report.per_week:.2f} a week: "
+            f"{_plural(len(report.deployments), 'deployment')} to {stage}{rollbacks}",
+            None,
+        ),
+        ("lead time for changes", _summary_value(report.lead_time), report.lead_time.note),
+    ]
     rate = report.change_failure_rate
     if rate is None:
-        cfr = f"— ({report.cfr_note()})"
+        rows.append(("change failure rate", "—", report.cfr_note()))
     else:
-        failed = len(report.failures)
-        cfr = (
-            f"{rate * 100:.0f}% ({failed} of {_plural(report.attempted, 'deployment')} to {report.stage} "
-            f"failed or rolled back)"
+        rows.append(
+            (
+                "change failure rate",
+                f"{rate * 100:.0f}%: {len(report.failures)} of {_plural(report.attempted, 'deployment')} "
+                f"to {stage} failed or rolled back",
+                report.cfr_note(),
+            )
         )
-        note = report.cfr_note()
-        if note:
-            cfr += f"; {note}"
-    lines.append(f"  {'change failure rate':<22} {cfr}")
-    restore = report.restore
     if not report.failures:
-        restore_text = "— (no failure)"
+        rows.append(("time to restore", "—", "no failure"))
     else:
-        restore_text = _summary_text(restore)
+        value = _summary_value(report.restore)
         if report.unrestored:
-            restore_text += f"; {len(report.unrestored)} not restored yet"
-    lines.append(f"  {'time to restore':<22} {restore_text}")
+            value += f"; {len(report.unrestored)} not restored yet"
+        rows.append(("time to restore", value, report.restore.note))
+    return rows
+
+
+def failure_lines(report: PipelineReport) -> list[str]:
+    lines = []
     for failure in report.failures:
         restored = (
-            f"restored after {duration_text(failure.restore_seconds)} by {failure.restored_by}"
+            f"restored {duration_text(failure.restore_seconds)} later by {short_release(failure.restored_by)}"
             if failure.restored_by
             else "not restored yet"
         )
-        lines.append(f"    {failure.how:<11} {failure.release_id} at {failure.at:%Y-%m-%d %H:%M} UTC, {restored}")
+        lines.append(
+            f"{failure.how} {short_release(failure.release_id)} at {failure.at:%Y-%m-%d %H:%M} UTC, {restored}"
+        )
+    return lines
+
+
+_NAME_WIDTH: Final = 22
+
+
+def pipeline_lines(report: PipelineReport) -> list[str]:
+    lines = [heading(report)]
+    if report.stage is None:
+        lines.append("  nothing to measure: no release reached a last stage (publish the configuration to name it)")
+        return lines
+    for name, value, note in figures(report):
+        lines.append(f"  {name:<{_NAME_WIDTH}} {value}")
+        if note:
+            lines.append(f"  {'':<{_NAME_WIDTH}} ({note})")
+    lines.extend(f"  - {line}" for line in failure_lines(report))
     return lines
 
 
@@ -453,8 +488,8 @@ def pipeline_json(report: PipelineReport) -> dict[str, Any]:
         "in_flight": list(report.in_flight),
         "deployment_frequency": {
             "deployments": len(report.deployments),
-            "per_day": report.per_day,
-            "per_week": report.per_week,
+            "per_day": round(report.per_day, 4),
+            "per_week": round(report.per_week, 4),
             "rollbacks": report.rollbacks,
             "by_day": [
                 {"date": day.isoformat(), "deployments": count, "median_lead_time_seconds": lead}
@@ -585,18 +620,17 @@ def render_html(report: Report, *, title: str = "Deployment report") -> str:
     if not report.pipelines:
         body.append("<p>No pipelines.</p>")
     for pipeline in report.pipelines:
-        lines = pipeline_lines(pipeline)
-        body.append(f"<h2>{esc(lines[0])}</h2>")
+        body.append(f"<h2>{esc(heading(pipeline))}</h2>")
         if pipeline.stage is None:
-            body.append(f'<p class="note">{esc(lines[1].strip())}</p>')
+            body.append('<p class="note">Nothing to measure: no release reached a last stage.</p>')
             continue
         rows = []
-        for line in lines[1:5]:
-            name, value = line[2:24].strip(), line[25:]
-            rows.append(f"<tr><th>{esc(name)}</th><td>{esc(value)}</td></tr>")
+        for name, value, note in figures(pipeline):
+            extra = f'<br><span class="note">{esc(note)}</span>' if note else ""
+            rows.append(f"<tr><th>{esc(name)}</th><td>{esc(value)}{extra}</td></tr>")
         body.append("<table>" + "".join(rows) + "</table>")
         if pipeline.failures:
-            items = "".join(f"<li>{esc(line.strip())}</li>" for line in lines[5:])
+            items = "".join(f"<li>{esc(line)}</li>" for line in failure_lines(pipeline))
             body.append(f"<p>Failures:</p><ul>{items}</ul>")
         body.append(_svg(pipeline))
     return (
