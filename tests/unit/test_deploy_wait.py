@@ -275,7 +275,7 @@ def test_deploy_wait_prints_a_line_per_change(
         "12:00:00Z IN_PROGRESS  web:8 0/4 running, 2 pending · old web:7 4/4 running",
         "12:00:05Z IN_PROGRESS  web:8 2/4 running, 2 pending · old web:7 2/4 running",
         "12:00:07Z COMPLETED    web:8 4/4 running · no older deployment left",
-        f"Deployment {DEPLOYMENT} COMPLETED after 7 s: ",
+        f"Deployment {DEPLOYMENT} COMPLETED after 7 s",
     ]
     assert sleeps == [2.0, 3.0, 2.0]
 
@@ -286,7 +286,7 @@ def test_deploy_wait_quiet_prints_only_the_outcome(
     code, out, _ = deploy_and_wait(world, capsys, monkeypatch, "--quiet")
     assert code == 0
     assert "running" not in out.split("to complete or fail")[1]
-    assert out.splitlines()[-1] == f"Deployment {DEPLOYMENT} COMPLETED after 7 s: "
+    assert out.splitlines()[-1] == f"Deployment {DEPLOYMENT} COMPLETED after 7 s"
 
 
 def test_deploy_wait_json_is_one_object_a_line(

@@ -565,24 +565,24 @@ def csp_for(css: str = _CSS) -> str:
 
 
 def _svg(report: PipelineReport, width: int = 720, height: int = 220) -> str:
-    """Bars: deployments per UTC day (left axis). Dots: that day's median lead time (right axis, hours)."""
+    """Bars: deployments per UTC day (left axis). Dots: that day's median lead time (right axis)."""
     days = report.by_day()
     left, right, top, bottom = 40, 50, 20, 40
     plot_w, plot_h = width - left - right, height - top - bottom
     max_count = max([count for _, count, _ in days] + [1])
-    leads = [lead / 3600 for _, _, lead in days if lead is not None]
-    max_hours = max([*leads, 0.0]) or 1.0
+    leads = [lead for _, _, lead in days if lead is not None]
+    max_lead = max([*leads, 0.0]) or 1.0
     slot = plot_w / max(len(days), 1)
     esc = html.escape
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
         f'role="img" aria-label="{esc(report.pipeline)}: deployments per day and median lead time">',
         f"<title>{esc(report.pipeline)}: deployments to {esc(report.stage or '?')} per UTC day (bars) "
-        f"and their median lead time in hours (dots)</title>",
+        f"and their median lead time (dots)</title>",
         f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#8c959f"/>',
         f'<text x="{left - 6}" y="{top + 4}" text-anchor="end">{max_count}</text>',
         f'<text x="{left - 6}" y="{top + plot_h}" text-anchor="end">0</text>',
-        f'<text x="{left + plot_w + 6}" y="{top + 4}">{max_hours:.1f} h</text>',
+        f'<text x="{left + plot_w + 6}" y="{top + 4}">{esc(duration_text(max_lead))}</text>',
         f'<text x="{left}" y="{height - 6}">deployments per day (bars) · median lead time (dots, right axis)</text>',
     ]
     for index, (day, count, lead) in enumerate(days):
@@ -595,7 +595,7 @@ def _svg(report: PipelineReport, width: int = 720, height: int = 220) -> str:
                 f"deployment{'s' if count != 1 else ''}</title></rect>"
             )
         if lead is not None:
-            y = top + plot_h - plot_h * (lead / 3600) / max_hours
+            y = top + plot_h - plot_h * lead / max_lead
             parts.append(
                 f'<circle cx="{x + slot / 2:.1f}" cy="{y:.1f}" r="3.5" fill="#cf222e"><title>{day.isoformat()}: '
                 f"median lead time {esc(duration_text(lead))}</title></circle>"

@@ -241,7 +241,8 @@ def _deploy(args: argparse.Namespace) -> int:
             on_progress=None if args.quiet else lambda progress: say(progress_text(progress)),
         )
     if outcome.state in FINAL_ROLLOUT_STATES:
-        say(f"Deployment {result.deployment_id} {outcome.state} after {outcome.waited_seconds:.0f} s: {outcome.reason}")
+        reason = f": {outcome.reason}" if outcome.reason else ""
+        say(f"Deployment {result.deployment_id} {outcome.state} after {outcome.waited_seconds:.0f} s{reason}")
     else:
         say(f"Deployment {result.deployment_id}: {outcome.reason}")
     return 0 if outcome.succeeded else 1
