@@ -415,7 +415,7 @@ def test_wait_gives_up_at_the_timeout() -> None:
     ecs = boto3.client("ecs")
     fake = FakeTime()
     with Stubber(ecs) as stub:
-        for _ in range(3):
+        for _ in range(4):
             stub.add_response(
                 "describe_services", service(NEW_ARN, deployment_id="ecs-svc/2222", rollout_state="IN_PROGRESS")
             )
@@ -426,7 +426,7 @@ def test_wait_gives_up_at_the_timeout() -> None:
     assert outcome.state == "IN_PROGRESS"
     assert not outcome.succeeded
     assert "timeout 12 s" in outcome.reason
-    assert fake.sleeps == [5, 5]
+    assert fake.sleeps == [5, 5, 2]  # the last pause is cut to end at the timeout, then one last look
 
 
 def test_wait_reports_a_replaced_deployment() -> None:

@@ -12,8 +12,9 @@ It is the pipeline's stage deployment without the release bookkeeping, in two ha
   desiredCount (autoscaling owns it; REFERENCE.md "ECS rolling update"). An invalid plan makes
   no call at all; a plan that changes nothing makes none either.
 
-`wait_for_deployment` optionally polls DescribeServices until the deployment's rolloutState is
-COMPLETED or FAILED.
+`wait_for_deployment` optionally polls DescribeServices (with a backoff bounded by the timeout)
+until the deployment's rolloutState is COMPLETED or FAILED, reporting each change of its task
+counts, rollout state and lifecycle stage (`Progress`) as it goes.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from deployer import aws, rolling, taskdef
@@ -45,6 +47,8 @@ __all__ = [
     "DeployPlan",
     "DeployRefused",
     "DeployResult",
+    "DeploymentCounts",
+    "Progress",
     "RolloutOutcome",
     "current_deployment_configuration",
     "deploy",
@@ -474,6 +478,68 @@ def deploy(
     return dataclasses.replace(result, rollout=outcome)
 
 
+@dataclass(frozen=True)
+class DeploymentCounts:
+    """One entry of DescribeServices' `deployments`: its tasks and its rollout state."""
+
+    deployment_id: str
+    status: str  # PRIMARY | ACTIVE | INACTIVE
+    task_definition: str
+    running: int
+    pending: int
+    desired: int
+    failed: int
+    rollout_state: str | None
+
+    @classmethod
+    def of(cls, raw: Mapping[str, Any]) -> DeploymentCounts:
+        return cls(
+            deployment_id=str(raw.get("id", "")),
+            status=str(raw.get("status", "")),
+            task_definition=str(raw.get("taskDefinition", "")),
+            running=int(raw.get("runningCount") or 0),
+            pending=int(raw.get("pendingCount") or 0),
+            desired=int(raw.get("desiredCount") or 0),
+            failed=int(raw.get("failedTasks") or 0),
+            rollout_state=raw.get("rolloutState"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the waited-for deployment looked like at one DescribeServices: its tasks, the older
+    deployments' tasks, and (traffic-shifting strategies) the service deployment's lifecycle stage."""
+
+    at: datetime
+    elapsed: float
+    deployment: DeploymentCounts
+    others: tuple[DeploymentCounts, ...]
+    lifecycle_stage: str | None = None
+
+    def same_as(self, other: Progress | None) -> bool:
+        return other is not None and (self.deployment, self.others, self.lifecycle_stage) == (
+            other.deployment,
+            other.others,
+            other.lifecycle_stage,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "at": self.at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "elapsed_seconds": round(self.elapsed, 1),
+            "deployment": self.deployment.to_dict(),
+            "others": [other.to_dict() for other in self.others],
+            "lifecycle_stage": self.lifecycle_stage,
+        }
+
+
+def _wall() -> datetime:
+    return datetime.now(UTC)
+
+
 def wait_for_deployment(
     ecs: ECSClient,
     cluster: str,
@@ -482,36 +548,80 @@ def wait_for_deployment(
     *,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
     poll_seconds: float = DEFAULT_POLL_SECONDS,
+    max_poll_seconds: float | None = None,
+    lifecycle: bool = False,
+    on_progress: Callable[[Progress], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    wall: Callable[[], datetime] = _wall,
 ) -> RolloutOutcome:
     """Poll DescribeServices until the deployment's rolloutState is COMPLETED or FAILED.
 
-    Stops with IN_PROGRESS after `timeout` seconds, and with GONE when the deployment is no
-    longer among the service's deployments (a newer deployment replaced it). A service whose
-    deployments report no rolloutState counts as COMPLETED when this deployment is the only one
-    and runs its desired count.
+    Stops with IN_PROGRESS once `timeout` seconds have passed (the last sleep is cut to end at
+    the timeout), and with GONE when the deployment is no longer among the service's deployments
+    (a newer deployment replaced it). A service whose deployments report no rolloutState counts as
+    COMPLETED when this deployment is the only one and runs its desired count.
+
+    Backoff: with `max_poll_seconds`, the pause grows 1.5 times after each poll that saw no change,
+    up to that bound, and falls back to `poll_seconds` when something changed. `on_progress` is
+    called with the first poll and every poll that saw a change (task counts, rollout state, older
+    deployments, lifecycle stage). With `lifecycle`, each poll also reads the service's current
+    service deployment (DescribeServiceDeployments) for its lifecycle stage; a refusal of that
+    call (an older endpoint, a missing permission) stops those reads, not the wait.
     """
     start = clock()
+    interval = poll_seconds
+    ceiling = max(poll_seconds, max_poll_seconds or poll_seconds)
+    previous: Progress | None = None
     while True:
         response = aws.call("DescribeServices", ecs.describe_services, cluster=cluster, services=[service])
         services = response.get("services", [])
-        deployments = services[0].get("deployments", []) if services else []
+        svc: Mapping[str, Any] = services[0] if services else {}
+        deployments = svc.get("deployments", [])
         current = next((d for d in deployments if d.get("id") == deployment_id), None)
         elapsed = clock() - start
         if current is None:
             return RolloutOutcome("GONE", f"{deployment_id} is no longer a deployment of {cluster}/{service}", elapsed)
+        stage = None
+        if lifecycle and svc.get("currentServiceDeployment"):
+            stage, lifecycle = _lifecycle_stage(ecs, str(svc["currentServiceDeployment"]))
+        progress = Progress(
+            at=wall(),
+            elapsed=elapsed,
+            deployment=DeploymentCounts.of(current),
+            others=tuple(DeploymentCounts.of(d) for d in deployments if d.get("id") != deployment_id),
+            lifecycle_stage=stage,
+        )
+        changed = not progress.same_as(previous)
+        if changed and on_progress is not None:
+            on_progress(progress)
+        previous = progress
         state = current.get("rolloutState")
         reason = current.get("rolloutStateReason", "")
         if state is None and len(deployments) == 1 and current.get("runningCount") == current.get("desiredCount"):
             state, reason = "COMPLETED", "the only deployment runs its desired count"
         if state in FINAL_ROLLOUT_STATES:
             return RolloutOutcome(str(state), reason, elapsed)
-        if elapsed + poll_seconds > timeout:
+        if elapsed >= timeout:
             state = state or "IN_PROGRESS"
             waited = f"still {state} after {elapsed:.0f} s (timeout {timeout:.0f} s); ECS carries on"
             return RolloutOutcome(str(state), f"{waited}: {reason}" if reason else waited, elapsed)
-        sleep(poll_seconds)
+        interval = poll_seconds if changed else min(ceiling, interval * 1.5)
+        sleep(min(interval, timeout - elapsed))
+
+
+def _lifecycle_stage(ecs: ECSClient, arn: str) -> tuple[str | None, bool]:
+    """(the service deployment's lifecycle stage, whether to keep asking)."""
+    from deployer import ecs_deployments
+    from deployer.errors import TransientError
+
+    try:
+        views = ecs_deployments.describe(ecs, [arn])
+    except TransientError:
+        return None, True  # throttled: ask again next time
+    except DeployerError:
+        return None, False
+    return (views[0].lifecycle_stage if views else None), True
 
 
 def _short(arn: str) -> str:

@@ -265,6 +265,28 @@ class ReleaseStore:
         )
         return [_release_from_item(item) for item in response["Items"]]
 
+    def releases_since(
+        self, pipeline: str, order_key: str, *, page_size: int | None = None
+    ) -> tuple[list[Release], int]:
+        """Every release of `pipeline` whose order key (its push time first) is `order_key` or
+        later, oldest first: one Query on gsi1 per page, never a Scan. Returns (releases, pages)."""
+        kwargs: dict[str, Any] = {
+            "IndexName": "gsi1",
+            "KeyConditionExpression": "gsi1pk = :p AND gsi1sk >= :k",
+            "ExpressionAttributeValues": {":p": f"PIPELINE#{pipeline}", ":k": order_key},
+        }
+        if page_size is not None:
+            kwargs["Limit"] = page_size
+        releases: list[Release] = []
+        pages = 0
+        while True:
+            response = self._table.query(**kwargs)
+            pages += 1
+            releases.extend(_release_from_item(item) for item in response["Items"])
+            if "LastEvaluatedKey" not in response:
+                return releases, pages
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
     def _pipeline_keys(self, pipeline: str, condition: str, values: Mapping[str, Any]) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {

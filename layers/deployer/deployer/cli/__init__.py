@@ -19,6 +19,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "deploy": ("deploy", "deploy an image to one ECS service now (validated; the same layer as the pipeline)"),
     "diff": ("diff", "show what a deploy would change in the task definition and the deployment configuration"),
     "status": ("status", "releases with their stages, states, times, approval links and reasons"),
+    "report": (
+        "report",
+        "DORA figures per pipeline: deployment frequency, lead time, change failure rate, time to restore",
+    ),
     "rollback": ("rollback", "roll one stage back: stop its deployment in flight, or redeploy its previous revision"),
     "approvals": ("approvals", "the approvals waiting now: who may decide, when they expire, their links"),
     "slack": ("slack", "set up Slack: print the app manifest, store the bot token and signing secret"),

@@ -5,6 +5,13 @@ drawing, warnings), then registers the new revision and calls UpdateService (nev
 desiredCount) unless --dry-run. The AWS account, region and endpoint are boto3's usual ones
 (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL...), so it works against moto server too.
 
+With --wait it prints a line whenever the deployment changes (UTC time, rollout state, the new
+revision's running/desired and pending tasks, the older deployments' tasks, failed tasks, and for
+BLUE_GREEN, LINEAR and CANARY the lifecycle stage from DescribeServiceDeployments), polling
+DescribeServices every 2 s while things move and backing off to 30 s while they do not, never past
+the timeout. --quiet keeps it silent until the end; with --json each change is one JSON line
+(`{"progress": ...}`) and the result the last line.
+
 Exit status: 0 deployed or nothing to do (and, with --wait, the deployment COMPLETED), 1 refused
 (nothing changed), an AWS failure (one line), or with --wait a FAILED or unfinished deployment,
 2 unusable arguments, 128 + the signal when stopped by SIGINT, SIGTERM or SIGHUP (one line; while
@@ -20,13 +27,14 @@ import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 from deployer.cli import UsageError
 from deployer.cli.signals import shielded
 
 if TYPE_CHECKING:
-    from deployer.oneshot import ConfigChange, DeployPlan, DeployResult
+    from deployer.oneshot import ConfigChange, DeploymentCounts, DeployPlan, DeployResult, Progress
     from deployer.rolling import Finding
 
 CIRCUIT_BREAKER = {
@@ -85,7 +93,12 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout", type=_seconds, metavar="SECONDS", help="with --wait: give up waiting after this long (default 900)"
     )
+    parser.add_argument("--quiet", action="store_true", help="with --wait: no progress lines, only the outcome")
     parser.set_defaults(handler=run)
+
+
+WAIT_POLL_SECONDS = 2.0
+WAIT_MAX_POLL_SECONDS = 30.0
 
 
 # -- arguments ------------------------------------------------------------------------------------
@@ -153,6 +166,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--timeout goes with --wait")
     if args.wait and args.dry_run:
         raise UsageError("--wait has nothing to wait for with --dry-run")
+    if args.quiet and not args.wait:
+        raise UsageError("--quiet goes with --wait")
     return guarded("deploy", lambda: _deploy(args))
 
 
@@ -215,10 +230,19 @@ def _deploy(args: argparse.Namespace) -> int:
     say(f"Waiting for {result.deployment_id} to complete or fail (timeout {timeout:.0f} s)...")
     with goes_on_without_us(plan.cluster, plan.service, result.deployment_id):
         outcome = wait_for_deployment(
-            aws.client("ecs"), plan.cluster, plan.service, result.deployment_id, timeout=timeout
+            aws.client("ecs"),
+            plan.cluster,
+            plan.service,
+            result.deployment_id,
+            timeout=timeout,
+            poll_seconds=WAIT_POLL_SECONDS,
+            max_poll_seconds=WAIT_MAX_POLL_SECONDS,
+            lifecycle=plan.strategy != "ROLLING",
+            on_progress=None if args.quiet else lambda progress: say(progress_text(progress)),
         )
     if outcome.state in FINAL_ROLLOUT_STATES:
-        say(f"Deployment {result.deployment_id} {outcome.state} after {outcome.waited_seconds:.0f} s: {outcome.reason}")
+        reason = f": {outcome.reason}" if outcome.reason else ""
+        say(f"Deployment {result.deployment_id} {outcome.state} after {outcome.waited_seconds:.0f} s{reason}")
     else:
         say(f"Deployment {result.deployment_id}: {outcome.reason}")
     return 0 if outcome.succeeded else 1
@@ -243,13 +267,49 @@ def _deploy_json(args: argparse.Namespace, plan: DeployPlan) -> int:
                     plan.service,
                     result.deployment_id,
                     timeout=args.timeout or DEFAULT_TIMEOUT_SECONDS,
+                    poll_seconds=WAIT_POLL_SECONDS,
+                    max_poll_seconds=WAIT_MAX_POLL_SECONDS,
+                    lifecycle=plan.strategy != "ROLLING",
+                    on_progress=None if args.quiet else _json_line,
                 )
             result = dataclasses.replace(result, rollout=rollout)
         document["result"] = result.to_dict()
         if result.rollout is not None and not result.rollout.succeeded:
             code = 1
-    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+    if args.wait:  # JSON lines: the progress lines went out one object a line, so does the result
+        sys.stdout.write(json.dumps(document, default=str) + "\n")
+    else:
+        sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
     return code
+
+
+def _json_line(progress: Progress) -> None:
+    sys.stdout.write(json.dumps({"progress": progress.to_dict()}) + "\n")
+    sys.stdout.flush()
+
+
+def _tasks(counts: DeploymentCounts) -> str:
+    text = f"{counts.running}/{counts.desired} running"
+    if counts.pending:
+        text += f", {counts.pending} pending"
+    return text
+
+
+def progress_text(progress: Progress) -> str:
+    """`12:00:04Z IN_PROGRESS  web:8 2/4 running, 2 pending · old web:7 4/4 running · lifecycle SCALE_UP`."""
+    new = progress.deployment
+    parts = [f"{short_arn(new.task_definition)} {_tasks(new)}"]
+    if new.failed:
+        parts.append(f"{new.failed} failed task{'s' if new.failed != 1 else ''}")
+    for other in progress.others:
+        if other.status == "INACTIVE":
+            continue
+        parts.append(f"old {short_arn(other.task_definition)} {_tasks(other)}")
+    if not [o for o in progress.others if o.status != "INACTIVE"]:
+        parts.append("no older deployment left")
+    if progress.lifecycle_stage:
+        parts.append(f"lifecycle {progress.lifecycle_stage}")
+    return f"{progress.at.astimezone(UTC):%H:%M:%S}Z {(new.rollout_state or 'IN_PROGRESS'):<11}  " + " · ".join(parts)
 
 
 # -- text -----------------------------------------------------------------------------------------

@@ -16,6 +16,12 @@ back to which revision and commit, the release it undoes and who asked.
 
 Exit status: 0 shown, 1 AWS or configuration error (one line), 2 unusable arguments or nothing
 says where to read (also: a named stack that cannot be read or lacks an output).
+
+`--watch` follows the newest release of each pipeline shown (or the releases named with
+`--release`) until each has ended or waits for an approval (`deployer.watch`): one GetItem per
+release every `--interval` seconds. Its exit status says how they ended: 0 every release RELEASED,
+1 one failed, was rejected, expired or superseded (or an AWS error), 3 one waits for an approval,
+2 unusable arguments, 128 + the signal when stopped (Ctrl-C: one line, the release goes on).
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ EVENT_BUS_ENV = "DEPLOYER_EVENT_BUS"
 SLACK_SECRET_ENV = "DEPLOYER_SLACK_SECRET"  # noqa: S105 - the variable's name, not a secret
 DEFAULT_LIMIT = 10
 __all__ = ["DEFAULT_STATE_FILE", "LOCAL_REGION", "Target", "resolve_target", "run", "session_for"]
+DEFAULT_INTERVAL = 2.0
 
 
 def _limit(text: str) -> int:
@@ -94,7 +101,35 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     add_stack_argument(parser)
     add_state_argument(parser)
+    parser.add_argument(
+        "--watch",
+        action="store_true",
+        help="follow the newest release of each pipeline (or --release) until it ends or waits for an approval; "
+        "exit 0 released, 1 failed, 3 waiting for approval",
+    )
+    parser.add_argument(
+        "--release",
+        action="append",
+        metavar="ID",
+        help="with --watch: follow this release, PIPELINE@COMMIT as status shows it (repeatable)",
+    )
+    parser.add_argument(
+        "--interval",
+        type=_interval,
+        metavar="SECONDS",
+        help=f"with --watch: seconds between reads (default {DEFAULT_INTERVAL:g})",
+    )
     parser.set_defaults(handler=run)
+
+
+def _interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0.5 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} is outside 0.5..3600 seconds")
+    return value
 
 
 # -- where to read ------------------------------------------------------------------------------
@@ -221,7 +256,16 @@ def error_line(exc: Exception, target: Target) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    watching = getattr(args, "watch", False)
+    if not watching and (getattr(args, "release", None) or getattr(args, "interval", None) is not None):
+        raise UsageError("--release and --interval go with --watch")
+    if watching and args.json:
+        raise UsageError("--watch does not go with --json: without a terminal it prints one line per change")
     target = resolve_target(args, os.environ)
+    if watching:
+        from deployer.cli.status_watch import run_watch
+
+        return run_watch(args, target)
     from botocore.exceptions import BotoCoreError, ClientError
 
     from deployer.errors import DeployerError
