@@ -261,11 +261,11 @@ def problems(settings: DeploySettings) -> list[SettingProblem]:
                     )
                 )
         for name in sorted(unset & (set(environment) | set(secrets))):
-            where = "environment" if name in environment else "secrets"
+            listed = "environment" if name in environment else "secrets"
             found.append(
                 SettingProblem(
                     ("unset", container),
-                    f"{name!r} is both set (in {where}.{container}) and unset: keep one",
+                    f"{name!r} is both set (in {listed}.{container}) and unset: keep one",
                 )
             )
     return found
@@ -376,6 +376,19 @@ class SettingChange:
     def detail(self) -> str:
         """With both sides, secrets by reference: for the approval page and `deployer diff`."""
         return f"{self.name}: {_side(self.before)} → {_side(self.after)}"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SettingChange:
+        """The inverse of `to_dict` (an approval's stored context); unknown kinds read as environment."""
+
+        def side(value: object) -> tuple[Kind, str] | None:
+            if not isinstance(value, Mapping):
+                return None
+            kind: Kind = "secret" if value.get("kind") == "secret" else "environment"
+            return kind, str(value.get("value", ""))
+
+        container, name = str(data.get("container", "")), str(data.get("name", ""))
+        return cls(container, name, side(data.get("before")), side(data.get("after")))
 
     def to_dict(self) -> dict[str, Any]:
         return {
