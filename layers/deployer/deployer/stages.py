@@ -230,7 +230,7 @@ class StageDeployer:
                 self._record(
                     release,
                     stage,
-                    f"registering a revision of {family}",
+                    f"registering a revision of {family}" + (f" with {changed}" if changed else ""),
                     previous_task_definition_arn=view.task_definition,
                     registering_at=now_iso(),
                 )

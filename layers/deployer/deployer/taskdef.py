@@ -387,7 +387,10 @@ def find_registered_clone(
         reverse=True,
     )
     for revision, arn in newer[:look_at]:
-        if clone_for_images(describe_task_definition(ecs, arn), images, settings) == expected:
+        candidate = describe_task_definition(ecs, arn)
+        # as registered: nothing applied to it again, so a revision that lacks the settings (or
+        # runs another image) is never taken for the clone
+        if _clone(candidate, _task_definition_of(candidate), {}, None) == expected:
             return RegisteredTaskDefinition(
                 arn=arn, family=family, revision=revision, previous_arn=str(previous.get("taskDefinitionArn", ""))
             )
