@@ -95,7 +95,8 @@ def test_a_stage_registers_exactly_the_clone_with_its_settings(store: ReleaseSto
     web = expected["containerDefinitions"][0]
     web["environment"] = [{"name": "PORT", "value": "9090"}, {"name": "LOG_LEVEL", "value": "warn"}]
     web["secrets"] = [{"name": "DB_PASSWORD", "valueFrom": f"{SECRET_ARN_PREFIX}prod/web/db-AbCdEf:password::"}]
-    assert expected["containerDefinitions"][1] == described_task_definition()["taskDefinition"]["containerDefinitions"][1]
+    sidecar = described_task_definition()["taskDefinition"]["containerDefinitions"][1]
+    assert expected["containerDefinitions"][1] == sidecar
     with Stubber(ecs) as stub:
         stub.add_response("describe_services", service_response(OLD_ARN), {"cluster": "dev", "services": ["web"]})
         stub.add_response(
@@ -251,7 +252,7 @@ def test_a_secret_is_shown_by_name_and_reference_and_its_value_never_read(
         events=boto3.client("events"),
         event_bus_name=world.names.bus,
         slack=None,  # type: ignore[arg-type] - a GET never posts
-        slack_settings=lambda: slack.SlackSettings(),
+        slack_settings=slack.SlackSettings,
     )
     page = http.show(link.rsplit("/", 1)[-1]).body
     assert "<code>web</code> changed <code>PORT</code>: <code>8080</code> → <code>9090</code>" in page
@@ -318,7 +319,9 @@ def test_a_redelivery_after_registering_reuses_the_revision_with_its_settings(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN dev with settings, and the write that records the registered revision failing once
-    dev_rollout = "        rollout: {minimumHealthyPercent: 100, maximumPercent: 200, circuitBreaker: {rollback: true}}\n"
+    dev_rollout = (
+        "        rollout: {minimumHealthyPercent: 100, maximumPercent: 200, circuitBreaker: {rollback: true}}\n"
+    )
     text = demo_pipelines_yaml(world.account, prod_approval=False)
     assert dev_rollout in text
     world.publish(text.replace(dev_rollout, dev_rollout + DEV_SETTINGS.lstrip("\n"), 1))
