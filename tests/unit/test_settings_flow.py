@@ -237,7 +237,7 @@ def test_a_secret_is_shown_by_name_and_reference_and_its_value_never_read(
     # THEN the approval records what prod's settings change, secrets by reference
     context = release.approval_context or {}
     assert context["settings_line"] == "web: PORT=9090 (changed), LOG_LEVEL=warn (added), DB_PASSWORD (secret, added)"
-    assert [(c["name"], c["change"]) for c in context["settings_changes"]] == [
+    assert [(c["name"], c["change"]) for c in context["settings"]["changes"]] == [
         ("PORT", "changed"),
         ("LOG_LEVEL", "added"),
         ("DB_PASSWORD", "added"),
@@ -260,6 +260,11 @@ def test_a_secret_is_shown_by_name_and_reference_and_its_value_never_read(
     assert (
         f"<code>web</code> added <code>DB_PASSWORD</code>: <i>not set</i> → secret from "
         f"<code>{secret_arn}:password::</code>"
+    ) in page
+    assert (
+        f"ECS reads these secrets with the task execution role arn:aws:iam::{ACCOUNT}:role/web-execution when each "
+        "task starts: it must be allowed secretsmanager:GetSecretValue on them (and kms:Decrypt for a customer "
+        "managed key), or the new tasks fail to start; the deployer neither grants nor checks it"
     ) in page
 
     # AND the Slack approval request says it in one line
@@ -308,11 +313,11 @@ def test_a_stage_whose_settings_name_a_missing_container_waits_with_the_reason_o
     release_id = push_and_build(world, "missing")
     complete(world, release_id, "dev")
     context = current(world, release_id).approval_context or {}
-    assert context["settings_note"] == (
-        "container 'api' is not in web:2; its containers are: 'web', 'log-router': the stage will be refused, "
-        "nothing registered"
-    )
-    assert "settings_changes" not in context
+    assert context["settings"] == {
+        "note": "container 'api' is not in web:2; its containers are: 'web', 'log-router': the stage will be "
+        "refused, nothing registered"
+    }
+    assert context["settings_line"] == context["settings"]["note"]
 
 
 def test_a_redelivery_after_registering_reuses_the_revision_with_its_settings(
@@ -412,6 +417,9 @@ def test_diff_and_deploy_set_environment_and_secrets_without_an_image(
     assert "Environment and secrets:" in out
     assert '  web: LOG_LEVEL: (not set) → "warn" (added)' in out
     assert f"  web: DB_PASSWORD: (not set) → secret from {REFERENCE} (added)" in out
+    assert (
+        f"  Note: ECS reads these secrets with the task execution role arn:aws:iam::{ACCOUNT}:role/web-execution" in out
+    )
     assert out.splitlines()[-1] == "Changes: the task definition (a new revision)."
     # WHEN deploy runs with the same settings
     code, out, err = cli(capsys, "deploy", *PROD, *settings_args)

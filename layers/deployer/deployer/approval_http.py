@@ -633,8 +633,7 @@ class ApprovalHttp:
             link_may_decide=may_decide(approval, None),
             paused_at=_text(context.get("paused_at")),
             timeout_action=_text(context.get("timeout_action")),
-            settings_changes=tuple(context.get("settings_changes") or ()),
-            settings_note=_text(context.get("settings_note")),
+            settings=context.get("settings"),
         )
 
 

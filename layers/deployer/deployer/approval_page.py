@@ -109,10 +109,10 @@ class ApprovalPage:
     link_may_decide: bool  # approvals.may_decide(approval, None): the link is the capability
     paused_at: str | None = None  # ECS paused the deployment at this lifecycle stage (approval `at:`)
     timeout_action: str | None = None  # what ECS does if nobody decides in time
-    # the stage's environment variables and secrets, each before and after (`SettingChange.to_dict`,
-    # secrets by reference), or why they cannot be shown (`flow.settings_context`)
-    settings_changes: Sequence[Mapping[str, Any]] = ()
-    settings_note: str | None = None
+    # the stage's environment variables and secrets (`flow.settings_context`): "changes" (each
+    # `SettingChange.to_dict`, secrets by reference), "role_note" (what reads the secrets), or "note"
+    # (why nothing can be shown)
+    settings: Mapping[str, Any] | None = None
 
 
 def _row(term: str, value: str | None) -> str:
@@ -148,21 +148,24 @@ def _settings_side(side: tuple[str, str] | None) -> str:
 def _settings(page: ApprovalPage) -> str:
     """The environment variables and secrets the stage sets: names, plain values (clipped), and for
     secrets only the reference ECS resolves when a task starts."""
-    if page.settings_note:
-        return f'<p class="note">Environment and secrets: {_e(page.settings_note)}</p>'
-    changes = [SettingChange.from_dict(item) for item in page.settings_changes if isinstance(item, Mapping)]
+    settings = page.settings if isinstance(page.settings, Mapping) else {}
+    if settings.get("note"):
+        return f'<p class="note">Environment and secrets: {_e(settings["note"])}</p>'
+    items = settings.get("changes") or ()
+    changes = [SettingChange.from_dict(item) for item in items if isinstance(item, Mapping)]
     if not changes:
         return ""
     rows = []
-    for container, items in by_container(changes):
-        for change in items:
+    for container, grouped in by_container(changes):
+        for change in grouped:
             rows.append(
                 f"<li><code>{_e(container)}</code> {_e(_CHANGE_WORDS[change.change])} <code>{_e(change.name)}</code>: "
                 f"{_settings_side(change.before)} → {_settings_side(change.after)}</li>"
             )
+    role = f'\n<p class="note">{_e(settings["role_note"])}</p>' if settings.get("role_note") else ""
     return (
         "<p>Environment variables and secrets of the new revision (a secret shows its reference; its value is "
-        "read by ECS when a task starts, never by the deployer):</p>\n<ul>" + "".join(rows) + "</ul>"
+        "read by ECS when a task starts, never by the deployer):</p>\n<ul>" + "".join(rows) + "</ul>" + role
     )
 
 

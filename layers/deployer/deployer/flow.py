@@ -400,11 +400,13 @@ def approval_context(release: Release, stage: Stage, deps: Deps) -> dict[str, An
 
 
 def settings_context(release: Release, stage: Stage, running: str, deps: Deps) -> dict[str, Any]:
-    """What the stage's environment variables and secrets change, for the approval: each variable
-    before and after (secrets by reference), and the one-line summary Slack shows. Before the stage
-    deploys, the running revision against it with the settings; once deployed (an approval during
-    the deployment), the revision it replaced against the one it registered. A stage that will be
-    refused says so instead (`settings_note`). Never a secret's value: the deployer has none."""
+    """What the stage's environment variables and secrets change, for the approval: under
+    "settings", each variable before and after (secrets by reference), the task execution role that
+    will read the secrets and what it must be allowed, or why nothing can be shown (a stage that
+    will be refused); under "settings_line", the one line Slack shows. Before the stage deploys, the
+    running revision against it with the settings; once deployed (an approval during the
+    deployment), the revision it replaced against the one it registered. Never a secret's value:
+    the deployer has none."""
     ecs = deps.stages.ecs
     record = release.stages.get(stage.name)
     try:
@@ -417,12 +419,18 @@ def settings_context(release: Release, stage: Stage, running: str, deps: Deps) -
             described = taskdef.describe_task_definition(ecs, running)
             problems = taskdef.clone_problems(described, {}, settings)
             if problems:
-                return {"settings_note": f"{'; '.join(problems)}: the stage will be refused, nothing registered"}
+                note = f"{'; '.join(problems)}: the stage will be refused, nothing registered"
+                return {"settings": {"note": note}, "settings_line": note}
+            after = described["taskDefinition"]
             found = taskdef.changed_settings(described, settings)
     except DeploymentError as exc:
-        return {"settings_note": f"the settings' changes cannot be shown: {exc}"}
+        return {"settings": {"note": f"the settings' changes cannot be shown: {exc}"}}
+    references = [c.after[1] for c in found if c.after is not None and c.after[0] == "secret"]
     return {
-        "settings_changes": [change.to_dict() for change in found],
+        "settings": {
+            "changes": [change.to_dict() for change in found],
+            "role_note": deploy_settings.role_note(after.get("executionRoleArn"), references),
+        },
         "settings_line": deploy_settings.summary(found) or "no change (the running revision has these settings)",
     }
 

@@ -952,7 +952,8 @@ def _check_settings(stage: dict[str, Any], loc: Loc, check: _Checker) -> None:
 
 
 def _warn_settings(stage: Stage, loc: Loc, check: _Checker) -> None:
-    """Legal settings that are probably a mistake, or need something the deployer cannot check."""
+    """Legal settings that are probably a mistake. (That the execution role may read the secrets is
+    not checked here: the approval page and `deployer diff` name the role and the actions.)"""
     for container, values in (stage.environment or {}).items():
         for name in values:
             if deploy_settings.looks_secret(name):
@@ -962,20 +963,6 @@ def _warn_settings(stage: Stage, loc: Loc, check: _Checker) -> None:
                     "ecs:DescribeTaskDefinition (ECS): store it in Secrets Manager or SSM and give its reference "
                     f"under secrets.{container}.{name}",
                 )
-    references = [ref for values in (stage.secrets or {}).values() for ref in values.values()]
-    if references:
-        sources = sorted({deploy_settings.reference_source(ref) for ref in references})
-        actions = []
-        if "Secrets Manager" in sources:
-            actions.append("secretsmanager:GetSecretValue")
-        if "SSM Parameter Store" in sources:
-            actions.append("ssm:GetParameters")
-        check.warning(
-            (*loc, "secrets"),
-            f"the task execution role of {stage.cluster}/{stage.service} must be allowed {' and '.join(actions)} on "
-            "these references (and kms:Decrypt for a customer managed key), or the new tasks fail to start: the "
-            "deployer neither grants nor checks it",
-        )
 
 
 def _check_approval_at(stage: dict[str, Any], loc: Loc, check: _Checker) -> None:

@@ -40,8 +40,10 @@ __all__ = [
     "looks_secret",
     "merge",
     "problems",
+    "read_actions",
     "reference_source",
     "registration_bytes",
+    "role_note",
     "summary",
 ]
 
@@ -158,6 +160,33 @@ def reference_source(reference: str) -> str:
     if reference.startswith("arn:") and ":secretsmanager:" in reference:
         return "Secrets Manager"
     return "SSM Parameter Store"
+
+
+def read_actions(references: Iterable[str]) -> list[str]:
+    """The IAM actions the task execution role needs to read `references` (ECS developer guide,
+    "Required IAM permissions for Amazon ECS secrets": secretsmanager:GetSecretValue for a Secrets
+    Manager secret, ssm:GetParameters for a Parameter Store parameter)."""
+    sources = {reference_source(reference) for reference in references}
+    actions = []
+    if "Secrets Manager" in sources:
+        actions.append("secretsmanager:GetSecretValue")
+    if "SSM Parameter Store" in sources:
+        actions.append("ssm:GetParameters")
+    return actions
+
+
+def role_note(role: str | None, references: Iterable[str]) -> str | None:
+    """What the execution role must be allowed, for the approval page and `deployer diff`: the
+    deployer neither grants nor checks it (ECS reads the secrets when a task starts)."""
+    actions = read_actions(references)
+    if not actions:
+        return None
+    who = f"the task execution role {role}" if role else "the task execution role"
+    return (
+        f"ECS reads these secrets with {who} when each task starts: it must be allowed {' and '.join(actions)} "
+        "on them (and kms:Decrypt for a customer managed key), or the new tasks fail to start; the deployer "
+        "neither grants nor checks it"
+    )
 
 
 def looks_secret(name: str) -> bool:

@@ -365,6 +365,12 @@ def settings_text(plan: DeployPlan) -> str:
         lines.extend(f"  {container}: {change.detail()} ({change.change})" for change in changes)
     if len(lines) == 1:
         lines.append("  (no change: the running revision has these settings)")
+    from deployer.settings import role_note
+
+    references = [c.after[1] for c in plan.setting_changes if c.after is not None and c.after[0] == "secret"]
+    note = role_note((plan.described.get("taskDefinition") or {}).get("executionRoleArn"), references)
+    if note:
+        lines.append(f"  Note: {note}.")
     return "\n".join(lines)
 
 
