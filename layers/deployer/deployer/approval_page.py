@@ -162,7 +162,7 @@ def _settings(page: ApprovalPage) -> str:
                 f"<li><code>{_e(container)}</code> {_e(_CHANGE_WORDS[change.change])} <code>{_e(change.name)}</code>: "
                 f"{_settings_side(change.before)} → {_settings_side(change.after)}</li>"
             )
-    role = f'\n<p class="note">{_e(settings["role_note"])}</p>' if settings.get("role_note") else ""
+    role = f'\n<p class="note">{_e(settings["role_note"])}.</p>' if settings.get("role_note") else ""
     return (
         "<p>Environment variables and secrets of the new revision (a secret shows its reference; its value is "
         "read by ECS when a task starts, never by the deployer):</p>\n<ul>" + "".join(rows) + "</ul>" + role
