@@ -302,6 +302,28 @@ def test_a_secret_is_shown_by_name_and_reference_and_its_value_never_read(
         assert SECRET_VALUE not in text
 
 
+def test_once_deployed_the_changes_are_read_from_the_revisions_themselves(world: World) -> None:
+    # GIVEN prod deployed with its settings (what an approval asked during the deployment, `at:`, sees)
+    secret_arn = a_secret()
+    world.publish(prod_settings_yaml(world, secret_arn))
+    release_id = push_and_build(world, "paused")
+    complete(world, release_id, "dev")
+    approve(world, current(world, release_id))
+    release = current(world, release_id)
+    pipeline = world.deps.config().pipeline_named("web")
+    assert pipeline is not None
+    stage = pipeline.stage_named("prod")
+    assert stage is not None
+    record = release.stages["prod"]
+    assert record.task_definition_arn
+    assert record.previous_task_definition_arn
+    # WHEN its approval context is built, the service already running the new revision
+    context = flow.settings_context(release, stage, record.task_definition_arn, world.deps)
+    # THEN the changes are those between the revision it replaced and the one it registered
+    assert context["settings_line"] == "web: PORT=9090 (changed), LOG_LEVEL=warn (added), DB_PASSWORD (secret, added)"
+    assert "arn:aws:iam::123456789012:role/web-execution" in context["settings"]["role_note"]
+
+
 def _pipeline_status(release: Release) -> Any:
     from deployer.status import PipelineStatus
 
