@@ -63,6 +63,23 @@ def test_the_checker_sees_a_second_update_that_takes_a_stage_backwards() -> None
     assert {"one-update", "never-backwards"} <= found, found
 
 
+def test_the_checker_sees_a_revision_without_its_stages_settings() -> None:
+    # GIVEN a small storm that kept every invariant, its stages setting DEPLOY_STAGE and DB_PASSWORD
+    seed = 1
+    with seeded_moto(seed):
+        storm = Storm(2, 12, seed)
+        storm.run()
+        assert not check_invariants(storm), storm.report.failure_message()
+        # WHEN one registered revision is read as if its clone had lost the stage's secret
+        call = storm.calls.of("RegisterTaskDefinition")[0]
+        web = next(c for c in call.params["containerDefinitions"] if c["name"] == "web")
+        assert web.pop("secrets")
+        storm.report.violations = []
+        found = {v.invariant for v in check_invariants(storm)}
+    # THEN the checker reports it
+    assert "settings" in found, found
+
+
 def test_a_rollback_reported_after_its_failure_is_recorded_on_the_failed_deployment_only() -> None:
     # GIVEN one pipeline, three pushes, half the dev deployments failing and rolled back by ECS;
     # seed 3 delivers the first push's FAILED (which hands dev to the second push, deploying at

@@ -33,7 +33,8 @@ rollback of a failed deployment.
 The invariants (`check_invariants`) are read from the AWS calls the deployer made (botocore
 hooks on its clients record StartBuild, RegisterTaskDefinition and UpdateService with their
 parameters and answers), from the release table and from the services' final state: one build
-per (pipeline, commit); one revision and one UpdateService per (release, stage); one deployment
+per (pipeline, commit); one revision and one UpdateService per (release, stage), each revision
+carrying its stage's deploy-time settings (environment and secrets); one deployment
 per service at a time; a service's releases in push order, ending on the newest that reached it;
 prod only after an approval; every push recorded and the newest one of each branch never
 superseded; every release terminal or waiting for a decision nobody made, no lock left; no error.
@@ -282,7 +283,19 @@ def storm_pipelines_yaml(pipelines: Any) -> str:
             if svc.approval:
                 lines.append(f"        approval: {{approvers: [{APPROVER}], expiresInHours: 24}}")
             lines.append(f"        rollout: {{{rollouts[svc.stage]}{breakers[svc.breaker]}}}")
+            # deploy-time settings: every revision must carry them (`check_invariants`, "settings")
+            lines.append(f"        environment: {{web: {{{STAGE_VARIABLE}: {svc.stage}}}}}")
+            lines.append(f"        secrets: {{web: {{{SECRET_VARIABLE}: {storm_secret(p.name, svc.stage)}}}}}")
     return "\n".join(lines) + "\n"
+
+
+STAGE_VARIABLE = "DEPLOY_STAGE"
+SECRET_VARIABLE = "DB_PASSWORD"
+
+
+def storm_secret(pipeline: str, stage: str) -> str:
+    """The SSM parameter (by name) a storm stage's web container reads its database password from."""
+    return f"/storm/{pipeline}/{stage}/db-password"
 
 
 # -- pushes ---------------------------------------------------------------------------------------
@@ -989,6 +1002,22 @@ def check_invariants(storm: Storm) -> list[Violation]:
         arn = call.response["taskDefinition"]["taskDefinitionArn"]  # type: ignore[index]
         registered[(release_id, stage)].append(arn)
         arn_owner[arn] = (release_id, stage)
+        web = next((c for c in call.params.get("containerDefinitions", []) if c.get("name") == "web"), {})
+        wanted = {
+            ("environment", STAGE_VARIABLE, stage),
+            ("secrets", SECRET_VARIABLE, storm_secret(svc.pipeline, stage) if svc else "?"),
+        }
+        carried = {("environment", e.get("name"), e.get("value")) for e in web.get("environment", [])} | {
+            ("secrets", e.get("name"), e.get("valueFrom")) for e in web.get("secrets", [])
+        }
+        if not wanted <= carried:
+            found.append(
+                Violation(
+                    "settings",
+                    f"{_short(arn)} lacks its stage's settings {sorted(wanted - carried)}",
+                    svc.pipeline if svc else None,
+                )
+            )
         recorded = releases.get(release_id)
         record = recorded.stages.get(stage) if recorded else None
         if release_id == "?" or record is None:

@@ -317,8 +317,8 @@ def test_a_clone_that_differs_beyond_images_is_refused(monkeypatch: pytest.Monke
     # GIVEN a (hypothetically broken) cloner that drops a field
     real = taskdef.clone_for_images
 
-    def lossy(described: Any, images: Any) -> dict[str, Any]:
-        request = real(described, images)
+    def lossy(described: Any, images: Any, *settings: Any) -> dict[str, Any]:
+        request = real(described, images, *settings)
         request.pop("ipcMode")
         return request
 

@@ -661,6 +661,7 @@ class ApprovalHttp:
             link_may_decide=may_decide(approval, None),
             paused_at=_text(context.get("paused_at")),
             timeout_action=_text(context.get("timeout_action")),
+            settings=context.get("settings"),
         )
 
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from deployer import aws, ecs_deployments, render, rolling, sources, taskdef
+from deployer import settings as deploy_settings
 from deployer.errors import BadInput, ConfigError, DeploymentError
 from deployer.events import (
     ApprovalDecidedEvent,
@@ -399,7 +400,45 @@ def approval_context(release: Release, stage: Stage, deps: Deps) -> dict[str, An
         context["plan_line"] = render.summary(rollout)
     elif not validation.valid:
         context["note"] = "; ".join(f.message for f in validation.errors)
+    if stage.deploy_settings():
+        context.update(settings_context(release, stage, view.task_definition, deps))
     return context
+
+
+def settings_context(release: Release, stage: Stage, running: str, deps: Deps) -> dict[str, Any]:
+    """What the stage's environment variables and secrets change, for the approval: under
+    "settings", each variable before and after (secrets by reference), the task execution role that
+    will read the secrets and what it must be allowed, or why nothing can be shown (a stage that
+    will be refused); under "settings_line", the one line Slack shows. Before the stage deploys, the
+    running revision against it with the settings; once deployed (an approval during the
+    deployment), the revision it replaced against the one it registered. Never a secret's value:
+    the deployer has none."""
+    ecs = deps.stages.ecs
+    record = release.stages.get(stage.name)
+    try:
+        if record is not None and record.task_definition_arn and record.previous_task_definition_arn:
+            before = taskdef.describe_task_definition(ecs, record.previous_task_definition_arn)["taskDefinition"]
+            after = taskdef.describe_task_definition(ecs, record.task_definition_arn)["taskDefinition"]
+            found = deploy_settings.changes(before, after)
+        else:
+            settings = stage.deploy_settings()
+            described = taskdef.describe_task_definition(ecs, running)
+            problems = taskdef.clone_problems(described, {}, settings)
+            if problems:
+                note = f"{'; '.join(problems)}: the stage will be refused, nothing registered"
+                return {"settings": {"note": note}, "settings_line": note}
+            after = described["taskDefinition"]
+            found = taskdef.changed_settings(described, settings)
+    except DeploymentError as exc:
+        return {"settings": {"note": f"the settings' changes cannot be shown: {exc}"}}
+    references = [c.after[1] for c in found if c.after is not None and c.after[0] == "secret"]
+    return {
+        "settings": {
+            "changes": [change.to_dict() for change in found],
+            "role_note": deploy_settings.role_note(after.get("executionRoleArn"), references),
+        },
+        "settings_line": deploy_settings.summary(found) or "no change (the running revision has these settings)",
+    }
 
 
 def _supersede_waiting(release: Release, stage: str, deps: Deps) -> list[str]:

@@ -7,7 +7,8 @@ It is the pipeline's stage deployment without the release bookkeeping, in two ha
   DescribeScalableTargets when an autoscaling client is given) and decides: the images that
   change, the RegisterTaskDefinition request and its JSON diff against the running revision, the
   deployment configuration before and after, `deployer.rolling`'s findings and the rollout.
-- `deploy` writes what the plan decided: RegisterTaskDefinition (only when an image changes),
+- `deploy` writes what the plan decided: RegisterTaskDefinition (only when an image or a setting,
+  `--env`/`--secret`/`--unset`, changes),
   then UpdateService with the task definition and the deploymentConfiguration, never
   desiredCount (autoscaling owns it; REFERENCE.md "ECS rolling update"). An invalid plan makes
   no call at all; a plan that changes nothing makes none either.
@@ -31,6 +32,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from deployer import aws, rolling, taskdef
 from deployer.errors import ConfigError, DeployerError, DeploymentError
+from deployer.settings import DeploySettings, SettingChange
+from deployer.settings import merge as merge_settings
 from deployer.stages import ServiceView, autoscaling_range, describe_service
 
 if TYPE_CHECKING:
@@ -130,6 +133,8 @@ class DeployPlan:
     validation: rolling.Validation
     extra_errors: tuple[rolling.Finding, ...]  # the deployer's own refusals beyond rolling's
     rollout: rolling.Plan | None  # ROLLING and valid only
+    settings: DeploySettings = dataclasses.field(default_factory=DeploySettings)  # --env, --secret, --unset
+    setting_changes: tuple[SettingChange, ...] = ()  # what they change in the running revision
 
     @property
     def errors(self) -> tuple[rolling.Finding, ...]:
@@ -148,8 +153,17 @@ class DeployPlan:
         return any(change.changed for change in self.config_changes)
 
     @property
+    def settings_changed(self) -> bool:
+        return bool(self.setting_changes)
+
+    @property
+    def registers(self) -> bool:
+        """A new revision is registered: an image or a setting changes."""
+        return self.images_changed or self.settings_changed
+
+    @property
     def nothing_to_do(self) -> bool:
-        return not self.images_changed and not self.config_changed
+        return not self.registers and not self.config_changed
 
     @property
     def task_definition_arn(self) -> str:
@@ -177,6 +191,10 @@ class DeployPlan:
                     "changed": name in self.image_changes,
                 }
                 for name, image in self.images.items()
+            },
+            "settings": {
+                "requested": self.settings.to_dict(),
+                "changes": [change.to_dict() for change in self.setting_changes],
             },
             "task_definition_diff": list(self.task_definition_diff),
             "deployment_configuration": {
@@ -252,12 +270,16 @@ def plan_deploy(
     requested: Mapping[str, Any] | None = None,
     *,
     autoscaling: ApplicationAutoScalingClient | None = None,
+    settings: DeploySettings | None = None,
 ) -> DeployPlan:
     """Read the service and its task definition and decide what a deploy would do; no write.
 
-    Raises DeploymentError (service missing or inactive, a container not in the task definition),
+    `settings` (environment variables and secret references, `deployer.settings`) are set on the
+    new revision as a pipeline stage sets them. Raises DeploymentError (service missing or
+    inactive, a container not in the task definition: with settings, every such problem at once),
     BadInput (an invalid image URI) or TransientError, like the pipeline's stage deployment.
     """
+    chosen = settings or DeploySettings()
     recorder = _KeepDescribeServices(ecs)
     view = describe_service(recorder, cluster, service)  # type: ignore[arg-type]
     svc = recorder.service(service)
@@ -267,10 +289,15 @@ def plan_deploy(
         facts = dataclasses.replace(facts, desired_range=scaling)
 
     described = taskdef.describe_task_definition(ecs, view.task_definition)
+    if chosen:
+        problems = taskdef.clone_problems(described, images, chosen)
+        if problems:
+            raise DeploymentError("; ".join(problems))
     image_changes = taskdef.changed_images(described, images)  # ContainerNotFound names the containers
-    registration = taskdef.clone_for_images(described, images)
+    setting_changes = tuple(taskdef.changed_settings(described, chosen)) if chosen else ()
+    registration = taskdef.clone_for_images(described, images, chosen)
     current = registrable(described)
-    beyond_images = _differences_beyond_images(current, registration)
+    beyond_images = _differences_beyond_images(current, registration, chosen)
 
     before = current_deployment_configuration(svc)
     merged = {**before, **(requested or {})}
@@ -295,7 +322,8 @@ def plan_deploy(
                 "error",
                 "taskDefinition",
                 sorted(beyond_images),
-                "deployer policy: the new revision may differ from the running one only in its images",
+                "deployer policy: the new revision may differ from the running one only in its images and the "
+                "settings asked for",
                 "report this as a bug of the deployer; nothing was registered",
             )
         )
@@ -322,6 +350,8 @@ def plan_deploy(
         validation=validation,
         extra_errors=tuple(extra),
         rollout=rollout,
+        settings=chosen,
+        setting_changes=setting_changes,
     )
 
 
@@ -386,10 +416,17 @@ def _config_changes(
     return tuple(ConfigChange(key, before.get(key), after.get(key), defaults.get(key)) for key in fields)
 
 
-def _differences_beyond_images(current: Mapping[str, Any], registration: Mapping[str, Any]) -> set[str]:
+def _differences_beyond_images(
+    current: Mapping[str, Any], registration: Mapping[str, Any], settings: DeploySettings | None = None
+) -> set[str]:
     """Top-level keys (or containers) where the registration request differs from the running
-    revision other than by an image: must be empty (REFERENCE.md "Cloning a task definition")."""
+    revision other than by an image and the settings asked for: must be empty (REFERENCE.md
+    "Cloning a task definition")."""
     request = copy.deepcopy(dict(registration))
+    if settings:
+        with_settings = copy.deepcopy(dict(current))
+        merge_settings(with_settings, settings)
+        current = with_settings
     running = {c.get("name"): c.get("image") for c in current.get("containerDefinitions") or ()}
     for container in request.get("containerDefinitions") or ():
         container["image"] = running.get(container.get("name"), container.get("image"))
@@ -426,11 +463,11 @@ def deploy(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> DeployResult:
-    """Carry out `plan`: RegisterTaskDefinition when an image changes, then UpdateService with
+    """Carry out `plan`: RegisterTaskDefinition when an image or a setting changes, then UpdateService with
     the task definition and the deploymentConfiguration, never desiredCount.
 
     An invalid plan raises DeployRefused before any call; a plan that changes nothing returns
-    "unchanged" without a call. When only the configuration changes, no revision is registered
+    "unchanged" without a call. When only the deployment configuration changes, no revision is registered
     and UpdateService gets no taskDefinition. With `wait`, DescribeServices is polled every
     `poll_seconds` until the deployment completes or fails, or `timeout` seconds pass.
     """
@@ -445,8 +482,8 @@ def deploy(
 
     request: dict[str, Any] = {"cluster": plan.cluster, "service": plan.service}
     new_arn = previous
-    if plan.images_changed:
-        new_arn = taskdef.register_clone_of(ecs, plan.described, plan.images).arn
+    if plan.registers:
+        new_arn = taskdef.register_clone_of(ecs, plan.described, plan.images, plan.settings).arn
         request["taskDefinition"] = new_arn
     request["deploymentConfiguration"] = plan.config_after
     try:
@@ -462,7 +499,7 @@ def deploy(
     )
     if not deployment_id:
         raise DeploymentError(f"UpdateService on {plan.cluster}/{plan.service} returned no PRIMARY deployment")
-    result = DeployResult("deployed" if plan.images_changed else "configured", new_arn, previous, deployment_id)
+    result = DeployResult("deployed" if plan.registers else "configured", new_arn, previous, deployment_id)
     if not wait:
         return result
     outcome = wait_for_deployment(

@@ -41,6 +41,7 @@ from pydantic import (
 from yaml.constructor import SafeConstructor
 
 from deployer import rolling
+from deployer import settings as deploy_settings
 from deployer.errors import ConfigError, DeployerError, TransientError
 
 if TYPE_CHECKING:
@@ -381,6 +382,17 @@ class Stage(_Model):
     rollout: Rollout | None = None
     approval: Approval | None = None
     deadline_minutes: DeadlineMinutes | None = Field(None, alias="deadlineMinutes")
+    # Deploy-time settings, keyed by container name (`deployer.settings`): names, references and
+    # containers are checked by `_check_settings`, the containers again when the stage deploys.
+    environment: dict[str, dict[str, str]] | None = None
+    secrets: dict[str, dict[str, str]] | None = None
+    unset: dict[str, list[str]] | None = None
+
+    def deploy_settings(self) -> deploy_settings.DeploySettings:
+        """The environment variables and secret references this stage sets on the revision it registers."""
+        return deploy_settings.DeploySettings(
+            environment=self.environment or {}, secrets=self.secrets or {}, unset=self.unset or {}
+        )
 
     def deployment_configuration(self) -> dict[str, Any]:
         """UpdateService's deploymentConfiguration; empty when the stage sets no rollout."""
@@ -700,6 +712,11 @@ def _yaml_error_problem(exc: yaml.YAMLError, text: str) -> Problem:
             problem = "more than one YAML document ('---'): the pipelines file is a single document"
         elif exc.context:
             problem = f"{exc.context}: {problem}"
+        if mark is not None and _unquoted_arn_with_colon_at_end(text, mark.line):
+            problem += (
+                ": a value ending in ':' must be quoted (YAML reads a final ':' as a key), as a Secrets Manager "
+                'reference with a JSON key does: "arn:aws:secretsmanager:...:secret:NAME:KEY::"'
+            )
         if mark is not None:
             return Problem("", f"YAML syntax: {problem}", mark.line + 1, mark.column + 1)
         return Problem("", f"YAML syntax: {problem}")
@@ -712,6 +729,14 @@ def _yaml_error_problem(exc: yaml.YAMLError, text: str) -> Problem:
             exc.position - (before.rfind("\n") + 1) + 1,
         )
     return Problem("", f"YAML syntax: {exc}")
+
+
+def _unquoted_arn_with_colon_at_end(text: str, line: int) -> bool:
+    lines = text.splitlines()
+    if not 0 <= line < len(lines):
+        return False
+    value = lines[line].split("#", 1)[0].rstrip()
+    return "arn:" in value and value.endswith(":") and '"' not in value and "'" not in value
 
 
 class _BoundedLoader(yaml.SafeLoader):
@@ -950,6 +975,7 @@ def _cross_check(data: dict[str, Any], check: _Checker) -> None:
                 check.error((*s_loc, "approval"), EMPTY_APPROVAL)
             _check_rollout(stage.get("rollout"), (*s_loc, "rollout"), check)
             _check_approval_at(stage, s_loc, check)
+            _check_settings(stage, s_loc, check)
 
 
 def _check_source(pipeline: dict[str, Any], loc: Loc, check: _Checker) -> None:
@@ -1007,6 +1033,70 @@ def _check_rollout(raw: Any, loc: Loc, check: _Checker) -> None:
                 check.warning(where, message)
 
 
+def _settings_of(stage: dict[str, Any]) -> deploy_settings.DeploySettings:
+    """The stage's settings as far as their shape allows (the schema reports the rest)."""
+
+    def per_container(key: str, kind: type) -> dict[str, Any]:
+        raw = stage.get(key)
+        if not isinstance(raw, dict):
+            return {}
+        return {
+            container: values
+            for container, values in raw.items()
+            if isinstance(container, str) and isinstance(values, kind)
+        }
+
+    environment = {
+        c: {n: v for n, v in values.items() if isinstance(n, str) and isinstance(v, str)}
+        for c, values in per_container("environment", dict).items()
+    }
+    secrets = {
+        c: {n: v for n, v in values.items() if isinstance(n, str) and isinstance(v, str)}
+        for c, values in per_container("secrets", dict).items()
+    }
+    unset = {c: [n for n in names if isinstance(n, str)] for c, names in per_container("unset", list).items()}
+    return deploy_settings.DeploySettings(environment=environment, secrets=secrets, unset=unset)
+
+
+def _check_settings(stage: dict[str, Any], loc: Loc, check: _Checker) -> None:
+    """Container names, variable names, secret references, a name set twice, the size."""
+    for key in ("environment", "secrets", "unset"):
+        raw = stage.get(key)
+        if isinstance(raw, dict):
+            for container in raw:
+                if isinstance(container, str) and not _ECS_NAME_RE.fullmatch(container):
+                    check.error(
+                        (*loc, key, container),
+                        f"{container!r} is not a container name: 1 to 255 letters, digits, '-' and '_' (the "
+                        "container's `name` in the task definition)",
+                    )
+    chosen = _settings_of(stage)
+    for problem in deploy_settings.problems(chosen):
+        check.error((*loc, *problem.loc), problem.message)
+    size = deploy_settings.settings_bytes(chosen)
+    if size > deploy_settings.MAX_TASK_DEFINITION_BYTES:
+        check.error(
+            loc,
+            f"the stage's environment and secrets take {size} bytes, above ECS's task definition size limit of "
+            f"{deploy_settings.MAX_TASK_DEFINITION_BYTES // 1024} KiB (not adjustable): the revision could never be "
+            "registered",
+        )
+
+
+def _warn_settings(stage: Stage, loc: Loc, check: _Checker) -> None:
+    """Legal settings that are probably a mistake. (That the execution role may read the secrets is
+    not checked here: the approval page and `deployer diff` name the role and the actions.)"""
+    for container, values in (stage.environment or {}).items():
+        for name in values:
+            if deploy_settings.looks_secret(name):
+                check.warning(
+                    (*loc, "environment", container, name),
+                    f"{name} looks like a secret, and an environment value is readable by anyone allowed "
+                    "ecs:DescribeTaskDefinition (ECS): store it in Secrets Manager or SSM and give its reference "
+                    f"under secrets.{container}.{name}",
+                )
+
+
 def _check_approval_at(stage: dict[str, Any], loc: Loc, check: _Checker) -> None:
     approval, rollout = stage.get("approval"), stage.get("rollout")
     at = approval.get("at") if isinstance(approval, dict) else None
@@ -1035,6 +1125,7 @@ def _warn(config: PipelinesConfig, check: _Checker) -> None:
         check.warning(("pipelines",), "no pipelines: a push starts nothing")
     for p_index, pipeline in enumerate(config.pipelines):
         for s_index, stage in enumerate(pipeline.stages):
+            _warn_settings(stage, ("pipelines", p_index, "stages", s_index), check)
             configuration = stage.deployment_configuration()
             expected = expected_minutes(configuration)
             if stage.deadline_minutes is not None and stage.deadline_minutes <= expected:

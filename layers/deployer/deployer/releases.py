@@ -102,6 +102,9 @@ class StageRecord:
     paused_at: str | None = None
     hook_expires_at: str | None = None
     timeout_action: str | None = None
+    # what the registered revision's deploy-time settings changed, names only for secrets
+    # (`deployer.settings.summary`: "web: LOG_LEVEL=warn (changed), DB_PASSWORD (secret, added)")
+    settings: str | None = None
 
 
 @dataclass

@@ -47,6 +47,7 @@ def view_of(release: Release, region: str | None = None, approval_link: str | No
             f"https://{region}.console.aws.amazon.com/ecs/v2/clusters/{record.cluster}/services/{record.service}"
             "/deployments"
         )
+    settings_line = record.settings if record and record.settings else context.get("settings_line")
     decided = None
     if release.decided_by:
         by = release.decided_by
@@ -71,6 +72,7 @@ def view_of(release: Release, region: str | None = None, approval_link: str | No
         decided_by_text=decided,
         branch=release.branch,
         approval_expires_at=release.approval_expires_at,
+        settings_line=str(settings_line) if settings_line else None,
         stage_states=tuple((name, record.state.value) for name, record in release.stages.items()),
         kind=release.kind,
         rollback_of=release.rollback_of,

@@ -310,6 +310,8 @@ class ReleaseView:
     branch: str | None = None
     commit_message: str | None = None
     approval_expires_at: datetime | str | None = None
+    # the deploy-time settings the stage changes (`deployer.settings.summary`; secrets by name only)
+    settings_line: str | None = None
     # rollbacks
     stage_states: tuple[tuple[str, str], ...] = ()
     kind: str = "push"
@@ -487,6 +489,8 @@ def _detail_fields(view: ReleaseView) -> list[MarkdownTextObject]:
         texts.append(f"*Task definition*\n{_user_text(_task_definition_name(view.target_task_definition), 300)}")
     if view.plan_line:
         texts.append(f"*Rollout*\n{_user_text(view.plan_line, 300)}")
+    if view.settings_line:
+        texts.append(f"*Settings*\n{_user_text(view.settings_line, 600)}")
     if view.is_rollback:
         if view.rollback_of:
             texts.append(f"*Undoes*\n{_user_text(view.rollback_of, 300)}")

@@ -4,7 +4,10 @@
    task definition (and, when the service scales, its Application Auto Scaling range).
 2. Validate the stage's rollout for that service with `deployer.rolling`; refused -> the release
    ends INVALID_CONFIG and nothing is registered or updated.
-3. DescribeTaskDefinition (with tags), clone, swap images, RegisterTaskDefinition.
+3. DescribeTaskDefinition (with tags), clone, swap images, set the stage's environment variables
+   and secret references (`deployer.settings`), RegisterTaskDefinition. A container the stage
+   names that the task definition lacks (or secrets without an execution role, or a clone above
+   ECS's size limit) ends the release DEPLOY_FAILED with every problem, nothing registered.
 4. UpdateService with the new task definition and the validated deploymentConfiguration, never
    desiredCount (autoscaling owns it; REFERENCE.md "ECS rolling update").
 5. Record the PRIMARY deployment id, so ECS's deployment events find this stage.
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from deployer import aws, ecs_deployments, rolling, taskdef
+from deployer import settings as deploy_settings
 from deployer.errors import DeploymentError
 from deployer.releases import Release, ReleaseState, ReleaseStore, StageRecord, StageState, now_iso
 
@@ -211,26 +215,33 @@ class StageDeployer:
             )
         elif record is None or record.task_definition_arn is None:
             described = taskdef.describe_task_definition(self.ecs, view.task_definition)
+            settings = stage.deploy_settings()
+            problems = taskdef.clone_problems(described, images, settings)
+            if problems:
+                reason = f"stage {stage.name}: {'; '.join(problems)} (nothing was registered)"
+                return self.fail(release, stage, ReleaseState.DEPLOY_FAILED, reason)
+            changed = deploy_settings.summary(taskdef.changed_settings(described, settings)) if settings else ""
             found = None
             if record is not None and record.registering_at:
                 # an earlier delivery got as far as registering: reuse its revision if it exists
-                found = taskdef.find_registered_clone(self.ecs, described, images)
+                found = taskdef.find_registered_clone(self.ecs, described, images, settings)
             else:
                 family = _short_arn(view.task_definition).split(":")[0]
                 self._record(
                     release,
                     stage,
-                    f"registering a revision of {family}",
+                    f"registering a revision of {family}" + (f" with {changed}" if changed else ""),
                     previous_task_definition_arn=view.task_definition,
                     registering_at=now_iso(),
                 )
-            registered = found or taskdef.register_clone_of(self.ecs, described, images)
+            registered = found or taskdef.register_clone_of(self.ecs, described, images, settings)
             record = self._record(
                 release,
                 stage,
-                f"registered {_short_arn(registered.arn)}",
+                f"registered {_short_arn(registered.arn)}" + (f" with {changed}" if changed else ""),
                 task_definition_arn=registered.arn,
                 previous_task_definition_arn=registered.previous_arn,
+                settings=changed or None,
             )
         new_arn = record.task_definition_arn
         assert new_arn is not None
@@ -274,6 +285,7 @@ class StageDeployer:
         previous_task_definition_arn: str,
         task_definition_arn: str | None = None,
         registering_at: str | None = None,
+        settings: str | None = None,
     ) -> StageRecord:
         """Record the stage DEPLOYING with its revision (or the intent to register one)."""
         record = StageRecord(
@@ -284,6 +296,7 @@ class StageDeployer:
             task_definition_arn=task_definition_arn,
             previous_task_definition_arn=previous_task_definition_arn,
             registering_at=registering_at,
+            settings=settings,
         )
         self.store.transition(
             release,

@@ -62,6 +62,7 @@ class StageStatus:
     deployment_id: str | None
     task_definition: str | None
     reason: str | None
+    settings: str | None = None  # what its revision's deploy-time settings changed (secrets by name)
 
     @property
     def label(self) -> str:
@@ -238,6 +239,7 @@ def release_status(
                 deployment_id=record.deployment_id if record else None,
                 task_definition=_revision(record.task_definition_arn) if record else None,
                 reason=record.reason if record else None,
+                settings=record.settings if record else None,
             )
         )
     link: str | None = None
@@ -375,6 +377,9 @@ def _release_rows(out: io.StringIO, release: ReleaseStatus, width: int) -> None:
         detail("asked by", release.requested_by_text or "unknown")
     if any(stage.state for stage in release.stages) or release.state == ReleaseState.AWAITING_APPROVAL:
         detail("stages", " · ".join(f"{stage.name} {_stage_label(release, stage)}" for stage in release.stages))
+    for stage in release.stages:
+        if stage.settings:
+            detail("settings", f"{stage.name} {stage.settings}")
     if release.reason:
         detail("reason", release.reason)
     if release.state == ReleaseState.AWAITING_APPROVAL:

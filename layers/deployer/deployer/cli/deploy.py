@@ -36,6 +36,7 @@ from deployer.cli.signals import shielded
 if TYPE_CHECKING:
     from deployer.oneshot import ConfigChange, DeploymentCounts, DeployPlan, DeployResult, Progress
     from deployer.rolling import Finding
+    from deployer.settings import DeploySettings
 
 CIRCUIT_BREAKER = {
     "rollback": {"enable": True, "rollback": True},
@@ -76,6 +77,27 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--image", action="append", metavar="URI", help="its new image, with a tag or a digest (repeatable)"
     )
+    parser.add_argument(
+        "--env",
+        action="append",
+        nargs=2,
+        metavar=("CONTAINER", "NAME=VALUE"),
+        help="set an environment variable of a container in the new revision (repeatable)",
+    )
+    parser.add_argument(
+        "--secret",
+        action="append",
+        nargs=2,
+        metavar=("CONTAINER", "NAME=REFERENCE"),
+        help="set a secret of a container: a Secrets Manager secret ARN or an SSM parameter ARN or name (repeatable)",
+    )
+    parser.add_argument(
+        "--unset",
+        action="append",
+        nargs=2,
+        metavar=("CONTAINER", "NAME"),
+        help="remove an environment variable or secret from a container (repeatable)",
+    )
     parser.add_argument("--min", type=_whole_number, metavar="PERCENT", help="minimumHealthyPercent")
     parser.add_argument("--max", type=_whole_number, metavar="PERCENT", help="maximumPercent")
     parser.add_argument(
@@ -104,14 +126,56 @@ WAIT_MAX_POLL_SECONDS = 30.0
 # -- arguments ------------------------------------------------------------------------------------
 
 
-def images_from(args: argparse.Namespace) -> dict[str, str]:
-    """--container/--image pairs, each image checked; UsageError for anything unusable."""
+def settings_from(args: argparse.Namespace) -> DeploySettings:
+    """--env, --secret and --unset, checked as a pipeline's stage settings are; UsageError for
+    anything unusable, naming every problem."""
+    from deployer.settings import DeploySettings, problems
+
+    environment: dict[str, dict[str, str]] = {}
+    secrets: dict[str, dict[str, str]] = {}
+    unset: dict[str, list[str]] = {}
+    for option, pairs, into in (("--env", args.env, environment), ("--secret", args.secret, secrets)):
+        for container, assignment in pairs or ():
+            name, equals, value = assignment.partition("=")
+            if not equals:
+                raise UsageError(f"{option} {container} {assignment!r}: give NAME=VALUE")
+            values = into.setdefault(container, {})
+            if name in values:
+                raise UsageError(f"{option}: {name!r} of container {container!r} is given twice")
+            values[name] = value
+    for container, name in args.unset or ():
+        unset.setdefault(container, []).append(name)
+    chosen = DeploySettings(environment=environment, secrets=secrets, unset=unset)
+    found = problems(chosen)
+    if found:
+        raise UsageError("; ".join(_option_text(problem.format()) for problem in found))
+    return chosen
+
+
+def _option_text(text: str) -> str:
+    """`secrets.web.DB: ...` -> `--secret web DB: ...`: say it in the command's words."""
+    for key, option in (("environment.", "--env "), ("secrets.", "--secret "), ("unset.", "--unset ")):
+        if text.startswith(key):
+            where, _, why = text.partition(": ")
+            container, _, name = where.removeprefix(key).partition(".")
+            return f"{option}{container} {name.split('[')[0]}".rstrip() + f": {why}"
+    return text
+
+
+def images_from(args: argparse.Namespace, *, settings: bool = False) -> dict[str, str]:
+    """--container/--image pairs, each image checked; UsageError for anything unusable. With
+    `settings` (--env, --secret or --unset given) no image is needed."""
     from deployer.taskdef import InvalidImageUri, parse_image_uri
 
     containers: list[str] = args.container or []
     images: list[str] = args.image or []
     if not containers and not images:
-        raise UsageError("name at least one container and its new image: --container NAME --image URI")
+        if settings:
+            return {}
+        raise UsageError(
+            "name at least one container and its new image (--container NAME --image URI), or a setting "
+            "(--env, --secret, --unset)"
+        )
     if len(containers) != len(images):
         raise UsageError(
             f"--container and --image go in pairs: got {len(containers)} --container and {len(images)} --image"
@@ -143,7 +207,8 @@ def requested_from(args: argparse.Namespace) -> dict[str, Any]:
 def make_plan(args: argparse.Namespace) -> DeployPlan:
     """Check the arguments, then read the service (DescribeServices, DescribeScalableTargets,
     DescribeTaskDefinition) and plan the deploy."""
-    images = images_from(args)
+    settings = settings_from(args)
+    images = images_from(args, settings=bool(settings))
     requested = requested_from(args)
     from deployer import aws
     from deployer.oneshot import plan_deploy
@@ -155,6 +220,7 @@ def make_plan(args: argparse.Namespace) -> DeployPlan:
         images,
         requested,
         autoscaling=aws.client("application-autoscaling"),
+        settings=settings,
     )
 
 
@@ -216,7 +282,8 @@ def _deploy(args: argparse.Namespace) -> int:
         say("Refused: nothing was registered or updated.")
         return 1
     if plan.nothing_to_do:
-        say(f"Nothing to do: {plan.cluster}/{plan.service} already runs these images with this configuration.")
+        what = ("these images and settings" if plan.images else "these settings") if plan.settings else "these images"
+        say(f"Nothing to do: {plan.cluster}/{plan.service} already runs {what} with this configuration.")
         return 0
     if args.dry_run:
         say(f"Dry run: nothing was registered or updated ({_intent(plan)}).")
@@ -347,7 +414,29 @@ def header_text(plan: DeployPlan) -> str:
     )
 
 
+def settings_text(plan: DeployPlan) -> str:
+    """The environment variables and secrets the deploy changes (secrets by reference)."""
+    if not plan.settings:
+        return ""
+    from deployer.settings import by_container
+
+    lines = ["Environment and secrets:"]
+    for container, changes in by_container(plan.setting_changes):
+        lines.extend(f"  {container}: {change.detail()} ({change.change})" for change in changes)
+    if len(lines) == 1:
+        lines.append("  (no change: the running revision has these settings)")
+    from deployer.settings import role_note
+
+    references = [c.after[1] for c in plan.setting_changes if c.after is not None and c.after[0] == "secret"]
+    note = role_note((plan.described.get("taskDefinition") or {}).get("executionRoleArn"), references)
+    if note:
+        lines.append(f"  Note: {note}.")
+    return "\n".join(lines)
+
+
 def images_text(plan: DeployPlan) -> str:
+    if not plan.images:
+        return ""
     lines = ["Images:"]
     for name, image in plan.images.items():
         if name in plan.image_changes:
@@ -392,7 +481,13 @@ def plan_text(plan: DeployPlan) -> str:
     the rollout drawing, then warnings and notes (no drawing nor notes when there is nothing to do)."""
     from deployer.render import plan_text as draw
 
-    parts = [header_text(plan), images_text(plan), config_text(plan), findings_text("Errors", plan.errors)]
+    parts = [
+        header_text(plan),
+        images_text(plan),
+        settings_text(plan),
+        config_text(plan),
+        findings_text("Errors", plan.errors),
+    ]
     if plan.rollout is not None and not plan.nothing_to_do:
         after = plan.config_after
         parts.append(
@@ -409,7 +504,7 @@ def plan_text(plan: DeployPlan) -> str:
 
 
 def _intent(plan: DeployPlan) -> str:
-    if plan.images_changed:
+    if plan.registers:
         return f"a deploy would register a new revision of {plan.registration.get('family')} and call UpdateService"
     return "a deploy would call UpdateService with the new deployment configuration"
 
@@ -423,6 +518,7 @@ def result_text(plan: DeployPlan, result: DeployResult) -> str:
             f"{short_arn(result.task_definition_arn)}."
         )
     return (
-        f"No new revision: the images already match ({short_arn(result.task_definition_arn)}).\n"
+        f"No new revision: the images{' and settings' if plan.settings else ''} already match "
+        f"({short_arn(result.task_definition_arn)}).\n"
         f"Updated the deployment configuration of {where}; its PRIMARY deployment is {result.deployment_id}."
     )

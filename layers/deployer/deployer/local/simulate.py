@@ -13,7 +13,10 @@ shaped like the samples in `events/`:
 - `EcsRolloutSimulator` finds, on the services it watches, a PRIMARY deployment the deployer
   started and it has not handled yet, draws the rollout ECS would do (`deployer.rolling.plan`)
   and emits "ECS Deployment State Change" COMPLETED (or, for the stages it is told to fail, the
-  circuit breaker's rollback IN_PROGRESS and then FAILED). A BLUE_GREEN, LINEAR or CANARY
+  circuit breaker's rollback IN_PROGRESS and then FAILED). A revision with secrets says which
+  secrets its tasks read when they start (names, never values); one that does not exist in the
+  local Secrets Manager or SSM stops the tasks with ECS's ResourceInitializationError, and the
+  deployment fails the same way. A BLUE_GREEN, LINEAR or CANARY
   deployment walks ECS's lifecycle stages instead, and stops at a PAUSE lifecycle hook: the hook
   waits (AWAITING_ACTION, "ECS Hook State Change" HOOK_AWAITING_ACTION) for
   ContinueServiceDeployment, StopServiceDeployment or its timeout. Those calls, and
@@ -74,6 +77,7 @@ __all__ = [
     "deployment_lookup_from_store",
     "for_local_stack",
     "release_lookup_from_store",
+    "secret_check_for",
 ]
 
 LABEL: Final = "SIMULATED"
@@ -88,6 +92,8 @@ ReleaseLookup = Callable[[str], tuple[str, str, str] | None]
 """build ARN -> (release id, commit, pipeline), or None when no release names that build (yet)."""
 DeploymentLookup = Callable[[str], tuple[str, str] | None]
 """ECS deployment id -> (release id, stage) of a deployment the deployer started, else None."""
+SecretCheck = Callable[[str], str | None]
+"""A container secret's `valueFrom` -> why ECS could not read it when a task starts, or None."""
 
 BUILD_IDS_PER_CALL: Final = 100  # BatchGetBuilds takes at most 100 ids
 SERVICES_PER_CALL: Final = 10  # DescribeServices takes at most 10 services
@@ -664,8 +670,10 @@ class EcsRolloutSimulator:
         clock: Callable[[], datetime] = _now,
         service_deployments: ServiceDeployments | None = None,
         hook_timeout: timedelta | None = None,
+        secret_check: SecretCheck | None = None,
     ) -> None:
         self._ecs = ecs_client
+        self._secret_check = secret_check
         self._lookup = deployment_lookup
         self._emit = emit
         self._print = printer
@@ -751,6 +759,7 @@ class EcsRolloutSimulator:
             f"{prefix} {_short_release(release_id)} (stage {stage}), deployment {deployment_id}, {revision}: "
             f"{render.tasks_text(desired)}, minimumHealthyPercent {minimum}, maximumPercent {maximum}"
         )
+        failing = self._secrets_unreadable(prefix, service) or failing
         try:
             rollout = rolling.plan(desired, minimum, maximum)
         except ValueError as exc:  # StuckRollout too: ECS would sit there, sending no event
@@ -770,6 +779,41 @@ class EcsRolloutSimulator:
         else:
             events = self._complete(flight)
         return self._send(prefix, events)
+
+    def _secrets_unreadable(self, prefix: str, service: Mapping[str, Any]) -> bool:
+        """What ECS does with the new revision's secrets when its tasks start: reads each one with the
+        task execution role (here: looks it up in the local Secrets Manager and SSM, never reading a
+        value). A missing one stops the tasks with ECS's ResourceInitializationError, and the
+        deployment fails as the circuit breaker fails it. Says nothing when the revision has no
+        secrets (or no check was given)."""
+        if self._secret_check is None:
+            return False
+        arn = str(service.get("taskDefinition") or "")
+        try:
+            definition = self._ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
+        except Exception as exc:
+            self._print(f"{prefix} cannot read {arn.rsplit('/', 1)[-1]}: {_error_text(exc)}")
+            return False
+        secrets = [
+            (str(container.get("name")), str(secret.get("name")), str(secret.get("valueFrom")))
+            for container in definition.get("containerDefinitions") or ()
+            for secret in container.get("secrets") or ()
+        ]
+        if not secrets:
+            return False
+        listed = ", ".join(f"{container} {name} from {_source(reference)}" for container, name, reference in secrets)
+        count = f"{len(secrets)} secret{'s' if len(secrets) != 1 else ''}"
+        self._print(f"{prefix} new tasks of {arn.rsplit('/', 1)[-1]} read {count} when they start: {listed}")
+        unreadable = False
+        for container, name, reference in secrets:
+            why = self._secret_check(reference)
+            if why is not None:
+                unreadable = True
+                self._print(
+                    f"{prefix} new tasks stop: ResourceInitializationError: unable to pull secrets or registry auth: "
+                    f"execution resource retrieval failed: {why} ({name} of container {container})"
+                )
+        return unreadable
 
     def _send(self, prefix: str, events: list[Event]) -> list[Event]:
         for event in events:
@@ -949,6 +993,7 @@ class EcsRolloutSimulator:
             f"{strategy}, {render.tasks_text(desired)}, service deployment {flight.record.arn.rsplit('/', 1)[-1]}"
             + (f", {pauses} PAUSE hook{'s' if pauses != 1 else ''}" if pauses else "")
         )
+        flight.failing = self._secrets_unreadable(prefix, service) or flight.failing
         return self._walk(flight)
 
     def _walk(self, flight: _Flight) -> list[Event]:
@@ -1218,6 +1263,42 @@ class Simulators:
         self.stop()
 
 
+def _source(reference: str) -> str:
+    return "Secrets Manager" if reference.startswith("arn:") and ":secretsmanager:" in reference else "SSM"
+
+
+def secret_check_for(session: Any) -> SecretCheck:
+    """Looks a container secret's reference up as ECS would find it, with metadata calls only
+    (DescribeSecret, DescribeParameters): the simulator never reads a secret's value."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    def check(reference: str) -> str | None:
+        try:
+            if reference.startswith("arn:") and ":secretsmanager:" in reference:
+                secret_id = ":".join(reference.split(":")[:7])  # without :json-key:version-stage:version-id
+                session.client("secretsmanager").describe_secret(SecretId=secret_id)
+                return None
+            name = reference.split(":parameter", 1)[1] if reference.startswith("arn:") else reference
+            names = list(dict.fromkeys([name, name.lstrip("/")]))
+            found = session.client("ssm").describe_parameters(
+                ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": names}]
+            )
+            if found.get("Parameters"):
+                return None
+            return f"unable to retrieve secrets from ssm: invalid parameters: {name}"
+        except ClientError as exc:
+            if reference.startswith("arn:") and ":secretsmanager:" in reference:
+                return (
+                    "unable to retrieve secret from asm: failed to fetch secret "
+                    f"{':'.join(reference.split(':')[:7])} from secrets manager: {_error_text(exc)}"
+                )
+            return f"unable to retrieve secrets from ssm: {_error_text(exc)}"
+        except BotoCoreError as exc:
+            return f"unable to retrieve secrets: {exc}"
+
+    return check
+
+
 def for_local_stack(
     session: Any,
     store: ReleaseStore,
@@ -1244,6 +1325,7 @@ def for_local_stack(
         step_delay,
         service_deployments=service_deployments,
         hook_timeout=hook_timeout,
+        secret_check=secret_check_for(session),
     )
     rollouts.watch_pipelines(config)
     return Simulators(builds, rollouts, printer=printer)
