@@ -755,3 +755,46 @@ def test_a_container_the_build_does_not_replace_is_a_warning() -> None:
     errors, warnings = check("before: {task: migrate, container: migrator, command: [a]}")
     assert errors == []
     assert any("'migrator' is not a container whose image the build replaces" in w for w in warnings), warnings
+
+
+# -- IAM: the roles SAM generates (tests/support/iam.py) ----------------------------------------------
+# Service Authorization Reference, "Actions, resources, and condition keys for Amazon Elastic Container
+# Service" (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonelasticcontainerservice.html):
+# RunTask is authorized on the task-definition resource type, StopTask and DescribeTasks on task, each
+# with the condition key ecs:cluster; tags created with a resource need ecs:TagResource, which the key
+# ecs:CreateAction limits to the creating call.
+
+DEPLOYING = ("OnBuildFunction", "OnDeploymentFunction", "OnApprovalFunction")
+CLUSTER = f"arn:aws:ecs:eu-west-1:{ACCOUNT}:cluster/prod"
+
+
+@pytest.mark.parametrize("function", DEPLOYING)
+def test_the_deploying_functions_may_run_tag_read_and_stop_before_tasks_in_this_account(function: str) -> None:
+    from tests.support.iam import allows, function_statements
+
+    statements = function_statements(function)
+    assert allows(statements, "ecs:RunTask", NEW_ARN, {"ecs:cluster": CLUSTER})
+    assert allows(statements, "ecs:TagResource", TASK_ARN, {"ecs:CreateAction": "RunTask"})
+    assert allows(statements, "ecs:DescribeTasks", TASK_ARN, {"ecs:cluster": CLUSTER})
+    assert allows(statements, "ecs:StopTask", TASK_ARN, {"ecs:cluster": CLUSTER})
+    assert allows(
+        statements,
+        "iam:PassRole",
+        f"arn:aws:iam::{ACCOUNT}:role/web-task",
+        {"iam:PassedToService": "ecs-tasks.amazonaws.com"},
+    )
+    # ...and nothing beyond
+    other = "arn:aws:ecs:eu-west-1:210987654321:cluster/prod"
+    assert not allows(statements, "ecs:RunTask", NEW_ARN, {"ecs:cluster": other})
+    assert not allows(statements, "ecs:RunTask", NEW_ARN.replace(ACCOUNT, "210987654321"), {"ecs:cluster": CLUSTER})
+    assert not allows(statements, "ecs:TagResource", TASK_ARN, {"ecs:CreateAction": "CreateService"})
+    assert not allows(statements, "ecs:StopTask", TASK_ARN, {"ecs:cluster": other})
+
+
+@pytest.mark.parametrize("function", ["OnPushFunction", "ApprovalsHttpFunction"])
+def test_the_other_functions_run_no_task(function: str) -> None:
+    from tests.support.iam import allows, function_statements
+
+    statements = function_statements(function)
+    assert not allows(statements, "ecs:RunTask", NEW_ARN, {"ecs:cluster": CLUSTER})
+    assert not allows(statements, "ecs:StopTask", TASK_ARN, {"ecs:cluster": CLUSTER})
