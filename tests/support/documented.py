@@ -151,4 +151,4 @@ AWS_TASK_STATE_CHANGE_EXAMPLE = """
         "platformVersion": "1.3.0"
     }
 }
-"""  # noqa: E501 - verbatim
+"""
