@@ -798,3 +798,82 @@ def test_the_other_functions_run_no_task(function: str) -> None:
     statements = function_statements(function)
     assert not allows(statements, "ecs:RunTask", NEW_ARN, {"ecs:cluster": CLUSTER})
     assert not allows(statements, "ecs:StopTask", TASK_ARN, {"ecs:cluster": CLUSTER})
+
+
+# -- the local stack: its ECS front answers the tasks, its simulator ends them (SIMULATED) -------------
+
+
+def test_the_local_simulator_ends_the_task_and_its_event_deploys_the_stage(world: World, tasks: Tasks) -> None:
+    from deployer.local.simulate import BeforeTaskSimulator
+
+    at_prods_before_task(world)
+    printed: list[str] = []
+    sent: list[dict[str, Any]] = []
+    simulator = BeforeTaskSimulator(tasks, sent.append, printed.append)
+    # WHEN the simulator polls: the task exits 0 and its STOPPED event is sent
+    (event,) = simulator.poll_once()
+    assert simulator.poll_once() == []  # once
+    # THEN the event is the one TaskRule lets through, and it deploys prod
+    assert sent == [event]
+    assert task_rule_names(event) == ["OnDeploymentFunction.TaskRule"]
+    outcome = flow.on_task_stopped(parse_event(EcsTaskStateChangeEvent, event), world.deps)
+    assert outcome["next"] == "deploying"
+    assert all(line.startswith("SIMULATED ECS task ") for line in printed)
+    assert printed[-1].endswith("exited 0: STOPPED sent")
+    assert "before-task migrate of web@" in printed[0]
+    assert "command ./manage.py migrate --noinput" in printed[0]
+
+
+def test_the_local_simulator_fails_the_stages_it_is_told_to(world: World, tasks: Tasks) -> None:
+    from deployer.local.simulate import BeforeTaskSimulator
+
+    release = at_prods_before_task(world)
+    (event,) = BeforeTaskSimulator(tasks, lambda _: None, lambda _: None, {"prod"}).poll_once()
+    outcome = flow.on_task_stopped(parse_event(EcsTaskStateChangeEvent, event), world.deps)
+    assert outcome["outcome"] == "before_task_failed"
+    assert current(world, release.release_id).state is ReleaseState.DEPLOY_FAILED
+
+
+@pytest.mark.parametrize(
+    ("command", "failing", "code"),
+    [
+        (["./manage.py", "migrate"], False, 0),
+        (["./manage.py", "migrate"], True, 1),
+        (["sh", "-c", "exit 3"], False, 3),
+        (["sh", "-c", "./manage.py migrate && exit 0"], True, 0),
+        (["sh", "-c", "echo exit 3 done"], False, 0),
+    ],
+)
+def test_the_simulated_exit_code(command: list[str], failing: bool, code: int) -> None:
+    from deployer.local.simulate import simulated_exit_code
+
+    assert simulated_exit_code(command, failing) == code
+
+
+def test_the_local_ecs_front_answers_run_task_and_forwards_other_tasks() -> None:
+    from deployer.local.ecs_front import EcsFront, ServiceDeployments
+
+    tasks = Tasks()
+    with EcsFront("http://127.0.0.1:9", ServiceDeployments(), tasks=tasks) as front:  # nothing listens on :9
+        ecs = boto3.client("ecs", endpoint_url=front.url, region_name="eu-west-1")
+        request = {
+            "cluster": "prod",
+            "taskDefinition": NEW_ARN,
+            "overrides": {"containerOverrides": [{"name": "web", "command": COMMAND}]},
+            "startedBy": before.started_by("a" * 32),
+            "clientToken": "a" * 32,
+            "launchType": "FARGATE",
+        }
+        (task,) = ecs.run_task(**request)["tasks"]
+        # the same clientToken and parameters: the same task; other parameters: ConflictException naming it
+        assert ecs.run_task(**request)["tasks"][0]["taskArn"] == task["taskArn"]
+        with pytest.raises(ecs.exceptions.ConflictException) as conflict:
+            ecs.run_task(**{**request, "launchType": "EC2"})
+        assert conflict.value.response["resourceIds"] == [task["taskArn"]]
+        assert ecs.describe_tasks(cluster="prod", tasks=[task["taskArn"]])["tasks"][0]["lastStatus"] == "RUNNING"
+        ecs.stop_task(cluster="prod", task=task["taskArn"], reason="ran past its timeout")
+        (stopped_task,) = ecs.describe_tasks(cluster="prod", tasks=[task["taskArn"]])["tasks"]
+        assert (stopped_task["lastStatus"], stopped_task["stopCode"]) == ("STOPPED", "UserInitiated")
+        # a task the simulation does not know goes on to moto (here: nothing answers)
+        with pytest.raises(Exception, match="did not answer"):
+            ecs.describe_tasks(cluster="prod", tasks=["arn:aws:ecs:eu-west-1:123456789012:task/prod/unknown"])
