@@ -1208,7 +1208,7 @@ class BeforeTaskSimulator:
                 f"container {', '.join(task.containers) or '?'}: command {' '.join(task.command)}"
             )
             ended = self.tasks.finish(task.arn, code)
-            event = self._event(ended)
+            event = self.stopped_event(ended)
             self._print(f"{prefix} exited {code}: STOPPED sent")
             try:
                 self._emit(event)
@@ -1217,7 +1217,8 @@ class BeforeTaskSimulator:
             emitted.append(event)
         return emitted
 
-    def _event(self, task: Any) -> Event:
+    def stopped_event(self, task: Any) -> Event:
+        """The task's "ECS Task State Change" STOPPED event (not sent)."""
         _, _, _, region, account, _ = task.arn.split(":", 5)
         stopped = task.stopped_at or self._clock()
         return {
