@@ -877,3 +877,15 @@ def test_the_local_ecs_front_answers_run_task_and_forwards_other_tasks() -> None
         # a task the simulation does not know goes on to moto (here: nothing answers)
         with pytest.raises(Exception, match="did not answer"):
             ecs.describe_tasks(cluster="prod", tasks=["arn:aws:ecs:eu-west-1:123456789012:task/prod/unknown"])
+
+
+def test_deployer_status_shows_the_before_task_and_the_log_of_a_failed_one(world: World) -> None:
+    from deployer import status
+
+    release = at_prods_before_task(world)
+    flow.on_task_stopped(stopped(release, exit_code=1, sample="ecs_task_stopped_failed"), world.deps)
+    task_id = (release.stages["prod"].before_task_arn or "").rsplit("/", 1)[-1]
+    query = status.PipelineQuery("web", ("dev", "prod"), "web-app", "main")
+    shown = status.render_table(status.collect(world.store, [query]), width=200)
+    assert f"before    prod: migrate FAILED (exit 1), task {task_id}" in shown
+    assert "task log  https://console.aws.amazon.com/cloudwatch/home?region=eu-west-1#logEvent:group=/ecs/web" in shown
