@@ -117,6 +117,10 @@ demo-click: venv build ## the same, but waits for you to open the approval link 
 demo-bluegreen: venv build ## the demo with prod BLUE_GREEN: ECS pauses after test traffic, the approval page continues it
 	$(BIN)/python -m deployer.local.demo --blue-green
 
+.PHONY: demo-before
+demo-before: venv build ## the demo with a before-task on prod (migrate, SIMULATED RunTask); FAIL=1 makes it exit 1
+	$(BIN)/python -m deployer.local.demo --before $(if $(FAIL),--fail-before prod,)
+
 .PHONY: bench
 bench: venv build $(ECS_DEPLOY_VENV)/.installed ## benchmarks: print a summary and rewrite BENCHMARKS.md
 	$(BIN)/python -m bench

@@ -40,6 +40,10 @@ def test_a_storm_of_duplicated_shuffled_events_keeps_every_invariant() -> None:
     assert report.calls["StartBuild"], report.summary()
     assert report.calls["UpdateService"], report.summary()
     assert sum(report.states.values()) == CI_PUSHES, report.summary()
+    # AND before-tasks ran (RunTask, their STOPPED events duplicated and shuffled like the rest), both ways
+    assert report.calls["RunTask"], report.summary()
+    assert report.outcomes["OnDeploymentFunction:before_task_succeeded"], report.summary()
+    assert report.outcomes["OnDeploymentFunction:before_task_failed"], report.summary()
 
 
 def test_the_checker_sees_a_second_update_that_takes_a_stage_backwards() -> None:

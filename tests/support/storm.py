@@ -74,10 +74,13 @@ from deployer.events import (
     CodeCommitReferenceEvent,
     DecidedBy,
     EcsDeploymentStateChangeEvent,
+    EcsTaskStateChangeEvent,
     parse_event,
 )
 from deployer.flow import BusPublisher, Deps
+from deployer.local.ecs_tasks import Tasks
 from deployer.local.router import Router, rules_from_template
+from deployer.local.simulate import BeforeTaskSimulator
 from deployer.localrun import InvokeResult
 from deployer.pipelines import ConfigStore, load_config_text
 from deployer.provision import ACCOUNT, DeployerNames, provision_deployer, push_demo_image, web_task_definition
@@ -85,6 +88,7 @@ from deployer.releases import ReleaseState, ReleaseStore, StageState, Transition
 from deployer.reporting import fan_out
 from deployer.stages import StageDeployer
 from tests.support.events import load_event
+from tests.support.local_tasks import answered_by_tasks
 
 __all__ = [
     "RECORD_CHECKS",
@@ -138,6 +142,7 @@ class Odds:
     in_progress_events: float = 0.3  # the non-final build and deployment events, which change nothing
     double_click: float = 0.1  # the approver clicks twice: the second click is refused
     retried_builds: float = 0.03  # someone retries a deployer's build by hand (same overrides, new build)
+    before_fails: float = 0.15  # a stage's before-task (a migration) exits 1: the release ends there
 
 
 # -- the world ------------------------------------------------------------------------------------
@@ -153,6 +158,7 @@ class StormService:
     initial_task_definition: str
     approval: bool
     breaker: Breaker
+    before: bool = False  # runs a before-task (RunTask, then its STOPPED event) before UpdateService
 
     @property
     def key(self) -> tuple[str, str]:
@@ -240,7 +246,8 @@ def provision_storm_world(count: int, rng: random.Random, session: Any, environm
             )
             breaker: Breaker = "rollback" if stage == "dev" else rng.choice(("no-rollback", "none"))
             approval = stage == "prod" and index % 2 == 0
-            services[stage] = StormService(name, stage, stage, name, family, arn, approval, breaker)
+            runs_before = stage == "prod" and index % 3 == 1
+            services[stage] = StormService(name, stage, stage, name, family, arn, approval, breaker, runs_before)
         pipelines[name] = StormPipeline(
             name,
             repository,
@@ -282,6 +289,8 @@ def storm_pipelines_yaml(pipelines: Any) -> str:
             ]
             if svc.approval:
                 lines.append(f"        approval: {{approvers: [{APPROVER}], expiresInHours: 24}}")
+            if svc.before:
+                lines.append("        before: {task: migrate, command: [./migrate.sh]}")
             lines.append(f"        rollout: {{{rollouts[svc.stage]}{breakers[svc.breaker]}}}")
             # deploy-time settings: every revision must carry them (`check_invariants`, "settings")
             lines.append(f"        environment: {{web: {{{STAGE_VARIABLE}: {svc.stage}}}}}")
@@ -354,7 +363,7 @@ class AwsCalls:
     the deployer passed them, `after-call` the answer). Also makes moto's UpdateService start a
     new deployment, with a new id, as ECS does (moto keeps one id unless forceNewDeployment)."""
 
-    OPERATIONS = ("codebuild.StartBuild", "ecs.RegisterTaskDefinition", "ecs.UpdateService")
+    OPERATIONS = ("codebuild.StartBuild", "ecs.RegisterTaskDefinition", "ecs.UpdateService", "ecs.RunTask")
 
     def __init__(self) -> None:
         self.calls: list[Call] = []
@@ -491,6 +500,9 @@ class StormReport:
 
 
 Handler = Callable[[Any, Deps], Any]
+BY_DETAIL_TYPE: dict[str, tuple[type[Any], Handler]] = {
+    "ECS Task State Change": (EcsTaskStateChangeEvent, flow.on_task_stopped),
+}
 FUNCTIONS: dict[str, tuple[type[Any], Handler]] = {
     "OnPushFunction": (CodeCommitReferenceEvent, flow.on_push),
     "OnBuildFunction": (CodeBuildStateChangeEvent, flow.on_build),
@@ -520,6 +532,10 @@ class Storm:
         self.world = provision_storm_world(pipelines, self.rng, aws)
         self.pushes = plan_pushes(self.world, pushes, self.rng, self.odds, seed)
         self.deps = self._deps()
+        # RunTask, DescribeTasks, StopTask: the local stack's simulated tasks (moto's RunTask fails on awsvpc)
+        self.tasks = answered_by_tasks(self.deps.stages.ecs, Tasks())
+        self.task_events = BeforeTaskSimulator(self.tasks, lambda _: None, lambda _: None)
+        self.task_exit: dict[tuple[str, str], int] = {}  # (release id, stage) -> its before-task's exit code
         self.router = Router(
             self.session.client("events"),
             {name: self._worker(name, model, handler) for name, (model, handler) in FUNCTIONS.items()},
@@ -562,6 +578,8 @@ class Storm:
         """The function as a warm Lambda runs it, idempotency on the event id included."""
 
         def invoke(event: dict[str, Any]) -> InvokeResult:
+            # as the real handler: on_deployment picks the model by detail-type
+            chosen_model, chosen_handler = BY_DETAIL_TYPE.get(str(event.get("detail-type")), (model, handler))
             key = (function, str(event.get("id")))
             self.report.invocations += 1
             if key in self.answered:
@@ -572,7 +590,7 @@ class Storm:
             payload: Any = None
             error = None
             try:
-                payload = handler(parse_event(model, event), self.deps)
+                payload = chosen_handler(parse_event(chosen_model, event), self.deps)
             except (BadInput, ConfigError) as exc:  # runtime.run's mapping: logged, not retried
                 payload = {"outcome": "refused", "reason": str(exc)}
             except Exception as exc:  # reported as Lambda reports it, then retried
@@ -696,6 +714,8 @@ class Storm:
                 self._registered(call)
             elif call.operation == "UpdateService":
                 self._roll_out(call)
+            elif call.operation == "RunTask":
+                self._run_before_task(call)
         while self.new_transitions:
             change = self.new_transitions.pop(0)
             if change.to_state is ReleaseState.AWAITING_APPROVAL:
@@ -740,6 +760,22 @@ class Storm:
         self._enqueue(
             self._build_event(build["arn"], pipeline, env, "SUCCEEDED", image), f"{label} SUCCEEDED", pipeline.name
         )
+
+    def _run_before_task(self, call: Call) -> None:
+        """The before-task runs and stops: its STOPPED event (exit 0, or 1 at `before_fails`) joins the
+        pool, to be delivered late, twice or out of order like any other. A RunTask sent again with the
+        same clientToken is the same task, which stops once."""
+        arn = call.response["tasks"][0]["taskArn"]  # type: ignore[index]
+        tags = {t["key"]: t["value"] for t in call.params.get("tags", [])}
+        owner = (tags.get("ecs-deployer:release", "?"), tags.get("ecs-deployer:stage", "?"))
+        pipeline = owner[0].split("@")[0]
+        self._trace(pipeline, f"  ECS: RunTask {arn.rsplit('/', 1)[-1][:12]} for {owner[0][-12:]} {owner[1]}")
+        if owner in self.task_exit:
+            return  # already stopped: the same task again
+        code = 1 if self.rng.random() < self.odds.before_fails else 0
+        self.task_exit[owner] = code
+        event = self.task_events.stopped_event(self.tasks.finish(arn, code))
+        self._enqueue(event, f"task {owner[1]} {owner[0][-12:]} exit {code}", pipeline)
 
     def _registered(self, call: Call) -> None:
         arn = call.response["taskDefinition"]["taskDefinitionArn"]  # type: ignore[index]
@@ -1037,6 +1073,19 @@ def check_invariants(storm: Storm) -> list[Violation]:
                     release_id.split("@")[0],
                 )
             )
+    # 1. one before-task per (release, stage): RunTask sent again (same clientToken) is the same task
+    before_tasks: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for call in storm.calls.of("RunTask"):
+        tags = {t["key"]: t["value"] for t in call.params.get("tags", [])}
+        owner_of_task = (tags.get("ecs-deployer:release", "?"), tags.get("ecs-deployer:stage", "?"))
+        before_tasks[owner_of_task].add(call.response["tasks"][0]["taskArn"])  # type: ignore[index]
+    for (release_id, stage), task_arns in before_tasks.items():
+        if len(task_arns) > 1:
+            found.append(
+                Violation(
+                    "one-before-task", f"{len(task_arns)} tasks for {release_id} {stage}", release_id.split("@")[0]
+                )
+            )
     updates: dict[tuple[str, str], list[Call]] = defaultdict(list)
     per_service: dict[tuple[str, str], list[Call]] = defaultdict(list)
     for call in storm.calls.of("UpdateService"):
@@ -1052,6 +1101,15 @@ def check_invariants(storm: Storm) -> list[Violation]:
             found.append(Violation("right-service", f"UpdateService on {svc.key} with {owner}", svc.pipeline))
         if svc.approval and owner not in storm.approved:
             found.append(Violation("approval", f"{owner} deployed to {svc.stage} without an approval", svc.pipeline))
+        if svc.before and storm.task_exit.get(owner) != 0:
+            found.append(
+                Violation(
+                    "before-task",
+                    f"{owner} deployed to {svc.stage} without its before-task exiting 0 "
+                    f"(exit {storm.task_exit.get(owner, 'never run')})",
+                    svc.pipeline,
+                )
+            )
     for (release_id, stage), calls in updates.items():
         if len(calls) > 1:
             steps = [c.at_step for c in calls]
@@ -1161,7 +1219,7 @@ def check_invariants(storm: Storm) -> list[Violation]:
             found.append(Violation("stuck", f"service {key[0]}/{key[1]} still locked: {lock}", svc.pipeline))
     for error in storm.report.errors:
         found.append(Violation("no-errors", error))
-    for operation in ("StartBuild", "RegisterTaskDefinition", "UpdateService"):
+    for operation in ("StartBuild", "RegisterTaskDefinition", "UpdateService", "RunTask"):
         storm.report.calls[operation] = len(storm.calls.of(operation))
     storm.report.violations = found
     return found

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from deployer import aws, ecs_deployments, render, rolling, sources, taskdef
+from deployer import aws, before, ecs_deployments, render, rolling, sources, taskdef
 from deployer import settings as deploy_settings
 from deployer.errors import BadInput, ConfigError, DeploymentError
 from deployer.events import (
@@ -25,6 +25,7 @@ from deployer.events import (
     EcsDeploymentStateChangeEvent,
     EcsHookStateChangeDetail,
     EcsHookStateChangeEvent,
+    EcsTaskStateChangeEvent,
     HookEvent,
     ReleaseStateChangeDetail,
     RollbackRequestedEvent,
@@ -638,6 +639,125 @@ def _rolling_back(event: EcsDeploymentStateChangeEvent, deps: Deps) -> Outcome:
     return {"release_id": release_id, "stage": stage_name, "outcome": "rolling_back", "reason": event.detail.reason}
 
 
+# -- before-tasks (`before:` a one-off task before a stage's service is updated) ------------------
+
+
+def on_task_stopped(event: EcsTaskStateChangeEvent, deps: Deps) -> Outcome:
+    """A task stopped. Only a before-task the deployer started (startedBy "ecs-deployer/<token>",
+    the token indexed before RunTask) moves a release: exit code 0 of its container deploys the
+    stage, anything else ends the release DEPLOY_FAILED (`before_task_ended`). Another task, a task
+    of another deployer stack, a redelivered event or one for a step already decided changes
+    nothing."""
+    detail = event.detail
+    where = f"task {detail.task_arn.rsplit('/', 1)[-1]} on {detail.cluster_name}"
+    if not detail.stopped:
+        return _ignored(event, f"{where} is {detail.last_status}: the deployer acts on STOPPED only")
+    token = before.token_of(detail.started_by)
+    if token is None:
+        return _ignored(event, f"{where} was not started by the deployer (startedBy {detail.started_by or 'none'})")
+    found = deps.store.before_task_of(token)
+    if found is None:
+        return _ignored(event, f"{where}: no before-task of this deployer was started as {detail.started_by}")
+    release_id, stage_name = found
+    release = deps.store.get(release_id)
+    record = release.stages.get(stage_name) if release else None
+    if release is None or record is None or record.before_token != token:
+        return _ignored(event, f"{where}: release {release_id} no longer runs a before-task in {stage_name}")
+    base = {"pipeline": release.pipeline, "release_id": release_id, "stage": stage_name}
+    if record.before_task_arn not in {None, detail.task_arn}:
+        return _ignored(event, f"{where} is not before-task {record.before_task} ({record.before_task_arn})")
+    if record.before_state not in before.WAITING or release.state is not ReleaseState.DEPLOYING:
+        return {
+            **base,
+            "outcome": "duplicate",
+            "reason": f"before-task {record.before_task} is {record.before_state} (release {release.state})",
+        }
+    return {**base, **before_task_ended(release, stage_name, record, before.TaskEnd.from_event(detail), deps)}
+
+
+def before_task_ended(
+    release: Release, stage_name: str, record: StageRecord, end: before.TaskEnd, deps: Deps, *, note: str = ""
+) -> Outcome:
+    """The stage's before-task stopped: exit code 0 of its container deploys the stage now (the
+    same revision; the stage's deadline counts from here); any other end fails the release with the
+    exit code, ECS's stopped reason and the container's log link, deploys nothing and hands the
+    service's lock on. Shared by on_task_stopped and the reconciler (an event that was lost), whose
+    `note` ends the reasons. The first write is conditional on the release as read."""
+    store = deps.store
+    step = record.before_task or "before"
+    container = record.before_container or ""
+    link = before.log_link(record.before_logs, container, end.task_arn)
+    pipeline = deps.config().pipeline_named(release.pipeline)
+    stage = pipeline.stage_named(stage_name) if pipeline else None
+    if end.succeeded(container):
+        done = StageRecord(
+            **{
+                **record.__dict__,
+                "before_state": before.BeforeState.SUCCEEDED.value,
+                "before_task_arn": end.task_arn,
+                "before_exit_code": 0,
+                "before_log_link": link,
+            }
+        )
+        store.transition(
+            release,
+            ReleaseState.DEPLOYING,
+            stage=stage_name,
+            reason=f"before-task {step} succeeded (container {container} exited 0){note}: deploying {stage_name}",
+            stages={**release.stages, stage_name: done},
+            deploying_since=now_iso(),
+            allowed_from={ReleaseState.DEPLOYING},
+            announce=True,
+        )
+        if pipeline is None or stage is None:
+            reason = f"stage {stage_name} is no longer in pipeline {release.pipeline}: not deployed"
+            store.transition(release, ReleaseState.INVALID_CONFIG, stage=stage_name, reason=reason)
+            follow = hand_over_to(store.release_service(record.cluster, record.service, release.release_id), deps)
+            return {"outcome": "invalid_config", "reason": reason, **follow}
+        result = deps.stages.deploy(release, pipeline, stage)
+        return {
+            "outcome": "before_task_succeeded",
+            "exit_code": 0,
+            "next": result.outcome,
+            "detail": result.detail,
+            **hand_over(result, deps),
+        }
+    code = end.exit_code(container)
+    reason = f"before-task {step} failed in {stage_name}: {end.failure(container)}" + (f"; logs {link}" if link else "")
+    reason += f"{note}; nothing was deployed"
+    failed = StageRecord(
+        **{
+            **record.__dict__,
+            "before_state": before.BeforeState.FAILED.value,
+            "before_task_arn": end.task_arn,
+            "before_exit_code": code,
+            "before_log_link": link,
+        }
+    )
+    release.stages[stage_name] = failed
+    if stage is None:  # the stage left the configuration: still end the release and free the service
+        ended = StageRecord(
+            **{**failed.__dict__, "state": StageState.FAILED, "finished_at": now_iso(), "reason": reason}
+        )
+        store.transition(
+            release,
+            ReleaseState.DEPLOY_FAILED,
+            stage=stage_name,
+            reason=reason,
+            stages={**release.stages, stage_name: ended},
+        )
+        follow = hand_over_to(store.release_service(record.cluster, record.service, release.release_id), deps)
+        return {"outcome": "before_task_failed", "exit_code": code, "reason": reason, **follow}
+    result = deps.stages.fail(release, stage, ReleaseState.DEPLOY_FAILED, reason)
+    return {
+        "outcome": "before_task_failed",
+        "exit_code": code,
+        "reason": reason,
+        "log_link": link,
+        **hand_over(result, deps),
+    }
+
+
 # -- approvals during a deployment (PAUSE lifecycle hooks) ---------------------------------------
 
 
@@ -1008,6 +1128,7 @@ _DECISION_WORDS = {
     "deploying": ":rocket: {where} is deploying now",
     "already_running": ":rocket: {where} is already deploying",
     "queued": ":hourglass_flowing_sand: {where} deploys as soon as its ECS service is free",
+    "before_task": ":hourglass_flowing_sand: {where} runs its before-task first; it deploys when the task exits 0",
     "superseded": ":fast_forward: a newer release took {where} over: this one stops here",
     "continued": ":arrow_forward: ECS continues the paused deployment of {where}",
     "rejected": ":no_entry: {where} is not deployed: the release ends REJECTED",

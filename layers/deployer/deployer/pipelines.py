@@ -55,6 +55,7 @@ __all__ = [
     "MAX_YAML_NODES",
     "PUBLISHED_ITEM_ID",
     "Approval",
+    "BeforeTask",
     "Build",
     "CheckResult",
     "ConfigStore",
@@ -94,6 +95,16 @@ MIN_DEADLINE_MINUTES = 5
 MAX_DEADLINE_MINUTES = 10080
 ROLLING_DEADLINE_MINUTES = 60
 DEADLINE_MARGIN_MINUTES = 30  # beyond bake times and hooks' timeouts: scale-up, traffic moves, clean-up
+
+# `before:` a one-off task run with the stage's new revision before the service is updated. Its
+# timeout is at least 5 minutes (the reconciler, which stops a task past it, sweeps every 15) and at
+# most a day: a step that runs longer should not hold a deployment (and the service's lock) for it.
+MIN_BEFORE_TIMEOUT_MINUTES = 5
+MAX_BEFORE_TIMEOUT_MINUTES = 1440
+DEFAULT_BEFORE_TIMEOUT_MINUTES = 30
+# RunTask's overrides (botocore's ECS model, RunTask.overrides): "A total of 8192 characters are
+# allowed for overrides. This limit includes the JSON formatting characters of the override structure."
+MAX_OVERRIDES_CHARS = 8192
 
 # Approval links are signed for at most a week: a release that waited longer is stale (newer
 # commits have moved on) and a long-lived link is a long-lived credential.
@@ -232,6 +243,27 @@ def _check_deadline(value: int) -> int:
     return value
 
 
+def _check_before_timeout(value: int) -> int:
+    if not MIN_BEFORE_TIMEOUT_MINUTES <= value <= MAX_BEFORE_TIMEOUT_MINUTES:
+        raise ValueError(
+            f"{value} is outside {MIN_BEFORE_TIMEOUT_MINUTES}..{MAX_BEFORE_TIMEOUT_MINUTES} minutes: how long the task "
+            "may run before the deployer stops it (StopTask) and fails the release (at least 5 minutes, the reconciler "
+            f"checks every 15; at most a day); leave it out for {DEFAULT_BEFORE_TIMEOUT_MINUTES}"
+        )
+    return value
+
+
+def _check_command(value: list[str]) -> list[str]:
+    if not value:
+        raise ValueError("empty: give the program and its arguments as a list, e.g. [./manage.py, migrate]")
+    if not value[0].strip():
+        raise ValueError("command[0] is empty: the first element is the program the container runs")
+    for index, part in enumerate(value):
+        if "\x00" in part:
+            raise ValueError(f"command[{index}] contains a NUL character, which no program can receive")
+    return value
+
+
 Name = Annotated[str, AfterValidator(_check_name)]
 RepositoryName = Annotated[str, AfterValidator(_check_repository)]
 GitHubRepository = Annotated[str, AfterValidator(_check_github)]
@@ -243,6 +275,8 @@ SlackUserId = Annotated[str, AfterValidator(_check_slack_user)]
 SlackChannel = Annotated[str, AfterValidator(_check_slack_channel)]
 ApprovalHours = Annotated[int, AfterValidator(_check_approval_hours)]
 DeadlineMinutes = Annotated[int, AfterValidator(_check_deadline)]
+BeforeTimeoutMinutes = Annotated[int, AfterValidator(_check_before_timeout)]
+Command = Annotated[list[str], AfterValidator(_check_command)]
 
 # ECS DeploymentLifecycleHookStage (botocore's ECS model).
 LifecycleStage = Literal[
@@ -375,6 +409,21 @@ class Source(_Model):
         return str(getattr(self, self.provider))
 
 
+class BeforeTask(_Model):
+    """`before:` a one-off ECS task run before the stage's service is updated (a database migration).
+
+    It runs the stage's new task definition revision (the build's image) with `command` in
+    `container`, placed and networked as the service is (launch type or capacity providers,
+    platform version, subnets and security groups, read from DescribeServices). The service is
+    updated only when that container exits 0; any other end fails the release, and nothing is
+    deployed. `task` names the step in Slack, `deployer status` and the release events."""
+
+    task: Name
+    container: EcsName | None = None
+    command: Command
+    timeout_minutes: BeforeTimeoutMinutes = Field(DEFAULT_BEFORE_TIMEOUT_MINUTES, alias="timeoutMinutes")
+
+
 class Stage(_Model):
     name: Name
     cluster: EcsName
@@ -393,6 +442,8 @@ class Stage(_Model):
         return deploy_settings.DeploySettings(
             environment=self.environment or {}, secrets=self.secrets or {}, unset=self.unset or {}
         )
+
+    before: BeforeTask | None = None
 
     def deployment_configuration(self) -> dict[str, Any]:
         """UpdateService's deploymentConfiguration; empty when the stage sets no rollout."""
@@ -481,6 +532,16 @@ class Pipeline(_Model):
         if self.containers is not None:
             return tuple(self.containers)
         return (self.container,) if self.container is not None else ()
+
+    def before_container(self, stage: Stage) -> str | None:
+        """The container that runs `stage.before`'s command: the one it names, else the pipeline's
+        only container (`deployer validate` refuses a `before` without one when there are several)."""
+        if stage.before is None:
+            return None
+        if stage.before.container is not None:
+            return stage.before.container
+        names = self.container_names
+        return names[0] if len(names) == 1 else None
 
     def stage_named(self, name: str) -> Stage | None:
         return next((s for s in self.stages if s.name == name), None)
@@ -976,6 +1037,7 @@ def _cross_check(data: dict[str, Any], check: _Checker) -> None:
             _check_rollout(stage.get("rollout"), (*s_loc, "rollout"), check)
             _check_approval_at(stage, s_loc, check)
             _check_settings(stage, s_loc, check)
+            _check_before(stage, pipeline, s_loc, check)
 
 
 def _check_source(pipeline: dict[str, Any], loc: Loc, check: _Checker) -> None:
@@ -1119,6 +1181,49 @@ def _check_approval_at(stage: dict[str, Any], loc: Loc, check: _Checker) -> None
         )
 
 
+def before_overrides(container: str, command: Sequence[str]) -> dict[str, Any]:
+    """RunTask's `overrides` for a `before` task: the command, in its container."""
+    return {"containerOverrides": [{"name": container, "command": list(command)}]}
+
+
+def overrides_chars(overrides: Mapping[str, Any]) -> int:
+    """The characters of RunTask's `overrides` as compact JSON, which ECS bounds (MAX_OVERRIDES_CHARS)."""
+    return len(json.dumps(overrides, separators=(",", ":"), ensure_ascii=False))
+
+
+def _check_before(stage: dict[str, Any], pipeline: dict[str, Any], loc: Loc, check: _Checker) -> None:
+    """The container a `before` task runs in, and the size of the RunTask overrides it makes."""
+    before = stage.get("before")
+    if not isinstance(before, dict):
+        if "before" in stage and before is None:
+            check.error(
+                (*loc, "before"), "empty: write the task (`before: {task: migrate, command: [...]}`) or remove the key"
+            )
+        return
+    container = before.get("container")
+    if container is None:
+        containers = pipeline.get("containers")
+        single = pipeline.get("container")
+        if isinstance(containers, list) and len(containers) > 1:
+            listed = ", ".join(str(c) for c in containers)
+            check.error(
+                (*loc, "before", "container"),
+                f"required: the pipeline replaces several containers ({listed}); name the one that runs the command",
+            )
+            return
+        container = containers[0] if isinstance(containers, list) and containers else single
+    command = before.get("command")
+    if not isinstance(container, str) or not isinstance(command, list) or not all(isinstance(c, str) for c in command):
+        return  # the schema reports it
+    size = overrides_chars(before_overrides(container, command))
+    if size > MAX_OVERRIDES_CHARS:
+        check.error(
+            (*loc, "before", "command"),
+            f"RunTask's overrides for this command would be {size} characters, above ECS's {MAX_OVERRIDES_CHARS} (the "
+            "limit counts the JSON of the whole override): move the long part into the image (a script it runs)",
+        )
+
+
 def _warn(config: PipelinesConfig, check: _Checker) -> None:
     """Legal but probably not meant: reported, never refused."""
     if not config.pipelines:
@@ -1134,6 +1239,14 @@ def _warn(config: PipelinesConfig, check: _Checker) -> None:
                     f"{stage.deadline_minutes} minutes is no longer than the rollout's own bake times and hooks' "
                     f"timeouts ({expected} minutes): the deployer would stop and roll back deployments that are "
                     f"still on schedule (leave it out for {default_deadline_minutes(configuration)})",
+                )
+            container = pipeline.before_container(stage)
+            if stage.before is not None and container is not None and container not in pipeline.container_names:
+                check.warning(
+                    ("pipelines", p_index, "stages", s_index, "before", "container"),
+                    f"{container!r} is not a container whose image the build replaces "
+                    f"({', '.join(pipeline.container_names)}): the task runs the image the service's task "
+                    "definition already has for it, not the new build",
                 )
             approval = stage.approval
             if approval is None:

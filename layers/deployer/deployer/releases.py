@@ -14,6 +14,7 @@ One table, keys `pk` / `sk` (see the README's "State" section):
 | deployment index    | DEPLOYMENT#<ecs deploy id>  | META            | ECS deployment -> release, stage       |
 | stage watermark     | PIPELINE#<name>             | STAGE#<stage>   | newest release that entered the stage  |
 | service lock        | SERVICE#<cluster>/<service> | LOCK            | holder and the newest waiter           |
+| before-task index   | BEFORE#<token>              | META            | before-task (startedBy) -> release, stage |
 | idempotency records | idempotency#...             | (hash)          | written by Powertools                  |
 
 Ordering. A release's `order_key` is its push time (the CodeCommit event's `time`) plus its
@@ -105,6 +106,19 @@ class StageRecord:
     # what the registered revision's deploy-time settings changed, names only for secrets
     # (`deployer.settings.summary`: "web: LOG_LEVEL=warn (changed), DB_PASSWORD (secret, added)")
     settings: str | None = None
+    # `before:` the one-off task run with the new revision before UpdateService (deployer.before):
+    # its step name, where it is (STARTING: intent recorded, RunTask maybe not yet; RUNNING: its
+    # ARN recorded; SUCCEEDED; FAILED), RunTask's clientToken (also the key in startedBy), the task,
+    # its container, when it started, how it ended and where its logs are
+    before_task: str | None = None
+    before_state: str | None = None
+    before_token: str | None = None
+    before_task_arn: str | None = None
+    before_container: str | None = None
+    before_started_at: str | None = None
+    before_exit_code: int | None = None
+    before_logs: str | None = None  # the container's awslogs target, "region|group|stream prefix"
+    before_log_link: str | None = None
 
 
 @dataclass
@@ -557,10 +571,12 @@ class ReleaseStore:
         stage: str | None = None,
         reason: str | None = None,
         allowed_from: Iterable[ReleaseState] | None = None,
+        announce: bool = False,
         **changes: Any,
     ) -> Release:
         """Move the release to `to_state` (and publish the change). `allowed_from` guards the
-        move; a release that is no longer in one of those states raises ConflictError."""
+        move; a release that is no longer in one of those states raises ConflictError. A move that
+        keeps the state is published only when `announce` says so (a before-task started or ended)."""
         if allowed_from is not None and release.state not in set(allowed_from):
             raise ConflictError(f"release {release.release_id} is {release.state}, not in {sorted(allowed_from)}")
         from_state = release.state
@@ -570,7 +586,7 @@ class ReleaseStore:
         if to_state is ReleaseState.DEPLOYING and from_state is not ReleaseState.DEPLOYING:
             changes.setdefault("deploying_since", now_iso())
         self.save(release, state=to_state, stage=stage_name, reason=reason, **changes)
-        if from_state != to_state:
+        if from_state != to_state or announce:
             self._notify(release, from_state, to_state, stage_name, reason)
         return release
 
@@ -632,6 +648,18 @@ class ReleaseStore:
         entry = {"release_id": release_id, "stage": stage, "deployment_id": deployment_id, "at": now_iso()}
         self._table.put_item(Item={"pk": f"DEPLOYMENT#{deployment_id}", "sk": "META", **entry})
         self._table.put_item(Item={"pk": f"SERVICE#{cluster}/{service}", "sk": "LATEST", **entry})
+
+    def index_before_task(self, token: str, release_id: str, stage: str) -> None:
+        """Find a before-task's release and stage from its "ECS Task State Change" event, whose
+        startedBy carries `token` (`deployer.before.started_by`). Written before RunTask."""
+        self._table.put_item(
+            Item={"pk": f"BEFORE#{token}", "sk": "META", "release_id": release_id, "stage": stage, "at": now_iso()}
+        )
+
+    def before_task_of(self, token: str) -> tuple[str, str] | None:
+        """(release id, stage) of the before-task started with `token`, else None (not ours)."""
+        item = self._table.get_item(Key={"pk": f"BEFORE#{token}", "sk": "META"}).get("Item")
+        return (str(item["release_id"]), str(item["stage"])) if item else None
 
     def latest_deployment(self, cluster: str, service: str) -> tuple[str, str] | None:
         """(release id, stage) of the service's latest deployment started by the deployer."""

@@ -18,10 +18,10 @@ release as soon as they exist, so a redelivered event resumes instead of registe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from deployer import aws, ecs_deployments, rolling, taskdef
+from deployer import aws, before, ecs_deployments, rolling, taskdef
 from deployer import settings as deploy_settings
 from deployer.errors import DeploymentError
 from deployer.releases import Release, ReleaseState, ReleaseStore, StageRecord, StageState, now_iso
@@ -34,7 +34,9 @@ if TYPE_CHECKING:
     from deployer.pipelines import Pipeline, Stage
 
 DEPLOYABLE_FROM = frozenset({ReleaseState.BUILT, ReleaseState.DEPLOYING, ReleaseState.DEPLOYED})
-Outcome = Literal["deploying", "queued", "superseded", "invalid_config", "failed", "already_running", "ignored"]
+Outcome = Literal[
+    "deploying", "queued", "superseded", "invalid_config", "failed", "already_running", "ignored", "before_task"
+]
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,8 @@ class ServiceView:
     task_definition: str
     facts: rolling.ServiceFacts
     primary_deployment_id: str | None
+    # the service as DescribeServices returned it: a before-task is placed and networked as it is
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,7 @@ def describe_service(ecs: ECSClient, cluster: str, service: str) -> ServiceView:
         task_definition=svc["taskDefinition"],
         facts=_facts(svc),
         primary_deployment_id=primary.get("id") if primary else None,
+        raw=dict(svc),
     )
 
 
@@ -246,6 +251,9 @@ class StageDeployer:
         new_arn = record.task_definition_arn
         assert new_arn is not None
 
+        if stage.before is not None and not release.is_rollback and record.before_state != before.BeforeState.SUCCEEDED:
+            return self._before_task(release, pipeline, stage, view, record, new_arn)
+
         if view.task_definition == new_arn and view.primary_deployment_id:
             deployment_id = view.primary_deployment_id  # a retry after UpdateService succeeded
         else:
@@ -275,6 +283,75 @@ class StageDeployer:
             stages={**release.stages, stage.name: record},
         )
         return StageResult("deploying", release, deployment_id)
+
+    def _before_task(  # noqa: PLR0917 - the stage as _deploy_locked found it
+        self, release: Release, pipeline: Pipeline, stage: Stage, view: ServiceView, record: StageRecord, new_arn: str
+    ) -> StageResult:
+        """The stage's `before` task, before UpdateService (`deployer.before`): RunTask once (its
+        intent recorded first, its clientToken the same on every redelivery), then wait for its
+        STOPPED event. A task already running is waited for."""
+        assert stage.before is not None
+        step = stage.before.task
+        if record.before_state == before.BeforeState.RUNNING:
+            return StageResult("already_running", release, f"before-task {step} runs as {record.before_task_arn}")
+        if record.before_state == before.BeforeState.FAILED:
+            return StageResult("ignored", release, f"before-task {step} failed")
+        container = pipeline.before_container(stage)
+        described = taskdef.describe_task_definition(self.ecs, new_arn)["taskDefinition"]
+        definitions = {str(c.get("name")): c for c in described.get("containerDefinitions", [])}
+        if container is None or container not in definitions:
+            reason = (
+                f"stage {stage.name}: before.container {container or '(none named)'} is not a container of "
+                f"{_short_arn(new_arn)} ({', '.join(definitions) or 'no containers'}): nothing was run or deployed"
+            )
+            return self.fail(release, stage, ReleaseState.INVALID_CONFIG, reason)
+        token = record.before_token or before.token_for(release.release_id, stage.name, new_arn)
+        if record.before_state is None:
+            self.store.index_before_task(token, release.release_id, stage.name)
+            region = new_arn.split(":")[3] if new_arn.count(":") >= 5 else None
+            record = StageRecord(
+                **{
+                    **record.__dict__,
+                    "before_task": step,
+                    "before_state": before.BeforeState.STARTING.value,
+                    "before_token": token,
+                    "before_container": container,
+                    "before_started_at": now_iso(),
+                    "before_logs": before.log_target(definitions[container], region),
+                }
+            )
+            self.store.transition(
+                release,
+                ReleaseState.DEPLOYING,
+                stage=stage.name,
+                reason=f"starting before-task {step} ({_short_arn(new_arn)}, container {container})",
+                stages={**release.stages, stage.name: record},
+            )
+        request = before.run_task_request(
+            stage.cluster,
+            view.raw,
+            new_arn,
+            container,
+            stage.before.command,
+            token,
+            release_id=release.release_id,
+            stage=stage.name,
+            step=step,
+        )
+        task_arn = before.run_task(self.ecs, request)
+        record = StageRecord(
+            **{**record.__dict__, "before_state": before.BeforeState.RUNNING.value, "before_task_arn": task_arn}
+        )
+        self.store.transition(
+            release,
+            ReleaseState.DEPLOYING,
+            stage=stage.name,
+            reason=f"before-task {step} running: task {_short_arn(task_arn)} on {stage.cluster} "
+            f"({_short_arn(new_arn)}, container {container}); {stage.service} is updated when it exits 0",
+            stages={**release.stages, stage.name: record},
+            announce=True,
+        )
+        return StageResult("before_task", release, task_arn)
 
     def _record(
         self,

@@ -63,6 +63,9 @@ class StageStatus:
     task_definition: str | None
     reason: str | None
     settings: str | None = None  # what its revision's deploy-time settings changed (secrets by name)
+    # `before:` the stage's one-off task: "migrate SUCCEEDED (exit 0), task <id>", and its log link
+    before_text: str | None = None
+    before_log_link: str | None = None
 
     @property
     def label(self) -> str:
@@ -240,6 +243,8 @@ def release_status(
                 task_definition=_revision(record.task_definition_arn) if record else None,
                 reason=record.reason if record else None,
                 settings=record.settings if record else None,
+                before_text=_before_text(record) if record else None,
+                before_log_link=record.before_log_link if record else None,
             )
         )
     link: str | None = None
@@ -380,6 +385,10 @@ def _release_rows(out: io.StringIO, release: ReleaseStatus, width: int) -> None:
     for stage in release.stages:
         if stage.settings:
             detail("settings", f"{stage.name} {stage.settings}")
+        if stage.before_text:
+            detail("before", f"{stage.name}: {stage.before_text}")
+            if stage.before_log_link and stage.before_text.split(" ", 2)[1] == "FAILED":
+                detail("task log", stage.before_log_link, cut=False)
     if release.reason:
         detail("reason", release.reason)
     if release.state == ReleaseState.AWAITING_APPROVAL:
@@ -392,6 +401,15 @@ def _release_rows(out: io.StringIO, release: ReleaseStatus, width: int) -> None:
         detail("build log", release.log_link, cut=False)
     if release.decided_by_text:
         detail("decided", release.decided_by_text)
+
+
+def _before_text(record: Any) -> str | None:
+    """`migrate SUCCEEDED (exit 0), task 99d17f4bc6cd…` for a stage that ran a before-task."""
+    if not record.before_task:
+        return None
+    code = f" (exit {record.before_exit_code})" if record.before_exit_code is not None else ""
+    task = f", task {record.before_task_arn.rsplit('/', 1)[-1]}" if record.before_task_arn else ""
+    return f"{record.before_task} {record.before_state or 'STARTING'}{code}{task}"
 
 
 def _stage_label(release: ReleaseStatus, stage: StageStatus) -> str:

@@ -171,6 +171,18 @@ def register(parser: argparse.ArgumentParser) -> None:
         metavar="STAGE",
         help="make the SIMULATED ECS rollout of this stage fail (dev, prod, or cluster/service)",
     )
+    up.add_argument(
+        "--before",
+        action="store_true",
+        help="publish the demo pipeline whose prod runs a before-task (migrate) before its service is updated",
+    )
+    up.add_argument(
+        "--fail-before",
+        action="append",
+        default=[],
+        metavar="STAGE",
+        help="make the SIMULATED before-task of this stage exit 1 (a failing migration)",
+    )
     up.add_argument("--build-dir", type=Path, default=Path(".aws-sam/build"), help="the sam build output")
     up.add_argument(
         "--blue-green",
@@ -236,6 +248,8 @@ def up_command(args: argparse.Namespace) -> int:
         StackOptions(
             build_dir=args.build_dir,
             fail_stages=tuple(args.fail_stage),
+            fail_before=tuple(args.fail_before),
+            before=args.before or bool(args.fail_before),
             blue_green=args.blue_green,
             hook_timeout_seconds=args.hook_timeout,
             command="deployer local up" + (" --blue-green" if args.blue_green else ""),

@@ -104,6 +104,14 @@ def run(argv: Sequence[str] | None = None) -> int:
         help="prod deploys BLUE_GREEN and is approved while ECS pauses it after the test traffic shift",
     )
     parser.add_argument(
+        "--before",
+        action="store_true",
+        help="prod runs a before-task (migrate) with the new revision before its service is updated",
+    )
+    parser.add_argument(
+        "--fail-before", action="append", default=[], help="make this stage's SIMULATED before-task exit 1"
+    )
+    parser.add_argument(
         "--source",
         choices=["codecommit", "github", "gitlab"],
         default="codecommit",
@@ -126,6 +134,8 @@ def _demo(args: argparse.Namespace, name: str) -> int:
         StackOptions(
             root=Path(".local"),
             fail_stages=tuple(args.fail_stage),
+            fail_before=tuple(args.fail_before),
+            before=args.before or bool(args.fail_before),
             blue_green=args.blue_green,
             command=name,
             source=args.source,
@@ -173,7 +183,10 @@ def _demo(args: argparse.Namespace, name: str) -> int:
             else:
                 say("prod needs an approval: the demo approves through the approval page over HTTP")
                 approve_like_a_browser(link)
-            say("the rest of prod's deployment (SIMULATED)" if args.blue_green else "prod rollout (SIMULATED)")
+            if args.before or args.fail_before:
+                say("prod's before-task (SIMULATED RunTask of the new revision), then prod's rollout (SIMULATED)")
+            else:
+                say("the rest of prod's deployment (SIMULATED)" if args.blue_green else "prod rollout (SIMULATED)")
             release = wait_for(stack, DONE, timeout=60)
         stack.wait_idle(timeout=10)
         say("deployer status")
@@ -181,7 +194,7 @@ def _demo(args: argparse.Namespace, name: str) -> int:
 
         deployer_command(["status"])
         print(f"\nDemo finished in {time.monotonic() - started:.0f} s: release {release.state.value}.")
-        return 0 if release.state is ReleaseState.RELEASED or args.fail_stage else 1
+        return 0 if release.state is ReleaseState.RELEASED or args.fail_stage or args.fail_before else 1
     except (RuntimeError, GitError, subprocess.CalledProcessError, OSError) as exc:  # TimeoutError is an OSError
         print(f"{name}: error: {exc}", file=sys.stderr)
         return 1

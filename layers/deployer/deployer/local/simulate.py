@@ -70,6 +70,7 @@ __all__ = [
     "HOOK_TIMED_OUT",
     "LABEL",
     "TRAFFIC_SHIFTING",
+    "BeforeTaskSimulator",
     "CodeBuildSimulator",
     "EcsRolloutSimulator",
     "Simulators",
@@ -78,6 +79,7 @@ __all__ = [
     "for_local_stack",
     "release_lookup_from_store",
     "secret_check_for",
+    "simulated_exit_code",
 ]
 
 LABEL: Final = "SIMULATED"
@@ -1200,6 +1202,102 @@ def _service_arn(service: Mapping[str, Any]) -> str:
     return f"{head}:service/{cluster}/{path}"
 
 
+# -- before-tasks -------------------------------------------------------------------------------
+
+TASK_STATE_CHANGE: Final = "ECS Task State Change"
+_EXIT_COMMAND: Final = re.compile(r"(?:^|[;&|]\s*|\s)exit\s+(?P<code>[0-9]{1,3})\s*$")
+
+
+def simulated_exit_code(command: Iterable[str], failing: bool) -> int:
+    """The exit code a simulated before-task ends with: N when its command ends with `exit N`
+    (`[sh, -c, "exit 3"]`), else 1 for a stage told to fail (`--fail-before`), else 0."""
+    parts = [str(part) for part in command]
+    match = _EXIT_COMMAND.search(parts[-1]) if parts else None
+    if match is not None:
+        return int(match["code"]) % 256
+    return 1 if failing else 0
+
+
+class BeforeTaskSimulator:
+    """Ends the before-tasks the deployer started (RunTask, answered by `deployer.local.ecs_tasks.Tasks`)
+    and emits their "ECS Task State Change" STOPPED event, in the documented shape (ECS developer
+    guide, "Amazon ECS task state change events"). A task's exit code: `simulated_exit_code`; a stage
+    in `fail_stages` (its name, or "cluster/service"... the task's cluster) exits 1."""
+
+    def __init__(
+        self,
+        tasks: Any,
+        emit: Emit,
+        printer: Printer,
+        fail_stages: Iterable[str] = frozenset(),
+        *,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self.tasks = tasks
+        self._emit = emit
+        self._print = printer
+        self.fail_stages = frozenset(fail_stages)
+        self._clock = clock
+
+    def poll_once(self) -> list[Event]:
+        emitted: list[Event] = []
+        for task in self.tasks.running():
+            stage = task.tag("ecs-deployer:stage") or "?"
+            step = task.tag("ecs-deployer:before") or "before"
+            failing = stage in self.fail_stages or task.cluster in self.fail_stages
+            code = simulated_exit_code(task.command, failing)
+            prefix = f"{LABEL} ECS task {task.arn.rsplit('/', 1)[-1][:12]} on {task.cluster}:"
+            self._print(
+                f"{prefix} before-task {step} of {_short_release(task.tag('ecs-deployer:release') or '?')} "
+                f"(stage {stage}), {task.task_definition_arn.rsplit('/', 1)[-1]}, "
+                f"container {', '.join(task.containers) or '?'}: command {' '.join(task.command)}"
+            )
+            ended = self.tasks.finish(task.arn, code)
+            event = self.stopped_event(ended)
+            self._print(f"{prefix} exited {code}: STOPPED sent")
+            try:
+                self._emit(event)
+            except Exception as exc:
+                self._print(f"{prefix} the STOPPED event was not delivered: {_error_text(exc)}")
+            emitted.append(event)
+        return emitted
+
+    def stopped_event(self, task: Any) -> Event:
+        """The task's "ECS Task State Change" STOPPED event (not sent)."""
+        _, _, _, region, account, _ = task.arn.split(":", 5)
+        stopped = task.stopped_at or self._clock()
+        return {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": TASK_STATE_CHANGE,
+            "source": ECS_SOURCE,
+            "account": account,
+            "time": _event_time(stopped),
+            "region": region,
+            "resources": [task.arn],
+            "detail": {
+                "clusterArn": task.cluster_arn,
+                "containers": [
+                    {"name": name, "taskArn": task.arn, "lastStatus": "STOPPED", "exitCode": task.exit_codes.get(name)}
+                    for name in task.containers
+                ],
+                "createdAt": _millis(task.created_at),
+                **({"launchType": task.launch_type} if task.launch_type else {}),
+                "desiredStatus": "STOPPED",
+                "group": task.group,
+                "lastStatus": "STOPPED",
+                "overrides": task.overrides,
+                "startedBy": task.started_by,
+                "stopCode": task.stop_code,
+                "stoppedAt": _millis(stopped),
+                "stoppedReason": task.stopped_reason,
+                "taskArn": task.arn,
+                "taskDefinitionArn": task.task_definition_arn,
+                "updatedAt": _millis(stopped),
+            },
+        }
+
+
 # -- running them -------------------------------------------------------------------------------
 
 
@@ -1311,6 +1409,8 @@ def for_local_stack(
     step_delay: float = 0.0,
     service_deployments: ServiceDeployments | None = None,
     hook_timeout: timedelta | None = None,
+    tasks: Any = None,
+    fail_before: Iterable[str] = frozenset(),
 ) -> Simulators:
     """Both simulators for the local stack: builds of every project, rollouts of every stage's
     service in `config`, each confirmed against the deployer's own records before it is sent.
@@ -1328,4 +1428,6 @@ def for_local_stack(
         secret_check=secret_check_for(session),
     )
     rollouts.watch_pipelines(config)
-    return Simulators(builds, rollouts, printer=printer)
+    if tasks is None:
+        return Simulators(builds, rollouts, printer=printer)
+    return Simulators(builds, rollouts, BeforeTaskSimulator(tasks, emit, printer, fail_before), printer=printer)

@@ -79,6 +79,10 @@ class StackOptions:
     environment: str = "local"
     build_dir: Path = Path(".aws-sam/build")
     fail_stages: tuple[str, ...] = ()
+    fail_before: tuple[str, ...] = ()
+    """Stages whose SIMULATED before-task exits 1 (a failing migration)."""
+    before: bool = False
+    """Publish the demo pipeline whose prod runs a before-task (`migrate`) before its service is updated."""
     step_delay: float = 0.15
     interactive_slack: bool = True
     blue_green: bool = False
@@ -90,6 +94,22 @@ class StackOptions:
     source: str = "codecommit"
     """Where the demo pipeline's pushes come from: codecommit, github or gitlab (a second remote
     whose hook sends that provider's signed push webhook to the local OnWebhookFunction URL)."""
+
+
+DEMO_BEFORE_COMMAND = ("./manage.py", "migrate", "--noinput")
+"""The demo's before-task (`deployer local up --before`): what a Django service runs before it deploys."""
+
+
+def with_prod_before_task(pipelines_yaml: str, command: tuple[str, ...] = DEMO_BEFORE_COMMAND) -> str:
+    """The demo pipeline with `before: {task: migrate, command: [...]}` on its prod stage."""
+    import json
+
+    line = f"        before: {{task: migrate, command: {json.dumps(list(command))}}}\n"
+    marker = "      - name: prod\n"
+    head, found, tail = pipelines_yaml.partition(marker)
+    if not found:
+        raise ValueError("the demo pipeline has no prod stage")
+    return f"{head}{marker}{line}{tail}"
 
 
 WEBHOOK_REPOSITORIES = {"github": "example-org/web-app", "gitlab": "example-group/web-app"}
@@ -201,9 +221,11 @@ class LocalStack:
 
     def _start_ecs_front(self) -> None:
         from deployer.local.ecs_front import EcsFront, ServiceDeployments
+        from deployer.local.ecs_tasks import Tasks
 
         self.service_deployments = ServiceDeployments()
-        front = EcsFront(self.endpoint_url, self.service_deployments).start()
+        self.tasks = Tasks()
+        front = EcsFront(self.endpoint_url, self.service_deployments, tasks=self.tasks).start()
         self._stoppers.append(front.stop)
         self.ecs_endpoint_url = front.url
         previous = os.environ.get(ECS_ENDPOINT_ENV)
@@ -243,8 +265,12 @@ class LocalStack:
             raise ValueError(f"source {source!r}: choose codecommit, github or gitlab")
         watched = f"{source}:{WEBHOOK_REPOSITORIES[source]}" if source in WEBHOOK_REPOSITORIES else None
         pipelines = demo_pipelines_yaml(self.account, blue_green=blue_green, source=watched)
+        if self.options.before:
+            pipelines = with_prod_before_task(pipelines)
         published = self.config_store.publish(load_config_text(pipelines), "deployer local up")
         variant = " (prod: BLUE_GREEN, approved while paused at POST_TEST_TRAFFIC_SHIFT)" if blue_green else ""
+        if self.options.before:
+            variant += f" (prod runs before-task migrate: {' '.join(DEMO_BEFORE_COMMAND)})"
         if watched:
             variant += f" (source: {watched})"
         self.printer(
@@ -463,6 +489,8 @@ class LocalStack:
             step_delay=self.options.step_delay,
             service_deployments=self.service_deployments,
             hook_timeout=timedelta(seconds=seconds) if seconds is not None else None,
+            tasks=self.tasks,
+            fail_before=self.options.fail_before,
         )
         simulators.run_in_background(interval=0.2)
         self._stoppers.append(simulators.stop)
