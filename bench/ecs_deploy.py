@@ -37,7 +37,10 @@ from bench.common import FAKE_CREDENTIALS, REPO_ROOT, RequestLog, fake_aws, medi
 
 ECS_DEPLOY_VENV = REPO_ROOT / ".venv-ecs-deploy"
 ECS_DEPLOY = ECS_DEPLOY_VENV / "bin" / "ecs"
-DEPLOYER = REPO_ROOT / ".venv" / "bin" / "deployer"
+# `deployer deploy` from a venv holding only what it imports (botocore) and the deployer package,
+# as ecs-deploy runs from one holding only its requirements (`make bench` builds both).
+CLI_VENV = REPO_ROOT / ".venv-cli"
+DEPLOYER = CLI_VENV / "bin" / "deployer"
 TOOLS = ("ecs-deploy", "deployer")
 N = 7
 WARM_UP = 1

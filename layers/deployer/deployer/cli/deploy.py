@@ -2,8 +2,9 @@
 
 Prints the plan (images old -> new, the deployment configuration before -> after, the rollout
 drawing, warnings), then registers the new revision and calls UpdateService (never with
-desiredCount) unless --dry-run. The AWS account, region and endpoint are boto3's usual ones
-(AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL...), so it works against moto server too.
+desiredCount) unless --dry-run. The AWS account, region and endpoint are the SDK's usual ones
+(AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL...), so it works against moto server too; the clients
+are botocore's alone (`deployer.aws.cli_client`): boto3 is not imported.
 
 Exit status: 0 deployed or nothing to do (and, with --wait, the deployment COMPLETED), 1 refused
 (nothing changed), an AWS failure (one line), or with --wait a FAILED or unfinished deployment,
@@ -132,12 +133,12 @@ def make_plan(args: argparse.Namespace) -> DeployPlan:
     from deployer.oneshot import plan_deploy
 
     return plan_deploy(
-        aws.client("ecs"),
+        aws.cli_client("ecs"),
         args.cluster,
         args.service,
         images,
         requested,
-        autoscaling=aws.client("application-autoscaling"),
+        autoscaling=aws.cli_client("application-autoscaling"),
     )
 
 
@@ -187,13 +188,15 @@ def _deploy(args: argparse.Namespace) -> int:
     if args.dry_run:
         say(f"Dry run: nothing was registered or updated ({_intent(plan)}).")
         return 0
-    result = deploy(aws.client("ecs"), plan)
+    result = deploy(aws.cli_client("ecs"), plan)
     say(result_text(plan, result))
     if not args.wait or result.deployment_id is None:
         return 0
     timeout = args.timeout or DEFAULT_TIMEOUT_SECONDS
     say(f"Waiting for {result.deployment_id} to complete or fail (timeout {timeout:.0f} s)...")
-    outcome = wait_for_deployment(aws.client("ecs"), plan.cluster, plan.service, result.deployment_id, timeout=timeout)
+    outcome = wait_for_deployment(
+        aws.cli_client("ecs"), plan.cluster, plan.service, result.deployment_id, timeout=timeout
+    )
     if outcome.state in FINAL_ROLLOUT_STATES:
         say(f"Deployment {result.deployment_id} {outcome.state} after {outcome.waited_seconds:.0f} s: {outcome.reason}")
     else:
@@ -210,7 +213,9 @@ def _deploy_json(args: argparse.Namespace, plan: DeployPlan) -> int:
     if not plan.valid:
         code = 1
     elif not args.dry_run:
-        result = deploy(aws.client("ecs"), plan, wait=bool(args.wait), timeout=args.timeout or DEFAULT_TIMEOUT_SECONDS)
+        result = deploy(
+            aws.cli_client("ecs"), plan, wait=bool(args.wait), timeout=args.timeout or DEFAULT_TIMEOUT_SECONDS
+        )
         document["result"] = result.to_dict()
         if result.rollout is not None and not result.rollout.succeeded:
             code = 1
