@@ -109,15 +109,18 @@ def imports_md(r: dict[str, Any]) -> list[str]:
     if "skipped" in r:
         return [f"Skipped: {r['skipped']}."]
     base = r["baseline"]
+    target = r["target_ratio"]
     rows = [
         [
             "`import boto3` (from the layer)",
-            _ms(base["cached_ms"]),
+            _ms(base["shipped_ms"]),
             _x(1.0),
+            "",
             _ms(base["uncompiled_ms"]),
             _x(1.0),
+            _x(_div(base["shipped_ms"], base["uncompiled_ms"])),
             str(base["modules"]),
-            "",
+            str(base["compiled_from_source"]),
         ]
     ]
     errors = []
@@ -127,57 +130,100 @@ def imports_md(r: dict[str, Any]) -> list[str]:
         rows.append(
             [
                 f"{f['function']} (`{f['module']}`)",
-                _ms(f["cached_ms"]),
-                f"**{_x(f['cached_ratio'])}**",
+                _ms(f["shipped_ms"]),
+                f"**{_x(f['shipped_ratio'])}**",
+                "met" if f["meets_target"] else "**not met**",
                 _ms(f["uncompiled_ms"]),
                 _x(f["uncompiled_ratio"]),
+                _x(f.get("shipped_vs_uncompiled")),
                 str(f["modules"] or "n/a"),
-                _yes(f["imports_boto3"]),
+                str(f["compiled_from_source"]),
             ]
         )
     overlay = r["native_overlay"]
     stand_ins = (
         "The layer's native code is built for another architecture than this host's "
-        f"({r['host']}); these packages come from the venv at the same version: "
-        + ", ".join(f"{o['distribution']} {o['version']}" for o in overlay)
-        + "."
+        f"({r['host']}); these packages are copied from the venv at the same version and compiled as the build "
+        "compiles: " + ", ".join(f"{o['distribution']} {o['version']}" for o in overlay) + "."
         if overlay
         else "Every package comes from the build."
     )
-    breakdown = r.get("breakdown") or {}
-    packages = breakdown.get("by_package_ms", {})
-    total = breakdown.get("total_ms") or 1.0
-    where = (
-        [
-            f"- Where the time goes ({breakdown['function']}, one `-X importtime` run, {_ms(total)} ms of module "
-            "execution, each module's own time summed per top-level package): "
-            + ", ".join(f"`{name}` {_ms(ms)} ms ({ms / total:.0%})" for name, ms in list(packages.items())[:6])
-            + ". A module's own time includes what its top level runs (e.g. `app` building its clients)."
-        ]
-        if packages
+    met = [f["function"] for f in r["functions"] if f["meets_target"]]
+    missed = [f for f in r["functions"] if not f["meets_target"] and f["shipped_ratio"] is not None]
+    if not missed:
+        verdict = f"**Target ≤ {target:g}× `import boto3`: met by every function.**"
+    else:
+        verdict = (
+            f"**Target ≤ {target:g}× `import boto3`: not met** by {len(missed)} of {len(r['functions'])} functions "
+            f"({_x(min(f['shipped_ratio'] for f in missed))} to {_x(max(f['shipped_ratio'] for f in missed))})"
+            + (f"; met by {', '.join(met)}" if met else "")
+            + ". Why, from one `-X importtime` run of each (shipped bytecode): what the handler module's own top "
+            "level runs (building its clients, Powertools' Tracer patching the SDK...), then each module it imports "
+            "with the cumulative time of that import, what is heaviest inside it, and the other packages it pulls in:"
+        )
+    why_rows = []
+    for f in missed:
+        c = f.get("contributors") or {}
+        if not c:
+            continue
+        parts = []
+        for imp in c["imports"][:5]:
+            inside = ", ".join(f"`{i['module']}` {_ms(i['ms'])}" for i in imp["inside"])
+            pulled = ", ".join(f"`{p['module']}` {_ms(p['ms'])}" for p in imp["packages"])
+            detail = "; ".join(part for part in (inside, f"pulls in {pulled}" if pulled else "") if part)
+            parts.append(f"`{imp['module']}` {_ms(imp['ms'])}" + (f" ({detail})" if detail else ""))
+        why_rows.append([f["function"], _ms(c["total_ms"]), _ms(c["own_ms"]), "<br>".join(parts)])
+    why = (
+        ["", *_table(["function", "traced ms", "own top level ms", "heaviest imports, cumulative ms"], why_rows)]
+        if why_rows
         else []
     )
     return [
-        f"Time to import the handler module in a fresh interpreter (`python -I -S`, the function's directory and "
-        f"its layer on sys.path), median of {r['n']} runs with bytecode cached and {r['n_uncompiled']} without "
+        f"Time to import the handler module in a fresh interpreter (`python -I -S -B`: the function's directory, "
+        f"then its layer on sys.path, nothing written), median of {r['n']} runs with the bytecode the build ships "
+        f"({r['shipped_pyc']:,} unchecked-hash .pyc files) and {r['n_uncompiled']} without it "
         f"({r['n_requested']} and {r['n_uncompiled_requested']} asked for, fewer if the time budget ran out on a "
         f"loaded machine); the order rotates every round. Build: `{r['build']}`, built {r['built_at']}, measured "
         "on a snapshot.",
         "",
         *_table(
-            ["module", "cached ms", "ratio", "no .pyc ms", "ratio", "modules", "loads boto3"],
+            [
+                "module",
+                "shipped .pyc ms",
+                "ratio",
+                f"≤ {target:g}×",
+                "no .pyc ms",
+                "ratio",
+                "shipped / no .pyc",
+                "modules",
+                "compiled at import",
+            ],
             rows,
         ),
         "",
+        verdict,
+        *why,
+        "",
         *errors,
-        *where,
-        "- *No .pyc* is what a Lambda cold start does: `sam build` ships no bytecode and /opt and /var/task are "
-        "read-only, so the function and layer are compiled on every cold start (the standard library stays "
-        "compiled, as in the runtime).",
-        f"- Environment: {', '.join(f'`{k}`' for k in r['env'])} (the template's Globals and the function's own, "
-        "Refs resolved to parameter defaults, and what Lambda's runtime sets; POWERTOOLS_TRACE_DISABLED=true).",
+        "- *Shipped .pyc*: what a Lambda cold start does now. /opt and /var/task are read-only there, so the "
+        "interpreter reads the build's bytecode and writes none (`-B`, no pycache prefix); *compiled at import* "
+        "counts the modules of the build compiled from source all the same (from one `python -v` run each: it "
+        "must be 0). *No .pyc*: the same imports without the build's bytecode, what every cold start paid "
+        "when `sam build` shipped none (the standard library stays compiled, as in the runtime).",
+        f"- Environment: {', '.join(f'`{k}`' for k in r['env'])}: the template's Globals and the function's own "
+        "(Refs resolved to parameter defaults) and what Lambda's runtime sets before the import"
+        + (
+            " (`Tracing: Active`: Powertools' tracer is on and the X-Ray SDK sees LAMBDA_TASK_ROOT, as in Lambda; "
+            "no POWERTOOLS_TRACE_DISABLED; `_X_AMZN_TRACE_ID` only exists during an invocation)."
+            if r.get("tracing")
+            else "."
+        ),
         f"- {stand_ins}",
     ]
+
+
+def _div(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
 
 
 def _services(r: dict[str, Any]) -> list[str]:
@@ -315,25 +361,61 @@ def sizes_md(r: dict[str, Any]) -> list[str]:
     if "skipped" in r:
         return [f"Skipped: {r['skipped']}."]
     rows = [
-        [f"{p['name']} ({p['kind']})", str(p["files"]), _size(p["unzipped_bytes"]), _size(p["zipped_bytes"])]
+        [
+            f"{p['name']} ({p['kind']})",
+            f"{p['files']} ({p.get('bytecode_files', 0)} .pyc)",
+            _size(p["unzipped_bytes"]),
+            _size(p["zipped_bytes"]),
+            _size(p["without_bytecode_unzipped_bytes"]),
+            _size(p["without_bytecode_zipped_bytes"]),
+            _growth(p["unzipped_bytes"], p["without_bytecode_unzipped_bytes"])
+            + " / "
+            + _growth(p["zipped_bytes"], p["without_bytecode_zipped_bytes"]),
+        ]
         for p in r["packages"]
     ]
     lines = [
-        f"What `sam build` left in `{r['build']}` (without `__pycache__`: the build ships no bytecode): unzipped, "
-        "what counts against Lambda's limit of "
+        f"What `sam build` left in `{r['build']}`, bytecode included (the build compiles every module: "
+        "section 2): unzipped, what counts against Lambda's limit of "
         f"{r['limit_unzipped_mb']:.0f} MB for a function and its layers; zipped (deflate, as `sam package` "
-        "uploads it).",
+        "uploads it); and the same package without its `__pycache__`, as the build shipped it before.",
         "",
-        *_table(["package", "files", "unzipped", "zipped"], rows),
+        *_table(
+            [
+                "package",
+                "files",
+                "unzipped",
+                "zipped",
+                "without .pyc: unzipped",
+                "zipped",
+                "bytecode's cost (unzipped / zipped)",
+            ],
+            rows,
+        ),
     ]
     if "layer" not in r:
         return lines
+    layer_row = next(p for p in r["packages"] if p["kind"] == "layer")
+    lines += [
+        "",
+        "The bytecode costs the layer "
+        f"{_size(layer_row['unzipped_bytes'] - layer_row['without_bytecode_unzipped_bytes'])} unzipped and "
+        f"{_size(layer_row['zipped_bytes'] - layer_row['without_bytecode_zipped_bytes'])} zipped "
+        "(what is uploaded, and what Lambda downloads and extracts on a cold start): it buys the cold imports of "
+        "section 2.",
+    ]
     pt, tracer, sdk = r["powertools"], r["powertools_with_tracer"], r["sdk"]
     versions = r["versions"]
     ops = r.get("recent_ecs_operations") or {}
     known = [name for name, present in ops.items() if present]
     breakdown = [
-        [row["distribution"], row["version"], _mb(row["unzipped_bytes"]), _mb(row["zipped_bytes"])]
+        [
+            row["distribution"],
+            row["version"],
+            _mb(row["unzipped_bytes"]),
+            _mb(row.get("bytecode_unzipped_bytes", 0)),
+            _mb(row["zipped_bytes"]),
+        ]
         for row in r["layer_breakdown"]
     ]
     same = r.get("same_as_tests") or {}
@@ -378,13 +460,17 @@ def sizes_md(r: dict[str, Any]) -> list[str]:
         "",
         "The layer by distribution:",
         "",
-        *_table(["distribution", "version", "unzipped MB", "zipped MB"], breakdown),
+        *_table(["distribution", "version", "unzipped MB", "of which .pyc MB", "zipped MB"], breakdown),
     ]
     return lines
 
 
 def _mb(value: float) -> str:
     return f"{value / 1_000_000:,.2f}"
+
+
+def _growth(value: float, before: float) -> str:
+    return f"+{(value - before) / before:.0%}" if before else "n/a"
 
 
 def _size(value: float) -> str:
@@ -458,40 +544,90 @@ def ecs_deploy_md(r: dict[str, Any]) -> list[str]:
     if "skipped" in r:
         return [f"Skipped: {r['skipped']}."]
     v = r["versions"]
-    theirs, ours = v.get("ecs-deploy's boto3", "?"), v.get("deployer's boto3", "?")
+    theirs, ours = v.get("ecs-deploy's boto3", "?"), v.get("deployer's botocore", "?")
+    venvs = r.get("venvs") or {}
+    target = r.get("target_ratio")
     lines = [
         f"Deploying a new image to the same service, as whole processes: `{r['commands']['ecs-deploy']}` "
-        f"(ecs-deploy {v['ecs-deploy']}, its own venv `.venv-ecs-deploy` with boto3 {theirs}) "
-        f"against `{r['commands']['deployer']}` (this project, boto3 {ours}). {r['server']}; "
-        "both processes get fake credentials and `AWS_ENDPOINT_URL`, and nothing else of the caller's AWS "
-        f"configuration. Wall time: median of the timed runs ({r['n_requested']} asked for per tool and "
-        f"scenario, after {r['warm_up']} untimed warm-up run each), interleaved, the first tool alternating. "
-        "The server counts every request it answers (a WSGI middleware in front of moto), the same way for both "
-        "tools.",
+        f"(ecs-deploy {v['ecs-deploy']}, boto3 {theirs}) against "
+        f"`{r['commands']['deployer']}` (this project, botocore {ours} without "
+        "boto3), each from a venv holding only what it needs: "
+        + "; ".join(f"`{name}`: {', '.join(found)}" for name, found in venvs.items())
+        + f". {r['server']}; both processes get fake credentials and `AWS_ENDPOINT_URL`, and nothing else of the "
+        f"caller's AWS configuration. Medians of the timed runs ({r['n_requested']} asked for per tool and "
+        f"scenario, after {r['warm_up']} untimed warm-up run each), interleaved, the first tool alternating: "
+        "wall time; *in moto*, the server's time answering the run's requests (a WSGI middleware in front of "
+        "moto times and counts every request, the same way for both tools); *own*, wall time less that; CPU, "
+        "the process's user and system time.",
         "",
     ]
     rows = []
+    verdicts = []
     for sc in r["scenarios"]:
         for tool in ("ecs-deploy", "deployer"):
             t = sc["tools"][tool]
             other = "; ".join(f"{svc}: {_ops(ops)}" for svc, ops in t["calls"].items() if svc != "ECS") or "none"
+            ours = tool == "deployer"
             rows.append(
                 [
                     sc["scenario"],
                     tool,
                     str(t["n"]),
                     _ms(t["median_ms"]),
-                    _ms(t["min_ms"]),
-                    f"**{_x(sc['ratio'])}**" if tool == "deployer" else _x(1.0),
+                    f"**{_x(sc['ratio'])}**" if ours else _x(1.0),
+                    _ms(t.get("server_ms")),
+                    _ms(t.get("own_ms")),
+                    _ms(t.get("cpu_ms")),
+                    _x(sc.get("cpu_ratio")) if ours else _x(1.0),
                     str(t["ecs_calls"]),
                     other,
                     ", ".join(str(c) for c in t["exit_codes"]),
                 ]
             )
+        teardown = sc.get("with_teardown")
+        if teardown and teardown["n"]:
+            rows.append(
+                [
+                    sc["scenario"],
+                    "deployer, with Python's teardown",
+                    str(teardown["n"]),
+                    _ms(teardown["median_ms"]),
+                    _x(teardown["ratio"]),
+                    "",
+                    _ms(teardown["own_ms"]),
+                    _ms(teardown["cpu_ms"]),
+                    _x(teardown["cpu_ratio"]),
+                    "",
+                    "",
+                    ", ".join(str(c) for c in teardown["exit_codes"]),
+                ]
+            )
+        if target is not None and sc["ratio"] is not None:
+            verdicts.append(f"{sc['scenario']} {_x(sc['ratio'])}")
     lines += _table(
-        ["scenario", "tool", "n", "median ms", "min ms", "ratio to ecs-deploy", "ECS calls", "other calls", "exit"],
+        [
+            "scenario",
+            "tool",
+            "n",
+            "wall ms",
+            "ratio",
+            "in moto ms",
+            "own ms",
+            "CPU ms",
+            "CPU ratio",
+            "ECS calls",
+            "other calls",
+            "exit",
+        ],
         rows,
     )
+    if target is not None and verdicts:
+        met = all(sc["ratio"] is not None and sc["ratio"] <= target for sc in r["scenarios"])
+        lines += [
+            "",
+            f"**Target ≤ {target:g}× ecs-deploy's wall time: {'met' if met else 'not met'}** ({', '.join(verdicts)}).",
+        ]
+    lines += _deploy_time_notes(r)
     first = r["scenarios"][0]
     operations = sorted(
         {op for sc in r["scenarios"] for t in sc["tools"].values() for op in t["calls"].get("ECS", [])},
@@ -591,6 +727,45 @@ def ecs_deploy_md(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _deploy_time_notes(r: dict[str, Any]) -> list[str]:
+    """Where each process's time goes: the imports of one traced run, and the teardown skipped."""
+    first = r["scenarios"][0]
+    notes = []
+    for tool in ("ecs-deploy", "deployer"):
+        imports = first["tools"][tool].get("imports")
+        if imports:
+            notes.append(
+                f"{tool} imports {imports['modules']} modules in {_ms(imports['ms'])} ms ("
+                + ", ".join(f"`{name}` {_ms(ms)}" for name, ms in imports["by_package_ms"].items())
+                + ")"
+            )
+    lines = []
+    if notes:
+        lines += [
+            "",
+            "- Where the time goes (one `-X importtime` run of each, {}, own time per top-level package): ".format(
+                first["scenario"]
+            )
+            + "; ".join(notes)
+            + ". Both tools spend most of their time importing botocore, then building an ECS client "
+            "(botocore reads and parses the ECS model and its 1.25 MB endpoints.json); moto answers each request "
+            "in a few milliseconds. The deployer imports botocore without boto3 (no s3transfer) and no CLI "
+            "framework, and checks a service's name without listing all of botocore's models "
+            "(`deployer.aws.cli_client`).",
+        ]
+    teardown = first.get("with_teardown")
+    if teardown and teardown.get("median_ms"):
+        ours = first["tools"]["deployer"]
+        lines.append(
+            "- *with Python's teardown*: the same deploy through `deployer.cli.main` in a plain interpreter, "
+            "which frees every object at exit as any Python process does; the console script ends `deploy` and "
+            "`diff` with `os._exit` once their output is flushed (`deployer.cli.console`), since nothing runs "
+            f"after them: {_ms((teardown['cpu_ms'] or 0) - (ours['cpu_ms'] or 0))} ms of CPU saved here, "
+            "mostly freeing botocore's parsed models. ecs-deploy pays its teardown."
+        )
+    return lines
+
+
 def _json(value: Any) -> str:
     return "absent" if value is None else f"`{_escape(json.dumps(value, separators=(',', ':')))}`"
 
@@ -658,9 +833,10 @@ def summary(results: dict[str, dict[str, Any]]) -> list[str]:
             lines.append(f"cold imports: skipped ({r['skipped']})")
         for f in r.get("functions", []):
             lines.append(
-                f"cold import {f['function']}: {_x(f['cached_ratio'])} import boto3 ({_ms(f['cached_ms'])} vs "
-                f"{_ms(r['baseline']['cached_ms'])} ms); no .pyc {_x(f['uncompiled_ratio'])} "
-                f"({_ms(f['uncompiled_ms'])} ms)" + (f"; error: {f['error']}" if "error" in f else "")
+                f"cold import {f['function']}: {_x(f['shipped_ratio'])} import boto3 ({_ms(f['shipped_ms'])} vs "
+                f"{_ms(r['baseline']['shipped_ms'])} ms, target ≤ {r['target_ratio']:g}×: "
+                f"{'met' if f['meets_target'] else 'NOT MET'}); without the shipped .pyc {_ms(f['uncompiled_ms'])} ms"
+                + (f"; error: {f['error']}" if "error" in f else "")
             )
     if r := results.get("calls"):
         stage = r["stage_deployment"]
@@ -705,7 +881,14 @@ def summary(results: dict[str, dict[str, Any]]) -> list[str]:
             tools = sc["tools"]
             lines.append(
                 f"{sc['scenario']}: deployer deploy {_ms(tools['deployer']['median_ms'])} ms vs ecs deploy "
-                f"{_ms(tools['ecs-deploy']['median_ms'])} ms = {_x(sc['ratio'])}; ECS calls "
+                f"{_ms(tools['ecs-deploy']['median_ms'])} ms = {_x(sc['ratio'])}"
+                + (
+                    f" (target ≤ {r['target_ratio']:g}×: "
+                    f"{'met' if sc['ratio'] is not None and sc['ratio'] <= r['target_ratio'] else 'NOT MET'})"
+                    if r.get("target_ratio")
+                    else ""
+                )
+                + f"; CPU {_x(sc.get('cpu_ratio'))}; ECS calls "
                 f"{tools['deployer']['ecs_calls']} vs {tools['ecs-deploy']['ecs_calls']}; identical apart from the "
                 f"image: {_yes(sc['identical_apart_from_image'])}"
                 + (

@@ -776,3 +776,40 @@ def test_the_one_shot_commands_never_import_boto3() -> None:
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_the_console_script_ends_deploy_and_diff_without_the_interpreters_teardown(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN the console script's entry point, with a command that prints and returns 7
+    import deployer.cli as cli
+
+    class Exited(Exception):
+        pass
+
+    exits: list[int] = []
+
+    def fake_os_exit(code: int) -> None:
+        exits.append(code)
+        raise Exited
+
+    def fake_main(args: list[str]) -> int:
+        print("done", end="")
+        return 7
+
+    monkeypatch.setattr(cli.os, "_exit", fake_os_exit)
+    monkeypatch.setattr(cli, "main", fake_main)
+    # WHEN deploy and diff run THEN the output is flushed and the process ends with os._exit and
+    # the command's status (no teardown of botocore's models)
+    for command in ("deploy", "diff"):
+        monkeypatch.setattr(sys, "argv", ["deployer", command, "--json"])
+        with pytest.raises(Exited):
+            cli.console()
+        assert capsys.readouterr().out == "done"
+    assert exits == [7, 7]
+    # AND every other command exits as Python does
+    monkeypatch.setattr(sys, "argv", ["deployer", "plan", "--desired", "1"])
+    with pytest.raises(SystemExit) as ended:
+        cli.console()
+    assert ended.value.code == 7
+    assert exits == [7, 7]

@@ -100,10 +100,54 @@ def _cached_client(service: str, sdk: Literal["boto3", "botocore"] = "boto3") ->
 @functools.cache
 def _botocore_session() -> Any:
     """One botocore session for the one-shot clients, so they share its credentials and the
-    models it has loaded (the endpoint rules, the retry configuration)."""
+    models it has loaded (the endpoint rules, the retry configuration), with a data loader that
+    checks a service's name without listing every service botocore knows (`_QuickLoader`)."""
+    import os
+
     import botocore.session
 
-    return botocore.session.get_session()
+    session = botocore.session.get_session()
+    # as botocore.loaders.create_loader reads AWS_DATA_PATH
+    data_path = session.get_config_variable("data_path")
+    extra = [os.path.expanduser(os.path.expandvars(p)) for p in data_path.split(os.pathsep)] if data_path else []
+    session.register_component("data_loader", _quick_loader_class()(extra_search_paths=extra))
+    return session
+
+
+@functools.cache
+def _quick_loader_class() -> type:
+    """A botocore Loader whose `list_available_services` answers `name in ...` by looking at that
+    service's folder alone. `Loader.load_service_model` asks it only to check the name, once per
+    kind of model (service-2, endpoint-rule-set-1), and botocore's own answer reads the folders of
+    all ~440 services to build the list: about 12 ms of CPU of every `deployer deploy` (BENCHMARKS.md,
+    section 7). Anything else (iterating, an unknown name's error message) gets botocore's list."""
+    import os
+
+    from botocore.loaders import Loader
+
+    class ServiceNames:
+        def __init__(self, loader: Loader, type_name: str) -> None:
+            self._loader = loader
+            self._type_name = type_name
+
+        def __contains__(self, name: object) -> bool:
+            for location in self._loader.search_paths:
+                folder = os.path.join(location, str(name))
+                if os.path.isdir(folder) and any(
+                    self._loader.file_loader.exists(os.path.join(folder, version, self._type_name))
+                    for version in os.listdir(folder)
+                ):
+                    return True
+            return False
+
+        def __iter__(self) -> Iterator[str]:
+            return iter(Loader.list_available_services(self._loader, self._type_name))
+
+    class QuickLoader(Loader):
+        def list_available_services(self, type_name: str) -> Any:
+            return ServiceNames(self, type_name)
+
+    return QuickLoader
 
 
 def error_code(exc: BaseException) -> str | None:
