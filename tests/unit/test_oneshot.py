@@ -813,3 +813,38 @@ def test_the_console_script_ends_deploy_and_diff_without_the_interpreters_teardo
         cli.console()
     assert ended.value.code == 7
     assert exits == [7, 7]
+
+
+def test_the_one_shot_session_checks_a_service_name_without_listing_every_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import os
+
+    from botocore.exceptions import UnknownServiceError
+    from botocore.loaders import Loader
+
+    # GIVEN the one-shot commands' botocore session and its data loader
+    aws._botocore_session.cache_clear()
+    loader = aws._botocore_session().get_component("data_loader")
+    names = loader.list_available_services("service-2")
+    # WHEN a service's name is checked THEN only that service's folder is read
+    listed: list[str] = []
+    real_listdir = os.listdir
+
+    def listdir(path: str) -> list[str]:
+        listed.append(path)
+        return real_listdir(path)
+
+    monkeypatch.setattr(os, "listdir", listdir)
+    assert "ecs" in names
+    assert "application-autoscaling" in names
+    assert "no-such-service" not in names
+    assert [os.path.basename(path) for path in listed] == ["ecs", "application-autoscaling"]
+    monkeypatch.setattr(os, "listdir", real_listdir)
+    # AND listing them gives botocore's own list, and an unknown service is refused as botocore refuses it
+    assert list(names) == Loader().list_available_services("service-2")
+    with pytest.raises(UnknownServiceError, match="Unknown service: 'no-such-service'"):
+        aws._botocore_session().create_client("no-such-service", region_name="eu-west-1")
+    assert (
+        aws._botocore_session().create_client("ecs", region_name="eu-west-1").meta.service_model.service_name == "ecs"
+    )
