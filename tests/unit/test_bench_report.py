@@ -143,7 +143,26 @@ def latency_result() -> dict[str, Any]:
 
 
 def storm_result(broken: list[str]) -> dict[str, Any]:
+    def cost(runs: int, median_ms: float, calls: dict[str, float]) -> dict[str, Any]:
+        return {
+            "runs": runs,
+            "own_cpu_median_ms": median_ms,
+            "own_cpu_p95_ms": median_ms * 2,
+            "own_cpu_mean_ms": median_ms * 1.2,
+            "own_cpu_total_s": runs * median_ms * 1.2 / 1000,
+            "aws_share": 0.9,
+            "calls_per_run": calls,
+            "calls_per_run_total": sum(calls.values()),
+        }
+
     return {
+        "flow_cost": {
+            "all": cost(1237, 6.5, {"DynamoDB": 8.25, "ECS": 1.5}),
+            "by_function": {
+                "OnPushFunction": cost(600, 5.0, {"DynamoDB": 9.0}),
+                "OnBuildFunction": cost(637, 8.0, {"DynamoDB": 7.5, "ECS": 3.0}),
+            },
+        },
         "seed": 4242,
         "replay": "STORM_SEED=4242",
         "pipelines": 20,
@@ -358,7 +377,10 @@ def test_the_report_renders_the_new_sections_from_their_results() -> None:
     assert "**Fewer than asked** for on_deployment" in text
     assert "Where `on_deployment`'s time goes: DynamoDB Query 115.0 ms per event (1 call(s), median 115.0 ms)." in text
     # AND the storm gives its rate and seed
-    assert "| **invocations per second** | **20.4** |" in text
+    assert "| invocations per second (a trend: mostly moto's DynamoDB) | 20.4 |" in text
+    assert "| function | flow runs | own CPU median ms | p95 ms | mean ms | CPU in AWS calls | DynamoDB calls |" in text
+    assert "| OnBuildFunction | 637 | **8.0** | 16.0 | 9.6 | 90% | 7.5 | 3 | 10.5 |" in text
+    assert "| **every flow run** | 1,237 | **6.5** |" in text
     assert "`STORM_SEED=4242` replays it" in text
     assert "every invariant held" in text
     # AND the side by side gives the ratio, the ECS calls by operation and every difference
@@ -377,7 +399,10 @@ def test_the_report_renders_the_new_sections_from_their_results() -> None:
     # AND the console summary has a line for each
     summary = "\n".join(report.summary(results))
     assert "Powertools (bundled) 3.55 MB" in summary
-    assert "storm 20 pipelines x 500 pushes (seed 4242): 20.4 invocations/s" in summary
+    assert (
+        "storm 20 pipelines x 500 pushes (seed 4242): deployer's own CPU 6.5 ms per flow run (median), "
+        "9.8 AWS calls per run; 20.4 invocations/s over 80 s (trend)"
+    ) in summary
     assert "fargate-web: deployer deploy 1,000.0 ms vs ecs deploy 800.0 ms = 1.25× (target ≤ 0.8×: NOT MET)" in summary
     assert "cold import OnPushFunction: 3.47× import boto3 (520.0 vs 150.0 ms, target ≤ 1.5×: NOT MET)" in summary
     assert "on_deployment latency: median 230.0 ms" in summary
