@@ -454,3 +454,34 @@ def test_a_skipped_side_by_side_says_why() -> None:
 )
 def test_differences_name_every_path_that_differs(a: Any, b: Any, expected: list[dict[str, Any]]) -> None:
     assert differences(a, b) == expected
+
+
+def test_a_section_measured_alone_replaces_its_own_in_the_report_and_keeps_the_others() -> None:
+    # GIVEN a report written whole, and the storm measured again alone
+    whole = report.markdown({"storm": storm_result([]), "calls": calls_result()}, {**INFO, "date": "2026-11-29"})
+    again = report.markdown(
+        {"storm": {**storm_result([]), "events_per_second": 99.5}},
+        {**INFO, "date": "2026-12-04", "commit": "def5678"},
+        sections=["storm"],
+    )
+    # WHEN it is merged into the report
+    merged = report.merge(whole, again)
+    # THEN the storm is the new one, said to be measured then, and the other sections are as they were
+    storm = merged[merged.index("## 6.") : merged.index("## 7.")]
+    assert "| invocations per second (a trend: mostly moto's DynamoDB) | 99.5 |" in storm
+    assert "*Measured 2026-12-04 at commit def5678" in storm
+    calls = merged[merged.index("## 4.") : merged.index("## 5.")]
+    assert calls == whole[whole.index("## 4.") : whole.index("## 5.")]
+    assert merged.count("## ") == len(report.SECTIONS)
+    assert "| run of 6 |  |" in merged
+
+
+def test_sections_of_a_report_from_before_section_dates_get_the_reports_date() -> None:
+    old = "# Benchmarks\n\n| run |  |\n|---|---|\n| date | 2026-11-29 15:37 UTC |\n| commit | 5ab16db |\n\n"
+    old += "## 1. `deployer plan` start-up\n\nWhole-process wall time.\n"
+    fresh = report.markdown({"storm": storm_result([])}, INFO, sections=["storm"])
+    merged = report.merge(old, fresh)
+    assert (
+        "## 1. `deployer plan` start-up\n\n*Measured 2026-11-29 15:37 UTC at commit 5ab16db.*\n\nWhole-process"
+        in merged
+    )

@@ -799,20 +799,20 @@ def test_the_console_script_ends_deploy_and_diff_without_the_interpreters_teardo
 
     monkeypatch.setattr(cli.os, "_exit", fake_os_exit)
     monkeypatch.setattr(cli, "main", fake_main)
-    # WHEN deploy and diff run THEN the output is flushed and the process ends with os._exit and
-    # the command's status (no teardown of botocore's models)
-    for command in ("deploy", "diff"):
+    # WHEN deploy, diff and plan run THEN the output is flushed and the process ends with os._exit
+    # and the command's status (no teardown of botocore's models, nor of plan's)
+    for command in ("deploy", "diff", "plan"):
         monkeypatch.setattr(sys, "argv", ["deployer", command, "--json"])
         with pytest.raises(Exited):
             cli.console()
         assert capsys.readouterr().out == "done"
-    assert exits == [7, 7]
+    assert exits == [7, 7, 7]
     # AND every other command exits as Python does
-    monkeypatch.setattr(sys, "argv", ["deployer", "plan", "--desired", "1"])
+    monkeypatch.setattr(sys, "argv", ["deployer", "status", "--json"])
     with pytest.raises(SystemExit) as ended:
         cli.console()
     assert ended.value.code == 7
-    assert exits == [7, 7]
+    assert exits == [7, 7, 7]
 
 
 def test_the_one_shot_session_checks_a_service_name_without_listing_every_model(

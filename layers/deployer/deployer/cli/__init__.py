@@ -79,11 +79,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-# Commands that end without the interpreter's teardown (`console`): they load botocore's models,
-# hundreds of thousands of objects that Python would otherwise free one by one after the command
-# has answered, about 60 ms of CPU (BENCHMARKS.md, section 7). Nothing of theirs runs afterwards:
-# no thread, no atexit handler, output flushed first.
-EXIT_WITHOUT_TEARDOWN = frozenset({"deploy", "diff"})
+# Commands that end without the interpreter's teardown (`console`), which frees every object one
+# by one after the command has answered: about 100 ms of CPU for `deploy` and `diff` (botocore's
+# parsed models, BENCHMARKS.md section 7), about 4 ms for `plan` (a sixth of its run, section 1).
+# Nothing of theirs runs afterwards: no thread, no atexit handler; output is flushed first.
+EXIT_WITHOUT_TEARDOWN = frozenset({"plan", "deploy", "diff"})
 
 
 def _command(args: Sequence[str]) -> str | None:
