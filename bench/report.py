@@ -864,7 +864,7 @@ SECTIONS = {
     "sizes": ("3. Built packages' sizes, and Powertools bundled in the layer", sizes_md),
     "calls": ("4. AWS calls per event, by service", calls_md),
     "latency": ("5. Handler latency against moto server", latency_md),
-    "storm": ("6. Storm: events per second through the local stack", storm_md),
+    "storm": ("6. Storm: the deployer's own CPU per flow run, through the local stack", storm_md),
     "ecs_deploy": ("7. Side by side with ecs-deploy", ecs_deploy_md),
 }
 
