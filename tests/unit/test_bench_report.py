@@ -485,3 +485,40 @@ def test_sections_of_a_report_from_before_section_dates_get_the_reports_date() -
         "## 1. `deployer plan` start-up\n\n*Measured 2026-11-29 15:37 UTC at commit 5ab16db.*\n\nWhole-process"
         in merged
     )
+
+
+def test_contributors_name_who_pulls_what_into_a_handlers_import() -> None:
+    from bench.cold_import import contributors
+
+    # GIVEN `-X importtime` output (a module is listed after what it imported, two spaces deeper)
+    importtime = "\n".join(
+        [
+            "import time: self [us] | cumulative | imported package",
+            "import time:      1000 |       1000 |         botocore",
+            "import time:      2000 |       3000 |       boto3",
+            "import time:       500 |       3500 |     aws_lambda_powertools.utilities.idempotency.persistence",
+            "import time:       100 |       3600 |   aws_lambda_powertools.utilities.idempotency",
+            "import time:      6000 |       6000 |       pydantic",
+            "import time:      2000 |       8000 |     deployer.events",
+            "import time:      1000 |       1000 |     deployer.pipelines",
+            "import time:       500 |       9500 |   deployer.flow",
+            "import time:        50 |         50 |   typing",
+            "import time:     80000 |      93150 | app",
+        ]
+    )
+    # WHEN the handler's contributors are read
+    found = contributors(importtime, "app", least_ms=1.0)
+    # THEN its own top level, then its imports, heaviest first, with what is inside each
+    assert found["total_ms"] == 93.2
+    assert found["own_ms"] == 80.0
+    assert [(i["module"], i["ms"]) for i in found["imports"]] == [
+        ("deployer.flow", 9.5),
+        ("aws_lambda_powertools.utilities.idempotency", 3.6),
+    ]
+    flow, idempotency = found["imports"]
+    assert flow["inside"] == [{"module": "deployer.events", "ms": 8.0}, {"module": "deployer.pipelines", "ms": 1.0}]
+    assert flow["packages"] == [{"module": "pydantic", "ms": 6.0, "via": "deployer.events"}]
+    # AND another package's import is named once, where it enters (boto3, not botocore inside it)
+    assert idempotency["packages"] == [
+        {"module": "boto3", "ms": 3.0, "via": "aws_lambda_powertools.utilities.idempotency.persistence"}
+    ]

@@ -119,7 +119,7 @@ def _quick_loader_class() -> type:
     """A botocore Loader whose `list_available_services` answers `name in ...` by looking at that
     service's folder alone. `Loader.load_service_model` asks it only to check the name, once per
     kind of model (service-2, endpoint-rule-set-1), and botocore's own answer reads the folders of
-    all ~440 services to build the list: about 12 ms of CPU of every `deployer deploy` (BENCHMARKS.md,
+    all ~440 services to build the list: about 10 ms of CPU of every `deployer deploy` (BENCHMARKS.md,
     section 7). Anything else (iterating, an unknown name's error message) gets botocore's list."""
     import os
 

@@ -80,7 +80,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 # Commands that end without the interpreter's teardown (`console`), which frees every object one
-# by one after the command has answered: about 100 ms of CPU for `deploy` and `diff` (botocore's
+# by one after the command has answered: some 80 ms of CPU for `deploy` and `diff` (botocore's
 # parsed models, BENCHMARKS.md section 7), about 4 ms for `plan` (a sixth of its run, section 1).
 # Nothing of theirs runs afterwards: no thread, no atexit handler; output is flushed first.
 EXIT_WITHOUT_TEARDOWN = frozenset({"plan", "deploy", "diff"})
