@@ -473,7 +473,7 @@ def test_a_section_measured_alone_replaces_its_own_in_the_report_and_keeps_the_o
     calls = merged[merged.index("## 4.") : merged.index("## 5.")]
     assert calls == whole[whole.index("## 4.") : whole.index("## 5.")]
     assert merged.count("## ") == len(report.SECTIONS)
-    assert "| run of 6 |  |" in merged
+    assert "| last run: section 6 (the others say when) |  |" in merged
 
 
 def test_sections_of_a_report_from_before_section_dates_get_the_reports_date() -> None:
