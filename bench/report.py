@@ -896,7 +896,8 @@ def markdown(results: dict[str, dict[str, Any]], info: dict[str, str], sections:
     ]
     chosen = list(SECTIONS) if sections is None else [key for key in SECTIONS if key in sections]
     numbers = ", ".join(SECTIONS[key][0].split(".", 1)[0] for key in chosen)
-    run = "run" if sections is None else f"last run: section{'s' if len(chosen) > 1 else ''} {numbers} (the others say when)"
+    plural = "s" if len(chosen) > 1 else ""
+    run = "run" if sections is None else f"last run: section{plural} {numbers} (the others say when)"
     lines += _table([run, ""], [[key, value] for key, value in info.items()])
     for key in chosen:
         title, render = SECTIONS[key]
