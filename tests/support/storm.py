@@ -342,6 +342,64 @@ def plan_pushes(world: StormWorld, total: int, rng: random.Random, odds: Odds, s
     return pushes
 
 
+# -- what a flow run costs -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FlowRun:
+    """One run of the flow by a worker: its thread's CPU time, the part of it spent inside AWS
+    calls (from the request's parameters to its parsed answer: the SDK's work and, moto being in
+    process, moto's), and its AWS calls by service."""
+
+    function: str
+    cpu_ms: float
+    aws_cpu_ms: float
+    calls: Mapping[str, int]
+
+    @property
+    def own_cpu_ms(self) -> float:
+        """The deployer's own CPU time: the run's, less its AWS calls'."""
+        return self.cpu_ms - self.aws_cpu_ms
+
+
+class FlowMeter:
+    """Measures each flow run (`measure`) with botocore's event hooks on the deployer's session:
+    `before-parameter-build` opens an AWS call, `after-call` or `after-call-error` closes it; the
+    thread CPU time in between (time.thread_time) is the call's."""
+
+    def __init__(self) -> None:
+        self.runs: list[FlowRun] = []
+        self._active = False
+        self._aws_cpu = 0.0
+        self._calls: Counter[str] = Counter()
+
+    def install(self, session: boto3.session.Session) -> None:
+        session.events.register("before-parameter-build", self._opened)
+        session.events.register("after-call", self._closed)
+        session.events.register("after-call-error", self._closed)
+
+    @contextmanager
+    def measure(self, function: str) -> Iterator[None]:
+        self._active, self._aws_cpu, self._calls = True, 0.0, Counter()
+        started = time.thread_time()
+        try:
+            yield
+        finally:
+            cpu = time.thread_time() - started
+            self._active = False
+            self.runs.append(FlowRun(function, cpu * 1000, self._aws_cpu * 1000, dict(self._calls)))
+
+    def _opened(self, model: Any, context: dict[str, Any], **_: Any) -> None:
+        if self._active:
+            context["storm_cpu_started"] = time.thread_time()
+            self._calls[model.service_model.service_id] += 1
+
+    def _closed(self, context: dict[str, Any], **_: Any) -> None:
+        started = context.pop("storm_cpu_started", None)
+        if self._active and started is not None:
+            self._aws_cpu += time.thread_time() - started
+
+
 # -- AWS calls ------------------------------------------------------------------------------------
 
 
@@ -453,6 +511,7 @@ class StormReport:
     outcomes: Counter[str] = field(default_factory=Counter)
     states: Counter[str] = field(default_factory=Counter)
     calls: Counter[str] = field(default_factory=Counter)
+    flow_runs_measured: list[FlowRun] = field(default_factory=list)  # each flow run's CPU time and AWS calls
     errors: list[str] = field(default_factory=list)
     violations: list[Violation] = field(default_factory=list)
     trace: list[tuple[str, str]] = field(default_factory=list)  # (pipeline, line)
@@ -523,6 +582,9 @@ class Storm:
         self.calls = AwsCalls()
         self.session = boto3.session.Session()
         self.calls.install(self.session)
+        self.meter = FlowMeter()
+        self.meter.install(self.session)
+        self.report.flow_runs_measured = self.meter.runs
         # AWS itself (provisioning, builds pushing images, ECS rolling back) uses a session of its
         # own, which the hooks do not see.
         aws = boto3.session.Session()
@@ -590,7 +652,8 @@ class Storm:
             payload: Any = None
             error = None
             try:
-                payload = chosen_handler(parse_event(chosen_model, event), self.deps)
+                with self.meter.measure(function):
+                    payload = chosen_handler(parse_event(chosen_model, event), self.deps)
             except (BadInput, ConfigError) as exc:  # runtime.run's mapping: logged, not retried
                 payload = {"outcome": "refused", "reason": str(exc)}
             except Exception as exc:  # reported as Lambda reports it, then retried

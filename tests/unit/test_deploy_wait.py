@@ -239,7 +239,7 @@ def deploy_and_wait(
         "wait_for_deployment",
         functools.partial(oneshot.wait_for_deployment, sleep=clock.sleep, clock=clock.clock, wall=clock.wall),
     )
-    ecs = aws.client("ecs")
+    ecs = aws.cli_client("ecs")
     running = without_metadata(ecs.describe_services(cluster="prod", services=["web"]))
     definition = without_metadata(
         ecs.describe_task_definition(taskDefinition=world.services["prod"].task_definition_arn, include=["TAGS"])

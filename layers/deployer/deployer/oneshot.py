@@ -286,7 +286,7 @@ def plan_deploy(
     facts = view.facts
     scaling = autoscaling_range(autoscaling, cluster, service)
     if scaling is not None:
-        facts = dataclasses.replace(facts, desired_range=scaling)
+        facts = facts.replace(desired_range=scaling)
 
     described = taskdef.describe_task_definition(ecs, view.task_definition)
     if chosen:

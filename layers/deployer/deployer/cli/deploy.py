@@ -2,8 +2,9 @@
 
 Prints the plan (images old -> new, the deployment configuration before -> after, the rollout
 drawing, warnings), then registers the new revision and calls UpdateService (never with
-desiredCount) unless --dry-run. The AWS account, region and endpoint are boto3's usual ones
-(AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL...), so it works against moto server too.
+desiredCount) unless --dry-run. The AWS account, region and endpoint are the SDK's usual ones
+(AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL...), so it works against moto server too; the clients
+are botocore's alone (`deployer.aws.cli_client`): boto3 is not imported.
 
 With --wait it prints a line whenever the deployment changes (UTC time, rollout state, the new
 revision's running/desired and pending tasks, the older deployments' tasks, failed tasks, and for
@@ -214,12 +215,12 @@ def make_plan(args: argparse.Namespace) -> DeployPlan:
     from deployer.oneshot import plan_deploy
 
     return plan_deploy(
-        aws.client("ecs"),
+        aws.cli_client("ecs"),
         args.cluster,
         args.service,
         images,
         requested,
-        autoscaling=aws.client("application-autoscaling"),
+        autoscaling=aws.cli_client("application-autoscaling"),
         settings=settings,
     )
 
@@ -289,7 +290,7 @@ def _deploy(args: argparse.Namespace) -> int:
         say(f"Dry run: nothing was registered or updated ({_intent(plan)}).")
         return 0
     with shielded():  # RegisterTaskDefinition then UpdateService: a stop signal waits for both
-        result = deploy(aws.client("ecs"), plan)
+        result = deploy(aws.cli_client("ecs"), plan)
     say(result_text(plan, result))
     if not args.wait or result.deployment_id is None:
         return 0
@@ -297,7 +298,7 @@ def _deploy(args: argparse.Namespace) -> int:
     say(f"Waiting for {result.deployment_id} to complete or fail (timeout {timeout:.0f} s)...")
     with goes_on_without_us(plan.cluster, plan.service, result.deployment_id):
         outcome = wait_for_deployment(
-            aws.client("ecs"),
+            aws.cli_client("ecs"),
             plan.cluster,
             plan.service,
             result.deployment_id,
@@ -325,11 +326,11 @@ def _deploy_json(args: argparse.Namespace, plan: DeployPlan) -> int:
         code = 1
     elif not args.dry_run:
         with shielded():  # RegisterTaskDefinition then UpdateService: a stop signal waits for both
-            result = deploy(aws.client("ecs"), plan)
+            result = deploy(aws.cli_client("ecs"), plan)
         if args.wait and result.deployment_id is not None:
             with goes_on_without_us(plan.cluster, plan.service, result.deployment_id):
                 rollout = wait_for_deployment(
-                    aws.client("ecs"),
+                    aws.cli_client("ecs"),
                     plan.cluster,
                     plan.service,
                     result.deployment_id,
