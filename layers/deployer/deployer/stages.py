@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
     from mypy_boto3_ecs.type_defs import ServiceTypeDef
 
+    from deployer.housekeeping import ScheduledTasks
     from deployer.pipelines import Pipeline, Stage
 
 DEPLOYABLE_FROM = frozenset({ReleaseState.BUILT, ReleaseState.DEPLOYING, ReleaseState.DEPLOYED})
@@ -131,10 +132,21 @@ class StageDeployer:
         store: ReleaseStore,
         ecs: ECSClient,
         autoscaling: ApplicationAutoScalingClient | None = None,
+        schedules: ScheduledTasks | None = None,
     ) -> None:
         self.store = store
         self.ecs = ecs
         self.autoscaling = autoscaling
+        self._schedules = schedules
+
+    @property
+    def schedules(self) -> ScheduledTasks:
+        """The stages' scheduled tasks (EventBridge Scheduler and rules); clients built on first use."""
+        if self._schedules is None:
+            from deployer.housekeeping import ScheduledTasks
+
+            self._schedules = ScheduledTasks(aws.client("scheduler"), aws.client("events"))
+        return self._schedules
 
     def deploy(self, release: Release, pipeline: Pipeline, stage: Stage) -> StageResult:
         store = self.store
@@ -194,6 +206,14 @@ class StageDeployer:
         if not validation.valid:
             reason = "; ".join(f.message for f in validation.errors)
             return self.fail(release, stage, ReleaseState.INVALID_CONFIG, f"stage {stage.name}: {reason}")
+        if stage.schedules and not release.is_rollback:
+            # Before any change: each scheduled task must run this service's family in this cluster.
+            # A rollback is never held back by them (its completion moves them back, or says why not).
+            family = _short_arn(view.task_definition).split(":")[0]
+            problems = self.schedules.check(stage, family)
+            if problems:
+                reason = f"stage {stage.name}: scheduled tasks refused: {'; '.join(problems)}"
+                return self.fail(release, stage, ReleaseState.INVALID_CONFIG, reason)
 
         if release.image_uri is None and not release.target_task_definition_arn:
             raise DeploymentError(f"release {release.release_id} has no image to deploy")
@@ -225,6 +245,8 @@ class StageDeployer:
                     registering_at=now_iso(),
                 )
             registered = found or taskdef.register_clone_of(self.ecs, described, images)
+            # Before the stage records it: a revision on record is one the deployer may clean up later.
+            store.record_registration(pipeline.name, stage.name, release.release_id, registered.arn)
             record = self._record(
                 release,
                 stage,
