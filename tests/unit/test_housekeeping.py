@@ -309,7 +309,8 @@ def test_targets_put_targets_refuses_are_reported() -> None:
         ),
         (
             {"Arn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/dev"},
-            "schedule nightly-report: runs web:7 (family web) in cluster dev, but the stage runs family web in cluster prod",
+            "schedule nightly-report: runs web:7 (family web) in cluster dev, but the stage runs family web in "
+            "cluster prod",
         ),
     ],
 )
@@ -517,7 +518,7 @@ def test_the_release_state_change_events_carry_the_moves_and_the_cleanup(world: 
         "provide-client-params.events.PutEvents", lambda params, **_: sent.extend(params["Entries"])
     )
     publisher = flow.BusPublisher(events, world.names.bus)
-    world.store._on_transition = publisher  # noqa: SLF001 - the handler's listener, for this test
+    world.store._on_transition = publisher  # the handler's listener, for this test
     # WHEN a release goes everywhere
     release_everywhere(world, "events")
     details = [ReleaseStateChangeDetail.model_validate_json(entry["Detail"]) for entry in sent]
@@ -677,7 +678,7 @@ def test_a_revision_ecs_refuses_to_deregister_because_it_is_inactive_counts_as_d
     report = housekeeping.clean_up(plain.store, ecs, pipeline)
     assert report.deregistered[0] == gone
     assert report.failed == []
-    assert [item["arn"] for item in plain.store.registered_revisions("web", "web")][0] != gone
+    assert gone not in [item["arn"] for item in plain.store.registered_revisions("web", "web")]
 
 
 def test_revisions_of_releases_still_in_flight_or_newer_than_what_ran_are_kept(plain: World) -> None:
