@@ -425,7 +425,7 @@ class CleanupReport:
 
 
 def cleanup_text(cleanup: Mapping[str, Any] | None) -> str | None:
-    """One line: `deregistered web:1, web:2 (kept 10: keepRevisions 10, rollback targets)`."""
+    """One line: `deregistered web:1, web:2; 12 kept (keepRevisions 10, and what a stage runs or can roll back to)`."""
     if not cleanup:
         return None
     keep = cleanup.get("keep")
@@ -433,7 +433,7 @@ def cleanup_text(cleanup: Mapping[str, Any] | None) -> str | None:
         return "keepRevisions: all (no revision deregistered)"
     gone = [_short(str(a)) for a in cleanup.get("deregistered") or ()]
     parts = [f"deregistered {', '.join(gone)}" if gone else "nothing to deregister"]
-    parts.append(f"{cleanup.get('kept', 0)} kept (keepRevisions {keep})")
+    parts.append(f"{cleanup.get('kept', 0)} kept (keepRevisions {keep}, and what a stage runs or can roll back to)")
     if cleanup.get("left"):
         parts.append(f"{cleanup['left']} more with the next release")
     for failure in cleanup.get("failed") or ():

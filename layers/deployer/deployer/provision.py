@@ -332,6 +332,7 @@ def demo_pipelines_yaml(
     source: str | None = None,
     branch: str = "main",
     schedules: bool = False,
+    keep_revisions: int | None = None,
 ) -> str:
     """The demo pipeline for `account`: dev, then prod (behind an approval). With `blue_green`,
     prod is a BLUE_GREEN deployment (its service needs `provision_demo(load_balanced=["prod"])`)
@@ -339,7 +340,8 @@ def demo_pipelines_yaml(
     at POST_TEST_TRAFFIC_SHIFT until the approval continues it or rolls it back. `source` like
     "github:OWNER/REPO" or "gitlab:GROUP/PROJECT" watches that repository instead of the
     account's CodeCommit repository. With `schedules`, dev's rule and prod's schedule
-    (`provision_demo_schedules`) follow their stage's service."""
+    (`provision_demo_schedules`) follow their stage's service; `keep_revisions` sets the pipeline's
+    keepRevisions."""
     dev = account.services["dev"]
     prod = account.services["prod"]
     at = ", at: POST_TEST_TRAFFIC_SHIFT" if blue_green else ""
@@ -349,6 +351,7 @@ def demo_pipelines_yaml(
         if blue_green
         else "{minimumHealthyPercent: 50, maximumPercent: 150}"
     )
+    keep = f"    keepRevisions: {keep_revisions}\n" if keep_revisions is not None else ""
     dev_schedules = f"        schedules: [{{rule: {DEMO_RULE}}}]\n" if schedules else ""
     prod_schedules = f"        schedules: [{{scheduler: {DEMO_SCHEDULE}}}]\n" if schedules else ""
     if source is None:
@@ -363,6 +366,7 @@ def demo_pipelines_yaml(
         f"    branch: {branch}\n"
         f"    build: {{project: {account.build_project}}}\n"
         "    container: web\n"
+        f"{keep}"
         "    stages:\n"
         "      - name: dev\n"
         f"        cluster: {dev.cluster}\n"
