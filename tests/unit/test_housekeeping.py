@@ -593,10 +593,7 @@ def test_cleanup_keeps_the_newest_revisions_a_stage_ran_and_never_a_revision_it_
     latest = plain.store.get(runs[-1].release_id)
     assert latest is not None
     assert latest.cleanup == {"keep": 2, "deregistered": [arns[2]], "kept": 2, "left": 0}
-    assert (
-        housekeeping.cleanup_text(latest.cleanup)
-        == f"deregistered {short(arns[2])}; 2 kept (keepRevisions 2, and what a stage runs or can roll back to)"
-    )
+    assert housekeeping.cleanup_text(latest.cleanup) == f"deregistered {short(arns[2])} (keepRevisions 2); 2 kept"
 
 
 def test_cleanup_never_deregisters_the_revision_a_stage_can_roll_back_to(plain: World) -> None:
@@ -752,7 +749,7 @@ def test_status_and_slack_show_the_cleanup(plain: World) -> None:
     one_stage_pipeline(plain, "1")
     runs = [release_dev(plain, f"r{n}", n) for n in (1, 2, 3)]
     gone = short(runs[0].stages["dev"].task_definition_arn or "")
-    said = f"deregistered {gone}; 2 kept (keepRevisions 1, and what a stage runs or can roll back to)"
+    said = f"deregistered {gone} (keepRevisions 1); 2 kept"
     assert f"cleanup   {said}" in render_table_of(plain, runs[-1])
     blocks = [b.to_dict() for b in status_blocks(view_of(runs[-1]))]
     texts = [b["text"]["text"] for b in blocks if b.get("type") == "section" and b.get("text")]

@@ -425,15 +425,17 @@ class CleanupReport:
 
 
 def cleanup_text(cleanup: Mapping[str, Any] | None) -> str | None:
-    """One line: `deregistered web:1, web:2; 12 kept (keepRevisions 10, and what a stage runs or can roll back to)`."""
+    """One line: `deregistered web:1, web:2 (keepRevisions 10); 12 kept` ("kept" counts the revisions
+    the deployer registered that stay: the newest ones and what a stage runs or can roll back to)."""
     if not cleanup:
         return None
     keep = cleanup.get("keep")
     if keep == "all":
         return "keepRevisions: all (no revision deregistered)"
     gone = [_short(str(a)) for a in cleanup.get("deregistered") or ()]
-    parts = [f"deregistered {', '.join(gone)}" if gone else "nothing to deregister"]
-    parts.append(f"{cleanup.get('kept', 0)} kept (keepRevisions {keep}, and what a stage runs or can roll back to)")
+    done = f"deregistered {', '.join(gone)}" if gone else "nothing to deregister"
+    stopped = cleanup.get("note") and not gone  # it stopped before it could count anything
+    parts = [] if stopped else [f"{done} (keepRevisions {keep}); {cleanup.get('kept', 0)} kept"]
     if cleanup.get("left"):
         parts.append(f"{cleanup['left']} more with the next release")
     for failure in cleanup.get("failed") or ():
