@@ -5,6 +5,7 @@ nothing else ever escapes `load_config_text`."""
 from __future__ import annotations
 
 import re
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -234,3 +235,20 @@ def test_every_yaml_example_of_docs_housekeeping_is_valid() -> None:
     for block in blocks:
         result = check_config_text(block, "docs/housekeeping.md")
         assert result.valid, result.error_messages
+
+
+def test_the_readme_example_stage_is_valid() -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Scheduled tasks and old revisions", 1)[1].split("\n## ", 1)[0]
+    (example,) = re.findall(r"```yaml\n(.*?)```", section, flags=re.DOTALL)
+    config_text = (
+        "pipelines:\n  - name: web\n    repository: web-app\n    branch: main\n"
+        "    build: {project: web-app-build}\n    container: web\n    stages:\n" + textwrap.indent(example, "      ")
+    )
+    result = check_config_text(config_text, "README.md")
+    assert result.valid, result.error_messages
+    (stage,) = result.config.pipelines[0].stages if result.config else ()
+    assert [s.label for s in stage.schedules or []] == [
+        "schedule web-nightly-report",
+        "rule web-invoices on bus billing",
+    ]
