@@ -576,24 +576,25 @@ def active(arn: str) -> bool:
 
 
 def test_cleanup_keeps_the_newest_revisions_a_stage_ran_and_never_a_revision_it_did_not_register(plain: World) -> None:
-    # GIVEN a pipeline keeping 2 revisions, and a revision of the family registered by hand meanwhile
-    one_stage_pipeline(plain, "2")
+    # GIVEN a pipeline keeping 3 revisions, and a revision of the family registered by hand meanwhile
+    one_stage_pipeline(plain, "3")
     runs = [release_dev(plain, "r1", 1), release_dev(plain, "r2", 2)]
     by_hand = boto3.client("ecs").register_task_definition(**web_task_definition())["taskDefinition"][
         "taskDefinitionArn"
     ]
     runs += [release_dev(plain, f"r{n}", n) for n in (3, 4, 5)]
     arns = [r.stages["dev"].task_definition_arn or "" for r in runs]
-    # THEN the two newest stay, the older ones the deployer registered are INACTIVE
-    assert [active(a) for a in arns] == [False, False, False, True, True]
+    # THEN the three newest stay (the oldest of them only because of keepRevisions: dev neither runs
+    # it nor can roll back to it), the older ones the deployer registered are INACTIVE
+    assert [active(a) for a in arns] == [False, False, True, True, True]
     # AND the revision registered by hand, and the service's first one, are untouched
     assert active(by_hand)
     assert active(plain.account.services["dev"].task_definition_arn)
     # AND each release says what it deregistered
     latest = plain.store.get(runs[-1].release_id)
     assert latest is not None
-    assert latest.cleanup == {"keep": 2, "deregistered": [arns[2]], "kept": 2, "left": 0}
-    assert housekeeping.cleanup_text(latest.cleanup) == f"deregistered {short(arns[2])} (keepRevisions 2); 2 kept"
+    assert latest.cleanup == {"keep": 3, "deregistered": [arns[1]], "kept": 3, "left": 0}
+    assert housekeeping.cleanup_text(latest.cleanup) == f"deregistered {short(arns[1])} (keepRevisions 3); 3 kept"
 
 
 def test_cleanup_never_deregisters_the_revision_a_stage_can_roll_back_to(plain: World) -> None:
@@ -667,7 +668,8 @@ def test_a_revision_ecs_refuses_to_deregister_because_it_is_inactive_counts_as_d
     ecs.deregister_task_definition(taskDefinition=gone)
 
     def refuse_inactive(params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
-        if params.get("taskDefinition") != gone:
+        # before-call sees the serialized request: the JSON body names the revision
+        if json.loads(params["body"]).get("taskDefinition") != gone:
             return None
         error = {"Error": {"Code": "ClientException", "Message": "The specified task definition is inactive."}}
         return AWSResponse("https://ecs", 400, {}, None), {**error, "ResponseMetadata": {"HTTPStatusCode": 400}}
@@ -695,6 +697,51 @@ def test_revisions_of_releases_still_in_flight_or_newer_than_what_ran_are_kept(p
     # THEN the deploying revision stays (newer than what ran, its release not ended)
     assert report.deregistered == [runs[0].stages["dev"].task_definition_arn]
     assert active(in_flight.stages["dev"].task_definition_arn or "")
+
+
+def test_an_older_revision_whose_release_has_not_ended_is_kept(plain: World) -> None:
+    # GIVEN three releases, and the first one's revision on record as registered by a release that
+    # is still deploying (it registered, and its UpdateService has not happened yet)
+    one_stage_pipeline(plain, "all")
+    runs = [release_dev(plain, f"r{n}", n) for n in (1, 2, 3)]
+    deploying = plain.store.get(start(plain, "deploying", "2026-11-29T09:00:00Z"))
+    assert deploying is not None
+    assert not deploying.state.terminal
+    first = runs[0].stages["dev"].task_definition_arn or ""
+    plain.store.record_registration("web", "dev", deploying.release_id, first)
+    boto3.client("ecs").update_service(
+        cluster="dev", service="web", taskDefinition=runs[2].stages["dev"].task_definition_arn
+    )
+    pipeline = plain.config_store.load().pipelines[0].model_copy(update={"keep_revisions": 1})
+    # WHEN cleaning up THEN it stays: its release may be about to deploy it
+    report = housekeeping.clean_up(plain.store, plain.deps.stages.ecs, pipeline)
+    assert first not in report.deregistered
+    assert active(first)
+
+
+def test_a_revision_newer_than_what_the_stages_ran_is_kept(plain: World) -> None:
+    # GIVEN a release everywhere, then a release whose dev deployment failed and ECS rolled dev back
+    one_stage_pipeline(plain, "all")
+    first = release_dev(plain, "r1", 1)
+    failed_id = start(plain, "failed", "2026-11-29T02:00:00Z")
+    failed = plain.store.get(failed_id)
+    assert failed is not None
+    event = load_event("ecs_deployment_failed")
+    event["resources"] = [f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/dev/web"]
+    event["detail"]["deploymentId"] = failed.stages["dev"].deployment_id
+    event["detail"]["updatedAt"] = datetime.now(UTC).isoformat()
+    flow.on_deployment(parse_event(EcsDeploymentStateChangeEvent, event), plain.deps)
+    ran = first.stages["dev"].task_definition_arn or ""
+    boto3.client("ecs").update_service(cluster="dev", service="web", taskDefinition=ran)  # ECS's rollback
+    newer = failed.stages["dev"].task_definition_arn or ""
+    ended = plain.store.get(failed_id)
+    assert ended is not None
+    assert ended.state is ReleaseState.DEPLOY_FAILED
+    pipeline = plain.config_store.load().pipelines[0].model_copy(update={"keep_revisions": 1})
+    # WHEN cleaning up THEN the failed release's revision, newer than anything dev ran, stays
+    report = housekeeping.clean_up(plain.store, plain.deps.stages.ecs, pipeline)
+    assert newer not in report.deregistered
+    assert active(newer)
 
 
 def test_a_revision_ecs_still_runs_is_kept(plain: World) -> None:
