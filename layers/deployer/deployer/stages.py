@@ -3,8 +3,10 @@
 1. DescribeServices: live desiredCount, scheduling strategy, launch type, controller, current
    task definition (and, when the service scales, its Application Auto Scaling range).
 2. Validate the stage's rollout for that service with `deployer.rolling`; refused -> the release
-   ends INVALID_CONFIG and nothing is registered or updated.
-3. DescribeTaskDefinition (with tags), clone, swap images, RegisterTaskDefinition.
+   ends INVALID_CONFIG and nothing is registered or updated. The same for the stage's scheduled
+   tasks (`schedules:`): each must run the service's family in its cluster (`deployer.housekeeping`).
+3. DescribeTaskDefinition (with tags), clone, swap images, RegisterTaskDefinition; the revision
+   is recorded as the deployer's (only those are ever cleaned up, `housekeeping.clean_up`).
 4. UpdateService with the new task definition and the validated deploymentConfiguration, never
    desiredCount (autoscaling owns it; REFERENCE.md "ECS rolling update").
 5. Record the PRIMARY deployment id, so ECS's deployment events find this stage.
