@@ -422,10 +422,18 @@ def test_scheduled_tasks_follow_each_stage_when_its_deployment_completes(world: 
     assert got["FlexibleTimeWindow"] == {"Mode": "FLEXIBLE", "MaximumWindowInMinutes": 15}
     assert got["Target"]["RoleArn"] == DEMO_SCHEDULED_TASK_ROLE
     assert got["Target"]["EcsParameters"]["Tags"] == [{"team": "web"}]
-    # AND `deployer status` says so
+    # AND `deployer status` and the release's Slack message say so
     table = render_table_of(world, release)
     assert f"schedule  dev: rule {DEMO_RULE}: {short(before[0])} -> {short(dev)}" in table
     assert f"schedule  prod: schedule {DEMO_SCHEDULE}: {short(before[1])} -> " in table
+    from deployer.reporting import view_of
+
+    prod = short(release.stages["prod"].task_definition_arn or "")
+    assert view_of(release).housekeeping == (
+        f"dev: rule {DEMO_RULE}: {short(before[0])} -> {short(dev)}",
+        f"prod: schedule {DEMO_SCHEDULE}: {short(before[1])} -> {prod}",
+        "cleanup: nothing to deregister (keepRevisions 10); 2 kept",
+    )
 
 
 def short(arn: str) -> str:
