@@ -116,3 +116,27 @@ def _unresolved(value: Any, strict: bool) -> str:
     if strict:
         raise Unresolved(f"only CloudFormation knows the value of {json.dumps(value)}")
     return "unresolved:" + json.dumps(value, sort_keys=True)
+
+
+def condition_holds(template_: Mapping[str, Any], name: str, names: Mapping[str, str]) -> bool:
+    """Whether the template's condition `name` holds for these parameter values (Fn::Equals, Fn::Not,
+    Fn::And, Fn::Or and Condition, the functions CloudFormation allows in Conditions)."""
+    return bool(_evaluate(template_.get("Conditions", {})[name], template_, names))
+
+
+def _evaluate(value: Any, template_: Mapping[str, Any], names: Mapping[str, str]) -> Any:
+    if not isinstance(value, dict) or len(value) != 1:
+        return resolve(value, names)
+    ((function, argument),) = value.items()
+    if function == "Condition":
+        return condition_holds(template_, argument, names)
+    if function == "Fn::Equals":
+        left, right = (_evaluate(item, template_, names) for item in argument)
+        return str(left) == str(right)
+    if function == "Fn::Not":
+        return not _evaluate(argument[0], template_, names)
+    if function == "Fn::And":
+        return all(_evaluate(item, template_, names) for item in argument)
+    if function == "Fn::Or":
+        return any(_evaluate(item, template_, names) for item in argument)
+    return resolve(value, names)

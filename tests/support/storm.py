@@ -38,6 +38,10 @@ carrying its stage's deploy-time settings (environment and secrets); one deploym
 per service at a time; a service's releases in push order, ending on the newest that reached it;
 prod only after an approval; every push recorded and the newest one of each branch never
 superseded; every release terminal or waiting for a decision nobody made, no lock left; no error.
+Old revisions (`keepRevisions`: 1 on odd pipelines, the default 10 on the others): every
+DeregisterTaskDefinition names a revision the deployer registered in the storm, never one ECS
+rolls a service back to, and at the end every revision a service runs or a stage can roll back to
+is ACTIVE, and each family keeps at least the newest `keepRevisions` revisions its stages ran.
 `RECORD_CHECKS` (what a stage record says about a rollback) are reported apart.
 
 Deliveries are sequential (one handler at a time): the storm tests ordering and duplicates, not
@@ -113,6 +117,7 @@ REGION = "eu-west-1"
 APPROVER = "U012ABCDEF"
 SIGNING_KEY = b"storm-signing-key-of-at-least-32-bytes!!"
 STAGES = ("dev", "prod")
+KEEP_REVISIONS_ODD = 1  # the odd pipelines keep one revision per family: old ones go at every release
 Breaker = Literal["rollback", "no-rollback", "none"]
 RECORD_CHECKS = frozenset({"rollback-reported"})
 """Checks of what the release records say (a stage's `rolled_back`), beyond invariants 1-3."""
@@ -279,6 +284,7 @@ def storm_pipelines_yaml(pipelines: Any) -> str:
             f"    branch: {p.branch}",
             f"    build: {{project: {p.project}}}",
             "    container: web",
+            *([f"    keepRevisions: {KEEP_REVISIONS_ODD}"] if int(p.name[-2:]) % 2 else []),
             "    stages:",
         ]
         for svc in p.services.values():
@@ -421,7 +427,13 @@ class AwsCalls:
     the deployer passed them, `after-call` the answer). Also makes moto's UpdateService start a
     new deployment, with a new id, as ECS does (moto keeps one id unless forceNewDeployment)."""
 
-    OPERATIONS = ("codebuild.StartBuild", "ecs.RegisterTaskDefinition", "ecs.UpdateService", "ecs.RunTask")
+    OPERATIONS = (
+        "codebuild.StartBuild",
+        "ecs.RegisterTaskDefinition",
+        "ecs.UpdateService",
+        "ecs.RunTask",
+        "ecs.DeregisterTaskDefinition",
+    )
 
     def __init__(self) -> None:
         self.calls: list[Call] = []
@@ -887,7 +899,18 @@ class Storm:
             return
         reason = "ECS deployment circuit breaker: tasks failed to start."
         if svc.breaker == "rollback":
-            # ECS starts a deployment of its own back to the last stable task definition.
+            # ECS starts a deployment of its own back to the last stable task definition, which must
+            # still be ACTIVE: ECS refuses to update a service to an INACTIVE revision.
+            status = self.ecs.describe_task_definition(taskDefinition=self.stable[key])["taskDefinition"]["status"]
+            if status != "ACTIVE":
+                self.report.violations.append(
+                    Violation(
+                        "cleanup-safe",
+                        f"ECS rolls {key[0]}/{key[1]} back to {_short(self.stable[key])}, which is {status} "
+                        f"(step {self.step})",
+                        svc.pipeline,
+                    )
+                )
             answer = self.ecs.update_service(
                 cluster=svc.cluster, service=svc.service, taskDefinition=self.stable[key], forceNewDeployment=True
             )
@@ -1280,11 +1303,70 @@ def check_invariants(storm: Storm) -> list[Violation]:
         lock = store.lock_of(*key)
         if lock is not None:
             found.append(Violation("stuck", f"service {key[0]}/{key[1]} still locked: {lock}", svc.pipeline))
+    found += _old_revisions_checked(storm, arn_owner)
     for error in storm.report.errors:
         found.append(Violation("no-errors", error))
-    for operation in ("StartBuild", "RegisterTaskDefinition", "UpdateService", "RunTask"):
+    for operation in ("StartBuild", "RegisterTaskDefinition", "UpdateService", "RunTask", "DeregisterTaskDefinition"):
         storm.report.calls[operation] = len(storm.calls.of(operation))
     storm.report.violations = found
+    return found
+
+
+def _old_revisions_checked(storm: Storm, arn_owner: Mapping[str, tuple[str, str]]) -> list[Violation]:
+    """Cleaning up old revisions (keepRevisions) touched only revisions the deployer registered, and
+    left ACTIVE what a service runs, what a stage can roll back to, and the newest revisions kept."""
+    found: list[Violation] = []
+    config = storm.deps.config()
+
+    def status(arn: str) -> str:
+        return str(storm.ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]["status"])
+
+    for call in storm.calls.of("DeregisterTaskDefinition"):
+        arn = call.params["taskDefinition"]
+        if arn not in arn_owner:
+            svc = storm._service_of_family(arn.rsplit("/", 1)[-1].split(":")[0])
+            found.append(
+                Violation(
+                    "cleanup-ours",
+                    f"deregistered {_short(arn)}, not registered by the deployer",
+                    svc.pipeline if svc else None,
+                )
+            )
+    for key, svc in storm.world.services.items():
+        running = storm.ecs.describe_services(cluster=svc.cluster, services=[svc.service])["services"][0]
+        for arn in {running["taskDefinition"], *(d["taskDefinition"] for d in running.get("deployments", []))}:
+            if status(arn) != "ACTIVE":
+                found.append(
+                    Violation("cleanup-safe", f"{key[0]}/{key[1]} runs {_short(arn)}, deregistered", svc.pipeline)
+                )
+        history = storm.deps.store.stage_history(svc.pipeline, svc.stage, limit=100)
+        target = flow.rollback_target(history)
+        if target is not None and status(str(target["task_definition_arn"])) != "ACTIVE":
+            found.append(
+                Violation(
+                    "cleanup-safe",
+                    f"{svc.pipeline} {svc.stage} can roll back to {_short(str(target['task_definition_arn']))}, "
+                    "deregistered",
+                    svc.pipeline,
+                )
+            )
+        pipeline = config.pipeline_named(svc.pipeline)
+        keep = pipeline.revisions_to_keep if pipeline else None
+        ran = sorted(
+            {str(entry["task_definition_arn"]) for entry in history},
+            key=lambda arn: int(arn.rsplit(":", 1)[1]),
+            reverse=True,
+        )
+        for arn in ran[: keep or 0]:
+            if status(arn) != "ACTIVE":
+                found.append(
+                    Violation(
+                        "cleanup-keeps",
+                        f"{svc.pipeline} {svc.stage}: {_short(arn)} is among the newest "
+                        f"{keep} it ran, but deregistered",
+                        svc.pipeline,
+                    )
+                )
     return found
 
 

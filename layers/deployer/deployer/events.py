@@ -767,6 +767,32 @@ class RollbackRequestedDetail(DeployerDetail):
     response_url: ResponseUrl | None = Field(default=None, repr=False)  # where the clicker hears the outcome
 
 
+class ScheduledTaskResult(BaseModel):
+    """What became of one of a stage's scheduled tasks once its deployment completed
+    (`deployer.housekeeping.ScheduleMove`): moved to `task_definition`, already there, or failed."""
+
+    kind: Literal["scheduler", "rule"]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    where: Annotated[str, StringConstraints(min_length=1, max_length=256)]  # schedule group or event bus
+    task_definition: Annotated[str, StringConstraints(max_length=2048)]
+    outcome: Literal["moved", "unchanged", "failed"]
+    previous: list[Annotated[str, StringConstraints(max_length=2048)]] = Field(default_factory=list, max_length=10)
+    error: Annotated[str | None, BeforeValidator(_truncated(512))] = None
+
+
+class RevisionCleanupResult(BaseModel):
+    """The old revisions cleaned up when a release reached RELEASED (`deployer.housekeeping.CleanupReport`)."""
+
+    keep: int | Literal["all"]
+    deregistered: list[Annotated[str, StringConstraints(max_length=2048)]] = Field(default_factory=list, max_length=100)
+    kept: int = 0
+    left: int = 0
+    failed: list[dict[str, Annotated[str, BeforeValidator(_truncated(512))]]] = Field(
+        default_factory=list, max_length=100
+    )
+    note: Annotated[str | None, BeforeValidator(_truncated(512))] = None
+
+
 class ReleaseStateChangeDetail(DeployerDetail):
     DETAIL_TYPE: ClassVar[ReleaseStateChangeType] = RELEASE_STATE_CHANGE
 
@@ -778,6 +804,10 @@ class ReleaseStateChangeDetail(DeployerDetail):
     to_state: ReleaseStateName
     reason: Annotated[str | None, BeforeValidator(_truncated(1024))] = None
     at: AwareDatetime
+    # to DEPLOYED, for a stage with `schedules:`: what became of each of its scheduled tasks
+    schedules: list[ScheduledTaskResult] | None = Field(None, max_length=10)
+    # to RELEASED: the old revisions cleaned up (keepRevisions)
+    cleanup: RevisionCleanupResult | None = None
 
 
 class ApprovalDecidedEvent(EventBridgeModel):

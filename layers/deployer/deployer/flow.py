@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from deployer import aws, before, ecs_deployments, render, rolling, sources, taskdef
+from deployer import aws, before, ecs_deployments, housekeeping, render, rolling, sources, taskdef
 from deployer import settings as deploy_settings
 from deployer.errors import BadInput, ConfigError, DeploymentError
 from deployer.events import (
@@ -90,6 +90,7 @@ class BusPublisher:
 
     def __call__(self, change: Transition) -> None:
         release = change.release
+        record = release.stages.get(change.stage or "") if change.to_state is ReleaseState.DEPLOYED else None
         detail = ReleaseStateChangeDetail(
             release_id=release.release_id,
             pipeline=release.pipeline,
@@ -99,6 +100,8 @@ class BusPublisher:
             to_state=change.to_state.value,
             reason=change.reason,
             at=datetime.now(UTC),
+            schedules=record.schedules if record is not None and record.schedules else None,
+            cleanup=release.cleanup if change.to_state is ReleaseState.RELEASED and release.cleanup else None,
         )
         try:
             response = self._events.put_events(Entries=[put_events_entry(detail, event_bus_name=self._bus)])
@@ -317,13 +320,42 @@ def deploy_next(release: Release, deps: Deps, after: str | None) -> Outcome:
         return {**base, "outcome": "invalid_config", "reason": reason}
     index = 0 if after is None else names.index(after) + 1
     if index >= len(names):
-        deps.store.transition(release, ReleaseState.RELEASED, reason=f"deployed to every stage ({', '.join(names)})")
-        return {**base, "outcome": "released"}
+        cleanup = clean_up_revisions(pipeline, deps)
+        deps.store.transition(
+            release,
+            ReleaseState.RELEASED,
+            reason=f"deployed to every stage ({', '.join(names)})",
+            cleanup=cleanup.as_item(),
+        )
+        return {**base, "outcome": "released", "deregistered": cleanup.deregistered}
     stage = pipeline.stages[index]
     if stage.approval is not None and stage.approval.at is None:
         return {**base, **request_approval(release, pipeline, stage, deps)}
     # `approval: {at: STAGE}` is asked during the deployment, when ECS pauses there (on_hook)
     return {**base, **deploy_stage(release, pipeline, stage, deps)}
+
+
+def clean_up_revisions(pipeline: Pipeline, deps: Deps) -> housekeeping.CleanupReport:
+    """After a release of `pipeline`: deregister the revisions nobody needs any more (keepRevisions,
+    `housekeeping.clean_up`). Never fails the release: the report says what was not done."""
+    scheduled = deps.stages.schedules if any(stage.schedules for stage in pipeline.stages) else None
+    return housekeeping.clean_up(deps.store, deps.stages.ecs, pipeline, scheduled)
+
+
+def move_scheduled_tasks(
+    release: Release, stage_name: str, record: StageRecord, deps: Deps
+) -> list[dict[str, Any]] | None:
+    """The stage's deployment completed: its scheduled tasks follow the revision it runs now (a
+    rollback's, so they go back with it). None when the stage has none."""
+    try:
+        pipeline = deps.config().pipeline_named(release.pipeline)
+    except ConfigError as exc:
+        log.error("scheduled tasks of %s/%s not moved: %s", release.pipeline, stage_name, exc)
+        return None
+    stage = pipeline.stage_named(stage_name) if pipeline else None
+    if stage is None or not stage.schedules or not record.task_definition_arn:
+        return None
+    return [move.as_item() for move in deps.stages.schedules.move(stage, record.task_definition_arn)]
 
 
 def deploy_stage(release: Release, pipeline: Pipeline, stage: Stage, deps: Deps) -> Outcome:
@@ -599,7 +631,15 @@ def stage_completed(release: Release, stage_name: str, record: StageRecord, deps
     conditional on the release as read, so a late event and the reconciler promote once."""
     store = deps.store
     base = {"pipeline": release.pipeline, "release_id": release.release_id, "stage": stage_name}
-    done = StageRecord(**{**record.__dict__, "state": StageState.DEPLOYED, "finished_at": now_iso()})
+    moved = move_scheduled_tasks(release, stage_name, record, deps)
+    done = StageRecord(
+        **{
+            **record.__dict__,
+            "state": StageState.DEPLOYED,
+            "finished_at": now_iso(),
+            **({"schedules": moved} if moved is not None else {}),
+        }
+    )
     revision = (record.task_definition_arn or "?").rsplit("/", 1)[-1]
     store.transition(
         release,

@@ -65,6 +65,7 @@ __all__ = [
     "PublishConflict",
     "PublishedConfig",
     "Rollout",
+    "ScheduledTask",
     "SlackDefaults",
     "Source",
     "Stage",
@@ -110,6 +111,17 @@ MAX_OVERRIDES_CHARS = 8192
 # commits have moved on) and a long-lived link is a long-lived credential.
 MAX_APPROVAL_HOURS = 168
 
+# Old revisions: a release that reaches RELEASED deregisters the revisions the deployer registered
+# for the pipeline beyond the newest `keepRevisions` per family that a stage ran (never one a stage
+# runs or can roll back to). `keepRevisions: all` turns it off for the pipeline.
+DEFAULT_KEEP_REVISIONS = 10
+MAX_KEEP_REVISIONS = 1000
+KEEP_ALL_REVISIONS = "all"
+
+# Scheduled tasks that follow a stage's service (`schedules:`): at most this many per stage, so the
+# work after a deployment completes stays bounded.
+MAX_SCHEDULES_PER_STAGE = 10
+
 Loc = tuple[str | int, ...]
 
 # --------------------------------------------------------------------------------------------
@@ -131,6 +143,13 @@ _GITHUB_REPO_RE = re.compile(r"[A-Za-z0-9._-]{1,100}")
 # GitLab: a path segment is letters, digits, '_', '-' and '.', not starting with '-' or '.' and not
 # ending in '.git' or '.atom'; a project is GROUP[/SUBGROUP...]/PROJECT.
 _GITLAB_SEGMENT_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}")
+# EventBridge Scheduler: a schedule's and a schedule group's name, 1 to 64 of letters, digits,
+# '-', '_' and '.' (botocore's scheduler model, shapes Name and ScheduleGroupName). EventBridge: a
+# rule's name, 1 to 64 of letters, digits, '.', '-' and '_' (RuleName); an event bus's name, 1 to
+# 256 of those and '/' (EventBusName; partner buses have '/').
+_SCHEDULE_NAME_RE = re.compile(r"[0-9A-Za-z_.-]{1,64}")
+_RULE_NAME_RE = re.compile(r"[.\-_A-Za-z0-9]{1,64}")
+_EVENT_BUS_NAME_RE = re.compile(r"[/.\-_A-Za-z0-9]{1,256}")
 
 
 def _check_name(value: str) -> str:
@@ -253,6 +272,15 @@ def _check_before_timeout(value: int) -> int:
     return value
 
 
+def _check_schedule_name(value: str) -> str:
+    if not _SCHEDULE_NAME_RE.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not an EventBridge Scheduler name: 1 to 64 of letters, digits, '-', '_' and '.' "
+            "(the schedule's or group's name, not its ARN)"
+        )
+    return value
+
+
 def _check_command(value: list[str]) -> list[str]:
     if not value:
         raise ValueError("empty: give the program and its arguments as a list, e.g. [./manage.py, migrate]")
@@ -261,6 +289,44 @@ def _check_command(value: list[str]) -> list[str]:
     for index, part in enumerate(value):
         if "\x00" in part:
             raise ValueError(f"command[{index}] contains a NUL character, which no program can receive")
+    return value
+
+
+def _check_rule_name(value: str) -> str:
+    if not _RULE_NAME_RE.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not an EventBridge rule name: 1 to 64 of letters, digits, '.', '-' and '_' "
+            "(the rule's name, not its ARN)"
+        )
+    return value
+
+
+def _check_event_bus_name(value: str) -> str:
+    if not _EVENT_BUS_NAME_RE.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not an EventBridge event bus name: 1 to 256 of letters, digits, '/', '.', '-' and '_' "
+            "(the bus's name, not its ARN; leave it out for the default bus)"
+        )
+    return value
+
+
+def _check_keep_revisions(value: Any) -> Any:
+    if value == KEEP_ALL_REVISIONS:
+        return value
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(
+            f"expected a whole number of revisions (1 to {MAX_KEEP_REVISIONS}) or `all`, got {_short(value)}"
+        )
+    if value == 0:
+        raise ValueError(
+            "0 would keep no revision, not even the one a stage runs: give 1 to "
+            f"{MAX_KEEP_REVISIONS}, or `keepRevisions: all` to never deregister old revisions"
+        )
+    if not 1 <= value <= MAX_KEEP_REVISIONS:
+        raise ValueError(
+            f"{value} is outside 1..{MAX_KEEP_REVISIONS}: how many of the newest revisions per task definition family "
+            "that a stage ran are kept (`all` keeps every one)"
+        )
     return value
 
 
@@ -277,6 +343,10 @@ ApprovalHours = Annotated[int, AfterValidator(_check_approval_hours)]
 DeadlineMinutes = Annotated[int, AfterValidator(_check_deadline)]
 BeforeTimeoutMinutes = Annotated[int, AfterValidator(_check_before_timeout)]
 Command = Annotated[list[str], AfterValidator(_check_command)]
+ScheduleName = Annotated[str, AfterValidator(_check_schedule_name)]
+RuleName = Annotated[str, AfterValidator(_check_rule_name)]
+EventBusName = Annotated[str, AfterValidator(_check_event_bus_name)]
+KeepRevisions = Annotated[Any, AfterValidator(_check_keep_revisions)]
 
 # ECS DeploymentLifecycleHookStage (botocore's ECS model).
 LifecycleStage = Literal[
@@ -424,6 +494,65 @@ class BeforeTask(_Model):
     timeout_minutes: BeforeTimeoutMinutes = Field(DEFAULT_BEFORE_TIMEOUT_MINUTES, alias="timeoutMinutes")
 
 
+ONE_SCHEDULE_KIND = (
+    "give exactly one of `scheduler: NAME` (an EventBridge Scheduler schedule) or `rule: NAME` (an EventBridge "
+    "rule), the scheduled task that runs this stage's task definition family"
+)
+GROUP_ONLY_WITH_SCHEDULER = "`group` names an EventBridge Scheduler schedule group: it goes with `scheduler:` only"
+BUS_ONLY_WITH_RULE = "`eventBus` names the event bus of an EventBridge rule: it goes with `rule:` only"
+DEFAULT_SCHEDULE_GROUP = "default"
+DEFAULT_EVENT_BUS = "default"
+
+
+class ScheduledTask(_Model):
+    """A scheduled task that follows the stage's service: when the stage's deployment completes,
+    its ECS target is moved to the revision the stage now runs (`deployer.housekeeping`)."""
+
+    scheduler: ScheduleName | None = None
+    group: ScheduleName | None = None
+    rule: RuleName | None = None
+    event_bus: EventBusName | None = Field(None, alias="eventBus")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ScheduledTask:
+        if (self.scheduler is None) == (self.rule is None):
+            raise ValueError(ONE_SCHEDULE_KIND)
+        if self.group is not None and self.scheduler is None:
+            raise ValueError(GROUP_ONLY_WITH_SCHEDULER)
+        if self.event_bus is not None and self.rule is None:
+            raise ValueError(BUS_ONLY_WITH_RULE)
+        return self
+
+    @property
+    def kind(self) -> Literal["scheduler", "rule"]:
+        return "scheduler" if self.scheduler is not None else "rule"
+
+    @property
+    def name(self) -> str:
+        return str(self.scheduler if self.scheduler is not None else self.rule)
+
+    @property
+    def where(self) -> str:
+        """The schedule group, or the rule's event bus (`default` when left out)."""
+        if self.scheduler is not None:
+            return self.group or DEFAULT_SCHEDULE_GROUP
+        return self.event_bus or DEFAULT_EVENT_BUS
+
+    @property
+    def label(self) -> str:
+        """How people read it: `schedule nightly-report`, `rule cleanup on bus jobs`."""
+        if self.scheduler is not None:
+            group = f" in group {self.group}" if self.group not in {None, DEFAULT_SCHEDULE_GROUP} else ""
+            return f"schedule {self.scheduler}{group}"
+        bus = f" on bus {self.event_bus}" if self.event_bus not in {None, DEFAULT_EVENT_BUS} else ""
+        return f"rule {self.rule}{bus}"
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """What identifies it in the account: (kind, group or bus, name)."""
+        return (self.kind, self.where, self.name)
+
+
 class Stage(_Model):
     name: Name
     cluster: EcsName
@@ -444,6 +573,7 @@ class Stage(_Model):
         )
 
     before: BeforeTask | None = None
+    schedules: list[ScheduledTask] | None = Field(None, min_length=1, max_length=MAX_SCHEDULES_PER_STAGE)
 
     def deployment_configuration(self) -> dict[str, Any]:
         """UpdateService's deploymentConfiguration; empty when the stage sets no rollout."""
@@ -488,6 +618,17 @@ class Pipeline(_Model):
     container: EcsName | None = None
     containers: list[EcsName] | None = Field(None, min_length=1)
     stages: list[Stage] = Field(min_length=1)
+    keep_revisions: KeepRevisions = Field(None, alias="keepRevisions")
+
+    @property
+    def revisions_to_keep(self) -> int | None:
+        """How many of the newest revisions per family that a stage ran are kept when old ones are
+        deregistered: `keepRevisions` (default 10); None for `keepRevisions: all` (never deregister)."""
+        if self.keep_revisions is None:
+            return DEFAULT_KEEP_REVISIONS
+        if self.keep_revisions == KEEP_ALL_REVISIONS:
+            return None
+        return int(self.keep_revisions)
 
     @model_validator(mode="after")
     def _one_container_key(self) -> Pipeline:
@@ -986,6 +1127,7 @@ def _cross_check(data: dict[str, Any], check: _Checker) -> None:
     the schema refuses does not hide the problems of the others."""
     pipeline_names: dict[str, int] = {}
     services: dict[tuple[str, str], Loc] = {}
+    schedules: dict[tuple[str, str, str], Loc] = {}
     for p_index, pipeline in _entries(data, "pipelines"):
         p_loc: Loc = ("pipelines", p_index)
         name = pipeline.get("name")
@@ -1038,6 +1180,31 @@ def _cross_check(data: dict[str, Any], check: _Checker) -> None:
             _check_approval_at(stage, s_loc, check)
             _check_settings(stage, s_loc, check)
             _check_before(stage, pipeline, s_loc, check)
+            _check_schedules(stage, s_loc, schedules, check)
+
+
+def _check_schedules(stage: dict[str, Any], loc: Loc, seen: dict[tuple[str, str, str], Loc], check: _Checker) -> None:
+    """A scheduled task follows one stage only: two stages would move it back and forth."""
+    for index, entry in _entries(stage, "schedules"):
+        scheduler, rule = entry.get("scheduler"), entry.get("rule")
+        if isinstance(scheduler, str) and rule is None:
+            group = entry.get("group")
+            key = ("scheduler", group if isinstance(group, str) else DEFAULT_SCHEDULE_GROUP, scheduler)
+        elif isinstance(rule, str) and scheduler is None:
+            bus = entry.get("eventBus")
+            key = ("rule", bus if isinstance(bus, str) else DEFAULT_EVENT_BUS, rule)
+        else:
+            continue  # the schedule's own rule (exactly one kind) is the schema's to report
+        where: Loc = (*loc, "schedules", index)
+        if key in seen:
+            kind = "schedule" if key[0] == "scheduler" else "rule"
+            check.error(
+                where,
+                f"{kind} {key[2]!r} is also listed at {format_path(seen[key])}: a scheduled task follows exactly one "
+                "stage, or two stages would move it back and forth between their revisions",
+            )
+        else:
+            seen[key] = where
 
 
 def _check_source(pipeline: dict[str, Any], loc: Loc, check: _Checker) -> None:

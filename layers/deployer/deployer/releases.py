@@ -15,6 +15,9 @@ One table, keys `pk` / `sk` (see the README's "State" section):
 | stage watermark     | PIPELINE#<name>             | STAGE#<stage>   | newest release that entered the stage  |
 | service lock        | SERVICE#<cluster>/<service> | LOCK            | holder and the newest waiter           |
 | before-task index   | BEFORE#<token>              | META            | before-task (startedBy) -> release, stage |
+| registered revision | PIPELINE#<name>             | REGISTERED#...  | <family>#<revision>: one the deployer  |
+|                     |                             |                 | registered and has not deregistered    |
+|                     |                             |                 | (cleaning up touches only these)       |
 | idempotency records | idempotency#...             | (hash)          | written by Powertools                  |
 
 Ordering. A release's `order_key` is its push time (the CodeCommit event's `time`) plus its
@@ -119,6 +122,8 @@ class StageRecord:
     before_exit_code: int | None = None
     before_logs: str | None = None  # the container's awslogs target, "region|group|stream prefix"
     before_log_link: str | None = None
+    # DEPLOYED: what became of the stage's scheduled tasks (`housekeeping.ScheduleMove.as_item`)
+    schedules: list[dict[str, Any]] | None = None
 
 
 @dataclass
@@ -160,6 +165,8 @@ class Release:
     # when the release last entered DEPLOYING (a stage started, or a paused one was continued): the
     # reconciler counts a stage's deadline from here, so time spent waiting for a human never counts
     deploying_since: str | None = None
+    # RELEASED: the old revisions cleaned up after it (`housekeeping.CleanupReport.as_item`)
+    cleanup: dict[str, Any] | None = None
     version: int = 0
 
     @property
@@ -636,6 +643,68 @@ class ReleaseStore:
             Limit=limit,
         )
         return [{k: _plain(v) for k, v in item.items()} for item in response["Items"]]
+
+    def ran_revisions(self, pipeline: str, stage: str, *, distinct: int, pages: int = 20) -> list[dict[str, Any]]:
+        """The stage's successful deployments, newest first, until `distinct` different revisions have
+        been seen and the stage's rollback target is among them (or the history ends; at most `pages`
+        pages): what cleaning up old revisions must keep."""
+        from deployer.flow import rollback_target
+
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :p AND begins_with(sk, :s)",
+            "ExpressionAttributeValues": {":p": f"PIPELINE#{pipeline}", ":s": f"DEPLOYED#{stage}#"},
+            "ScanIndexForward": False,
+            "Limit": 100,
+        }
+        entries: list[dict[str, Any]] = []
+        for _ in range(pages):
+            response = self._table.query(**kwargs)
+            entries.extend({k: _plain(v) for k, v in item.items()} for item in response["Items"])
+            seen = {entry.get("task_definition_arn") for entry in entries}
+            if len(seen) >= distinct and rollback_target(entries) is not None:
+                break
+            if "LastEvaluatedKey" not in response:
+                break
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return entries
+
+    # -- revisions the deployer registered (cleaning up touches only these) ---------------------
+
+    def record_registration(self, pipeline: str, stage: str, release_id: str, task_definition_arn: str) -> None:
+        """Remember that the deployer registered this revision for `pipeline` (idempotent)."""
+        family, _, revision = task_definition_arn.rsplit("/", 1)[-1].partition(":")
+        self._table.put_item(
+            Item={
+                "pk": f"PIPELINE#{pipeline}",
+                "sk": f"REGISTERED#{family}#{int(revision):010d}",
+                "arn": task_definition_arn,
+                "family": family,
+                "revision": int(revision),
+                "stage": stage,
+                "release_id": release_id,
+                "registered_at": now_iso(),
+            }
+        )
+
+    def registered_revisions(self, pipeline: str, family: str) -> list[dict[str, Any]]:
+        """The revisions of `family` the deployer registered for `pipeline` and has not deregistered,
+        oldest first."""
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :p AND begins_with(sk, :s)",
+            "ExpressionAttributeValues": {":p": f"PIPELINE#{pipeline}", ":s": f"REGISTERED#{family}#"},
+        }
+        items: list[dict[str, Any]] = []
+        while True:
+            response = self._table.query(**kwargs)
+            items.extend({k: _plain(v) for k, v in item.items()} for item in response["Items"])
+            if "LastEvaluatedKey" not in response:
+                return items
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def forget_registration(self, pipeline: str, task_definition_arn: str) -> None:
+        """The revision is deregistered: nothing more to clean up (idempotent)."""
+        family, _, revision = task_definition_arn.rsplit("/", 1)[-1].partition(":")
+        self._table.delete_item(Key={"pk": f"PIPELINE#{pipeline}", "sk": f"REGISTERED#{family}#{int(revision):010d}"})
 
     # -- indexes ----------------------------------------------------------------------------
 

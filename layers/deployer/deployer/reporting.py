@@ -78,7 +78,20 @@ def view_of(release: Release, region: str | None = None, approval_link: str | No
         rollback_of=release.rollback_of,
         requested_by=release.requested_by,
         target_task_definition=release.target_task_definition_arn,
+        housekeeping=housekeeping_lines(release),
     )
+
+
+def housekeeping_lines(release: Release) -> tuple[str, ...]:
+    """`prod: schedule nightly-report: web:3 -> web:4`, `cleanup: deregistered web:1`: what the
+    release's stages did with their scheduled tasks, and the old revisions it cleaned up."""
+    from deployer.housekeeping import cleanup_text, schedule_texts
+
+    lines = [f"{stage}: {text}" for stage, text in schedule_texts(release)]
+    cleanup = cleanup_text(release.cleanup) if release.state is ReleaseState.RELEASED else None
+    if cleanup:
+        lines.append(f"cleanup: {cleanup}")
+    return tuple(lines)
 
 
 def token_of(link: str | None) -> str | None:

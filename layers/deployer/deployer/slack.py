@@ -124,6 +124,7 @@ _SECTION_MAX: Final = 3000
 _BUTTON_VALUE_MAX: Final = ButtonElement.value_max_length
 _BUTTON_URL_MAX: Final = ButtonElement.url_max_length
 _USER_TEXT_MAX: Final = 500  # commit messages and reasons are cut to this many characters
+_MAX_HOUSEKEEPING_LINES: Final = 11  # a stage's scheduled tasks (at most 10) and the cleanup line
 
 _SLACK_ID: Final = re.compile(r"[A-Z0-9]{2,32}")
 _USER_MENTION: Final = re.compile(r"&lt;@([UW][A-Z0-9]{1,31})&gt;")
@@ -318,6 +319,8 @@ class ReleaseView:
     rollback_of: str | None = None
     requested_by: Mapping[str, Any] | None = None
     target_task_definition: str | None = None
+    # housekeeping: one line per scheduled task moved (or not) and for the revisions cleaned up
+    housekeeping: tuple[str, ...] = ()
 
     @property
     def is_rollback(self) -> bool:
@@ -622,6 +625,10 @@ def status_blocks(view: ReleaseView, *, interactive: bool = False) -> list[Block
     ]
     if view.reason:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=f"*Reason*\n{_user_text(view.reason)}")))
+    if view.housekeeping:
+        lines = "\n".join(f"• {_user_text(line, 500)}" for line in view.housekeeping[:_MAX_HOUSEKEEPING_LINES])
+        text = _cut(f"*Scheduled tasks and revisions*\n{lines}", _SECTION_MAX)
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=text)))
     links = [
         _link(url, label) for url, label in ((view.log_link, "Build log"), (view.service_link, "ECS service")) if url
     ]

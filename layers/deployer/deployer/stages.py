@@ -3,11 +3,13 @@
 1. DescribeServices: live desiredCount, scheduling strategy, launch type, controller, current
    task definition (and, when the service scales, its Application Auto Scaling range).
 2. Validate the stage's rollout for that service with `deployer.rolling`; refused -> the release
-   ends INVALID_CONFIG and nothing is registered or updated.
+   ends INVALID_CONFIG and nothing is registered or updated. The same for the stage's scheduled
+   tasks (`schedules:`): each must run the service's family in its cluster (`deployer.housekeeping`).
 3. DescribeTaskDefinition (with tags), clone, swap images, set the stage's environment variables
-   and secret references (`deployer.settings`), RegisterTaskDefinition. A container the stage
-   names that the task definition lacks (or secrets without an execution role, or a clone above
-   ECS's size limit) ends the release DEPLOY_FAILED with every problem, nothing registered.
+   and secret references (`deployer.settings`), RegisterTaskDefinition; the revision is recorded
+   as the deployer's (only those are ever cleaned up, `housekeeping.clean_up`). A container the
+   stage names that the task definition lacks (or secrets without an execution role, or a clone
+   above ECS's size limit) ends the release DEPLOY_FAILED with every problem, nothing registered.
 4. UpdateService with the new task definition and the validated deploymentConfiguration, never
    desiredCount (autoscaling owns it; REFERENCE.md "ECS rolling update").
 5. Record the PRIMARY deployment id, so ECS's deployment events find this stage.
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
     from mypy_boto3_ecs.type_defs import ServiceTypeDef
 
+    from deployer.housekeeping import ScheduledTasks
     from deployer.pipelines import Pipeline, Stage
 
 DEPLOYABLE_FROM = frozenset({ReleaseState.BUILT, ReleaseState.DEPLOYING, ReleaseState.DEPLOYED})
@@ -140,10 +143,21 @@ class StageDeployer:
         store: ReleaseStore,
         ecs: ECSClient,
         autoscaling: ApplicationAutoScalingClient | None = None,
+        schedules: ScheduledTasks | None = None,
     ) -> None:
         self.store = store
         self.ecs = ecs
         self.autoscaling = autoscaling
+        self._schedules = schedules
+
+    @property
+    def schedules(self) -> ScheduledTasks:
+        """The stages' scheduled tasks (EventBridge Scheduler and rules); clients built on first use."""
+        if self._schedules is None:
+            from deployer.housekeeping import ScheduledTasks
+
+            self._schedules = ScheduledTasks(aws.client("scheduler"), aws.client("events"))
+        return self._schedules
 
     def deploy(self, release: Release, pipeline: Pipeline, stage: Stage) -> StageResult:
         store = self.store
@@ -203,6 +217,14 @@ class StageDeployer:
         if not validation.valid:
             reason = "; ".join(f.message for f in validation.errors)
             return self.fail(release, stage, ReleaseState.INVALID_CONFIG, f"stage {stage.name}: {reason}")
+        if stage.schedules and not release.is_rollback:
+            # Before any change: each scheduled task must run this service's family in this cluster.
+            # A rollback is never held back by them (its completion moves them back, or says why not).
+            family = _short_arn(view.task_definition).split(":")[0]
+            problems = self.schedules.check(stage, family)
+            if problems:
+                reason = f"stage {stage.name}: scheduled tasks refused: {'; '.join(problems)}"
+                return self.fail(release, stage, ReleaseState.INVALID_CONFIG, reason)
 
         if release.image_uri is None and not release.target_task_definition_arn:
             raise DeploymentError(f"release {release.release_id} has no image to deploy")
@@ -240,6 +262,8 @@ class StageDeployer:
                     registering_at=now_iso(),
                 )
             registered = found or taskdef.register_clone_of(self.ecs, described, images, settings)
+            # Before the stage records it: a revision on record is one the deployer may clean up later.
+            store.record_registration(pipeline.name, stage.name, release.release_id, registered.arn)
             record = self._record(
                 release,
                 stage,

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
+from deployer.housekeeping import cleanup_text, schedule_texts
 from deployer.releases import Release, ReleaseState, StageState
 
 if TYPE_CHECKING:
@@ -102,10 +103,18 @@ class ReleaseStatus:
     rollback_of: str | None = None
     requested_by: dict[str, Any] | None = None
     target_task_definition: str | None = None
+    # housekeeping: (stage, text) per scheduled task moved or not, and the revisions cleaned up
+    schedules: tuple[tuple[str, str], ...] = ()
+    cleanup: dict[str, Any] | None = None
 
     @property
     def is_rollback(self) -> bool:
         return self.kind == "rollback"
+
+    @property
+    def cleanup_text(self) -> str | None:
+        """`deregistered web:1, web:2; 10 kept (keepRevisions 10)`."""
+        return cleanup_text(self.cleanup)
 
     @property
     def requested_by_text(self) -> str | None:
@@ -149,6 +158,8 @@ class ReleaseStatus:
         data["stages"] = [asdict(stage) for stage in self.stages]
         data["decided_by_text"] = self.decided_by_text
         data["requested_by_text"] = self.requested_by_text
+        data["schedules"] = [{"stage": stage, "text": text} for stage, text in self.schedules]
+        data["cleanup_text"] = self.cleanup_text
         return data
 
 
@@ -277,6 +288,8 @@ def release_status(
         rollback_of=release.rollback_of,
         requested_by=dict(release.requested_by) if release.requested_by else None,
         target_task_definition=release.target_task_definition_arn,
+        schedules=tuple(schedule_texts(release)),
+        cleanup=dict(release.cleanup) if release.cleanup else None,
     )
 
 
@@ -401,6 +414,10 @@ def _release_rows(out: io.StringIO, release: ReleaseStatus, width: int) -> None:
         detail("build log", release.log_link, cut=False)
     if release.decided_by_text:
         detail("decided", release.decided_by_text)
+    for stage_name, text in release.schedules:
+        detail("schedule", f"{stage_name}: {text}")
+    if release.cleanup_text:
+        detail("cleanup", release.cleanup_text)
 
 
 def _before_text(record: Any) -> str | None:

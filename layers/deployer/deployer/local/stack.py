@@ -94,6 +94,8 @@ class StackOptions:
     source: str = "codecommit"
     """Where the demo pipeline's pushes come from: codecommit, github or gitlab (a second remote
     whose hook sends that provider's signed push webhook to the local OnWebhookFunction URL)."""
+    keep_revisions: int | None = None
+    """The demo pipeline's keepRevisions (None: the default, 10)."""
 
 
 DEMO_BEFORE_COMMAND = ("./manage.py", "migrate", "--noinput")
@@ -247,7 +249,14 @@ class LocalStack:
         import boto3
 
         from deployer.pipelines import ConfigStore, load_config_text
-        from deployer.provision import demo_pipelines_yaml, provision_demo, provision_deployer
+        from deployer.provision import (
+            DEMO_RULE,
+            DEMO_SCHEDULE,
+            demo_pipelines_yaml,
+            provision_demo,
+            provision_demo_schedules,
+            provision_deployer,
+        )
 
         session = boto3.session.Session()
         provision_deployer(names, session)
@@ -259,12 +268,19 @@ class LocalStack:
             self.secret_arns[logical_id] = secrets_client.create_secret(Name=name, SecretString=value)["ARN"]
         blue_green = self.options.blue_green
         self.account = provision_demo(session, load_balanced=("prod",) if blue_green else ())
+        provision_demo_schedules(session, self.account)
         self.config_store = ConfigStore(names.config_table, max_age_seconds=0)
         source = self.options.source
         if source not in {"codecommit", *WEBHOOK_REPOSITORIES}:
             raise ValueError(f"source {source!r}: choose codecommit, github or gitlab")
         watched = f"{source}:{WEBHOOK_REPOSITORIES[source]}" if source in WEBHOOK_REPOSITORIES else None
-        pipelines = demo_pipelines_yaml(self.account, blue_green=blue_green, source=watched)
+        pipelines = demo_pipelines_yaml(
+            self.account,
+            blue_green=blue_green,
+            source=watched,
+            schedules=True,
+            keep_revisions=self.options.keep_revisions,
+        )
         if self.options.before:
             pipelines = with_prod_before_task(pipelines)
         published = self.config_store.publish(load_config_text(pipelines), "deployer local up")
@@ -276,6 +292,10 @@ class LocalStack:
         self.printer(
             f"Provisioned from template.yaml: tables {names.table}, {names.config_table}; bus {names.bus}; "
             f"secrets; demo pipeline 'web'{variant} published (version {published.version})"
+        )
+        self.printer(
+            f"Scheduled  rule {DEMO_RULE} (dev, hourly) and schedule {DEMO_SCHEDULE} (prod, nightly) run the "
+            "services' task definitions; they follow each stage's deployment"
         )
 
     def _start_slack(self) -> None:
@@ -462,6 +482,8 @@ class LocalStack:
         self._stoppers.append(stop.set)
 
     def _narrate_bus(self, event: Mapping[str, Any]) -> None:
+        from deployer.housekeeping import ScheduleMove, cleanup_text
+
         detail = event.get("detail", {})
         if event.get("detail-type") == "Release State Change":
             stage = f" ({detail['stage']})" if detail.get("stage") else ""
@@ -470,6 +492,11 @@ class LocalStack:
                 f"RELEASE {detail.get('release_id', '?').split('@')[0]}@{str(detail.get('commit', ''))[:12]} "
                 f"{detail.get('from_state') or 'new'} -> {detail.get('to_state')}{stage}{reason}"
             )
+            for item in detail.get("schedules") or ():
+                self.printer(f"SCHEDULE {detail.get('stage')}: {ScheduleMove.from_item(item).text()}")
+            cleanup = detail.get("cleanup") or {}
+            if cleanup.get("deregistered") or cleanup.get("failed") or cleanup.get("note"):
+                self.printer(f"CLEANUP  {detail.get('pipeline')}: {cleanup_text(cleanup)}")
 
     def _start_simulators(self, names: Any) -> None:
         import boto3
