@@ -8,8 +8,8 @@ tests can print them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -35,12 +35,14 @@ from deployer.releases import (
     Release,
     ReleaseState,
     ReleaseStore,
+    ServiceRecord,
     StageRecord,
     StageState,
     Transition,
     now_iso,
+    pipeline_of,
 )
-from deployer.stages import StageDeployer, StageResult, describe_service
+from deployer.stages import StageDeployer, StageResult, describe_service, describe_services
 
 if TYPE_CHECKING:
     from mypy_boto3_codebuild import CodeBuildClient
@@ -248,7 +250,7 @@ def resume_unfinished(release: Release, deps: Deps) -> Outcome | None:
     record = release.stages.get(stage_name) if stage_name else None
     if stage_name is None or record is None:
         return None
-    if release.state is ReleaseState.DEPLOYING and record.state is StageState.DEPLOYING and not record.deployment_id:
+    if release.state is ReleaseState.DEPLOYING and record.state is StageState.DEPLOYING and not record.all_started:
         pipeline = _pipeline(deps, release.pipeline)
         stage = pipeline.stage_named(stage_name)
         if stage is None:
@@ -372,12 +374,14 @@ def request_approval(release: Release, pipeline: Pipeline, stage: Stage, deps: D
 def approval_context(release: Release, stage: Stage, deps: Deps) -> dict[str, Any]:
     """What the approval shows: the service as it runs now and the rollout the stage will do."""
     context: dict[str, Any] = {
-        "service": f"{stage.cluster}/{stage.service}",
+        "service": ", ".join(f"{stage.cluster}/{name}" for name in stage.service_names),
         "approvers": list(stage.approval.approvers) if stage.approval else [],
         "image_uri": release.image_uri,
     }
+    if stage.several_services:
+        return {**context, "services": services_context(stage, deps)}
     try:
-        view = describe_service(deps.stages.ecs, stage.cluster, stage.service)
+        view = describe_service(deps.stages.ecs, stage.cluster, stage.service_names[0])
     except DeploymentError as exc:
         return {**context, "note": str(exc)}
     validation = rolling.validate(stage.deployment_configuration(), view.facts)
@@ -394,6 +398,35 @@ def approval_context(release: Release, stage: Stage, deps: Deps) -> dict[str, An
     elif not validation.valid:
         context["note"] = "; ".join(f.message for f in validation.errors)
     return context
+
+
+def services_context(stage: Stage, deps: Deps) -> list[dict[str, Any]]:
+    """What the approval shows of each service of a stage of several: its current task definition,
+    desired count, rollout and plan line (or why not)."""
+    views, missing = describe_services(deps.stages.ecs, stage.cluster, list(stage.service_names))
+    shown: list[dict[str, Any]] = []
+    for name in stage.service_names:
+        entry: dict[str, Any] = {"service": f"{stage.cluster}/{name}"}
+        view = views.get(name)
+        if view is None:
+            entry["note"] = next((m for m in missing if f"{stage.cluster}/{name} " in m), "not found")
+            shown.append(entry)
+            continue
+        validation = rolling.validate(stage.deployment_configuration(), view.facts)
+        config = validation.deployment_configuration
+        entry.update(
+            current_task_definition=view.task_definition,
+            desired=view.facts.desired_count,
+            minimum_healthy_percent=config.get("minimumHealthyPercent"),
+            maximum_percent=config.get("maximumPercent"),
+        )
+        if validation.valid and config.get("strategy", "ROLLING") == "ROLLING":
+            rollout = rolling.plan(view.facts.desired_count, config["minimumHealthyPercent"], config["maximumPercent"])
+            entry["plan_line"] = render.summary(rollout)
+        elif not validation.valid:
+            entry["note"] = "; ".join(f.message for f in validation.errors)
+        shown.append(entry)
+    return shown
 
 
 def _supersede_waiting(release: Release, stage: str, deps: Deps) -> list[str]:
@@ -510,6 +543,8 @@ def on_deployment(event: EcsDeploymentStateChangeEvent, deps: Deps) -> Outcome:
         return _ignored(event, f"release {release_id} of deployment {detail.deployment_id} is gone")
     record = release.stages.get(stage_name)
     base = {"pipeline": release.pipeline, "release_id": release_id, "stage": stage_name}
+    if record is not None and record.services is not None:
+        return {**base, **_service_event(event, release, stage_name, record, deps)}
     if record is None or record.deployment_id != detail.deployment_id or record.state is not StageState.DEPLOYING:
         completed_here = (
             record is not None and record.deployment_id == detail.deployment_id and record.state is StageState.DEPLOYED
@@ -541,15 +576,90 @@ def on_deployment(event: EcsDeploymentStateChangeEvent, deps: Deps) -> Outcome:
     return {**base, **stage_completed(release, stage_name, record, deps)}
 
 
+def _service_event(
+    event: EcsDeploymentStateChangeEvent, release: Release, stage_name: str, record: StageRecord, deps: Deps
+) -> Outcome:
+    """COMPLETED or FAILED of one service of a stage of several (`services:`)."""
+    detail = event.detail
+    svc = record.service_with_deployment(detail.deployment_id)
+    if svc is None:
+        return {"outcome": "duplicate", "reason": f"deployment {detail.deployment_id} is not one of {stage_name}'s"}
+    if (
+        release.state is not ReleaseState.DEPLOYING
+        or record.state is not StageState.DEPLOYING
+        or svc.state is not StageState.DEPLOYING
+    ):
+        completed_here = record.state is StageState.DEPLOYED and svc.state is StageState.DEPLOYED
+        resumed = resume_unfinished(release, deps) if completed_here else None
+        if resumed is not None:
+            return resumed
+        return {"outcome": "duplicate", "reason": f"{svc.service} of {stage_name} is {svc.state} ({record.state})"}
+    if event.deployment_event is DeploymentEvent.FAILED:
+        stage = _pipeline(deps, release.pipeline).stage_named(stage_name)
+        rolled_back = _breaker_rolls_back(stage, bool(svc.rolled_back), detail.reason)
+        failure = f"ECS deployment {detail.deployment_id} failed: {detail.reason or 'no reason given'}"
+        failed = replace(
+            svc,
+            state=StageState.FAILED,
+            finished_at=now_iso(),
+            rolled_back=rolled_back,
+            reason=failure + ("; ECS is rolling it back" if rolled_back else "; ECS does not roll it back"),
+        )
+        result = deps.stages.fail_services(
+            release, stage_name, record.with_service(failed), failed=failed, why=f"{svc.service} failed", stage=stage
+        )
+        return {"outcome": "failed", "reason": result.detail, "rolled_back": rolled_back, **hand_over(result, deps)}
+    return service_completed(release, stage_name, record, svc, deps)
+
+
+def _breaker_rolls_back(stage: Stage | None, recorded: bool, reason: str | None) -> bool:
+    """Whether ECS rolls a failed deployment back: its rollback was seen, its reason says so, or the
+    circuit breaker that failed it has rollback on."""
+    breaker = (stage.deployment_configuration() if stage else {}).get("deploymentCircuitBreaker") or {}
+    return (
+        recorded
+        or "rolling back" in (reason or "").casefold()
+        or ("circuit breaker" in (reason or "") and bool(breaker.get("enable") and breaker.get("rollback")))
+    )
+
+
+def service_completed(
+    release: Release, stage_name: str, record: StageRecord, svc: ServiceRecord, deps: Deps, *, note: str = ""
+) -> Outcome:
+    """One service of a stage of several completed. The stage completes (`stage_completed`) with the
+    last one, in the same conditional write that records it, so duplicate and reordered events
+    complete it once; until then the release says which services it waits for."""
+    done = replace(svc, state=StageState.DEPLOYED, finished_at=now_iso())
+    record = record.with_service(done)
+    waiting = [s.service for s in record.services or () if s.state is not StageState.DEPLOYED]
+    if not waiting:
+        return stage_completed(release, stage_name, record, deps, note=note)
+    revision = _short_arn(done.task_definition_arn)
+    deps.store.transition(
+        release,
+        ReleaseState.DEPLOYING,
+        stage=stage_name,
+        reason=f"{stage_name}: {svc.service} runs {revision}{note}; waiting for {', '.join(waiting)}",
+        stages={**release.stages, stage_name: record},
+        allowed_from={ReleaseState.DEPLOYING},
+        announce=True,
+    )
+    return {"outcome": "service_deployed", "service": svc.service, "waiting_for": waiting}
+
+
 def stage_completed(release: Release, stage_name: str, record: StageRecord, deps: Deps, *, note: str = "") -> Outcome:
-    """The stage's ECS deployment completed: DEPLOYED, the service's lock to whoever waits, then the
-    next stage (or its approval, or RELEASED). Shared by on_deployment's COMPLETED and the
-    reconciler (a COMPLETED event that was lost), whose `note` ends the reason. The first write is
-    conditional on the release as read, so a late event and the reconciler promote once."""
+    """The stage's ECS deployment completed (every one, for a stage of several services): DEPLOYED,
+    the services' locks to whoever waits, then the next stage (or its approval, or RELEASED).
+    Shared by on_deployment's COMPLETED and the reconciler (a COMPLETED event that was lost), whose
+    `note` ends the reason. The first write is conditional on the release as read, so a late event
+    and the reconciler promote once."""
     store = deps.store
     base = {"pipeline": release.pipeline, "release_id": release.release_id, "stage": stage_name}
     done = StageRecord(**{**record.__dict__, "state": StageState.DEPLOYED, "finished_at": now_iso()})
-    revision = (record.task_definition_arn or "?").rsplit("/", 1)[-1]
+    if done.services is not None:
+        revision = ", ".join(f"{s.service} {_short_arn(s.task_definition_arn)}" for s in done.services)
+    else:
+        revision = (record.task_definition_arn or "?").rsplit("/", 1)[-1]
     store.transition(
         release,
         ReleaseState.DEPLOYED,
@@ -558,8 +668,7 @@ def stage_completed(release: Release, stage_name: str, record: StageRecord, deps
         stages={**release.stages, stage_name: done},
     )
     store.record_success(release, stage_name, done)
-    handover = store.release_service(record.cluster, record.service, release.release_id)
-    follow = hand_over_to(handover, deps)
+    follow = hand_over_all(store.release_services(done.service_keys(), release.release_id), deps)
     if release.is_rollback:
         store.transition(
             release, ReleaseState.RELEASED, stage=stage_name, reason=f"{stage_name} rolled back to {revision}"
@@ -579,6 +688,23 @@ def _rolling_back(event: EcsDeploymentStateChangeEvent, deps: Deps) -> Outcome:
     record = release.stages.get(stage_name) if release else None
     if release is None or record is None:
         return _ignored(event, f"rollback on {event.cluster_name}/{event.service_name}: release {release_id} is gone")
+    if record.services is not None:
+        svc = record.service_named(event.cluster_name, event.service_name)
+        if svc is None:
+            return _ignored(event, f"rollback on {event.cluster_name}/{event.service_name}: not in {stage_name}")
+        if svc.rolled_back:
+            return {"release_id": release_id, "stage": stage_name, "outcome": "duplicate"}
+        if svc.state is not StageState.DEPLOYING or event.detail.updated_at < datetime.fromisoformat(record.started_at):
+            return _ignored(event, f"rollback predates deployment {svc.deployment_id}")
+        rolled = record.with_service(replace(svc, rolled_back=True))
+        deps.store.save(release, stages={**release.stages, stage_name: rolled})
+        return {
+            "release_id": release_id,
+            "stage": stage_name,
+            "service": svc.service,
+            "outcome": "rolling_back",
+            "reason": event.detail.reason,
+        }
     if record.rolled_back:
         return {"release_id": release_id, "stage": stage_name, "outcome": "duplicate"}
     if record.state is not StageState.DEPLOYING or event.detail.updated_at < datetime.fromisoformat(record.started_at):
@@ -851,8 +977,7 @@ def request_rollback(pipeline_name: str, stage_name: str, requested_by: dict[str
     store = deps.store
     by = _requester(requested_by)
     base = {"pipeline": pipeline_name, "stage": stage_name}
-    lock = store.lock_of(stage.cluster, stage.service) or {}
-    holder = store.get(str(lock["holder"])) if lock.get("holder") else None
+    holder = stage_holder_release(store, stage)
     record = holder.stages.get(stage_name) if holder else None
     if holder is not None and holder.is_rollback and not holder.state.terminal:
         return {
@@ -861,19 +986,22 @@ def request_rollback(pipeline_name: str, stage_name: str, requested_by: dict[str
             "outcome": "already_rolling_back",
             "reason": f"{holder.release_id} is already rolling {stage_name} back ({holder.state})",
         }
-    if holder is not None and record is not None and record.state is StageState.DEPLOYING and record.deployment_id:
-        return {**base, **_stop_in_flight(holder, stage, record, requested_by, by, deps)}
+    if holder is not None and record is not None and record.state is StageState.DEPLOYING:
+        if record.services is not None and any(s.deployment_id for s in record.services):
+            return {**base, **_stop_several_in_flight(holder, stage, record, requested_by, by, deps)}
+        if record.deployment_id:
+            return {**base, **_stop_in_flight(holder, stage, record, requested_by, by, deps)}
 
     history = store.stage_history(pipeline_name, stage_name)
     if not history:
         return {**base, "outcome": "nothing_to_roll_back", "reason": f"{stage_name} has no successful deployment yet"}
-    current, target = history[0], rollback_target(history)
+    current, target = history[0], rollback_target(history, _stage_service_keys(stage))
     if target is None:
         return {
             **base,
             "outcome": "nothing_to_roll_back",
-            "reason": f"{stage_name} has no earlier successful revision than "
-            f"{_short_arn(current.get('task_definition_arn'))}",
+            "reason": f"{stage_name} has no earlier successful revision than {_revisions_of(current)}"
+            + ("" if history_keys(current) == _stage_service_keys(stage) else " for the services it deploys now"),
         }
     undoes = str(current.get("rollback_of") or current.get("release_id") or "") or None
     release = store.create_rollback(
@@ -891,7 +1019,7 @@ def request_rollback(pipeline_name: str, stage_name: str, requested_by: dict[str
         **base,
         "release_id": release.release_id,
         "outcome": result.outcome,
-        "reason": f"{by} rolls {stage_name} back to {_short_arn(target.get('task_definition_arn'))} "
+        "reason": f"{by} rolls {stage_name} back to {_revisions_of(target)} "
         f"(commit {str(target.get('commit') or '?')[:12]}, release {target.get('release_id')})",
         "target_task_definition": target.get("task_definition_arn"),
         "undoes": undoes,
@@ -900,10 +1028,14 @@ def request_rollback(pipeline_name: str, stage_name: str, requested_by: dict[str
     }
 
 
-def rollback_target(history: list[dict[str, Any]]) -> dict[str, Any] | None:
+def rollback_target(
+    history: list[dict[str, Any]], keys: Sequence[tuple[str, str]] | None = None
+) -> dict[str, Any] | None:
     """What a rollback of a finished stage redeploys, from its history (newest first): the newest
     earlier successful revision that differs from the current one and that no rollback undid, so
-    rolling back twice goes one step further back and never returns to what was undone."""
+    rolling back twice goes one step further back and never returns to what was undone. For a stage
+    of several services the revisions compared are every service's; with `keys` (the services the
+    stage deploys now) only entries of exactly those services qualify."""
     if not history:
         return None
     current = history[0]
@@ -912,12 +1044,54 @@ def rollback_target(history: list[dict[str, Any]]) -> dict[str, Any] | None:
         (
             entry
             for entry in history[1:]
-            if entry.get("task_definition_arn") != current.get("task_definition_arn")
+            if history_revisions(entry) != history_revisions(current)
+            and (keys is None or history_keys(entry) == sorted(keys))
             and entry.get("release_id") not in undone
             and entry.get("release_id") != current.get("rollback_of")
         ),
         None,
     )
+
+
+def history_keys(entry: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(cluster, service) of each service a stage history entry deployed, sorted."""
+    if entry.get("services"):
+        return sorted((str(s.get("cluster")), str(s.get("service"))) for s in entry["services"])
+    return [(str(entry.get("cluster")), str(entry.get("service")))]
+
+
+def history_revisions(entry: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """What a stage history entry runs: each service's task definition (one for a stage of one)."""
+    if entry.get("services"):
+        return tuple(
+            sorted(
+                (f"{s.get('cluster')}/{s.get('service')}", str(s.get("task_definition_arn"))) for s in entry["services"]
+            )
+        )
+    return (("", str(entry.get("task_definition_arn"))),)
+
+
+def _revisions_of(entry: Mapping[str, Any]) -> str:
+    """`web:7`, or `web web:7, worker worker:3` for a stage of several services."""
+    if entry.get("services"):
+        return ", ".join(f"{s.get('service')} {_short_arn(s.get('task_definition_arn'))}" for s in entry["services"])
+    return _short_arn(entry.get("task_definition_arn"))
+
+
+def _stage_service_keys(stage: Stage) -> list[tuple[str, str]]:
+    return sorted((stage.cluster, name) for name in stage.service_names)
+
+
+def stage_holder_release(store: ReleaseStore, stage: Stage) -> Release | None:
+    """The release holding a lock of the stage's services for this stage, if any (for a stage of
+    several services, the first such lock in lock order)."""
+    for cluster, service in _stage_service_keys(stage):
+        lock = store.lock_of(cluster, service) or {}
+        if lock.get("holder") and lock.get("holder_stage") in {None, stage.name}:
+            holder = store.get(str(lock["holder"]))
+            if holder is not None:
+                return holder
+    return None
 
 
 def on_rollback_requested(event: RollbackRequestedEvent, deps: Deps) -> Outcome:
@@ -956,11 +1130,11 @@ def _stop_in_flight(  # noqa: PLR0917 - what request_rollback found
         views = ecs_deployments.describe(deps.stages.ecs, [record.service_deployment_arn])
         view = views[0] if views and views[0].active else None
     if view is None:
-        view = ecs_deployments.in_flight(deps.stages.ecs, stage.cluster, stage.service)
+        view = ecs_deployments.in_flight(deps.stages.ecs, record.cluster, record.service)
     if view is None:
         raise DeploymentError(
-            f"{holder.release_id} is deploying {stage.cluster}/{stage.service} but ECS lists no deployment in flight: "
-            "wait for its deployment event, then roll back again"
+            f"{holder.release_id} is deploying {record.cluster}/{record.service} but ECS lists no deployment in "
+            "flight: wait for its deployment event, then roll back again"
         )
     ecs_deployments.stop_with_rollback(deps.stages.ecs, view.arn)
     store = deps.store
@@ -975,7 +1149,7 @@ def _stop_in_flight(  # noqa: PLR0917 - what request_rollback found
     )
     reason = (
         f"{by} stopped {view.arn} (StopServiceDeployment ROLLBACK): "
-        f"ECS returns {stage.service} to its previous revision"
+        f"ECS returns {record.service} to its previous revision"
     )
     store.transition(rollback, ReleaseState.RELEASED, stage=stage.name, reason=reason)
     ended = StageRecord(
@@ -994,7 +1168,7 @@ def _stop_in_flight(  # noqa: PLR0917 - what request_rollback found
         reason=reason,
         stages={**holder.stages, stage.name: ended},
     )
-    follow = hand_over_to(store.release_service(stage.cluster, stage.service, holder.release_id), deps)
+    follow = hand_over_to(store.release_service(record.cluster, record.service, holder.release_id), deps)
     return {
         "release_id": rollback.release_id,
         "outcome": "stopping",
@@ -1002,6 +1176,50 @@ def _stop_in_flight(  # noqa: PLR0917 - what request_rollback found
         "undoes": holder.release_id,
         "service_deployment": view.arn,
         **follow,
+    }
+
+
+def _stop_several_in_flight(  # noqa: PLR0917 - what request_rollback found
+    holder: Release, stage: Stage, record: StageRecord, requested_by: dict[str, Any], by: str, deps: Deps
+) -> Outcome:
+    """Roll back a stage of several services while it deploys: each service goes back
+    (`StageDeployer.fail_services`: StopServiceDeployment ROLLBACK in flight, UpdateService to its
+    previous revision once completed), the deploying release ends DEPLOY_FAILED saying so, and the
+    rollback is a release of its own, RELEASED at once."""
+    store = deps.store
+    result = deps.stages.fail_services(
+        holder, stage.name, record, failed=None, why=f"{by} rolled {stage.name} back while it deployed", stage=stage
+    )
+    ended = holder.stages[stage.name]
+    rollback = store.create_rollback(
+        pipeline=holder.pipeline,
+        stage=stage.name,
+        target={
+            "commit": holder.previous_commit,
+            "services": [
+                {
+                    "cluster": s.cluster,
+                    "service": s.service,
+                    "task_definition_arn": s.previous_task_definition_arn or "",
+                }
+                for s in ended.services or ()
+            ],
+        },
+        undoes=holder.release_id,
+        requested_by=requested_by,
+        repository=holder.repository,
+        branch=holder.branch,
+    )
+    reason = f"{by} rolled {stage.name} back while it deployed: " + "; ".join(
+        f"{s.service}: {s.reason}" for s in ended.services or () if s.reason
+    )
+    store.transition(rollback, ReleaseState.RELEASED, stage=stage.name, reason=reason)
+    return {
+        "release_id": rollback.release_id,
+        "outcome": "stopping",
+        "reason": reason,
+        "undoes": holder.release_id,
+        **hand_over(result, deps),
     }
 
 
@@ -1021,7 +1239,16 @@ def _short_arn(arn: object) -> str:
 
 def hand_over(result: StageResult, deps: Deps) -> Outcome:
     """A freed service lock goes to the queued release, which deploys now."""
-    return hand_over_to(result.handover, deps)
+    return hand_over_all(result.handovers, deps)
+
+
+def hand_over_all(handovers: Sequence[tuple[str, str]], deps: Deps) -> Outcome:
+    """Each freed lock's new holder deploys (a stage of several services may free several)."""
+    if not handovers:
+        return {}
+    first = hand_over_to(handovers[0], deps)
+    more = [hand_over_to(handover, deps) for handover in handovers[1:]]
+    return {**first, "more_handovers": more} if more else first
 
 
 def hand_over_to(handover: tuple[str, str] | None, deps: Deps) -> Outcome:
@@ -1031,15 +1258,22 @@ def hand_over_to(handover: tuple[str, str] | None, deps: Deps) -> Outcome:
     waiter = deps.store.get(waiter_id)
     if waiter is None or waiter.state.terminal:
         record = waiter.stages.get(stage_name) if waiter else None
-        if record is not None:  # it holds the lock now: pass it on
-            return hand_over_to(deps.store.release_service(record.cluster, record.service, waiter_id), deps)
-        return {}
+        keys = record.service_keys() if record is not None else _configured_keys(deps, waiter_id, stage_name)
+        # it holds the lock now (and perhaps others taken before it): pass them on
+        return hand_over_all(deps.store.release_services(keys, waiter_id), deps)
     pipeline = _pipeline(deps, waiter.pipeline)
     stage = pipeline.stage_named(stage_name)
     if stage is None:
         return {}
     follow = deps.stages.deploy(waiter, pipeline, stage)
     return {"handed_over_to": waiter_id, "handover_outcome": follow.outcome, **hand_over(follow, deps)}
+
+
+def _configured_keys(deps: Deps, release_id: str, stage_name: str) -> list[tuple[str, str]]:
+    """The services `stage_name` of the release's pipeline deploys, as configured now."""
+    pipeline = deps.config().pipeline_named(pipeline_of(release_id))
+    stage = pipeline.stage_named(stage_name) if pipeline else None
+    return [(stage.cluster, name) for name in stage.service_names] if stage else []
 
 
 def _pipeline(deps: Deps, name: str) -> Pipeline:

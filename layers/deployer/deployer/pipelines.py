@@ -19,7 +19,7 @@ import difflib
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
@@ -30,7 +30,9 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     ValidationError,
+    model_serializer,
     model_validator,
 )
 from yaml.constructor import SafeConstructor
@@ -58,13 +60,16 @@ __all__ = [
     "PublishConflict",
     "PublishedConfig",
     "Rollout",
+    "ServiceTarget",
     "SlackDefaults",
     "Stage",
+    "StageService",
     "check_config_text",
     "find_pipelines",
     "format_path",
     "from_published_json",
     "load_config_text",
+    "lock_order",
     "to_published_json",
     "to_yaml",
 ]
@@ -87,6 +92,12 @@ MIN_DEADLINE_MINUTES = 5
 MAX_DEADLINE_MINUTES = 10080
 ROLLING_DEADLINE_MINUTES = 60
 DEADLINE_MARGIN_MINUTES = 30  # beyond bake times and hooks' timeouts: scale-up, traffic moves, clean-up
+
+# A stage deploys at most this many services in one step: each costs about four ECS calls
+# (DescribeServices answers 10 per call; then DescribeTaskDefinition, RegisterTaskDefinition and
+# UpdateService each) inside the functions' 30-second timeout, and the stage record keeps every
+# service in the release's one DynamoDB item. More services: split them over stages.
+MAX_SERVICES_PER_STAGE = 20
 
 # Approval links are signed for at most a week: a release that waited longer is stale (newer
 # commits have moved on) and a long-lived link is a long-lived credential.
@@ -222,6 +233,15 @@ ONE_CONTAINER_KEY = (
     "(the containers whose image is replaced by the build's IMAGE_URI)"
 )
 ONE_CIRCUIT_BREAKER = "give circuitBreaker (the shorthand) or deploymentCircuitBreaker, not both"
+ONE_SERVICE_KEY = (
+    "give exactly one of `service: NAME` or `services: [NAME, ...]` (the ECS services this stage deploys, "
+    "in its `cluster`)"
+)
+AT_MOST_ONE_CONTAINER_KEY = (
+    "give at most one of `container: NAME` or `containers: [NAME, ...]` (the containers of this service "
+    "whose image is replaced; leave both out for the pipeline's)"
+)
+SERVICE_ENTRY = "expected a service name or a mapping {name: SERVICE, container: NAME}"
 
 
 class _Model(BaseModel):
@@ -294,13 +314,99 @@ class Build(_Model):
     project: ProjectName
 
 
+class StageService(_Model):
+    """One entry of a stage's `services`: a name (`worker`), or a mapping when the containers to swap
+    in that service differ from the pipeline's (`{name: worker, container: app}`)."""
+
+    name: EcsName
+    container: EcsName | None = None
+    containers: list[EcsName] | None = Field(None, min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _a_name_is_an_entry(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"name": data}
+        if not isinstance(data, dict):
+            raise ValueError(f"{SERVICE_ENTRY}, got {_short(data)}")
+        return data
+
+    @model_validator(mode="after")
+    def _at_most_one_container_key(self) -> StageService:
+        if self.container is not None and self.containers is not None:
+            raise ValueError(AT_MOST_ONE_CONTAINER_KEY)
+        return self
+
+    @model_serializer(mode="wrap")
+    def _a_bare_name_when_nothing_else(self, handler: SerializerFunctionWrapHandler) -> Any:
+        if self.container is None and self.containers is None:
+            return self.name
+        return handler(self)
+
+    @property
+    def container_names(self) -> tuple[str, ...] | None:
+        """The containers named for this service; None: the pipeline's."""
+        if self.containers is not None:
+            return tuple(self.containers)
+        return (self.container,) if self.container is not None else None
+
+
+@dataclass(frozen=True)
+class ServiceTarget:
+    """One ECS service a stage deploys, and the containers whose image it replaces there."""
+
+    cluster: str
+    service: str
+    containers: tuple[str, ...]
+
+    @property
+    def key(self) -> str:
+        """`cluster/service`: the lock's key, the order locks are taken in, and what logs print."""
+        return f"{self.cluster}/{self.service}"
+
+
+def lock_order(targets: Iterable[ServiceTarget]) -> list[ServiceTarget]:
+    """`targets` in the one global order every release takes service locks in (by `cluster/service`),
+    whatever order a stage lists them: two releases needing the same services never each hold one
+    the other waits for."""
+    return sorted(targets, key=lambda target: target.key)
+
+
 class Stage(_Model):
     name: Name
     cluster: EcsName
-    service: EcsName
+    service: EcsName | None = None
+    services: list[StageService] | None = Field(None, min_length=1, max_length=MAX_SERVICES_PER_STAGE)
     rollout: Rollout | None = None
     approval: Approval | None = None
     deadline_minutes: DeadlineMinutes | None = Field(None, alias="deadlineMinutes")
+
+    @model_validator(mode="after")
+    def _one_service_key(self) -> Stage:
+        if (self.service is None) == (self.services is None):
+            raise ValueError(ONE_SERVICE_KEY)
+        return self
+
+    @property
+    def service_names(self) -> tuple[str, ...]:
+        """The ECS services of the stage, in the order the file lists them."""
+        if self.services is not None:
+            return tuple(entry.name for entry in self.services)
+        return (self.service,) if self.service is not None else ()
+
+    @property
+    def several_services(self) -> bool:
+        return self.services is not None and len(self.services) > 1
+
+    def targets(self, pipeline_containers: Sequence[str]) -> tuple[ServiceTarget, ...]:
+        """Each service with the containers swapped in it (its own, else `pipeline_containers`), in
+        the file's order (`lock_order` gives the locking order)."""
+        if self.services is None:
+            return (ServiceTarget(self.cluster, self.service or "", tuple(pipeline_containers)),)
+        return tuple(
+            ServiceTarget(self.cluster, entry.name, entry.container_names or tuple(pipeline_containers))
+            for entry in self.services
+        )
 
     def deployment_configuration(self) -> dict[str, Any]:
         """UpdateService's deploymentConfiguration; empty when the stage sets no rollout."""
@@ -360,6 +466,10 @@ class Pipeline(_Model):
 
     def stage_named(self, name: str) -> Stage | None:
         return next((s for s in self.stages if s.name == name), None)
+
+    def targets(self, stage: Stage) -> tuple[ServiceTarget, ...]:
+        """The ECS services `stage` deploys, each with the containers it swaps (`Stage.targets`)."""
+        return stage.targets(self.container_names)
 
     def stage_after(self, name: str) -> Stage | None:
         """The stage that follows `name`, or None after the last one (or for an unknown name)."""
@@ -693,6 +803,12 @@ def _humanize(error: Mapping[str, Any]) -> str:
     if kind == "value_error":
         return str(error.get("ctx", {}).get("error", error["msg"]))
     message = str(error["msg"])
+    if kind == "too_long" and error["loc"] and error["loc"][-1] == "services":
+        return (
+            f"{len(value) if isinstance(value, list) else 'too many'} services: a stage deploys at most "
+            f"{MAX_SERVICES_PER_STAGE} (each costs about four ECS calls inside a function's 30-second timeout); "
+            "split them over stages"
+        )
     if kind == "too_short":
         least = error.get("ctx", {}).get("min_length", 1)
         return f"needs at least {least} entr{'y' if least == 1 else 'ies'}"
@@ -819,21 +935,61 @@ def _cross_check(data: dict[str, Any], check: _Checker) -> None:
                     )
                 else:
                     stage_names[stage_name] = s_index
-            cluster, service = stage.get("cluster"), stage.get("service")
-            if isinstance(cluster, str) and isinstance(service, str):
+            if (stage.get("service") is None) == (stage.get("services") is None):
+                check.error(s_loc, ONE_SERVICE_KEY)
+            cluster = stage.get("cluster")
+            in_stage: dict[str, Loc] = {}
+            for where, service in _stage_services(stage, s_loc, check):
+                if service in in_stage:
+                    check.error(
+                        where,
+                        f"{service!r} is listed twice in this stage (first at {format_path(in_stage[service])}): "
+                        "the services of a stage are distinct",
+                    )
+                    continue
+                in_stage[service] = where
+                if not isinstance(cluster, str):
+                    continue
                 if (cluster, service) in services:
                     check.error(
-                        (*s_loc, "service"),
+                        where,
                         f"ECS service {service!r} in cluster {cluster!r} is already deployed by "
                         f"{format_path(services[cluster, service])}: one deployment per ECS service at "
                         "a time is an invariant, so each service belongs to exactly one stage",
                     )
                 else:
-                    services[cluster, service] = s_loc
+                    services[cluster, service] = where
             if "approval" in stage and stage["approval"] is None:
                 check.error((*s_loc, "approval"), EMPTY_APPROVAL)
             _check_rollout(stage.get("rollout"), (*s_loc, "rollout"), check)
             _check_approval_at(stage, s_loc, check)
+
+
+def _stage_services(stage: dict[str, Any], s_loc: Loc, check: _Checker) -> list[tuple[Loc, str]]:
+    """(path, name) of each service the raw stage names, through `service` or `services`; repeated
+    containers of an entry are reported here (the schema reports the rest)."""
+    service = stage.get("service")
+    if isinstance(service, str):
+        return [((*s_loc, "service"), service)]
+    entries = stage.get("services")
+    if not isinstance(entries, list):
+        return []
+    found: list[tuple[Loc, str]] = []
+    for index, entry in enumerate(entries):
+        e_loc: Loc = (*s_loc, "services", index)
+        if isinstance(entry, str):
+            found.append((e_loc, entry))
+        elif isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            found.append(((*e_loc, "name"), entry["name"]))
+            containers = entry.get("containers")
+            if isinstance(containers, list):
+                seen: set[str] = set()
+                for c_index, container in enumerate(containers):
+                    if isinstance(container, str) and container in seen:
+                        check.error((*e_loc, "containers", c_index), f"{container!r} is listed twice")
+                    if isinstance(container, str):
+                        seen.add(container)
+    return found
 
 
 EMPTY_APPROVAL = (
@@ -885,6 +1041,14 @@ def _check_approval_at(stage: dict[str, Any], loc: Loc, check: _Checker) -> None
             (*loc, "approval", "at"),
             f"{at}: ECS cannot pause at TEST_TRAFFIC_SHIFT or PRODUCTION_TRAFFIC_SHIFT (PAUSE hooks are refused "
             "there): use POST_TEST_TRAFFIC_SHIFT or PRE_PRODUCTION_TRAFFIC_SHIFT",
+        )
+    entries = stage.get("services")
+    if isinstance(entries, list) and len(entries) > 1:
+        check.error(
+            (*loc, "approval", "at"),
+            f"{at}: an approval during the deployment pauses one ECS deployment, and this stage deploys "
+            f"{len(entries)} services, each in a deployment of its own that ECS would pause, time out and roll back "
+            "apart; approve before the stage instead (remove `at`), or give the services stages of their own",
         )
     strategy = rollout.get("strategy") if isinstance(rollout, dict) else None
     if strategy not in HOOK_STRATEGIES:
