@@ -296,6 +296,8 @@ class StageDeployer:
         if release.image_uri is None:
             raise DeploymentError(f"release {release.release_id} has no image to deploy")
         for target in targets:
+            if target.key in _registered(release.stages.get(stage.name)):
+                continue  # an earlier delivery registered its revision: nothing left to check
             current = views[target.service].task_definition
             if current not in described:
                 described[current] = taskdef.describe_task_definition(self.ecs, current)
@@ -310,7 +312,11 @@ class StageDeployer:
     ) -> StageResult:
         views, validations, described, problems = self._validate(release, stage, targets)
         if problems:
-            return self.fail(release, stage, ReleaseState.INVALID_CONFIG, f"stage {stage.name}: {'; '.join(problems)}")
+            # a refused rollout is the configuration's (INVALID_CONFIG); containers missing from the
+            # services' task definitions alone fail the deployment, as ECS would refuse the revision
+            refused = any(not v.valid for v in validations.values())
+            state = ReleaseState.INVALID_CONFIG if refused else ReleaseState.DEPLOY_FAILED
+            return self.fail(release, stage, state, f"stage {stage.name}: {'; '.join(problems)}")
         if stage.several_services:
             return self._deploy_several(release, stage, targets, views, validations, described)
         target = targets[0]
@@ -706,6 +712,15 @@ class StageDeployer:
         if record is None or record.services is None:
             return []
         return self.store.release_services(record.service_keys(), waiter_id)
+
+
+def _registered(record: StageRecord | None) -> set[str]:
+    """`cluster/service` of the services whose new revision the stage record already names."""
+    if record is None:
+        return set()
+    if record.services is not None:
+        return {s.key for s in record.services if s.task_definition_arn}
+    return {f"{record.cluster}/{record.service}"} if record.task_definition_arn else set()
 
 
 def _stage_keys(stage: Stage) -> list[tuple[str, str]]:
