@@ -121,9 +121,12 @@ def _change(page: ApprovalPage) -> str:
             f"task definition <code>{_e(current)}</code> → a new revision of the same family "
             f"with the image {image}; everything else in the task definition is kept"
         )
+    elif page.service and ", " in page.service:
+        change = f"a new revision of each service's task definition with the image {image} (services that run the same revision share the new one)"
     else:
         change = f"a new revision of the service's task definition with the image {image}"
-    where = f"ECS service <code>{_e(page.service)}</code>" if page.service else "The ECS service"
+    noun = "ECS services" if page.service and ", " in page.service else "ECS service"
+    where = f"{noun} <code>{_e(page.service)}</code>" if page.service else "The ECS service"
     return f"<p>{where}: {change}. The desired count is not touched.</p>"
 
 

@@ -314,6 +314,8 @@ class ReleaseView:
     rollback_of: str | None = None
     requested_by: Mapping[str, Any] | None = None
     target_task_definition: str | None = None
+    # a stage of several services: one line per service (revision change and state)
+    services: tuple[str, ...] = ()
 
     @property
     def is_rollback(self) -> bool:
@@ -483,6 +485,8 @@ def _detail_fields(view: ReleaseView) -> list[MarkdownTextObject]:
         )
     elif view.is_rollback and view.target_task_definition:
         texts.append(f"*Task definition*\n{_user_text(_task_definition_name(view.target_task_definition), 300)}")
+    if view.services:
+        texts.append("*Services*\n" + "\n".join(_user_text(line, 200) for line in view.services[:10]))
     if view.plan_line:
         texts.append(f"*Rollout*\n{_user_text(view.plan_line, 300)}")
     if view.is_rollback:

@@ -33,6 +33,7 @@ __all__ = [
     "ApprovalLink",
     "PipelineStatus",
     "ReleaseStatus",
+    "ServiceStatus",
     "StageStatus",
     "age_text",
     "collect",
@@ -53,6 +54,38 @@ ApprovalLink = Callable[[Release], tuple[str | None, str | None]]
 
 
 @dataclass(frozen=True)
+class ServiceStatus:
+    """One service of a stage of several: where its deployment stands."""
+
+    name: str
+    state: str  # QUEUED | DEPLOYING | DEPLOYED | FAILED
+    rolled_back: bool | None
+    undone: str | None  # after a sibling failed: "stopped" (in flight) or "updated" (completed, put back)
+    deployment_id: str | None
+    task_definition: str | None
+    previous_task_definition: str | None
+    reason: str | None
+
+    @property
+    def label(self) -> str:
+        if self.undone == "stopped":
+            return "stopped, rolled back"
+        if self.undone == "updated":
+            return f"{self.state}, then rolled back" if self.state == StageState.DEPLOYED else "rolled back"
+        if self.state == StageState.FAILED and not self.deployment_id:
+            return "not deployed"
+        if self.state == StageState.FAILED and self.rolled_back:
+            return "FAILED, rolled back"
+        return self.state
+
+    @property
+    def text(self) -> str:
+        """`web DEPLOYED (web:8)`."""
+        revision = f" ({self.task_definition})" if self.task_definition else ""
+        return f"{self.name} {self.label}{revision}"
+
+
+@dataclass(frozen=True)
 class StageStatus:
     name: str
     state: str | None  # QUEUED | DEPLOYING | DEPLOYED | FAILED; None: the release has not reached it
@@ -62,6 +95,7 @@ class StageStatus:
     deployment_id: str | None
     task_definition: str | None
     reason: str | None
+    services: tuple[ServiceStatus, ...] = ()  # a stage of several services: each one
 
     @property
     def label(self) -> str:
@@ -142,7 +176,7 @@ class ReleaseStatus:
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
-        data["stages"] = [asdict(stage) for stage in self.stages]
+        data["stages"] = [asdict(stage) for stage in self.stages]  # a stage's `services` too
         data["decided_by_text"] = self.decided_by_text
         data["requested_by_text"] = self.requested_by_text
         return data
@@ -238,6 +272,21 @@ def release_status(
                 deployment_id=record.deployment_id if record else None,
                 task_definition=_revision(record.task_definition_arn) if record else None,
                 reason=record.reason if record else None,
+                services=tuple(
+                    ServiceStatus(
+                        name=svc.service,
+                        state=svc.state.value,
+                        rolled_back=svc.rolled_back,
+                        undone=svc.undone,
+                        deployment_id=svc.deployment_id,
+                        task_definition=_revision(svc.task_definition_arn),
+                        previous_task_definition=_revision(svc.previous_task_definition_arn),
+                        reason=svc.reason,
+                    )
+                    for svc in (record.services or ())
+                )
+                if record
+                else (),
             )
         )
     link: str | None = None
@@ -375,6 +424,9 @@ def _release_rows(out: io.StringIO, release: ReleaseStatus, width: int) -> None:
         detail("asked by", release.requested_by_text or "unknown")
     if any(stage.state for stage in release.stages) or release.state == ReleaseState.AWAITING_APPROVAL:
         detail("stages", " · ".join(f"{stage.name} {_stage_label(release, stage)}" for stage in release.stages))
+    for stage in release.stages:
+        if stage.services:  # a stage of several services: where each one stands
+            detail("services", f"{stage.name}: " + " · ".join(service.text for service in stage.services))
     if release.reason:
         detail("reason", release.reason)
     if release.state == ReleaseState.AWAITING_APPROVAL:
