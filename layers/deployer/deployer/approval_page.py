@@ -122,7 +122,10 @@ def _change(page: ApprovalPage) -> str:
             f"with the image {image}; everything else in the task definition is kept"
         )
     elif page.service and ", " in page.service:
-        change = f"a new revision of each service's task definition with the image {image} (services that run the same revision share the new one)"
+        change = (
+            f"a new revision of each service's task definition with the image {image} (services that run "
+            "the same revision share the new one)"
+        )
     else:
         change = f"a new revision of the service's task definition with the image {image}"
     noun = "ECS services" if page.service and ", " in page.service else "ECS service"
