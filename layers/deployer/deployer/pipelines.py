@@ -326,7 +326,7 @@ class StageService(_Model):
     @classmethod
     def _a_name_is_an_entry(cls, data: Any) -> Any:
         if isinstance(data, str):
-            return {"name": data}
+            return {"name": _check_ecs_name(data)}  # a bad bare name is reported at the entry itself
         if not isinstance(data, dict):
             raise ValueError(f"{SERVICE_ENTRY}, got {_short(data)}")
         return data

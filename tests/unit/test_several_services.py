@@ -1,0 +1,421 @@
+"""Several ECS services per stage (`services: [web, worker]`): deployed in one step, completed when
+every one has completed, and put back together when one fails.
+
+AWS facts this relies on (each test that depends on one says which):
+- "Amazon ECS service deployment state change events" (ECS developer guide,
+  https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs_service_deployment_events.html):
+  SERVICE_DEPLOYMENT_COMPLETED "is sent once a service reaches a steady state after a deployment",
+  one event per service deployment, naming the service in `resources` and the deployment in
+  `deploymentId`; SERVICE_DEPLOYMENT_FAILED "is sent for services with deployment circuit breaker
+  logic turned on". So a stage of several services hears one COMPLETED per service, in any order.
+- "Stopping Amazon ECS service deployments" (ECS developer guide,
+  https://docs.aws.amazon.com/AmazonECS/latest/developerguide/stop-service-deployment.html):
+  "Rollback - This option rolls back the service deployment to the previous service revision. You
+  can use this option even if you didn't configure the service deployment for the rollback
+  option", for a deployment PENDING or IN_PROGRESS. So a sibling still in flight is stopped with
+  StopServiceDeployment ROLLBACK, whatever its circuit breaker says.
+- DescribeServices (Amazon ECS API Reference, botocore's ECS model): "You may specify up to 10
+  services to describe in a single operation." So a stage's services are described 10 per call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from deployer import flow
+from deployer.events import (
+    CodeBuildStateChangeEvent,
+    CodeCommitReferenceEvent,
+    EcsDeploymentStateChangeEvent,
+    parse_event,
+)
+from deployer.provision import ACCOUNT, demo_pipelines_yaml
+from deployer.releases import Release, ReleaseState, StageState
+from tests.support.ecs_stub import ServiceDeploymentCalls
+from tests.support.events import load_event
+from tests.support.world import World, commit_id, make_world
+
+pytestmark = pytest.mark.unit
+
+REGION = "eu-west-1"
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    with mock_aws():
+        w = make_world(workers=("dev", "prod"))
+        w.publish(demo_pipelines_yaml(w.account, prod_approval=False, several_services=True))
+        yield w
+
+
+@pytest.fixture
+def ecs_calls(world: World) -> Iterator[ServiceDeploymentCalls]:
+    calls = ServiceDeploymentCalls(world.deps.stages.ecs)
+    yield calls
+    calls.assert_done()
+
+
+def start(world: World, label: str, *, old: str | None = None, time: str = "2026-11-29T10:00:00Z") -> str:
+    push = world.push(commit_id(label), commit_id(old) if old else None, time=time)
+    (started,) = flow.on_push(parse_event(CodeCommitReferenceEvent, push), world.deps)
+    flow.on_build(parse_event(CodeBuildStateChangeEvent, world.build_finished(started["release_id"])), world.deps)
+    return str(started["release_id"])
+
+
+def current(world: World, release_id: str) -> Release:
+    release = world.store.get(release_id)
+    assert release is not None
+    return release
+
+
+def service_event(
+    world: World, release_id: str, stage: str, service: str, name: str, reason: str | None = None
+) -> EcsDeploymentStateChangeEvent:
+    """ECS's event for one service's deployment, as the ECS developer guide shows it: the service's
+    ARN in `resources`, its deployment in `detail.deploymentId`."""
+    sample = {
+        "SERVICE_DEPLOYMENT_COMPLETED": "ecs_deployment_completed",
+        "SERVICE_DEPLOYMENT_FAILED": "ecs_deployment_failed",
+        "SERVICE_DEPLOYMENT_IN_PROGRESS": "ecs_deployment_in_progress",
+    }[name]
+    record = current(world, release_id).stages[stage]
+    svc = next(s for s in record.services or () if s.service == service)
+    event: dict[str, Any] = load_event(sample)
+    event["resources"] = [f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/{svc.cluster}/{svc.service}"]
+    event["detail"]["deploymentId"] = svc.deployment_id
+    event["detail"]["updatedAt"] = datetime.now(UTC).isoformat()
+    if reason is not None:
+        event["detail"]["reason"] = reason
+    return parse_event(EcsDeploymentStateChangeEvent, event)
+
+
+def task_definition_of(world: World, cluster: str, service: str) -> str:
+    described = boto3.client("ecs").describe_services(cluster=cluster, services=[service])["services"][0]
+    return str(described["taskDefinition"])
+
+
+def updates_sent(world: World) -> list[dict[str, Any]]:
+    sent: list[dict[str, Any]] = []
+    world.deps.stages.ecs.meta.events.register(
+        "provide-client-params.ecs.UpdateService", lambda params, **_: sent.append(dict(params))
+    )
+    return sent
+
+
+# -- one step ----------------------------------------------------------------------------------
+
+
+def test_a_build_deploys_every_service_of_the_first_stage_in_one_step(world: World) -> None:
+    # GIVEN dev deploys web and worker (its own task definition, container `worker`)
+    updates = updates_sent(world)
+    # WHEN the build succeeds
+    release_id = start(world, "one-step")
+    # THEN both services are updated, each to a revision carrying the image, recorded per service
+    release = current(world, release_id)
+    record = release.stages["dev"]
+    assert release.state is ReleaseState.DEPLOYING
+    assert record.state is StageState.DEPLOYING
+    assert [s.service for s in record.services or ()] == ["web", "worker"]
+    assert [u["service"] for u in updates] == ["web", "worker"]
+    assert all("desiredCount" not in u for u in updates)
+    for svc in record.services or ():
+        assert svc.deployment_id
+        assert svc.task_definition_arn == task_definition_of(world, "dev", svc.service)
+        assert svc.previous_task_definition_arn != svc.task_definition_arn
+        assert world.store.deployment(svc.deployment_id) == (release_id, "dev")
+        described = world.task_definition(svc.task_definition_arn)["taskDefinition"]
+        swapped = {c["name"]: c["image"] for c in described["containerDefinitions"]}
+        assert swapped["web" if svc.service == "web" else "worker"] == release.image_uri
+    # AND both locks are held by the release
+    assert (world.store.lock_of("dev", "web") or {})["holder"] == release_id
+    assert (world.store.lock_of("dev", "worker") or {})["holder"] == release_id
+
+
+# -- completion after every service, once -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "deliveries",
+    [
+        ["web", "worker"],
+        ["worker", "web"],
+        ["worker", "worker", "web", "web", "worker"],
+        ["web", "IN_PROGRESS worker", "web", "worker", "worker"],
+    ],
+    ids=["in order", "reversed", "duplicates around the last", "in-progress and duplicates"],
+)
+def test_the_stage_completes_once_after_every_service_whatever_the_order_and_duplicates(
+    world: World, deliveries: list[str]
+) -> None:
+    # GIVEN a release deploying dev's two services
+    release_id = start(world, "complete")
+    seen: list[str] = []
+    # WHEN ECS's events arrive in this order, duplicates included (EventBridge delivers at least once)
+    for delivery in deliveries:
+        name, service = (
+            ("SERVICE_DEPLOYMENT_IN_PROGRESS", delivery.split()[1])
+            if delivery.startswith("IN_PROGRESS")
+            else ("SERVICE_DEPLOYMENT_COMPLETED", delivery)
+        )
+        before = current(world, release_id)
+        outcome = flow.on_deployment(service_event(world, release_id, "dev", service, name), world.deps)
+        seen.append(outcome["outcome"])
+        completed_all = {s.service for s in before.stages["dev"].services or () if s.state is StageState.DEPLOYED}
+        if before.stages["dev"].state is StageState.DEPLOYING and completed_all | {service} != {"web", "worker"}:
+            # THEN until both have completed, dev stays DEPLOYING and prod does not start
+            assert current(world, release_id).stage == "dev"
+    # THEN dev completed exactly once, after both, and prod started once
+    assert seen.count("deployed") == 1
+    dev_done = [t for t in world.transitions if t.to_state is ReleaseState.DEPLOYED and t.stage == "dev"]
+    assert len(dev_done) == 1
+    release = current(world, release_id)
+    assert release.stages["dev"].state is StageState.DEPLOYED
+    assert {s.state for s in release.stages["dev"].services or ()} == {StageState.DEPLOYED}
+    assert release.stage == "prod"
+    assert release.stages["prod"].state is StageState.DEPLOYING
+    assert world.store.lock_of("dev", "web") is None
+    assert world.store.lock_of("dev", "worker") is None
+
+
+def test_the_first_completion_says_which_services_the_stage_still_waits_for(world: World) -> None:
+    release_id = start(world, "progress")
+    announced = len(world.transitions)
+    outcome = flow.on_deployment(
+        service_event(world, release_id, "dev", "worker", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps
+    )
+    assert outcome["outcome"] == "service_deployed"
+    assert outcome["waiting_for"] == ["web"]
+    # the progress is published (Slack, "Release State Change") though the release stays DEPLOYING
+    (progress,) = world.transitions[announced:]
+    assert (progress.from_state, progress.to_state) == (ReleaseState.DEPLOYING, ReleaseState.DEPLOYING)
+    assert progress.reason is not None
+    assert "worker runs worker:" in progress.reason
+    assert progress.reason.endswith("waiting for web")
+
+
+def test_the_last_stage_of_several_services_releases_and_records_each_revision(world: World) -> None:
+    release_id = start(world, "released")
+    for stage in ("dev", "prod"):
+        for service in ("worker", "web"):
+            flow.on_deployment(
+                service_event(world, release_id, stage, service, "SERVICE_DEPLOYMENT_COMPLETED"), world.deps
+            )
+    release = current(world, release_id)
+    assert release.state is ReleaseState.RELEASED
+    (history,) = world.store.stage_history("web", "prod")
+    assert [(s["service"], s["task_definition_arn"]) for s in history["services"]] == [
+        (s.service, s.task_definition_arn) for s in release.stages["prod"].services or ()
+    ]
+
+
+# -- one failure puts the others back ------------------------------------------------------------
+
+
+def test_a_failure_while_the_other_service_is_in_flight_stops_it_with_rollback(
+    world: World, ecs_calls: ServiceDeploymentCalls
+) -> None:
+    # GIVEN dev's two services deploying
+    release_id = start(world, "fail-in-flight")
+    arn = f"arn:aws:ecs:{REGION}:{ACCOUNT}:service-deployment/dev/web/webInFlight"
+    # THEN (StopServiceDeployment ROLLBACK "rolls back the service deployment to the previous
+    # service revision", usable "even if you didn't configure the service deployment for the
+    # rollback option": "Stopping Amazon ECS service deployments") web's deployment in flight is
+    # found and stopped
+    ecs_calls.add(
+        "ListServiceDeployments",
+        {"cluster": "dev", "service": "web", "status": ["PENDING", "IN_PROGRESS"]},
+        {"serviceDeployments": [{"serviceDeploymentArn": arn, "status": "IN_PROGRESS"}]},
+    )
+    ecs_calls.add(
+        "DescribeServiceDeployments",
+        {"serviceDeploymentArns": [arn]},
+        {"serviceDeployments": [{"serviceDeploymentArn": arn, "status": "IN_PROGRESS"}]},
+    )
+    ecs_calls.add(
+        "StopServiceDeployment", {"serviceDeploymentArn": arn, "stopType": "ROLLBACK"}, {"serviceDeploymentArn": arn}
+    )
+    # WHEN worker's deployment fails (its circuit breaker rolls it back)
+    outcome = flow.on_deployment(
+        service_event(
+            world,
+            release_id,
+            "dev",
+            "worker",
+            "SERVICE_DEPLOYMENT_FAILED",
+            reason="ECS deployment circuit breaker: tasks failed to start.",
+        ),
+        world.deps,
+    )
+    # THEN the release ends DEPLOY_FAILED saying what happened to each service, and dev is free
+    assert outcome["outcome"] == "failed"
+    release = current(world, release_id)
+    assert release.state is ReleaseState.DEPLOY_FAILED
+    record = release.stages["dev"]
+    assert record.state is StageState.FAILED
+    web, worker = record.services or ()
+    assert (worker.state, worker.rolled_back) == (StageState.FAILED, True)
+    assert (web.state, web.undone, web.rolled_back) == (StageState.FAILED, "stopped", True)
+    assert "worker: ECS deployment" in (release.reason or "")
+    assert "ECS is rolling it back" in (release.reason or "")
+    assert f"web: stopped in flight (StopServiceDeployment ROLLBACK of {arn})" in (release.reason or "")
+    assert world.store.lock_of("dev", "web") is None
+    assert world.store.lock_of("dev", "worker") is None
+    assert "prod" not in release.stages
+
+
+def test_a_failure_after_the_other_service_completed_puts_it_back_on_its_previous_revision(world: World) -> None:
+    # GIVEN web completed and worker still deploying
+    release_id = start(world, "fail-after-complete")
+    flow.on_deployment(service_event(world, release_id, "dev", "web", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps)
+    web_before = world.account.services["dev"].task_definition_arn
+    updates = updates_sent(world)
+    # WHEN worker fails
+    flow.on_deployment(
+        service_event(world, release_id, "dev", "worker", "SERVICE_DEPLOYMENT_FAILED", reason="tasks failed"),
+        world.deps,
+    )
+    # THEN the deployer sends web back to the revision it ran before (UpdateService, taskDefinition only)
+    assert updates == [{"cluster": "dev", "service": "web", "taskDefinition": web_before}]
+    assert task_definition_of(world, "dev", "web") == web_before
+    release = current(world, release_id)
+    web = next(s for s in release.stages["dev"].services or () if s.service == "web")
+    assert (web.state, web.undone, web.rolled_back) == (StageState.DEPLOYED, "updated", True)
+    assert web.rollback_deployment_id
+    assert "web: completed, then rolled back by the deployer to web:1" in (release.reason or "")
+    assert release.state is ReleaseState.DEPLOY_FAILED
+    # AND a late COMPLETED or a duplicate FAILED changes nothing
+    late = flow.on_deployment(
+        service_event(world, release_id, "dev", "web", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps
+    )
+    assert late["outcome"] == "duplicate"
+    assert current(world, release_id).version == release.version
+
+
+def test_a_refused_update_service_midway_puts_back_the_services_already_updated(
+    world: World, ecs_calls: ServiceDeploymentCalls
+) -> None:
+    # GIVEN ECS refuses worker's UpdateService (a service ECS will not update, say)
+    ecs = world.deps.stages.ecs
+    arn = f"arn:aws:ecs:{REGION}:{ACCOUNT}:service-deployment/dev/web/justStarted"
+    ecs_calls.add(
+        "ListServiceDeployments",
+        {"cluster": "dev", "service": "web", "status": ["PENDING", "IN_PROGRESS"]},
+        {"serviceDeployments": [{"serviceDeploymentArn": arn, "status": "PENDING"}]},
+    )
+    ecs_calls.add(
+        "DescribeServiceDeployments",
+        {"serviceDeploymentArns": [arn]},
+        {"serviceDeployments": [{"serviceDeploymentArn": arn, "status": "PENDING"}]},
+    )
+    ecs_calls.add(
+        "StopServiceDeployment", {"serviceDeploymentArn": arn, "stopType": "ROLLBACK"}, {"serviceDeploymentArn": arn}
+    )
+
+    def refuse_worker(params: dict[str, Any], **_: Any) -> None:
+        if params.get("service") == "worker" and "deploymentConfiguration" in params:
+            from botocore.exceptions import ClientError
+
+            raise ClientError(
+                {"Error": {"Code": "InvalidParameterException", "Message": "worker refused"}}, "UpdateService"
+            )
+
+    ecs.meta.events.register("provide-client-params.ecs.UpdateService", refuse_worker)
+    # WHEN the build succeeds
+    release_id = start(world, "refused-midway")
+    # THEN web's deployment, just started, is stopped with ROLLBACK at once, and the release says why
+    release = current(world, release_id)
+    assert release.state is ReleaseState.DEPLOY_FAILED
+    web, worker = release.stages["dev"].services or ()
+    assert (web.undone, web.rolled_back) == ("stopped", True)
+    assert worker.state is StageState.FAILED
+    assert "worker refused" in (worker.reason or "")
+    assert "dev failed (worker: " in (release.reason or "")
+    assert world.store.lock_of("dev", "web") is None
+    assert world.store.lock_of("dev", "worker") is None
+
+
+# -- redelivery is idempotent per service --------------------------------------------------------
+
+
+def test_a_throttled_update_of_the_second_service_resumes_without_new_revisions(world: World) -> None:
+    # GIVEN UpdateService throttled for worker once, after web's went through
+    ecs = world.deps.stages.ecs
+    throttled: list[bool] = []
+
+    def throttle_worker_once(params: dict[str, Any], **_: Any) -> None:
+        if params.get("service") == "worker" and not throttled:
+            throttled.append(True)
+            from botocore.exceptions import ClientError
+
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "UpdateService")
+
+    ecs.meta.events.register("provide-client-params.ecs.UpdateService", throttle_worker_once)
+    registered: list[str] = []
+    ecs.meta.events.register(
+        "provide-client-params.ecs.RegisterTaskDefinition", lambda params, **_: registered.append(params["family"])
+    )
+    push = world.push(commit_id("throttled"))
+    (started,) = flow.on_push(parse_event(CodeCommitReferenceEvent, push), world.deps)
+    build = world.build_finished(started["release_id"])
+    from deployer.errors import TransientError
+
+    with pytest.raises(TransientError):
+        flow.on_build(parse_event(CodeBuildStateChangeEvent, build), world.deps)
+    # WHEN EventBridge redelivers the build event
+    flow.on_build(parse_event(CodeBuildStateChangeEvent, build), world.deps)
+    # THEN one revision per service was registered in all, and both are deploying
+    assert sorted(registered) == ["web", "worker"]
+    record = current(world, started["release_id"]).stages["dev"]
+    assert record.state is StageState.DEPLOYING
+    assert all(s.deployment_id for s in record.services or ())
+
+
+# -- rollback of a stage of several services -----------------------------------------------------
+
+
+def test_rolling_back_a_finished_stage_puts_every_service_back(world: World) -> None:
+    # GIVEN two releases through dev, each completed on both services
+    first = start(world, "rb-first", time="2026-11-29T10:00:00Z")
+    for service in ("web", "worker"):
+        flow.on_deployment(service_event(world, first, "dev", service, "SERVICE_DEPLOYMENT_COMPLETED"), world.deps)
+    second = start(world, "rb-second", old="rb-first", time="2026-11-29T10:05:00Z")
+    for service in ("web", "worker"):
+        flow.on_deployment(service_event(world, second, "dev", service, "SERVICE_DEPLOYMENT_COMPLETED"), world.deps)
+    first_record = current(world, first).stages["dev"]
+    # WHEN dev is rolled back
+    outcome = flow.request_rollback("web", "dev", {"kind": "cli", "principal": "ada"}, world.deps)
+    # THEN a rollback release redeploys first's revision on each service
+    assert outcome["outcome"] == "deploying", outcome
+    rollback = current(world, outcome["release_id"])
+    expected = {s.key: s.task_definition_arn for s in first_record.services or ()}
+    assert rollback.target_task_definitions == expected
+    for svc in rollback.stages["dev"].services or ():
+        assert task_definition_of(world, "dev", svc.service) == expected[svc.key]
+    for service in ("web", "worker"):
+        flow.on_deployment(
+            service_event(world, rollback.release_id, "dev", service, "SERVICE_DEPLOYMENT_COMPLETED"), world.deps
+        )
+    assert current(world, rollback.release_id).state is ReleaseState.RELEASED
+
+
+# -- status ------------------------------------------------------------------------------------------
+
+
+def test_status_lists_every_service_of_the_stage(world: World) -> None:
+    from deployer import status
+
+    release_id = start(world, "status")
+    flow.on_deployment(service_event(world, release_id, "dev", "worker", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps)
+    shown = status.release_status(current(world, release_id), ("dev", "prod"))
+    table = status.render_table([status.PipelineStatus("web", (shown,))])
+    line = next(line for line in table.splitlines() if line.strip().startswith("services"))
+    assert line.split(None, 1)[1].startswith("dev: web DEPLOYING (web:")
+    assert "· worker DEPLOYED (worker:" in line
+    (dev,) = [s for s in shown.to_json()["stages"] if s["name"] == "dev"]
+    assert [s["name"] for s in dev["services"]] == ["web", "worker"]
