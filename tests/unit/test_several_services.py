@@ -419,3 +419,125 @@ def test_status_lists_every_service_of_the_stage(world: World) -> None:
     assert "· worker DEPLOYED (worker:" in line
     (dev,) = [s for s in shown.to_json()["stages"] if s["name"] == "dev"]
     assert [s["name"] for s in dev["services"]] == ["web", "worker"]
+
+
+# -- the reconciler checks each service ------------------------------------------------------------
+
+
+def expect_service_deployment(
+    calls: ServiceDeploymentCalls, release: Release, stage: str, service: str, status: str, **described: Any
+) -> str:
+    """ECS lists one service's deployment (created after the stage started) and describes it
+    (ECS developer guide, "View service history using Amazon ECS service deployments": completed
+    states SUCCESSFUL, STOPPED, ROLLBACK_SUCCESSFUL, ROLLBACK_FAILED)."""
+    from datetime import timedelta
+
+    record = release.stages[stage]
+    arn = f"arn:aws:ecs:{REGION}:{ACCOUNT}:service-deployment/{record.cluster}/{service}/{service}Sweep"
+    started = datetime.fromisoformat(record.started_at)
+    calls.add(
+        "ListServiceDeployments",
+        {
+            "cluster": record.cluster,
+            "service": service,
+            "createdAt": {"after": started - timedelta(seconds=5)},
+            "maxResults": 100,
+        },
+        {"serviceDeployments": [{"serviceDeploymentArn": arn, "status": status, "createdAt": started}]},
+    )
+    calls.add(
+        "DescribeServiceDeployments",
+        {"serviceDeploymentArns": [arn]},
+        {"serviceDeployments": [{"serviceDeploymentArn": arn, "status": status, "createdAt": started, **described}]},
+    )
+    return arn
+
+
+def test_the_sweep_completes_a_stage_whose_last_completed_event_was_lost(
+    world: World, ecs_calls: ServiceDeploymentCalls
+) -> None:
+    from datetime import timedelta
+
+    from deployer import reconciler
+
+    # GIVEN worker's COMPLETED arrived and web's was lost; ECS reports web SUCCESSFUL 15 minutes ago
+    release_id = start(world, "sweep-last")
+    flow.on_deployment(service_event(world, release_id, "dev", "worker", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps)
+    release = current(world, release_id)
+    expect_service_deployment(ecs_calls, release, "dev", "web", "SUCCESSFUL", finishedAt=datetime.now(UTC))
+    # WHEN the sweep runs 25 minutes later (only web, still DEPLOYING, is asked about)
+    (outcome,) = reconciler.reconcile(world.deps, datetime.now(UTC) + timedelta(minutes=25))
+    # THEN dev completes, as web's COMPLETED would have made it, and prod deploys next
+    assert outcome["outcome"] == "deployed", outcome
+    promoted = current(world, release_id)
+    assert promoted.stages["dev"].state is StageState.DEPLOYED
+    assert promoted.stage == "prod"
+    done = next(t for t in world.transitions if t.to_state is ReleaseState.DEPLOYED)
+    assert (done.reason or "").startswith("reconciler: dev runs web web:")
+    assert "its COMPLETED event never arrived" in (done.reason or "")
+
+
+def test_the_sweep_stops_an_overdue_service_and_puts_the_completed_one_back(
+    world: World, ecs_calls: ServiceDeploymentCalls
+) -> None:
+    from datetime import timedelta
+
+    from deployer import reconciler
+
+    # GIVEN web completed, worker still IN_PROGRESS 2 hours later (dev's deadline is 60 minutes)
+    release_id = start(world, "sweep-overdue")
+    flow.on_deployment(service_event(world, release_id, "dev", "web", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps)
+    release = current(world, release_id)
+    arn = expect_service_deployment(ecs_calls, release, "dev", "worker", "IN_PROGRESS")
+    ecs_calls.add(
+        "StopServiceDeployment", {"serviceDeploymentArn": arn, "stopType": "ROLLBACK"}, {"serviceDeploymentArn": arn}
+    )
+    web_before = world.account.services["dev"].task_definition_arn
+    # WHEN the sweep runs
+    (outcome,) = reconciler.reconcile(world.deps, datetime.now(UTC) + timedelta(minutes=120))
+    # THEN worker is stopped with ROLLBACK, web goes back to its revision, the release says both
+    assert outcome["outcome"] == "failed"
+    assert outcome["stopped"] == arn
+    failed = current(world, release_id)
+    assert failed.state is ReleaseState.DEPLOY_FAILED
+    assert (failed.reason or "").startswith("reconciler: dev failed (worker failed); worker: no completion within 60")
+    assert "web: completed, then rolled back by the deployer" in (failed.reason or "")
+    assert task_definition_of(world, "dev", "web") == web_before
+    assert world.store.lock_of("dev", "worker") is None
+
+
+def test_rolling_back_a_stage_of_several_services_in_flight_stops_and_puts_back_each(
+    world: World, ecs_calls: ServiceDeploymentCalls
+) -> None:
+    # GIVEN web completed and worker in flight
+    release_id = start(world, "rb-in-flight")
+    flow.on_deployment(service_event(world, release_id, "dev", "web", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps)
+    arn = f"arn:aws:ecs:{REGION}:{ACCOUNT}:service-deployment/dev/worker/inFlight"
+    ecs_calls.add(
+        "ListServiceDeployments",
+        {"cluster": "dev", "service": "worker", "status": ["PENDING", "IN_PROGRESS"]},
+        {"serviceDeployments": [{"serviceDeploymentArn": arn, "status": "IN_PROGRESS"}]},
+    )
+    ecs_calls.add(
+        "DescribeServiceDeployments",
+        {"serviceDeploymentArns": [arn]},
+        {"serviceDeployments": [{"serviceDeploymentArn": arn, "status": "IN_PROGRESS"}]},
+    )
+    ecs_calls.add(
+        "StopServiceDeployment", {"serviceDeploymentArn": arn, "stopType": "ROLLBACK"}, {"serviceDeploymentArn": arn}
+    )
+    # WHEN an operator rolls dev back
+    outcome = flow.request_rollback("web", "dev", {"kind": "cli", "principal": "ada"}, world.deps)
+    # THEN worker is stopped, web is put back, the release ends DEPLOY_FAILED and the rollback is RELEASED
+    assert outcome["outcome"] == "stopping"
+    assert outcome["undoes"] == release_id
+    ended = current(world, release_id)
+    assert ended.state is ReleaseState.DEPLOY_FAILED
+    web, worker = ended.stages["dev"].services or ()
+    assert (web.undone, worker.undone) == ("updated", "stopped")
+    rollback = current(world, outcome["release_id"])
+    assert rollback.state is ReleaseState.RELEASED
+    assert rollback.target_task_definitions == {s.key: s.previous_task_definition_arn for s in (web, worker)}
+    assert "ada rolled dev back while it deployed" in (rollback.reason or "")
+    assert world.store.lock_of("dev", "web") is None
+    assert world.store.lock_of("dev", "worker") is None

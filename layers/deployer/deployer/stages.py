@@ -610,7 +610,8 @@ class StageDeployer:
                 record = record.with_service(undone)
                 store.save(release, stages={**release.stages, stage_name: record})
         ended = replace(record, state=StageState.FAILED, finished_at=now_iso())
-        what = "; ".join(f"{s.service}: {s.reason or s.state.value}" for s in ended.services or () if s.reason)
+        failed_first = sorted(ended.services or (), key=lambda s: failed is None or s.key != failed.key)
+        what = "; ".join(f"{s.service}: {s.reason}" for s in failed_first if s.reason)
         reason = f"{stage_name} failed ({why}); {what}" if what else f"{stage_name} failed ({why})"
         ended = replace(ended, reason=reason)
         store.transition(release, state, stage=stage_name, reason=reason, stages={**release.stages, stage_name: ended})
