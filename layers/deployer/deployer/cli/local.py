@@ -178,6 +178,11 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="publish the demo pipeline whose prod is BLUE_GREEN, paused at POST_TEST_TRAFFIC_SHIFT for its approval",
     )
     up.add_argument(
+        "--several-services",
+        action="store_true",
+        help="run a worker service beside web; the demo pipeline's stages deploy both in one step",
+    )
+    up.add_argument(
         "--hook-timeout",
         type=float,
         default=None,
@@ -230,8 +235,11 @@ def up_command(args: argparse.Namespace) -> int:
             build_dir=args.build_dir,
             fail_stages=tuple(args.fail_stage),
             blue_green=args.blue_green,
+            several_services=args.several_services,
             hook_timeout_seconds=args.hook_timeout,
-            command="deployer local up" + (" --blue-green" if args.blue_green else ""),
+            command="deployer local up"
+            + (" --blue-green" if args.blue_green else "")
+            + (" --several-services" if args.several_services else ""),
         )
     )
     try:

@@ -99,8 +99,21 @@ def run(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="prod deploys BLUE_GREEN and is approved while ECS pauses it after the test traffic shift",
     )
+    parser.add_argument(
+        "--several-services",
+        action="store_true",
+        help="dev and prod each deploy web and a worker in one step (`services: [web, worker]`)",
+    )
     args = parser.parse_args(argv)
-    name = "make demo-click" if args.wait_for_click else "make demo-bluegreen" if args.blue_green else "make demo"
+    name = (
+        "make demo-click"
+        if args.wait_for_click
+        else "make demo-bluegreen"
+        if args.blue_green
+        else "make demo-services"
+        if args.several_services
+        else "make demo"
+    )
     # SIGINT, SIGTERM, SIGHUP: the stack stops, then one line and 128 + the signal (deployer.cli.signals)
     return run_stoppable(name, lambda: _demo(args, name))
 
@@ -113,7 +126,13 @@ def _demo(args: argparse.Namespace, name: str) -> int:
 
     started = time.monotonic()
     stack = LocalStack(
-        StackOptions(root=Path(".local"), fail_stages=tuple(args.fail_stage), blue_green=args.blue_green, command=name)
+        StackOptions(
+            root=Path(".local"),
+            fail_stages=tuple(args.fail_stage),
+            blue_green=args.blue_green,
+            several_services=args.several_services,
+            command=name,
+        )
     )
     say("Starting the local stack (no AWS account, no Docker)")
     try:  # one local stack per checkout: its .local/ (state file, git remote, moto log) is the stack's

@@ -80,6 +80,9 @@ class StackOptions:
     interactive_slack: bool = True
     blue_green: bool = False
     """Publish the demo pipeline whose prod is a BLUE_GREEN deployment paused for its approval."""
+    several_services: bool = False
+    """Run a `worker` service beside `web` in dev and prod, and publish the demo pipeline whose stages
+    deploy both in one step (`services: [web, {name: worker, container: worker}]`)."""
     hook_timeout_seconds: float | None = None
     """Simulated PAUSE hooks time out after this many seconds instead of their timeoutInMinutes."""
     command: str = "deployer local up"
@@ -220,11 +223,16 @@ class LocalStack:
             value = props.get("SecretString") or secrets.token_urlsafe(48)
             self.secret_arns[logical_id] = secrets_client.create_secret(Name=name, SecretString=value)["ARN"]
         blue_green = self.options.blue_green
-        self.account = provision_demo(session, load_balanced=("prod",) if blue_green else ())
+        several = self.options.several_services
+        self.account = provision_demo(
+            session, load_balanced=("prod",) if blue_green else (), workers=("dev", "prod") if several else ()
+        )
         self.config_store = ConfigStore(names.config_table, max_age_seconds=0)
-        pipelines = demo_pipelines_yaml(self.account, blue_green=blue_green)
+        pipelines = demo_pipelines_yaml(self.account, blue_green=blue_green, several_services=several)
         published = self.config_store.publish(load_config_text(pipelines), "deployer local up")
         variant = " (prod: BLUE_GREEN, approved while paused at POST_TEST_TRAFFIC_SHIFT)" if blue_green else ""
+        if several:
+            variant += " (dev and prod each deploy web and worker)"
         self.printer(
             f"Provisioned from template.yaml: tables {names.table}, {names.config_table}; bus {names.bus}; "
             f"secrets; demo pipeline 'web'{variant} published (version {published.version})"
