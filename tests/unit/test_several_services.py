@@ -541,3 +541,59 @@ def test_rolling_back_a_stage_of_several_services_in_flight_stops_and_puts_back_
     assert "ada rolled dev back while it deployed" in (rollback.reason or "")
     assert world.store.lock_of("dev", "web") is None
     assert world.store.lock_of("dev", "worker") is None
+
+
+# -- the local stack's simulated ECS and the approval page -------------------------------------------
+
+
+def test_the_simulated_ecs_rolls_out_each_service_and_sends_each_completed(world: World) -> None:
+    from deployer.local.simulate import EcsRolloutSimulator, deployment_lookup_from_store
+
+    # GIVEN the local stack's ECS rollout simulator watching the published pipeline
+    emitted: list[dict[str, Any]] = []
+    printed: list[str] = []
+    simulator = EcsRolloutSimulator(
+        boto3.client("ecs"), deployment_lookup_from_store(world.store), emitted.append, printed.append
+    )
+    simulator.watch_pipelines(world.config_store.load())
+    assert {"dev/web", "dev/worker", "prod/web", "prod/worker"} <= set(simulator.watched)
+    # WHEN dev's two services are deployed and the simulator polls
+    release_id = start(world, "simulated")
+    simulator.poll_once()
+    # THEN each service's rollout is drawn, labelled SIMULATED, and each gets its COMPLETED
+    record = current(world, release_id).stages["dev"]
+    sent = {(e["resources"][0].rsplit("/", 1)[-1], e["detail"]["deploymentId"]) for e in emitted}
+    assert sent == {(s.service, s.deployment_id) for s in record.services or ()}
+    assert all(e["detail"]["eventName"] == "SERVICE_DEPLOYMENT_COMPLETED" for e in emitted)
+    assert any(line.startswith("SIMULATED ECS rollout of dev/worker:") for line in printed)
+    # AND delivered, they complete dev once
+    for event in emitted:
+        flow.on_deployment(parse_event(EcsDeploymentStateChangeEvent, event), world.deps)
+    assert current(world, release_id).stages["dev"].state is StageState.DEPLOYED
+
+
+def test_the_approval_page_draws_every_service_rollout(world: World) -> None:
+    from deployer.approval_http import _plan
+
+    # GIVEN prod of several services behind an approval
+    world.publish(demo_pipelines_yaml(world.account, several_services=True))
+    release_id = start(world, "approval")
+    for service in ("web", "worker"):
+        flow.on_deployment(service_event(world, release_id, "dev", service, "SERVICE_DEPLOYMENT_COMPLETED"), world.deps)
+    release = current(world, release_id)
+    assert release.state is ReleaseState.AWAITING_APPROVAL
+    context = release.approval_context or {}
+    # THEN the approval shows each service as it runs now and draws each rollout
+    assert context["service"] == "prod/web, prod/worker"
+    assert [s["service"] for s in context["services"]] == ["prod/web", "prod/worker"]
+    assert [s["desired"] for s in context["services"]] == [4, 2]
+    text, note = _plan(context)
+    assert text is not None
+    assert text.startswith("prod/web: desired 4 tasks, minimumHealthyPercent 50, maximumPercent 150")
+    assert "\n\nprod/worker: desired 2 tasks, minimumHealthyPercent 50, maximumPercent 150" in text
+    assert note is None
+    from deployer.reporting import view_of
+
+    lines = view_of(release).services
+    assert lines[0].startswith("web: web:")
+    assert "2 waves" in lines[0]

@@ -565,8 +565,12 @@ class StageDeployer:
                 for target in group:
                     if target.key not in had_intent:
                         services[target.key] = replace(services[target.key], registering_at=at)
-            families = sorted({_short_arn(current).split(":")[0] for current, _ in groups})
-            save(f"registering revisions of {', '.join(families)} for {', '.join(t.service for t in targets)}")
+            plural = "s" if len(groups) > 1 else ""
+            which = "; ".join(
+                f"{_short_arn(current).split(':')[0]} for {', '.join(t.service for t in group)}"
+                for (current, _), group in groups.items()
+            )
+            save(f"registering {len(groups)} revision{plural}: {which}")
         for (current, containers), group in groups.items():
             images = dict.fromkeys(containers, release.image_uri or "")
             base = described.get(current) or taskdef.describe_task_definition(self.ecs, current)

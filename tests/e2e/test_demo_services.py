@@ -1,0 +1,84 @@
+"""`make demo-services` end to end: the demo with a `worker` service beside `web` in dev and prod,
+each stage deploying both in one step (`services: [web, {name: worker, container: worker}]`): both
+rollouts are SIMULATED and drawn, the stage completes once both have, and `deployer status` lists
+every service. Run as `tests/e2e/test_demo.py` runs `make demo` (a copy of the build in a temporary
+directory, under a supervisor that reports what is left running)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_demo import DEMO_TIMEOUT_SECONDS, SUPERVISOR
+from tests.support.events import REPOSITORY_ROOT
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the supervisor uses Linux's child subreaper"),
+]
+
+
+def test_make_demo_services_deploys_web_and_worker_together_through_every_stage(tmp_path: Path) -> None:
+    # GIVEN a directory holding a copy of the build
+    build = REPOSITORY_ROOT / ".aws-sam" / "build"
+    if not (build / "template.yaml").is_file():
+        pytest.fail(f"{build} is missing: run `make build` first (`make test` does)", pytrace=False)
+    shutil.copytree(build, tmp_path / ".aws-sam" / "build", symlinks=True)
+    (tmp_path / "gitconfig").write_text("")
+    env = {k: v for k, v in os.environ.items() if k not in {"AWS_ENDPOINT_URL", "AWS_PROFILE"}}
+    env |= {
+        "GIT_CONFIG_GLOBAL": str(tmp_path / "gitconfig"),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": os.pathsep.join([str(REPOSITORY_ROOT / "layers" / "deployer"), env.get("PYTHONPATH", "")]),
+    }
+    report = tmp_path / "supervisor.json"
+    # WHEN `make demo-services` runs (its recipe: python -m deployer.local.demo --several-services)
+    done = subprocess.run(
+        [
+            *(sys.executable, "-c", SUPERVISOR, str(report), str(DEMO_TIMEOUT_SECONDS)),
+            *(sys.executable, "-m", "deployer.local.demo", "--several-services"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=DEMO_TIMEOUT_SECONDS + 60,
+        check=False,
+    )
+    output = done.stdout
+    supervised = json.loads(report.read_text())
+    # THEN the release goes through both stages, each service's rollout drawn and SIMULATED
+    assert not supervised["timed_out"], output
+    assert done.returncode == 0, output
+    for where in ("dev/web", "dev/worker", "prod/web", "prod/worker"):
+        assert f"SIMULATED ECS rollout of {where}: completed: SERVICE_DEPLOYMENT_COMPLETED sent" in output, output
+    # AND each stage completes once, after both services, saying which it waited for
+    assert re.search(
+        r"DEPLOYING -> DEPLOYING \(dev\): dev: (web|worker) runs \S+; waiting for (web|worker)$", output, re.M
+    )
+    assert (
+        len(
+            re.findall(
+                r"^RELEASE web@\w+ DEPLOYING -> DEPLOYED \(dev\): dev runs web web:\d+, worker worker:\d+$",
+                output,
+                re.M,
+            )
+        )
+        == 1
+    )
+    assert re.search(r"^RELEASE web@\w+ DEPLOYED -> RELEASED \(prod\)", output, re.M), output
+    # AND `deployer status` lists every service of each stage
+    status = output.split("=== deployer status", 1)[-1]
+    assert re.search(r"^\s+services\s+dev: web DEPLOYED \(web:\d+\) · worker DEPLOYED \(worker:\d+\)$", status, re.M)
+    assert re.search(r"^\s+services\s+prod: web DEPLOYED \(web:\d+\) · worker DEPLOYED \(worker:\d+\)$", status, re.M)
+    assert output.rstrip().endswith("Stopped: nothing left running."), output
+    assert supervised["left_running"] == {}, supervised["left_running"]
