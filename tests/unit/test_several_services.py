@@ -597,3 +597,39 @@ def test_the_approval_page_draws_every_service_rollout(world: World) -> None:
     lines = view_of(release).services
     assert lines[0].startswith("web: web:")
     assert "2 waves" in lines[0]
+
+
+def test_status_gives_each_service_its_own_line_when_they_do_not_fit_on_one() -> None:
+    from deployer import status
+    from deployer.status import PipelineStatus, ReleaseStatus, ServiceStatus, StageStatus
+
+    def service(name: str, state: str, undone: str | None) -> ServiceStatus:
+        return ServiceStatus(name, state, True, undone, "ecs-svc/1", f"{name}:3", f"{name}:1", None)
+
+    dev = StageStatus(
+        "dev",
+        "FAILED",
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        (
+            service("web", "DEPLOYED", "updated"),
+            service("worker", "FAILED", None),
+            service("jobs", "FAILED", "stopped"),
+        ),
+    )
+    release = ReleaseStatus(
+        "web", "web@" + "a" * 40, "a" * 40, "a" * 12, "web-app", "main", "DEPLOY_FAILED", "dev", (dev,),
+        "2026-12-04T15:38:00Z", "2026-12-04T15:39:00Z", 3, "dev failed", None, None, None, None, None, None, None,
+    )  # fmt: skip
+    lines = status.render_table([PipelineStatus("web", (release,))]).splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith("services"))
+    assert [line.strip() for line in lines[start : start + 3]] == [
+        "services  dev: web DEPLOYED, then rolled back (web:3)",
+        "dev: worker FAILED, rolled back (worker:3)",
+        "dev: jobs stopped, rolled back (jobs:3)",
+    ]
+    assert all(len(line) <= status.WIDTH for line in lines)

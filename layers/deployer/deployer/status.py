@@ -425,8 +425,15 @@ def _release_rows(out: io.StringIO, release: ReleaseStatus, width: int) -> None:
     if any(stage.state for stage in release.stages) or release.state == ReleaseState.AWAITING_APPROVAL:
         detail("stages", " · ".join(f"{stage.name} {_stage_label(release, stage)}" for stage in release.stages))
     for stage in release.stages:
-        if stage.services:  # a stage of several services: where each one stands
-            detail("services", f"{stage.name}: " + " · ".join(service.text for service in stage.services))
+        if not stage.services:
+            continue
+        # a stage of several services: where each one stands, on one line when it fits, else one each
+        line = f"{stage.name}: " + " · ".join(service.text for service in stage.services)
+        if len(line) <= room:
+            detail("services", line)
+            continue
+        for index, service in enumerate(stage.services):
+            detail("services" if index == 0 else "", f"{stage.name}: {service.text}")
     if release.reason:
         detail("reason", release.reason)
     if release.state == ReleaseState.AWAITING_APPROVAL:
