@@ -356,6 +356,11 @@ def test_a_throttled_update_of_the_second_service_resumes_without_new_revisions(
             raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "UpdateService")
 
     ecs.meta.events.register("provide-client-params.ecs.UpdateService", throttle_worker_once)
+    updated: list[str] = []  # UpdateService calls that went through
+    ecs.meta.events.register(
+        "after-call.ecs.UpdateService",
+        lambda http_response, parsed, **_: updated.append(parsed["service"]["serviceName"]),
+    )
     registered: list[str] = []
     ecs.meta.events.register(
         "provide-client-params.ecs.RegisterTaskDefinition", lambda params, **_: registered.append(params["family"])
@@ -369,8 +374,9 @@ def test_a_throttled_update_of_the_second_service_resumes_without_new_revisions(
         flow.on_build(parse_event(CodeBuildStateChangeEvent, build), world.deps)
     # WHEN EventBridge redelivers the build event
     flow.on_build(parse_event(CodeBuildStateChangeEvent, build), world.deps)
-    # THEN one revision per service was registered in all, and both are deploying
+    # THEN one revision and one UpdateService per service in all, and both are deploying
     assert sorted(registered) == ["web", "worker"]
+    assert sorted(updated) == ["web", "worker"]
     record = current(world, started["release_id"]).stages["dev"]
     assert record.state is StageState.DEPLOYING
     assert all(s.deployment_id for s in record.services or ())
