@@ -289,6 +289,18 @@ def test_a_failure_after_the_other_service_completed_puts_it_back_on_its_previou
     assert web.rollback_deployment_id
     assert "web: completed, then rolled back by the deployer to web:1" in (release.reason or "")
     assert release.state is ReleaseState.DEPLOY_FAILED
+    # AND the Slack message lists each service with what happened to it
+    from deployer import slack
+    from deployer.reporting import view_of
+
+    view = view_of(release, region=REGION)
+    assert view.services == (
+        f"web: web:1 → {web.task_definition_arn.rsplit('/', 1)[-1]}, DEPLOYED (rolled back)",
+        f"worker: worker:1 → {release.stages['dev'].services[1].task_definition_arn.rsplit('/', 1)[-1]}, FAILED",
+    )
+    fields = [f.text for block in slack.status_blocks(view) for f in getattr(block, "fields", None) or ()]
+    assert any(text.startswith("*Services*\nweb: web:1 → ") for text in fields), fields
+    assert view.service_link == f"https://{REGION}.console.aws.amazon.com/ecs/v2/clusters/dev/services"
     # AND a late COMPLETED or a duplicate FAILED changes nothing
     late = flow.on_deployment(
         service_event(world, release_id, "dev", "web", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps
