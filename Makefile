@@ -71,9 +71,10 @@ checkov: $(TOOLS)/.installed ## checkov on template.yaml (its own venv: checkov 
 	$(TOOLS)/bin/checkov --config-file .checkov.yaml
 
 .PHONY: lock-tools
-lock-tools: venv ## re-pin requirements-checkov.lock and requirements-ecs-deploy.lock
+lock-tools: venv ## re-pin requirements-checkov.lock, requirements-ecs-deploy.lock and requirements-cli.lock
 	$(BIN)/uv pip compile requirements-checkov.in -o requirements-checkov.lock --python-version 3.13 --generate-hashes --no-header -q
 	$(BIN)/uv pip compile requirements-ecs-deploy.in -o requirements-ecs-deploy.lock --python-version 3.13 --generate-hashes --no-header -q
+	$(BIN)/uv pip compile requirements-cli.in -c requirements.lock -o requirements-cli.lock --python-version 3.13 --generate-hashes --no-header -q
 
 # ecs-deploy (PyPI), which `make bench` compares with `deployer deploy`: its own venv, as it pins
 # its own boto3 and click.
@@ -82,6 +83,17 @@ $(ECS_DEPLOY_VENV)/.installed: requirements-ecs-deploy.lock | $(BIN)/.installed
 	@echo "==> bootstrapping $(ECS_DEPLOY_VENV) (ecs-deploy) with $(PYTHON313)"
 	@[ -x $(ECS_DEPLOY_VENV)/bin/python ] || "$(PYTHON313)" -m venv $(ECS_DEPLOY_VENV)
 	@$(BIN)/uv pip sync --quiet --python $(ECS_DEPLOY_VENV)/bin/python --require-hashes requirements-ecs-deploy.lock
+	@touch $@
+
+# `deployer deploy` as `make bench` runs it beside ecs-deploy: a venv holding only what the one-shot
+# commands import (botocore, requirements-cli.lock) and the deployer package, installed as a user
+# installs it (not editable); reinstalled when the package changes.
+CLI_VENV := .venv-cli
+$(CLI_VENV)/.installed: requirements-cli.lock pyproject.toml $(shell find layers/deployer/deployer -name '*.py') | $(BIN)/.installed
+	@echo "==> bootstrapping $(CLI_VENV) (botocore and the deployer package) with $(PYTHON313)"
+	@[ -x $(CLI_VENV)/bin/python ] || "$(PYTHON313)" -m venv --without-pip $(CLI_VENV)
+	@$(BIN)/uv pip sync --quiet --python $(CLI_VENV)/bin/python --require-hashes requirements-cli.lock
+	@$(BIN)/uv pip install --quiet --python $(CLI_VENV)/bin/python --no-deps --reinstall-package ecs-deployer .
 	@touch $@
 
 .PHONY: build
@@ -106,8 +118,8 @@ test: lint validate checkov build browser ## everything CI runs: lint, sam valid
 	$(BIN)/pytest
 
 .PHONY: demo
-demo: venv build ## one release end to end on the local stack (push, build, dev, approval, prod), then stop
-	$(BIN)/python -m deployer.local.demo
+demo: venv build ## one release end to end on the local stack (push, build, dev, approval, prod), then stop; SOURCE=github|gitlab pushes through a webhook
+	$(BIN)/python -m deployer.local.demo --source $(or $(SOURCE),codecommit)
 
 .PHONY: demo-click
 demo-click: venv build ## the same, but waits for you to open the approval link and click
@@ -121,10 +133,14 @@ demo-services: venv build ## the demo with two services per stage: web and worke
 demo-bluegreen: venv build ## the demo with prod BLUE_GREEN: ECS pauses after test traffic, the approval page continues it
 	$(BIN)/python -m deployer.local.demo --blue-green
 
+.PHONY: demo-before
+demo-before: venv build ## the demo with a before-task on prod (migrate, SIMULATED RunTask); FAIL=1 makes it exit 1
+	$(BIN)/python -m deployer.local.demo --before $(if $(FAIL),--fail-before prod,)
+
 .PHONY: bench
-bench: venv build $(ECS_DEPLOY_VENV)/.installed ## benchmarks: print a summary and rewrite BENCHMARKS.md
+bench: venv build $(ECS_DEPLOY_VENV)/.installed $(CLI_VENV)/.installed ## benchmarks: print a summary and rewrite BENCHMARKS.md
 	$(BIN)/python -m bench
 
 .PHONY: clean
 clean: ## remove the venv and build output
-	rm -rf $(VENV) $(TOOLS) $(ECS_DEPLOY_VENV) .aws-sam .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(TOOLS) $(ECS_DEPLOY_VENV) $(CLI_VENV) .aws-sam .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,7 +1,8 @@
 """`python -m bench`: run every benchmark, print a summary and rewrite BENCHMARKS.md.
 
 Run it from the repository root (`make bench` does), where `tests.support.world` is importable.
-`--only SECTION` runs one section and prints it without touching BENCHMARKS.md.
+`--only SECTION` runs one section and prints it without touching BENCHMARKS.md; with `--update`
+it rewrites that section in BENCHMARKS.md and keeps the others as they were measured.
 
 SIGINT (Ctrl-C), SIGTERM and SIGHUP stop it with one line, exit 128 + the signal, every child
 process ended and BENCHMARKS.md untouched. One run per checkout (`.local/bench.lock`): a second
@@ -39,7 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=list(RUNNERS), action="append", help="run only this section (repeatable)")
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "BENCHMARKS.md", help="where to write the report")
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="with --only: rewrite those sections in the report, keeping the others as they were measured",
+    )
     args = parser.parse_args(argv)
+    if args.update and not args.only:
+        parser.error("--update goes with --only (without it, every section is measured and the report rewritten)")
     return run_stoppable("python -m bench", lambda: _run(args))
 
 
@@ -57,6 +65,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _measure(args: argparse.Namespace) -> int:
     chosen = args.only or list(RUNNERS)
+    load = report.load_average()
     started = time.perf_counter()
     results: dict[str, dict[str, Any]] = {}
     for index, key in enumerate(chosen, 1):
@@ -64,17 +73,23 @@ def _measure(args: argparse.Namespace) -> int:
         print(f"[{index}/{len(chosen)}] {title} ...", file=sys.stderr, flush=True)
         section_started = time.perf_counter()
         results[key] = RUNNERS[key]()
-        print(f"      done in {time.perf_counter() - section_started:.0f} s", file=sys.stderr, flush=True)
-    info = report.run_info(time.perf_counter() - started)
+        results[key]["_seconds"] = time.perf_counter() - section_started
+        print(f"      done in {results[key]['_seconds']:.0f} s", file=sys.stderr, flush=True)
+    info = report.run_info(time.perf_counter() - started, load)
     print()
     print("\n".join(report.summary(results)))
     text = report.markdown(results, info, sections=chosen if args.only else None)
-    if args.only:
+    where = args.output.relative_to(REPO_ROOT) if args.output.is_relative_to(REPO_ROOT) else args.output
+    if args.only and args.update:
+        previous = args.output.read_text(encoding="utf-8") if args.output.is_file() else ""
+        args.output.write_text(report.merge(previous, text), encoding="utf-8")
+        print(f"\nrewrote {', '.join(chosen)} in {where}")
+    elif args.only:
         print()
         print(text)
     else:
         args.output.write_text(text, encoding="utf-8")
-        print(f"\nwrote {args.output.relative_to(REPO_ROOT) if args.output.is_relative_to(REPO_ROOT) else args.output}")
+        print(f"\nwrote {where}")
     return 0
 
 

@@ -251,12 +251,14 @@ class ServedRequest:
     operation: str
     user_agent: str
     body: bytes
+    seconds: float = 0.0  # the server's time to answer it (moto's work, not the client's)
 
 
 @dataclass
 class RequestLog:
-    """A WSGI middleware in front of moto: every request is logged before moto answers it, so
-    any process pointed at the server (boto3 in this one, a CLI in another) is counted the same."""
+    """A WSGI middleware in front of moto: every request is logged with the time moto took to
+    answer it, so any process pointed at the server (boto3 in this one, a CLI in another) is
+    counted and timed the same."""
 
     app: Any = None
     requests: list[ServedRequest] = field(default_factory=list)
@@ -278,6 +280,8 @@ class RequestLog:
             if not query.get("Action") and environ.get("CONTENT_TYPE", "").startswith("application/x-www-form"):
                 query = parse_qs(body.decode("utf-8", "replace"))
             operation = (query.get("Action") or [f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}"])[0]
+        started = time.perf_counter()
+        answer = self.app(environ, start_response)
         if not environ.get("PATH_INFO", "").startswith("/moto-api"):
             self.requests.append(
                 ServedRequest(
@@ -285,9 +289,10 @@ class RequestLog:
                     operation=operation,
                     user_agent=environ.get("HTTP_USER_AGENT", ""),
                     body=body if target else b"",
+                    seconds=time.perf_counter() - started,
                 )
             )
-        return self.app(environ, start_response)
+        return answer
 
 
 @contextmanager

@@ -1,12 +1,16 @@
 """Side by side with ecs-deploy (PyPI `ecs-deploy`, in its own venv `.venv-ecs-deploy`): on one
 moto server over HTTP, the same service deploys a new image through each tool, as whole
-processes:
+processes, each from a venv holding only what it needs (the deployer's `.venv-cli`: botocore and
+the deployer package):
 
     ecs deploy CLUSTER SERVICE --image CONTAINER URI --timeout -1
     deployer deploy --cluster CLUSTER --service SERVICE --container CONTAINER --image URI
 
 Before every run the server is reset and the same cluster, service and task definition are
-created again (untimed), so both tools always start from the very same state. The server counts
+created again (untimed), so both tools always start from the very same state. Each run is timed
+whole (wall), with the child's CPU time (user + system) and the time the server spent answering
+its requests (moto's work): wall minus that is the tool's own time. One `-X importtime` run of
+each says how much of it is imports. The server counts
 every request it answers (a WSGI middleware in front of moto: `bench.common.RequestLog`), the same
 way for both processes, and keeps the bodies of the JSON requests, so the comparison covers what
 each tool *sent* (RegisterTaskDefinition, UpdateService) as well as what ECS (moto) stored.
@@ -24,6 +28,7 @@ had set them; ECS itself refuses them in a RegisterTaskDefinition (REFERENCE.md)
 from __future__ import annotations
 
 import json
+import resource
 import subprocess
 import tempfile
 import time
@@ -37,8 +42,17 @@ from bench.common import FAKE_CREDENTIALS, REPO_ROOT, RequestLog, fake_aws, medi
 
 ECS_DEPLOY_VENV = REPO_ROOT / ".venv-ecs-deploy"
 ECS_DEPLOY = ECS_DEPLOY_VENV / "bin" / "ecs"
-DEPLOYER = REPO_ROOT / ".venv" / "bin" / "deployer"
+# `deployer deploy` from a venv holding only what it imports (botocore) and the deployer package,
+# as ecs-deploy runs from one holding only its requirements (`make bench` builds both).
+CLI_VENV = REPO_ROOT / ".venv-cli"
+DEPLOYER = CLI_VENV / "bin" / "deployer"
 TOOLS = ("ecs-deploy", "deployer")
+# The deployer's same command through `main` in a plain interpreter, which tears itself down at
+# exit as any Python process does, where the console script skips that (deployer.cli.console):
+# timed beside the two tools, so the report shows what the skipped teardown is worth.
+WITH_TEARDOWN = "deployer, with teardown"
+_MAIN = "import sys; from deployer.cli import main; sys.exit(main(sys.argv[1:]))"
+TARGET_RATIO = 0.8  # the deployer's wall time against ecs-deploy's (issue 13)
 N = 7
 WARM_UP = 1
 
@@ -133,6 +147,8 @@ def provision(scenario: Scenario) -> str:
 
 
 def command(tool: str, scenario: Scenario) -> list[str]:
+    if tool == WITH_TEARDOWN:
+        return [str(CLI_VENV / "bin" / "python"), "-c", _MAIN, *command("deployer", scenario)[1:]]
     if tool == "ecs-deploy":
         return [
             str(ECS_DEPLOY),
@@ -179,12 +195,35 @@ def _environment(url: str, home: Path) -> dict[str, str]:
     }
 
 
-def _run(argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> tuple[float, subprocess.CompletedProcess[str]]:
+def _run(
+    argv: Sequence[str], env: Mapping[str, str], cwd: Path
+) -> tuple[float, float, subprocess.CompletedProcess[str]]:
+    """Wall time and CPU time (user + system, of the child process) in ms, and what it printed."""
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(  # noqa: S603 - the two tools' own console scripts
         list(argv), env=dict(env), cwd=cwd, capture_output=True, text=True, timeout=120, check=False
     )
-    return (time.perf_counter() - started) * 1000, done
+    wall = (time.perf_counter() - started) * 1000
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (cpu_after.ru_utime - cpu_before.ru_utime + cpu_after.ru_stime - cpu_before.ru_stime) * 1000
+    return wall, cpu, done
+
+
+def _imports(argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> dict[str, Any]:
+    """One run under `python -X importtime`: how long the process spends importing, by package."""
+    from bench.cold_import import _by_package
+
+    python = str(Path(argv[0]).parent / "python")
+    done = subprocess.run(  # noqa: S603 - the tool's own interpreter and console script
+        [python, "-X", "importtime", *argv], env=dict(env), cwd=cwd, capture_output=True, text=True, check=False
+    )
+    packages = _by_package(done.stderr)
+    return {
+        "ms": sum(packages.values()),
+        "modules": sum(1 for line in done.stderr.splitlines() if line.startswith("import time:")) - 1,
+        "by_package_ms": dict(list(packages.items())[:6]),
+    }
 
 
 # -- what a run did -------------------------------------------------------------------------------
@@ -292,31 +331,35 @@ def side_by_side(n: int = N, budget_s: float = 240.0) -> dict[str, Any]:
         "ecs-deploy": _version(ECS_DEPLOY_VENV / "bin" / "python", "ecs-deploy"),
         "deployer": _version(DEPLOYER.parent / "python", "ecs-deployer"),
         "ecs-deploy's boto3": _version(ECS_DEPLOY_VENV / "bin" / "python", "boto3"),
-        "deployer's boto3": _version(DEPLOYER.parent / "python", "boto3"),
+        "ecs-deploy's botocore": _version(ECS_DEPLOY_VENV / "bin" / "python", "botocore"),
+        "deployer's botocore": _version(DEPLOYER.parent / "python", "botocore"),
     }
+    packages = {venv.name: _distributions(venv / "bin" / "python") for venv in (ECS_DEPLOY_VENV, CLI_VENV)}
     log = RequestLog()
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-ecs-deploy-") as tmp, moto_server(log) as url, fake_aws(url):
         home = Path(tmp)
         env = _environment(url, home)
         for scenario in scenarios():
-            runs: dict[str, list[dict[str, Any]]] = {tool: [] for tool in TOOLS}
+            runs: dict[str, list[dict[str, Any]]] = {tool: [] for tool in (*TOOLS, WITH_TEARDOWN)}
             source: dict[str, Any] | None = None
             rounds = 0
             for index in range(WARM_UP + n):
                 if index >= WARM_UP + 3 and time.monotonic() > started + budget_s * (len(results) + 1) / 2:
                     break
                 rounds += 1
-                order = TOOLS if index % 2 == 0 else TOOLS[::-1]
+                order = (*TOOLS, WITH_TEARDOWN) if index % 2 == 0 else (WITH_TEARDOWN, *TOOLS[::-1])
                 for tool in order:
                     reset_moto(url)
                     running = provision(scenario)
                     source = source or described_definition(running)
                     first = len(log.requests)
-                    elapsed, done = _run(command(tool, scenario), env, home)
+                    elapsed, cpu, done = _run(command(tool, scenario), env, home)
                     requests = log.requests[first:]
                     run = {
                         "ms": elapsed,
+                        "cpu_ms": cpu,
+                        "server_ms": sum(r.seconds for r in requests) * 1000,
                         "exit": done.returncode,
                         "calls": _calls(requests),
                         "user_agent": requests[0].user_agent.split(" ")[0] if requests else "",
@@ -324,23 +367,47 @@ def side_by_side(n: int = N, budget_s: float = 240.0) -> dict[str, Any]:
                     }
                     if done.returncode != 0:
                         run["stderr"] = done.stderr.strip().splitlines()[-3:]
-                    if len(runs[tool]) <= WARM_UP:
+                    if len(runs[tool]) <= WARM_UP and tool in TOOLS:
                         # the requests and the registered revision of the warm-up and the first timed run
                         run["sent_register"] = _sent(requests, "RegisterTaskDefinition")
                         run["sent_update"] = _sent(requests, "UpdateService")
                         run["registered"] = _registered(scenario, running) if done.returncode == 0 else None
                     runs[tool].append(run)
             assert source is not None
-            results.append(_scenario_result(scenario, runs, rounds - WARM_UP, source))
+            result = _scenario_result(scenario, runs, rounds - WARM_UP, source)
+            if not results:  # where each process's time goes: imports, from one traced run of each
+                for tool in TOOLS:
+                    reset_moto(url)
+                    provision(scenario)
+                    result["tools"][tool]["imports"] = _imports(command(tool, scenario), env, home)
+            results.append(result)
     return {
         "n_requested": n,
         "warm_up": WARM_UP,
         "server": "One moto server (werkzeug, threaded) in the bench process, HTTP on 127.0.0.1, reset and "
         "provisioned again before every run",
         "versions": versions,
+        "venvs": packages,
+        "target_ratio": TARGET_RATIO,
         "commands": {tool: shown(command(tool, scenarios()[0])) for tool in TOOLS},
         "scenarios": results,
     }
+
+
+def _ratio_of(ours: Mapping[str, Any], theirs: Mapping[str, Any], key: str) -> float | None:
+    return ratio(ours[key], theirs[key]) if ours[key] and theirs[key] else None
+
+
+def _distributions(python: Path) -> list[str]:
+    """What a venv holds, as `name version` (pip and the like left out)."""
+    code = (
+        "import importlib.metadata as m; "
+        "print('\\n'.join(sorted(f\"{d.metadata['Name']} {d.version}\" for d in m.distributions())))"
+    )
+    done = subprocess.run(  # noqa: S603 - a venv's own interpreter
+        [str(python), "-c", code], capture_output=True, text=True, check=False
+    )
+    return [line for line in done.stdout.splitlines() if line.split()[0].lower() not in {"pip", "setuptools"}]
 
 
 def _version(python: Path, distribution: str) -> str:
@@ -365,6 +432,9 @@ def _scenario_result(
             "n": len(timed),
             "median_ms": median([r["ms"] for r in timed]) if timed else None,
             "min_ms": min((r["ms"] for r in timed), default=None),
+            "server_ms": median([r["server_ms"] for r in timed]) if timed else None,
+            "own_ms": median([r["ms"] - r["server_ms"] for r in timed]) if timed else None,
+            "cpu_ms": median([r["cpu_ms"] for r in timed]) if timed else None,
             "exit_codes": sorted({r["exit"] for r in runs[tool]}),
             "stderr": next((r["stderr"] for r in runs[tool] if "stderr" in r), None),
             "calls": shape["calls"],
@@ -377,6 +447,16 @@ def _scenario_result(
             "sent_register": shape["sent_register"],
         }
     ecs_deploy, deployer = tools["ecs-deploy"], tools["deployer"]
+    timed = [r for r in runs[WITH_TEARDOWN] if not r["warm_up"]]
+    teardown = {
+        "n": len(timed),
+        "median_ms": median([r["ms"] for r in timed]) if timed else None,
+        "own_ms": median([r["ms"] - r["server_ms"] for r in timed]) if timed else None,
+        "cpu_ms": median([r["cpu_ms"] for r in timed]) if timed else None,
+        "exit_codes": sorted({r["exit"] for r in runs[WITH_TEARDOWN]}),
+    }
+    teardown["ratio"] = _ratio_of(teardown, ecs_deploy, "median_ms")
+    teardown["cpu_ratio"] = _ratio_of(teardown, ecs_deploy, "cpu_ms")
     stored = {
         tool: _normalised((tools[tool]["registered"] or {}).get("definition")) if tools[tool]["registered"] else None
         for tool in TOOLS
@@ -405,8 +485,15 @@ def _scenario_result(
         "container": scenario.container,
         "rounds": rounds,
         "tools": tools,
+        "with_teardown": teardown,
         "ratio": ratio(deployer["median_ms"], ecs_deploy["median_ms"])
         if deployer["median_ms"] and ecs_deploy["median_ms"]
+        else None,
+        "own_ratio": ratio(deployer["own_ms"], ecs_deploy["own_ms"])
+        if deployer["own_ms"] and ecs_deploy["own_ms"]
+        else None,
+        "cpu_ratio": ratio(deployer["cpu_ms"], ecs_deploy["cpu_ms"])
+        if deployer["cpu_ms"] and ecs_deploy["cpu_ms"]
         else None,
         "identical_apart_from_image": bool(comparison.get("stored") == [] and comparison.get("sent") == []),
         "comparison": comparison,

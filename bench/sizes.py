@@ -1,7 +1,8 @@
 """The built packages' sizes: every function's code and the layer, as `sam build` left them in
 `.aws-sam/build`, unzipped (what counts against Lambda's 250 MB limit for a function and its
 layers) and zipped (what is uploaded; deflate, as `sam package` zips), with the layer broken
-down by distribution, so the share Powertools takes is measured, not guessed.
+down by distribution, so the share Powertools takes is measured, not guessed, and what the
+bytecode the build ships (`__pycache__/*.pyc`) costs in size.
 
 Powertools is bundled in the project's own layer, not taken from AWS's public Powertools layer:
 `powertools_note` gives the reasons, and the result the figures they rest on.
@@ -10,6 +11,7 @@ Powertools is bundled in the project's own layer, not taken from AWS's public Po
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import tempfile
 import zipfile
 from collections.abc import Iterable
@@ -27,7 +29,11 @@ MB = 1_000_000
 
 
 def _files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def _bytecode(paths: Iterable[Path]) -> list[Path]:
+    return [p for p in paths if "__pycache__" in p.parts]
 
 
 def _unzipped(paths: Iterable[Path]) -> int:
@@ -45,12 +51,15 @@ def _zipped(paths: Iterable[Path], root: Path) -> int:
 
 
 def _distribution_files(site: Path) -> dict[str, tuple[str, list[Path]]]:
-    """Distribution name -> (version, its installed files) of the packages under `site`."""
+    """Distribution name -> (version, its installed files, with the bytecode the build compiled
+    from them) of the packages under `site`."""
     found: dict[str, tuple[str, list[Path]]] = {}
     for dist in importlib.metadata.distributions(path=[str(site)]):
         files = [site / str(f) for f in dist.files or ()]
         name = str(dist.metadata["Name"]).lower().replace("_", "-")
-        found[name] = (dist.version, [f for f in files if f.is_file() and "__pycache__" not in f.parts])
+        installed = [f for f in files if f.is_file() and "__pycache__" not in f.parts]
+        compiled = [Path(importlib.util.cache_from_source(str(f))) for f in installed if f.suffix == ".py"]
+        found[name] = (dist.version, installed + [c for c in compiled if c.is_file()])
     return found
 
 
@@ -64,6 +73,7 @@ def _layer_breakdown(site: Path) -> tuple[list[dict[str, Any]], dict[str, str]]:
             "files": len(files),
             "unzipped_bytes": _unzipped(files),
             "zipped_bytes": _zipped(files, site),
+            "bytecode_unzipped_bytes": _unzipped(_bytecode(files)),
         }
         for name, (version, files) in distributions.items()
     ]
@@ -76,6 +86,7 @@ def _layer_breakdown(site: Path) -> tuple[list[dict[str, Any]], dict[str, str]]:
                 "files": len(rest),
                 "unzipped_bytes": _unzipped(rest),
                 "zipped_bytes": _zipped(rest, site),
+                "bytecode_unzipped_bytes": _unzipped(_bytecode(rest)),
             }
         )
     rows.sort(key=lambda row: -row["unzipped_bytes"])
@@ -121,13 +132,19 @@ def package_sizes(build_dir: Path = BUILD_DIR) -> dict[str, Any]:
         for logical_id in sorted(resources):
             root = build_dir / logical_id
             files = _files(root)
+            bytecode = set(_bytecode(files))
+            source_only = [f for f in files if f not in bytecode]
             packages.append(
                 {
                     "name": logical_id,
                     "kind": kind,
                     "files": len(files),
+                    "bytecode_files": len(bytecode),
                     "unzipped_bytes": _unzipped(files),
                     "zipped_bytes": _zipped(files, root) if files else 0,
+                    # the same package without its __pycache__: what the build shipped before
+                    "without_bytecode_unzipped_bytes": _unzipped(source_only),
+                    "without_bytecode_zipped_bytes": _zipped(source_only, root) if source_only else 0,
                 }
             )
     result: dict[str, Any] = {

@@ -32,5 +32,6 @@ def _fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in FAKE_AWS_ENV.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("DEPLOYER_STACK", raising=False)  # a developer's own deployed stack is no test's
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "EcsDeployerTest")

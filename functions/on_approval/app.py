@@ -1,5 +1,6 @@
 """on_approval: an "Approval Decided" event deploys the stage (or continues a paused deployment)
 or ends the release REJECTED; "Rollback Requested" (Slack's Roll back button) rolls a stage back;
+a click in Slack is then answered to the user who clicked (its response_url travels in the event);
 its schedule (every 15 minutes) ends releases whose approval expired (APPROVAL_EXPIRED) and reconciles
 releases whose build or deployment event was lost (`deployer.reconciler`)."""
 

@@ -1,5 +1,6 @@
 """on_deployment: ECS deployment events promote the release or end it; ECS pause hooks ask for
-an approval inside the deployment (or end it when the hook timed out)."""
+an approval inside the deployment (or end it when the hook timed out); a before-task's STOPPED
+event deploys its stage (exit code 0) or ends the release."""
 
 from __future__ import annotations
 
@@ -10,7 +11,13 @@ from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idemp
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from deployer import flow, runtime
-from deployer.events import ECS_HOOK_STATE_CHANGE, EcsDeploymentStateChangeEvent, EcsHookStateChangeEvent
+from deployer.events import (
+    ECS_HOOK_STATE_CHANGE,
+    ECS_TASK_STATE_CHANGE,
+    EcsDeploymentStateChangeEvent,
+    EcsHookStateChangeEvent,
+    EcsTaskStateChangeEvent,
+)
 
 logger = Logger()
 tracer = Tracer()
@@ -27,6 +34,10 @@ idempotency = IdempotencyConfig(event_key_jmespath="id", raise_on_no_idempotency
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if isinstance(event, dict) and event.get("detail-type") == ECS_HOOK_STATE_CHANGE:
         return runtime.run(logger, metrics, EcsHookStateChangeEvent, event, lambda e: flow.on_hook(e, runtime.deps()))
+    if isinstance(event, dict) and event.get("detail-type") == ECS_TASK_STATE_CHANGE:
+        return runtime.run(
+            logger, metrics, EcsTaskStateChangeEvent, event, lambda e: flow.on_task_stopped(e, runtime.deps())
+        )
     return runtime.run(
         logger, metrics, EcsDeploymentStateChangeEvent, event, lambda e: flow.on_deployment(e, runtime.deps())
     )

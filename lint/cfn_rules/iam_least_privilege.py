@@ -32,6 +32,18 @@ UNSCOPABLE_ACTIONS: Mapping[str, str] = {
         f"{_NO_RESOURCE_TYPE}; only the aws:RequestTag and aws:TagKeys condition keys apply"
         f" ({_SAR}/list_amazonelasticcontainerservice.html)"
     ),
+    "ecs:ListTaskDefinitions": (
+        f"{_NO_RESOURCE_TYPE}; a List action: the family a redelivered registration looks in"
+        f" ({_SAR}/list_amazonelasticcontainerservice.html)"
+    ),
+    "ecs:DeregisterTaskDefinition": (
+        f'{_NO_RESOURCE_TYPE}; its row reads "Grants permission to deregister the specified task definition by family'
+        f' and revision" with an empty Resource types column ({_SAR}/list_amazonelasticcontainerservice.html)'
+    ),
+    "ecr:GetAuthorizationToken": (
+        f"{_NO_RESOURCE_TYPE}; the registry login of a build that pushes (docker login)"
+        f" ({_SAR}/list_amazonelasticcontainerregistry.html)"
+    ),
     "application-autoscaling:DescribeScalableTargets": (
         f"{_NO_RESOURCE_TYPE} ({_SAR}/list_awsapplicationautoscaling.html)"
     ),

@@ -168,3 +168,60 @@ def test_make_demo_tells_one_release_to_released_and_leaves_nothing_running(tmp_
     assert moto, output
     assert not port_is_open(int(moto.group(1))), f"moto's port {moto.group(1)} still answers"
     assert not (tmp_path / ".local" / "stack.json").exists(), ".local/stack.json was left behind"
+
+
+@pytest.mark.parametrize("fail", [False, True], ids=["exit-0", "exit-1"])
+def test_make_demo_before_runs_the_migration_through_the_local_stack(tmp_path: Path, fail: bool) -> None:
+    # GIVEN the same copy of the build
+    build = REPOSITORY_ROOT / ".aws-sam" / "build"
+    if not (build / "template.yaml").is_file():
+        pytest.fail(f"{build} is missing: run `make build` first (`make test` does)", pytrace=False)
+    shutil.copytree(build, tmp_path / ".aws-sam" / "build", symlinks=True)
+    (tmp_path / "gitconfig").write_text("")
+    env = {k: v for k, v in os.environ.items() if k not in {"AWS_ENDPOINT_URL", "AWS_PROFILE"}}
+    env |= {
+        "GIT_CONFIG_GLOBAL": str(tmp_path / "gitconfig"),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": os.pathsep.join([str(REPOSITORY_ROOT / "layers" / "deployer"), env.get("PYTHONPATH", "")]),
+    }
+    report = tmp_path / "supervisor.json"
+    # WHEN `make demo-before` (FAIL=1: `--fail-before prod`) runs
+    demo = [sys.executable, "-m", "deployer.local.demo", "--before", *(["--fail-before", "prod"] if fail else [])]
+    done = subprocess.run(
+        [sys.executable, "-c", SUPERVISOR, str(report), str(DEMO_TIMEOUT_SECONDS), *demo],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=DEMO_TIMEOUT_SECONDS + 60,
+        check=False,
+    )
+    output = done.stdout
+    supervised = json.loads(report.read_text())
+    assert not supervised["timed_out"], output
+    assert done.returncode == 0, output
+    # THEN the built functions ran prod's before-task with RunTask (SIMULATED), and its STOPPED event decided
+    assert re.search(r"^SIMULATED ECS task [0-9a-f]{12} on prod: before-task migrate of web@", output, re.M), output
+    assert re.search(
+        r"^RELEASE web@[0-9a-f]{12} DEPLOYING -> DEPLOYING \(prod\): before-task migrate running: task [0-9a-f]{32} "
+        r"on prod \(web:\d+, container web\); web is updated when it exits 0$",
+        output,
+        re.M,
+    ), output
+    status = output.split("=== deployer status", 1)[-1]
+    if fail:
+        assert "OnDeploymentFunction <- ECS Task State Change: before_task_failed" in output, output
+        assert "SIMULATED ECS rollout of prod/web" not in output, output
+        assert re.search(
+            r"DEPLOYING -> DEPLOY_FAILED \(prod\): before-task migrate failed in prod: container web exited 1", output
+        ), output
+        assert re.search(r"^\s+before    prod: migrate FAILED \(exit 1\), task [0-9a-f]{32}$", status, re.M), output
+        assert re.search(r"^Demo finished in \d+ s: release DEPLOY_FAILED\.$", output, re.M), output
+    else:
+        assert "OnDeploymentFunction <- ECS Task State Change: before_task_succeeded" in output, output
+        assert "SIMULATED ECS rollout of prod/web" in output, output
+        assert re.search(r"^\s+before    prod: migrate SUCCEEDED \(exit 0\), task [0-9a-f]{32}$", status, re.M), output
+        assert re.search(r"^Demo finished in \d+ s: release RELEASED\.$", output, re.M), output
+    assert supervised["left_running"] == {}, supervised["left_running"]

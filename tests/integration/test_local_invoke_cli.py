@@ -168,7 +168,8 @@ def test_invoke_exits_1_when_the_handler_raised(
         (
             ["NoSuchFunction", "-e", sample("push_created")],
             "no function 'NoSuchFunction' in the build; built: "
-            "ApprovalsHttpFunction, OnApprovalFunction, OnBuildFunction, OnDeploymentFunction, OnPushFunction",
+            "ApprovalsHttpFunction, OnApprovalFunction, OnBuildFunction, OnDeploymentFunction, OnPushFunction, "
+            "OnWebhookFunction",
         ),
         (["OnPushFunction", "-e", "missing.json"], "cannot read the event file missing.json"),
         (["OnPushFunction", "-e", str(EVENTS_DIR / "README.md")], "is not JSON"),

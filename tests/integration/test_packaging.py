@@ -5,8 +5,12 @@ here as it would in Lambda)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import marshal
+import re
 import subprocess
+import sys
 import textwrap
 import time
 from collections.abc import Mapping
@@ -131,6 +135,134 @@ def test_compiled_extensions_in_the_layer_are_built_for_the_functions_architectu
     assert {name for name, machine in machines.items() if machine != ELF_MACHINES[architecture]} == set()
 
 
+# -- bytecode -----------------------------------------------------------------------------------
+#
+# Every Lambda execution environment gets its own copy of the function's code and layers, and only
+# /tmp to write to ("Each execution environment contains a dedicated copy of the following items:
+# The code of the particular function version. Any AWS Lambda layers selected for your function
+# version. [...] A writeable /tmp directory.": Security Overview of AWS Lambda, "Lambda isolation
+# technologies", https://docs.aws.amazon.com/whitepapers/latest/security-overview-aws-lambda/lambda-isolation-technologies.html),
+# so no bytecode compiled there outlives a cold start: without .pyc files in the build, every
+# module of the layer is compiled again on every cold start. The build ships them (layers/deployer/Makefile,
+# functions/*/Makefile) as unchecked hash-based .pyc files: "For unchecked hash-based .pyc files,
+# Python simply assumes the cache file is valid if it exists" (The Python Language Reference, "The
+# import system", Cached bytecode invalidation,
+# https://docs.python.org/3/reference/import.html#cached-bytecode-invalidation), so neither the
+# timestamps a zip keeps nor a read-only directory matter. Header layout: PEP 552.
+
+PYC_FLAGS_HASH_BASED = 0b01  # PEP 552: bit 0 set = hash-based
+PYC_FLAGS_CHECK_SOURCE = 0b10  # bit 1 set = check the source's hash when importing
+
+
+def built_sources(build_dir: Path) -> list[Path]:
+    return sorted(p for p in build_dir.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def test_every_python_file_in_the_build_has_its_unchecked_hash_bytecode(build_dir: Path) -> None:
+    # GIVEN every .py of the layer and of the functions, and this interpreter's magic number,
+    # which is Lambda's python3.13's
+    assert sys.implementation.cache_tag == "cpython-313"
+    sources = built_sources(build_dir)
+    # WHEN the .pyc that Python would look for beside each one is read
+    problems: dict[str, str] = {}
+    for source in sources:
+        cached = Path(importlib.util.cache_from_source(str(source)))
+        where = str(source.relative_to(build_dir))
+        if not cached.is_file():
+            problems[where] = "no .pyc"
+            continue
+        header = cached.read_bytes()[:16]
+        flags = int.from_bytes(header[4:8], "little")
+        if header[:4] != importlib.util.MAGIC_NUMBER:
+            problems[where] = f"magic number {header[:4]!r}, not CPython 3.13's"
+        elif flags != PYC_FLAGS_HASH_BASED:
+            problems[where] = f"flags {flags:#b}: not an unchecked hash-based .pyc"
+        elif header[8:16] != importlib.util.source_hash(source.read_bytes()):
+            problems[where] = "compiled from another version of the source"
+    # THEN each one has a .pyc of CPython 3.13, hash-based, unchecked, of this very source
+    assert len(sources) > 900  # botocore, pydantic, Powertools... and the deployer package
+    assert problems == {}
+
+
+def test_the_bytecode_names_the_files_where_lambda_puts_them(build_dir: Path, layer: Path) -> None:
+    # GIVEN the bytecode of a deployer module and of a function's handler
+    layer_code = marshal.loads(
+        Path(importlib.util.cache_from_source(str(layer / "deployer" / "flow.py"))).read_bytes()[16:]
+    )
+    handler = next(build_dir.glob("*/app.py"))
+    handler_code = marshal.loads(Path(importlib.util.cache_from_source(str(handler))).read_bytes()[16:])
+    # THEN the file names recorded are Lambda's paths, not the build machine's scratch directory
+    # (so two builds of the same sources give the same bytes)
+    assert layer_code.co_filename == "/opt/python/deployer/flow.py"
+    assert handler_code.co_filename == "/var/task/app.py"
+
+
+def test_the_layer_imports_from_its_bytecode_without_writing_any(
+    layer: Path, functions: dict[str, BuiltFunction]
+) -> None:
+    # GIVEN an interpreter that sees only a function's code, the layer and the standard library,
+    # may not write bytecode (-B, what PYTHONDONTWRITEBYTECODE=1 sets; -I ignores the variable)
+    # and reports where each module's code comes from (-v); no pycache_prefix, so Python reads
+    # the __pycache__ folders of the build as Lambda does
+    function = functions["ApprovalsHttpFunction"]
+    code = """
+        import importlib, json, pkgutil
+        import app
+        import deployer
+        names = [info.name for info in pkgutil.walk_packages(deployer.__path__, "deployer.")]
+        for name in names:
+            importlib.import_module(name)
+        print(json.dumps(sorted(["deployer", *names])))
+    """
+    command = localrun.isolated_python(function.python_path, textwrap.dedent(code))
+    prefix = next(i for i, arg in enumerate(command) if arg.startswith("pycache_prefix="))
+    del command[prefix - 1 : prefix + 1]
+    command[1:1] = ["-B", "-v"]
+    pycaches_before = sorted(str(p) for p in layer.rglob("__pycache__"))
+    # WHEN it imports the handler and every module of the deployer package
+    done = subprocess.run(
+        command,
+        env={
+            "PATH": "/usr/bin:/bin",
+            **function.environment,
+            **dict.fromkeys(function.unresolved, "stand-in"),
+            "AWS_DEFAULT_REGION": "eu-west-1",
+            "AWS_LAMBDA_FUNCTION_NAME": function.function_name,
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        },
+        cwd=function.code_dir,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    modules = json.loads(done.stdout.splitlines()[-1])
+    # THEN every module of the build came from its .pyc, none was compiled from source
+    from_pyc = set(re.findall(r"^# code object from '(.+\.pyc)'$", done.stderr, re.MULTILINE))
+    from_source = [
+        path
+        for path in re.findall(r"^# code object from (/.+\.py)$", done.stderr, re.MULTILINE)
+        if Path(path).is_relative_to(layer) or Path(path).is_relative_to(function.code_dir)
+    ]
+    assert from_source == []
+    deployer_pycs = {p for p in from_pyc if Path(p).is_relative_to(layer / "deployer")}
+    assert len(deployer_pycs) == len(modules) > 30
+    assert str(function.code_dir / "__pycache__" / "app.cpython-313.pyc") in from_pyc
+    # AND nothing was written next to the build (it works from a read-only directory)
+    assert "# wrote " not in done.stderr
+    assert sorted(str(p) for p in layer.rglob("__pycache__")) == pycaches_before
+
+
+def test_every_function_is_built_by_the_same_makefile() -> None:
+    # GIVEN the Makefile `sam build` runs for each function (Metadata BuildMethod: makefile)
+    makefiles = {p.parent.name: p.read_text() for p in (REPOSITORY_ROOT / "functions").glob("*/Makefile")}
+    handlers = {p.parent.name for p in (REPOSITORY_ROOT / "functions").glob("*/app.py")}
+    # THEN every function has one, and they are one file (a fix in one is made in all)
+    assert makefiles.keys() == handlers
+    assert len(set(makefiles.values())) == 1
+
+
 # -- the functions ------------------------------------------------------------------------------
 
 
@@ -141,8 +273,8 @@ def test_each_function_packages_only_its_handler(build_dir: Path, functions: dic
     contents = {
         name: sorted(str(p.relative_to(f.code_dir)) for p in files_under(f.code_dir)) for name, f in functions.items()
     }
-    # THEN each holds app.py alone
-    assert contents == {name: ["app.py"] for name in functions}
+    # THEN each holds app.py alone, with its bytecode (no Makefile, nothing else of the folder)
+    assert contents == {name: ["__pycache__/app.cpython-313.pyc", "app.py"] for name in functions}
     assert all(f.code_dir.parent == build_dir.resolve() for f in functions.values())
 
 

@@ -65,6 +65,9 @@ EXPECTED: dict[str, tuple[set[str], set[str]]] = {
     "ecs_deployment_rolling_back": ({ON_DEPLOYMENT}, set()),
     "ecs_hook_awaiting_action": ({ON_DEPLOYMENT}, set()),
     "ecs_hook_timed_out": ({ON_DEPLOYMENT}, set()),
+    "ecs_task_stopped": ({ON_DEPLOYMENT}, set()),  # TaskRule: STOPPED, startedBy ecs-deployer/...
+    "ecs_task_stopped_failed": ({ON_DEPLOYMENT}, set()),
+    "ecs_task_stopped_service": (set(), set()),  # a service's own task: no rule
     "approval_decided_approve": (set(), {ON_APPROVAL}),
     "approval_decided_reject": (set(), {ON_APPROVAL}),
     "approval_rollback_requested": (set(), {ON_APPROVAL}),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from deployer import flow
 from tests.support.storm import Odds, Storm, check_invariants, run_storm, seed_from_env, seeded_moto
 
 pytestmark = pytest.mark.integration
@@ -39,7 +40,12 @@ def test_a_storm_of_duplicated_shuffled_events_keeps_every_invariant() -> None:
     assert report.cache_hits, report.summary()
     assert report.calls["StartBuild"], report.summary()
     assert report.calls["UpdateService"], report.summary()
+    assert report.calls["DeregisterTaskDefinition"], report.summary()  # old revisions were cleaned up
     assert sum(report.states.values()) == CI_PUSHES, report.summary()
+    # AND before-tasks ran (RunTask, their STOPPED events duplicated and shuffled like the rest), both ways
+    assert report.calls["RunTask"], report.summary()
+    assert report.outcomes["OnDeploymentFunction:before_task_succeeded"], report.summary()
+    assert report.outcomes["OnDeploymentFunction:before_task_failed"], report.summary()
 
 
 def test_a_storm_with_stages_of_two_services_sharing_one_keeps_every_invariant() -> None:
@@ -76,6 +82,44 @@ def test_the_checker_sees_a_second_update_that_takes_a_stage_backwards() -> None
         found = {v.invariant for v in check_invariants(storm)}
     # THEN the checker reports both broken invariants (a checker that cannot fail proves nothing)
     assert {"one-update", "never-backwards"} <= found, found
+
+
+def test_the_checker_sees_a_revision_without_its_stages_settings() -> None:
+    # GIVEN a small storm that kept every invariant, its stages setting DEPLOY_STAGE and DB_PASSWORD
+    seed = 1
+    with seeded_moto(seed):
+        storm = Storm(2, 12, seed)
+        storm.run()
+        assert not check_invariants(storm), storm.report.failure_message()
+        # WHEN one registered revision is read as if its clone had lost the stage's secret
+        call = storm.calls.of("RegisterTaskDefinition")[0]
+        web = next(c for c in call.params["containerDefinitions"] if c["name"] == "web")
+        assert web.pop("secrets")
+        storm.report.violations = []
+        found = {v.invariant for v in check_invariants(storm)}
+    # THEN the checker reports it
+    assert "settings" in found, found
+
+
+def test_the_checker_sees_a_deregistered_rollback_target_and_a_revision_not_the_deployers() -> None:
+    # GIVEN a small storm (a fixed seed: this tests the checker) that kept every invariant
+    seed = 1
+    with seeded_moto(seed):
+        storm = Storm(2, 12, seed)
+        storm.run()
+        assert not check_invariants(storm), storm.report.failure_message()
+        # WHEN the deployer's own ECS client deregisters a stage's rollback target and a service's
+        # first revision (which it never registered)
+        ecs = storm.deps.stages.ecs
+        svc = next(iter(storm.world.services.values()))
+        target = flow.rollback_target(storm.deps.store.stage_history(svc.pipeline, svc.stage, limit=100))
+        assert target is not None
+        ecs.deregister_task_definition(taskDefinition=target["task_definition_arn"])
+        ecs.deregister_task_definition(taskDefinition=svc.initial_task_definition)
+        storm.report.violations = []
+        found = {v.invariant for v in check_invariants(storm)}
+    # THEN the checker reports both
+    assert {"cleanup-safe", "cleanup-ours"} <= found, found
 
 
 def test_a_rollback_reported_after_its_failure_is_recorded_on_the_failed_deployment_only() -> None:

@@ -8,7 +8,8 @@ else the request is denied. Action names match case-insensitively, ARNs case-sen
 and `?` are wildcards in both. It knows the condition operators this template uses
 (StringEquals, StringLike, ArnEquals, ArnLike); any other operator raises rather than guess.
 AWS managed policies attached by ARN (AWSLambdaBasicExecutionRole, AWSXrayWriteOnlyAccess) are
-not read: they grant nothing ECS or IAM."""
+not read: they grant nothing ECS or IAM. The stack's own policies that attach themselves to a role
+(`Roles:`) are read when their Condition holds for the parameter values."""
 
 from __future__ import annotations
 
@@ -66,22 +67,34 @@ def allows(
     return any(s["Effect"] == "Allow" for s in applying) and not any(s["Effect"] == "Deny" for s in applying)
 
 
-def _documents(resources: Mapping[str, Any], role: Mapping[str, Any]) -> Iterator[Any]:
+_ATTACHABLE = ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
+
+
+def _documents(template_: Mapping[str, Any], role_id: str, names: Mapping[str, str]) -> Iterator[Any]:
+    """The role's inline policies and managed policies (by Ref), then every policy of the stack that
+    attaches itself to the role (`Roles: [!Ref <role>]`) and exists for these parameters."""
+    resources = template_["Resources"]
+    role = resources[role_id]["Properties"]
     for policy in role.get("Policies", []):
         yield policy["PolicyDocument"]
     for arn in role.get("ManagedPolicyArns", []):
         if isinstance(arn, dict) and set(arn) == {"Ref"}:
             yield resources[arn["Ref"]]["Properties"]["PolicyDocument"]
+    for resource in resources.values():
+        if resource.get("Type") not in _ATTACHABLE or {"Ref": role_id} not in resource["Properties"].get("Roles", []):
+            continue
+        if "Condition" in resource and not sam.condition_holds(template_, resource["Condition"], names):
+            continue
+        yield resource["Properties"]["PolicyDocument"]
 
 
 def function_statements(function: str, overrides: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
     """Every statement of the role SAM generates for `function` (a logical id of template.yaml),
     for one stack with these parameter values; ARNs of the stack's own resources stay markers."""
-    resources = sam.transformed(overrides)["Resources"]
-    role = resources[f"{function}Role"]["Properties"]
+    transformed = sam.transformed(overrides)
     names = sam.context(overrides)
     statements: list[dict[str, Any]] = []
-    for document in _documents(resources, role):
+    for document in _documents(transformed, f"{function}Role", names):
         resolved = sam.resolve(document, names, strict=False)
         statements.extend(_listed(resolved["Statement"]))
     return statements

@@ -24,10 +24,22 @@ class Unresolved(ValueError):
     """An intrinsic function whose value only CloudFormation knows (a resource's Ref or GetAtt)."""
 
 
+# What a user answers `sam deploy --guided` for the parameters that have no default (the IAM
+# scopes), as docs/production.md shows: the tests' world (project web-app-build, task roles web-*,
+# hook roles ecs-hook-*, repository web-app).
+GUIDED_ANSWERS = {
+    "BuildProjectNamePattern": "web-app-build",
+    "TaskRoleNamePattern": "web-*",
+    "HookRoleNamePattern": "ecs-hook-*",
+    "EcrRepositoryPattern": "web-app",
+}
+
+
 def parameters(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The template's parameter defaults with `overrides` applied."""
+    """The template's parameter defaults, the guided answers for those without one, and `overrides`."""
     declared = template.load().get("Parameters", {})
     values = {name: str(spec["Default"]) for name, spec in declared.items() if "Default" in spec}
+    values.update({name: answer for name, answer in GUIDED_ANSWERS.items() if name in declared and name not in values})
     values.update(overrides or {})
     return values
 
@@ -104,3 +116,27 @@ def _unresolved(value: Any, strict: bool) -> str:
     if strict:
         raise Unresolved(f"only CloudFormation knows the value of {json.dumps(value)}")
     return "unresolved:" + json.dumps(value, sort_keys=True)
+
+
+def condition_holds(template_: Mapping[str, Any], name: str, names: Mapping[str, str]) -> bool:
+    """Whether the template's condition `name` holds for these parameter values (Fn::Equals, Fn::Not,
+    Fn::And, Fn::Or and Condition, the functions CloudFormation allows in Conditions)."""
+    return bool(_evaluate(template_.get("Conditions", {})[name], template_, names))
+
+
+def _evaluate(value: Any, template_: Mapping[str, Any], names: Mapping[str, str]) -> Any:
+    if not isinstance(value, dict) or len(value) != 1:
+        return resolve(value, names)
+    ((function, argument),) = value.items()
+    if function == "Condition":
+        return condition_holds(template_, argument, names)
+    if function == "Fn::Equals":
+        left, right = (_evaluate(item, template_, names) for item in argument)
+        return str(left) == str(right)
+    if function == "Fn::Not":
+        return not _evaluate(argument[0], template_, names)
+    if function == "Fn::And":
+        return all(_evaluate(item, template_, names) for item in argument)
+    if function == "Fn::Or":
+        return any(_evaluate(item, template_, names) for item in argument)
+    return resolve(value, names)

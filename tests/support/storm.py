@@ -33,10 +33,15 @@ rollback of a failed deployment.
 The invariants (`check_invariants`) are read from the AWS calls the deployer made (botocore
 hooks on its clients record StartBuild, RegisterTaskDefinition and UpdateService with their
 parameters and answers), from the release table and from the services' final state: one build
-per (pipeline, commit); one revision and one UpdateService per (release, stage); one deployment
+per (pipeline, commit); one revision and one UpdateService per (release, stage), each revision
+carrying its stage's deploy-time settings (environment and secrets); one deployment
 per service at a time; a service's releases in push order, ending on the newest that reached it;
 prod only after an approval; every push recorded and the newest one of each branch never
 superseded; every release terminal or waiting for a decision nobody made, no lock left; no error.
+Old revisions (`keepRevisions`: 1 on odd pipelines, the default 10 on the others): every
+DeregisterTaskDefinition names a revision the deployer registered in the storm, never one ECS
+rolls a service back to, and at the end every revision a service runs or a stage can roll back to
+is ACTIVE, and each family keeps at least the newest `keepRevisions` revisions its stages ran.
 `RECORD_CHECKS` (what a stage record says about a rollback) are reported apart.
 
 Stages of several services (`duos`): pairs of pipelines whose dev stage deploys two services, its
@@ -87,10 +92,13 @@ from deployer.events import (
     CodeCommitReferenceEvent,
     DecidedBy,
     EcsDeploymentStateChangeEvent,
+    EcsTaskStateChangeEvent,
     parse_event,
 )
 from deployer.flow import BusPublisher, Deps
+from deployer.local.ecs_tasks import Tasks
 from deployer.local.router import Router, rules_from_template
+from deployer.local.simulate import BeforeTaskSimulator
 from deployer.localrun import InvokeResult
 from deployer.pipelines import ConfigStore, PipelinesConfig, load_config_text
 from deployer.provision import ACCOUNT, DeployerNames, provision_deployer, push_demo_image, web_task_definition
@@ -98,6 +106,7 @@ from deployer.releases import ReleaseState, ReleaseStore, StageState, Transition
 from deployer.reporting import fan_out
 from deployer.stages import StageDeployer
 from tests.support.events import load_event
+from tests.support.local_tasks import answered_by_tasks
 
 __all__ = [
     "RECORD_CHECKS",
@@ -123,6 +132,7 @@ REGION = "eu-west-1"
 APPROVER = "U012ABCDEF"
 SIGNING_KEY = b"storm-signing-key-of-at-least-32-bytes!!"
 STAGES = ("dev", "prod")
+KEEP_REVISIONS_ODD = 1  # the odd pipelines keep one revision per family: old ones go at every release
 Breaker = Literal["rollback", "no-rollback", "none"]
 RECORD_CHECKS = frozenset({"rollback-reported"})
 """Checks of what the release records say (a stage's `rolled_back`), beyond invariants 1-3."""
@@ -152,6 +162,7 @@ class Odds:
     in_progress_events: float = 0.3  # the non-final build and deployment events, which change nothing
     double_click: float = 0.1  # the approver clicks twice: the second click is refused
     retried_builds: float = 0.03  # someone retries a deployer's build by hand (same overrides, new build)
+    before_fails: float = 0.15  # a stage's before-task (a migration) exits 1: the release ends there
 
 
 # -- the world ------------------------------------------------------------------------------------
@@ -168,6 +179,7 @@ class StormService:
     approval: bool
     breaker: Breaker
     shared_with: tuple[str, ...] = ()  # other pipelines whose same stage deploys this service too
+    before: bool = False  # runs a before-task (RunTask, then its STOPPED event) before UpdateService
 
     @property
     def key(self) -> tuple[str, str]:
@@ -269,7 +281,10 @@ def provision_storm_world(
             arn = create(name, stage, desired, first_image)
             breaker: Breaker = "rollback" if stage == "dev" else rng.choice(("no-rollback", "none"))
             approval = stage == "prod" and index % 2 == 0
-            services[stage] = StormService(name, stage, stage, name, f"{name}-{stage}", arn, approval, breaker)
+            runs_before = stage == "prod" and index % 3 == 1
+            services[stage] = StormService(
+                name, stage, stage, name, f"{name}-{stage}", arn, approval, breaker, before=runs_before
+            )
         if name.startswith("duo"):
             pair = (index - count) // 2
             if pair not in shared:  # the first pipeline of the pair creates the service they share
@@ -311,6 +326,7 @@ def storm_pipelines_yaml(pipelines: Any) -> str:
             f"    branch: {p.branch}",
             f"    build: {{project: {p.project}}}",
             "    container: web",
+            *([f"    keepRevisions: {KEEP_REVISIONS_ODD}"] if int(p.name[-2:]) % 2 else []),
             "    stages:",
         ]
         for label, svc in p.services.items():
@@ -325,8 +341,22 @@ def storm_pipelines_yaml(pipelines: Any) -> str:
                 lines.append(f"        services: [{', '.join(pair)}]")
             if svc.approval:
                 lines.append(f"        approval: {{approvers: [{APPROVER}], expiresInHours: 24}}")
+            if svc.before:
+                lines.append("        before: {task: migrate, command: [./migrate.sh]}")
             lines.append(f"        rollout: {{{rollouts[svc.stage]}{breakers[svc.breaker]}}}")
+            # deploy-time settings: every revision must carry them (`check_invariants`, "settings")
+            lines.append(f"        environment: {{web: {{{STAGE_VARIABLE}: {svc.stage}}}}}")
+            lines.append(f"        secrets: {{web: {{{SECRET_VARIABLE}: {storm_secret(p.name, svc.stage)}}}}}")
     return "\n".join(lines) + "\n"
+
+
+STAGE_VARIABLE = "DEPLOY_STAGE"
+SECRET_VARIABLE = "DB_PASSWORD"
+
+
+def storm_secret(pipeline: str, stage: str) -> str:
+    """The SSM parameter (by name) a storm stage's web container reads its database password from."""
+    return f"/storm/{pipeline}/{stage}/db-password"
 
 
 # -- pushes ---------------------------------------------------------------------------------------
@@ -364,6 +394,64 @@ def plan_pushes(world: StormWorld, total: int, rng: random.Random, odds: Odds, s
     return pushes
 
 
+# -- what a flow run costs -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FlowRun:
+    """One run of the flow by a worker: its thread's CPU time, the part of it spent inside AWS
+    calls (from the request's parameters to its parsed answer: the SDK's work and, moto being in
+    process, moto's), and its AWS calls by service."""
+
+    function: str
+    cpu_ms: float
+    aws_cpu_ms: float
+    calls: Mapping[str, int]
+
+    @property
+    def own_cpu_ms(self) -> float:
+        """The deployer's own CPU time: the run's, less its AWS calls'."""
+        return self.cpu_ms - self.aws_cpu_ms
+
+
+class FlowMeter:
+    """Measures each flow run (`measure`) with botocore's event hooks on the deployer's session:
+    `before-parameter-build` opens an AWS call, `after-call` or `after-call-error` closes it; the
+    thread CPU time in between (time.thread_time) is the call's."""
+
+    def __init__(self) -> None:
+        self.runs: list[FlowRun] = []
+        self._active = False
+        self._aws_cpu = 0.0
+        self._calls: Counter[str] = Counter()
+
+    def install(self, session: boto3.session.Session) -> None:
+        session.events.register("before-parameter-build", self._opened)
+        session.events.register("after-call", self._closed)
+        session.events.register("after-call-error", self._closed)
+
+    @contextmanager
+    def measure(self, function: str) -> Iterator[None]:
+        self._active, self._aws_cpu, self._calls = True, 0.0, Counter()
+        started = time.thread_time()
+        try:
+            yield
+        finally:
+            cpu = time.thread_time() - started
+            self._active = False
+            self.runs.append(FlowRun(function, cpu * 1000, self._aws_cpu * 1000, dict(self._calls)))
+
+    def _opened(self, model: Any, context: dict[str, Any], **_: Any) -> None:
+        if self._active:
+            context["storm_cpu_started"] = time.thread_time()
+            self._calls[model.service_model.service_id] += 1
+
+    def _closed(self, context: dict[str, Any], **_: Any) -> None:
+        started = context.pop("storm_cpu_started", None)
+        if self._active and started is not None:
+            self._aws_cpu += time.thread_time() - started
+
+
 # -- AWS calls ------------------------------------------------------------------------------------
 
 
@@ -388,7 +476,13 @@ class AwsCalls:
     the deployer passed them, `after-call` the answer). Also makes moto's UpdateService start a
     new deployment, with a new id, as ECS does (moto keeps one id unless forceNewDeployment)."""
 
-    OPERATIONS = ("codebuild.StartBuild", "ecs.RegisterTaskDefinition", "ecs.UpdateService")
+    OPERATIONS = (
+        "codebuild.StartBuild",
+        "ecs.RegisterTaskDefinition",
+        "ecs.UpdateService",
+        "ecs.RunTask",
+        "ecs.DeregisterTaskDefinition",
+    )
 
     def __init__(self) -> None:
         self.calls: list[Call] = []
@@ -479,6 +573,7 @@ class StormReport:
     outcomes: Counter[str] = field(default_factory=Counter)
     states: Counter[str] = field(default_factory=Counter)
     calls: Counter[str] = field(default_factory=Counter)
+    flow_runs_measured: list[FlowRun] = field(default_factory=list)  # each flow run's CPU time and AWS calls
     errors: list[str] = field(default_factory=list)
     violations: list[Violation] = field(default_factory=list)
     trace: list[tuple[str, str]] = field(default_factory=list)  # (pipeline, line)
@@ -526,6 +621,9 @@ class StormReport:
 
 
 Handler = Callable[[Any, Deps], Any]
+BY_DETAIL_TYPE: dict[str, tuple[type[Any], Handler]] = {
+    "ECS Task State Change": (EcsTaskStateChangeEvent, flow.on_task_stopped),
+}
 FUNCTIONS: dict[str, tuple[type[Any], Handler]] = {
     "OnPushFunction": (CodeCommitReferenceEvent, flow.on_push),
     "OnBuildFunction": (CodeBuildStateChangeEvent, flow.on_build),
@@ -549,6 +647,9 @@ class Storm:
         for operation in SERVICE_DEPLOYMENT_OPERATIONS:  # what moto lacks, answered as ECS would
             self.session.events.register(f"before-parameter-build.ecs.{operation}", _keep_params)
             self.session.events.register(f"before-call.ecs.{operation}", self._service_deployments)
+        self.meter = FlowMeter()
+        self.meter.install(self.session)
+        self.report.flow_runs_measured = self.meter.runs
         # AWS itself (provisioning, builds pushing images, ECS rolling back) uses a session of its
         # own, which the hooks do not see.
         aws = boto3.session.Session()
@@ -558,6 +659,10 @@ class Storm:
         self.world = provision_storm_world(pipelines, self.rng, aws, duos=duos)
         self.pushes = plan_pushes(self.world, pushes, self.rng, self.odds, seed)
         self.deps = self._deps()
+        # RunTask, DescribeTasks, StopTask: the local stack's simulated tasks (moto's RunTask fails on awsvpc)
+        self.tasks = answered_by_tasks(self.deps.stages.ecs, Tasks())
+        self.task_events = BeforeTaskSimulator(self.tasks, lambda _: None, lambda _: None)
+        self.task_exit: dict[tuple[str, str], int] = {}  # (release id, stage) -> its before-task's exit code
         self.router = Router(
             self.session.client("events"),
             {name: self._worker(name, model, handler) for name, (model, handler) in FUNCTIONS.items()},
@@ -607,6 +712,8 @@ class Storm:
         """The function as a warm Lambda runs it, idempotency on the event id included."""
 
         def invoke(event: dict[str, Any]) -> InvokeResult:
+            # as the real handler: on_deployment picks the model by detail-type
+            chosen_model, chosen_handler = BY_DETAIL_TYPE.get(str(event.get("detail-type")), (model, handler))
             key = (function, str(event.get("id")))
             self.report.invocations += 1
             if key in self.answered:
@@ -617,7 +724,8 @@ class Storm:
             payload: Any = None
             error = None
             try:
-                payload = handler(parse_event(model, event), self.deps)
+                with self.meter.measure(function):
+                    payload = chosen_handler(parse_event(chosen_model, event), self.deps)
             except (BadInput, ConfigError) as exc:  # runtime.run's mapping: logged, not retried
                 payload = {"outcome": "refused", "reason": str(exc)}
             except Exception as exc:  # reported as Lambda reports it, then retried
@@ -744,6 +852,8 @@ class Storm:
                 self._registered(call)
             elif call.operation == "UpdateService":
                 self._roll_out(call)
+            elif call.operation == "RunTask":
+                self._run_before_task(call)
         while self.new_transitions:
             change = self.new_transitions.pop(0)
             if change.to_state is ReleaseState.AWAITING_APPROVAL:
@@ -788,6 +898,22 @@ class Storm:
         self._enqueue(
             self._build_event(build["arn"], pipeline, env, "SUCCEEDED", image), f"{label} SUCCEEDED", pipeline.name
         )
+
+    def _run_before_task(self, call: Call) -> None:
+        """The before-task runs and stops: its STOPPED event (exit 0, or 1 at `before_fails`) joins the
+        pool, to be delivered late, twice or out of order like any other. A RunTask sent again with the
+        same clientToken is the same task, which stops once."""
+        arn = call.response["tasks"][0]["taskArn"]  # type: ignore[index]
+        tags = {t["key"]: t["value"] for t in call.params.get("tags", [])}
+        owner = (tags.get("ecs-deployer:release", "?"), tags.get("ecs-deployer:stage", "?"))
+        pipeline = owner[0].split("@")[0]
+        self._trace(pipeline, f"  ECS: RunTask {arn.rsplit('/', 1)[-1][:12]} for {owner[0][-12:]} {owner[1]}")
+        if owner in self.task_exit:
+            return  # already stopped: the same task again
+        code = 1 if self.rng.random() < self.odds.before_fails else 0
+        self.task_exit[owner] = code
+        event = self.task_events.stopped_event(self.tasks.finish(arn, code))
+        self._enqueue(event, f"task {owner[1]} {owner[0][-12:]} exit {code}", pipeline)
 
     def _registered(self, call: Call) -> None:
         arn = call.response["taskDefinition"]["taskDefinitionArn"]  # type: ignore[index]
@@ -857,7 +983,18 @@ class Storm:
             return
         reason = "ECS deployment circuit breaker: tasks failed to start."
         if svc.breaker == "rollback":
-            # ECS starts a deployment of its own back to the last stable task definition.
+            # ECS starts a deployment of its own back to the last stable task definition, which must
+            # still be ACTIVE: ECS refuses to update a service to an INACTIVE revision.
+            status = self.ecs.describe_task_definition(taskDefinition=self.stable[key])["taskDefinition"]["status"]
+            if status != "ACTIVE":
+                self.report.violations.append(
+                    Violation(
+                        "cleanup-safe",
+                        f"ECS rolls {key[0]}/{key[1]} back to {_short(self.stable[key])}, which is {status} "
+                        f"(step {self.step})",
+                        svc.pipeline,
+                    )
+                )
             answer = self.ecs.update_service(
                 cluster=svc.cluster, service=svc.service, taskDefinition=self.stable[key], forceNewDeployment=True
             )
@@ -1116,6 +1253,22 @@ def check_invariants(storm: Storm) -> list[Violation]:
         arn = call.response["taskDefinition"]["taskDefinitionArn"]  # type: ignore[index]
         registered[(release_id, stage, call.params["family"])].append(arn)
         arn_owner[arn] = (release_id, stage)
+        web = next((c for c in call.params.get("containerDefinitions", []) if c.get("name") == "web"), {})
+        wanted = {
+            ("environment", STAGE_VARIABLE, stage),
+            ("secrets", SECRET_VARIABLE, storm_secret(svc.pipeline, stage) if svc else "?"),
+        }
+        carried = {("environment", e.get("name"), e.get("value")) for e in web.get("environment", [])} | {
+            ("secrets", e.get("name"), e.get("valueFrom")) for e in web.get("secrets", [])
+        }
+        if not wanted <= carried:
+            found.append(
+                Violation(
+                    "settings",
+                    f"{_short(arn)} lacks its stage's settings {sorted(wanted - carried)}",
+                    svc.pipeline if svc else None,
+                )
+            )
         recorded = releases.get(release_id)
         record = recorded.stages.get(stage) if recorded else None
         if release_id == "?" or record is None:
@@ -1133,6 +1286,19 @@ def check_invariants(storm: Storm) -> list[Violation]:
                     "one-revision",
                     f"{len(arns)} revisions of {family} for {release_id} {stage}: {[_short(a) for a in arns]}",
                     release_id.split("@")[0],
+                )
+            )
+    # 1. one before-task per (release, stage): RunTask sent again (same clientToken) is the same task
+    before_tasks: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for call in storm.calls.of("RunTask"):
+        tags = {t["key"]: t["value"] for t in call.params.get("tags", [])}
+        owner_of_task = (tags.get("ecs-deployer:release", "?"), tags.get("ecs-deployer:stage", "?"))
+        before_tasks[owner_of_task].add(call.response["tasks"][0]["taskArn"])  # type: ignore[index]
+    for (release_id, stage), task_arns in before_tasks.items():
+        if len(task_arns) > 1:
+            found.append(
+                Violation(
+                    "one-before-task", f"{len(task_arns)} tasks for {release_id} {stage}", release_id.split("@")[0]
                 )
             )
     updates: dict[tuple[str, str, str], list[Call]] = defaultdict(list)
@@ -1167,6 +1333,15 @@ def check_invariants(storm: Storm) -> list[Violation]:
             found.append(Violation("right-service", f"UpdateService on {svc.key} with {owner}", svc.pipeline))
         if svc.approval and owner not in storm.approved:
             found.append(Violation("approval", f"{owner} deployed to {svc.stage} without an approval", svc.pipeline))
+        if svc.before and storm.task_exit.get(owner) != 0:
+            found.append(
+                Violation(
+                    "before-task",
+                    f"{owner} deployed to {svc.stage} without its before-task exiting 0 "
+                    f"(exit {storm.task_exit.get(owner, 'never run')})",
+                    svc.pipeline,
+                )
+            )
     for (release_id, stage, service), calls in updates.items():
         if len(calls) > 1:
             steps = [c.at_step for c in calls]
@@ -1287,11 +1462,70 @@ def check_invariants(storm: Storm) -> list[Violation]:
         lock = store.lock_of(*key)
         if lock is not None:
             found.append(Violation("stuck", f"service {key[0]}/{key[1]} still locked: {lock}", svc.pipeline))
+    found += _old_revisions_checked(storm, arn_owner)
     for error in storm.report.errors:
         found.append(Violation("no-errors", error))
-    for operation in ("StartBuild", "RegisterTaskDefinition", "UpdateService"):
+    for operation in ("StartBuild", "RegisterTaskDefinition", "UpdateService", "RunTask", "DeregisterTaskDefinition"):
         storm.report.calls[operation] = len(storm.calls.of(operation))
     storm.report.violations = found
+    return found
+
+
+def _old_revisions_checked(storm: Storm, arn_owner: Mapping[str, tuple[str, str]]) -> list[Violation]:
+    """Cleaning up old revisions (keepRevisions) touched only revisions the deployer registered, and
+    left ACTIVE what a service runs, what a stage can roll back to, and the newest revisions kept."""
+    found: list[Violation] = []
+    config = storm.deps.config()
+
+    def status(arn: str) -> str:
+        return str(storm.ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]["status"])
+
+    for call in storm.calls.of("DeregisterTaskDefinition"):
+        arn = call.params["taskDefinition"]
+        if arn not in arn_owner:
+            svc = storm._service_of_family(arn.rsplit("/", 1)[-1].split(":")[0])
+            found.append(
+                Violation(
+                    "cleanup-ours",
+                    f"deregistered {_short(arn)}, not registered by the deployer",
+                    svc.pipeline if svc else None,
+                )
+            )
+    for key, svc in storm.world.services.items():
+        running = storm.ecs.describe_services(cluster=svc.cluster, services=[svc.service])["services"][0]
+        for arn in {running["taskDefinition"], *(d["taskDefinition"] for d in running.get("deployments", []))}:
+            if status(arn) != "ACTIVE":
+                found.append(
+                    Violation("cleanup-safe", f"{key[0]}/{key[1]} runs {_short(arn)}, deregistered", svc.pipeline)
+                )
+        history = storm.deps.store.stage_history(svc.pipeline, svc.stage, limit=100)
+        target = flow.rollback_target(history)
+        if target is not None and status(str(target["task_definition_arn"])) != "ACTIVE":
+            found.append(
+                Violation(
+                    "cleanup-safe",
+                    f"{svc.pipeline} {svc.stage} can roll back to {_short(str(target['task_definition_arn']))}, "
+                    "deregistered",
+                    svc.pipeline,
+                )
+            )
+        pipeline = config.pipeline_named(svc.pipeline)
+        keep = pipeline.revisions_to_keep if pipeline else None
+        ran = sorted(
+            {str(entry["task_definition_arn"]) for entry in history},
+            key=lambda arn: int(arn.rsplit(":", 1)[1]),
+            reverse=True,
+        )
+        for arn in ran[: keep or 0]:
+            if status(arn) != "ACTIVE":
+                found.append(
+                    Violation(
+                        "cleanup-keeps",
+                        f"{svc.pipeline} {svc.stage}: {_short(arn)} is among the newest "
+                        f"{keep} it ran, but deregistered",
+                        svc.pipeline,
+                    )
+                )
     return found
 
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,6 +13,7 @@ import pytest
 from moto import mock_aws
 
 from deployer import flow
+from deployer.errors import ConfigError
 from deployer.events import (
     ApprovalDecidedEvent,
     CodeBuildStateChangeEvent,
@@ -18,8 +21,11 @@ from deployer.events import (
     EcsDeploymentStateChangeEvent,
     parse_event,
 )
+from deployer.provision import demo_pipelines_yaml
 from deployer.releases import Release, ReleaseState, StageState
+from deployer.slack import SlackNotifier, SlackSettings
 from tests.support.events import load_event
+from tests.support.slack_sink import SlackSink
 from tests.support.world import APPROVAL_BASE_URL, World, commit_id, make_world
 
 pytestmark = pytest.mark.unit
@@ -109,6 +115,60 @@ def test_a_decision_delivered_twice_deploys_once(world: World) -> None:
     again = flow.on_approval(event, world.deps)
     assert again["outcome"] == "duplicate"
     assert world.revisions() == revisions
+
+
+# --- a decision made in Slack: the clicking user hears what came of it ----------------------------
+
+
+@pytest.fixture
+def sink() -> Iterator[SlackSink]:
+    with SlackSink() as running:
+        yield running
+
+
+def answering(world: World, sink: SlackSink) -> flow.Deps:
+    settings = SlackSettings(bot_token="xoxb-local", signing_secret="s", api_base_url=sink.api_base_url)
+    return dataclasses.replace(world.deps, slack=SlackNotifier(lambda: settings, timeout=5))
+
+
+def from_slack(event: ApprovalDecidedEvent, sink: SlackSink) -> ApprovalDecidedEvent:
+    detail = event.detail.model_copy(update={"response_url": sink.response_url("T0001/1/x")})
+    return event.model_copy(update={"detail": detail})
+
+
+def test_the_slack_user_hears_the_outcome_and_the_outcome_holds_no_response_url(world: World, sink: SlackSink) -> None:
+    release = current(world, to_prod_approval(world, "told"))
+    outcome = flow.on_approval(from_slack(decision(release, "approve"), sink), answering(world, sink))
+    assert outcome["outcome"] == "deploying"
+    (answer,) = sink.requests("/response/")
+    assert answer.body["replace_original"] is False
+    assert answer.body["text"].startswith(":white_check_mark: Approved by <@U012ABCDEF> at 2025-03-14 10:02 UTC. ")
+    assert ":rocket: *prod* of *web* is deploying now (ecs-svc/" in answer.body["text"]
+    # the outcome is logged and kept by the idempotency layer: the capability stays out of it
+    assert "/response/" not in json.dumps(outcome, default=str)
+
+
+def test_without_a_response_url_or_a_notifier_nobody_is_answered(world: World, sink: SlackSink) -> None:
+    first = current(world, to_prod_approval(world, "quiet-1"))
+    flow.on_approval(decision(first, "reject"), answering(world, sink))  # through the page: no response_url
+    second = current(world, to_prod_approval(world, "quiet-2"))
+    flow.on_approval(from_slack(decision(second, "reject"), sink), world.deps)  # no notifier
+    assert sink.requests() == []
+    assert current(world, second.release_id).state is ReleaseState.REJECTED
+
+
+def test_a_configuration_error_is_told_to_the_user_and_still_raised(world: World, sink: SlackSink) -> None:
+    # GIVEN a release waiting for prod, whose pipeline is then removed from the published configuration
+    release = current(world, to_prod_approval(world, "gone"))
+    world.publish(demo_pipelines_yaml(world.account).replace("- name: web", "- name: api"))
+    # WHEN the approval arrives from Slack
+    with pytest.raises(ConfigError, match="pipeline web is no longer in the published configuration"):
+        flow.on_approval(from_slack(decision(release, "approve"), sink), answering(world, sink))
+    # THEN the user hears why nothing happened (the handler still logs the error as before)
+    (answer,) = sink.requests("/response/")
+    assert answer.body["text"] == (
+        ":x: Nothing was done: pipeline web is no longer in the published configuration. Tell the platform team."
+    )
 
 
 def test_a_decision_for_another_approval_is_ignored(world: World) -> None:

@@ -10,6 +10,7 @@ protection it names is removed (checked by breaking the code on purpose)."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 import hashlib
 import hmac
@@ -19,7 +20,9 @@ import logging
 import re
 import threading
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -33,12 +36,16 @@ from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from deployer import flow, runtime, template
-from deployer.approval_http import ApprovalHttp, Request
+from deployer import flow, runtime, status, template
+from deployer.approval_http import SLACK_ACK_BUDGET_SECONDS, ApprovalHttp, Request
 from deployer.approval_page import CONTENT_SECURITY_POLICY
 from deployer.approvals import Approval, Approvals
+from deployer.events import ApprovalDecidedEvent, parse_event
+from deployer.function_url import FunctionUrlServer
 from deployer.releases import Release, ReleaseState
 from deployer.slack import SlackNotifier, SlackSettings
+from tests.support.rawhttp import RawResponse, exchange
+from tests.support.rawhttp import request as raw_request
 from tests.support.slack_sink import SlackSink
 from tests.support.world import World, commit_id, make_world
 
@@ -899,35 +906,235 @@ def responses(env: Env) -> list[Any]:
     return env.sink.requests("/response/")
 
 
+def answering(env: Env) -> flow.Deps:
+    """OnApprovalFunction's dependencies, with the Slack notifier that answers clickers (as
+    `runtime.deps` builds it: a generous timeout, since nobody waits for it)."""
+    settings = SlackSettings(
+        bot_token="xoxb-local", signing_secret=SLACK_SIGNING_SECRET, api_base_url=env.sink.api_base_url
+    )
+    notifier = SlackNotifier(lambda: settings, timeout=runtime.SLACK_ANSWER_TIMEOUT_SECONDS)
+    return dataclasses.replace(env.world.deps, slack=notifier)
+
+
+def delivered(event: dict[str, Any]) -> ApprovalDecidedEvent:
+    """An event as OnApprovalFunction gets it (moto's delivery to SQS leaves out envelope keys
+    EventBridge sends: put them back)."""
+    return parse_event(
+        ApprovalDecidedEvent, {"account": "123456789012", "region": "eu-west-1", "resources": [], **event}
+    )
+
+
 @pytest.mark.parametrize("encode", [True, False], ids=["base64-body", "plain-body"])
-def test_an_approver_approves_from_slack(env: Env, encode: bool) -> None:
+def test_an_approver_approves_from_slack(
+    env: Env, encode: bool, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
     # GIVEN prod waits for an approver's decision
     release, approval, token = waiting(env, approvers=(APPROVER,))
+    body = interaction_body(env, token)
+    response_url = env.sink.response_url("T0001/1234/abcd")
     # WHEN the approver presses Approve in Slack (a signed interaction)
-    response = invoke(slack_event(interaction_body(env, token), encode=encode))
-    # THEN Slack gets its 200 at once, ONE event is on the bus, and the buttons give way to who decided
+    with caplog.at_level(logging.DEBUG, logger="deployer"):
+        response = invoke(slack_event(body, encode=encode))
+    # THEN Slack gets its 200 and ONE event is on the bus, carrying where to answer the user
     assert response["statusCode"] == 200
     assert env.approval_status(approval) == "APPROVED"
     (event,) = env.decided_events()
     assert event["detail"]["decided_by"] == {"kind": "slack", "user": APPROVER}
     assert event["detail"]["release_id"] == release.release_id
+    assert event["detail"]["response_url"] == response_url
+    # AND the endpoint did not wait for Slack: nothing was posted to the response_url yet
+    assert responses(env) == []
+    # WHEN OnApprovalFunction handles the event
+    with caplog.at_level(logging.DEBUG, logger="deployer"):
+        outcome = flow.on_approval(delivered(event), answering(env))
+    # THEN prod deploys, and the approver hears it, ephemerally (the release's message follows the
+    # release through chat.update)
+    assert outcome["outcome"] == "deploying", outcome
     (answer,) = responses(env)
-    assert answer.body["replace_original"] is True
+    assert answer.body["replace_original"] is False
     assert f"Approved by <@{APPROVER}>" in answer.body["text"]
-    shown = json.dumps(answer.blocks)
-    assert f"Approved by <@{APPROVER}>" in shown
-    assert '"actions"' not in shown  # no buttons any more
+    assert "*prod* of *web* is deploying now" in answer.body["text"]
+    # AND the response_url (a capability) is in no log line (the deployer's, or the handler's JSON
+    # lines on stdout), no stored item and no `deployer status`
+    logged = caplog.text + "".join(capsys.readouterr())
+    assert "approval decided and published" in logged  # the log lines were captured
+    assert "/response/" not in logged
+    assert response_url not in json.dumps(env.table.scan()["Items"], default=str)
+    assert response_url not in repr(delivered(event))
+    shown = status_text(env)
+    assert f"prod approved by Slack user {APPROVER}" in shown
+    assert response_url not in shown
+
+
+def status_text(env: Env) -> str:
+    """What `deployer status` prints (table and --json) for the demo pipeline."""
+    pipelines = status.collect(env.world.store, [status.PipelineQuery("web", ("dev", "prod"))])
+    return status.render_table(pipelines) + json.dumps(status.to_json(pipelines))
 
 
 def test_an_approver_rejects_from_slack(env: Env) -> None:
-    _, approval, token = waiting(env, approvers=(APPROVER,))
+    release, approval, token = waiting(env, approvers=(APPROVER,))
     response = invoke(slack_event(interaction_body(env, token, action="reject")))
     assert response["statusCode"] == 200
     assert env.approval_status(approval) == "REJECTED"
     (event,) = env.decided_events()
     assert event["detail"]["decision"] == "reject"
+    assert responses(env) == []
+    outcome = flow.on_approval(delivered(event), answering(env))
+    assert outcome["outcome"] == "rejected", outcome
     (answer,) = responses(env)
     assert f"Rejected by <@{APPROVER}>" in answer.body["text"]
+    assert "*prod* of *web* is not deployed: the release ends REJECTED" in answer.body["text"]
+    assert env.release(release.release_id).state is ReleaseState.REJECTED
+
+
+def test_a_decision_applied_twice_tells_the_second_time_that_nothing_more_happened(env: Env) -> None:
+    # GIVEN an approval decided in Slack and applied by OnApprovalFunction
+    _, _, token = waiting(env, approvers=(APPROVER,))
+    invoke(slack_event(interaction_body(env, token)))
+    (event,) = env.decided_events()
+    deps = answering(env)
+    flow.on_approval(delivered(event), deps)
+    env.sink.clear()
+    # WHEN EventBridge delivers a copy (at least once) with a new id
+    copy = delivered({**event, "id": str(uuid.uuid4())})
+    outcome = flow.on_approval(copy, deps)
+    # THEN nothing more happens, and the user is told so (not "deploying" twice)
+    assert outcome["outcome"] == "duplicate"
+    (answer,) = responses(env)
+    assert "nothing more to do for *prod* of *web*" in answer.body["text"]
+
+
+# --- Slack's 3 seconds: the acknowledgement never waits for Slack --------------------------------
+
+SLOW_SLACK_SECONDS = 5.0  # longer than Slack waits for the acknowledgement (3 s)
+
+
+def post_over_http(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes, float]:
+    """One POST through the local Function URL: status, body, and seconds until the answer."""
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, answer.read(), time.monotonic() - started
+    except urllib.error.HTTPError as refused:
+        return refused.code, refused.read(), time.monotonic() - started
+
+
+def signed_headers(body: bytes) -> dict[str, str]:
+    stamp = int(time.time())
+    return {
+        "content-type": "application/x-www-form-urlencoded",
+        "x-slack-request-timestamp": str(stamp),
+        "x-slack-signature": slack_signature(body, stamp),
+    }
+
+
+def test_slack_is_acknowledged_at_once_however_slow_its_response_url_and_the_answer_still_arrives(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Slack (https://docs.slack.dev/tools/bolt-python/concepts/acknowledge): "We recommend calling
+    ack() right away before initiating any time-consuming processes such as fetching information
+    from your database or sending a new message, since you only have 3 seconds to respond before
+    Slack registers a timeout error." """
+    # GIVEN a Slack whose response_url answers only after 5 s, and the real handler behind the
+    # local Function URL, built afresh (its secrets not read yet: a cold start but for the imports)
+    _, approval, token = waiting(env, approvers=(APPROVER,))
+    env.sink.slow_down("/response/", SLOW_SLACK_SECONDS)
+    body = interaction_body(env, token)
+    with FunctionUrlServer(invoke) as server:
+        # WHEN the approver presses Approve
+        status, _, ack_seconds = post_over_http(server.url + "slack/interactions", body, signed_headers(body))
+    # THEN Slack has its 200 well within its 3 s, the slow response_url untouched
+    assert status == 200
+    assert ack_seconds < 1.5, f"acknowledged after {ack_seconds:.2f} s"
+    assert env.approval_status(approval) == "APPROVED"
+    assert responses(env) == []
+    # WHEN OnApprovalFunction handles the event (asynchronously: nobody waits for it)
+    (event,) = env.decided_events()
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="deployer.slack"):
+        outcome = flow.on_approval(delivered(event), answering(env))
+    answered_seconds = time.monotonic() - started
+    # THEN prod deploys and the approver's answer arrives, however slow Slack is: the consumer
+    # waited for Slack's answer (no timeout, no failure logged)
+    assert outcome["outcome"] == "deploying", outcome
+    (answer,) = responses(env)
+    assert "is deploying now" in answer.body["text"]
+    assert answered_seconds >= SLOW_SLACK_SECONDS
+    assert "Slack response_url failed" not in caplog.text
+
+
+def slow_secrets(seconds: float, settings: SlackSettings) -> Callable[[], SlackSettings]:
+    """The Slack settings loader of a cold start: the first read takes `seconds`."""
+    read: list[bool] = []
+
+    def load() -> SlackSettings:
+        if not read:
+            time.sleep(seconds)
+            read.append(True)
+        return settings
+
+    return load
+
+
+@pytest.mark.parametrize("cold_read_seconds", [0.0, 0.3], ids=["warm", "cold-secrets"])
+def test_a_refusal_answered_from_the_endpoint_never_holds_the_acknowledgement_past_its_budget(
+    env: Env, cold_read_seconds: float
+) -> None:
+    # GIVEN a slow Slack (5 s), secrets read cold or warm, and someone who is not an approver
+    _, approval, token = waiting(env, approvers=(APPROVER,))
+    env.sink.slow_down("/response/", SLOW_SLACK_SECONDS)
+    settings = SlackSettings(
+        bot_token="xoxb-local", signing_secret=SLACK_SIGNING_SECRET, api_base_url=env.sink.api_base_url
+    )
+    endpoint = direct(env, slack_settings=slow_secrets(cold_read_seconds, settings))
+    body = interaction_body(env, token, user=STRANGER)
+    request = Request("POST", "/slack/interactions", signed_headers(body), body, "54.1.2.3", "Slackbot 1.0")
+    # WHEN the click arrives
+    started = time.monotonic()
+    result = endpoint.slack_interaction(request)
+    ack_seconds = time.monotonic() - started
+    # THEN Slack gets its 200 by the end of the budget counted from the request's start (the
+    # secrets read included), not after the slow answer
+    assert result.status == 200
+    assert ack_seconds < SLACK_ACK_BUDGET_SECONDS + 0.45, f"acknowledged after {ack_seconds:.2f} s"  # a loaded CI box
+    # AND nothing was decided, and the answer still reaches Slack
+    assert env.approval_status(approval) == "PENDING"
+    assert env.decided_events() == []
+    (answer,) = wait_for(lambda: responses(env))
+    assert "Not an approver" in answer.body["text"]
+
+
+def wait_for(found: Callable[[], list[Any]], seconds: float = 5.0) -> list[Any]:
+    deadline = time.monotonic() + seconds
+    while not (got := found()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return got
+
+
+def test_a_slack_decision_the_bus_refuses_is_told_and_its_redrive_entry_holds_no_response_url(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN the bus refuses every PutEvents
+    _, approval, token = waiting(env, approvers=(APPROVER,))
+    env.calls.fail_put_events.extend(_put_events_error() for _ in range(10))
+    # WHEN the approver presses Approve
+    with caplog.at_level(logging.INFO):
+        response = invoke(slack_event(interaction_body(env, token)))
+    # THEN Slack gets its 200, the decision stays recorded, and the approver is told it waits
+    assert response["statusCode"] == 200
+    assert env.approval_status(approval) == "APPROVED"
+    (answer,) = wait_for(lambda: responses(env))
+    assert answer.body["replace_original"] is False
+    assert f"Approved by <@{APPROVER}>" in answer.body["text"]
+    assert "recorded, but the deployer has not received it yet" in answer.body["text"]
+    # AND the logged re-drive entry carries everything but the response_url (a capability)
+    (record,) = [r for r in caplog.records if "not published" in r.getMessage()]
+    detail = json.loads(record.__dict__["redrive_entry"]["Detail"])
+    assert detail["approval_id"] == approval.approval_id
+    assert "response_url" not in detail
+    assert "/response/" not in caplog.text
 
 
 def _wrong_secret(body: bytes) -> dict[str, Any]:
@@ -1024,3 +1231,51 @@ def test_a_signed_body_that_is_not_an_interaction_is_a_400(env: Env) -> None:
     response = invoke(slack_event(body))
     assert response["statusCode"] == 400
     no_state_change(env)
+
+
+# --- bodies that are not UTF-8, through the local Function URL (raw sockets) -------------------
+
+
+def raw_post(server: FunctionUrlServer, path: str, body: bytes, headers: dict[str, str]) -> RawResponse:
+    return exchange(server.host_text, server.port, raw_request("POST", path, body, {**headers, "Connection": "close"}))
+
+
+def test_a_form_that_is_not_utf8_is_a_400_page_and_decides_nothing(env: Env) -> None:
+    # GIVEN a release waiting for prod, and the real handler behind the local Function URL
+    _, approval, token = waiting(env)
+    with FunctionUrlServer(invoke) as server:
+        # WHEN the form is posted with a byte that is not UTF-8 (the issue's example)
+        answer = raw_post(server, f"/approvals/{token}", b"decision=approve&note=\xff", dict(FORM))
+    # THEN a 400 page says why (no dropped connection), and nothing was decided
+    assert answer.status == 400
+    assert "The form could not be read: it is not UTF-8 text. Nothing was decided." in answer.body.decode()
+    no_state_change(env)
+    assert env.approval_status(approval) == "PENDING"
+
+
+@pytest.mark.parametrize(
+    ("signed", "status", "says"),
+    [(True, 400, b"not an interaction: interaction body is not UTF-8 text"), (False, 401, b"refused")],
+    ids=["signed", "forged"],
+)
+def test_a_slack_body_that_is_not_utf8_changes_nothing(env: Env, signed: bool, status: int, says: bytes) -> None:
+    # GIVEN an approver's interaction whose body ends in a byte that is not UTF-8; Slack's
+    # signature is an HMAC of the raw bytes, so it can be signed (by whoever holds the secret)
+    _, approval, token = waiting(env, approvers=(APPROVER,))
+    body = interaction_body(env, token) + b"\xff"
+    stamp = int(time.time())
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": str(stamp),
+        "X-Slack-Signature": slack_signature(body, stamp, SLACK_SIGNING_SECRET if signed else "not-the-secret"),
+    }
+    with FunctionUrlServer(invoke) as server:
+        answer = raw_post(server, "/slack/interactions", body, headers)
+    # THEN signed: 400 (verified, then not an interaction); forged: 401. Either way nothing was
+    # read or written, and nobody was answered
+    assert answer.status == status
+    assert answer.body == says
+    assert env.calls.of("dynamodb") == []
+    no_state_change(env)
+    assert responses(env) == []
+    assert env.approval_status(approval) == "PENDING"

@@ -49,6 +49,7 @@ from deployer.cli import main as deployer_main
 from deployer.errors import BadInput
 from deployer.events import (
     ECS_HOOK_STATE_CHANGE,
+    ECS_TASK_STATE_CHANGE,
     MAX_MESSAGE_CHARS,
     ROLLBACK_REQUESTED,
     ApprovalDecidedEvent,
@@ -56,6 +57,7 @@ from deployer.events import (
     CodeCommitReferenceEvent,
     EcsDeploymentStateChangeEvent,
     EcsHookStateChangeEvent,
+    EcsTaskStateChangeEvent,
     RollbackRequestedEvent,
     parse_event,
 )
@@ -444,6 +446,8 @@ def model_for(function: str, event: Any) -> Any:
     """The model the function's handler parses `event` with (on_deployment chooses by detail-type)."""
     if function == "on_deployment" and isinstance(event, dict) and event.get("detail-type") == ECS_HOOK_STATE_CHANGE:
         return EcsHookStateChangeEvent
+    if function == "on_deployment" and isinstance(event, dict) and event.get("detail-type") == ECS_TASK_STATE_CHANGE:
+        return EcsTaskStateChangeEvent
     if function == "on_approval" and isinstance(event, dict) and event.get("detail-type") == ROLLBACK_REQUESTED:
         return RollbackRequestedEvent
     return MODEL_OF[function]

@@ -81,8 +81,18 @@ def test_it_is_version_0_2_and_exports_image_uri_with_export() -> None:
             assert phase in ("install", "pre_build", "build"), f"{name} is set in {phase}"
 
 
-def test_running_it_as_codebuild_does_leaves_image_uri_pinned_by_digest_in_the_environment(tmp_path: Path) -> None:
-    # GIVEN the buildspec's commands, run in order in one bash (version 0.2), stopping at a failure
+@pytest.mark.parametrize(
+    ("project_repository", "pushed_to"),
+    [
+        pytest.param("team/web", "team/web", id="the-project-names-the-repository"),
+        pytest.param(None, "web-app", id="the-buildspec-default"),
+    ],
+)
+def test_running_it_as_codebuild_does_leaves_image_uri_pinned_by_digest_in_the_environment(
+    tmp_path: Path, project_repository: str | None, pushed_to: str
+) -> None:
+    # GIVEN the buildspec's commands, run in order in one bash (version 0.2), stopping at a failure,
+    # in a project that sets ECR_REPOSITORY (the optional build project of template.yaml does) or not
     spec = _spec()
     assert spec["env"].get("shell", "bash") == "bash"
     script = [STUBS]
@@ -92,7 +102,8 @@ def test_running_it_as_codebuild_does_leaves_image_uri_pinned_by_digest_in_the_e
     script.append(f"env -0 > {shlex.quote(str(environment_file))}")
     overrides = {ENV_COMMIT: COMMIT, ENV_RELEASE_ID: f"web@{COMMIT}", ENV_PIPELINE: "web"}
     variables = {str(k): str(v) for k, v in (spec["env"].get("variables") or {}).items()}
-    env = {"PATH": os.environ["PATH"], "AWS_REGION": "eu-west-1", **variables, **overrides}
+    project = {"ECR_REPOSITORY": project_repository} if project_repository else {}
+    env = {"PATH": os.environ["PATH"], "AWS_REGION": "eu-west-1", **project, **variables, **overrides}
     # WHEN it runs
     done = subprocess.run(
         ["bash", "-c", "\n".join(script)], env=env, capture_output=True, text=True, timeout=30, check=False
@@ -103,4 +114,4 @@ def test_running_it_as_codebuild_does_leaves_image_uri_pinned_by_digest_in_the_e
     assert EXPORTED_IMAGE in exported, f"{EXPORTED_IMAGE} is a shell variable, not exported: {done.stdout}"
     image = taskdef.parse_image_uri(exported[EXPORTED_IMAGE])
     assert image.digest == DIGEST
-    assert str(image) == f"{ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com/{variables['ECR_REPOSITORY']}@{DIGEST}"
+    assert str(image) == f"{ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com/{pushed_to}@{DIGEST}"

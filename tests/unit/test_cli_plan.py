@@ -334,3 +334,20 @@ def test_plan_does_not_import_boto3() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["valid"] is True
+
+
+def test_plan_starts_without_the_heavy_standard_modules() -> None:
+    # GIVEN a fresh interpreter WHEN `deployer plan` draws a rolling plan (a warning included)
+    # THEN it loaded none of the modules that made it start slowly: `dataclasses` (which imports
+    # `inspect`, `ast`, `dis`, `tokenize`, and compiles every method of every class), `typing`,
+    # `shutil` (which argparse imports to read the terminal's width), nor `json`, `decimal` and
+    # `difflib`, which only some paths need. BENCHMARKS.md section 1 measures the start-up itself.
+    code = (
+        "import sys, deployer.cli as c; "
+        "rc = c.main(['plan', '--desired', '4', '--min', '50', '--max', '150']); "
+        "heavy = ('dataclasses', 'inspect', 'typing', 'shutil', 'json', 'decimal', 'difflib', 'boto3'); "
+        "print(rc, sorted(m for m in heavy if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "0 []"

@@ -324,7 +324,7 @@ def test_no_credentials_is_one_clear_line(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["config", "show"], "deployer config: error: no table: pass --table NAME or set DEPLOYER_CONFIG_TABLE"),
+        (["config", "show"], "deployer config: error: no config table: pass --table NAME or set DEPLOYER_CONFIG_TABLE"),
         (["config"], "deployer config: error: choose an action: publish FILE or show"),
     ],
 )

@@ -30,6 +30,7 @@ from deployer.events import (
     DeploymentEvent,
     EcsDeploymentStateChangeEvent,
     EcsHookStateChangeEvent,
+    EcsTaskStateChangeEvent,
     HookEvent,
     ReleaseStateChangeDetail,
     ReleaseStateChangeEvent,
@@ -61,6 +62,9 @@ MODEL_OF_SAMPLE: dict[str, type[EventBridgeModel]] = {
     "ecs_deployment_rolling_back": EcsDeploymentStateChangeEvent,
     "ecs_hook_awaiting_action": EcsHookStateChangeEvent,
     "ecs_hook_timed_out": EcsHookStateChangeEvent,
+    "ecs_task_stopped": EcsTaskStateChangeEvent,
+    "ecs_task_stopped_failed": EcsTaskStateChangeEvent,
+    "ecs_task_stopped_service": EcsTaskStateChangeEvent,
     "approval_decided_approve": ApprovalDecidedEvent,
     "approval_decided_reject": ApprovalDecidedEvent,
     "approval_rollback_requested": RollbackRequestedEvent,
@@ -70,6 +74,7 @@ ALL_MODELS: tuple[type[EventBridgeModel], ...] = (
     CodeBuildStateChangeEvent,
     EcsDeploymentStateChangeEvent,
     EcsHookStateChangeEvent,
+    EcsTaskStateChangeEvent,
     ApprovalDecidedEvent,
     RollbackRequestedEvent,
     ReleaseStateChangeEvent,
@@ -672,6 +677,31 @@ def test_absent_optional_fields_are_left_out_of_the_published_json() -> None:
 
     assert {"stage", "from_state", "reason"}.isdisjoint(published)
     assert published["to_state"] == "DEPLOYED"
+
+
+def test_a_slack_decision_carries_its_response_url_on_the_bus_but_never_in_a_repr() -> None:
+    # GIVEN a decision made in Slack, with the interaction's response_url (a capability)
+    url = "https://hooks.slack.com/actions/T0001/1234567890/aBcDeFgHiJkLmNoP"
+    decision = _decision(response_url=url)
+    # WHEN published and delivered back
+    entry = put_events_entry(decision, event_bus_name="bus")
+    event = parse_event(ApprovalDecidedEvent, _envelope(dict(entry)))
+    # THEN on_approval gets it, but no repr (a log line, a traceback) shows it
+    assert json.loads(entry["Detail"])["response_url"] == url
+    assert event.detail.response_url == url
+    assert url not in repr(event)
+    assert url not in repr(event.detail)
+    assert "response_url" not in json.loads(put_events_entry(_decision(), event_bus_name="bus")["Detail"])
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "hooks.slack.com/actions/T/1/x", "https://", "https://a b"])
+def test_a_response_url_that_is_not_a_web_address_is_refused_without_echoing_it(url: str) -> None:
+    raw = load_event("approval_decided_approve")
+    raw["detail"]["response_url"] = url
+    with pytest.raises(BadInput) as refused:
+        parse_event(ApprovalDecidedEvent, raw)
+    assert "detail.response_url" in str(refused.value)
+    assert url not in str(refused.value)
 
 
 def test_an_entry_needs_a_bus() -> None:

@@ -248,3 +248,15 @@ def test_the_hook_role_pattern_is_a_role_name_not_an_arn() -> None:
     for bad in ("", f"arn:aws:iam::{ACCOUNT}:role/x", "role name"):
         assert not accepted.fullmatch(bad), bad
     assert "role name" in spec["ConstraintDescription"]
+
+
+@pytest.mark.parametrize("function", DEPLOYING)
+def test_a_redelivered_registration_may_look_for_the_revision_it_left(function: str) -> None:
+    # GIVEN a stage whose RegisterTaskDefinition succeeded but whose record of it failed: the
+    # redelivery lists the family's ACTIVE revisions (taskdef.find_registered_clone) before it
+    # would register again. ListTaskDefinitions has no resource type (Service Authorization
+    # Reference for Amazon ECS, "Actions, resources, and condition keys for Amazon Elastic
+    # Container Service": an empty Resource types column means "*").
+    statements = function_statements(function)
+    # THEN the deploying functions may call it (AccessDenied here would fail the resume in AWS)
+    assert allows(statements, "ecs:ListTaskDefinitions", "*", {})

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -317,8 +319,8 @@ def test_a_clone_that_differs_beyond_images_is_refused(monkeypatch: pytest.Monke
     # GIVEN a (hypothetically broken) cloner that drops a field
     real = taskdef.clone_for_images
 
-    def lossy(described: Any, images: Any) -> dict[str, Any]:
-        request = real(described, images)
+    def lossy(described: Any, images: Any, *settings: Any) -> dict[str, Any]:
+        request = real(described, images, *settings)
         request.pop("ipcMode")
         return request
 
@@ -415,7 +417,7 @@ def test_wait_gives_up_at_the_timeout() -> None:
     ecs = boto3.client("ecs")
     fake = FakeTime()
     with Stubber(ecs) as stub:
-        for _ in range(3):
+        for _ in range(4):
             stub.add_response(
                 "describe_services", service(NEW_ARN, deployment_id="ecs-svc/2222", rollout_state="IN_PROGRESS")
             )
@@ -426,7 +428,7 @@ def test_wait_gives_up_at_the_timeout() -> None:
     assert outcome.state == "IN_PROGRESS"
     assert not outcome.succeeded
     assert "timeout 12 s" in outcome.reason
-    assert fake.sleeps == [5, 5]
+    assert fake.sleeps == [5, 5, 2]  # the last pause is cut to end at the timeout, then one last look
 
 
 def test_wait_reports_a_replaced_deployment() -> None:
@@ -612,7 +614,7 @@ def test_an_aws_failure_is_one_line_and_exit_1(world: DemoAccount, capsys: pytes
     def deny(**_: Any) -> None:
         raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not allowed"}}, "UpdateService")
 
-    aws.client("ecs").meta.events.register("before-call.ecs.UpdateService", deny)
+    aws.cli_client("ecs").meta.events.register("before-call.ecs.UpdateService", deny)
     code, _, err = cli(capsys, "deploy", *PROD, "--container", "web", "--image", NEW_IMAGE)
     assert code == 1
     assert err.count("\n") == 1
@@ -623,7 +625,7 @@ def test_an_aws_failure_is_one_line_and_exit_1(world: DemoAccount, capsys: pytes
 def test_deploy_wait_exits_by_the_rollout_state(world: DemoAccount, capsys: pytest.CaptureFixture[str]) -> None:
     # GIVEN ECS answering from the moto world, then (moto never completes a deployment) a stubbed
     # DescribeServices saying the deployment FAILED
-    ecs = aws.client("ecs")
+    ecs = aws.cli_client("ecs")
     running = without_metadata(ecs.describe_services(cluster="prod", services=["web"]))
     definition = without_metadata(
         ecs.describe_task_definition(taskDefinition=world.services["prod"].task_definition_arn, include=["TAGS"])
@@ -731,3 +733,118 @@ def test_diff_refused_and_json(world: DemoAccount, capsys: pytest.CaptureFixture
     assert document["changed"] is True
     assert document["exit_status"] == 3
     assert document["deployment_configuration"]["changes"] == []
+
+
+# -- the one-shot commands' clients: botocore alone -----------------------------------------------
+
+
+def test_deploy_sends_its_requests_through_botocore_clients_not_boto3(
+    world: DemoAccount, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN the user agent of every request the one-shot CLI sends (a hook on its own clients)
+    agents: list[str] = []
+
+    def record(request: Any, **_: Any) -> None:
+        agent = request.headers["User-Agent"]
+        agents.append(agent.decode() if isinstance(agent, bytes) else agent)
+
+    for service in ("ecs", "application-autoscaling"):
+        aws.cli_client(service).meta.events.register("before-send", record)  # type: ignore[arg-type]
+    # WHEN `deployer deploy` runs
+    code, _, err = cli(capsys, "deploy", *PROD, "--container", "web", "--image", NEW_IMAGE)
+    # THEN every request (DescribeServices, DescribeScalableTargets, DescribeTaskDefinition,
+    # RegisterTaskDefinition, UpdateService) came from botocore without boto3, whose clients say
+    # "Boto3/" first in their user agent
+    assert code == 0, err
+    assert len(agents) == 5
+    assert all(agent.startswith("Botocore/") for agent in agents), agents
+
+
+def test_the_one_shot_commands_never_import_boto3() -> None:
+    # GIVEN a fresh interpreter WHEN it imports everything `deployer deploy` and `deployer diff`
+    # run and builds their clients THEN neither boto3 nor s3transfer (which boto3 imports) is loaded
+    code = (
+        "import sys\n"
+        "from deployer.cli import deploy, diff\n"
+        "from deployer import aws, oneshot\n"
+        "aws.cli_client('ecs'); aws.cli_client('application-autoscaling')\n"
+        "print(sorted(m for m in ('boto3', 's3transfer') if m in sys.modules))\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "eu-west-1"}
+    env |= {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    command = [sys.executable, "-c", code]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_console_script_ends_deploy_and_diff_without_the_interpreters_teardown(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN the console script's entry point, with a command that prints and returns 7
+    import deployer.cli as cli
+
+    class Exited(Exception):
+        pass
+
+    exits: list[int] = []
+
+    def fake_os_exit(code: int) -> None:
+        exits.append(code)
+        raise Exited
+
+    def fake_main(args: list[str]) -> int:
+        print("done", end="")
+        return 7
+
+    monkeypatch.setattr(cli.os, "_exit", fake_os_exit)
+    monkeypatch.setattr(cli, "main", fake_main)
+    # WHEN deploy, diff and plan run THEN the output is flushed and the process ends with os._exit
+    # and the command's status (no teardown of botocore's models, nor of plan's)
+    for command in ("deploy", "diff", "plan"):
+        monkeypatch.setattr(sys, "argv", ["deployer", command, "--json"])
+        with pytest.raises(Exited):
+            cli.console()
+        assert capsys.readouterr().out == "done"
+    assert exits == [7, 7, 7]
+    # AND every other command exits as Python does
+    monkeypatch.setattr(sys, "argv", ["deployer", "status", "--json"])
+    with pytest.raises(SystemExit) as ended:
+        cli.console()
+    assert ended.value.code == 7
+    assert exits == [7, 7, 7]
+
+
+def test_the_one_shot_session_checks_a_service_name_without_listing_every_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import os
+
+    from botocore.exceptions import UnknownServiceError
+    from botocore.loaders import Loader
+
+    # GIVEN the one-shot commands' botocore session and its data loader
+    aws._botocore_session.cache_clear()
+    loader = aws._botocore_session().get_component("data_loader")
+    names = loader.list_available_services("service-2")
+    # WHEN a service's name is checked THEN only that service's folder is read
+    listed: list[str] = []
+    real_listdir = os.listdir
+
+    def listdir(path: str) -> list[str]:
+        listed.append(path)
+        return real_listdir(path)
+
+    monkeypatch.setattr(os, "listdir", listdir)
+    assert "ecs" in names
+    assert "application-autoscaling" in names
+    assert "no-such-service" not in names
+    assert [os.path.basename(path) for path in listed] == ["ecs", "application-autoscaling"]
+    monkeypatch.setattr(os, "listdir", real_listdir)
+    # AND listing them gives botocore's own list, and an unknown service is refused as botocore refuses it
+    assert list(names) == Loader().list_available_services("service-2")
+    with pytest.raises(UnknownServiceError, match="Unknown service: 'no-such-service'"):
+        aws._botocore_session().create_client("no-such-service", region_name="eu-west-1")
+    assert (
+        aws._botocore_session().create_client("ecs", region_name="eu-west-1").meta.service_model.service_name == "ecs"
+    )

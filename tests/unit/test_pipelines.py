@@ -1218,3 +1218,74 @@ def test_aws_errors_become_domain_errors(dynamodb: Any, code: str, status: int, 
             store.describe()
         with pytest.raises(error, match=code):
             store.load()
+
+
+# --- source: where a pipeline's pushes come from -----------------------------------------------
+
+SOURCE_BASE = """\
+pipelines:
+  - name: web
+{source}
+    branch: main
+    build: {{project: web-app-build}}
+    container: web
+    stages:
+      - {{name: dev, cluster: dev, service: web}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("source", "provider", "name"),
+    [
+        ("    repository: web-app", "codecommit", "web-app"),
+        ("    source: {codecommit: web-app}", "codecommit", "web-app"),
+        ("    source: {github: example-org/web-app}", "github", "example-org/web-app"),
+        ("    source: {gitlab: example-group/sub/web-app}", "gitlab", "example-group/sub/web-app"),
+    ],
+)
+def test_a_pipeline_names_its_source(source: str, provider: str, name: str) -> None:
+    config = load_config_text(SOURCE_BASE.format(source=source))
+    (web,) = config.pipelines
+    assert (web.source_provider, web.source_name) == (provider, name)
+    assert find_pipelines(config, name, "main", provider) == [web]
+    other = "github" if provider != "github" else "gitlab"
+    assert find_pipelines(config, name, "main", other) == []
+
+
+def test_github_and_gitlab_names_match_whatever_their_case() -> None:
+    config = load_config_text(SOURCE_BASE.format(source="    source: {github: Example-Org/Web-App}"))
+    assert len(find_pipelines(config, "example-org/web-app", "main", "github")) == 1
+
+
+def test_an_existing_repository_config_publishes_the_same_bytes() -> None:
+    # the CodeCommit shorthand stays as written: a config published before sources existed is unchanged
+    config = load_config_text(SOURCE_BASE.format(source="    repository: web-app"))
+    assert '"repository":"web-app"' in to_published_json(config)
+    assert '"source"' not in to_published_json(config)
+
+
+@pytest.mark.parametrize(
+    ("source", "path", "fragment"),
+    [
+        ("    repository: web-app\n    source: {github: a/b}", "pipelines[0]", "not both"),
+        ("    source: {github: a/b, gitlab: c/d}", "pipelines[0].source", "exactly one of"),
+        ("    source: {}", "pipelines[0].source", "exactly one of"),
+        ("    source: {github: web-app}", "pipelines[0].source.github", "OWNER/REPO"),
+        ("    source: {github: https://github.com/a/b}", "pipelines[0].source.github", "OWNER/REPO"),
+        ("    source: {github: -org/repo}", "pipelines[0].source.github", "OWNER/REPO"),
+        ("    source: {github: org/repo.git}", "pipelines[0].source.github", "OWNER/REPO"),
+        ("    source: {gitlab: project}", "pipelines[0].source.gitlab", "GROUP/PROJECT"),
+        ("    source: {gitlab: group/project.git}", "pipelines[0].source.gitlab", "GROUP/PROJECT"),
+        ("    source: {codecommit: web app}", "pipelines[0].source.codecommit", "CodeCommit"),
+        ("    source: {bitbucket: a/b}", "pipelines[0].source.bitbucket", "unknown key"),
+        ("    source: github", "pipelines[0].source", "expected a mapping"),
+        ("", "pipelines[0].repository", "required key missing"),
+    ],
+)
+def test_validate_refuses_a_malformed_or_conflicting_source_with_path_and_line(
+    source: str, path: str, fragment: str
+) -> None:
+    result = check_config_text(SOURCE_BASE.format(source=source), "pipelines.yaml")
+    assert not result.valid
+    messages = result.error_messages
+    assert any(m.startswith("pipelines.yaml:") and f": {path}: " in m and fragment in m for m in messages), messages

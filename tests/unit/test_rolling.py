@@ -7,6 +7,7 @@ ceil(desired * min / 100) RUNNING, at most floor(desired * max / 100) RUNNING or
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -948,3 +949,36 @@ def test_rolling_imports_nothing_heavy() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert done.stdout.strip() == ""
+
+
+# --- the records (frozen-dataclass semantics without the dataclasses module) ---------------------
+
+
+def test_records_compare_hash_and_print_like_frozen_dataclasses() -> None:
+    from deployer.rolling import Step
+
+    step = Step(1, 2, "start", 1)
+    assert step == Step(old=1, new=2, action="start", count=1)
+    assert step != Step(1, 2, "start", 2)
+    assert step != (1, 2, "start", 1)  # not a tuple
+    assert hash(step) == hash(Step(1, 2, "start", 1))
+    assert len({step, Step(1, 2, "start", 1)}) == 1
+    assert repr(step) == "Step(old=1, new=2, action='start', count=1)"
+    with pytest.raises(AttributeError, match="cannot assign to field 'old'"):
+        step.old = 5  # type: ignore[misc]
+    with pytest.raises(AttributeError, match="cannot delete field 'old'"):
+        del step.old  # type: ignore[misc]
+
+
+def test_records_replace_and_convert_to_dicts_like_dataclasses_helpers() -> None:
+    facts = ServiceFacts(desired_count=4)
+    scaled = facts.replace(desired_range=(2, 8))
+    assert scaled == ServiceFacts(desired_count=4, desired_range=(2, 8))
+    assert facts.desired_range is None  # unchanged
+    with pytest.raises(TypeError):
+        facts.replace(desired=4)
+    rollout = plan(2, 50, 100)
+    document = rollout.to_dict()
+    assert document["desired"] == 2
+    assert document["steps"][0] == {"old": 2, "new": 0, "action": "", "count": 0}
+    assert json.loads(json.dumps(document))["waves"] == rollout.waves

@@ -57,6 +57,7 @@ def test_the_rules_are_the_designs_wiring_and_each_listens_on_its_bus() -> None:
         "OnBuildFunction.BuildRule": "default",
         "OnDeploymentFunction.DeploymentRule": "default",
         "OnDeploymentFunction.HookRule": "default",
+        "OnDeploymentFunction.TaskRule": "default",
         "OnApprovalFunction.DecisionRule": "ecs-deployer-test",
     }
     assert "OnApprovalFunction.ExpirySweep" not in rules
@@ -219,11 +220,11 @@ def test_the_endpoints_answer_decides_and_is_asked_for_every_event() -> None:
     # WHEN two events are routed on the default bus
     router.route({"source": "whatever", "detail-type": "x"})
     router.route({"source": "whatever", "detail-type": "x"})
-    # THEN each was tested against the four default-bus rules, each time (nothing cached)
-    assert len(client.calls) == 8
+    # THEN each was tested against the five default-bus rules, each time (nothing cached)
+    assert len(client.calls) == 10
     assert [function for function, _ in log] == ["OnPushFunction", "OnPushFunction"]
     assert log[0][1]["id"] != log[1][1]["id"]
-    assert {event["id"] for _, event in client.calls[:4]} == {log[0][1]["id"]}
+    assert {event["id"] for _, event in client.calls[:5]} == {log[0][1]["id"]}
 
 
 def test_an_endpoint_without_test_event_pattern_is_asked_once_then_moto_decides() -> None:

@@ -580,6 +580,22 @@ def test_respond_posts_to_the_response_url(sink: SlackSink) -> None:
     assert sent.blocks == as_dicts(blocks)
 
 
+def test_answer_is_an_ephemeral_reply_that_leaves_the_original_and_refuses_other_hosts(sink: SlackSink) -> None:
+    notifier = SlackNotifier(lambda: bot(sink))
+    # WHEN the user who clicked is answered
+    assert notifier.answer(sink.response_url("a2"), f"Only <@U012ABCDEF> may: {'x' * 4000}") is True
+    # THEN one section, cut to Block Kit's 3,000 characters, as a new message (the original stays)
+    [sent] = sink.requests("/response/")
+    assert sent.body["replace_original"] is False
+    [section] = sent.blocks
+    assert section["text"]["type"] == "mrkdwn"
+    assert section["text"]["text"].startswith("Only <@U012ABCDEF> may: ")
+    assert len(section["text"]["text"]) == 3000
+    # AND, like respond, it posts nowhere but Slack (or the configured sink)
+    assert notifier.answer("https://evil.example/actions/T/1/x", "x") is False
+    assert len(sink.requests()) == 1
+
+
 def test_respond_reports_a_failed_response_url(sink: SlackSink) -> None:
     sink.fail_with(404)
     assert SlackNotifier(lambda: bot(sink)).respond(sink.response_url(), [], "x") is False
@@ -693,9 +709,20 @@ def test_without_a_signing_secret_every_request_is_refused() -> None:
     assert "signing secret" in _refused(SlackSettings(bot_token=TOKEN), signed_headers()).reason
 
 
-def test_a_body_that_is_not_utf8_is_refused() -> None:
-    body = b"payload=\xff\xfe"
-    assert _refused(SIGNED_SETTINGS, signed_headers(body), body).reason == "bad signature"
+def test_a_body_that_is_not_utf8_is_verified_over_its_bytes_then_is_not_an_interaction() -> None:
+    """Slack, "Verifying requests from Slack"
+    (https://api.slack.com/authentication/verifying-requests-from-slack): a request carries "a
+    UTF-8 encoded message body", and "The signature is created by hashing the request body with
+    the SHA-256 function, and combining it with an HMAC signing secret." slack_sdk signs text
+    only, so a body that is not UTF-8 is checked over its raw bytes: signed, it passes and is then
+    refused as not an interaction (a 400 at the endpoint); forged or altered, it is refused (401)."""
+    body = form(block_actions()) + b"\xff"
+    verify_request(SIGNED_SETTINGS, signed_headers(body), body, now=NOW)
+    with pytest.raises(BadInput, match="interaction body is not UTF-8 text"):
+        parse_interaction(body)
+    assert _refused(SIGNED_SETTINGS, signed_headers(body, secret="another-secret"), body).reason == "bad signature"
+    assert _refused(SIGNED_SETTINGS, signed_headers(body), body[:-1] + b"\xfe").reason == "bad signature"
+    assert _refused(SIGNED_SETTINGS, signed_headers(BODY), body).reason == "bad signature"
 
 
 def test_a_base64_function_url_body_is_decoded_before_verifying() -> None:

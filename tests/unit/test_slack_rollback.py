@@ -9,6 +9,7 @@ events against moto in process, as tests/unit/test_approval_http.py does."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import urllib.parse
@@ -24,11 +25,14 @@ from slack_sdk.models.blocks import ActionsBlock, Block
 from deployer import flow, runtime, template
 from deployer.errors import BadInput
 from deployer.events import RollbackRequestedEvent, parse_event
+from deployer.provision import demo_pipelines_yaml
 from deployer.releases import Release, ReleaseState, StageRecord, StageState
 from deployer.slack import (
     ROLLBACK_ACTION,
     ReleaseView,
     RollbackTarget,
+    SlackNotifier,
+    SlackSettings,
     fallback_text,
     parse_interaction,
     parse_rollback_value,
@@ -318,14 +322,11 @@ def test_an_approver_requests_the_rollback_on_the_bus_and_is_told(env: Env) -> N
     assert detail["release_id"] == release.release_id
     assert detail["requested_by"] == {"kind": "slack", "user": APPROVER}
     assert detail["requested_at"]
-    # AND nothing else was written (the endpoint may not deploy)
+    assert detail["response_url"] == env.sink.response_url("T0001/1234/rollback")  # for on_approval's answer
+    # AND nothing else was written (the endpoint may not deploy), and Slack was not waited for:
+    # OnApprovalFunction answers the user once it knows what it did
     assert env.calls.writes == [("events", "PutEvents")]
-    # AND the user hears, ephemerally, what happens next and how to follow it
-    (answer,) = env.answers()
-    assert answer.body["replace_original"] is False
-    text = answer.body["text"]
-    assert ":rewind: Rollback of *prod* of *web* requested." in text
-    assert "`deployer status --pipeline web`" in text
+    assert env.answers() == []
 
 
 def test_a_bus_that_refuses_the_request_is_told_and_nothing_happens(env: Env) -> None:
@@ -468,9 +469,15 @@ def test_a_click_rolls_prod_back_once_on_approval_gets_the_request(env: Env) -> 
     (event,) = env.requested()
     # (moto's delivery to SQS leaves out envelope keys EventBridge sends: put them back)
     event = {"account": "123456789012", "region": "eu-west-1", "resources": [], **event}
-    outcome = flow.on_rollback_requested(parse_event(RollbackRequestedEvent, event), env.world.deps)
+    outcome = flow.on_rollback_requested(parse_event(RollbackRequestedEvent, event), answering(env))
     # THEN prod runs the first release's revision again, through a release of kind "rollback"
     assert outcome["outcome"] == "deploying", outcome
+    # AND the user hears, ephemerally, what was done and how to follow it
+    (answer,) = env.answers()
+    assert answer.body["replace_original"] is False
+    text = answer.body["text"]
+    assert text.startswith(":rewind: Rolling back *prod* of *web* (Slack user U012ABCDEF rolls prod back to web:")
+    assert "`deployer status --pipeline web`" in text
     service = env.world.account.services["prod"]
     running = boto3.client("ecs").describe_services(cluster=service.cluster, services=[service.service])
     assert running["services"][0]["taskDefinition"] == first_revision
@@ -479,3 +486,50 @@ def test_a_click_rolls_prod_back_once_on_approval_gets_the_request(env: Env) -> 
     assert (rollback.requested_by or {})["user"] == APPROVER
     assert rollback.rollback_of == second
     assert rollback.commit == commit_id("first")
+
+
+def answering(env: Env) -> flow.Deps:
+    """OnApprovalFunction's dependencies with the notifier that answers the user who clicked."""
+    settings = SlackSettings(
+        bot_token="xoxb-local", signing_secret=SLACK_SIGNING_SECRET, api_base_url=env.sink.api_base_url
+    )
+    return dataclasses.replace(env.world.deps, slack=SlackNotifier(lambda: settings, timeout=10))
+
+
+def delivered(event: dict[str, Any]) -> RollbackRequestedEvent:
+    return parse_event(
+        RollbackRequestedEvent, {"account": "123456789012", "region": "eu-west-1", "resources": [], **event}
+    )
+
+
+def test_a_stage_with_nothing_earlier_to_go_back_to_tells_the_user_so(env: Env) -> None:
+    # GIVEN prod has run only one release through the flow
+    only = released(env.world, "only", None, 0)
+    # WHEN an approver presses "Roll back prod" and OnApprovalFunction gets the request
+    assert invoke(slack_event(click(env, only, "prod")))["statusCode"] == 200
+    (event,) = env.requested()
+    outcome = flow.on_rollback_requested(delivered(event), answering(env))
+    # THEN nothing is rolled back, and the user hears why (the endpoint could not have known)
+    assert outcome["outcome"] == "nothing_to_roll_back", outcome
+    (answer,) = env.answers()
+    assert answer.body["text"].startswith(
+        ":information_source: Nothing to roll back in *prod* of *web* (prod has no earlier successful revision than"
+    )
+    assert not [r for r in env.world.store.list_releases("web") if r.is_rollback]
+
+
+def test_an_approver_removed_since_the_click_is_told_nothing_was_rolled_back(env: Env) -> None:
+    # GIVEN a click accepted by the endpoint, then prod's approvers changed before it was handled
+    release = deployed(env, "a")
+    assert invoke(slack_event(click(env, release.release_id, "prod")))["statusCode"] == 200
+    (event,) = env.requested()
+    env.world.publish(demo_pipelines_yaml(env.world.account).replace(APPROVER, "U0NEWAPPROVER"))
+    # WHEN OnApprovalFunction handles it
+    outcome = flow.on_rollback_requested(delivered(event), answering(env))
+    # THEN nothing happens and the user is told so, with the way that still works
+    assert outcome["outcome"] == "ignored", outcome
+    (answer,) = env.answers()
+    assert answer.body["text"].startswith(
+        ":no_entry: *prod* of *web* was not rolled back (rollback of web/prod asked by"
+    )
+    assert "use `deployer rollback`" in answer.body["text"]

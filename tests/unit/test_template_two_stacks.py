@@ -45,15 +45,21 @@ NAME_PROPERTIES: dict[str, str | None] = {
     "AWS::SQS::QueuePolicy": None,
     "AWS::Lambda::Permission": None,
     "AWS::Lambda::Url": None,
+    "AWS::ECR::Repository": "RepositoryName",  # CreateBuildResources
+    "AWS::CodeBuild::Project": "Name",  # CreateBuildResources
 }
+# The optional build resources are in the transformed template whatever their condition says: name
+# them as a team that turns them on would.
+BUILD_RESOURCES = {"CreateBuildResources": "true", "PipelineName": "web", "SourceRepository": "web-app"}
 ENVIRONMENTS = tuple(template.load()["Parameters"]["Environment"]["AllowedValues"])
 
 
 def physical_names(environment: str) -> dict[tuple[str, ...], str]:
     """(type, scope..., name) -> logical id of every named resource of the stack for `environment`,
     its names resolved as CloudFormation would (parameters, pseudo parameters, Fn::Sub)."""
-    resources = sam.transformed({"Environment": environment})["Resources"]
-    names = sam.context({"Environment": environment}, stack_name=f"ecs-deployer-{environment}")
+    chosen = {"Environment": environment, **BUILD_RESOURCES}
+    resources = sam.transformed(chosen)["Resources"]
+    names = sam.context(chosen, stack_name=f"ecs-deployer-{environment}")
     found: dict[tuple[str, ...], str] = {}
     for logical_id, resource in resources.items():
         kind = resource["Type"]

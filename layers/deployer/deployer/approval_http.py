@@ -4,9 +4,10 @@
 |------------------------------|-------------------------------------------------------------------------|
 | GET  /approvals/<token>      | 200 the page (reads only: link previewers fetch links); refusals below  |
 | POST /approvals/<token>      | 200 decided; 400 not approve/reject; 503 decided but not yet published  |
-| POST /slack/interactions     | 200 (an ack; Slack hears the outcome through `response_url`); 401 when  |
-|                              | the request is not signed by Slack; 400 when it is not an interaction   |
-|                              | (Approve / Reject, and "Roll back <stage>": see "Rollback" below)       |
+| POST /slack/interactions     | 200 (the acknowledgement; the user hears the outcome through the        |
+|                              | interaction's `response_url`); 401 when the request is not signed by    |
+|                              | Slack; 400 when it is not an interaction (Approve / Reject, and "Roll   |
+|                              | back <stage>": see "Rollback" below)                                    |
 | anything else                | 404, or 405 for a known path with another method                        |
 
 A refused approval (`approvals.ApprovalRefused`) answers its own `http_status`: 403 forged link
@@ -25,9 +26,20 @@ which `on_approval` proceeds as if nothing had happened. A PutEvents retried aft
 attempt that succeeded unseen may put a second copy; `on_approval` treats it as a duplicate
 (the release no longer waits for that approval).
 
-Slack needs an answer within 3 seconds, so nothing slow happens here: the deploy itself runs in
-`on_approval`, AWS clients built by `build` use short timeouts, and Slack hears the outcome through
-the interaction's `response_url` (the buttons replaced by who decided, or an ephemeral "why not").
+Slack's 3 seconds. Slack shows the clicking user an error unless the request is acknowledged
+with a 200 within 3 seconds, Lambda's cold start included, so the acknowledgement waits for
+nothing slow: the endpoint verifies the signature, records the decision (one conditional write),
+publishes it, and answers. It never waits for Slack. What came of a click is told by
+OnApprovalFunction (`flow.on_approval`, `flow.on_rollback_requested`), which gets the interaction's
+`response_url` in the event's detail and answers the user there, ephemerally, once it knows the
+real outcome (deploying, rejected, nothing to roll back...); the release's own message follows
+the release through chat.update as always. Only what OnApprovalFunction will never see is answered
+from here (a refusal that changes nothing: not an approver, already decided, a rollback not
+allowed; or a decision the bus refused), and that answer waits at most until
+`SLACK_ACK_BUDGET_SECONDS` after the request began (secrets reads included): past it Slack gets
+its 200 first. The `response_url` is a capability (whoever holds it may post into the
+conversation): never logged, never stored in the table; SlackNotifier posts only to Slack's host.
+A body that is not UTF-8 is verified over its bytes, then refused (400) as not an interaction.
 
 Rollback. The release message's "Roll back <stage>" button (`slack.ROLLBACK_ACTION`, value
 `{"release_id", "stage"}`) counts only in a request Slack signed, from a user listed in the
@@ -37,9 +49,9 @@ newest to have entered that stage (an old message's button never undoes a newer 
 must have deployed it or be deploying it. Then ONE "Rollback Requested" event goes on the
 deployer's bus (retried within the same budget as a decision): this public endpoint holds no
 deploy permission, and OnApprovalFunction does the rollback (`flow.on_rollback_requested`, which
-checks the approver again). The clicking user hears, ephemerally through `response_url`, that the
-rollback is requested, or why not; the rollback release then has its own message. Every refusal
-changes nothing.
+checks the approver again) and tells the clicking user, ephemerally through `response_url`, what
+it did (or why not); the rollback release then has its own message. Every refusal changes
+nothing.
 
 The link token is a bearer credential: it is never logged and never written into a response body
 (the page's form posts to the page's own URL).
@@ -51,6 +63,7 @@ import ipaddress
 import logging
 import os
 import re
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
@@ -59,8 +72,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import ValidationError
-from slack_sdk.models.blocks import Block, MarkdownTextObject, SectionBlock
+from pydantic import TypeAdapter, ValidationError
 
 from deployer import aws, render, rolling
 from deployer.approval_page import (
@@ -73,16 +85,20 @@ from deployer.approval_page import (
 )
 from deployer.approvals import Approval, ApprovalRefused, Approvals, may_decide, now_utc
 from deployer.errors import BadInput, ConfigError, DeployerError, TransientError
-from deployer.events import ApprovalDecidedDetail, DecidedBy, RollbackRequestedDetail, put_events_entry
+from deployer.events import (
+    ApprovalDecidedDetail,
+    DecidedBy,
+    ResponseUrl,
+    RollbackRequestedDetail,
+    put_events_entry,
+)
 from deployer.releases import Release, ReleaseStore, StageState
 from deployer.slack import (
     Interaction,
-    ReleaseView,
     RollbackTarget,
     SlackNotifier,
     SlackRequestRefused,
     SlackSettings,
-    decided_blocks,
     decision_text,
     decode_function_url_body,
     escape_mrkdwn,
@@ -117,7 +133,13 @@ MAX_FORM_BYTES: Final = 4096
 PUBLISH_ATTEMPTS: Final = 3
 PUBLISH_BACKOFF_SECONDS: Final = (0.1, 0.3)
 PUBLISH_BUDGET_SECONDS: Final = 1.5  # Slack waits 3 s for the whole request
+# How long a refusal's answer through response_url may hold the acknowledgement, counted from the
+# request's start (cold secrets reads included). Lambda's cold start comes on top of it (importing
+# this function takes about 2 s without bytecode, BENCHMARKS.md section 2) and Slack waits 3 s in
+# all: an answer to a slow Slack is left to finish after the 200.
+SLACK_ACK_BUDGET_SECONDS: Final = 0.5
 _FORM_TYPES: Final = ("", "application/x-www-form-urlencoded")
+_RESPONSE_URL: Final = TypeAdapter(ResponseUrl)
 _KNOWN_PATHS: Final = (
     (re.compile(r"/approvals/[^/]+"), ("GET", "POST")),
     (re.compile(r"/slack/interactions"), ("POST",)),
@@ -257,6 +279,7 @@ class ApprovalHttp:
         publish_backoff: Sequence[float] = PUBLISH_BACKOFF_SECONDS,
         publish_budget_seconds: float = PUBLISH_BUDGET_SECONDS,
         pipelines: Callable[[], PipelinesConfig] | None = None,
+        ack_budget_seconds: float = SLACK_ACK_BUDGET_SECONDS,
     ) -> None:
         """`pipelines` (the published configuration: who approves a stage) makes the "Roll back"
         button work; without it, the button answers with the CLI command instead."""
@@ -275,6 +298,7 @@ class ApprovalHttp:
         self._backoff = tuple(publish_backoff)
         self._budget = publish_budget_seconds
         self._pipelines = pipelines
+        self._ack_budget = ack_budget_seconds
 
     # -- GET /approvals/<token> -----------------------------------------------------------------
 
@@ -326,7 +350,10 @@ class ApprovalHttp:
     # -- POST /slack/interactions ---------------------------------------------------------------
 
     def slack_interaction(self, request: Request) -> HttpResult:
-        """Slack's buttons. The signature is checked before anything else is read."""
+        """Slack's buttons. The signature is checked before anything else is read; the answer to
+        Slack is the 200 itself, sent as soon as the decision is recorded and published (see
+        "Slack's 3 seconds" above)."""
+        deadline = self._monotonic() + self._ack_budget  # from the request's start: secrets reads included
         if request.body is None:
             log.warning("Slack request refused: the body could not be decoded")
             return _plain(401, SLACK_UNSIGNED, "refused")
@@ -344,64 +371,58 @@ class ApprovalHttp:
             interaction = parse_interaction(request.body)
         except BadInput as exc:
             log.warning("Slack interaction refused: %s", exc)
-            return _plain(400, BAD_REQUEST, "not an interaction")
+            return _plain(400, BAD_REQUEST, f"not an interaction: {exc}")
         if interaction.is_rollback:
-            return self._rollback(interaction)
+            return self._rollback(interaction, deadline)
         decision = interaction.decision
         if decision is None:  # the link button: Slack still sends a payload
             return _plain(200, SLACK_ACK)
         if not interaction.value:
-            self._tell(interaction, "This button carries no approval; open the approval link instead.")
+            self._tell(interaction, "This button carries no approval; open the approval link instead.", deadline)
             return _plain(200, BAD_REQUEST)
         by = DecidedBy(kind="slack", user=interaction.user_id)
         try:
             approval = self._approvals.decide(interaction.value, decision, by, slack_user=interaction.user_id)
         except ApprovalRefused as exc:
             _log(exc, "slack")
-            self._tell(interaction, f"{exc.title}: {exc.message}")
+            self._tell(interaction, f"{exc.title}: {exc.message}", deadline)
             return _plain(200, REFUSED)
         except DeployerError as exc:
             _log(exc, "slack")
             self._tell(
-                interaction, "The deployer could not record your decision just now; nothing was decided. Try again."
+                interaction,
+                "The deployer could not record your decision just now; nothing was decided. Try again.",
+                deadline,
             )
             return _plain(200, FAILED)
         decided_at = approval.decided_at or self._clock()
-        published = self._publish(approval, decision, by, decided_at)
-        blocks: list[Block] = decided_blocks(self._view(approval), decision, interaction.user_id, decided_at)
-        if not published:
-            blocks.append(
-                SectionBlock(
-                    text=MarkdownTextObject(
-                        text=":warning: The decision is recorded but the deployer has not received it yet; "
-                        "the platform team re-drives it. No need to click again."
-                    )
-                )
-            )
-        if interaction.response_url:
-            self._slack.respond(
-                interaction.response_url,
-                blocks,
-                decision_text(decision, interaction.user_id, decided_at),
-                replace_original=True,
-            )
-        return _plain(200, DECIDED if published else NOT_PUBLISHED)
+        if self._publish(approval, decision, by, decided_at, response_url=interaction.response_url):
+            return _plain(200, DECIDED)  # on_approval tells the user what came of it
+        self._say(
+            interaction,
+            f":warning: {decision_text(decision, interaction.user_id, decided_at)}: the decision is "
+            "recorded, but the deployer has not received it yet; the platform team re-drives it. No need to click "
+            "again.",
+            deadline,
+        )
+        return _plain(200, NOT_PUBLISHED)
 
     # -- the "Roll back" button ---------------------------------------------------------------------
 
-    def _rollback(self, interaction: Interaction) -> HttpResult:
+    def _rollback(self, interaction: Interaction, deadline: float) -> HttpResult:
         """An approver of the stage asks to roll it back; everyone else is told why not."""
         try:
             target = parse_rollback_value(interaction.value)
         except BadInput as exc:
             log.warning("Slack rollback refused: %s", exc, extra={"user": interaction.user_id})
-            self._say(interaction, "This button does not say what to roll back. Nothing was rolled back.")
+            self._say(interaction, "This button does not say what to roll back. Nothing was rolled back.", deadline)
             return _plain(200, BAD_REQUEST)
         if self._pipelines is None:
             self._say(
                 interaction,
                 "Rolling back from Slack is not set up for this deployer. Nothing was rolled back; use "
                 f"{_cli(None, target.stage)}.",
+                deadline,
             )
             return _plain(200, ROLLBACK_REFUSED)
         extra = {"release_id": target.release_id, "stage": target.stage, "user": interaction.user_id}
@@ -410,11 +431,13 @@ class ApprovalHttp:
             refusal = self._rollback_refusal(interaction.user_id, release, target, self._pipelines())
         except DeployerError as exc:
             log.error("Slack rollback not checked: %s: %s", type(exc).__name__, exc, extra=extra)
-            self._say(interaction, "The deployer could not check this rollback just now. Nothing was rolled back.")
+            self._say(
+                interaction, "The deployer could not check this rollback just now. Nothing was rolled back.", deadline
+            )
             return _plain(200, FAILED)
         if refusal is not None or release is None:
             log.warning("Slack rollback refused", extra={**extra, "refusal": refusal})
-            self._say(interaction, f":no_entry: {refusal}")
+            self._say(interaction, f":no_entry: {refusal}", deadline)
             return _plain(200, ROLLBACK_REFUSED)
         try:
             detail = RollbackRequestedDetail(
@@ -423,12 +446,13 @@ class ApprovalHttp:
                 release_id=release.release_id,
                 requested_by=DecidedBy(kind="slack", user=interaction.user_id),
                 requested_at=self._clock(),
+                response_url=_usable_response_url(interaction.response_url),
             )
         except ValidationError as exc:
             log.error(
                 "Slack rollback not requested: the event is invalid", extra={**extra, "errors": exc.error_count()}
             )
-            self._say(interaction, "This rollback cannot be requested from Slack. Nothing was rolled back.")
+            self._say(interaction, "This rollback cannot be requested from Slack. Nothing was rolled back.", deadline)
             return _plain(200, FAILED)
         entry = put_events_entry(detail, event_bus_name=self._bus)
         error = self._put_within_budget(entry)
@@ -439,11 +463,11 @@ class ApprovalHttp:
                 f":x: The rollback of *{escape_mrkdwn(target.stage)}* of *{escape_mrkdwn(release.pipeline)}* "
                 "could not be requested just now. Nothing was rolled back; try again, or use "
                 f"{_cli(release.pipeline, target.stage)}.",
+                deadline,
             )
             return _plain(200, FAILED)
         log.info("Slack rollback requested", extra=extra)
-        self._say(interaction, _rollback_requested(release.pipeline, target.stage))
-        return _plain(200, ROLLBACK_REQUESTED)
+        return _plain(200, ROLLBACK_REQUESTED)  # on_approval tells the user what came of it
 
     def _rollback_refusal(
         self, user: str, release: Release | None, target: RollbackTarget, config: PipelinesConfig
@@ -492,12 +516,30 @@ class ApprovalHttp:
             )
         return None
 
-    def _say(self, interaction: Interaction, mrkdwn: str) -> None:
-        """An ephemeral answer in mrkdwn the caller escaped (mentions and code spans survive)."""
-        if not interaction.response_url:
-            return
-        blocks = [SectionBlock(text=MarkdownTextObject(text=mrkdwn[:3000]))]
-        self._slack.respond(interaction.response_url, blocks, mrkdwn[:3000], replace_original=False)
+    def _say(self, interaction: Interaction, mrkdwn: str, deadline: float) -> None:
+        """An ephemeral answer in mrkdwn the caller escaped, sent while Slack still waits for the
+        acknowledgement: never past `deadline` (see `_answer_within`)."""
+        if interaction.response_url:
+            self._answer_within(interaction.response_url, mrkdwn, deadline)
+
+    def _tell(self, interaction: Interaction, text: str, deadline: float) -> None:
+        """`_say` for plain text (escaped here)."""
+        self._say(interaction, escape_mrkdwn(text), deadline)
+
+    def _answer_within(self, response_url: str, mrkdwn: str, deadline: float) -> None:
+        """Post to `response_url` from a thread and wait for it until `deadline` at most: a slow
+        Slack never holds the acknowledgement back. Past the deadline the answer is left to finish
+        on its own (in Lambda, when the environment next runs); SlackNotifier logs a failure."""
+        sender = threading.Thread(
+            target=self._slack.answer, args=(response_url, mrkdwn), name="slack-answer", daemon=True
+        )
+        sender.start()
+        sender.join(max(0.0, deadline - self._monotonic()))
+        if sender.is_alive():
+            log.warning(
+                "Slack answer still in flight at the acknowledgement deadline: acknowledged first",
+                extra={"ack_budget_seconds": self._ack_budget},
+            )
 
     # -- internals ------------------------------------------------------------------------------
 
@@ -505,9 +547,18 @@ class ApprovalHttp:
         with aws.translate("DynamoDB GetItem (release)"):
             return self._store.get(release_id)
 
-    def _publish(self, approval: Approval, decision: Decision, by: DecidedBy, decided_at: datetime) -> bool:
+    def _publish(
+        self,
+        approval: Approval,
+        decision: Decision,
+        by: DecidedBy,
+        decided_at: datetime,
+        *,
+        response_url: str | None = None,
+    ) -> bool:
         """Put ONE "Approval Decided" on the bus, retried within the budget. False: not published
-        (the decision stays recorded; the error log line carries the entry to re-drive)."""
+        (the decision stays recorded; the error log line carries the entry to re-drive, without
+        the Slack `response_url`: a capability, never logged)."""
         try:
             detail = ApprovalDecidedDetail(
                 release_id=approval.release_id,
@@ -517,6 +568,7 @@ class ApprovalHttp:
                 approval_id=approval.approval_id,
                 decided_by=by,
                 decided_at=decided_at,
+                response_url=_usable_response_url(response_url),
             )
         except ValidationError as exc:
             log.error(
@@ -548,7 +600,9 @@ class ApprovalHttp:
                 "stage": approval.stage,
                 "decision": decision,
                 "error": error,
-                "redrive_entry": dict(entry),
+                "redrive_entry": dict(
+                    put_events_entry(detail.model_copy(update={"response_url": None}), event_bus_name=self._bus)
+                ),
             },
         )
         return False
@@ -582,32 +636,6 @@ class ApprovalHttp:
             return f"{failed.get('ErrorCode', 'failed')}: {failed.get('ErrorMessage', '')}"
         return None
 
-    def _tell(self, interaction: Interaction, text: str) -> None:
-        """An ephemeral answer to the clicking user (a new message; the original stays)."""
-        if not interaction.response_url:
-            return
-        blocks = [SectionBlock(text=MarkdownTextObject(text=escape_mrkdwn(text)))]
-        self._slack.respond(interaction.response_url, blocks, escape_mrkdwn(text), replace_original=False)
-
-    def _view(self, approval: Approval) -> ReleaseView:
-        from deployer.reporting import view_of
-
-        try:
-            release = self._release(approval.release_id)
-        except DeployerError:
-            release = None
-        if release is not None:
-            return view_of(release)
-        return ReleaseView(
-            release_id=approval.release_id,
-            pipeline=approval.pipeline,
-            stage=approval.stage,
-            commit=approval.commit,
-            state="AWAITING_APPROVAL",
-            image_digest=approval.image_digest,
-            approvers=approval.approvers,
-        )
-
     def _page_of(self, approval: Approval, release: Release | None) -> ApprovalPage:
         context: Mapping[str, Any] = (release.approval_context if release else None) or {}
         plan_text, plan_note = _plan(context)
@@ -633,6 +661,7 @@ class ApprovalHttp:
             link_may_decide=may_decide(approval, None),
             paused_at=_text(context.get("paused_at")),
             timeout_action=_text(context.get("timeout_action")),
+            settings=context.get("settings"),
         )
 
 
@@ -654,17 +683,6 @@ def _cli(pipeline: str | None, stage: str) -> str:
     """The command that does the same from a terminal, as a mrkdwn code span."""
     command = f"deployer rollback --pipeline {pipeline or 'PIPELINE'} --stage {stage}"
     return f"`{escape_mrkdwn(command).replace('`', chr(39))}`"
-
-
-def _rollback_requested(pipeline: str, stage: str) -> str:
-    """What the clicking user hears once the request is on the bus (mrkdwn)."""
-    where = f"*{escape_mrkdwn(stage)}* of *{escape_mrkdwn(pipeline)}*"
-    return (
-        f":rewind: Rollback of {where} requested. The deployer checks your approval again and rolls it back "
-        "now: a deployment in flight is stopped and ECS rolls it back, a finished one is replaced by the "
-        "previous successful revision. The rollback gets its own message here; follow it with "
-        f"`deployer status --pipeline {escape_mrkdwn(pipeline)}`."
-    )
 
 
 def _plan(context: Mapping[str, Any]) -> tuple[str | None, str | None]:
@@ -706,8 +724,12 @@ def _form_decision(request: Request) -> Decision:
     if len(body) > MAX_FORM_BYTES:
         raise BadInput("The form is too large.")
     try:
-        form = urllib.parse.parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=8)
-    except (UnicodeDecodeError, ValueError):
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadInput("The form could not be read: it is not UTF-8 text. Nothing was decided.") from None
+    try:
+        form = urllib.parse.parse_qs(text, keep_blank_values=True, max_num_fields=8)
+    except ValueError:
         raise BadInput("The form could not be read.") from None
     values = form.get("decision", [])
     if values == ["approve"]:
@@ -715,6 +737,18 @@ def _form_decision(request: Request) -> Decision:
     if values == ["reject"]:
         return "reject"
     raise BadInput("The decision must be approve or reject.")
+
+
+def _usable_response_url(url: str | None) -> str | None:
+    """The interaction's response_url when the event may carry it; else None (the decision is
+    published all the same, only the user is not told the outcome)."""
+    if url is None:
+        return None
+    try:
+        return _RESPONSE_URL.validate_python(url)
+    except ValidationError:
+        log.warning("Slack response_url unusable: the user will not hear the outcome", extra={"length": len(url)})
+        return None
 
 
 def _ip(value: str | None) -> str | None:

@@ -12,10 +12,12 @@ never appears in the response body. The security headers that go with these page
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
+
+from deployer.settings import SettingChange, by_container, clip
 
 __all__ = [
     "CONTENT_SECURITY_POLICY",
@@ -107,6 +109,10 @@ class ApprovalPage:
     link_may_decide: bool  # approvals.may_decide(approval, None): the link is the capability
     paused_at: str | None = None  # ECS paused the deployment at this lifecycle stage (approval `at:`)
     timeout_action: str | None = None  # what ECS does if nobody decides in time
+    # the stage's environment variables and secrets (`flow.settings_context`): "changes" (each
+    # `SettingChange.to_dict`, secrets by reference), "role_note" (what reads the secrets), or "note"
+    # (why nothing can be shown)
+    settings: Mapping[str, Any] | None = None
 
 
 def _row(term: str, value: str | None) -> str:
@@ -130,7 +136,61 @@ def _change(page: ApprovalPage) -> str:
         change = f"a new revision of the service's task definition with the image {image}"
     noun = "ECS services" if page.service and ", " in page.service else "ECS service"
     where = f"{noun} <code>{_e(page.service)}</code>" if page.service else "The ECS service"
-    return f"<p>{where}: {change}. The desired count is not touched.</p>"
+    return f"<p>{where}: {change}. The desired count is not touched.</p>" + _settings(page)
+
+
+_CHANGE_WORDS: Final = {"added": "added", "removed": "removed", "changed": "changed"}
+
+
+def _settings_side(side: tuple[str, str] | None) -> str:
+    if side is None:
+        return "<i>not set</i>"
+    kind, value = side
+    if kind == "secret":  # a reference (ARN or parameter name): ECS resolves it when a task starts
+        return f"secret from <code>{_e(value)}</code>"
+    return f"<code>{_e(clip(value))}</code>"
+
+
+def _settings(page: ApprovalPage) -> str:
+    """The environment variables and secrets the stage sets: names, plain values (clipped), and for
+    secrets only the reference ECS resolves when a task starts."""
+    settings = page.settings if isinstance(page.settings, Mapping) else {}
+    if settings.get("note"):
+        return f'<p class="note">Environment and secrets: {_e(settings["note"])}</p>'
+    revisions = settings.get("revisions")
+    if isinstance(revisions, list):  # a stage of several services: each task definition they run
+        parts = [
+            _settings_list(
+                revision.get("changes") or (),
+                revision.get("role_note"),
+                f"the new revision of <code>{_e(str(revision.get('revision', '?')))}</code> (ECS "
+                f"service{'s' if len(revision.get('services') or ()) > 1 else ''} "
+                f"<code>{_e(', '.join(str(n) for n in revision.get('services') or ()))}</code>)",
+            )
+            for revision in revisions
+            if isinstance(revision, Mapping)
+        ]
+        return "".join(parts)
+    return _settings_list(settings.get("changes") or (), settings.get("role_note"), "the new revision")
+
+
+def _settings_list(items: Any, role_note: Any, what: str) -> str:
+    """One list of changes: `what` (already HTML) names the revision they are in."""
+    changes = [SettingChange.from_dict(item) for item in items if isinstance(item, Mapping)]
+    if not changes:
+        return ""
+    rows = []
+    for container, grouped in by_container(changes):
+        for change in grouped:
+            rows.append(
+                f"<li><code>{_e(container)}</code> {_e(_CHANGE_WORDS[change.change])} <code>{_e(change.name)}</code>: "
+                f"{_settings_side(change.before)} → {_settings_side(change.after)}</li>"
+            )
+    role = f'\n<p class="note">{_e(str(role_note))}.</p>' if role_note else ""
+    return (
+        f"<p>Environment variables and secrets of {what} (a secret shows its reference; its value is "
+        "read by ECS when a task starts, never by the deployer):</p>\n<ul>" + "".join(rows) + "</ul>" + role
+    )
 
 
 def _plan(page: ApprovalPage) -> str:

@@ -1,8 +1,13 @@
-"""Thin adapters around boto3: one cached client per service, and AWS error codes turned into
-the deployer's exceptions in one place (`translate`).
+"""Thin adapters around the AWS SDK: one cached client per service, and AWS error codes turned
+into the deployer's exceptions in one place (`translate`).
 
-Clients honour the standard AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE> variables, which is
-how the local stack points everything at moto server.
+`client` builds clients with boto3's default session (the Lambda functions, the local stack, and
+what tests and benchmarks hook); `cli_client` builds the same clients with botocore alone, for the
+one-shot commands (`deployer deploy`, `deployer diff`): a process that runs once pays for every
+import, and boto3 brings s3transfer (and through it botocore's CRT and checksum machinery) that no
+ECS call needs. Both honour the standard AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL and
+AWS_ENDPOINT_URL_<SERVICE> variables, which is how the local stack points everything at moto
+server.
 """
 
 from __future__ import annotations
@@ -65,18 +70,86 @@ def client(service: Literal["events"]) -> EventBridgeClient: ...
 def client(service: Literal["secretsmanager"]) -> SecretsManagerClient: ...
 @overload
 def client(service: Literal["application-autoscaling"]) -> ApplicationAutoScalingClient: ...
+@overload
+def client(service: Literal["scheduler"]) -> Any: ...  # EventBridge Scheduler (housekeeping.SchedulerClient)
 def client(service: str) -> Any:
     """The process-wide client for `service`, built once per cold start."""
-    return _cached_client(service)
+    return _cached_client(service, "boto3")
+
+
+@overload
+def cli_client(service: Literal["ecs"]) -> ECSClient: ...
+@overload
+def cli_client(service: Literal["application-autoscaling"]) -> ApplicationAutoScalingClient: ...
+def cli_client(service: str) -> Any:
+    """The process-wide client for `service` of a one-shot command, built by botocore without
+    boto3 (same configuration as `client`'s; `_cached_client.cache_clear()` forgets both)."""
+    return _cached_client(service, "botocore")
 
 
 @functools.cache
-def _cached_client(service: str) -> Any:
-    import boto3
+def _cached_client(service: str, sdk: Literal["boto3", "botocore"] = "boto3") -> Any:
     from botocore.config import Config
 
     config = Config(retries={"max_attempts": _MAX_ATTEMPTS, "mode": "standard"}, connect_timeout=5, read_timeout=20)
+    if sdk == "botocore":
+        return _botocore_session().create_client(service, config=config)
+    import boto3
+
     return boto3.client(service, config=config)  # type: ignore[call-overload]
+
+
+@functools.cache
+def _botocore_session() -> Any:
+    """One botocore session for the one-shot clients, so they share its credentials and the
+    models it has loaded (the endpoint rules, the retry configuration), with a data loader that
+    checks a service's name without listing every service botocore knows (`_QuickLoader`)."""
+    import os
+
+    import botocore.session
+
+    session = botocore.session.get_session()
+    # as botocore.loaders.create_loader reads AWS_DATA_PATH
+    data_path = session.get_config_variable("data_path")
+    extra = [os.path.expanduser(os.path.expandvars(p)) for p in data_path.split(os.pathsep)] if data_path else []
+    session.register_component("data_loader", _quick_loader_class()(extra_search_paths=extra))
+    return session
+
+
+@functools.cache
+def _quick_loader_class() -> type:
+    """A botocore Loader whose `list_available_services` answers `name in ...` by looking at that
+    service's folder alone. `Loader.load_service_model` asks it only to check the name, once per
+    kind of model (service-2, endpoint-rule-set-1), and botocore's own answer reads the folders of
+    all ~440 services to build the list: about 10 ms of CPU of every `deployer deploy` (BENCHMARKS.md,
+    section 7). Anything else (iterating, an unknown name's error message) gets botocore's list."""
+    import os
+
+    from botocore.loaders import Loader
+
+    class ServiceNames:
+        def __init__(self, loader: Loader, type_name: str) -> None:
+            self._loader = loader
+            self._type_name = type_name
+
+        def __contains__(self, name: object) -> bool:
+            for location in self._loader.search_paths:
+                folder = os.path.join(location, str(name))
+                if os.path.isdir(folder) and any(
+                    self._loader.file_loader.exists(os.path.join(folder, version, self._type_name))
+                    for version in os.listdir(folder)
+                ):
+                    return True
+            return False
+
+        def __iter__(self) -> Iterator[str]:
+            return iter(Loader.list_available_services(self._loader, self._type_name))
+
+    class QuickLoader(Loader):
+        def list_available_services(self, type_name: str) -> Any:
+            return ServiceNames(self, type_name)
+
+    return QuickLoader
 
 
 def error_code(exc: BaseException) -> str | None:

@@ -50,6 +50,7 @@ __all__ = [
     "ECS_DEPLOYMENT_STATE_CHANGE",
     "ECS_HOOK_STATE_CHANGE",
     "ECS_SOURCE",
+    "ECS_TASK_STATE_CHANGE",
     "FINAL_BUILD_STATUSES",
     "MAX_MESSAGE_CHARS",
     "REF_NAME_MAX",
@@ -70,9 +71,13 @@ __all__ = [
     "EcsDeploymentStateChangeEvent",
     "EcsHookStateChangeDetail",
     "EcsHookStateChangeEvent",
+    "EcsTaskContainer",
+    "EcsTaskStateChangeDetail",
+    "EcsTaskStateChangeEvent",
     "HookEvent",
     "ReleaseStateChangeDetail",
     "ReleaseStateChangeEvent",
+    "ResponseUrl",
     "RollbackRequestedDetail",
     "RollbackRequestedEvent",
     "parse_event",
@@ -89,6 +94,7 @@ CodeBuildStateChange = Literal["CodeBuild Build State Change"]
 EcsSource = Literal["aws.ecs"]
 EcsDeploymentStateChange = Literal["ECS Deployment State Change"]
 EcsHookStateChange = Literal["ECS Hook State Change"]
+EcsTaskStateChange = Literal["ECS Task State Change"]
 DeployerSource = Literal["ecs-deployer"]
 ApprovalDecidedType = Literal["Approval Decided"]
 RollbackRequestedType = Literal["Rollback Requested"]
@@ -101,6 +107,7 @@ CODEBUILD_STATE_CHANGE: Final[CodeBuildStateChange] = "CodeBuild Build State Cha
 ECS_SOURCE: Final[EcsSource] = "aws.ecs"
 ECS_DEPLOYMENT_STATE_CHANGE: Final[EcsDeploymentStateChange] = "ECS Deployment State Change"
 ECS_HOOK_STATE_CHANGE: Final[EcsHookStateChange] = "ECS Hook State Change"
+ECS_TASK_STATE_CHANGE: Final[EcsTaskStateChange] = "ECS Task State Change"
 SOURCE: Final[DeployerSource] = "ecs-deployer"
 APPROVAL_DECIDED: Final[ApprovalDecidedType] = "Approval Decided"
 ROLLBACK_REQUESTED: Final[RollbackRequestedType] = "Rollback Requested"
@@ -612,6 +619,98 @@ class EcsHookStateChangeEvent(EventBridgeModel):
         return self.detail.hook_type == "PAUSE"
 
 
+# --- ECS "ECS Task State Change" ---------------------------------------------------------------
+# Shape: Amazon ECS Developer Guide, "Amazon ECS task state change events"
+# (docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs_task_events.html): "Task state change
+# events are delivered in the following format. The detail section below resembles the Task object
+# that is returned from a DescribeTasks API operation"; its example (tests/support/documented.py)
+# names the task in resources[0] and carries clusterArn, taskArn, taskDefinitionArn, group,
+# lastStatus, desiredStatus, containers[] (name, lastStatus, ...) and ISO timestamps. A stopped
+# task adds what the Task object documents (botocore's ECS model, shapes Task and Container):
+# stoppedReason, stopCode (TaskFailedToStart, EssentialContainerExited, UserInitiated, ...),
+# stoppedAt, startedBy ("If an Amazon ECS service started the task, the startedBy parameter
+# contains the deployment ID of that service") and each container's exitCode and reason. The
+# deployer reads its own before-tasks' STOPPED events (`deployer.before`); the fields it reads are
+# typed, the rest left loose.
+
+_TASK_ARN: Final = re.compile(
+    rf"arn:aws[a-z-]*:ecs:[a-z0-9-]+:[0-9]{{12}}:task/(?:(?P<cluster>{_ECS_NAME})/)?[A-Za-z0-9-]{{1,64}}"
+)
+_TASK_DEFINITION_ARN: Final = re.compile(
+    r"arn:aws[a-z-]*:ecs:[a-z0-9-]+:[0-9]{12}:task-definition/[A-Za-z0-9_-]{1,255}:[0-9]{1,10}"
+)
+
+
+class EcsTaskContainer(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    last_status: Annotated[str, StringConstraints(max_length=64)] | None = Field(None, alias="lastStatus")
+    # A process's exit status; Windows containers report 32-bit codes, hence the wide range.
+    exit_code: Annotated[int, Field(ge=-(2**31), le=2**32)] | None = Field(None, alias="exitCode")
+    reason: Annotated[str | None, BeforeValidator(_truncated(1024))] = None
+
+
+class EcsTaskStateChangeDetail(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    cluster_arn: str = Field(alias="clusterArn", max_length=2048)
+    task_arn: str = Field(alias="taskArn", max_length=2048)
+    task_definition_arn: str = Field(alias="taskDefinitionArn", max_length=2048)
+    last_status: Annotated[str, StringConstraints(pattern=r"^[A-Z_]{1,32}$")] = Field(alias="lastStatus")
+    desired_status: Annotated[str, StringConstraints(max_length=32)] | None = Field(None, alias="desiredStatus")
+    # RunTask's startedBy: "Up to 128 letters (uppercase and lowercase), numbers, hyphens (-), forward
+    # slash (/), and underscores (_) are allowed" (botocore's ECS model).
+    started_by: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9/_-]{1,128}$")] | None = Field(
+        None, alias="startedBy"
+    )
+    group: Annotated[str, StringConstraints(max_length=255)] | None = None
+    stopped_reason: Annotated[str | None, BeforeValidator(_truncated(1024))] = Field(None, alias="stoppedReason")
+    stop_code: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{1,64}$")] | None = Field(None, alias="stopCode")
+    stopped_at: datetime | None = Field(None, alias="stoppedAt")
+    containers: list[EcsTaskContainer] = Field(default_factory=list, max_length=100)
+
+    @model_validator(mode="after")
+    def _arns(self) -> Self:
+        task = _TASK_ARN.fullmatch(self.task_arn)
+        if task is None:
+            raise ValueError("taskArn is not an ECS task ARN (...:task/<cluster>/<id>)")
+        cluster = _CLUSTER_ARN.fullmatch(self.cluster_arn)
+        if cluster is None:
+            raise ValueError("clusterArn is not an ECS cluster ARN (...:cluster/<cluster>)")
+        if task["cluster"] not in {None, cluster["cluster"]}:
+            raise ValueError("taskArn names another cluster than clusterArn")
+        if _TASK_DEFINITION_ARN.fullmatch(self.task_definition_arn) is None:
+            raise ValueError("taskDefinitionArn is not an ECS task definition ARN (...:task-definition/<family>:<n>)")
+        return self
+
+    @property
+    def cluster_name(self) -> str:
+        match = _CLUSTER_ARN.fullmatch(self.cluster_arn)
+        assert match is not None  # checked above
+        return match["cluster"]
+
+    @property
+    def stopped(self) -> bool:
+        return self.last_status == "STOPPED"
+
+
+class EcsTaskStateChangeEvent(EventBridgeModel):
+    """A task changed state; the deployer acts on the STOPPED of the before-tasks it started."""
+
+    source: EcsSource
+    detail_type: EcsTaskStateChange = Field(alias="detail-type")
+    detail: EcsTaskStateChangeDetail
+    resources: list[Annotated[str, StringConstraints(max_length=2048)]] = Field(default_factory=list, max_length=10)
+
+    @model_validator(mode="after")
+    def _resources_agree(self) -> Self:
+        for resource in self.resources:
+            if ":task/" in resource and resource != self.detail.task_arn:
+                raise ValueError("resources names another task than detail.taskArn")
+        return self
+
+
 # --- The deployer's own events (source "ecs-deployer", on its own bus) -------------------------
 
 
@@ -634,6 +733,12 @@ class DecidedBy(BaseModel):
         return self
 
 
+# A Slack interaction's `response_url`: a capability (whoever holds it may post into the
+# conversation), so it is kept out of reprs, logs, the table and `deployer status`;
+# SlackNotifier.respond posts only to Slack's own host.
+ResponseUrl = Annotated[str, StringConstraints(min_length=8, max_length=2048, pattern=r"^https?://\S+$")]
+
+
 class ApprovalDecidedDetail(DeployerDetail):
     DETAIL_TYPE: ClassVar[ApprovalDecidedType] = APPROVAL_DECIDED
 
@@ -644,6 +749,8 @@ class ApprovalDecidedDetail(DeployerDetail):
     approval_id: OpaqueId
     decided_by: DecidedBy
     decided_at: AwareDatetime
+    # A decision from Slack: where on_approval tells the clicking user what came of it.
+    response_url: ResponseUrl | None = Field(default=None, repr=False)
 
 
 class RollbackRequestedDetail(DeployerDetail):
@@ -657,6 +764,33 @@ class RollbackRequestedDetail(DeployerDetail):
     release_id: OpaqueId | None = None  # the release whose message carried the button
     requested_by: DecidedBy
     requested_at: AwareDatetime
+    response_url: ResponseUrl | None = Field(default=None, repr=False)  # where the clicker hears the outcome
+
+
+class ScheduledTaskResult(BaseModel):
+    """What became of one of a stage's scheduled tasks once its deployment completed
+    (`deployer.housekeeping.ScheduleMove`): moved to `task_definition`, already there, or failed."""
+
+    kind: Literal["scheduler", "rule"]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    where: Annotated[str, StringConstraints(min_length=1, max_length=256)]  # schedule group or event bus
+    task_definition: Annotated[str, StringConstraints(max_length=2048)]
+    outcome: Literal["moved", "unchanged", "failed"]
+    previous: list[Annotated[str, StringConstraints(max_length=2048)]] = Field(default_factory=list, max_length=10)
+    error: Annotated[str | None, BeforeValidator(_truncated(512))] = None
+
+
+class RevisionCleanupResult(BaseModel):
+    """The old revisions cleaned up when a release reached RELEASED (`deployer.housekeeping.CleanupReport`)."""
+
+    keep: int | Literal["all"]
+    deregistered: list[Annotated[str, StringConstraints(max_length=2048)]] = Field(default_factory=list, max_length=100)
+    kept: int = 0
+    left: int = 0
+    failed: list[dict[str, Annotated[str, BeforeValidator(_truncated(512))]]] = Field(
+        default_factory=list, max_length=100
+    )
+    note: Annotated[str | None, BeforeValidator(_truncated(512))] = None
 
 
 class ReleaseStateChangeDetail(DeployerDetail):
@@ -670,6 +804,10 @@ class ReleaseStateChangeDetail(DeployerDetail):
     to_state: ReleaseStateName
     reason: Annotated[str | None, BeforeValidator(_truncated(1024))] = None
     at: AwareDatetime
+    # to DEPLOYED, for a stage with `schedules:`: what became of each of its scheduled tasks
+    schedules: list[ScheduledTaskResult] | None = Field(None, max_length=10)
+    # to RELEASED: the old revisions cleaned up (keepRevisions)
+    cleanup: RevisionCleanupResult | None = None
 
 
 class ApprovalDecidedEvent(EventBridgeModel):

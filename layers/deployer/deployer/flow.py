@@ -13,7 +13,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from deployer import aws, ecs_deployments, render, rolling, taskdef
+from deployer import aws, before, ecs_deployments, housekeeping, render, rolling, sources, taskdef
+from deployer import settings as deploy_settings
+from deployer import stages as stages_module
 from deployer.errors import BadInput, ConfigError, DeploymentError
 from deployer.events import (
     ApprovalDecidedEvent,
@@ -24,6 +26,7 @@ from deployer.events import (
     EcsDeploymentStateChangeEvent,
     EcsHookStateChangeDetail,
     EcsHookStateChangeEvent,
+    EcsTaskStateChangeEvent,
     HookEvent,
     ReleaseStateChangeDetail,
     RollbackRequestedEvent,
@@ -42,7 +45,8 @@ from deployer.releases import (
     now_iso,
     pipeline_of,
 )
-from deployer.stages import StageDeployer, StageResult, describe_service, describe_services
+from deployer.sources import Push
+from deployer.stages import ServiceView, StageDeployer, StageResult, describe_service, describe_services
 
 if TYPE_CHECKING:
     from mypy_boto3_codebuild import CodeBuildClient
@@ -51,6 +55,7 @@ if TYPE_CHECKING:
 
     from deployer.approvals import Approvals
     from deployer.pipelines import Pipeline, PipelinesConfig, Stage
+    from deployer.slack import SlackNotifier
 
 log = logging.getLogger("deployer")
 
@@ -74,6 +79,8 @@ class Deps:
     ecr: ECRClient
     stages: StageDeployer
     approvals: Approvals | None = None
+    # Answers to the Slack user who clicked (an interaction's response_url); None: nobody is told.
+    slack: SlackNotifier | None = None
 
 
 class BusPublisher:
@@ -86,6 +93,7 @@ class BusPublisher:
 
     def __call__(self, change: Transition) -> None:
         release = change.release
+        record = release.stages.get(change.stage or "") if change.to_state is ReleaseState.DEPLOYED else None
         detail = ReleaseStateChangeDetail(
             release_id=release.release_id,
             pipeline=release.pipeline,
@@ -95,6 +103,8 @@ class BusPublisher:
             to_state=change.to_state.value,
             reason=change.reason,
             at=datetime.now(UTC),
+            schedules=record.schedules if record is not None and record.schedules else None,
+            cleanup=release.cleanup if change.to_state is ReleaseState.RELEASED and release.cleanup else None,
         )
         try:
             response = self._events.put_events(Entries=[put_events_entry(detail, event_bus_name=self._bus)])
@@ -107,31 +117,33 @@ class BusPublisher:
 # -- on_push ------------------------------------------------------------------------------------
 
 
-def on_push(event: CodeCommitReferenceEvent, deps: Deps) -> list[Outcome]:
-    detail = event.detail
-    if detail.reference_type != "branch":
-        return [_ignored(event, f"tag {detail.reference_name}: only branch pushes deploy")]
-    if detail.event == "referenceDeleted" or detail.commit_id is None:
-        return [_ignored(event, f"branch {detail.reference_name} deleted: nothing to deploy")]
+def on_push(event: CodeCommitReferenceEvent | Push, deps: Deps) -> list[Outcome]:
+    """Start a release of every pipeline that watches the pushed repository and branch. Takes the
+    CodeCommit event as it arrives, or a `Push` a webhook became (`deployer.webhooks`)."""
+    if isinstance(event, Push):
+        push = event
+    else:
+        converted = sources.from_codecommit(event)
+        if isinstance(converted, str):
+            return [_ignored(event, converted)]
+        push = converted
     config = deps.config()
-    pipelines = find_pipelines(config, detail.repository_name, detail.reference_name)
-    if not pipelines:
-        return [_ignored(event, f"no pipeline for {detail.repository_name}:{detail.reference_name}")]
-    return [_start_release(event, pipeline, deps) for pipeline in pipelines]
+    pipelines = find_pipelines(config, push.repository, push.branch, push.provider)
+    if not pipelines:  # logged under the CodeCommit event's id, as before, or the delivery's
+        return [_ignored(event, f"no pipeline for {push.label}:{push.branch}")]
+    return [_start_release(push, pipeline, deps) for pipeline in pipelines]
 
 
-def _start_release(event: CodeCommitReferenceEvent, pipeline: Pipeline, deps: Deps) -> Outcome:
-    detail = event.detail
-    assert detail.commit_id is not None
+def _start_release(push: Push, pipeline: Pipeline, deps: Deps) -> Outcome:
     store = deps.store
     release, _created = store.create(
         pipeline=pipeline.name,
-        repository=detail.repository_name,
-        branch=detail.reference_name,
-        commit=detail.commit_id,
-        previous_commit=detail.old_commit_id,
-        pusher=detail.caller_user_arn,
-        pushed_at=event.time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        repository=push.label,
+        branch=push.branch,
+        commit=push.commit,
+        previous_commit=push.previous_commit,
+        pusher=push.pusher,
+        pushed_at=push.pushed_at_text,
     )
     base = {"pipeline": pipeline.name, "release_id": release.release_id}
     if release.state is ReleaseState.SUPERSEDED:
@@ -311,13 +323,45 @@ def deploy_next(release: Release, deps: Deps, after: str | None) -> Outcome:
         return {**base, "outcome": "invalid_config", "reason": reason}
     index = 0 if after is None else names.index(after) + 1
     if index >= len(names):
-        deps.store.transition(release, ReleaseState.RELEASED, reason=f"deployed to every stage ({', '.join(names)})")
-        return {**base, "outcome": "released"}
+        cleanup = clean_up_revisions(pipeline, deps)
+        deps.store.transition(
+            release,
+            ReleaseState.RELEASED,
+            reason=f"deployed to every stage ({', '.join(names)})",
+            cleanup=cleanup.as_item(),
+        )
+        return {**base, "outcome": "released", "deregistered": cleanup.deregistered}
     stage = pipeline.stages[index]
     if stage.approval is not None and stage.approval.at is None:
         return {**base, **request_approval(release, pipeline, stage, deps)}
     # `approval: {at: STAGE}` is asked during the deployment, when ECS pauses there (on_hook)
     return {**base, **deploy_stage(release, pipeline, stage, deps)}
+
+
+def clean_up_revisions(pipeline: Pipeline, deps: Deps) -> housekeeping.CleanupReport:
+    """After a release of `pipeline`: deregister the revisions nobody needs any more (keepRevisions,
+    `housekeeping.clean_up`). Never fails the release: the report says what was not done."""
+    scheduled = deps.stages.schedules if any(stage.schedules for stage in pipeline.stages) else None
+    return housekeeping.clean_up(deps.store, deps.stages.ecs, pipeline, scheduled)
+
+
+def move_scheduled_tasks(
+    release: Release, stage_name: str, record: StageRecord, deps: Deps
+) -> list[dict[str, Any]] | None:
+    """The stage's deployment completed: its scheduled tasks follow the revision it runs now (a
+    rollback's, so they go back with it); in a stage of several services, the revision of the
+    service whose family each one runs. None when the stage has none."""
+    try:
+        pipeline = deps.config().pipeline_named(release.pipeline)
+    except ConfigError as exc:
+        log.error("scheduled tasks of %s/%s not moved: %s", release.pipeline, stage_name, exc)
+        return None
+    stage = pipeline.stage_named(stage_name) if pipeline else None
+    revisions = [s.task_definition_arn for s in record.services] if record.services else [record.task_definition_arn]
+    if stage is None or not stage.schedules or not all(revisions):
+        return None
+    # each scheduled task follows the service whose family it runs (a stage of several services)
+    return [move.as_item() for move in deps.stages.schedules.move(stage, [r for r in revisions if r])]
 
 
 def deploy_stage(release: Release, pipeline: Pipeline, stage: Stage, deps: Deps) -> Outcome:
@@ -379,7 +423,11 @@ def approval_context(release: Release, stage: Stage, deps: Deps) -> dict[str, An
         "image_uri": release.image_uri,
     }
     if stage.several_services:
-        return {**context, "services": services_context(stage, deps)}
+        views, missing = describe_services(deps.stages.ecs, stage.cluster, list(stage.service_names))
+        context["services"] = services_context(stage, views, missing)
+        if stage.deploy_settings() and not missing:
+            context.update(services_settings_context(stage, views, deps))
+        return context
     try:
         view = describe_service(deps.stages.ecs, stage.cluster, stage.service_names[0])
     except DeploymentError as exc:
@@ -397,13 +445,15 @@ def approval_context(release: Release, stage: Stage, deps: Deps) -> dict[str, An
         context["plan_line"] = render.summary(rollout)
     elif not validation.valid:
         context["note"] = "; ".join(f.message for f in validation.errors)
+    if stage.deploy_settings():
+        context.update(settings_context(release, stage, view.task_definition, deps))
     return context
 
 
-def services_context(stage: Stage, deps: Deps) -> list[dict[str, Any]]:
-    """What the approval shows of each service of a stage of several: its current task definition,
-    desired count, rollout and plan line (or why not)."""
-    views, missing = describe_services(deps.stages.ecs, stage.cluster, list(stage.service_names))
+def services_context(stage: Stage, views: Mapping[str, ServiceView], missing: Sequence[str]) -> list[dict[str, Any]]:
+    """What the approval shows of each service of a stage of several (as DescribeServices found
+    them, `views`, and why the others are missing): its current task definition, desired count,
+    rollout and plan line (or why not)."""
     shown: list[dict[str, Any]] = []
     for name in stage.service_names:
         entry: dict[str, Any] = {"service": f"{stage.cluster}/{name}"}
@@ -429,6 +479,88 @@ def services_context(stage: Stage, deps: Deps) -> list[dict[str, Any]]:
     return shown
 
 
+def settings_context(release: Release, stage: Stage, running: str, deps: Deps) -> dict[str, Any]:
+    """What the stage's environment variables and secrets change, for the approval: under
+    "settings", each variable before and after (secrets by reference), the task execution role that
+    will read the secrets and what it must be allowed, or why nothing can be shown (a stage that
+    will be refused); under "settings_line", the one line Slack shows. Before the stage deploys, the
+    running revision against it with the settings; once deployed (an approval during the
+    deployment), the revision it replaced against the one it registered. Never a secret's value:
+    the deployer has none."""
+    ecs = deps.stages.ecs
+    record = release.stages.get(stage.name)
+    try:
+        if record is not None and record.task_definition_arn and record.previous_task_definition_arn:
+            before = taskdef.describe_task_definition(ecs, record.previous_task_definition_arn)["taskDefinition"]
+            after = taskdef.describe_task_definition(ecs, record.task_definition_arn)["taskDefinition"]
+            found = deploy_settings.changes(before, after)
+        else:
+            settings = stage.deploy_settings()
+            described = taskdef.describe_task_definition(ecs, running)
+            problems = taskdef.clone_problems(described, {}, settings)
+            if problems:
+                note = f"{'; '.join(problems)}: the stage will be refused, nothing registered"
+                return {"settings": {"note": note}, "settings_line": note}
+            after = described["taskDefinition"]
+            found = taskdef.changed_settings(described, settings)
+    except DeploymentError as exc:
+        return {"settings": {"note": f"the settings' changes cannot be shown: {exc}"}}
+    references = [c.after[1] for c in found if c.after is not None and c.after[0] == "secret"]
+    return {
+        "settings": {
+            "changes": [change.to_dict() for change in found],
+            "role_note": deploy_settings.role_note(after.get("executionRoleArn"), references),
+        },
+        "settings_line": deploy_settings.summary(found) or "no change (the running revision has these settings)",
+    }
+
+
+def services_settings_context(stage: Stage, views: Mapping[str, ServiceView], deps: Deps) -> dict[str, Any]:
+    """`settings_context` for a stage of several services, before it deploys: under "settings",
+    "revisions" lists each task definition the services run now (its services, what the settings
+    change in it, what its execution role must read), or "note" says why the stage will be refused
+    (a container none of them has, secrets without an execution role); "settings_line" is Slack's
+    one line. Never a secret's value: the deployer has none."""
+    settings = stage.deploy_settings()
+    running: dict[str, list[str]] = {}
+    for name in stage.service_names:
+        running.setdefault(views[name].task_definition, []).append(name)
+    revisions: list[dict[str, Any]] = []
+    problems: list[str] = []
+    described_by: dict[str, dict[str, Any]] = {}
+    try:
+        for arn, names in running.items():
+            described = described_by[arn] = taskdef.describe_task_definition(deps.stages.ecs, arn)
+            own = settings.only(stages_module.containers_of(described))
+            problems += [f"{', '.join(names)}: {p}" for p in taskdef.clone_problems(described, {}, own)]
+            found = taskdef.changed_settings(described, own) if own else []
+            references = [c.after[1] for c in found if c.after is not None and c.after[0] == "secret"]
+            revisions.append(
+                {
+                    "revision": _short_arn(arn),
+                    "services": names,
+                    "changes": [change.to_dict() for change in found],
+                    "role_note": deploy_settings.role_note(
+                        described["taskDefinition"].get("executionRoleArn"), references
+                    ),
+                    "line": deploy_settings.summary(found),
+                }
+            )
+    except DeploymentError as exc:
+        return {"settings": {"note": f"the settings' changes cannot be shown: {exc}"}}
+    lacking = stages_module.settings_in_none(settings, described_by, running)
+    if lacking:
+        problems.append(lacking)
+    if problems:
+        note = f"{'; '.join(problems)}: the stage will be refused, nothing registered"
+        return {"settings": {"note": note}, "settings_line": note}
+    line = "; ".join(f"{r['line']} in {r['revision']}" for r in revisions if r["line"])
+    return {
+        "settings": {"revisions": revisions},
+        "settings_line": line or "no change (the running revisions have these settings)",
+    }
+
+
 def _supersede_waiting(release: Release, stage: str, deps: Deps) -> list[str]:
     """Older releases of the pipeline still waiting for approval of `stage` will never be current."""
     done = []
@@ -449,6 +581,11 @@ def _supersede_waiting(release: Release, stage: str, deps: Deps) -> list[str]:
 
 
 def on_approval(event: ApprovalDecidedEvent, deps: Deps) -> Outcome:
+    """Apply a decision; a decision made in Slack then tells the clicking user what came of it."""
+    return _answering(event.detail, deps, lambda: _apply_decision(event, deps), _decision_words)
+
+
+def _apply_decision(event: ApprovalDecidedEvent, deps: Deps) -> Outcome:
     detail = event.detail
     store = deps.store
     release = store.get(detail.release_id)
@@ -655,7 +792,15 @@ def stage_completed(release: Release, stage_name: str, record: StageRecord, deps
     and the reconciler promote once."""
     store = deps.store
     base = {"pipeline": release.pipeline, "release_id": release.release_id, "stage": stage_name}
-    done = StageRecord(**{**record.__dict__, "state": StageState.DEPLOYED, "finished_at": now_iso()})
+    moved = move_scheduled_tasks(release, stage_name, record, deps)
+    done = StageRecord(
+        **{
+            **record.__dict__,
+            "state": StageState.DEPLOYED,
+            "finished_at": now_iso(),
+            **({"schedules": moved} if moved is not None else {}),
+        }
+    )
     if done.services is not None:
         revision = ", ".join(f"{s.service} {_short_arn(s.task_definition_arn)}" for s in done.services)
     else:
@@ -712,6 +857,125 @@ def _rolling_back(event: EcsDeploymentStateChangeEvent, deps: Deps) -> Outcome:
     rolled = StageRecord(**{**record.__dict__, "rolled_back": True})
     deps.store.save(release, stages={**release.stages, stage_name: rolled})
     return {"release_id": release_id, "stage": stage_name, "outcome": "rolling_back", "reason": event.detail.reason}
+
+
+# -- before-tasks (`before:` a one-off task before a stage's service is updated) ------------------
+
+
+def on_task_stopped(event: EcsTaskStateChangeEvent, deps: Deps) -> Outcome:
+    """A task stopped. Only a before-task the deployer started (startedBy "ecs-deployer/<token>",
+    the token indexed before RunTask) moves a release: exit code 0 of its container deploys the
+    stage, anything else ends the release DEPLOY_FAILED (`before_task_ended`). Another task, a task
+    of another deployer stack, a redelivered event or one for a step already decided changes
+    nothing."""
+    detail = event.detail
+    where = f"task {detail.task_arn.rsplit('/', 1)[-1]} on {detail.cluster_name}"
+    if not detail.stopped:
+        return _ignored(event, f"{where} is {detail.last_status}: the deployer acts on STOPPED only")
+    token = before.token_of(detail.started_by)
+    if token is None:
+        return _ignored(event, f"{where} was not started by the deployer (startedBy {detail.started_by or 'none'})")
+    found = deps.store.before_task_of(token)
+    if found is None:
+        return _ignored(event, f"{where}: no before-task of this deployer was started as {detail.started_by}")
+    release_id, stage_name = found
+    release = deps.store.get(release_id)
+    record = release.stages.get(stage_name) if release else None
+    if release is None or record is None or record.before_token != token:
+        return _ignored(event, f"{where}: release {release_id} no longer runs a before-task in {stage_name}")
+    base = {"pipeline": release.pipeline, "release_id": release_id, "stage": stage_name}
+    if record.before_task_arn not in {None, detail.task_arn}:
+        return _ignored(event, f"{where} is not before-task {record.before_task} ({record.before_task_arn})")
+    if record.before_state not in before.WAITING or release.state is not ReleaseState.DEPLOYING:
+        return {
+            **base,
+            "outcome": "duplicate",
+            "reason": f"before-task {record.before_task} is {record.before_state} (release {release.state})",
+        }
+    return {**base, **before_task_ended(release, stage_name, record, before.TaskEnd.from_event(detail), deps)}
+
+
+def before_task_ended(
+    release: Release, stage_name: str, record: StageRecord, end: before.TaskEnd, deps: Deps, *, note: str = ""
+) -> Outcome:
+    """The stage's before-task stopped: exit code 0 of its container deploys the stage now (the
+    same revision; the stage's deadline counts from here); any other end fails the release with the
+    exit code, ECS's stopped reason and the container's log link, deploys nothing and hands the
+    service's lock on. Shared by on_task_stopped and the reconciler (an event that was lost), whose
+    `note` ends the reasons. The first write is conditional on the release as read."""
+    store = deps.store
+    step = record.before_task or "before"
+    container = record.before_container or ""
+    link = before.log_link(record.before_logs, container, end.task_arn)
+    pipeline = deps.config().pipeline_named(release.pipeline)
+    stage = pipeline.stage_named(stage_name) if pipeline else None
+    if end.succeeded(container):
+        done = StageRecord(
+            **{
+                **record.__dict__,
+                "before_state": before.BeforeState.SUCCEEDED.value,
+                "before_task_arn": end.task_arn,
+                "before_exit_code": 0,
+                "before_log_link": link,
+            }
+        )
+        store.transition(
+            release,
+            ReleaseState.DEPLOYING,
+            stage=stage_name,
+            reason=f"before-task {step} succeeded (container {container} exited 0){note}: deploying {stage_name}",
+            stages={**release.stages, stage_name: done},
+            deploying_since=now_iso(),
+            allowed_from={ReleaseState.DEPLOYING},
+            announce=True,
+        )
+        if pipeline is None or stage is None:
+            reason = f"stage {stage_name} is no longer in pipeline {release.pipeline}: not deployed"
+            store.transition(release, ReleaseState.INVALID_CONFIG, stage=stage_name, reason=reason)
+            follow = hand_over_all(store.release_services(record.service_keys(), release.release_id), deps)
+            return {"outcome": "invalid_config", "reason": reason, **follow}
+        result = deps.stages.deploy(release, pipeline, stage)
+        return {
+            "outcome": "before_task_succeeded",
+            "exit_code": 0,
+            "next": result.outcome,
+            "detail": result.detail,
+            **hand_over(result, deps),
+        }
+    code = end.exit_code(container)
+    reason = f"before-task {step} failed in {stage_name}: {end.failure(container)}" + (f"; logs {link}" if link else "")
+    reason += f"{note}; nothing was deployed"
+    failed = StageRecord(
+        **{
+            **record.__dict__,
+            "before_state": before.BeforeState.FAILED.value,
+            "before_task_arn": end.task_arn,
+            "before_exit_code": code,
+            "before_log_link": link,
+        }
+    )
+    release.stages[stage_name] = failed
+    if stage is None:  # the stage left the configuration: still end the release and free the service
+        ended = StageRecord(
+            **{**failed.__dict__, "state": StageState.FAILED, "finished_at": now_iso(), "reason": reason}
+        )
+        store.transition(
+            release,
+            ReleaseState.DEPLOY_FAILED,
+            stage=stage_name,
+            reason=reason,
+            stages={**release.stages, stage_name: ended},
+        )
+        follow = hand_over_all(store.release_services(record.service_keys(), release.release_id), deps)
+        return {"outcome": "before_task_failed", "exit_code": code, "reason": reason, **follow}
+    result = deps.stages.fail(release, stage, ReleaseState.DEPLOY_FAILED, reason)
+    return {
+        "outcome": "before_task_failed",
+        "exit_code": code,
+        "reason": reason,
+        "log_link": link,
+        **hand_over(result, deps),
+    }
 
 
 # -- approvals during a deployment (PAUSE lifecycle hooks) ---------------------------------------
@@ -1010,7 +1274,7 @@ def request_rollback(pipeline_name: str, stage_name: str, requested_by: dict[str
         target=target,
         undoes=undoes,
         requested_by=requested_by,
-        repository=pipeline.repository,
+        repository=pipeline.source_label,
         branch=pipeline.branch,
     )
     result = deps.stages.deploy(release, pipeline, stage)
@@ -1097,7 +1361,11 @@ def stage_holder_release(store: ReleaseStore, stage: Stage) -> Release | None:
 def on_rollback_requested(event: RollbackRequestedEvent, deps: Deps) -> Outcome:
     """Slack's "Roll back" button, published by the approvals endpoint (which may not deploy).
     The Slack user is checked again against the stage's approvers: the configuration may have
-    changed since the button was pressed."""
+    changed since the button was pressed. The user then hears what came of it."""
+    return _answering(event.detail, deps, lambda: _roll_back_as_asked(event, deps), _rollback_words)
+
+
+def _roll_back_as_asked(event: RollbackRequestedEvent, deps: Deps) -> Outcome:
     detail = event.detail
     pipeline = _pipeline(deps, detail.pipeline)
     stage = pipeline.stage_named(detail.stage)
@@ -1120,6 +1388,93 @@ def on_rollback_requested(event: RollbackRequestedEvent, deps: Deps) -> Outcome:
         )
     requested_by = by.model_dump(mode="json", exclude_none=True) | {"at": detail.requested_at.isoformat()}
     return request_rollback(detail.pipeline, detail.stage, requested_by, deps)
+
+
+# -- answering the Slack user who clicked --------------------------------------------------------
+
+_DECISION_WORDS = {
+    "deploying": ":rocket: {where} is deploying now",
+    "already_running": ":rocket: {where} is already deploying",
+    "queued": ":hourglass_flowing_sand: {where} deploys as soon as its ECS service is free",
+    "before_task": ":hourglass_flowing_sand: {where} runs its before-task first; it deploys when the task exits 0",
+    "superseded": ":fast_forward: a newer release took {where} over: this one stops here",
+    "continued": ":arrow_forward: ECS continues the paused deployment of {where}",
+    "rejected": ":no_entry: {where} is not deployed: the release ends REJECTED",
+    "duplicate": ":information_source: nothing more to do for {where}",
+    "ignored": ":information_source: nothing was done for {where}",
+    "invalid_config": ":x: {where} cannot be deployed: the published configuration changed",
+    "failed": ":x: {where} could not be applied",
+}
+_ROLLBACK_WORDS = {
+    "stopping": ":rewind: Rolling back {where}",
+    "deploying": ":rewind: Rolling back {where}",
+    "queued": ":rewind: Rolling back {where} as soon as its ECS service is free",
+    "already_running": ":rewind: Rolling back {where}",
+    "already_rolling_back": ":information_source: {where} is already rolling back",
+    "nothing_to_roll_back": ":information_source: Nothing to roll back in {where}",
+    "ignored": ":no_entry: {where} was not rolled back",
+}
+_FOLLOWED = frozenset({"stopping", "deploying", "queued", "already_running", "already_rolling_back"})
+
+
+def _answering(detail: Any, deps: Deps, handle: Callable[[], Outcome], words: Callable[[Any, Outcome], str]) -> Outcome:
+    """Run `handle`, then answer the Slack user who clicked through the interaction's response_url
+    (ephemeral: the release's own message follows the release through chat.update). A fault
+    EventBridge retries answers nothing (the retry will); a configuration error says why, then
+    goes on to the handler as before. The response_url is never logged or returned."""
+    url = getattr(detail, "response_url", None)
+    if not url or deps.slack is None:
+        return handle()
+    from deployer.slack import escape_mrkdwn
+
+    try:
+        outcome = handle()
+    except ConfigError as exc:
+        deps.slack.answer(url, f":x: Nothing was done: {escape_mrkdwn(_cut(str(exc)))}. Tell the platform team.")
+        raise
+    deps.slack.answer(url, words(detail, outcome))
+    return outcome
+
+
+def _where(detail: Any) -> str:
+    from deployer.slack import escape_mrkdwn
+
+    return f"*{escape_mrkdwn(detail.stage)}* of *{escape_mrkdwn(detail.pipeline)}*"
+
+
+def _why(outcome: Outcome) -> str:
+    """The outcome's own explanation, escaped, as ` (...)`; empty when it has none."""
+    from deployer.slack import escape_mrkdwn
+
+    reason = outcome.get("reason") or outcome.get("detail")
+    return f" ({escape_mrkdwn(_cut(str(reason)))})" if reason else ""
+
+
+def _decision_words(detail: Any, outcome: Outcome) -> str:
+    """`:white_check_mark: Approved by <@U…> at …. :rocket: *prod* of *web* is deploying now (…).`"""
+    from deployer.slack import decision_text
+
+    kind = str(outcome.get("outcome"))
+    emoji = ":white_check_mark:" if detail.decision == "approve" else ":no_entry_sign:"
+    said = decision_text(detail.decision, detail.decided_by.user or "someone", detail.decided_at)
+    what = _DECISION_WORDS.get(kind, ":warning: {where}: " + kind).format(where=_where(detail))
+    return f"{emoji} {said}. {what}{_why(outcome)}."
+
+
+def _rollback_words(detail: Any, outcome: Outcome) -> str:
+    """`:rewind: Rolling back *prod* of *web* (…). Follow it with `deployer status --pipeline web`.`"""
+    from deployer.slack import escape_mrkdwn
+
+    kind = str(outcome.get("outcome"))
+    what = _ROLLBACK_WORDS.get(kind, ":warning: Rollback of {where}: " + kind).format(where=_where(detail))
+    follow = (
+        f" Follow it with `deployer status --pipeline {escape_mrkdwn(detail.pipeline)}`." if kind in _FOLLOWED else ""
+    )
+    return f"{what}{_why(outcome)}.{follow}"
+
+
+def _cut(text: str, limit: int = 500) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _stop_in_flight(  # noqa: PLR0917 - what request_rollback found
@@ -1284,5 +1639,5 @@ def _pipeline(deps: Deps, name: str) -> Pipeline:
 
 
 def _ignored(event: Any, reason: str) -> Outcome:
-    log.info("ignored event %s: %s", getattr(event, "id", "?"), reason)
+    log.info("ignored event %s: %s", getattr(event, "id", None) or getattr(event, "delivery_id", "?"), reason)
     return {"outcome": "ignored", "reason": reason}

@@ -7,13 +7,15 @@ It is the pipeline's stage deployment without the release bookkeeping, in two ha
   DescribeScalableTargets when an autoscaling client is given) and decides: the images that
   change, the RegisterTaskDefinition request and its JSON diff against the running revision, the
   deployment configuration before and after, `deployer.rolling`'s findings and the rollout.
-- `deploy` writes what the plan decided: RegisterTaskDefinition (only when an image changes),
+- `deploy` writes what the plan decided: RegisterTaskDefinition (only when an image or a setting,
+  `--env`/`--secret`/`--unset`, changes),
   then UpdateService with the task definition and the deploymentConfiguration, never
   desiredCount (autoscaling owns it; REFERENCE.md "ECS rolling update"). An invalid plan makes
   no call at all; a plan that changes nothing makes none either.
 
-`wait_for_deployment` optionally polls DescribeServices until the deployment's rolloutState is
-COMPLETED or FAILED.
+`wait_for_deployment` optionally polls DescribeServices (with a backoff bounded by the timeout)
+until the deployment's rolloutState is COMPLETED or FAILED, reporting each change of its task
+counts, rollout state and lifecycle stage (`Progress`) as it goes.
 """
 
 from __future__ import annotations
@@ -25,10 +27,13 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from deployer import aws, rolling, taskdef
 from deployer.errors import ConfigError, DeployerError, DeploymentError
+from deployer.settings import DeploySettings, SettingChange
+from deployer.settings import merge as merge_settings
 from deployer.stages import ServiceView, autoscaling_range, describe_service
 
 if TYPE_CHECKING:
@@ -45,6 +50,8 @@ __all__ = [
     "DeployPlan",
     "DeployRefused",
     "DeployResult",
+    "DeploymentCounts",
+    "Progress",
     "RolloutOutcome",
     "current_deployment_configuration",
     "deploy",
@@ -126,6 +133,8 @@ class DeployPlan:
     validation: rolling.Validation
     extra_errors: tuple[rolling.Finding, ...]  # the deployer's own refusals beyond rolling's
     rollout: rolling.Plan | None  # ROLLING and valid only
+    settings: DeploySettings = dataclasses.field(default_factory=DeploySettings)  # --env, --secret, --unset
+    setting_changes: tuple[SettingChange, ...] = ()  # what they change in the running revision
 
     @property
     def errors(self) -> tuple[rolling.Finding, ...]:
@@ -144,8 +153,17 @@ class DeployPlan:
         return any(change.changed for change in self.config_changes)
 
     @property
+    def settings_changed(self) -> bool:
+        return bool(self.setting_changes)
+
+    @property
+    def registers(self) -> bool:
+        """A new revision is registered: an image or a setting changes."""
+        return self.images_changed or self.settings_changed
+
+    @property
     def nothing_to_do(self) -> bool:
-        return not self.images_changed and not self.config_changed
+        return not self.registers and not self.config_changed
 
     @property
     def task_definition_arn(self) -> str:
@@ -173,6 +191,10 @@ class DeployPlan:
                     "changed": name in self.image_changes,
                 }
                 for name, image in self.images.items()
+            },
+            "settings": {
+                "requested": self.settings.to_dict(),
+                "changes": [change.to_dict() for change in self.setting_changes],
             },
             "task_definition_diff": list(self.task_definition_diff),
             "deployment_configuration": {
@@ -248,25 +270,34 @@ def plan_deploy(
     requested: Mapping[str, Any] | None = None,
     *,
     autoscaling: ApplicationAutoScalingClient | None = None,
+    settings: DeploySettings | None = None,
 ) -> DeployPlan:
     """Read the service and its task definition and decide what a deploy would do; no write.
 
-    Raises DeploymentError (service missing or inactive, a container not in the task definition),
+    `settings` (environment variables and secret references, `deployer.settings`) are set on the
+    new revision as a pipeline stage sets them. Raises DeploymentError (service missing or
+    inactive, a container not in the task definition: with settings, every such problem at once),
     BadInput (an invalid image URI) or TransientError, like the pipeline's stage deployment.
     """
+    chosen = settings or DeploySettings()
     recorder = _KeepDescribeServices(ecs)
     view = describe_service(recorder, cluster, service)  # type: ignore[arg-type]
     svc = recorder.service(service)
     facts = view.facts
     scaling = autoscaling_range(autoscaling, cluster, service)
     if scaling is not None:
-        facts = dataclasses.replace(facts, desired_range=scaling)
+        facts = facts.replace(desired_range=scaling)
 
     described = taskdef.describe_task_definition(ecs, view.task_definition)
+    if chosen:
+        problems = taskdef.clone_problems(described, images, chosen)
+        if problems:
+            raise DeploymentError("; ".join(problems))
     image_changes = taskdef.changed_images(described, images)  # ContainerNotFound names the containers
-    registration = taskdef.clone_for_images(described, images)
+    setting_changes = tuple(taskdef.changed_settings(described, chosen)) if chosen else ()
+    registration = taskdef.clone_for_images(described, images, chosen)
     current = registrable(described)
-    beyond_images = _differences_beyond_images(current, registration)
+    beyond_images = _differences_beyond_images(current, registration, chosen)
 
     before = current_deployment_configuration(svc)
     merged = {**before, **(requested or {})}
@@ -291,7 +322,8 @@ def plan_deploy(
                 "error",
                 "taskDefinition",
                 sorted(beyond_images),
-                "deployer policy: the new revision may differ from the running one only in its images",
+                "deployer policy: the new revision may differ from the running one only in its images and the "
+                "settings asked for",
                 "report this as a bug of the deployer; nothing was registered",
             )
         )
@@ -318,6 +350,8 @@ def plan_deploy(
         validation=validation,
         extra_errors=tuple(extra),
         rollout=rollout,
+        settings=chosen,
+        setting_changes=setting_changes,
     )
 
 
@@ -382,10 +416,17 @@ def _config_changes(
     return tuple(ConfigChange(key, before.get(key), after.get(key), defaults.get(key)) for key in fields)
 
 
-def _differences_beyond_images(current: Mapping[str, Any], registration: Mapping[str, Any]) -> set[str]:
+def _differences_beyond_images(
+    current: Mapping[str, Any], registration: Mapping[str, Any], settings: DeploySettings | None = None
+) -> set[str]:
     """Top-level keys (or containers) where the registration request differs from the running
-    revision other than by an image: must be empty (REFERENCE.md "Cloning a task definition")."""
+    revision other than by an image and the settings asked for: must be empty (REFERENCE.md
+    "Cloning a task definition")."""
     request = copy.deepcopy(dict(registration))
+    if settings:
+        with_settings = copy.deepcopy(dict(current))
+        merge_settings(with_settings, settings)
+        current = with_settings
     running = {c.get("name"): c.get("image") for c in current.get("containerDefinitions") or ()}
     for container in request.get("containerDefinitions") or ():
         container["image"] = running.get(container.get("name"), container.get("image"))
@@ -422,11 +463,11 @@ def deploy(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> DeployResult:
-    """Carry out `plan`: RegisterTaskDefinition when an image changes, then UpdateService with
+    """Carry out `plan`: RegisterTaskDefinition when an image or a setting changes, then UpdateService with
     the task definition and the deploymentConfiguration, never desiredCount.
 
     An invalid plan raises DeployRefused before any call; a plan that changes nothing returns
-    "unchanged" without a call. When only the configuration changes, no revision is registered
+    "unchanged" without a call. When only the deployment configuration changes, no revision is registered
     and UpdateService gets no taskDefinition. With `wait`, DescribeServices is polled every
     `poll_seconds` until the deployment completes or fails, or `timeout` seconds pass.
     """
@@ -441,8 +482,8 @@ def deploy(
 
     request: dict[str, Any] = {"cluster": plan.cluster, "service": plan.service}
     new_arn = previous
-    if plan.images_changed:
-        new_arn = taskdef.register_clone_of(ecs, plan.described, plan.images).arn
+    if plan.registers:
+        new_arn = taskdef.register_clone_of(ecs, plan.described, plan.images, plan.settings).arn
         request["taskDefinition"] = new_arn
     request["deploymentConfiguration"] = plan.config_after
     try:
@@ -458,7 +499,7 @@ def deploy(
     )
     if not deployment_id:
         raise DeploymentError(f"UpdateService on {plan.cluster}/{plan.service} returned no PRIMARY deployment")
-    result = DeployResult("deployed" if plan.images_changed else "configured", new_arn, previous, deployment_id)
+    result = DeployResult("deployed" if plan.registers else "configured", new_arn, previous, deployment_id)
     if not wait:
         return result
     outcome = wait_for_deployment(
@@ -474,6 +515,68 @@ def deploy(
     return dataclasses.replace(result, rollout=outcome)
 
 
+@dataclass(frozen=True)
+class DeploymentCounts:
+    """One entry of DescribeServices' `deployments`: its tasks and its rollout state."""
+
+    deployment_id: str
+    status: str  # PRIMARY | ACTIVE | INACTIVE
+    task_definition: str
+    running: int
+    pending: int
+    desired: int
+    failed: int
+    rollout_state: str | None
+
+    @classmethod
+    def of(cls, raw: Mapping[str, Any]) -> DeploymentCounts:
+        return cls(
+            deployment_id=str(raw.get("id", "")),
+            status=str(raw.get("status", "")),
+            task_definition=str(raw.get("taskDefinition", "")),
+            running=int(raw.get("runningCount") or 0),
+            pending=int(raw.get("pendingCount") or 0),
+            desired=int(raw.get("desiredCount") or 0),
+            failed=int(raw.get("failedTasks") or 0),
+            rollout_state=raw.get("rolloutState"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the waited-for deployment looked like at one DescribeServices: its tasks, the older
+    deployments' tasks, and (traffic-shifting strategies) the service deployment's lifecycle stage."""
+
+    at: datetime
+    elapsed: float
+    deployment: DeploymentCounts
+    others: tuple[DeploymentCounts, ...]
+    lifecycle_stage: str | None = None
+
+    def same_as(self, other: Progress | None) -> bool:
+        return other is not None and (self.deployment, self.others, self.lifecycle_stage) == (
+            other.deployment,
+            other.others,
+            other.lifecycle_stage,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "at": self.at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "elapsed_seconds": round(self.elapsed, 1),
+            "deployment": self.deployment.to_dict(),
+            "others": [other.to_dict() for other in self.others],
+            "lifecycle_stage": self.lifecycle_stage,
+        }
+
+
+def _wall() -> datetime:
+    return datetime.now(UTC)
+
+
 def wait_for_deployment(
     ecs: ECSClient,
     cluster: str,
@@ -482,36 +585,80 @@ def wait_for_deployment(
     *,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
     poll_seconds: float = DEFAULT_POLL_SECONDS,
+    max_poll_seconds: float | None = None,
+    lifecycle: bool = False,
+    on_progress: Callable[[Progress], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    wall: Callable[[], datetime] = _wall,
 ) -> RolloutOutcome:
     """Poll DescribeServices until the deployment's rolloutState is COMPLETED or FAILED.
 
-    Stops with IN_PROGRESS after `timeout` seconds, and with GONE when the deployment is no
-    longer among the service's deployments (a newer deployment replaced it). A service whose
-    deployments report no rolloutState counts as COMPLETED when this deployment is the only one
-    and runs its desired count.
+    Stops with IN_PROGRESS once `timeout` seconds have passed (the last sleep is cut to end at
+    the timeout), and with GONE when the deployment is no longer among the service's deployments
+    (a newer deployment replaced it). A service whose deployments report no rolloutState counts as
+    COMPLETED when this deployment is the only one and runs its desired count.
+
+    Backoff: with `max_poll_seconds`, the pause grows 1.5 times after each poll that saw no change,
+    up to that bound, and falls back to `poll_seconds` when something changed. `on_progress` is
+    called with the first poll and every poll that saw a change (task counts, rollout state, older
+    deployments, lifecycle stage). With `lifecycle`, each poll also reads the service's current
+    service deployment (DescribeServiceDeployments) for its lifecycle stage; a refusal of that
+    call (an older endpoint, a missing permission) stops those reads, not the wait.
     """
     start = clock()
+    interval = poll_seconds
+    ceiling = max(poll_seconds, max_poll_seconds or poll_seconds)
+    previous: Progress | None = None
     while True:
         response = aws.call("DescribeServices", ecs.describe_services, cluster=cluster, services=[service])
         services = response.get("services", [])
-        deployments = services[0].get("deployments", []) if services else []
+        svc: Mapping[str, Any] = services[0] if services else {}
+        deployments = svc.get("deployments", [])
         current = next((d for d in deployments if d.get("id") == deployment_id), None)
         elapsed = clock() - start
         if current is None:
             return RolloutOutcome("GONE", f"{deployment_id} is no longer a deployment of {cluster}/{service}", elapsed)
+        stage = None
+        if lifecycle and svc.get("currentServiceDeployment"):
+            stage, lifecycle = _lifecycle_stage(ecs, str(svc["currentServiceDeployment"]))
+        progress = Progress(
+            at=wall(),
+            elapsed=elapsed,
+            deployment=DeploymentCounts.of(current),
+            others=tuple(DeploymentCounts.of(d) for d in deployments if d.get("id") != deployment_id),
+            lifecycle_stage=stage,
+        )
+        changed = not progress.same_as(previous)
+        if changed and on_progress is not None:
+            on_progress(progress)
+        previous = progress
         state = current.get("rolloutState")
         reason = current.get("rolloutStateReason", "")
         if state is None and len(deployments) == 1 and current.get("runningCount") == current.get("desiredCount"):
             state, reason = "COMPLETED", "the only deployment runs its desired count"
         if state in FINAL_ROLLOUT_STATES:
             return RolloutOutcome(str(state), reason, elapsed)
-        if elapsed + poll_seconds > timeout:
+        if elapsed >= timeout:
             state = state or "IN_PROGRESS"
             waited = f"still {state} after {elapsed:.0f} s (timeout {timeout:.0f} s); ECS carries on"
             return RolloutOutcome(str(state), f"{waited}: {reason}" if reason else waited, elapsed)
-        sleep(poll_seconds)
+        interval = poll_seconds if changed else min(ceiling, interval * 1.5)
+        sleep(min(interval, timeout - elapsed))
+
+
+def _lifecycle_stage(ecs: ECSClient, arn: str) -> tuple[str | None, bool]:
+    """(the service deployment's lifecycle stage, whether to keep asking)."""
+    from deployer import ecs_deployments
+    from deployer.errors import TransientError
+
+    try:
+        views = ecs_deployments.describe(ecs, [arn])
+    except TransientError:
+        return None, True  # throttled: ask again next time
+    except DeployerError:
+        return None, False
+    return (views[0].lifecycle_stage if views else None), True
 
 
 def _short(arn: str) -> str:

@@ -10,7 +10,12 @@ Entry points:
   every warning, each with its path and YAML line.
 - `load_config_text(text, source)` -> `PipelinesConfig`, or `ConfigError` listing every error.
 - `to_published_json` / `from_published_json`: the published form, validated again on the way in.
-- `find_pipelines(config, repository, branch)`: every pipeline a push starts, in file order.
+- `find_pipelines(config, repository, branch, provider="codecommit")`: every pipeline a push
+  starts, in file order.
+
+A pipeline names where its pushes come from: `repository: NAME` (CodeCommit, the original form,
+still valid) or `source:` with exactly one of `codecommit: NAME`, `github: OWNER/REPO`,
+`gitlab: GROUP/PROJECT` (subgroups allowed).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from pydantic import (
 from yaml.constructor import SafeConstructor
 
 from deployer import rolling
+from deployer import settings as deploy_settings
 from deployer.errors import ConfigError, DeployerError, TransientError
 
 if TYPE_CHECKING:
@@ -51,6 +57,7 @@ __all__ = [
     "MAX_YAML_NODES",
     "PUBLISHED_ITEM_ID",
     "Approval",
+    "BeforeTask",
     "Build",
     "CheckResult",
     "ConfigStore",
@@ -60,8 +67,10 @@ __all__ = [
     "PublishConflict",
     "PublishedConfig",
     "Rollout",
+    "ScheduledTask",
     "ServiceTarget",
     "SlackDefaults",
+    "Source",
     "Stage",
     "StageService",
     "check_config_text",
@@ -98,10 +107,30 @@ DEADLINE_MARGIN_MINUTES = 30  # beyond bake times and hooks' timeouts: scale-up,
 # UpdateService each) inside the functions' 30-second timeout, and the stage record keeps every
 # service in the release's one DynamoDB item. More services: split them over stages.
 MAX_SERVICES_PER_STAGE = 20
+# `before:` a one-off task run with the stage's new revision before the service is updated. Its
+# timeout is at least 5 minutes (the reconciler, which stops a task past it, sweeps every 15) and at
+# most a day: a step that runs longer should not hold a deployment (and the service's lock) for it.
+MIN_BEFORE_TIMEOUT_MINUTES = 5
+MAX_BEFORE_TIMEOUT_MINUTES = 1440
+DEFAULT_BEFORE_TIMEOUT_MINUTES = 30
+# RunTask's overrides (botocore's ECS model, RunTask.overrides): "A total of 8192 characters are
+# allowed for overrides. This limit includes the JSON formatting characters of the override structure."
+MAX_OVERRIDES_CHARS = 8192
 
 # Approval links are signed for at most a week: a release that waited longer is stale (newer
 # commits have moved on) and a long-lived link is a long-lived credential.
 MAX_APPROVAL_HOURS = 168
+
+# Old revisions: a release that reaches RELEASED deregisters the revisions the deployer registered
+# for the pipeline beyond the newest `keepRevisions` per family that a stage ran (never one a stage
+# runs or can roll back to). `keepRevisions: all` turns it off for the pipeline.
+DEFAULT_KEEP_REVISIONS = 10
+MAX_KEEP_REVISIONS = 1000
+KEEP_ALL_REVISIONS = "all"
+
+# Scheduled tasks that follow a stage's service (`schedules:`): at most this many per stage, so the
+# work after a deployment completes stays bounded.
+MAX_SCHEDULES_PER_STAGE = 10
 
 Loc = tuple[str | int, ...]
 
@@ -116,6 +145,21 @@ _ECS_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,255}")  # ECS cluster, service and c
 _SLACK_USER_RE = re.compile(r"[UW][A-Z0-9]{6,20}")
 _SLACK_CHANNEL_RE = re.compile(r"#[a-z0-9_-]{1,80}|[CGD][A-Z0-9]{6,20}")
 _BAD_BRANCH_RE = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//")
+# GitHub: an account (user or organization) is 1 to 39 letters, digits and single hyphens, not at
+# either end; a repository name is letters, digits, '.', '_' and '-' (GitHub's "New repository"
+# form replaces anything else with '-'), up to 100 characters.
+_GITHUB_OWNER_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}")
+_GITHUB_REPO_RE = re.compile(r"[A-Za-z0-9._-]{1,100}")
+# GitLab: a path segment is letters, digits, '_', '-' and '.', not starting with '-' or '.' and not
+# ending in '.git' or '.atom'; a project is GROUP[/SUBGROUP...]/PROJECT.
+_GITLAB_SEGMENT_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}")
+# EventBridge Scheduler: a schedule's and a schedule group's name, 1 to 64 of letters, digits,
+# '-', '_' and '.' (botocore's scheduler model, shapes Name and ScheduleGroupName). EventBridge: a
+# rule's name, 1 to 64 of letters, digits, '.', '-' and '_' (RuleName); an event bus's name, 1 to
+# 256 of those and '/' (EventBusName; partner buses have '/').
+_SCHEDULE_NAME_RE = re.compile(r"[0-9A-Za-z_.-]{1,64}")
+_RULE_NAME_RE = re.compile(r"[.\-_A-Za-z0-9]{1,64}")
+_EVENT_BUS_NAME_RE = re.compile(r"[/.\-_A-Za-z0-9]{1,256}")
 
 
 def _check_name(value: str) -> str:
@@ -129,6 +173,35 @@ def _check_repository(value: str) -> str:
         raise ValueError(
             f"{value!r} is not a CodeCommit repository name: 1 to 100 characters of letters, "
             "digits, '.', '_' and '-', not ending in '.git'"
+        )
+    return value
+
+
+def _check_github(value: str) -> str:
+    owner, _, repo = value.partition("/")
+    if (
+        not _GITHUB_OWNER_RE.fullmatch(owner)
+        or not _GITHUB_REPO_RE.fullmatch(repo)
+        or repo in {".", ".."}
+        or repo.lower().endswith(".git")
+    ):
+        raise ValueError(
+            f"{value!r} is not a GitHub repository: give OWNER/REPO as in its URL (github.com/OWNER/REPO), "
+            "e.g. example-org/web-app, without https:// or .git"
+        )
+    return value
+
+
+def _check_gitlab(value: str) -> str:
+    segments = value.split("/")
+    if (
+        len(segments) < 2
+        or len(value) > 1024
+        or not all(_GITLAB_SEGMENT_RE.fullmatch(s) and not s.endswith((".git", ".atom")) for s in segments)
+    ):
+        raise ValueError(
+            f"{value!r} is not a GitLab project path: give GROUP/PROJECT (or GROUP/SUBGROUP/PROJECT) as in its "
+            "URL, e.g. example-group/web-app, without https:// or .git"
         )
     return value
 
@@ -199,8 +272,78 @@ def _check_deadline(value: int) -> int:
     return value
 
 
+def _check_before_timeout(value: int) -> int:
+    if not MIN_BEFORE_TIMEOUT_MINUTES <= value <= MAX_BEFORE_TIMEOUT_MINUTES:
+        raise ValueError(
+            f"{value} is outside {MIN_BEFORE_TIMEOUT_MINUTES}..{MAX_BEFORE_TIMEOUT_MINUTES} minutes: how long the task "
+            "may run before the deployer stops it (StopTask) and fails the release (at least 5 minutes, the reconciler "
+            f"checks every 15; at most a day); leave it out for {DEFAULT_BEFORE_TIMEOUT_MINUTES}"
+        )
+    return value
+
+
+def _check_schedule_name(value: str) -> str:
+    if not _SCHEDULE_NAME_RE.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not an EventBridge Scheduler name: 1 to 64 of letters, digits, '-', '_' and '.' "
+            "(the schedule's or group's name, not its ARN)"
+        )
+    return value
+
+
+def _check_command(value: list[str]) -> list[str]:
+    if not value:
+        raise ValueError("empty: give the program and its arguments as a list, e.g. [./manage.py, migrate]")
+    if not value[0].strip():
+        raise ValueError("command[0] is empty: the first element is the program the container runs")
+    for index, part in enumerate(value):
+        if "\x00" in part:
+            raise ValueError(f"command[{index}] contains a NUL character, which no program can receive")
+    return value
+
+
+def _check_rule_name(value: str) -> str:
+    if not _RULE_NAME_RE.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not an EventBridge rule name: 1 to 64 of letters, digits, '.', '-' and '_' "
+            "(the rule's name, not its ARN)"
+        )
+    return value
+
+
+def _check_event_bus_name(value: str) -> str:
+    if not _EVENT_BUS_NAME_RE.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not an EventBridge event bus name: 1 to 256 of letters, digits, '/', '.', '-' and '_' "
+            "(the bus's name, not its ARN; leave it out for the default bus)"
+        )
+    return value
+
+
+def _check_keep_revisions(value: Any) -> Any:
+    if value == KEEP_ALL_REVISIONS:
+        return value
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(
+            f"expected a whole number of revisions (1 to {MAX_KEEP_REVISIONS}) or `all`, got {_short(value)}"
+        )
+    if value == 0:
+        raise ValueError(
+            "0 would keep no revision, not even the one a stage runs: give 1 to "
+            f"{MAX_KEEP_REVISIONS}, or `keepRevisions: all` to never deregister old revisions"
+        )
+    if not 1 <= value <= MAX_KEEP_REVISIONS:
+        raise ValueError(
+            f"{value} is outside 1..{MAX_KEEP_REVISIONS}: how many of the newest revisions per task definition family "
+            "that a stage ran are kept (`all` keeps every one)"
+        )
+    return value
+
+
 Name = Annotated[str, AfterValidator(_check_name)]
 RepositoryName = Annotated[str, AfterValidator(_check_repository)]
+GitHubRepository = Annotated[str, AfterValidator(_check_github)]
+GitLabProject = Annotated[str, AfterValidator(_check_gitlab)]
 BranchName = Annotated[str, AfterValidator(_check_branch)]
 ProjectName = Annotated[str, AfterValidator(_check_project)]
 EcsName = Annotated[str, AfterValidator(_check_ecs_name)]
@@ -208,6 +351,12 @@ SlackUserId = Annotated[str, AfterValidator(_check_slack_user)]
 SlackChannel = Annotated[str, AfterValidator(_check_slack_channel)]
 ApprovalHours = Annotated[int, AfterValidator(_check_approval_hours)]
 DeadlineMinutes = Annotated[int, AfterValidator(_check_deadline)]
+BeforeTimeoutMinutes = Annotated[int, AfterValidator(_check_before_timeout)]
+Command = Annotated[list[str], AfterValidator(_check_command)]
+ScheduleName = Annotated[str, AfterValidator(_check_schedule_name)]
+RuleName = Annotated[str, AfterValidator(_check_rule_name)]
+EventBusName = Annotated[str, AfterValidator(_check_event_bus_name)]
+KeepRevisions = Annotated[Any, AfterValidator(_check_keep_revisions)]
 
 # ECS DeploymentLifecycleHookStage (botocore's ECS model).
 LifecycleStage = Literal[
@@ -242,6 +391,19 @@ AT_MOST_ONE_CONTAINER_KEY = (
     "whose image is replaced; leave both out for the pipeline's)"
 )
 SERVICE_ENTRY = "expected a service name or a mapping {name: SERVICE, container: NAME}"
+ONE_SOURCE = (
+    "give exactly one of `codecommit: NAME`, `github: OWNER/REPO` or `gitlab: GROUP/PROJECT` "
+    "(where the pushes that start this pipeline come from)"
+)
+REPOSITORY_AND_SOURCE = (
+    "give `repository: NAME` (CodeCommit) or `source: {...}`, not both: they say the same thing twice "
+    "and could disagree"
+)
+NO_SOURCE = (
+    "required key missing: give `repository: NAME` (a CodeCommit repository) or `source:` "
+    "({codecommit: NAME}, {github: OWNER/REPO} or {gitlab: GROUP/PROJECT})"
+)
+SOURCE_PROVIDERS = ("codecommit", "github", "gitlab")
 
 
 class _Model(BaseModel):
@@ -372,6 +534,107 @@ def lock_order(targets: Iterable[ServiceTarget]) -> list[ServiceTarget]:
     return sorted(targets, key=lambda target: target.key)
 
 
+class Source(_Model):
+    """Where a pipeline's pushes come from: exactly one provider and its repository."""
+
+    codecommit: RepositoryName | None = None
+    github: GitHubRepository | None = None
+    gitlab: GitLabProject | None = None
+
+    @model_validator(mode="after")
+    def _one_provider(self) -> Source:
+        if sum(value is not None for value in (self.codecommit, self.github, self.gitlab)) != 1:
+            raise ValueError(ONE_SOURCE)
+        return self
+
+    @property
+    def provider(self) -> str:
+        return next(p for p in SOURCE_PROVIDERS if getattr(self, p) is not None)
+
+    @property
+    def name(self) -> str:
+        return str(getattr(self, self.provider))
+
+
+class BeforeTask(_Model):
+    """`before:` a one-off ECS task run before the stage's service is updated (a database migration).
+
+    It runs the stage's new task definition revision (the build's image) with `command` in
+    `container`, placed and networked as the service is (launch type or capacity providers,
+    platform version, subnets and security groups, read from DescribeServices). The service is
+    updated only when that container exits 0; any other end fails the release, and nothing is
+    deployed. `task` names the step in Slack, `deployer status` and the release events.
+
+    In a stage of several services, `service` names the one whose new revision the task runs and
+    whose placement and network it takes (`deployer validate` requires it there: the services may
+    run in different subnets with different images); every service is updated only after it exits 0."""
+
+    task: Name
+    service: EcsName | None = None
+    container: EcsName | None = None
+    command: Command
+    timeout_minutes: BeforeTimeoutMinutes = Field(DEFAULT_BEFORE_TIMEOUT_MINUTES, alias="timeoutMinutes")
+
+
+ONE_SCHEDULE_KIND = (
+    "give exactly one of `scheduler: NAME` (an EventBridge Scheduler schedule) or `rule: NAME` (an EventBridge "
+    "rule), the scheduled task that runs this stage's task definition family"
+)
+GROUP_ONLY_WITH_SCHEDULER = "`group` names an EventBridge Scheduler schedule group: it goes with `scheduler:` only"
+BUS_ONLY_WITH_RULE = "`eventBus` names the event bus of an EventBridge rule: it goes with `rule:` only"
+DEFAULT_SCHEDULE_GROUP = "default"
+DEFAULT_EVENT_BUS = "default"
+
+
+class ScheduledTask(_Model):
+    """A scheduled task that follows the stage's service: when the stage's deployment completes,
+    its ECS target is moved to the revision the stage now runs (`deployer.housekeeping`)."""
+
+    scheduler: ScheduleName | None = None
+    group: ScheduleName | None = None
+    rule: RuleName | None = None
+    event_bus: EventBusName | None = Field(None, alias="eventBus")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ScheduledTask:
+        if (self.scheduler is None) == (self.rule is None):
+            raise ValueError(ONE_SCHEDULE_KIND)
+        if self.group is not None and self.scheduler is None:
+            raise ValueError(GROUP_ONLY_WITH_SCHEDULER)
+        if self.event_bus is not None and self.rule is None:
+            raise ValueError(BUS_ONLY_WITH_RULE)
+        return self
+
+    @property
+    def kind(self) -> Literal["scheduler", "rule"]:
+        return "scheduler" if self.scheduler is not None else "rule"
+
+    @property
+    def name(self) -> str:
+        return str(self.scheduler if self.scheduler is not None else self.rule)
+
+    @property
+    def where(self) -> str:
+        """The schedule group, or the rule's event bus (`default` when left out)."""
+        if self.scheduler is not None:
+            return self.group or DEFAULT_SCHEDULE_GROUP
+        return self.event_bus or DEFAULT_EVENT_BUS
+
+    @property
+    def label(self) -> str:
+        """How people read it: `schedule nightly-report`, `rule cleanup on bus jobs`."""
+        if self.scheduler is not None:
+            group = f" in group {self.group}" if self.group not in {None, DEFAULT_SCHEDULE_GROUP} else ""
+            return f"schedule {self.scheduler}{group}"
+        bus = f" on bus {self.event_bus}" if self.event_bus not in {None, DEFAULT_EVENT_BUS} else ""
+        return f"rule {self.rule}{bus}"
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """What identifies it in the account: (kind, group or bus, name)."""
+        return (self.kind, self.where, self.name)
+
+
 class Stage(_Model):
     name: Name
     cluster: EcsName
@@ -380,6 +643,20 @@ class Stage(_Model):
     rollout: Rollout | None = None
     approval: Approval | None = None
     deadline_minutes: DeadlineMinutes | None = Field(None, alias="deadlineMinutes")
+    # Deploy-time settings, keyed by container name (`deployer.settings`): names, references and
+    # containers are checked by `_check_settings`, the containers again when the stage deploys.
+    environment: dict[str, dict[str, str]] | None = None
+    secrets: dict[str, dict[str, str]] | None = None
+    unset: dict[str, list[str]] | None = None
+
+    def deploy_settings(self) -> deploy_settings.DeploySettings:
+        """The environment variables and secret references this stage sets on the revision it registers."""
+        return deploy_settings.DeploySettings(
+            environment=self.environment or {}, secrets=self.secrets or {}, unset=self.unset or {}
+        )
+
+    before: BeforeTask | None = None
+    schedules: list[ScheduledTask] | None = Field(None, min_length=1, max_length=MAX_SCHEDULES_PER_STAGE)
 
     @model_validator(mode="after")
     def _one_service_key(self) -> Stage:
@@ -444,18 +721,61 @@ def default_deadline_minutes(configuration: Mapping[str, Any]) -> int:
 
 class Pipeline(_Model):
     name: Name
-    repository: RepositoryName
+    repository: RepositoryName | None = None
+    source: Source | None = None
     branch: BranchName
     build: Build
     container: EcsName | None = None
     containers: list[EcsName] | None = Field(None, min_length=1)
     stages: list[Stage] = Field(min_length=1)
+    keep_revisions: KeepRevisions = Field(None, alias="keepRevisions")
+
+    @property
+    def revisions_to_keep(self) -> int | None:
+        """How many of the newest revisions per family that a stage ran are kept when old ones are
+        deregistered: `keepRevisions` (default 10); None for `keepRevisions: all` (never deregister)."""
+        if self.keep_revisions is None:
+            return DEFAULT_KEEP_REVISIONS
+        if self.keep_revisions == KEEP_ALL_REVISIONS:
+            return None
+        return int(self.keep_revisions)
 
     @model_validator(mode="after")
     def _one_container_key(self) -> Pipeline:
         if (self.container is None) == (self.containers is None):
             raise ValueError(ONE_CONTAINER_KEY)
+        if self.repository is not None and self.source is not None:
+            raise ValueError(REPOSITORY_AND_SOURCE)
         return self
+
+    @property
+    def source_provider(self) -> str:
+        """codecommit, github or gitlab (`repository:` is CodeCommit's shorthand)."""
+        return self.source.provider if self.source is not None else "codecommit"
+
+    @property
+    def source_name(self) -> str:
+        """The repository as its provider names it: NAME, OWNER/REPO or GROUP/PROJECT."""
+        if self.source is not None:
+            return self.source.name
+        if self.repository is None:  # the loaders refuse this (NO_SOURCE); a bare model_validate may not
+            raise ValueError(f"pipeline {self.name} names no repository")
+        return self.repository
+
+    @property
+    def source_label(self) -> str:
+        """How people read the source: `web-app` for CodeCommit (as before), `github:OWNER/REPO` else."""
+        provider = self.source_provider
+        return self.source_name if provider == "codecommit" else f"{provider}:{self.source_name}"
+
+    def watches(self, provider: str, repository: str, branch: str) -> bool:
+        """Whether a push to `repository` (at `provider`) on `branch` starts this pipeline. GitHub
+        and GitLab names are case-insensitive (their URLs are); CodeCommit's are not."""
+        if provider != self.source_provider or branch != self.branch:
+            return False
+        if provider == "codecommit":
+            return repository == self.source_name
+        return repository.casefold() == self.source_name.casefold()
 
     @property
     def container_names(self) -> tuple[str, ...]:
@@ -463,6 +783,30 @@ class Pipeline(_Model):
         if self.containers is not None:
             return tuple(self.containers)
         return (self.container,) if self.container is not None else ()
+
+    def before_target(self, stage: Stage) -> ServiceTarget | None:
+        """The service whose new revision and network configuration `stage.before` runs with: the one
+        it names, else the stage's only service (`deployer validate` requires `before.service` in a
+        stage of several). None without a `before`, or naming a service the stage does not deploy."""
+        if stage.before is None:
+            return None
+        targets = self.targets(stage)
+        wanted = stage.before.service
+        if wanted is None:
+            return targets[0] if len(targets) == 1 else None
+        return next((t for t in targets if t.service == wanted), None)
+
+    def before_container(self, stage: Stage) -> str | None:
+        """The container that runs `stage.before`'s command: the one it names, else the only
+        container whose image the build replaces in its service (`before_target`; `deployer validate`
+        refuses a `before` without one when there are several)."""
+        if stage.before is None:
+            return None
+        if stage.before.container is not None:
+            return stage.before.container
+        target = self.before_target(stage)
+        names = target.containers if target is not None else self.container_names
+        return names[0] if len(names) == 1 else None
 
     def stage_named(self, name: str) -> Stage | None:
         return next((s for s in self.stages if s.name == name), None)
@@ -499,9 +843,12 @@ class PipelinesConfig(_Model):
         return sum(len(p.stages) for p in self.pipelines)
 
 
-def find_pipelines(config: PipelinesConfig, repository: str, branch: str) -> list[Pipeline]:
-    """Every pipeline a push to repository/branch starts, in file order (several may match)."""
-    return [p for p in config.pipelines if p.repository == repository and p.branch == branch]
+def find_pipelines(
+    config: PipelinesConfig, repository: str, branch: str, provider: str = "codecommit"
+) -> list[Pipeline]:
+    """Every pipeline a push to repository/branch (at `provider`) starts, in file order (several
+    may match)."""
+    return [p for p in config.pipelines if p.watches(provider, repository, branch)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -695,6 +1042,11 @@ def _yaml_error_problem(exc: yaml.YAMLError, text: str) -> Problem:
             problem = "more than one YAML document ('---'): the pipelines file is a single document"
         elif exc.context:
             problem = f"{exc.context}: {problem}"
+        if mark is not None and _unquoted_arn_with_colon_at_end(text, mark.line):
+            problem += (
+                ": a value ending in ':' must be quoted (YAML reads a final ':' as a key), as a Secrets Manager "
+                'reference with a JSON key does: "arn:aws:secretsmanager:...:secret:NAME:KEY::"'
+            )
         if mark is not None:
             return Problem("", f"YAML syntax: {problem}", mark.line + 1, mark.column + 1)
         return Problem("", f"YAML syntax: {problem}")
@@ -707,6 +1059,14 @@ def _yaml_error_problem(exc: yaml.YAMLError, text: str) -> Problem:
             exc.position - (before.rfind("\n") + 1) + 1,
         )
     return Problem("", f"YAML syntax: {exc}")
+
+
+def _unquoted_arn_with_colon_at_end(text: str, line: int) -> bool:
+    lines = text.splitlines()
+    if not 0 <= line < len(lines):
+        return False
+    value = lines[line].split("#", 1)[0].rstrip()
+    return "arn:" in value and value.endswith(":") and '"' not in value and "'" not in value
 
 
 class _BoundedLoader(yaml.SafeLoader):
@@ -901,6 +1261,7 @@ def _cross_check(data: dict[str, Any], check: _Checker) -> None:
     the schema refuses does not hide the problems of the others."""
     pipeline_names: dict[str, int] = {}
     services: dict[tuple[str, str], Loc] = {}
+    schedules: dict[tuple[str, str, str], Loc] = {}
     for p_index, pipeline in _entries(data, "pipelines"):
         p_loc: Loc = ("pipelines", p_index)
         name = pipeline.get("name")
@@ -914,6 +1275,7 @@ def _cross_check(data: dict[str, Any], check: _Checker) -> None:
                 pipeline_names[name] = p_index
         if (pipeline.get("container") is None) == (pipeline.get("containers") is None):
             check.error(p_loc, ONE_CONTAINER_KEY)
+        _check_source(pipeline, p_loc, check)
         containers = pipeline.get("containers")
         if isinstance(containers, list):
             seen_containers: set[str] = set()
@@ -963,6 +1325,49 @@ def _cross_check(data: dict[str, Any], check: _Checker) -> None:
                 check.error((*s_loc, "approval"), EMPTY_APPROVAL)
             _check_rollout(stage.get("rollout"), (*s_loc, "rollout"), check)
             _check_approval_at(stage, s_loc, check)
+            _check_settings(stage, s_loc, check)
+            _check_before(stage, pipeline, s_loc, check)
+            _check_schedules(stage, s_loc, schedules, check)
+
+
+def _check_schedules(stage: dict[str, Any], loc: Loc, seen: dict[tuple[str, str, str], Loc], check: _Checker) -> None:
+    """A scheduled task follows one stage only: two stages would move it back and forth."""
+    for index, entry in _entries(stage, "schedules"):
+        scheduler, rule = entry.get("scheduler"), entry.get("rule")
+        if isinstance(scheduler, str) and rule is None:
+            group = entry.get("group")
+            key = ("scheduler", group if isinstance(group, str) else DEFAULT_SCHEDULE_GROUP, scheduler)
+        elif isinstance(rule, str) and scheduler is None:
+            bus = entry.get("eventBus")
+            key = ("rule", bus if isinstance(bus, str) else DEFAULT_EVENT_BUS, rule)
+        else:
+            continue  # the schedule's own rule (exactly one kind) is the schema's to report
+        where: Loc = (*loc, "schedules", index)
+        if key in seen:
+            kind = "schedule" if key[0] == "scheduler" else "rule"
+            check.error(
+                where,
+                f"{kind} {key[2]!r} is also listed at {format_path(seen[key])}: a scheduled task follows exactly one "
+                "stage, or two stages would move it back and forth between their revisions",
+            )
+        else:
+            seen[key] = where
+
+
+def _check_source(pipeline: dict[str, Any], loc: Loc, check: _Checker) -> None:
+    """`repository` or `source`, exactly one; `source` names exactly one provider."""
+    has_repository, has_source = pipeline.get("repository") is not None, pipeline.get("source") is not None
+    if has_repository and has_source:
+        check.error(loc, REPOSITORY_AND_SOURCE)
+    elif not has_repository and not has_source:
+        check.error((*loc, "repository"), NO_SOURCE)
+    source = pipeline.get("source")
+    if (
+        isinstance(source, dict)
+        and sum(source.get(p) is not None for p in SOURCE_PROVIDERS) != 1
+        and not set(source) - set(SOURCE_PROVIDERS)  # an unknown key is reported by the schema
+    ):
+        check.error((*loc, "source"), ONE_SOURCE)
 
 
 def _stage_services(stage: dict[str, Any], s_loc: Loc, check: _Checker) -> list[tuple[Loc, str]]:
@@ -1031,6 +1436,70 @@ def _check_rollout(raw: Any, loc: Loc, check: _Checker) -> None:
                 check.warning(where, message)
 
 
+def _settings_of(stage: dict[str, Any]) -> deploy_settings.DeploySettings:
+    """The stage's settings as far as their shape allows (the schema reports the rest)."""
+
+    def per_container(key: str, kind: type) -> dict[str, Any]:
+        raw = stage.get(key)
+        if not isinstance(raw, dict):
+            return {}
+        return {
+            container: values
+            for container, values in raw.items()
+            if isinstance(container, str) and isinstance(values, kind)
+        }
+
+    environment = {
+        c: {n: v for n, v in values.items() if isinstance(n, str) and isinstance(v, str)}
+        for c, values in per_container("environment", dict).items()
+    }
+    secrets = {
+        c: {n: v for n, v in values.items() if isinstance(n, str) and isinstance(v, str)}
+        for c, values in per_container("secrets", dict).items()
+    }
+    unset = {c: [n for n in names if isinstance(n, str)] for c, names in per_container("unset", list).items()}
+    return deploy_settings.DeploySettings(environment=environment, secrets=secrets, unset=unset)
+
+
+def _check_settings(stage: dict[str, Any], loc: Loc, check: _Checker) -> None:
+    """Container names, variable names, secret references, a name set twice, the size."""
+    for key in ("environment", "secrets", "unset"):
+        raw = stage.get(key)
+        if isinstance(raw, dict):
+            for container in raw:
+                if isinstance(container, str) and not _ECS_NAME_RE.fullmatch(container):
+                    check.error(
+                        (*loc, key, container),
+                        f"{container!r} is not a container name: 1 to 255 letters, digits, '-' and '_' (the "
+                        "container's `name` in the task definition)",
+                    )
+    chosen = _settings_of(stage)
+    for problem in deploy_settings.problems(chosen):
+        check.error((*loc, *problem.loc), problem.message)
+    size = deploy_settings.settings_bytes(chosen)
+    if size > deploy_settings.MAX_TASK_DEFINITION_BYTES:
+        check.error(
+            loc,
+            f"the stage's environment and secrets take {size} bytes, above ECS's task definition size limit of "
+            f"{deploy_settings.MAX_TASK_DEFINITION_BYTES // 1024} KiB (not adjustable): the revision could never be "
+            "registered",
+        )
+
+
+def _warn_settings(stage: Stage, loc: Loc, check: _Checker) -> None:
+    """Legal settings that are probably a mistake. (That the execution role may read the secrets is
+    not checked here: the approval page and `deployer diff` name the role and the actions.)"""
+    for container, values in (stage.environment or {}).items():
+        for name in values:
+            if deploy_settings.looks_secret(name):
+                check.warning(
+                    (*loc, "environment", container, name),
+                    f"{name} looks like a secret, and an environment value is readable by anyone allowed "
+                    "ecs:DescribeTaskDefinition (ECS): store it in Secrets Manager or SSM and give its reference "
+                    f"under secrets.{container}.{name}",
+                )
+
+
 def _check_approval_at(stage: dict[str, Any], loc: Loc, check: _Checker) -> None:
     approval, rollout = stage.get("approval"), stage.get("rollout")
     at = approval.get("at") if isinstance(approval, dict) else None
@@ -1061,12 +1530,101 @@ def _check_approval_at(stage: dict[str, Any], loc: Loc, check: _Checker) -> None
         )
 
 
+def before_overrides(container: str, command: Sequence[str]) -> dict[str, Any]:
+    """RunTask's `overrides` for a `before` task: the command, in its container."""
+    return {"containerOverrides": [{"name": container, "command": list(command)}]}
+
+
+def overrides_chars(overrides: Mapping[str, Any]) -> int:
+    """The characters of RunTask's `overrides` as compact JSON, which ECS bounds (MAX_OVERRIDES_CHARS)."""
+    return len(json.dumps(overrides, separators=(",", ":"), ensure_ascii=False))
+
+
+def _check_before(stage: dict[str, Any], pipeline: dict[str, Any], loc: Loc, check: _Checker) -> None:
+    """The service and container a `before` task runs in, and the size of the RunTask overrides."""
+    before = stage.get("before")
+    if not isinstance(before, dict):
+        if "before" in stage and before is None:
+            check.error(
+                (*loc, "before"), "empty: write the task (`before: {task: migrate, command: [...]}`) or remove the key"
+            )
+        return
+    entry = _before_service(stage, before, loc, check)
+    if entry is False:
+        return
+    container = before.get("container")
+    if container is None:
+        containers, single = pipeline.get("containers"), pipeline.get("container")
+        where = "the pipeline replaces"
+        if isinstance(entry, dict) and (entry.get("containers") is not None or entry.get("container") is not None):
+            containers, single = entry.get("containers"), entry.get("container")
+            where = f"service {entry.get('name')} replaces"
+        if isinstance(containers, list) and len(containers) > 1:
+            listed = ", ".join(str(c) for c in containers)
+            check.error(
+                (*loc, "before", "container"),
+                f"required: {where} several containers ({listed}); name the one that runs the command",
+            )
+            return
+        container = containers[0] if isinstance(containers, list) and containers else single
+    command = before.get("command")
+    if not isinstance(container, str) or not isinstance(command, list) or not all(isinstance(c, str) for c in command):
+        return  # the schema reports it
+    size = overrides_chars(before_overrides(container, command))
+    if size > MAX_OVERRIDES_CHARS:
+        check.error(
+            (*loc, "before", "command"),
+            f"RunTask's overrides for this command would be {size} characters, above ECS's {MAX_OVERRIDES_CHARS} (the "
+            "limit counts the JSON of the whole override): move the long part into the image (a script it runs)",
+        )
+
+
+def _before_service(stage: dict[str, Any], before: dict[str, Any], loc: Loc, check: _Checker) -> Any:
+    """The stage's service entry `before` runs with (a name, a mapping, or None for a stage of one
+    `service`); False after reporting why there is none. In a stage of several services the task
+    takes one service's new revision, placement and network: `before.service` must say which."""
+    named = before.get("service")
+    if not isinstance(named, str) and named is not None:
+        return False  # the schema reports it
+    entries = stage.get("services")
+    if isinstance(entries, list):
+        names = [e if isinstance(e, str) else e.get("name") if isinstance(e, dict) else None for e in entries]
+        listed = ", ".join(str(n) for n in names)
+        if named is None and len(entries) > 1:
+            check.error(
+                (*loc, "before", "service"),
+                f"required: this stage deploys {len(entries)} services ({listed}); name the one whose new revision, "
+                "placement and network configuration the task runs with (RunTask runs one task definition in one "
+                f"network), e.g. `service: {names[0]}`",
+            )
+            return False
+        if named is None:
+            return entries[0] if entries else False
+        if named not in names:
+            check.error(
+                (*loc, "before", "service"),
+                f"{named!r} is not a service of this stage ({listed}): the task runs with the new revision of one "
+                "of the services the stage deploys",
+            )
+            return False
+        return entries[names.index(named)]
+    service = stage.get("service")
+    if named is not None and isinstance(service, str) and named != service:
+        check.error(
+            (*loc, "before", "service"),
+            f"{named!r} is not this stage's service ({service}): leave `service` out, or name {service}",
+        )
+        return False
+    return None
+
+
 def _warn(config: PipelinesConfig, check: _Checker) -> None:
     """Legal but probably not meant: reported, never refused."""
     if not config.pipelines:
         check.warning(("pipelines",), "no pipelines: a push starts nothing")
     for p_index, pipeline in enumerate(config.pipelines):
         for s_index, stage in enumerate(pipeline.stages):
+            _warn_settings(stage, ("pipelines", p_index, "stages", s_index), check)
             configuration = stage.deployment_configuration()
             expected = expected_minutes(configuration)
             if stage.deadline_minutes is not None and stage.deadline_minutes <= expected:
@@ -1075,6 +1633,16 @@ def _warn(config: PipelinesConfig, check: _Checker) -> None:
                     f"{stage.deadline_minutes} minutes is no longer than the rollout's own bake times and hooks' "
                     f"timeouts ({expected} minutes): the deployer would stop and roll back deployments that are "
                     f"still on schedule (leave it out for {default_deadline_minutes(configuration)})",
+                )
+            container = pipeline.before_container(stage)
+            target = pipeline.before_target(stage)
+            swapped = target.containers if target is not None else pipeline.container_names
+            if stage.before is not None and container is not None and container not in swapped:
+                check.warning(
+                    ("pipelines", p_index, "stages", s_index, "before", "container"),
+                    f"{container!r} is not a container whose image the build replaces "
+                    f"({', '.join(swapped)}): the task runs the image the service's task "
+                    "definition already has for it, not the new build",
                 )
             approval = stage.approval
             if approval is None:

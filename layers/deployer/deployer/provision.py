@@ -295,15 +295,91 @@ def _blue_green_load_balancer(session: Any, vpc: str, subnets: list[str], name: 
     }
 
 
+DEMO_SCHEDULE = "web-nightly-report"
+"""An EventBridge Scheduler schedule (group default) that runs prod's task definition family in prod."""
+DEMO_RULE = "web-dev-cleanup"
+"""An EventBridge rule (default bus) that runs dev's task definition family in dev."""
+DEMO_SCHEDULED_TASK_ROLE = f"arn:aws:iam::{ACCOUNT}:role/web-scheduled-tasks"
+
+
+def provision_demo_schedules(session: Any, account: DemoAccount) -> None:
+    """The demo's scheduled tasks: a nightly report in prod (EventBridge Scheduler) and an hourly
+    clean-up in dev (an EventBridge rule), each running the revision its service runs now, as a team
+    sets them up by hand or with CloudFormation before the deployer moves them."""
+    ecs = session.client("ecs")
+    dev, prod = account.services["dev"], account.services["prod"]
+
+    def cluster_arn(name: str) -> str:
+        return str(ecs.describe_clusters(clusters=[name])["clusters"][0]["clusterArn"])
+
+    def network(cluster: str, service: str) -> dict[str, Any]:
+        described = ecs.describe_services(cluster=cluster, services=[service])["services"][0]
+        vpc = described["networkConfiguration"]["awsvpcConfiguration"]
+        return {"Subnets": vpc["subnets"], "SecurityGroups": vpc["securityGroups"], "AssignPublicIp": "DISABLED"}
+
+    session.client("scheduler").create_schedule(
+        Name=DEMO_SCHEDULE,
+        Description="The nightly report, run with prod's image",
+        ScheduleExpression="cron(0 2 * * ? *)",
+        ScheduleExpressionTimezone="Europe/Dublin",
+        FlexibleTimeWindow={"Mode": "FLEXIBLE", "MaximumWindowInMinutes": 15},
+        State="ENABLED",
+        Target={
+            "Arn": cluster_arn(prod.cluster),
+            "RoleArn": DEMO_SCHEDULED_TASK_ROLE,
+            "Input": json.dumps({"containerOverrides": [{"name": "web", "command": ["bin/report", "--nightly"]}]}),
+            "RetryPolicy": {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 3600},
+            "EcsParameters": {
+                "TaskDefinitionArn": prod.task_definition_arn,
+                "TaskCount": 1,
+                "LaunchType": "FARGATE",
+                "NetworkConfiguration": {"awsvpcConfiguration": network(prod.cluster, prod.service)},
+                "Tags": [{"team": "web"}],
+            },
+        },
+    )
+    events = session.client("events")
+    events.put_rule(Name=DEMO_RULE, ScheduleExpression="rate(1 hour)", State="ENABLED", Description="dev clean-up")
+    events.put_targets(
+        Rule=DEMO_RULE,
+        Targets=[
+            {
+                "Id": "cleanup",
+                "Arn": cluster_arn(dev.cluster),
+                "RoleArn": DEMO_SCHEDULED_TASK_ROLE,
+                "Input": json.dumps({"containerOverrides": [{"name": "web", "command": ["bin/cleanup"]}]}),
+                "EcsParameters": {
+                    "TaskDefinitionArn": dev.task_definition_arn,
+                    "TaskCount": 1,
+                    "LaunchType": "FARGATE",
+                    "NetworkConfiguration": {"awsvpcConfiguration": network(dev.cluster, dev.service)},
+                },
+            }
+        ],
+    )
+
+
 def demo_pipelines_yaml(
-    account: DemoAccount, *, prod_approval: bool = True, blue_green: bool = False, several_services: bool = False
+    account: DemoAccount,
+    *,
+    prod_approval: bool = True,
+    blue_green: bool = False,
+    source: str | None = None,
+    branch: str = "main",
+    schedules: bool = False,
+    keep_revisions: int | None = None,
+    several_services: bool = False,
 ) -> str:
     """The demo pipeline for `account`: dev, then prod (behind an approval). With `blue_green`,
     prod is a BLUE_GREEN deployment (its service needs `provision_demo(load_balanced=["prod"])`)
     whose approval is asked during the deployment, once test traffic reaches green: ECS pauses it
-    at POST_TEST_TRAFFIC_SHIFT until the approval continues it or rolls it back. With
-    `several_services`, every stage whose cluster runs a worker (`provision_demo(workers=...)`)
-    deploys both services in one step: `services: [web, {name: worker, container: worker}]`."""
+    at POST_TEST_TRAFFIC_SHIFT until the approval continues it or rolls it back. `source` like
+    "github:OWNER/REPO" or "gitlab:GROUP/PROJECT" watches that repository instead of the
+    account's CodeCommit repository. With `schedules`, dev's rule and prod's schedule
+    (`provision_demo_schedules`) follow their stage's service; `keep_revisions` sets the pipeline's
+    keepRevisions. With `several_services`, every stage whose cluster runs a worker
+    (`provision_demo(workers=...)`) deploys both services in one step:
+    `services: [web, {name: worker, container: worker}]`."""
     dev = account.services["dev"]
     prod = account.services["prod"]
 
@@ -320,21 +396,32 @@ def demo_pipelines_yaml(
         if blue_green
         else "{minimumHealthyPercent: 50, maximumPercent: 150}"
     )
+    keep = f"    keepRevisions: {keep_revisions}\n" if keep_revisions is not None else ""
+    dev_schedules = f"        schedules: [{{rule: {DEMO_RULE}}}]\n" if schedules else ""
+    prod_schedules = f"        schedules: [{{scheduler: {DEMO_SCHEDULE}}}]\n" if schedules else ""
+    if source is None:
+        watched = f"    repository: {account.repository}\n"
+    else:
+        provider, _, name = source.partition(":")
+        watched = f"    source: {{{provider}: {name}}}\n"
     return (
         "pipelines:\n"
         "  - name: web\n"
-        f"    repository: {account.repository}\n"
-        "    branch: main\n"
+        f"{watched}"
+        f"    branch: {branch}\n"
         f"    build: {{project: {account.build_project}}}\n"
         "    container: web\n"
+        f"{keep}"
         "    stages:\n"
         "      - name: dev\n"
         f"        cluster: {dev.cluster}\n"
         f"{services('dev', dev)}"
         "        rollout: {minimumHealthyPercent: 100, maximumPercent: 200, circuitBreaker: {rollback: true}}\n"
+        f"{dev_schedules}"
         "      - name: prod\n"
         f"        cluster: {prod.cluster}\n"
         f"{services('prod', prod)}"
         f"{approval}"
         f"        rollout: {prod_rollout}\n"
+        f"{prod_schedules}"
     )

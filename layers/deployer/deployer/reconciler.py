@@ -45,10 +45,10 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
-from deployer import aws, ecs_deployments, flow
+from deployer import aws, before, ecs_deployments, flow
 from deployer.errors import ConfigError, DeploymentError, TransientError
 from deployer.events import FINAL_BUILD_STATUSES, BuildStatus
-from deployer.pipelines import ROLLING_DEADLINE_MINUTES
+from deployer.pipelines import DEFAULT_BEFORE_TIMEOUT_MINUTES, ROLLING_DEADLINE_MINUTES
 from deployer.releases import ConflictError, Release, ReleaseState, ServiceRecord, StageRecord, StageState, now_iso
 
 if TYPE_CHECKING:
@@ -285,6 +285,8 @@ def _inflight(release: Release, pipeline: Pipeline, deps: Deps, clock: _Clock) -
         return _queued(release, record, deps)
     if record.state is not StageState.DEPLOYING:
         return None
+    if record.before_state in before.WAITING and not record.all_started:
+        return _before_task(release, stage_name, record, stage, deps, clock)
     if not record.all_started:
         # RegisterTaskDefinition done, UpdateService never: the event that started it was not redelivered
         if clock.older_than(release.updated_at, EVENT_GRACE):
@@ -293,6 +295,53 @@ def _inflight(release: Release, pipeline: Pipeline, deps: Deps, clock: _Clock) -
     if record.services is not None:
         return _deploying_several(release, stage_name, record, stage, deps, clock)
     return _deploying(release, stage_name, record, stage, deps, clock)
+
+
+def _before_task(  # noqa: PLR0917 - the stage as the sweep found it
+    release: Release, stage_name: str, record: StageRecord, stage: Stage | None, deps: Deps, clock: _Clock
+) -> Outcome | None:
+    """A stage waiting for its before-task. Being started (STARTING) past `EVENT_GRACE`: the event
+    that started it was not redelivered, so the step runs again (RunTask's clientToken returns the
+    same task if it did start). RUNNING: DescribeTasks. STOPPED at least `EVENT_GRACE` ago: ended as
+    its lost "ECS Task State Change" would have (`flow.before_task_ended`). Still running past the
+    step's `timeoutMinutes`: StopTask, DEPLOY_FAILED, nothing deployed. Unknown to ECS: DEPLOY_FAILED."""
+    step = record.before_task or "before"
+    arn = record.before_task_arn
+    if record.before_state == before.BeforeState.STARTING or not arn:
+        if not clock.older_than(release.updated_at, EVENT_GRACE):
+            return None
+        return _resume(release, f"{stage_name}: before-task {step} was being started and never recorded", deps)
+    ecs = deps.stages.ecs
+    task = before.describe_task(ecs, record.cluster, arn)
+    started = record.before_started_at or record.started_at
+    minutes = stage.before.timeout_minutes if stage is not None and stage.before is not None else None
+    minutes = minutes or DEFAULT_BEFORE_TIMEOUT_MINUTES
+    failed = StageRecord(**{**record.__dict__, "before_state": before.BeforeState.FAILED.value})
+    if task is None:
+        if not clock.older_than(started, EVENT_GRACE):
+            return None
+        reason = f"before-task {step}: ECS no longer knows task {arn} (DescribeTasks); nothing was deployed"
+        return _fail(release, stage_name, failed, stage, reason, rolled_back=False, deps=deps)
+    if task.get("lastStatus") == "STOPPED":
+        stopped = task.get("stoppedAt")
+        if isinstance(stopped, datetime) and not clock.older_than(stopped, EVENT_GRACE):
+            return None  # stopped moments ago: its event is on its way
+        when = f" at {stopped.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if isinstance(stopped, datetime) else ""
+        note = f" (ECS reports the task STOPPED{when}; its event never arrived)"
+        ended = flow.before_task_ended(
+            release, stage_name, record, before.TaskEnd.from_described(task), deps, note=note
+        )
+        return {"reason": f"before-task {step} stopped{when}", **ended}
+    if not clock.older_than(started, timedelta(minutes=minutes)):
+        return None
+    before.stop_task(
+        ecs, record.cluster, arn, f"ecs-deployer: before-task {step} of {release.release_id} ran past {minutes} minutes"
+    )
+    reason = (
+        f"before-task {step} did not finish within {minutes} minutes (timeoutMinutes): stopped task "
+        f"{arn.rsplit('/', 1)[-1]} (StopTask); nothing was deployed"
+    )
+    return {"stopped": arn, **_fail(release, stage_name, failed, stage, reason, rolled_back=False, deps=deps)}
 
 
 def _queued(release: Release, record: StageRecord, deps: Deps) -> Outcome | None:
@@ -500,7 +549,7 @@ def _fail(
             reason=reason,
             stages={**release.stages, stage_name: ended},
         )
-        follow = flow.hand_over_to(store.release_service(record.cluster, record.service, release.release_id), deps)
+        follow = flow.hand_over_all(store.release_services(record.service_keys(), release.release_id), deps)
     return {"outcome": "failed", "reason": reason, "rolled_back": rolled_back, **follow}
 
 

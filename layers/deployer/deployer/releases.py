@@ -14,6 +14,10 @@ One table, keys `pk` / `sk` (see the README's "State" section):
 | deployment index    | DEPLOYMENT#<ecs deploy id>  | META            | ECS deployment -> release, stage       |
 | stage watermark     | PIPELINE#<name>             | STAGE#<stage>   | newest release that entered the stage  |
 | service lock        | SERVICE#<cluster>/<service> | LOCK            | holder and the newest waiter           |
+| before-task index   | BEFORE#<token>              | META            | before-task (startedBy) -> release, stage |
+| registered revision | PIPELINE#<name>             | REGISTERED#...  | <family>#<revision>: one the deployer  |
+|                     |                             |                 | registered and has not deregistered    |
+|                     |                             |                 | (cleaning up touches only these)       |
 | idempotency records | idempotency#...             | (hash)          | written by Powertools                  |
 
 Ordering. A release's `order_key` is its push time (the CodeCommit event's `time`) plus its
@@ -130,6 +134,24 @@ class StageRecord:
     paused_at: str | None = None
     hook_expires_at: str | None = None
     timeout_action: str | None = None
+    # what the registered revision's deploy-time settings changed, names only for secrets
+    # (`deployer.settings.summary`: "web: LOG_LEVEL=warn (changed), DB_PASSWORD (secret, added)")
+    settings: str | None = None
+    # `before:` the one-off task run with the new revision before UpdateService (deployer.before):
+    # its step name, where it is (STARTING: intent recorded, RunTask maybe not yet; RUNNING: its
+    # ARN recorded; SUCCEEDED; FAILED), RunTask's clientToken (also the key in startedBy), the task,
+    # its container, when it started, how it ended and where its logs are
+    before_task: str | None = None
+    before_state: str | None = None
+    before_token: str | None = None
+    before_task_arn: str | None = None
+    before_container: str | None = None
+    before_started_at: str | None = None
+    before_exit_code: int | None = None
+    before_logs: str | None = None  # the container's awslogs target, "region|group|stream prefix"
+    before_log_link: str | None = None
+    # DEPLOYED: what became of the stage's scheduled tasks (`housekeeping.ScheduleMove.as_item`)
+    schedules: list[dict[str, Any]] | None = None
     # a stage of several services: one record each (in the order the stage lists them); the fields
     # above then describe the stage as a whole (`service` names them all, "web+worker", and the
     # per-service fields stay empty). None for a stage of one service, recorded as it always was.
@@ -205,6 +227,8 @@ class Release:
     # when the release last entered DEPLOYING (a stage started, or a paused one was continued): the
     # reconciler counts a stage's deadline from here, so time spent waiting for a human never counts
     deploying_since: str | None = None
+    # RELEASED: the old revisions cleaned up after it (`housekeeping.CleanupReport.as_item`)
+    cleanup: dict[str, Any] | None = None
     version: int = 0
 
     @property
@@ -331,6 +355,28 @@ class ReleaseStore:
             Limit=limit,
         )
         return [_release_from_item(item) for item in response["Items"]]
+
+    def releases_since(
+        self, pipeline: str, order_key: str, *, page_size: int | None = None
+    ) -> tuple[list[Release], int]:
+        """Every release of `pipeline` whose order key (its push time first) is `order_key` or
+        later, oldest first: one Query on gsi1 per page, never a Scan. Returns (releases, pages)."""
+        kwargs: dict[str, Any] = {
+            "IndexName": "gsi1",
+            "KeyConditionExpression": "gsi1pk = :p AND gsi1sk >= :k",
+            "ExpressionAttributeValues": {":p": f"PIPELINE#{pipeline}", ":k": order_key},
+        }
+        if page_size is not None:
+            kwargs["Limit"] = page_size
+        releases: list[Release] = []
+        pages = 0
+        while True:
+            response = self._table.query(**kwargs)
+            pages += 1
+            releases.extend(_release_from_item(item) for item in response["Items"])
+            if "LastEvaluatedKey" not in response:
+                return releases, pages
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def _pipeline_keys(self, pipeline: str, condition: str, values: Mapping[str, Any]) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
@@ -611,7 +657,7 @@ class ReleaseStore:
         """Move the release to `to_state` (and publish the change). `allowed_from` guards the
         move; a release that is no longer in one of those states raises ConflictError. A move to
         the same state is published only with `announce` (progress within a state that people
-        follow: one service of a stage of several has completed)."""
+        follow: a before-task started or ended, one service of a stage of several completed)."""
         if allowed_from is not None and release.state not in set(allowed_from):
             raise ConflictError(f"release {release.release_id} is {release.state}, not in {sorted(allowed_from)}")
         from_state = release.state
@@ -677,6 +723,73 @@ class ReleaseStore:
         )
         return [{k: _plain(v) for k, v in item.items()} for item in response["Items"]]
 
+    def ran_revisions(self, pipeline: str, stage: str, *, distinct: int, pages: int = 20) -> list[dict[str, Any]]:
+        """The stage's successful deployments, newest first, until `distinct` different revisions of
+        each family have been seen and the stage's rollback target is among them (or the history ends;
+        at most `pages` pages): what cleaning up old revisions must keep. A stage of several services
+        runs several families; each needs its own `distinct`."""
+        from deployer.flow import rollback_target
+        from deployer.housekeeping import entry_revisions, family_of
+
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :p AND begins_with(sk, :s)",
+            "ExpressionAttributeValues": {":p": f"PIPELINE#{pipeline}", ":s": f"DEPLOYED#{stage}#"},
+            "ScanIndexForward": False,
+            "Limit": 100,
+        }
+        entries: list[dict[str, Any]] = []
+        for _ in range(pages):
+            response = self._table.query(**kwargs)
+            entries.extend({k: _plain(v) for k, v in item.items()} for item in response["Items"])
+            seen: dict[str, set[str]] = {}
+            for entry in entries:
+                for arn in entry_revisions(entry):
+                    seen.setdefault(family_of(arn), set()).add(arn)
+            if seen and all(len(arns) >= distinct for arns in seen.values()) and rollback_target(entries) is not None:
+                break
+            if "LastEvaluatedKey" not in response:
+                break
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return entries
+
+    # -- revisions the deployer registered (cleaning up touches only these) ---------------------
+
+    def record_registration(self, pipeline: str, stage: str, release_id: str, task_definition_arn: str) -> None:
+        """Remember that the deployer registered this revision for `pipeline` (idempotent)."""
+        family, _, revision = task_definition_arn.rsplit("/", 1)[-1].partition(":")
+        self._table.put_item(
+            Item={
+                "pk": f"PIPELINE#{pipeline}",
+                "sk": f"REGISTERED#{family}#{int(revision):010d}",
+                "arn": task_definition_arn,
+                "family": family,
+                "revision": int(revision),
+                "stage": stage,
+                "release_id": release_id,
+                "registered_at": now_iso(),
+            }
+        )
+
+    def registered_revisions(self, pipeline: str, family: str) -> list[dict[str, Any]]:
+        """The revisions of `family` the deployer registered for `pipeline` and has not deregistered,
+        oldest first."""
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :p AND begins_with(sk, :s)",
+            "ExpressionAttributeValues": {":p": f"PIPELINE#{pipeline}", ":s": f"REGISTERED#{family}#"},
+        }
+        items: list[dict[str, Any]] = []
+        while True:
+            response = self._table.query(**kwargs)
+            items.extend({k: _plain(v) for k, v in item.items()} for item in response["Items"])
+            if "LastEvaluatedKey" not in response:
+                return items
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def forget_registration(self, pipeline: str, task_definition_arn: str) -> None:
+        """The revision is deregistered: nothing more to clean up (idempotent)."""
+        family, _, revision = task_definition_arn.rsplit("/", 1)[-1].partition(":")
+        self._table.delete_item(Key={"pk": f"PIPELINE#{pipeline}", "sk": f"REGISTERED#{family}#{int(revision):010d}"})
+
     # -- indexes ----------------------------------------------------------------------------
 
     def index_build(self, build_arn: str, release_id: str) -> None:
@@ -688,6 +801,18 @@ class ReleaseStore:
         entry = {"release_id": release_id, "stage": stage, "deployment_id": deployment_id, "at": now_iso()}
         self._table.put_item(Item={"pk": f"DEPLOYMENT#{deployment_id}", "sk": "META", **entry})
         self._table.put_item(Item={"pk": f"SERVICE#{cluster}/{service}", "sk": "LATEST", **entry})
+
+    def index_before_task(self, token: str, release_id: str, stage: str) -> None:
+        """Find a before-task's release and stage from its "ECS Task State Change" event, whose
+        startedBy carries `token` (`deployer.before.started_by`). Written before RunTask."""
+        self._table.put_item(
+            Item={"pk": f"BEFORE#{token}", "sk": "META", "release_id": release_id, "stage": stage, "at": now_iso()}
+        )
+
+    def before_task_of(self, token: str) -> tuple[str, str] | None:
+        """(release id, stage) of the before-task started with `token`, else None (not ours)."""
+        item = self._table.get_item(Key={"pk": f"BEFORE#{token}", "sk": "META"}).get("Item")
+        return (str(item["release_id"]), str(item["stage"])) if item else None
 
     def latest_deployment(self, cluster: str, service: str) -> tuple[str, str] | None:
         """(release id, stage) of the service's latest deployment started by the deployer."""

@@ -4,10 +4,13 @@ Standard library and `deployer.rolling` only (the CLI must start fast)."""
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
-from typing import TextIO
 
-from deployer.rolling import Plan, Step, TrafficPlan, TrafficStep
+TYPE_CHECKING = False  # `deployer plan` starts without `typing` (see deployer.rolling)
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import TextIO
+
+    from deployer.rolling import Plan, Step, TrafficPlan, TrafficStep
 
 # Above this many task slots a row shows counts instead of one box per task.
 MAX_BOXES = 40

@@ -49,6 +49,7 @@ def view_of(release: Release, region: str | None = None, approval_link: str | No
             f"https://{region}.console.aws.amazon.com/ecs/v2/clusters/{record.cluster}/services/{record.service}"
             "/deployments"
         )
+    settings_line = record.settings if record and record.settings else context.get("settings_line")
     decided = None
     if release.decided_by:
         by = release.decided_by
@@ -73,12 +74,14 @@ def view_of(release: Release, region: str | None = None, approval_link: str | No
         decided_by_text=decided,
         branch=release.branch,
         approval_expires_at=release.approval_expires_at,
+        settings_line=str(settings_line) if settings_line else None,
         stage_states=tuple((name, record.state.value) for name, record in release.stages.items()),
         kind=release.kind,
         rollback_of=release.rollback_of,
         requested_by=release.requested_by,
         target_task_definition=release.target_task_definition_arn,
         services=services_lines(release),
+        housekeeping=housekeeping_lines(release),
     )
 
 
@@ -100,6 +103,18 @@ def services_lines(release: Release) -> tuple[str, ...]:
         current = str(entry.get("current_task_definition") or "?").rsplit("/", 1)[-1]
         how = entry.get("plan_line") or entry.get("note") or ""
         lines.append(f"{str(entry.get('service', '?')).rsplit('/', 1)[-1]}: {current}" + (f", {how}" if how else ""))
+    return tuple(lines)
+
+
+def housekeeping_lines(release: Release) -> tuple[str, ...]:
+    """`prod: schedule nightly-report: web:3 -> web:4`, `cleanup: deregistered web:1`: what the
+    release's stages did with their scheduled tasks, and the old revisions it cleaned up."""
+    from deployer.housekeeping import cleanup_text, schedule_texts
+
+    lines = [f"{stage}: {text}" for stage, text in schedule_texts(release)]
+    cleanup = cleanup_text(release.cleanup) if release.state is ReleaseState.RELEASED else None
+    if cleanup:
+        lines.append(f"cleanup: {cleanup}")
     return tuple(lines)
 
 

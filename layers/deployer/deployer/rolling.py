@@ -18,13 +18,19 @@ botocore ECS model shipped with this project was read for shapes, enums and docu
 
 from __future__ import annotations
 
-import difflib
-import json
 import math
+import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
-from typing import Any, Final, Literal
+
+# `deployer plan` imports this module, and starts in about twice the time of a bare `python -c
+# pass` (BENCHMARKS.md): nothing here may import `typing` or `dataclasses` at run time (the latter
+# imports `inspect`, then generates and compiles every method of every class as it is defined), and
+# `json`, `difflib` and `decimal` are imported where they are used. Mypy reads any name
+# TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from decimal import Decimal
+    from typing import Any, ClassVar, Final, Literal, Self
 
 __all__ = [
     "DEFAULT_CANARY_BAKE_MINUTES",
@@ -53,8 +59,75 @@ __all__ = [
     "validate",
 ]
 
-Severity = Literal["error", "warning", "note"]
-SchedulingStrategy = Literal["REPLICA", "DAEMON"]
+if TYPE_CHECKING:
+    Severity = Literal["error", "warning", "note"]
+    SchedulingStrategy = Literal["REPLICA", "DAEMON"]
+    TrafficStepKind = Literal["scale_up", "test_traffic", "hook", "approval", "shift", "bake", "clean_up"]
+
+
+class _Record:
+    """An immutable record, as a frozen dataclass is (equality and hashing over its fields, a repr
+    naming them, FrozenInstanceError's AttributeError on assignment), without the dataclasses
+    module. A record's fields are the parameters of its `__init__`, in order, positional as a
+    dataclass's are (hence the PLR0917 exemptions)."""
+
+    _fields: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls) -> None:
+        code = cls.__init__.__code__
+        cls._fields = code.co_varnames[1 : code.co_argcount + code.co_kwonlyargcount]
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(self.__dict__[name] for name in self._fields)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            return self._values() == other._values()
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={self.__dict__[name]!r}" for name in self._fields)
+        return f"{type(self).__qualname__}({fields})"
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}")
+
+    def replace(self, **changes: Any) -> Self:
+        """A copy with `changes` (as `dataclasses.replace`)."""
+        return type(self)(**{**self.__dict__, **changes})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a dict, records inside included (as `dataclasses.asdict`)."""
+        return {name: _plain(self.__dict__[name]) for name in self._fields}
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, _Record):
+        return value.to_dict()
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(item) for item in value)
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
+def _is_decimal(value: object) -> bool:
+    """Whether `value` is a Decimal (none can exist before the decimal module is imported)."""
+    module = sys.modules.get("decimal")
+    return module is not None and isinstance(value, module.Decimal)
+
+
+def _decimal(value: object) -> Decimal:
+    from decimal import Decimal
+
+    return Decimal(value)  # type: ignore[arg-type]
+
 
 # Amazon ECS service quotas, "Tasks per service: the maximum number of tasks per service (the
 # desired count)", default 5,000:
@@ -109,8 +182,7 @@ _BREAKER_KEYS: Final = ("enable", "rollback", "resetOnHealthyTask", "thresholdCo
 _ALARM_KEYS: Final = ("alarmNames", "enable", "rollback")
 
 
-@dataclass(frozen=True)
-class _ShiftSpec:
+class _ShiftSpec(_Record):
     """How ECS checks one traffic-shifting configuration (REFERENCE.md "ECS rolling update")."""
 
     strategy: str
@@ -120,6 +192,26 @@ class _ShiftSpec:
     default_percent: float
     default_bake: int
     lowest_tenths: int  # the smallest percent, in tenths (multiples of 0.1 up to 100.0)
+
+    def __init__(  # noqa: PLR0917
+        self,
+        strategy: str,
+        field: str,
+        percent_key: str,
+        bake_key: str,
+        default_percent: float,
+        default_bake: int,
+        lowest_tenths: int,
+    ) -> None:
+        self.__dict__.update(
+            strategy=strategy,
+            field=field,
+            percent_key=percent_key,
+            bake_key=bake_key,
+            default_percent=default_percent,
+            default_bake=default_bake,
+            lowest_tenths=lowest_tenths,
+        )
 
 
 _LINEAR: Final = _ShiftSpec("LINEAR", "linearConfiguration", "stepPercent", "stepBakeTimeInMinutes", 10.0, 6, 30)
@@ -152,6 +244,8 @@ def _show(value: object) -> str:
         return "(missing)"
     if isinstance(value, tuple) and value and all(isinstance(v, int) for v in value):
         return "/".join(str(v) for v in value)
+    import json
+
     try:
         text = json.dumps(value, default=repr, ensure_ascii=False, sort_keys=True)
     except (TypeError, ValueError):
@@ -173,8 +267,7 @@ def _jsonable(value: object) -> object:
     return repr(value)
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(_Record):
     """One problem (or remark) about a configuration, saying whose rule it is and what to do."""
 
     severity: Severity
@@ -182,6 +275,9 @@ class Finding:
     value: object
     rule: str
     fix: str
+
+    def __init__(self, severity: Severity, field: str, value: object, rule: str, fix: str) -> None:
+        self.__dict__.update(severity=severity, field=field, value=value, rule=rule, fix=fix)
 
     @property
     def message(self) -> str:
@@ -200,8 +296,7 @@ class Finding:
         }
 
 
-@dataclass(frozen=True)
-class ServiceFacts:
+class ServiceFacts(_Record):
     """What is known about the ECS service; enables the count-dependent checks."""
 
     desired_count: int
@@ -218,15 +313,47 @@ class ServiceFacts:
     has_load_balancer: bool = False
     has_alternate_target_group: bool = False
 
+    def __init__(  # noqa: PLR0917
+        self,
+        desired_count: int,
+        scheduling_strategy: Literal["REPLICA", "DAEMON"] = "REPLICA",
+        launch_type: Literal["FARGATE", "EC2", "EXTERNAL"] = "FARGATE",
+        deployment_controller: Literal["ECS", "CODE_DEPLOY", "EXTERNAL"] = "ECS",
+        desired_range: tuple[int, int] | None = None,
+        spare_capacity: int | None = None,
+        has_load_balancer: bool = False,
+        has_alternate_target_group: bool = False,
+    ) -> None:
+        self.__dict__.update(
+            desired_count=desired_count,
+            scheduling_strategy=scheduling_strategy,
+            launch_type=launch_type,
+            deployment_controller=deployment_controller,
+            desired_range=desired_range,
+            spare_capacity=spare_capacity,
+            has_load_balancer=has_load_balancer,
+            has_alternate_target_group=has_alternate_target_group,
+        )
 
-@dataclass(frozen=True)
-class Validation:
+
+class Validation(_Record):
     errors: tuple[Finding, ...]
     warnings: tuple[Finding, ...]
     notes: tuple[Finding, ...]
     # Normalized, ready to send as UpdateService deploymentConfiguration (defaults filled);
     # empty when there are errors.
     deployment_configuration: dict[str, Any]
+
+    def __init__(
+        self,
+        errors: tuple[Finding, ...],
+        warnings: tuple[Finding, ...],
+        notes: tuple[Finding, ...],
+        deployment_configuration: dict[str, Any],
+    ) -> None:
+        self.__dict__.update(
+            errors=errors, warnings=warnings, notes=notes, deployment_configuration=deployment_configuration
+        )
 
     @property
     def valid(self) -> bool:
@@ -237,16 +364,17 @@ class Validation:
         return self.errors + self.warnings + self.notes
 
 
-@dataclass(frozen=True)
-class Step:
+class Step(_Record):
     old: int
     new: int
     action: str  # "start" | "stop" | "" for the first (starting) state
     count: int  # tasks started or stopped to reach this state (0 for the first)
 
+    def __init__(self, old: int, new: int, action: str, count: int) -> None:
+        self.__dict__.update(old=old, new=new, action=action, count=count)
 
-@dataclass(frozen=True)
-class Plan:
+
+class Plan(_Record):
     desired: int
     minimum_running: int  # ceil(desired * min / 100)
     maximum_tasks: int  # floor(desired * max / 100), further limited by spare capacity
@@ -255,6 +383,28 @@ class Plan:
     peak_tasks: int
     min_running_tasks: int  # lowest old + new over all steps
     outage: bool  # min_running_tasks == 0 with desired > 0
+
+    def __init__(  # noqa: PLR0917
+        self,
+        desired: int,
+        minimum_running: int,
+        maximum_tasks: int,
+        steps: tuple[Step, ...],
+        waves: int,
+        peak_tasks: int,
+        min_running_tasks: int,
+        outage: bool,
+    ) -> None:
+        self.__dict__.update(
+            desired=desired,
+            minimum_running=minimum_running,
+            maximum_tasks=maximum_tasks,
+            steps=steps,
+            waves=waves,
+            peak_tasks=peak_tasks,
+            min_running_tasks=min_running_tasks,
+            outage=outage,
+        )
 
 
 class StuckRollout(ValueError):
@@ -407,8 +557,10 @@ def _whole(value: object) -> int | None:
     """An integral float/Decimal as int (50.0 -> 50), else None."""
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         return int(value)
-    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
-        return int(value)
+    if _is_decimal(value):
+        number = _decimal(value)
+        if number.is_finite() and number == number.to_integral_value():
+            return int(number)
     return None
 
 
@@ -421,11 +573,11 @@ def _tenths(value: object) -> int | None:
     if isinstance(value, float):
         if not math.isfinite(value):
             return None
-        decimal = Decimal(repr(value))  # the shortest repr: 0.3 -> Decimal("0.3"), not 0.2999...
-    elif isinstance(value, Decimal):
-        if not value.is_finite():
+        decimal = _decimal(repr(value))  # the shortest repr: 0.3 -> Decimal("0.3"), not 0.2999...
+    elif _is_decimal(value):
+        decimal = _decimal(value)
+        if not decimal.is_finite():
             return None
-        decimal = value
     else:
         return None
     scaled = decimal * 10
@@ -473,6 +625,8 @@ class _Checker:
             if key in known:
                 continue
             name = f"{prefix}.{key}" if prefix else str(key)
+            import difflib
+
             close = difflib.get_close_matches(str(key), known, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
             where = prefix or "deploymentConfiguration"
@@ -533,13 +687,15 @@ class _Checker:
     def tenths(self, field: str, value: object, low: int, high: int) -> float | None:
         """A number that is a multiple of 0.1 within low/10..high/10, checked exactly."""
         span = f"multiples of 0.1 from {low / 10} to {high / 10}"
-        if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        if isinstance(value, bool) or not (isinstance(value, (int, float)) or _is_decimal(value)):
             self.error(field, value, _ecs(f"{field} is a number: {span}"), f"use a number such as {high // 20 / 10}")
             return None
         scaled = _tenths(value)
         if scaled is None:
+            from decimal import Decimal, InvalidOperation
+
             try:
-                nearest = Decimal(repr(value) if isinstance(value, float) else value).quantize(Decimal("0.1"))
+                nearest = _decimal(repr(value) if isinstance(value, float) else value).quantize(Decimal("0.1"))
                 fix = f"use {min(max(nearest, Decimal(low) / 10), Decimal(high) / 10)}"
             except (InvalidOperation, ValueError):
                 fix = f"use a finite number: {span}"
@@ -1322,11 +1478,8 @@ DEFAULT_HOOK_TIMEOUT_ACTION: Final = "ROLLBACK"
 _IN_STAGE_HOOKS: Final = ("TEST_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT")
 _EVERY_SHIFT_STAGES: Final = ("PRE_PRODUCTION_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT")
 
-TrafficStepKind = Literal["scale_up", "test_traffic", "hook", "approval", "shift", "bake", "clean_up"]
 
-
-@dataclass(frozen=True)
-class TrafficStep:
+class TrafficStep(_Record):
     """One stage of a traffic-shifting deployment, in the order ECS runs them."""
 
     kind: TrafficStepKind
@@ -1339,13 +1492,17 @@ class TrafficStep:
     bake_minutes: int
     note: str
 
+    def __init__(self, kind: TrafficStepKind, label: str, traffic_tenths: int, bake_minutes: int, note: str) -> None:
+        self.__dict__.update(
+            kind=kind, label=label, traffic_tenths=traffic_tenths, bake_minutes=bake_minutes, note=note
+        )
+
     @property
     def traffic_percent(self) -> float:
         return self.traffic_tenths / 10
 
 
-@dataclass(frozen=True)
-class PlannedHook:
+class PlannedHook(_Record):
     """A lifecycle hook at one stage: who it waits for and what ECS does when it times out."""
 
     stage: str
@@ -1355,9 +1512,20 @@ class PlannedHook:
     timeout_action: str  # "ROLLBACK" | "CONTINUE"
     runs: int  # how many times one deployment reaches the stage
 
+    def __init__(  # noqa: PLR0917
+        self, stage: str, target_type: str, target: str | None, timeout_minutes: int, timeout_action: str, runs: int
+    ) -> None:
+        self.__dict__.update(
+            stage=stage,
+            target_type=target_type,
+            target=target,
+            timeout_minutes=timeout_minutes,
+            timeout_action=timeout_action,
+            runs=runs,
+        )
 
-@dataclass(frozen=True)
-class TrafficPlan:
+
+class TrafficPlan(_Record):
     strategy: str  # "BLUE_GREEN" | "LINEAR" | "CANARY"
     desired: int
     steps: tuple[TrafficStep, ...]
@@ -1370,6 +1538,36 @@ class TrafficPlan:
     bake_time_given: bool
     approvals: int  # PAUSE stops: each waits for ContinueServiceDeployment
     hooks: tuple[PlannedHook, ...]
+
+    def __init__(  # noqa: PLR0917
+        self,
+        strategy: str,
+        desired: int,
+        steps: tuple[TrafficStep, ...],
+        shifts: int,
+        peak_tasks: int,
+        minimum_minutes: int,
+        step_percent: float | None,
+        step_bake_minutes: int,
+        bake_minutes: int,
+        bake_time_given: bool,
+        approvals: int,
+        hooks: tuple[PlannedHook, ...],
+    ) -> None:
+        self.__dict__.update(
+            strategy=strategy,
+            desired=desired,
+            steps=steps,
+            shifts=shifts,
+            peak_tasks=peak_tasks,
+            minimum_minutes=minimum_minutes,
+            step_percent=step_percent,
+            step_bake_minutes=step_bake_minutes,
+            bake_minutes=bake_minutes,
+            bake_time_given=bake_time_given,
+            approvals=approvals,
+            hooks=hooks,
+        )
 
     @property
     def needs_approval(self) -> bool:

@@ -51,6 +51,9 @@ def table(name: str) -> Any:
     return boto3.resource("dynamodb").Table(name)
 
 
+SLACK_ANSWER_TIMEOUT_SECONDS = 10.0
+
+
 @functools.cache
 def deps() -> Any:
     """The flow's dependencies, built once per cold start."""
@@ -94,6 +97,9 @@ def deps() -> Any:
         ecr=aws.client("ecr"),
         stages=StageDeployer(store, aws.client("ecs"), aws.client("application-autoscaling")),
         approvals=approvals,
+        # Answers to Slack users after the work is done: no acknowledgement waits on them, so a
+        # slow Slack gets time (the function's timeout is 30 s).
+        slack=SlackNotifier(slack_settings, timeout=SLACK_ANSWER_TIMEOUT_SECONDS),
     )
 
 

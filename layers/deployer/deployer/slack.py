@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import json
 import logging
 import math
@@ -122,6 +124,7 @@ _SECTION_MAX: Final = 3000
 _BUTTON_VALUE_MAX: Final = ButtonElement.value_max_length
 _BUTTON_URL_MAX: Final = ButtonElement.url_max_length
 _USER_TEXT_MAX: Final = 500  # commit messages and reasons are cut to this many characters
+_MAX_HOUSEKEEPING_LINES: Final = 11  # a stage's scheduled tasks (at most 10) and the cleanup line
 
 _SLACK_ID: Final = re.compile(r"[A-Z0-9]{2,32}")
 _USER_MENTION: Final = re.compile(r"&lt;@([UW][A-Z0-9]{1,31})&gt;")
@@ -308,6 +311,8 @@ class ReleaseView:
     branch: str | None = None
     commit_message: str | None = None
     approval_expires_at: datetime | str | None = None
+    # the deploy-time settings the stage changes (`deployer.settings.summary`; secrets by name only)
+    settings_line: str | None = None
     # rollbacks
     stage_states: tuple[tuple[str, str], ...] = ()
     kind: str = "push"
@@ -316,6 +321,8 @@ class ReleaseView:
     target_task_definition: str | None = None
     # a stage of several services: one line per service (revision change and state)
     services: tuple[str, ...] = ()
+    # housekeeping: one line per scheduled task moved (or not) and for the revisions cleaned up
+    housekeeping: tuple[str, ...] = ()
 
     @property
     def is_rollback(self) -> bool:
@@ -489,6 +496,8 @@ def _detail_fields(view: ReleaseView) -> list[MarkdownTextObject]:
         texts.append("*Services*\n" + "\n".join(_user_text(line, 200) for line in view.services[:10]))
     if view.plan_line:
         texts.append(f"*Rollout*\n{_user_text(view.plan_line, 300)}")
+    if view.settings_line:
+        texts.append(f"*Settings*\n{_user_text(view.settings_line, 600)}")
     if view.is_rollback:
         if view.rollback_of:
             texts.append(f"*Undoes*\n{_user_text(view.rollback_of, 300)}")
@@ -620,6 +629,10 @@ def status_blocks(view: ReleaseView, *, interactive: bool = False) -> list[Block
     ]
     if view.reason:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=f"*Reason*\n{_user_text(view.reason)}")))
+    if view.housekeeping:
+        lines = "\n".join(f"• {_user_text(line, 500)}" for line in view.housekeeping[:_MAX_HOUSEKEEPING_LINES])
+        text = _cut(f"*Scheduled tasks and revisions*\n{lines}", _SECTION_MAX)
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=text)))
     links = [
         _link(url, label) for url, label in ((view.log_link, "Build log"), (view.service_link, "ECS service")) if url
     ]
@@ -795,6 +808,13 @@ class SlackNotifier:
             return False
         return True
 
+    def answer(self, response_url: str, mrkdwn: str) -> bool:
+        """An ephemeral answer to the user who clicked: a new message only they see (the original
+        stays), in mrkdwn the caller escaped (mentions and code spans survive)."""
+        text = _cut(mrkdwn, _SECTION_MAX)
+        blocks = [SectionBlock(text=MarkdownTextObject(text=text))]
+        return self.respond(response_url, blocks, text, replace_original=False)
+
     def respond(self, response_url: str, blocks: BlocksArg, text: str, *, replace_original: bool = True) -> bool:
         """Answer an interaction through its response_url (hooks.slack.com only: no SSRF)."""
         settings = self._load("respond") or SlackSettings()
@@ -898,9 +918,14 @@ def verify_request(
         raise SlackRequestRefused("stale request: timestamp more than 5 minutes off")
     verifier = SignatureVerifier(settings.signing_secret, clock=_FixedClock(current))
     try:
-        valid = verifier.is_valid(body=body, timestamp=timestamp, signature=signature)
+        valid = verifier.is_valid(body=body.decode("utf-8"), timestamp=timestamp, signature=signature)
     except UnicodeDecodeError:
-        valid = False
+        # slack_sdk signs text only; Slack's scheme is an HMAC of the raw bytes, so a body that is
+        # not UTF-8 is checked the same way here: signed, it is refused later as not an interaction
+        # (400); unsigned, it is refused now (401), like any other forgery.
+        base = b"v0:" + timestamp.encode("ascii") + b":" + body
+        expected = "v0=" + hmac.new(settings.signing_secret.encode(), base, hashlib.sha256).hexdigest()
+        valid = hmac.compare_digest(expected.encode("ascii"), signature.encode("utf-8", "replace"))
     if not valid:
         raise SlackRequestRefused("bad signature")
 
@@ -992,8 +1017,11 @@ def parse_interaction(body: bytes) -> Interaction:
         raise BadInput("interaction body too large")
     try:
         text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadInput("interaction body is not UTF-8 text") from None
+    try:
         form = urllib.parse.parse_qs(text, keep_blank_values=True, max_num_fields=16)
-    except (UnicodeDecodeError, ValueError):
+    except ValueError:
         raise BadInput("interaction body is not a form") from None
     payloads = form.get("payload")
     if not payloads or len(payloads) != 1:

@@ -3,11 +3,19 @@
 1. DescribeServices: live desiredCount, scheduling strategy, launch type, controller, current
    task definition (and, when the service scales, its Application Auto Scaling range).
 2. Validate the stage's rollout for that service with `deployer.rolling`; refused -> the release
-   ends INVALID_CONFIG and nothing is registered or updated.
-3. DescribeTaskDefinition (with tags), clone, swap images, RegisterTaskDefinition.
-4. UpdateService with the new task definition and the validated deploymentConfiguration, never
+   ends INVALID_CONFIG and nothing is registered or updated. The same for the stage's scheduled
+   tasks (`schedules:`): each must run the family of one of the stage's services in its cluster
+   (`deployer.housekeeping`).
+3. DescribeTaskDefinition (with tags), clone, swap images, set the stage's environment variables
+   and secret references (`deployer.settings`), RegisterTaskDefinition; the revision is recorded
+   as the deployer's (only those are ever cleaned up, `housekeeping.clean_up`). A container the
+   stage names that the task definition lacks (or secrets without an execution role, or a clone
+   above ECS's size limit) ends the release DEPLOY_FAILED with every problem, nothing registered.
+4. With `before:`, RunTask of the new revision first (`deployer.before`); the stage goes on when
+   its STOPPED event says the container exited 0.
+5. UpdateService with the new task definition and the validated deploymentConfiguration, never
    desiredCount (autoscaling owns it; REFERENCE.md "ECS rolling update").
-5. Record the PRIMARY deployment id, so ECS's deployment events find this stage.
+6. Record the PRIMARY deployment id, so ECS's deployment events find this stage.
 
 Every step is safe to repeat: the registered revision and the deployment id are recorded on the
 release as soon as they exist, so a redelivered event resumes instead of registering again.
@@ -17,15 +25,20 @@ order (`pipelines.lock_order`), describes and validates every service before the
 RegisterTaskDefinition (one refusal refuses the stage, listing every problem), registers one
 revision per distinct task definition (services that run the same revision share the new one),
 then sends one UpdateService per service and records each deployment id. `fail_services` puts the
-others back when one fails.
+others back when one fails. The stage's settings are keyed by container: each revision gets those
+of the containers it has, and a container that none of the services' task definitions has refuses
+the stage before any change. A `before:` task runs once, with the new revision of the service it
+names (`before.service`), before the first UpdateService.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
-from deployer import aws, ecs_deployments, rolling, taskdef
+from deployer import aws, before, ecs_deployments, rolling, taskdef
+from deployer import settings as deploy_settings
 from deployer.errors import DeploymentError
 from deployer.pipelines import ServiceTarget, lock_order
 from deployer.releases import (
@@ -43,10 +56,13 @@ if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
     from mypy_boto3_ecs.type_defs import ServiceTypeDef
 
+    from deployer.housekeeping import ScheduledTasks
     from deployer.pipelines import Pipeline, Stage
 
 DEPLOYABLE_FROM = frozenset({ReleaseState.BUILT, ReleaseState.DEPLOYING, ReleaseState.DEPLOYED})
-Outcome = Literal["deploying", "queued", "superseded", "invalid_config", "failed", "already_running", "ignored"]
+Outcome = Literal[
+    "deploying", "queued", "superseded", "invalid_config", "failed", "already_running", "ignored", "before_task"
+]
 
 
 @dataclass(frozen=True)
@@ -58,6 +74,8 @@ class ServiceView:
     task_definition: str
     facts: rolling.ServiceFacts
     primary_deployment_id: str | None
+    # the service as DescribeServices returned it: a before-task is placed and networked as it is
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -113,6 +131,7 @@ def describe_services(ecs: ECSClient, cluster: str, services: list[str]) -> tupl
                 task_definition=svc["taskDefinition"],
                 facts=_facts(svc),
                 primary_deployment_id=primary.get("id") if primary else None,
+                raw=dict(svc),
             )
     return views, missing
 
@@ -186,10 +205,21 @@ class StageDeployer:
         store: ReleaseStore,
         ecs: ECSClient,
         autoscaling: ApplicationAutoScalingClient | None = None,
+        schedules: ScheduledTasks | None = None,
     ) -> None:
         self.store = store
         self.ecs = ecs
         self.autoscaling = autoscaling
+        self._schedules = schedules
+
+    @property
+    def schedules(self) -> ScheduledTasks:
+        """The stages' scheduled tasks (EventBridge Scheduler and rules); clients built on first use."""
+        if self._schedules is None:
+            from deployer.housekeeping import ScheduledTasks
+
+            self._schedules = ScheduledTasks(aws.client("scheduler"), aws.client("events"))
+        return self._schedules
 
     def deploy(self, release: Release, pipeline: Pipeline, stage: Stage) -> StageResult:
         store = self.store
@@ -268,18 +298,21 @@ class StageDeployer:
 
     def _validate(
         self, release: Release, stage: Stage, targets: tuple[ServiceTarget, ...]
-    ) -> tuple[dict[str, ServiceView], dict[str, rolling.Validation], dict[str, dict[str, Any]], list[str]]:
+    ) -> tuple[dict[str, ServiceView], dict[str, rolling.Validation], dict[str, dict[str, Any]], _Problems]:
         """Describe and validate every service of the stage: its rollout for its desired count and
-        autoscaling range (`rolling.validate`), and, unless the release redeploys revisions that
-        exist (a rollback), that the containers to swap are in its task definition. Returns the
-        views, validations and described task definitions by service, and every problem found
-        (empty: go on). A service that does not exist or is not ACTIVE raises DeploymentError."""
+        autoscaling range (`rolling.validate`); unless the release redeploys revisions that exist (a
+        rollback), that each scheduled task runs one of the services' families in the cluster, and
+        that the clones can be registered: the containers to swap and those the settings name are
+        in the task definitions, secrets have an execution role, each clone fits ECS's size limit
+        (`taskdef.clone_problems`). Returns the views, validations and described task definitions by
+        service, and every problem found (empty: go on). A service that does not exist or is not
+        ACTIVE raises DeploymentError."""
         views, missing = describe_services(self.ecs, stage.cluster, [t.service for t in targets])
         if missing:
             raise DeploymentError("; ".join(missing))
         ranges = autoscaling_ranges(self.autoscaling, stage.cluster, [t.service for t in targets])
         several = len(targets) > 1
-        problems: list[str] = []
+        problems = _Problems()
         validations: dict[str, rolling.Validation] = {}
         for target in targets:
             facts = views[target.service].facts
@@ -289,22 +322,50 @@ class StageDeployer:
             validations[target.service] = validation
             if not validation.valid:
                 reason = "; ".join(f.message for f in validation.errors)
-                problems.append(f"{target.service}: {reason}" if several else reason)
+                problems.config.append(f"{target.service}: {reason}" if several else reason)
         described: dict[str, dict[str, Any]] = {}
         if release.target_task_definition_arn or release.target_task_definitions:
             return views, validations, described, problems
+        if stage.schedules:
+            # each scheduled task must run one of the services' families in this cluster (a rollback
+            # is never held back by them: its completion moves them back, or says why not)
+            refused = self.schedules.check(stage, *_families(targets, views))
+            if refused:
+                problems.config.append(f"scheduled tasks refused: {'; '.join(refused)}")
         if release.image_uri is None:
             raise DeploymentError(f"release {release.release_id} has no image to deploy")
+        registered = _registered(release.stages.get(stage.name))
+        settings = stage.deploy_settings()
         for target in targets:
-            if target.key in _registered(release.stages.get(stage.name)):
-                continue  # an earlier delivery registered its revision: nothing left to check
             current = views[target.service].task_definition
-            if current not in described:
+            if current not in described and target.key not in registered:
                 described[current] = taskdef.describe_task_definition(self.ecs, current)
-            try:
-                taskdef.changed_images(described[current], dict.fromkeys(target.containers, release.image_uri))
-            except taskdef.ContainerNotFound as exc:
-                problems.append(f"{target.service}: {exc}" if several else str(exc))
+        if not several:
+            target = targets[0]
+            if target.key not in registered:
+                images = dict.fromkeys(target.containers, release.image_uri)
+                described_now = described[views[target.service].task_definition]
+                problems.clone += taskdef.clone_problems(described_now, images, settings)
+            return views, validations, described, problems
+        # several services: each clone with the settings of the containers its task definition has
+        seen: set[tuple[str, tuple[str, ...]]] = set()
+        for target in targets:
+            current = views[target.service].task_definition
+            if target.key in registered or (current, target.containers) in seen:
+                continue
+            seen.add((current, target.containers))
+            sharing = [t.service for t in targets if views[t.service].task_definition == current]
+            images = dict.fromkeys(target.containers, release.image_uri)
+            own = settings.only(containers_of(described[current])) if settings else None
+            for problem in taskdef.clone_problems(described[current], images, own):
+                problems.clone.append(f"{', '.join(sharing) if len(sharing) > 1 else target.service}: {problem}")
+        if settings and not registered:
+            running: dict[str, list[str]] = {}
+            for target in targets:
+                running.setdefault(views[target.service].task_definition, []).append(target.service)
+            lacking = settings_in_none(settings, described, running)
+            if lacking:
+                problems.clone.append(lacking)
         return views, validations, described, problems
 
     def _deploy_locked(
@@ -312,13 +373,13 @@ class StageDeployer:
     ) -> StageResult:
         views, validations, described, problems = self._validate(release, stage, targets)
         if problems:
-            # a refused rollout is the configuration's (INVALID_CONFIG); containers missing from the
-            # services' task definitions alone fail the deployment, as ECS would refuse the revision
-            refused = any(not v.valid for v in validations.values())
-            state = ReleaseState.INVALID_CONFIG if refused else ReleaseState.DEPLOY_FAILED
-            return self.fail(release, stage, state, f"stage {stage.name}: {'; '.join(problems)}")
+            # a refused rollout or scheduled task is the configuration's (INVALID_CONFIG); clones that
+            # cannot be registered alone fail the deployment, as ECS would refuse the revision
+            state = ReleaseState.INVALID_CONFIG if problems.config else ReleaseState.DEPLOY_FAILED
+            suffix = "" if problems.config else " (nothing was registered)"
+            return self.fail(release, stage, state, f"stage {stage.name}: {problems.text()}{suffix}")
         if stage.several_services:
-            return self._deploy_several(release, stage, targets, views, validations, described)
+            return self._deploy_several(release, pipeline, stage, targets, views, validations, described)
         target = targets[0]
         view = views[target.service]
         validation = validations[target.service]
@@ -340,31 +401,39 @@ class StageDeployer:
             current = described.get(view.task_definition) or taskdef.describe_task_definition(
                 self.ecs, view.task_definition
             )
+            settings = stage.deploy_settings()
+            changed = deploy_settings.summary(taskdef.changed_settings(current, settings)) if settings else ""
             found = None
             if record is not None and record.registering_at:
                 # an earlier delivery got as far as registering: reuse its revision if it exists
-                found = taskdef.find_registered_clone(self.ecs, current, images)
+                found = taskdef.find_registered_clone(self.ecs, current, images, settings)
             else:
-                family = _short_arn(view.task_definition).split(":")[0]
                 self._record(
                     release,
                     stage,
                     target,
-                    f"registering a revision of {family}",
+                    f"registering a revision of {_family(view.task_definition)}"
+                    + (f" with {changed}" if changed else ""),
                     previous_task_definition_arn=view.task_definition,
                     registering_at=now_iso(),
                 )
-            registered = found or taskdef.register_clone_of(self.ecs, current, images)
+            registered = found or taskdef.register_clone_of(self.ecs, current, images, settings)
+            # Before the stage records it: a revision on record is one the deployer may clean up later.
+            store.record_registration(pipeline.name, stage.name, release.release_id, registered.arn)
             record = self._record(
                 release,
                 stage,
                 target,
-                f"registered {_short_arn(registered.arn)}",
+                f"registered {_short_arn(registered.arn)}" + (f" with {changed}" if changed else ""),
                 task_definition_arn=registered.arn,
                 previous_task_definition_arn=registered.previous_arn,
+                settings=changed or None,
             )
         new_arn = record.task_definition_arn
         assert new_arn is not None
+
+        if stage.before is not None and not release.is_rollback and record.before_state != before.BeforeState.SUCCEEDED:
+            return self._before_task(release, pipeline, stage, view, record, new_arn)
 
         deployment_id = self._update_service(release, stage, target, view, new_arn, validation)
         store.index_deployment(deployment_id, release.release_id, stage.name, target.cluster, target.service)
@@ -377,6 +446,79 @@ class StageDeployer:
             stages={**release.stages, stage.name: record},
         )
         return StageResult("deploying", release, deployment_id)
+
+    def _before_task(  # noqa: PLR0917 - the stage as _deploy_locked found it
+        self, release: Release, pipeline: Pipeline, stage: Stage, view: ServiceView, record: StageRecord, new_arn: str
+    ) -> StageResult:
+        """The stage's `before` task, before any UpdateService (`deployer.before`): RunTask once (its
+        intent recorded first, its clientToken the same on every redelivery) with `new_arn` (the new
+        revision of the service it runs with, `view`), then wait for its STOPPED event. A task already
+        running is waited for."""
+        assert stage.before is not None
+        step = stage.before.task
+        if record.before_state == before.BeforeState.RUNNING:
+            return StageResult("already_running", release, f"before-task {step} runs as {record.before_task_arn}")
+        if record.before_state == before.BeforeState.FAILED:
+            return StageResult("ignored", release, f"before-task {step} failed")
+        container = pipeline.before_container(stage)
+        described = taskdef.describe_task_definition(self.ecs, new_arn)["taskDefinition"]
+        definitions = {str(c.get("name")): c for c in described.get("containerDefinitions", [])}
+        if container is None or container not in definitions:
+            reason = (
+                f"stage {stage.name}: before.container {container or '(none named)'} is not a container of "
+                f"{_short_arn(new_arn)} ({', '.join(definitions) or 'no containers'}): nothing was run or deployed"
+            )
+            return self.fail(release, stage, ReleaseState.INVALID_CONFIG, reason)
+        token = record.before_token or before.token_for(release.release_id, stage.name, new_arn)
+        with_service = f", service {view.service}" if stage.several_services else ""
+        if record.before_state is None:
+            self.store.index_before_task(token, release.release_id, stage.name)
+            region = new_arn.split(":")[3] if new_arn.count(":") >= 5 else None
+            record = StageRecord(
+                **{
+                    **record.__dict__,
+                    "before_task": step,
+                    "before_state": before.BeforeState.STARTING.value,
+                    "before_token": token,
+                    "before_container": container,
+                    "before_started_at": now_iso(),
+                    "before_logs": before.log_target(definitions[container], region),
+                }
+            )
+            self.store.transition(
+                release,
+                ReleaseState.DEPLOYING,
+                stage=stage.name,
+                reason=f"starting before-task {step} ({_short_arn(new_arn)}, container {container}{with_service})",
+                stages={**release.stages, stage.name: record},
+            )
+        request = before.run_task_request(
+            stage.cluster,
+            view.raw,
+            new_arn,
+            container,
+            stage.before.command,
+            token,
+            release_id=release.release_id,
+            stage=stage.name,
+            step=step,
+        )
+        task_arn = before.run_task(self.ecs, request)
+        record = StageRecord(
+            **{**record.__dict__, "before_state": before.BeforeState.RUNNING.value, "before_task_arn": task_arn}
+        )
+        names = stage.service_names
+        updated = f"{', '.join(names)} {'are' if len(names) > 1 else 'is'} updated when it exits 0"
+        self.store.transition(
+            release,
+            ReleaseState.DEPLOYING,
+            stage=stage.name,
+            reason=f"before-task {step} running: task {_short_arn(task_arn)} on {stage.cluster} "
+            f"({_short_arn(new_arn)}, container {container}{with_service}); {updated}",
+            stages={**release.stages, stage.name: record},
+            announce=True,
+        )
+        return StageResult("before_task", release, task_arn)
 
     def _update_service(  # noqa: PLR0917 - one service of the stage, as validated
         self,
@@ -417,6 +559,7 @@ class StageDeployer:
         previous_task_definition_arn: str,
         task_definition_arn: str | None = None,
         registering_at: str | None = None,
+        settings: str | None = None,
     ) -> StageRecord:
         """Record the stage DEPLOYING with its revision (or the intent to register one)."""
         record = StageRecord(
@@ -427,6 +570,7 @@ class StageDeployer:
             task_definition_arn=task_definition_arn,
             previous_task_definition_arn=previous_task_definition_arn,
             registering_at=registering_at,
+            settings=settings,
         )
         self.store.transition(
             release,
@@ -442,15 +586,17 @@ class StageDeployer:
     def _deploy_several(  # noqa: PLR0917 - what _validate found
         self,
         release: Release,
+        pipeline: Pipeline,
         stage: Stage,
         targets: tuple[ServiceTarget, ...],
         views: dict[str, ServiceView],
         validations: dict[str, rolling.Validation],
         described: dict[str, dict[str, Any]],
     ) -> StageResult:
-        """Register the revisions (one per distinct task definition and containers), then one
-        UpdateService per service, in the stage's order; each step recorded as it is done, so a
-        redelivered event resumes where this one stopped."""
+        """Register the revisions (one per distinct task definition and containers), run the stage's
+        before-task (once, with the new revision of the service it names), then one UpdateService per
+        service, in the stage's order; each step recorded as it is done, so a redelivered event
+        resumes where this one stopped."""
         store = self.store
         existing = release.stages.get(stage.name)
         known = {s.key: s for s in existing.services or ()} if existing is not None else {}
@@ -470,13 +616,17 @@ class StageDeployer:
             existing.started_at if existing is not None and existing.state is StageState.DEPLOYING else now_iso()
         )
 
-        def save(reason: str) -> StageRecord:
+        def save(reason: str, **fields: Any) -> StageRecord:
+            # the stage's own fields (its before-task, its settings' summary) stay as recorded
+            current = release.stages.get(stage.name)
+            kept = {k: v for k, v in current.__dict__.items() if k in _STAGE_WIDE} if current is not None else {}
             record = StageRecord(
                 StageState.DEPLOYING,
                 stage.cluster,
                 "+".join(t.service for t in targets),
                 started_at=started_at,
                 services=[services[t.key] for t in targets],
+                **{**kept, **fields},
             )
             store.transition(
                 release,
@@ -498,7 +648,20 @@ class StageDeployer:
                 + ", ".join(f"{t.service} to {_short_arn(services[t.key].task_definition_arn or '')}" for t in targets)
             )
         else:
-            self._register_several(release, stage, targets, views, described, services, save)
+            self._register_several(release, pipeline, stage, targets, views, described, services, save)
+
+        record = release.stages[stage.name]
+        if stage.before is not None and not release.is_rollback and record.before_state != before.BeforeState.SUCCEEDED:
+            runs_with = pipeline.before_target(stage)
+            if runs_with is None:
+                reason = (
+                    f"stage {stage.name}: before.service {stage.before.service or '(none named)'} is not one of its "
+                    f"services ({', '.join(stage.service_names)}): nothing was run or deployed"
+                )
+                return self.fail(release, stage, ReleaseState.INVALID_CONFIG, reason)
+            new_arn = services[runs_with.key].task_definition_arn
+            assert new_arn is not None
+            return self._before_task(release, pipeline, stage, views[runs_with.service], record, new_arn)
 
         started: list[str] = []
         try:
@@ -516,11 +679,9 @@ class StageDeployer:
                 started.append(f"{target.service} {deployment_id} ({_short_arn(arn)})")
         except DeploymentError as exc:
             # ECS refused one UpdateService: the services already updated go back (fail_services)
-            record = StageRecord(
-                StageState.DEPLOYING,
-                stage.cluster,
-                "+".join(t.service for t in targets),
-                started_at=started_at,
+            record = replace(
+                release.stages[stage.name],
+                state=StageState.DEPLOYING,
                 services=[services[t.key] for t in targets],
             )
             failed = next(t for t in targets if not services[t.key].deployment_id)
@@ -541,6 +702,7 @@ class StageDeployer:
     def _register_several(  # noqa: PLR0917 - the stage as _deploy_several holds it
         self,
         release: Release,
+        pipeline: Pipeline,
         stage: Stage,
         targets: tuple[ServiceTarget, ...],
         views: dict[str, ServiceView],
@@ -549,9 +711,11 @@ class StageDeployer:
         save: Any,
     ) -> None:
         """One RegisterTaskDefinition per group of services that run the same revision and swap the
-        same containers: they get the same new revision. The intent to register is recorded for all
-        first; a service that recorded it in an earlier delivery looks for that revision before
-        registering (`taskdef.find_registered_clone`)."""
+        same containers: they get the same new revision, with the stage's settings for the containers
+        it has. The intent to register is recorded for all first; a service that recorded it in an
+        earlier delivery looks for that revision before registering (`taskdef.find_registered_clone`).
+        Each revision is recorded as the deployer's before the stage records it (cleaning up old
+        revisions touches only those)."""
         groups: dict[tuple[str, tuple[str, ...]], list[ServiceTarget]] = {}
         for target in targets:
             if services[target.key].task_definition_arn is None:
@@ -571,20 +735,31 @@ class StageDeployer:
                 for (current, _), group in groups.items()
             )
             save(f"registering {len(groups)} revision{plural}: {which}")
+        settings = stage.deploy_settings()
+        summary = release.stages[stage.name].settings
         for (current, containers), group in groups.items():
             images = dict.fromkeys(containers, release.image_uri or "")
             base = described.get(current) or taskdef.describe_task_definition(self.ecs, current)
+            own = settings.only(containers_of(base)) if settings else None
+            changed = deploy_settings.summary(taskdef.changed_settings(base, own)) if own else ""
             found = None
             if any(t.key in had_intent for t in group):
-                found = taskdef.find_registered_clone(self.ecs, base, images)
-            registered = found or taskdef.register_clone_of(self.ecs, base, images)
+                found = taskdef.find_registered_clone(self.ecs, base, images, own)
+            registered = found or taskdef.register_clone_of(self.ecs, base, images, own)
+            self.store.record_registration(pipeline.name, stage.name, release.release_id, registered.arn)
             for target in group:
                 services[target.key] = replace(
                     services[target.key],
                     task_definition_arn=registered.arn,
                     previous_task_definition_arn=registered.previous_arn,
                 )
-            save(f"registered {_short_arn(registered.arn)} for {', '.join(t.service for t in group)}")
+            with_settings = f" with {changed}" if changed else ""
+            if changed:  # `deployer status` and Slack: what each new revision sets, by revision
+                summary = "; ".join(filter(None, [summary, f"{changed} in {_short_arn(registered.arn)}"]))
+            save(
+                f"registered {_short_arn(registered.arn)} for {', '.join(t.service for t in group)}{with_settings}",
+                **({"settings": summary} if changed else {}),
+            )
 
     def fail_services(
         self,
@@ -689,6 +864,19 @@ class StageDeployer:
             )
         elif record is None:
             record = StageRecord(StageState.FAILED, stage.cluster, stage.service_names[0], started_at=now_iso())
+        elif record.services is not None:
+            # nothing of the stage was deployed (a refusal, a failed before-task): each service says so
+            record = replace(
+                record,
+                services=[
+                    svc
+                    if svc.deployment_id or svc.state is StageState.FAILED
+                    else replace(
+                        svc, state=StageState.FAILED, finished_at=now_iso(), reason=svc.reason or "not deployed"
+                    )
+                    for svc in record.services
+                ],
+            )
         record = StageRecord(
             **{**record.__dict__, "state": StageState.FAILED, "finished_at": now_iso(), "reason": reason}
         )
@@ -717,6 +905,92 @@ class StageDeployer:
         if record is None or record.services is None:
             return []
         return self.store.release_services(record.service_keys(), waiter_id)
+
+
+class _Problems:
+    """Why a stage must not deploy: the configuration's (a refused rollout or scheduled task:
+    INVALID_CONFIG) and the clones' (a container missing, secrets without an execution role, a
+    revision too large: DEPLOY_FAILED, as ECS would refuse them)."""
+
+    def __init__(self) -> None:
+        self.config: list[str] = []
+        self.clone: list[str] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.config or self.clone)
+
+    def text(self) -> str:
+        return "; ".join([*self.config, *self.clone])
+
+
+# StageRecord fields that describe the stage as a whole, kept as a stage of several records its services
+_STAGE_WIDE = frozenset(
+    {
+        "settings",
+        "before_task",
+        "before_state",
+        "before_token",
+        "before_task_arn",
+        "before_container",
+        "before_started_at",
+        "before_exit_code",
+        "before_logs",
+        "before_log_link",
+    }
+)
+
+
+def containers_of(described: Mapping[str, Any]) -> list[str]:
+    """The container names of a task definition (a DescribeTaskDefinition response, or the task
+    definition itself)."""
+    definition = described.get("taskDefinition", described)
+    return [str(c.get("name")) for c in definition.get("containerDefinitions") or ()]
+
+
+def _families(targets: tuple[ServiceTarget, ...], views: Mapping[str, ServiceView]) -> tuple[list[str], dict[str, str]]:
+    """The families the services run, and those that will have two new revisions (services running
+    different revisions of one family, or swapping different containers in it): family -> why."""
+    groups: dict[str, dict[tuple[str, tuple[str, ...]], list[str]]] = {}
+    for target in targets:
+        current = views[target.service].task_definition
+        groups.setdefault(_family(current), {}).setdefault((current, target.containers), []).append(target.service)
+    ambiguous = {
+        family: "services "
+        + " and ".join(f"{', '.join(names)} ({_short_arn(current)})" for (current, _), names in found.items())
+        + " each get a new revision of"
+        for family, found in groups.items()
+        if len(found) > 1
+    }
+    return list(groups), ambiguous
+
+
+def settings_in_none(
+    settings: deploy_settings.DeploySettings,
+    described: Mapping[str, Mapping[str, Any]],
+    running: Mapping[str, Sequence[str]],
+) -> str | None:
+    """Why the settings of a stage of several services cannot apply: the containers they name that
+    none of the services' task definitions has (`described` by ARN; `running`: ARN -> the services
+    that run it). None: each named container is in at least one of them."""
+    having = {name for d in described.values() for name in containers_of(d)}
+    lacking = [name for name in settings.containers if name not in having]
+    if not lacking:
+        return None
+    listed = ", ".join(repr(name) for name in lacking)
+    subject = f"container {listed} is" if len(lacking) == 1 else f"containers {listed} are"
+    where = "; ".join(
+        f"{_short_arn(arn)} ({', '.join(running.get(arn, ()))}): "
+        + (", ".join(repr(n) for n in containers_of(d)) or "none")
+        for arn, d in described.items()
+    )
+    return (
+        f"the settings name {subject} in none of the stage's task definitions ({where}): settings apply to "
+        "every service whose task definition has the container, and at least one must"
+    )
+
+
+def _family(task_definition_arn: str) -> str:
+    return _short_arn(task_definition_arn).split(":")[0]
 
 
 def _registered(record: StageRecord | None) -> set[str]:

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
+from deployer.housekeeping import cleanup_text, schedule_texts
 from deployer.releases import Release, ReleaseState, StageState
 
 if TYPE_CHECKING:
@@ -96,6 +97,10 @@ class StageStatus:
     task_definition: str | None
     reason: str | None
     services: tuple[ServiceStatus, ...] = ()  # a stage of several services: each one
+    settings: str | None = None  # what its revision's deploy-time settings changed (secrets by name)
+    # `before:` the stage's one-off task: "migrate SUCCEEDED (exit 0), task <id>", and its log link
+    before_text: str | None = None
+    before_log_link: str | None = None
 
     @property
     def label(self) -> str:
@@ -132,10 +137,18 @@ class ReleaseStatus:
     rollback_of: str | None = None
     requested_by: dict[str, Any] | None = None
     target_task_definition: str | None = None
+    # housekeeping: (stage, text) per scheduled task moved or not, and the revisions cleaned up
+    schedules: tuple[tuple[str, str], ...] = ()
+    cleanup: dict[str, Any] | None = None
 
     @property
     def is_rollback(self) -> bool:
         return self.kind == "rollback"
+
+    @property
+    def cleanup_text(self) -> str | None:
+        """`deregistered web:1, web:2; 10 kept (keepRevisions 10)`."""
+        return cleanup_text(self.cleanup)
 
     @property
     def requested_by_text(self) -> str | None:
@@ -146,7 +159,7 @@ class ReleaseStatus:
         if by.get("kind") == "slack":
             return f"Slack user {by.get('user', '?')}"
         principal = str(by.get("principal") or by.get("user") or "unknown")
-        return f"{_principal(principal)} (CLI)"
+        return f"{short_principal(principal)} (CLI)"
 
     @property
     def rollback_text(self) -> str | None:
@@ -179,6 +192,8 @@ class ReleaseStatus:
         data["stages"] = [asdict(stage) for stage in self.stages]  # a stage's `services` too
         data["decided_by_text"] = self.decided_by_text
         data["requested_by_text"] = self.requested_by_text
+        data["schedules"] = [{"stage": stage, "text": text} for stage, text in self.schedules]
+        data["cleanup_text"] = self.cleanup_text
         return data
 
 
@@ -203,7 +218,7 @@ def _parse(moment: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _principal(arn: str) -> str:
+def short_principal(arn: str) -> str:
     """`arn:aws:sts::123456789012:assumed-role/Ops/alice` -> `assumed-role/Ops/alice`."""
     parts = arn.split(":", 5)
     return parts[5] if len(parts) == 6 and parts[0] == "arn" and parts[5] else arn
@@ -287,6 +302,9 @@ def release_status(
                 )
                 if record
                 else (),
+                settings=record.settings if record else None,
+                before_text=_before_text(record) if record else None,
+                before_log_link=record.before_log_link if record else None,
             )
         )
     link: str | None = None
@@ -319,6 +337,8 @@ def release_status(
         rollback_of=release.rollback_of,
         requested_by=dict(release.requested_by) if release.requested_by else None,
         target_task_definition=release.target_task_definition_arn,
+        schedules=tuple(schedule_texts(release)),
+        cleanup=dict(release.cleanup) if release.cleanup else None,
     )
 
 
@@ -425,15 +445,20 @@ def _release_rows(out: io.StringIO, release: ReleaseStatus, width: int) -> None:
     if any(stage.state for stage in release.stages) or release.state == ReleaseState.AWAITING_APPROVAL:
         detail("stages", " · ".join(f"{stage.name} {_stage_label(release, stage)}" for stage in release.stages))
     for stage in release.stages:
-        if not stage.services:
-            continue
-        # a stage of several services: where each one stands, on one line when it fits, else one each
-        line = f"{stage.name}: " + " · ".join(service.text for service in stage.services)
-        if len(line) <= room:
-            detail("services", line)
-            continue
-        for index, service in enumerate(stage.services):
-            detail("services" if index == 0 else "", f"{stage.name}: {service.text}")
+        if stage.services:
+            # a stage of several services: where each one stands, on one line when it fits, else one each
+            line = f"{stage.name}: " + " · ".join(service.text for service in stage.services)
+            if len(line) <= room:
+                detail("services", line)
+            else:
+                for index, service in enumerate(stage.services):
+                    detail("services" if index == 0 else "", f"{stage.name}: {service.text}")
+        if stage.settings:
+            detail("settings", f"{stage.name} {stage.settings}")
+        if stage.before_text:
+            detail("before", f"{stage.name}: {stage.before_text}")
+            if stage.before_log_link and stage.before_text.split(" ", 2)[1] == "FAILED":
+                detail("task log", stage.before_log_link, cut=False)
     if release.reason:
         detail("reason", release.reason)
     if release.state == ReleaseState.AWAITING_APPROVAL:
@@ -446,6 +471,19 @@ def _release_rows(out: io.StringIO, release: ReleaseStatus, width: int) -> None:
         detail("build log", release.log_link, cut=False)
     if release.decided_by_text:
         detail("decided", release.decided_by_text)
+    for stage_name, text in release.schedules:
+        detail("schedule", f"{stage_name}: {text}")
+    if release.cleanup_text:
+        detail("cleanup", release.cleanup_text)
+
+
+def _before_text(record: Any) -> str | None:
+    """`migrate SUCCEEDED (exit 0), task 99d17f4bc6cd…` for a stage that ran a before-task."""
+    if not record.before_task:
+        return None
+    code = f" (exit {record.before_exit_code})" if record.before_exit_code is not None else ""
+    task = f", task {record.before_task_arn.rsplit('/', 1)[-1]}" if record.before_task_arn else ""
+    return f"{record.before_task} {record.before_state or 'STARTING'}{code}{task}"
 
 
 def _stage_label(release: ReleaseStatus, stage: StageStatus) -> str:

@@ -6,7 +6,9 @@ such as `ipcMode`) and remove exactly the keys that RegisterTaskDefinition refus
 (REFERENCE.md, "Cloning a task definition").
 
 The pure functions (`parse_image_uri`, `clone_for_images`, `changed_images`,
-`images_already_match`) build and compare requests; `describe_task_definition`,
+`images_already_match`, `changed_settings`, `clone_problems`) build and compare requests; the
+clone also carries a deploy's settings (environment variables and secret references,
+`deployer.settings`); `describe_task_definition`,
 `register_clone_of` and `register_clone` are the thin adapter that talks to ECS and turns its
 error codes into domain exceptions.
 """
@@ -23,6 +25,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from deployer import aws
 from deployer.errors import BadInput, DeploymentError, TransientError
+from deployer.settings import DeploySettings, SettingChange, deploy_problems
+from deployer.settings import changes as setting_changes
+from deployer.settings import merge as merge_settings
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
@@ -36,8 +41,11 @@ __all__ = [
     "TaskDefinitionNotFound",
     "TaskDefinitionRefused",
     "changed_images",
+    "changed_settings",
     "clone_for_images",
+    "clone_problems",
     "describe_task_definition",
+    "find_registered_clone",
     "images_already_match",
     "parse_image_uri",
     "register_clone",
@@ -219,28 +227,66 @@ def settable_tags(tags: Iterable[Mapping[str, str]] | None) -> list[dict[str, st
     return [dict(tag) for tag in tags or () if not str(tag.get("key", "")).lower().startswith(RESERVED_TAG_PREFIX)]
 
 
-def clone_for_images(described: Mapping[str, Any], images: Mapping[str, str]) -> dict[str, Any]:
+def clone_for_images(
+    described: Mapping[str, Any], images: Mapping[str, str], settings: DeploySettings | None = None
+) -> dict[str, Any]:
     """Build the RegisterTaskDefinition request that copies `described` with other images.
 
     `described` is a DescribeTaskDefinition response made with `include=['TAGS']`, where `tags`
     sits beside `taskDefinition` (REFERENCE.md). Exactly READ_ONLY_KEYS are removed and nothing
-    else; the `image` of each container named in `images` is replaced; tags are kept except the
-    reserved `aws:` ones, and `tags` is omitted when none remain because ECS refuses an empty
-    list. The request is a deep copy: the input is never changed. It is built even when the
-    images already match; `images_already_match` lets a caller skip registering.
+    else; the `image` of each container named in `images` is replaced; `settings` (environment
+    variables and secret references, `deployer.settings.merge`) are set in the containers they
+    name; tags are kept except the reserved `aws:` ones, and `tags` is omitted when none remain
+    because ECS refuses an empty list. The request is a deep copy: the input is never changed. It
+    is built even when nothing changes; `images_already_match` lets a caller skip registering.
     """
     definition = _task_definition_of(described)
-    _check_images(images)
-    _require_containers(definition, images)
+    _check_images(images, settings)
+    _require_containers(definition, images, settings)
+    return _clone(described, definition, images, settings)
+
+
+def _clone(
+    described: Mapping[str, Any],
+    definition: Mapping[str, Any],
+    images: Mapping[str, str],
+    settings: DeploySettings | None,
+) -> dict[str, Any]:
     request = {key: copy.deepcopy(value) for key, value in definition.items() if key not in READ_ONLY_KEYS}
     for container in request.get("containerDefinitions") or ():
         name = container.get("name")
         if name in images:
             container["image"] = images[name]
+    if settings:
+        merge_settings(request, settings)
     tags = settable_tags(described.get("tags"))
     if tags:
         request["tags"] = tags
     return request
+
+
+def clone_problems(
+    described: Mapping[str, Any], images: Mapping[str, str], settings: DeploySettings | None = None
+) -> list[str]:
+    """Every reason `clone_for_images(described, images, settings)` must not be registered: the
+    containers it names that the task definition lacks, secrets without a task execution role, a
+    clone above ECS's task definition size limit. Empty: register it. Lets a stage refuse with
+    every problem at once, before any change."""
+    definition = _task_definition_of(described)
+    chosen = settings or DeploySettings()
+    return deploy_problems(
+        definition, chosen, image_containers=images, request=_clone(described, definition, images, chosen)
+    )
+
+
+def changed_settings(described: Mapping[str, Any], settings: DeploySettings) -> list[SettingChange]:
+    """The environment variables and secrets `settings` would add, change or remove in the running
+    revision `described`, container by container (secrets by reference, never by value)."""
+    definition = _task_definition_of(described)
+    _require_containers(definition, {}, settings)
+    after = {"containerDefinitions": copy.deepcopy(list(definition.get("containerDefinitions") or ()))}
+    merge_settings(after, settings)
+    return setting_changes(definition, after)
 
 
 def changed_images(described: Mapping[str, Any], images: Mapping[str, str]) -> dict[str, tuple[str, str]]:
@@ -279,11 +325,14 @@ def describe_task_definition(ecs: ECSClient, task_definition: str) -> dict[str, 
 
 
 def register_clone_of(
-    ecs: ECSClient, described: Mapping[str, Any], images: Mapping[str, str]
+    ecs: ECSClient,
+    described: Mapping[str, Any],
+    images: Mapping[str, str],
+    settings: DeploySettings | None = None,
 ) -> RegisteredTaskDefinition:
-    """Register `clone_for_images(described, images)`; for callers that described already
-    (to show `changed_images` or to skip when `images_already_match`)."""
-    request = clone_for_images(described, images)
+    """Register `clone_for_images(described, images, settings)`; for callers that described
+    already (to show `changed_images` or to skip when `images_already_match`)."""
+    request = clone_for_images(described, images, settings)
     family = request.get("family")
     previous_arn = str(_task_definition_of(described).get("taskDefinitionArn", ""))
     try:
@@ -310,13 +359,19 @@ def register_clone_of(
 
 
 def find_registered_clone(
-    ecs: ECSClient, described: Mapping[str, Any], images: Mapping[str, str], *, look_at: int = 10
+    ecs: ECSClient,
+    described: Mapping[str, Any],
+    images: Mapping[str, str],
+    settings: DeploySettings | None = None,
+    *,
+    look_at: int = 10,
 ) -> RegisteredTaskDefinition | None:
-    """The revision `register_clone_of(ecs, described, images)` registered before, if any: a
-    newer revision of the same family whose registrable content is exactly that clone. Used only
-    when a stage recorded that it was about to register and no revision was recorded after, so a
-    redelivered event reuses the revision instead of registering a second one (invariant 1)."""
-    expected = clone_for_images(described, images)
+    """The revision `register_clone_of(ecs, described, images, settings)` registered before, if
+    any: a newer revision of the same family whose registrable content is exactly that clone, its
+    settings included. Used only when a stage recorded that it was about to register and no
+    revision was recorded after, so a redelivered event reuses the revision instead of registering
+    a second one (invariant 1)."""
+    expected = clone_for_images(described, images, settings)
     family = str(expected.get("family"))
     previous = _task_definition_of(described)
     previous_revision = int(previous.get("revision", 0))
@@ -332,7 +387,10 @@ def find_registered_clone(
         reverse=True,
     )
     for revision, arn in newer[:look_at]:
-        if clone_for_images(describe_task_definition(ecs, arn), images) == expected:
+        candidate = describe_task_definition(ecs, arn)
+        # as registered: nothing applied to it again, so a revision that lacks the settings (or
+        # runs another image) is never taken for the clone
+        if _clone(candidate, _task_definition_of(candidate), {}, None) == expected:
             return RegisteredTaskDefinition(
                 arn=arn, family=family, revision=revision, previous_arn=str(previous.get("taskDefinitionArn", ""))
             )
@@ -354,8 +412,8 @@ def _task_definition_of(described: Mapping[str, Any]) -> Mapping[str, Any]:
     return definition
 
 
-def _check_images(images: Mapping[str, str]) -> None:
-    if not images:
+def _check_images(images: Mapping[str, str], settings: DeploySettings | None = None) -> None:
+    if not images and not settings:
         raise BadInput("no container image given: name at least one container and its IMAGE_URI")
     for container, uri in images.items():
         try:
@@ -364,9 +422,12 @@ def _check_images(images: Mapping[str, str]) -> None:
             raise InvalidImageUri(uri, error.reason, container=container) from None
 
 
-def _require_containers(definition: Mapping[str, Any], images: Mapping[str, str]) -> None:
+def _require_containers(
+    definition: Mapping[str, Any], images: Mapping[str, str], settings: DeploySettings | None = None
+) -> None:
     present = [str(container.get("name")) for container in definition.get("containerDefinitions") or ()]
-    missing = [name for name in images if name not in present]
+    named = dict.fromkeys([*images, *(settings.containers if settings else ())])
+    missing = [name for name in named if name not in present]
     if missing:
         raise ContainerNotFound(missing, present, definition.get("taskDefinitionArn"))
 

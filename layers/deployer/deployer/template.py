@@ -15,7 +15,8 @@ class _CfnLoader(yaml.SafeLoader):
 
 
 def _intrinsic(loader: _CfnLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    # !Ref and !Condition are the two short forms without "Fn::" (`{"Condition": name}` in a Rule or an Fn::Or).
+    name = suffix if suffix in {"Ref", "Condition"} else f"Fn::{suffix}"
     if isinstance(node, yaml.ScalarNode):
         value: Any = loader.construct_scalar(node)
         if suffix == "GetAtt":

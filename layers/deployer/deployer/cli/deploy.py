@@ -2,8 +2,16 @@
 
 Prints the plan (images old -> new, the deployment configuration before -> after, the rollout
 drawing, warnings), then registers the new revision and calls UpdateService (never with
-desiredCount) unless --dry-run. The AWS account, region and endpoint are boto3's usual ones
-(AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL...), so it works against moto server too.
+desiredCount) unless --dry-run. The AWS account, region and endpoint are the SDK's usual ones
+(AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL...), so it works against moto server too; the clients
+are botocore's alone (`deployer.aws.cli_client`): boto3 is not imported.
+
+With --wait it prints a line whenever the deployment changes (UTC time, rollout state, the new
+revision's running/desired and pending tasks, the older deployments' tasks, failed tasks, and for
+BLUE_GREEN, LINEAR and CANARY the lifecycle stage from DescribeServiceDeployments), polling
+DescribeServices every 2 s while things move and backing off to 30 s while they do not, never past
+the timeout. --quiet keeps it silent until the end; with --json each change is one JSON line
+(`{"progress": ...}`) and the result the last line.
 
 Exit status: 0 deployed or nothing to do (and, with --wait, the deployment COMPLETED), 1 refused
 (nothing changed), an AWS failure (one line), or with --wait a FAILED or unfinished deployment,
@@ -20,14 +28,16 @@ import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 from deployer.cli import UsageError
 from deployer.cli.signals import shielded
 
 if TYPE_CHECKING:
-    from deployer.oneshot import ConfigChange, DeployPlan, DeployResult
+    from deployer.oneshot import ConfigChange, DeploymentCounts, DeployPlan, DeployResult, Progress
     from deployer.rolling import Finding
+    from deployer.settings import DeploySettings
 
 CIRCUIT_BREAKER = {
     "rollback": {"enable": True, "rollback": True},
@@ -68,6 +78,27 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--image", action="append", metavar="URI", help="its new image, with a tag or a digest (repeatable)"
     )
+    parser.add_argument(
+        "--env",
+        action="append",
+        nargs=2,
+        metavar=("CONTAINER", "NAME=VALUE"),
+        help="set an environment variable of a container in the new revision (repeatable)",
+    )
+    parser.add_argument(
+        "--secret",
+        action="append",
+        nargs=2,
+        metavar=("CONTAINER", "NAME=REFERENCE"),
+        help="set a secret of a container: a Secrets Manager secret ARN or an SSM parameter ARN or name (repeatable)",
+    )
+    parser.add_argument(
+        "--unset",
+        action="append",
+        nargs=2,
+        metavar=("CONTAINER", "NAME"),
+        help="remove an environment variable or secret from a container (repeatable)",
+    )
     parser.add_argument("--min", type=_whole_number, metavar="PERCENT", help="minimumHealthyPercent")
     parser.add_argument("--max", type=_whole_number, metavar="PERCENT", help="maximumPercent")
     parser.add_argument(
@@ -85,20 +116,67 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout", type=_seconds, metavar="SECONDS", help="with --wait: give up waiting after this long (default 900)"
     )
+    parser.add_argument("--quiet", action="store_true", help="with --wait: no progress lines, only the outcome")
     parser.set_defaults(handler=run)
+
+
+WAIT_POLL_SECONDS = 2.0
+WAIT_MAX_POLL_SECONDS = 30.0
 
 
 # -- arguments ------------------------------------------------------------------------------------
 
 
-def images_from(args: argparse.Namespace) -> dict[str, str]:
-    """--container/--image pairs, each image checked; UsageError for anything unusable."""
+def settings_from(args: argparse.Namespace) -> DeploySettings:
+    """--env, --secret and --unset, checked as a pipeline's stage settings are; UsageError for
+    anything unusable, naming every problem."""
+    from deployer.settings import DeploySettings, problems
+
+    environment: dict[str, dict[str, str]] = {}
+    secrets: dict[str, dict[str, str]] = {}
+    unset: dict[str, list[str]] = {}
+    for option, pairs, into in (("--env", args.env, environment), ("--secret", args.secret, secrets)):
+        for container, assignment in pairs or ():
+            name, equals, value = assignment.partition("=")
+            if not equals:
+                raise UsageError(f"{option} {container} {assignment!r}: give NAME=VALUE")
+            values = into.setdefault(container, {})
+            if name in values:
+                raise UsageError(f"{option}: {name!r} of container {container!r} is given twice")
+            values[name] = value
+    for container, name in args.unset or ():
+        unset.setdefault(container, []).append(name)
+    chosen = DeploySettings(environment=environment, secrets=secrets, unset=unset)
+    found = problems(chosen)
+    if found:
+        raise UsageError("; ".join(_option_text(problem.format()) for problem in found))
+    return chosen
+
+
+def _option_text(text: str) -> str:
+    """`secrets.web.DB: ...` -> `--secret web DB: ...`: say it in the command's words."""
+    for key, option in (("environment.", "--env "), ("secrets.", "--secret "), ("unset.", "--unset ")):
+        if text.startswith(key):
+            where, _, why = text.partition(": ")
+            container, _, name = where.removeprefix(key).partition(".")
+            return f"{option}{container} {name.split('[')[0]}".rstrip() + f": {why}"
+    return text
+
+
+def images_from(args: argparse.Namespace, *, settings: bool = False) -> dict[str, str]:
+    """--container/--image pairs, each image checked; UsageError for anything unusable. With
+    `settings` (--env, --secret or --unset given) no image is needed."""
     from deployer.taskdef import InvalidImageUri, parse_image_uri
 
     containers: list[str] = args.container or []
     images: list[str] = args.image or []
     if not containers and not images:
-        raise UsageError("name at least one container and its new image: --container NAME --image URI")
+        if settings:
+            return {}
+        raise UsageError(
+            "name at least one container and its new image (--container NAME --image URI), or a setting "
+            "(--env, --secret, --unset)"
+        )
     if len(containers) != len(images):
         raise UsageError(
             f"--container and --image go in pairs: got {len(containers)} --container and {len(images)} --image"
@@ -130,18 +208,20 @@ def requested_from(args: argparse.Namespace) -> dict[str, Any]:
 def make_plan(args: argparse.Namespace) -> DeployPlan:
     """Check the arguments, then read the service (DescribeServices, DescribeScalableTargets,
     DescribeTaskDefinition) and plan the deploy."""
-    images = images_from(args)
+    settings = settings_from(args)
+    images = images_from(args, settings=bool(settings))
     requested = requested_from(args)
     from deployer import aws
     from deployer.oneshot import plan_deploy
 
     return plan_deploy(
-        aws.client("ecs"),
+        aws.cli_client("ecs"),
         args.cluster,
         args.service,
         images,
         requested,
-        autoscaling=aws.client("application-autoscaling"),
+        autoscaling=aws.cli_client("application-autoscaling"),
+        settings=settings,
     )
 
 
@@ -153,6 +233,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--timeout goes with --wait")
     if args.wait and args.dry_run:
         raise UsageError("--wait has nothing to wait for with --dry-run")
+    if args.quiet and not args.wait:
+        raise UsageError("--quiet goes with --wait")
     return guarded("deploy", lambda: _deploy(args))
 
 
@@ -201,13 +283,14 @@ def _deploy(args: argparse.Namespace) -> int:
         say("Refused: nothing was registered or updated.")
         return 1
     if plan.nothing_to_do:
-        say(f"Nothing to do: {plan.cluster}/{plan.service} already runs these images with this configuration.")
+        what = ("these images and settings" if plan.images else "these settings") if plan.settings else "these images"
+        say(f"Nothing to do: {plan.cluster}/{plan.service} already runs {what} with this configuration.")
         return 0
     if args.dry_run:
         say(f"Dry run: nothing was registered or updated ({_intent(plan)}).")
         return 0
     with shielded():  # RegisterTaskDefinition then UpdateService: a stop signal waits for both
-        result = deploy(aws.client("ecs"), plan)
+        result = deploy(aws.cli_client("ecs"), plan)
     say(result_text(plan, result))
     if not args.wait or result.deployment_id is None:
         return 0
@@ -215,10 +298,19 @@ def _deploy(args: argparse.Namespace) -> int:
     say(f"Waiting for {result.deployment_id} to complete or fail (timeout {timeout:.0f} s)...")
     with goes_on_without_us(plan.cluster, plan.service, result.deployment_id):
         outcome = wait_for_deployment(
-            aws.client("ecs"), plan.cluster, plan.service, result.deployment_id, timeout=timeout
+            aws.cli_client("ecs"),
+            plan.cluster,
+            plan.service,
+            result.deployment_id,
+            timeout=timeout,
+            poll_seconds=WAIT_POLL_SECONDS,
+            max_poll_seconds=WAIT_MAX_POLL_SECONDS,
+            lifecycle=plan.strategy != "ROLLING",
+            on_progress=None if args.quiet else lambda progress: say(progress_text(progress)),
         )
     if outcome.state in FINAL_ROLLOUT_STATES:
-        say(f"Deployment {result.deployment_id} {outcome.state} after {outcome.waited_seconds:.0f} s: {outcome.reason}")
+        reason = f": {outcome.reason}" if outcome.reason else ""
+        say(f"Deployment {result.deployment_id} {outcome.state} after {outcome.waited_seconds:.0f} s{reason}")
     else:
         say(f"Deployment {result.deployment_id}: {outcome.reason}")
     return 0 if outcome.succeeded else 1
@@ -234,22 +326,58 @@ def _deploy_json(args: argparse.Namespace, plan: DeployPlan) -> int:
         code = 1
     elif not args.dry_run:
         with shielded():  # RegisterTaskDefinition then UpdateService: a stop signal waits for both
-            result = deploy(aws.client("ecs"), plan)
+            result = deploy(aws.cli_client("ecs"), plan)
         if args.wait and result.deployment_id is not None:
             with goes_on_without_us(plan.cluster, plan.service, result.deployment_id):
                 rollout = wait_for_deployment(
-                    aws.client("ecs"),
+                    aws.cli_client("ecs"),
                     plan.cluster,
                     plan.service,
                     result.deployment_id,
                     timeout=args.timeout or DEFAULT_TIMEOUT_SECONDS,
+                    poll_seconds=WAIT_POLL_SECONDS,
+                    max_poll_seconds=WAIT_MAX_POLL_SECONDS,
+                    lifecycle=plan.strategy != "ROLLING",
+                    on_progress=None if args.quiet else _json_line,
                 )
             result = dataclasses.replace(result, rollout=rollout)
         document["result"] = result.to_dict()
         if result.rollout is not None and not result.rollout.succeeded:
             code = 1
-    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+    if args.wait:  # JSON lines: the progress lines went out one object a line, so does the result
+        sys.stdout.write(json.dumps(document, default=str) + "\n")
+    else:
+        sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
     return code
+
+
+def _json_line(progress: Progress) -> None:
+    sys.stdout.write(json.dumps({"progress": progress.to_dict()}) + "\n")
+    sys.stdout.flush()
+
+
+def _tasks(counts: DeploymentCounts) -> str:
+    text = f"{counts.running}/{counts.desired} running"
+    if counts.pending:
+        text += f", {counts.pending} pending"
+    return text
+
+
+def progress_text(progress: Progress) -> str:
+    """`12:00:04Z IN_PROGRESS  web:8 2/4 running, 2 pending · old web:7 4/4 running · lifecycle SCALE_UP`."""
+    new = progress.deployment
+    parts = [f"{short_arn(new.task_definition)} {_tasks(new)}"]
+    if new.failed:
+        parts.append(f"{new.failed} failed task{'s' if new.failed != 1 else ''}")
+    for other in progress.others:
+        if other.status == "INACTIVE":
+            continue
+        parts.append(f"old {short_arn(other.task_definition)} {_tasks(other)}")
+    if not [o for o in progress.others if o.status != "INACTIVE"]:
+        parts.append("no older deployment left")
+    if progress.lifecycle_stage:
+        parts.append(f"lifecycle {progress.lifecycle_stage}")
+    return f"{progress.at.astimezone(UTC):%H:%M:%S}Z {(new.rollout_state or 'IN_PROGRESS'):<11}  " + " · ".join(parts)
 
 
 # -- text -----------------------------------------------------------------------------------------
@@ -287,7 +415,29 @@ def header_text(plan: DeployPlan) -> str:
     )
 
 
+def settings_text(plan: DeployPlan) -> str:
+    """The environment variables and secrets the deploy changes (secrets by reference)."""
+    if not plan.settings:
+        return ""
+    from deployer.settings import by_container
+
+    lines = ["Environment and secrets:"]
+    for container, changes in by_container(plan.setting_changes):
+        lines.extend(f"  {container}: {change.detail()} ({change.change})" for change in changes)
+    if len(lines) == 1:
+        lines.append("  (no change: the running revision has these settings)")
+    from deployer.settings import role_note
+
+    references = [c.after[1] for c in plan.setting_changes if c.after is not None and c.after[0] == "secret"]
+    note = role_note((plan.described.get("taskDefinition") or {}).get("executionRoleArn"), references)
+    if note:
+        lines.append(f"  Note: {note}.")
+    return "\n".join(lines)
+
+
 def images_text(plan: DeployPlan) -> str:
+    if not plan.images:
+        return ""
     lines = ["Images:"]
     for name, image in plan.images.items():
         if name in plan.image_changes:
@@ -332,7 +482,13 @@ def plan_text(plan: DeployPlan) -> str:
     the rollout drawing, then warnings and notes (no drawing nor notes when there is nothing to do)."""
     from deployer.render import plan_text as draw
 
-    parts = [header_text(plan), images_text(plan), config_text(plan), findings_text("Errors", plan.errors)]
+    parts = [
+        header_text(plan),
+        images_text(plan),
+        settings_text(plan),
+        config_text(plan),
+        findings_text("Errors", plan.errors),
+    ]
     if plan.rollout is not None and not plan.nothing_to_do:
         after = plan.config_after
         parts.append(
@@ -349,7 +505,7 @@ def plan_text(plan: DeployPlan) -> str:
 
 
 def _intent(plan: DeployPlan) -> str:
-    if plan.images_changed:
+    if plan.registers:
         return f"a deploy would register a new revision of {plan.registration.get('family')} and call UpdateService"
     return "a deploy would call UpdateService with the new deployment configuration"
 
@@ -363,6 +519,7 @@ def result_text(plan: DeployPlan, result: DeployResult) -> str:
             f"{short_arn(result.task_definition_arn)}."
         )
     return (
-        f"No new revision: the images already match ({short_arn(result.task_definition_arn)}).\n"
+        f"No new revision: the images{' and settings' if plan.settings else ''} already match "
+        f"({short_arn(result.task_definition_arn)}).\n"
         f"Updated the deployment configuration of {where}; its PRIMARY deployment is {result.deployment_id}."
     )

@@ -1,7 +1,9 @@
 """`deployer diff`: what `deployer deploy` with the same arguments would change, without changing it.
 
 The task definition part is a unified diff of the RegisterTaskDefinition request (JSON, keys
-sorted) against the running revision's registrable fields: only `image` lines should differ.
+sorted) against the running revision's registrable fields: only `image` lines, and the
+`environment` / `secrets` entries that --env, --secret and --unset change, should differ (secrets
+by reference: the deployer never reads a secret's value).
 The deployment configuration part lists each field before -> after.
 
 Exit status, like diff(1): 0 no change, 3 changes (1 is taken by "refused", as for `deploy`),
@@ -24,6 +26,7 @@ from deployer.cli.deploy import (
     guarded,
     make_plan,
     say,
+    settings_text,
     short_arn,
 )
 
@@ -66,11 +69,12 @@ def _diff(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
         return code
     where = f"{plan.cluster}/{plan.service}"
-    if plan.images_changed:
+    if plan.registers:
         say(f"Task definition of {where} ({short_arn(plan.task_definition_arn)}):")
         say("\n".join(plan.task_definition_diff))
+        say(settings_text(plan))
     else:
-        running = ", ".join(f"{name} runs {image}" for name, image in plan.images.items())
+        running = ", ".join(f"{name} runs {image}" for name, image in plan.images.items()) or "settings as asked"
         say(f"Task definition of {where}: no change ({running}).")
     say(config_text(plan))
     say(findings_text("Errors", plan.errors))
@@ -78,7 +82,7 @@ def _diff(args: argparse.Namespace) -> int:
     if code == EXIT_REFUSED:
         say("Refused: `deployer deploy` with these arguments would be refused (nothing would change).")
     elif code == EXIT_CHANGES:
-        changed = ["the task definition (a new revision)"] if plan.images_changed else []
+        changed = ["the task definition (a new revision)"] if plan.registers else []
         changed += ["the deployment configuration"] if plan.config_changed else []
         say(f"Changes: {' and '.join(changed)}.")
     else:

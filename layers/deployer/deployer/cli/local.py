@@ -47,7 +47,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from deployer import localrun
 from deployer.cli import UsageError
-from deployer.cli.status import read_state_text
+from deployer.cli.target import read_state_text
 from deployer.local.stack import process_running
 from deployer.localrun import InvokeResult, LocalRunError
 
@@ -171,6 +171,18 @@ def register(parser: argparse.ArgumentParser) -> None:
         metavar="STAGE",
         help="make the SIMULATED ECS rollout of this stage fail (dev, prod, or cluster/service)",
     )
+    up.add_argument(
+        "--before",
+        action="store_true",
+        help="publish the demo pipeline whose prod runs a before-task (migrate) before its service is updated",
+    )
+    up.add_argument(
+        "--fail-before",
+        action="append",
+        default=[],
+        metavar="STAGE",
+        help="make the SIMULATED before-task of this stage exit 1 (a failing migration)",
+    )
     up.add_argument("--build-dir", type=Path, default=Path(".aws-sam/build"), help="the sam build output")
     up.add_argument(
         "--blue-green",
@@ -181,6 +193,13 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--several-services",
         action="store_true",
         help="run a worker service beside web; the demo pipeline's stages deploy both in one step",
+    )
+    up.add_argument(
+        "--source",
+        choices=["codecommit", "github", "gitlab"],
+        default="codecommit",
+        help="where the demo pipeline's pushes come from: github or gitlab add a remote whose hook sends the "
+        "signed push webhook to the local OnWebhookFunction URL",
     )
     up.add_argument(
         "--hook-timeout",
@@ -234,12 +253,15 @@ def up_command(args: argparse.Namespace) -> int:
         StackOptions(
             build_dir=args.build_dir,
             fail_stages=tuple(args.fail_stage),
+            fail_before=tuple(args.fail_before),
+            before=args.before or bool(args.fail_before),
             blue_green=args.blue_green,
             several_services=args.several_services,
             hook_timeout_seconds=args.hook_timeout,
             command="deployer local up"
             + (" --blue-green" if args.blue_green else "")
             + (" --several-services" if args.several_services else ""),
+            source=args.source,
         )
     )
     try:

@@ -14,11 +14,8 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import re
 import sys
-from collections.abc import Mapping, Sequence
-from typing import Any, TextIO
 
 from deployer.cli import UsageError
 from deployer.render import ASCII, UNICODE, draw_plan, draw_traffic_plan, duration_text, tasks_text
@@ -41,6 +38,11 @@ from deployer.rolling import (
     traffic_warnings,
     validate,
 )
+
+TYPE_CHECKING = False  # `deployer plan` starts without `typing` (see deployer.rolling)
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any, TextIO
 
 # Up to 18 digits: big enough to reach every check in `validate` (which refuses counts above ECS's
 # quota), small enough that no arithmetic on it is slow.
@@ -183,6 +185,8 @@ def run(args: argparse.Namespace) -> int:
     unicode = _glyphs(sys.stdout) is UNICODE
     if args.json:
         document = _as_json(args, facts, validation, rollout)
+        import json
+
         sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=not unicode) + "\n")
     else:
         drawing = io.StringIO()
@@ -266,6 +270,8 @@ def _run_traffic(args: argparse.Namespace, strategy: str) -> int:
     unicode = _glyphs(sys.stdout) is UNICODE
     if args.json:
         document = _traffic_json(args, facts, validation, rollout, warnings)
+        import json
+
         sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=not unicode) + "\n")
     else:
         drawing = io.StringIO()

@@ -18,10 +18,11 @@ back to, and asks for confirmation; `--yes` skips the question, and without a te
 is required. Who asked is recorded: the caller's identity from STS GetCallerIdentity (its ARN),
 or $USER when STS cannot say.
 
-Where to act, first found wins (as `deployer status` reads; see `deployer.cli.status`): --table /
-$DEPLOYER_TABLE, --config-table / $DEPLOYER_CONFIG_TABLE, --event-bus / $DEPLOYER_EVENT_BUS,
---slack-secret / $DEPLOYER_SLACK_SECRET (optional), else the local stack's state file.
-Credentials, region and endpoint come from the standard AWS configuration (or the state file).
+Where to act: the rule of every command (`deployer.cli.target`), name by name: a flag (--table,
+--config-table, --event-bus, --slack-secret), `--stack NAME` (the deployed stack's outputs), the
+environment ($DEPLOYER_TABLE, $DEPLOYER_CONFIG_TABLE, $DEPLOYER_EVENT_BUS, $DEPLOYER_SLACK_SECRET),
+$DEPLOYER_STACK, else the local stack's state file. The Slack secret is optional. Credentials,
+region and endpoint come from the standard AWS configuration (or the state file).
 
 Exit status: 0 the rollback started (deploying, queued or stopping), 1 nothing to roll back,
 refused, declined at the prompt, or an AWS error (one line), 2 unusable arguments (an unknown
@@ -38,20 +39,19 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from deployer.cli import UsageError
-from deployer.cli.status import (
-    CONFIG_TABLE_ENV,
-    DEFAULT_STATE_FILE,
-    EVENT_BUS_ENV,
-    SLACK_SECRET_ENV,
-    TABLE_ENV,
+from deployer.cli.status import CONFIG_TABLE_ENV, EVENT_BUS_ENV, SLACK_SECRET_ENV, TABLE_ENV, error_line
+from deployer.cli.target import (
+    NAMES,
+    DescribeStack,
     Target,
-    error_line,
-    resolve_target,
+    add_stack_argument,
+    add_state_argument,
+    resolve_names,
     session_for,
+    target_from,
 )
 
 if TYPE_CHECKING:
@@ -77,41 +77,28 @@ def register(parser: argparse.ArgumentParser) -> None:
         metavar="ID",
         help=f"the Slack secret, so the rollback gets its Slack message at once (default: ${SLACK_SECRET_ENV})",
     )
-    parser.add_argument(
-        "--state",
-        type=Path,
-        default=DEFAULT_STATE_FILE,
-        metavar="FILE",
-        help=f"the local stack's state file, used when nothing names the table (default: {DEFAULT_STATE_FILE})",
-    )
+    add_stack_argument(parser)
+    add_state_argument(parser)
     parser.set_defaults(handler=run)
 
 
 # -- where to act ---------------------------------------------------------------------------------
 
 
-def resolve(args: argparse.Namespace, environ: Mapping[str, str]) -> Target:
-    """`deployer status`'s rules, plus the bus (required: every transition goes on it)."""
-    target = resolve_target(
-        argparse.Namespace(
-            table=args.table,
-            config_table=args.config_table,
-            pipeline=[args.pipeline],
-            signing_key_secret=None,
-            approval_url=None,
-            event_bus=args.event_bus,
-            slack_secret=args.slack_secret,
-            state=args.state,
-        ),
+def resolve(args: argparse.Namespace, environ: Mapping[str, str], *, describe: DescribeStack | None = None) -> Target:
+    """`deployer status`'s rule (`deployer.cli.target`), needing the config table and the bus
+    (every transition goes on it); the Slack secret when known."""
+    found = resolve_names(
+        {key: getattr(args, key, None) for key in NAMES},
         environ,
+        stack=getattr(args, "stack", None),
+        primary="table",
+        need=("config_table", "event_bus"),
+        want=("slack_secret",),
+        state_file=args.state,
+        describe=describe,
     )
-    if not target.config_table:
-        raise UsageError(
-            f"no config table: pass --config-table NAME or set {CONFIG_TABLE_ENV} (the stack's ConfigTable output)"
-        )
-    if not target.event_bus:
-        raise UsageError(f"no event bus: pass --event-bus NAME or set {EVENT_BUS_ENV} (the stack's DeployerBus output)")
-    return target
+    return target_from(found, environ, primary="table", pipelines=(args.pipeline,))
 
 
 def build_deps(target: Target, session: Any) -> Deps:

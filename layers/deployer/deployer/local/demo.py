@@ -9,6 +9,14 @@ waits for you to open the link and click instead.
 no approval is asked before it; ECS (SIMULATED) scales up green, shifts test traffic to it and
 pauses at POST_TEST_TRAFFIC_SHIFT, and the approval page's Approve continues the deployment
 (ContinueServiceDeployment CONTINUE) to the production traffic shift.
+
+`--source github` (`make demo SOURCE=github`; or gitlab) pushes to the local stand-in for GitHub
+(GitLab) instead: its hook sends the signed push webhook to OnWebhookFunction's local Function URL,
+and the release runs from there exactly as from a CodeCommit push.
+
+`--releases 3 --keep-revisions 1` pushes three commits one after the other, each approved and
+released before the next, with the demo pipeline keeping one revision per family: the scheduled
+tasks follow every release, and the third release deregisters the first one's revisions.
 """
 
 from __future__ import annotations
@@ -38,24 +46,27 @@ def say(text: str) -> None:
     print(f"\n=== {text}", flush=True)
 
 
-def wait_for(stack: object, states: set[ReleaseState], timeout: float) -> Release:
+def wait_for(stack: object, states: set[ReleaseState], timeout: float, commit: str | None = None) -> Release:
+    """The newest release (or the release of `commit`) once it is in one of `states`."""
     store = stack.store  # type: ignore[attr-defined]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        releases = store.list_releases("web", limit=1)
-        if releases and releases[0].state in states:
+        releases = [store.get(f"web@{commit}")] if commit else store.list_releases("web", limit=1)
+        if releases and releases[0] is not None and releases[0].state in states:
             return releases[0]  # type: ignore[no-any-return]
         time.sleep(0.2)
     raise TimeoutError(f"the release did not reach {sorted(s.value for s in states)} within {timeout:.0f} s")
 
 
-def approval_link(stack: object, timeout: float = 15.0) -> str:
+def approval_link(stack: object, timeout: float = 15.0, commit: str | None = None) -> str:
     """The link of the Slack message's "Review and approve" button (posted just after the
-    release turns AWAITING_APPROVAL, so it is waited for)."""
+    release turns AWAITING_APPROVAL, so it is waited for); with `commit`, of that commit's release."""
     sink = stack.slack  # type: ignore[attr-defined]
     deadline = time.monotonic() + timeout
     while True:
         for request in reversed(sink.requests("/api/chat.")):
+            if commit and commit[:12] not in str(request.body):
+                continue
             for block in request.blocks or []:
                 for element in block.get("elements", []) if block.get("type") == "actions" else []:
                     if "/approvals/" in str(element.get("url", "")):
@@ -104,7 +115,27 @@ def run(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="dev and prod each deploy web and a worker in one step (`services: [web, worker]`)",
     )
+    parser.add_argument(
+        "--before",
+        action="store_true",
+        help="prod runs a before-task (migrate) with the new revision before its service is updated",
+    )
+    parser.add_argument(
+        "--fail-before", action="append", default=[], help="make this stage's SIMULATED before-task exit 1"
+    )
+    parser.add_argument(
+        "--source",
+        choices=["codecommit", "github", "gitlab"],
+        default="codecommit",
+        help="where the push comes from (github, gitlab: a signed push webhook to the local Function URL)",
+    )
+    parser.add_argument("--releases", type=int, default=1, help="push this many commits, one release after the other")
+    parser.add_argument(
+        "--keep-revisions", type=int, default=None, help="the demo pipeline's keepRevisions (default: 10)"
+    )
     args = parser.parse_args(argv)
+    if not 1 <= args.releases <= 10:
+        parser.error("--releases: 1 to 10")
     name = (
         "make demo-click"
         if args.wait_for_click
@@ -129,9 +160,13 @@ def _demo(args: argparse.Namespace, name: str) -> int:
         StackOptions(
             root=Path(".local"),
             fail_stages=tuple(args.fail_stage),
+            fail_before=tuple(args.fail_before),
+            before=args.before or bool(args.fail_before),
             blue_green=args.blue_green,
             several_services=args.several_services,
             command=name,
+            source=args.source,
+            keep_revisions=args.keep_revisions,
         )
     )
     say("Starting the local stack (no AWS account, no Docker)")
@@ -142,46 +177,26 @@ def _demo(args: argparse.Namespace, name: str) -> int:
         return 1
     work = Path(tempfile.mkdtemp(prefix="deployer-demo-"))
     try:
-        say("A developer commits and pushes to main (a real git push to the local remote)")
+        where = {"github": "the local GitHub stand-in", "gitlab": "the local GitLab stand-in"}.get(
+            args.source, "the local remote"
+        )
+        say(f"A developer commits and pushes to main (a real git push to {where})")
         # The demo's developer, for the commit and for the remote's hook (it names the pusher).
         gitconfig = work / "gitconfig"
         gitconfig.write_text("[user]\n\tname = Ada Developer\n\temail = ada@example.com\n", encoding="utf-8")
         os.environ["GIT_CONFIG_GLOBAL"] = str(gitconfig)
         clone = gitremote.clone_and_seed(stack.remote, work)  # type: ignore[arg-type]
-        # A change of its own each run: the local remote keeps its history between demos.
-        with (clone / "CHANGELOG.md").open("a", encoding="utf-8") as changelog:
-            changelog.write(f"- Greet in French ({time.strftime('%Y-%m-%d %H:%M:%S')})\n")
-        subprocess.run(["git", "add", "-A"], cwd=clone, check=True)  # noqa: S607 - git from PATH
-        subprocess.run(["git", "commit", "-q", "-m", "Greet in French"], cwd=clone, check=True)  # noqa: S607
-        subprocess.run(["git", "push", "-q", "origin", "HEAD:main"], cwd=clone, check=True)  # noqa: S607
-        say("Build (SIMULATED), then the dev rollout (SIMULATED, drawn from the plan)")
-        release = wait_for(stack, WAITING | DONE, timeout=60)
-        if release.state is not ReleaseState.AWAITING_APPROVAL:
-            say(f"The release ended {release.state.value}: {release.reason}")
-        else:
-            link = approval_link(stack)
-            if args.wait_for_click:
-                say(f"Open this link in your browser and click Approve or Reject:\n    {link}")
-                release = wait_for(stack, DONE | {ReleaseState.DEPLOYING}, timeout=3600)
-            elif args.blue_green:
-                paused_at = (release.approval_context or {}).get("paused_at", "its PAUSE hook")
-                say(
-                    f"ECS paused prod's BLUE_GREEN deployment at {paused_at} (SIMULATED): "
-                    "the demo approves through the approval page over HTTP"
-                )
-                approve_like_a_browser(link)
-            else:
-                say("prod needs an approval: the demo approves through the approval page over HTTP")
-                approve_like_a_browser(link)
-            say("the rest of prod's deployment (SIMULATED)" if args.blue_green else "prod rollout (SIMULATED)")
-            release = wait_for(stack, DONE, timeout=60)
+        for number in range(1, args.releases + 1):
+            if number > 1:
+                say(f"Release {number} of {args.releases}: another commit pushed to main")
+            release = _push_and_release(stack, args, clone, number)
         stack.wait_idle(timeout=10)
         say("deployer status")
         from deployer.cli import main as deployer_command
 
         deployer_command(["status"])
         print(f"\nDemo finished in {time.monotonic() - started:.0f} s: release {release.state.value}.")
-        return 0 if release.state is ReleaseState.RELEASED or args.fail_stage else 1
+        return 0 if release.state is ReleaseState.RELEASED or args.fail_stage or args.fail_before else 1
     except (RuntimeError, GitError, subprocess.CalledProcessError, OSError) as exc:  # TimeoutError is an OSError
         print(f"{name}: error: {exc}", file=sys.stderr)
         return 1
@@ -190,6 +205,48 @@ def _demo(args: argparse.Namespace, name: str) -> int:
         stack.stop()
         shutil.rmtree(work, ignore_errors=True)
         print("Stopped: nothing left running.", flush=True)
+
+
+def _push_and_release(stack: object, args: argparse.Namespace, clone: Path, number: int) -> Release:
+    """Commit, push, and see the release through (approved on the page, as a browser does)."""
+    greeting = "Greet in French" if number == 1 else f"Greet in French, take {number}"
+    # A change of its own each run: the local remote keeps its history between demos.
+    with (clone / "CHANGELOG.md").open("a", encoding="utf-8") as changelog:
+        changelog.write(f"- {greeting} ({time.strftime('%Y-%m-%d %H:%M:%S')})\n")
+    subprocess.run(["git", "add", "-A"], cwd=clone, check=True)  # noqa: S607 - git from PATH
+    subprocess.run(["git", "commit", "-q", "-m", greeting], cwd=clone, check=True)  # noqa: S603, S607 - our text
+    subprocess.run(["git", "push", "-q", "origin", "HEAD:main"], cwd=clone, check=True)  # noqa: S607
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"],  # noqa: S607
+        cwd=clone,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    if number == 1:
+        say("Build (SIMULATED), then the dev rollout (SIMULATED, drawn from the plan)")
+    release = wait_for(stack, WAITING | DONE, timeout=60, commit=commit)
+    if release.state is not ReleaseState.AWAITING_APPROVAL:
+        say(f"The release ended {release.state.value}: {release.reason}")
+        return release
+    link = approval_link(stack, commit=commit)
+    if args.wait_for_click:
+        say(f"Open this link in your browser and click Approve or Reject:\n    {link}")
+        return wait_for(stack, DONE | {ReleaseState.DEPLOYING}, timeout=3600, commit=commit)
+    if args.blue_green:
+        paused_at = (release.approval_context or {}).get("paused_at", "its PAUSE hook")
+        say(
+            f"ECS paused prod's BLUE_GREEN deployment at {paused_at} (SIMULATED): "
+            "the demo approves through the approval page over HTTP"
+        )
+    else:
+        say("prod needs an approval: the demo approves through the approval page over HTTP")
+    approve_like_a_browser(link)
+    if args.before or args.fail_before:
+        say("prod's before-task (SIMULATED RunTask of the new revision), then prod's rollout (SIMULATED)")
+    else:
+        say("the rest of prod's deployment (SIMULATED)" if args.blue_green else "prod rollout (SIMULATED)")
+    return wait_for(stack, DONE, timeout=60, commit=commit)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ __all__ = [
     "ACTIVE_STATUSES",
     "SIMULATED_OPERATIONS",
     "TARGET_PREFIX",
+    "TASK_OPERATIONS",
     "EcsApiError",
     "EcsFront",
     "HookRecord",
@@ -45,6 +46,7 @@ __all__ = [
     "ServiceDeploymentRecord",
     "ServiceDeployments",
     "ServiceDeploymentsApi",
+    "TasksApi",
     "service_deployment_arn",
     "service_revision_arn",
 ]
@@ -71,9 +73,22 @@ class EcsApiError(Exception):
         self.code = code
         self.message = message
         self.status = status
+        self.extra: dict[str, Any] = {}  # the error's modeled fields (ConflictException: resourceIds)
 
     def body(self) -> dict[str, Any]:
-        return {"__type": self.code, "message": self.message}
+        return {"__type": self.code, "message": self.message, **self.extra}
+
+
+# The standalone-task operations the front answers when given `tasks` (deployer.local.ecs_tasks).
+TASK_OPERATIONS: Final = ("RunTask", "DescribeTasks", "StopTask")
+
+
+class TasksApi(Protocol):
+    """What answers RunTask, DescribeTasks and StopTask for the simulated tasks it `knows`."""
+
+    def answer(self, operation: str, request: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    def knows(self, task: str) -> bool: ...
 
 
 class ServiceDeploymentsApi(Protocol):
@@ -515,7 +530,15 @@ class ServiceDeployments:
 class EcsFront:
     """`EcsFront(moto_url, api).start()` serves on 127.0.0.1 (a free port unless `port` is given)."""
 
-    def __init__(self, upstream: str, api: ServiceDeploymentsApi, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        api: ServiceDeploymentsApi,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        tasks: TasksApi | None = None,
+    ) -> None:
         parts = urlsplit(upstream)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"the upstream must be an http:// URL (moto server), not {upstream!r}")
@@ -523,6 +546,7 @@ class EcsFront:
         self._upstream_host = parts.hostname
         self._upstream_port = parts.port or 80
         self._api = api
+        self._tasks = tasks  # RunTask, DescribeTasks, StopTask of the before-tasks (deployer.local.ecs_tasks)
         front = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -536,7 +560,8 @@ class EcsFront:
                 body = self.rfile.read(length) if length else b""
                 target = str(self.headers.get("x-amz-target") or "")
                 operation = target.removeprefix(TARGET_PREFIX) if target.startswith(TARGET_PREFIX) else ""
-                if self.command == "POST" and operation in SIMULATED_OPERATIONS:
+                simulated = operation in SIMULATED_OPERATIONS or front._simulates_task(operation, body)
+                if self.command == "POST" and simulated:
                     self._reply(*front._simulate(operation, body, self.headers))
                 else:
                     self._reply(*front._forward(self.command, self.path, self.headers, body))
@@ -595,7 +620,10 @@ class EcsFront:
                 refused = self._check_service(request, headers)
                 if refused is not None:
                     return refused
-            answer = self._api.answer(operation, request)
+            if operation in TASK_OPERATIONS and self._tasks is not None:
+                answer = self._tasks.answer(operation, request)
+            else:
+                answer = self._api.answer(operation, request)
         except EcsApiError as refusal:
             return self._error(refusal)
         except ValueError as exc:  # not JSON
@@ -603,6 +631,22 @@ class EcsFront:
         except Exception as exc:  # the simulator's own bug: ECS's "server" error, said as such
             return self._error(EcsApiError("ServerException", f"the simulated ECS failed: {exc!r}", 500))
         return self._json(200, answer)
+
+    def _simulates_task(self, operation: str, body: bytes) -> bool:
+        """RunTask always (moto's fails on awsvpc tasks); DescribeTasks and StopTask when every task
+        they name is a simulated one (the others are moto's)."""
+        if self._tasks is None or operation not in TASK_OPERATIONS:
+            return False
+        if operation == "RunTask":
+            return True
+        try:
+            request = json.loads(body or b"{}")
+        except ValueError:
+            return True  # refused as ECS would
+        named = request.get("tasks") if operation == "DescribeTasks" else [request.get("task")]
+        if not isinstance(named, list) or not named:
+            return True
+        return all(isinstance(task, str) and self._tasks.knows(task) for task in named)
 
     def _check_service(self, request: Mapping[str, Any], headers: Any) -> _Answer | None:
         """ListServiceDeployments names a service: moto knows whether it (and its cluster) exists.

@@ -9,16 +9,25 @@ answers 202). The hook never blocks git for long (the POST gives up after 10 sec
 refuses a push (post-receive runs after the refs moved); when the stack is not running it says so
 in one line, which git shows the pusher as "remote: ...".
 
+A second kind of remote stands in for GitHub or GitLab: its hook runs `webhook`, which sends the
+push webhook GitHub (or GitLab) would send, shaped like their documented push payloads
+(events/webhooks/), signed with the local webhook secret (`X-Hub-Signature-256`, or the
+`X-Gitlab-Token`), over real HTTP to the local Function URL of OnWebhookFunction.
+
 Standard library only: it runs inside `git push` for every ref.
 
     python -m deployer.local.gitremote emit --control-url http://127.0.0.1:8790/ --repository web-app \\
         OLD NEW REF
+    python -m deployer.local.gitremote webhook --provider github --url http://127.0.0.1:8791/github \\
+        --repository example-org/web-app --secret-file .local/webhook-secret-github OLD NEW REF
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -41,9 +50,13 @@ __all__ = [
     "clone_and_seed",
     "create_remote",
     "emit_command",
+    "github_push_payload",
+    "gitlab_push_payload",
     "main",
     "push_event",
     "repository_id",
+    "webhook_command",
+    "webhook_request",
 ]
 
 ZERO_COMMIT: Final = "0" * 40
@@ -89,13 +102,34 @@ def emit_command(control_url: str, repository: str, *, python: str = sys.executa
     return [python, "-m", "deployer.local.gitremote", "emit", "--control-url", control_url, "--repository", repository]
 
 
-def hook_script(hook_command: Sequence[str]) -> str:
+def webhook_command(
+    url: str, provider: str, repository: str, secret_file: Path, *, python: str = sys.executable
+) -> list[str]:
+    """The hook command that sends each pushed ref as a GitHub or GitLab push webhook to `url`
+    (the local Function URL of OnWebhookFunction, with its route: <url>github or <url>gitlab)."""
+    return [
+        python,
+        "-m",
+        "deployer.local.gitremote",
+        "webhook",
+        "--provider",
+        provider,
+        "--url",
+        url,
+        "--repository",
+        repository,
+        "--secret-file",
+        str(Path(secret_file).resolve()),
+    ]
+
+
+def hook_script(hook_command: Sequence[str], becomes: str = 'a CodeCommit "Repository State Change" event') -> str:
     """The post-receive hook (POSIX sh): `hook_command old new ref` for every line git gives it."""
     command = " ".join(shlex.quote(part) for part in hook_command)
     return (
         "#!/bin/sh\n"
-        f"{HOOK_MARKER}: every pushed ref becomes a CodeCommit\n"
-        '# "Repository State Change" event for the local stack. post-receive runs after the refs\n'
+        f"{HOOK_MARKER}: every pushed ref becomes\n"
+        f"# {becomes} for the local stack. post-receive runs after the refs\n"
         "# moved, so it cannot refuse a push; the command gives up after 10 seconds.\n"
         "while read -r old new ref; do\n"
         f'    {command} "$old" "$new" "$ref" || true\n'
@@ -104,7 +138,12 @@ def hook_script(hook_command: Sequence[str]) -> str:
     )
 
 
-def create_remote(root: Path, name: str = "web-app", hook_command: Sequence[str] | None = None) -> Path:
+def create_remote(
+    root: Path,
+    name: str = "web-app",
+    hook_command: Sequence[str] | None = None,
+    becomes: str = 'a CodeCommit "Repository State Change" event',
+) -> Path:
     """A bare repository `<root>/<name>.git` (default branch main) whose post-receive hook runs
     `hook_command + [old, new, ref]` for every pushed ref. An existing one is kept and its hook
     rewritten, so the local stack can restart over it."""
@@ -120,7 +159,7 @@ def create_remote(root: Path, name: str = "web-app", hook_command: Sequence[str]
     _git("config", "core.hooksPath", "hooks", cwd=remote)
     hook = remote / "hooks" / "post-receive"
     hook.parent.mkdir(exist_ok=True)
-    hook.write_text(hook_script(hook_command), encoding="utf-8")
+    hook.write_text(hook_script(hook_command, becomes), encoding="utf-8")
     hook.chmod(0o755)
     return remote
 
@@ -276,6 +315,186 @@ def describe_push(event: dict[str, Any]) -> str:
     return f"{what} updated {old} -> {new}"
 
 
+# -- the webhooks GitHub and GitLab would send ---------------------------------------------------
+
+
+def _commit_info(commit: str, cwd: Path | None = None) -> dict[str, str]:
+    """id, message, timestamp and author of `commit` in the repository at `cwd` (empty when git
+    cannot tell, e.g. a deleted ref)."""
+    if commit == ZERO_COMMIT:
+        return {}
+    text = _optional_git("log", "-1", "--format=%H%x00%s%x00%cI%x00%an%x00%ae", commit, cwd=cwd)
+    if not text:
+        return {}
+    sha, message, timestamp, name, email = (text.split("\x00") + [""] * 5)[:5]
+    return {"id": sha, "message": message, "timestamp": timestamp, "name": name, "email": email}
+
+
+def github_push_payload(
+    repository: str,
+    old: str,
+    new: str,
+    ref: str,
+    pusher: str,
+    *,
+    now: datetime | None = None,
+    cwd: Path | None = None,
+) -> dict[str, Any]:
+    """GitHub's `push` payload for git's `old new ref` line, in the shape of GitHub's documented
+    example (events/webhooks/github_push_example.json), with the fields the deployer reads filled
+    from git: ref, before, after, created, deleted, repository.full_name and pushed_at, pusher."""
+    owner, _, name = repository.partition("/")
+    moment = (now or datetime.now(UTC)).astimezone(UTC)
+    head = _commit_info(new, cwd)
+    commit = (
+        {
+            "id": head["id"],
+            "message": head["message"],
+            "timestamp": head["timestamp"],
+            "author": {"name": head["name"], "email": head["email"]},
+            "committer": {"name": head["name"], "email": head["email"]},
+        }
+        if head
+        else None
+    )
+    return {
+        "ref": ref,
+        "before": old,
+        "after": new,
+        "created": old == ZERO_COMMIT,
+        "deleted": new == ZERO_COMMIT,
+        "forced": False,
+        "base_ref": None,
+        "compare": f"https://github.com/{repository}/compare/{old[:12]}...{new[:12]}",
+        "commits": [commit] if commit else [],
+        "head_commit": commit,
+        "repository": {
+            "name": name,
+            "full_name": repository,
+            "private": True,
+            "owner": {"name": owner, "login": owner},
+            "html_url": f"https://github.com/{repository}",
+            "pushed_at": int(moment.timestamp()),
+            "default_branch": DEFAULT_BRANCH,
+        },
+        "pusher": {"name": pusher, "email": head.get("email", "")},
+        "sender": {"login": pusher, "type": "User"},
+    }
+
+
+def gitlab_push_payload(
+    repository: str,
+    old: str,
+    new: str,
+    ref: str,
+    pusher: str,
+    *,
+    cwd: Path | None = None,
+) -> dict[str, Any]:
+    """GitLab's "Push Hook" payload for git's `old new ref` line, in the shape of GitLab's documented
+    example (events/webhooks/gitlab_push_example.json)."""
+    head = _commit_info(new, cwd)
+    name = repository.rsplit("/", 1)[-1]
+    return {
+        "object_kind": "push",
+        "event_name": "push",
+        "before": old,
+        "after": new,
+        "ref": ref,
+        "checkout_sha": new if new != ZERO_COMMIT else None,
+        "user_name": pusher,
+        "user_username": pusher,
+        "user_email": head.get("email", ""),
+        "project": {
+            "name": name,
+            "path_with_namespace": repository,
+            "default_branch": DEFAULT_BRANCH,
+            "web_url": f"https://gitlab.example.com/{repository}",
+        },
+        "commits": (
+            [{"id": head["id"], "message": head["message"], "title": head["message"], "timestamp": head["timestamp"]}]
+            if head
+            else []
+        ),
+        "total_commits_count": 1 if head else 0,
+    }
+
+
+def webhook_request(provider: str, payload: dict[str, Any], secret: str) -> tuple[bytes, dict[str, str]]:
+    """The body and headers GitHub or GitLab would send: GitHub signs the body
+    (`X-Hub-Signature-256: sha256=<hex HMAC-SHA256>`), GitLab sends its token."""
+    body = json.dumps(payload).encode("utf-8")
+    delivery = str(uuid.uuid4())
+    if provider == "github":
+        signature = "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+        return body, {
+            "content-type": "application/json",
+            "user-agent": "GitHub-Hookshot/local",
+            "x-github-event": "push",
+            "x-github-delivery": delivery,
+            "x-github-hook-id": "1",
+            "x-hub-signature-256": signature,
+        }
+    if provider == "gitlab":
+        return body, {
+            "content-type": "application/json",
+            "user-agent": "GitLab/local",
+            "x-gitlab-event": "Push Hook",
+            "x-gitlab-event-uuid": delivery,
+            "x-gitlab-webhook-uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, payload["project"]["path_with_namespace"])),
+            "x-gitlab-instance": "https://gitlab.example.com",
+            "idempotency-key": delivery,
+            "x-gitlab-token": secret,
+        }
+    raise ValueError(f"{provider!r} is not github or gitlab")
+
+
+def send_webhook(url: str, body: bytes, headers: dict[str, str], timeout: float = EMIT_TIMEOUT_SECONDS) -> str:
+    """POST the delivery; one line with the answer. ConnectionError when the stack is not there."""
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310 - the local URL
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310
+            status, text = answer.status, answer.read(2000).decode("utf-8", "replace")
+    except urllib.error.HTTPError as refused:
+        status, text = refused.code, refused.read(2000).decode("utf-8", "replace")
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ConnectionError(
+            f"the local stack's webhook is not answering at {url} ({reason}); start it with "
+            "`deployer local up --source github` (or gitlab), then push again: this push was not deployed"
+        ) from None
+    try:
+        message = str(json.loads(text).get("message", text))
+    except (ValueError, AttributeError):
+        message = text.strip()
+    return f"HTTP {status} {message}"
+
+
+def _webhook(args: argparse.Namespace) -> int:
+    try:
+        secret = Path(args.secret_file).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        print(f"deployer: cannot read the webhook secret {args.secret_file}: {exc.strerror}; this push was not sent")
+        return 1
+    for label, commit in (("old", args.old), ("new", args.new)):
+        if not _COMMIT.fullmatch(commit):
+            print(f"deployer: {args.ref} not sent: {label} commit {commit!r} is not 40 hexadecimal digits")
+            return 0
+    pusher = args.pusher or local_git_user(args.old, args.new)
+    if args.provider == "github":
+        payload = github_push_payload(args.repository, args.old, args.new, args.ref, pusher)
+    else:
+        payload = gitlab_push_payload(args.repository, args.old, args.new, args.ref, pusher)
+    body, headers = webhook_request(args.provider, payload, secret)
+    try:
+        answer = send_webhook(args.url, body, headers, args.timeout)
+    except ConnectionError as exc:
+        print(f"deployer: {exc}")
+        return 1
+    print(f"deployer: {args.provider} webhook for {args.repository} {args.ref} {args.new[:12]}: {answer}")
+    return 0
+
+
 # -- emit: the hook's command -------------------------------------------------------------------
 
 
@@ -357,6 +576,16 @@ def build_parser() -> argparse.ArgumentParser:
     emit.add_argument("old", metavar="OLD", help="the ref's previous commit (40 zeros: created)")
     emit.add_argument("new", metavar="NEW", help="the ref's new commit (40 zeros: deleted)")
     emit.add_argument("ref", metavar="REF", help="the full ref name (refs/heads/main)")
+    hook = actions.add_parser("webhook", help="send one pushed ref as a signed GitHub or GitLab push webhook")
+    hook.add_argument("--provider", required=True, choices=["github", "gitlab"])
+    hook.add_argument("--url", required=True, metavar="URL", help="the webhook URL (<function url>github or gitlab)")
+    hook.add_argument("--repository", required=True, metavar="OWNER/REPO", help="the repository's full name")
+    hook.add_argument("--secret-file", required=True, metavar="FILE", help="a file holding the webhook secret")
+    hook.add_argument("--pusher", default=None, help="who pushed (default: the local git user)")
+    hook.add_argument("--timeout", type=float, default=EMIT_TIMEOUT_SECONDS, help="seconds to wait for the answer")
+    hook.add_argument("old", metavar="OLD", help="the ref's previous commit (40 zeros: created)")
+    hook.add_argument("new", metavar="NEW", help="the ref's new commit (40 zeros: deleted)")
+    hook.add_argument("ref", metavar="REF", help="the full ref name (refs/heads/main)")
     return parser
 
 
@@ -365,7 +594,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     # Ctrl-C during `git push` reaches the hook too: one line through git ("remote: ..."), no traceback
-    return run_stoppable("deployer", lambda: _emit(args))
+    return run_stoppable("deployer", lambda: _webhook(args) if args.action == "webhook" else _emit(args))
 
 
 if __name__ == "__main__":

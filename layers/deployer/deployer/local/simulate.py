@@ -13,7 +13,10 @@ shaped like the samples in `events/`:
 - `EcsRolloutSimulator` finds, on the services it watches, a PRIMARY deployment the deployer
   started and it has not handled yet, draws the rollout ECS would do (`deployer.rolling.plan`)
   and emits "ECS Deployment State Change" COMPLETED (or, for the stages it is told to fail, the
-  circuit breaker's rollback IN_PROGRESS and then FAILED). A BLUE_GREEN, LINEAR or CANARY
+  circuit breaker's rollback IN_PROGRESS and then FAILED). A revision with secrets says which
+  secrets its tasks read when they start (names, never values); one that does not exist in the
+  local Secrets Manager or SSM stops the tasks with ECS's ResourceInitializationError, and the
+  deployment fails the same way. A BLUE_GREEN, LINEAR or CANARY
   deployment walks ECS's lifecycle stages instead, and stops at a PAUSE lifecycle hook: the hook
   waits (AWAITING_ACTION, "ECS Hook State Change" HOOK_AWAITING_ACTION) for
   ContinueServiceDeployment, StopServiceDeployment or its timeout. Those calls, and
@@ -67,6 +70,7 @@ __all__ = [
     "HOOK_TIMED_OUT",
     "LABEL",
     "TRAFFIC_SHIFTING",
+    "BeforeTaskSimulator",
     "CodeBuildSimulator",
     "EcsRolloutSimulator",
     "Simulators",
@@ -74,6 +78,8 @@ __all__ = [
     "deployment_lookup_from_store",
     "for_local_stack",
     "release_lookup_from_store",
+    "secret_check_for",
+    "simulated_exit_code",
 ]
 
 LABEL: Final = "SIMULATED"
@@ -88,6 +94,8 @@ ReleaseLookup = Callable[[str], tuple[str, str, str] | None]
 """build ARN -> (release id, commit, pipeline), or None when no release names that build (yet)."""
 DeploymentLookup = Callable[[str], tuple[str, str] | None]
 """ECS deployment id -> (release id, stage) of a deployment the deployer started, else None."""
+SecretCheck = Callable[[str], str | None]
+"""A container secret's `valueFrom` -> why ECS could not read it when a task starts, or None."""
 
 BUILD_IDS_PER_CALL: Final = 100  # BatchGetBuilds takes at most 100 ids
 SERVICES_PER_CALL: Final = 10  # DescribeServices takes at most 10 services
@@ -670,8 +678,10 @@ class EcsRolloutSimulator:
         clock: Callable[[], datetime] = _now,
         service_deployments: ServiceDeployments | None = None,
         hook_timeout: timedelta | None = None,
+        secret_check: SecretCheck | None = None,
     ) -> None:
         self._ecs = ecs_client
+        self._secret_check = secret_check
         self._lookup = deployment_lookup
         self._emit = emit
         self._print = printer
@@ -758,6 +768,7 @@ class EcsRolloutSimulator:
             f"{prefix} {_short_release(release_id)} (stage {stage}), deployment {deployment_id}, {revision}: "
             f"{render.tasks_text(desired)}, minimumHealthyPercent {minimum}, maximumPercent {maximum}"
         )
+        failing = self._secrets_unreadable(prefix, service) or failing
         try:
             rollout = rolling.plan(desired, minimum, maximum)
         except ValueError as exc:  # StuckRollout too: ECS would sit there, sending no event
@@ -777,6 +788,41 @@ class EcsRolloutSimulator:
         else:
             events = self._complete(flight)
         return self._send(prefix, events)
+
+    def _secrets_unreadable(self, prefix: str, service: Mapping[str, Any]) -> bool:
+        """What ECS does with the new revision's secrets when its tasks start: reads each one with the
+        task execution role (here: looks it up in the local Secrets Manager and SSM, never reading a
+        value). A missing one stops the tasks with ECS's ResourceInitializationError, and the
+        deployment fails as the circuit breaker fails it. Says nothing when the revision has no
+        secrets (or no check was given)."""
+        if self._secret_check is None:
+            return False
+        arn = str(service.get("taskDefinition") or "")
+        try:
+            definition = self._ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
+        except Exception as exc:
+            self._print(f"{prefix} cannot read {arn.rsplit('/', 1)[-1]}: {_error_text(exc)}")
+            return False
+        secrets = [
+            (str(container.get("name")), str(secret.get("name")), str(secret.get("valueFrom")))
+            for container in definition.get("containerDefinitions") or ()
+            for secret in container.get("secrets") or ()
+        ]
+        if not secrets:
+            return False
+        listed = ", ".join(f"{container} {name} from {_source(reference)}" for container, name, reference in secrets)
+        count = f"{len(secrets)} secret{'s' if len(secrets) != 1 else ''}"
+        self._print(f"{prefix} new tasks of {arn.rsplit('/', 1)[-1]} read {count} when they start: {listed}")
+        unreadable = False
+        for container, name, reference in secrets:
+            why = self._secret_check(reference)
+            if why is not None:
+                unreadable = True
+                self._print(
+                    f"{prefix} new tasks stop: ResourceInitializationError: unable to pull secrets or registry auth: "
+                    f"execution resource retrieval failed: {why} ({name} of container {container})"
+                )
+        return unreadable
 
     def _send(self, prefix: str, events: list[Event]) -> list[Event]:
         for event in events:
@@ -956,6 +1002,7 @@ class EcsRolloutSimulator:
             f"{strategy}, {render.tasks_text(desired)}, service deployment {flight.record.arn.rsplit('/', 1)[-1]}"
             + (f", {pauses} PAUSE hook{'s' if pauses != 1 else ''}" if pauses else "")
         )
+        flight.failing = self._secrets_unreadable(prefix, service) or flight.failing
         return self._walk(flight)
 
     def _walk(self, flight: _Flight) -> list[Event]:
@@ -1162,6 +1209,102 @@ def _service_arn(service: Mapping[str, Any]) -> str:
     return f"{head}:service/{cluster}/{path}"
 
 
+# -- before-tasks -------------------------------------------------------------------------------
+
+TASK_STATE_CHANGE: Final = "ECS Task State Change"
+_EXIT_COMMAND: Final = re.compile(r"(?:^|[;&|]\s*|\s)exit\s+(?P<code>[0-9]{1,3})\s*$")
+
+
+def simulated_exit_code(command: Iterable[str], failing: bool) -> int:
+    """The exit code a simulated before-task ends with: N when its command ends with `exit N`
+    (`[sh, -c, "exit 3"]`), else 1 for a stage told to fail (`--fail-before`), else 0."""
+    parts = [str(part) for part in command]
+    match = _EXIT_COMMAND.search(parts[-1]) if parts else None
+    if match is not None:
+        return int(match["code"]) % 256
+    return 1 if failing else 0
+
+
+class BeforeTaskSimulator:
+    """Ends the before-tasks the deployer started (RunTask, answered by `deployer.local.ecs_tasks.Tasks`)
+    and emits their "ECS Task State Change" STOPPED event, in the documented shape (ECS developer
+    guide, "Amazon ECS task state change events"). A task's exit code: `simulated_exit_code`; a stage
+    in `fail_stages` (its name, or "cluster/service"... the task's cluster) exits 1."""
+
+    def __init__(
+        self,
+        tasks: Any,
+        emit: Emit,
+        printer: Printer,
+        fail_stages: Iterable[str] = frozenset(),
+        *,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self.tasks = tasks
+        self._emit = emit
+        self._print = printer
+        self.fail_stages = frozenset(fail_stages)
+        self._clock = clock
+
+    def poll_once(self) -> list[Event]:
+        emitted: list[Event] = []
+        for task in self.tasks.running():
+            stage = task.tag("ecs-deployer:stage") or "?"
+            step = task.tag("ecs-deployer:before") or "before"
+            failing = stage in self.fail_stages or task.cluster in self.fail_stages
+            code = simulated_exit_code(task.command, failing)
+            prefix = f"{LABEL} ECS task {task.arn.rsplit('/', 1)[-1][:12]} on {task.cluster}:"
+            self._print(
+                f"{prefix} before-task {step} of {_short_release(task.tag('ecs-deployer:release') or '?')} "
+                f"(stage {stage}), {task.task_definition_arn.rsplit('/', 1)[-1]}, "
+                f"container {', '.join(task.containers) or '?'}: command {' '.join(task.command)}"
+            )
+            ended = self.tasks.finish(task.arn, code)
+            event = self.stopped_event(ended)
+            self._print(f"{prefix} exited {code}: STOPPED sent")
+            try:
+                self._emit(event)
+            except Exception as exc:
+                self._print(f"{prefix} the STOPPED event was not delivered: {_error_text(exc)}")
+            emitted.append(event)
+        return emitted
+
+    def stopped_event(self, task: Any) -> Event:
+        """The task's "ECS Task State Change" STOPPED event (not sent)."""
+        _, _, _, region, account, _ = task.arn.split(":", 5)
+        stopped = task.stopped_at or self._clock()
+        return {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": TASK_STATE_CHANGE,
+            "source": ECS_SOURCE,
+            "account": account,
+            "time": _event_time(stopped),
+            "region": region,
+            "resources": [task.arn],
+            "detail": {
+                "clusterArn": task.cluster_arn,
+                "containers": [
+                    {"name": name, "taskArn": task.arn, "lastStatus": "STOPPED", "exitCode": task.exit_codes.get(name)}
+                    for name in task.containers
+                ],
+                "createdAt": _millis(task.created_at),
+                **({"launchType": task.launch_type} if task.launch_type else {}),
+                "desiredStatus": "STOPPED",
+                "group": task.group,
+                "lastStatus": "STOPPED",
+                "overrides": task.overrides,
+                "startedBy": task.started_by,
+                "stopCode": task.stop_code,
+                "stoppedAt": _millis(stopped),
+                "stoppedReason": task.stopped_reason,
+                "taskArn": task.arn,
+                "taskDefinitionArn": task.task_definition_arn,
+                "updatedAt": _millis(stopped),
+            },
+        }
+
+
 # -- running them -------------------------------------------------------------------------------
 
 
@@ -1225,6 +1368,42 @@ class Simulators:
         self.stop()
 
 
+def _source(reference: str) -> str:
+    return "Secrets Manager" if reference.startswith("arn:") and ":secretsmanager:" in reference else "SSM"
+
+
+def secret_check_for(session: Any) -> SecretCheck:
+    """Looks a container secret's reference up as ECS would find it, with metadata calls only
+    (DescribeSecret, DescribeParameters): the simulator never reads a secret's value."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    def check(reference: str) -> str | None:
+        try:
+            if reference.startswith("arn:") and ":secretsmanager:" in reference:
+                secret_id = ":".join(reference.split(":")[:7])  # without :json-key:version-stage:version-id
+                session.client("secretsmanager").describe_secret(SecretId=secret_id)
+                return None
+            name = reference.split(":parameter", 1)[1] if reference.startswith("arn:") else reference
+            names = list(dict.fromkeys([name, name.lstrip("/")]))
+            found = session.client("ssm").describe_parameters(
+                ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": names}]
+            )
+            if found.get("Parameters"):
+                return None
+            return f"unable to retrieve secrets from ssm: invalid parameters: {name}"
+        except ClientError as exc:
+            if reference.startswith("arn:") and ":secretsmanager:" in reference:
+                return (
+                    "unable to retrieve secret from asm: failed to fetch secret "
+                    f"{':'.join(reference.split(':')[:7])} from secrets manager: {_error_text(exc)}"
+                )
+            return f"unable to retrieve secrets from ssm: {_error_text(exc)}"
+        except BotoCoreError as exc:
+            return f"unable to retrieve secrets: {exc}"
+
+    return check
+
+
 def for_local_stack(
     session: Any,
     store: ReleaseStore,
@@ -1237,6 +1416,8 @@ def for_local_stack(
     step_delay: float = 0.0,
     service_deployments: ServiceDeployments | None = None,
     hook_timeout: timedelta | None = None,
+    tasks: Any = None,
+    fail_before: Iterable[str] = frozenset(),
 ) -> Simulators:
     """Both simulators for the local stack: builds of every project, rollouts of every stage's
     service in `config`, each confirmed against the deployer's own records before it is sent.
@@ -1251,6 +1432,9 @@ def for_local_stack(
         step_delay,
         service_deployments=service_deployments,
         hook_timeout=hook_timeout,
+        secret_check=secret_check_for(session),
     )
     rollouts.watch_pipelines(config)
-    return Simulators(builds, rollouts, printer=printer)
+    if tasks is None:
+        return Simulators(builds, rollouts, printer=printer)
+    return Simulators(builds, rollouts, BeforeTaskSimulator(tasks, emit, printer, fail_before), printer=printer)

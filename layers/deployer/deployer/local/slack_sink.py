@@ -17,7 +17,8 @@ Routes:
 - POST /response/... (interaction response_urls): answers {"ok": true}.
 
 Every request is recorded (path, headers without Authorization, parsed body); `fail_with` makes
-the sink answer like Slack down (an HTTP status) or refusing (an `"ok": false` error code).
+the sink answer like Slack down (an HTTP status) or refusing (an `"ok": false` error code), and
+`slow_down` like a slow Slack (the request is recorded at once, the answer comes late).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import hashlib
 import itertools
 import json
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -62,6 +64,7 @@ class _State:
     requests: list[RecordedRequest] = field(default_factory=list)
     messages: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     failure: int | str | None = None
+    delays: dict[str, float] = field(default_factory=dict)  # path prefix -> seconds before answering
     ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
 
@@ -153,6 +156,12 @@ class SlackSink:
     def recover(self) -> None:
         with self._state.lock:
             self._state.failure = None
+            self._state.delays.clear()
+
+    def slow_down(self, path_prefix: str, seconds: float) -> None:
+        """Answer requests under `path_prefix` (e.g. "/response/") only after `seconds`."""
+        with self._state.lock:
+            self._state.delays[path_prefix] = seconds
 
     def requests(self, path_prefix: str | None = None) -> list[RecordedRequest]:
         with self._state.lock:
@@ -212,8 +221,11 @@ class SlackSink:
         with self._state.lock:
             self._state.requests.append(record)
             failure = self._state.failure
+            delay = max((s for prefix, s in self._state.delays.items() if path.startswith(prefix)), default=0.0)
         if self._echo is not None:
             self._echo(record)
+        if delay:
+            time.sleep(delay)
 
         is_api = path.startswith("/api/")
         if isinstance(failure, int):

@@ -12,7 +12,10 @@
 - a local Slack sink prints what would be posted;
 - CodeBuild builds and ECS rollouts are SIMULATED (`deployer.local.simulate`), and say so;
 - a bare git repository is the "CodeCommit" remote: its post-receive hook posts the CodeCommit
-  event to this stack's control endpoint, so a real `git push` starts a release.
+  event to this stack's control endpoint, so a real `git push` starts a release;
+- with `source="github"` (or "gitlab"), a second remote stands in for GitHub (GitLab): its hook
+  sends the signed push webhook over HTTP to a local server standing in for OnWebhookFunction's
+  Function URL, and the demo pipeline watches that repository instead.
 
 Every event goes through one queue, handled in order by one dispatcher thread, so what the stack
 prints reads as the story of the release.
@@ -76,6 +79,10 @@ class StackOptions:
     environment: str = "local"
     build_dir: Path = Path(".aws-sam/build")
     fail_stages: tuple[str, ...] = ()
+    fail_before: tuple[str, ...] = ()
+    """Stages whose SIMULATED before-task exits 1 (a failing migration)."""
+    before: bool = False
+    """Publish the demo pipeline whose prod runs a before-task (`migrate`) before its service is updated."""
     step_delay: float = 0.15
     interactive_slack: bool = True
     blue_green: bool = False
@@ -87,6 +94,35 @@ class StackOptions:
     """Simulated PAUSE hooks time out after this many seconds instead of their timeoutInMinutes."""
     command: str = "deployer local up"
     """Who runs the stack, named to a second one that finds `root` taken (`root/stack.lock`)."""
+    source: str = "codecommit"
+    """Where the demo pipeline's pushes come from: codecommit, github or gitlab (a second remote
+    whose hook sends that provider's signed push webhook to the local OnWebhookFunction URL)."""
+    keep_revisions: int | None = None
+    """The demo pipeline's keepRevisions (None: the default, 10)."""
+
+
+DEMO_BEFORE_COMMAND = ("./manage.py", "migrate", "--noinput")
+"""The demo's before-task (`deployer local up --before`): what a Django service runs before it deploys."""
+
+
+def with_prod_before_task(
+    pipelines_yaml: str, command: tuple[str, ...] = DEMO_BEFORE_COMMAND, *, service: str | None = None
+) -> str:
+    """The demo pipeline with `before: {task: migrate, command: [...]}` on its prod stage (and
+    `service: NAME`, whose revision and network the task takes, when prod deploys several)."""
+    import json
+
+    runs_as = f", service: {service}" if service else ""
+    line = f"        before: {{task: migrate{runs_as}, command: {json.dumps(list(command))}}}\n"
+    marker = "      - name: prod\n"
+    head, found, tail = pipelines_yaml.partition(marker)
+    if not found:
+        raise ValueError("the demo pipeline has no prod stage")
+    return f"{head}{marker}{line}{tail}"
+
+
+WEBHOOK_REPOSITORIES = {"github": "example-org/web-app", "gitlab": "example-group/web-app"}
+"""The repository the demo pipeline watches on GitHub or GitLab, in the local stack."""
 
 
 @dataclass
@@ -97,7 +133,9 @@ class LocalStack:
     ecs_endpoint_url: str = ""
     control_url: str = ""
     approval_url: str = ""
+    webhook_url: str = ""
     remote: Path | None = None
+    codecommit_remote: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
     _stoppers: list[Callable[[], None]] = field(default_factory=list)
     _inbox: queue.Queue[tuple[dict[str, Any], str]] = field(default_factory=queue.Queue)
@@ -129,11 +167,15 @@ class LocalStack:
         self._provision(names)
         self._start_slack()
         self._start_approval_server()
+        self._start_webhook_server()
         self._start_functions(names)
         self._start_control_server()
         self._start_bus_tap(names)
         self._start_simulators(names)
-        self.remote = self._create_remote(root)
+        self.codecommit_remote = self._create_remote(root)
+        self.remote = (
+            self._create_webhook_remote(root) if self.options.source != "codecommit" else self.codecommit_remote
+        )
         self._write_state(names)
 
     def stop(self) -> None:
@@ -188,9 +230,11 @@ class LocalStack:
 
     def _start_ecs_front(self) -> None:
         from deployer.local.ecs_front import EcsFront, ServiceDeployments
+        from deployer.local.ecs_tasks import Tasks
 
         self.service_deployments = ServiceDeployments()
-        front = EcsFront(self.endpoint_url, self.service_deployments).start()
+        self.tasks = Tasks()
+        front = EcsFront(self.endpoint_url, self.service_deployments, tasks=self.tasks).start()
         self._stoppers.append(front.stop)
         self.ecs_endpoint_url = front.url
         previous = os.environ.get(ECS_ENDPOINT_ENV)
@@ -212,7 +256,14 @@ class LocalStack:
         import boto3
 
         from deployer.pipelines import ConfigStore, load_config_text
-        from deployer.provision import demo_pipelines_yaml, provision_demo, provision_deployer
+        from deployer.provision import (
+            DEMO_RULE,
+            DEMO_SCHEDULE,
+            demo_pipelines_yaml,
+            provision_demo,
+            provision_demo_schedules,
+            provision_deployer,
+        )
 
         session = boto3.session.Session()
         provision_deployer(names, session)
@@ -227,15 +278,39 @@ class LocalStack:
         self.account = provision_demo(
             session, load_balanced=("prod",) if blue_green else (), workers=("dev", "prod") if several else ()
         )
+        provision_demo_schedules(session, self.account)
         self.config_store = ConfigStore(names.config_table, max_age_seconds=0)
-        pipelines = demo_pipelines_yaml(self.account, blue_green=blue_green, several_services=several)
+        source = self.options.source
+        if source not in {"codecommit", *WEBHOOK_REPOSITORIES}:
+            raise ValueError(f"source {source!r}: choose codecommit, github or gitlab")
+        watched = f"{source}:{WEBHOOK_REPOSITORIES[source]}" if source in WEBHOOK_REPOSITORIES else None
+        pipelines = demo_pipelines_yaml(
+            self.account,
+            blue_green=blue_green,
+            source=watched,
+            schedules=True,
+            keep_revisions=self.options.keep_revisions,
+            several_services=several,
+        )
+        if self.options.before:
+            pipelines = with_prod_before_task(
+                pipelines, service=self.account.services["prod"].service if several else None
+            )
         published = self.config_store.publish(load_config_text(pipelines), "deployer local up")
         variant = " (prod: BLUE_GREEN, approved while paused at POST_TEST_TRAFFIC_SHIFT)" if blue_green else ""
         if several:
             variant += " (dev and prod each deploy web and worker)"
+        if self.options.before:
+            variant += f" (prod runs before-task migrate: {' '.join(DEMO_BEFORE_COMMAND)})"
+        if watched:
+            variant += f" (source: {watched})"
         self.printer(
             f"Provisioned from template.yaml: tables {names.table}, {names.config_table}; bus {names.bus}; "
             f"secrets; demo pipeline 'web'{variant} published (version {published.version})"
+        )
+        self.printer(
+            f"Scheduled  rule {DEMO_RULE} (dev, hourly) and schedule {DEMO_SCHEDULE} (prod, nightly) run the "
+            "services' task definitions; they follow each stage's deployment"
         )
 
     def _start_slack(self) -> None:
@@ -285,6 +360,40 @@ class LocalStack:
         self.approval_url = server.url
         self.printer(f"Approvals  {self.approval_url} (a local server in front of ApprovalsHttpFunction)")
 
+    def _start_webhook_server(self) -> None:
+        """OnWebhookFunction's Function URL stand-in, and its secret: one generated token per
+        provider in the WebhookSecret, also written (mode 600) where the git hook reads it."""
+        import boto3
+
+        from deployer.function_url import FUNCTION_URL_MAX_BODY, FunctionUrlServer
+
+        def invoke(event: dict[str, Any]) -> Mapping[str, Any] | None:
+            result = self.workers["OnWebhookFunction"].invoke(event)
+            return result.payload if isinstance(result.payload, dict) else None
+
+        server = FunctionUrlServer(invoke, max_body=FUNCTION_URL_MAX_BODY).start()
+        self._stoppers.append(server.stop)
+        self.webhook_server = server
+        self.webhook_url = server.url
+        self.webhook_secrets = {provider: secrets.token_hex(32) for provider in WEBHOOK_REPOSITORIES}
+        boto3.client("secretsmanager").put_secret_value(
+            SecretId=self.secret_arns["WebhookSecret"], SecretString=json.dumps(self.webhook_secrets)
+        )
+        for provider, value in self.webhook_secrets.items():
+            path = self.options.root / f"webhook-secret-{provider}"
+            path.unlink(missing_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(value, encoding="utf-8")
+        self.printer(
+            f"Webhooks   {self.webhook_url}github and {self.webhook_url}gitlab "
+            "(a local server in front of OnWebhookFunction; secrets generated)"
+        )
+
+    @property
+    def webhook_server_ms(self) -> float:
+        """How long OnWebhookFunction took to answer the last delivery (milliseconds)."""
+        return float(self.webhook_server.last_duration_ms)
+
     def _start_functions(self, names: Any) -> None:
         from deployer import localrun
         from deployer.local.router import Router, rules_from_template
@@ -293,6 +402,7 @@ class LocalStack:
         resource_names = localrun.resource_names(names)
         resource_names.update(self.secret_arns)
         resource_names["ApprovalsHttpFunctionUrl.FunctionUrl"] = self.approval_url
+        resource_names["OnWebhookFunctionUrl.FunctionUrl"] = self.webhook_url
         self.resource_names = resource_names
         self.env = {"AWS_ENDPOINT_URL": self.endpoint_url, ECS_ENDPOINT_ENV: self.ecs_endpoint_url}
         built = localrun.built_functions(
@@ -387,6 +497,8 @@ class LocalStack:
         self._stoppers.append(stop.set)
 
     def _narrate_bus(self, event: Mapping[str, Any]) -> None:
+        from deployer.housekeeping import ScheduleMove, cleanup_text
+
         detail = event.get("detail", {})
         if event.get("detail-type") == "Release State Change":
             stage = f" ({detail['stage']})" if detail.get("stage") else ""
@@ -395,6 +507,11 @@ class LocalStack:
                 f"RELEASE {detail.get('release_id', '?').split('@')[0]}@{str(detail.get('commit', ''))[:12]} "
                 f"{detail.get('from_state') or 'new'} -> {detail.get('to_state')}{stage}{reason}"
             )
+            for item in detail.get("schedules") or ():
+                self.printer(f"SCHEDULE {detail.get('stage')}: {ScheduleMove.from_item(item).text()}")
+            cleanup = detail.get("cleanup") or {}
+            if cleanup.get("deregistered") or cleanup.get("failed") or cleanup.get("note"):
+                self.printer(f"CLEANUP  {detail.get('pipeline')}: {cleanup_text(cleanup)}")
 
     def _start_simulators(self, names: Any) -> None:
         import boto3
@@ -414,6 +531,8 @@ class LocalStack:
             step_delay=self.options.step_delay,
             service_deployments=self.service_deployments,
             hook_timeout=timedelta(seconds=seconds) if seconds is not None else None,
+            tasks=self.tasks,
+            fail_before=self.options.fail_before,
         )
         simulators.run_in_background(interval=0.2)
         self._stoppers.append(simulators.stop)
@@ -427,12 +546,28 @@ class LocalStack:
         self.printer(f"Git        {remote} (post-receive hook: a push emits the CodeCommit event)")
         return remote
 
+    def _create_webhook_remote(self, root: Path) -> Path:
+        from deployer.local import gitremote
+
+        provider = self.options.source
+        repository = WEBHOOK_REPOSITORIES[provider]
+        command = gitremote.webhook_command(
+            f"{self.webhook_url}{provider}", provider, repository, root / f"webhook-secret-{provider}"
+        )
+        label = "GitHub" if provider == "github" else "GitLab"
+        remote = gitremote.create_remote(
+            root / "git" / provider, repository.rsplit("/", 1)[-1], command, becomes=f"a signed {label} push webhook"
+        )
+        self.printer(f"Git        {remote} ({label} {repository}: a push sends the signed {label} push webhook)")
+        return remote
+
     def _write_state(self, names: Any) -> None:
         state = {
             "endpoint_url": self.endpoint_url,
             "ecs_endpoint_url": self.ecs_endpoint_url,
             "control_url": self.control_url,
             "approval_url": self.approval_url,
+            "webhook_url": self.webhook_url,
             "slack_url": self.slack.url,
             "remote": str(self.remote),
             "pid": os.getpid(),
