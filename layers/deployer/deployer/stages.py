@@ -392,7 +392,6 @@ class StageDeployer:
             record = self._record(
                 release,
                 stage,
-                target,
                 f"rolling {stage.name} back to {_short_arn(rollback_to)}",
                 task_definition_arn=rollback_to,
                 previous_task_definition_arn=view.task_definition,
@@ -411,7 +410,6 @@ class StageDeployer:
                 self._record(
                     release,
                     stage,
-                    target,
                     f"registering a revision of {_family(view.task_definition)}"
                     + (f" with {changed}" if changed else ""),
                     previous_task_definition_arn=view.task_definition,
@@ -423,7 +421,6 @@ class StageDeployer:
             record = self._record(
                 release,
                 stage,
-                target,
                 f"registered {_short_arn(registered.arn)}" + (f" with {changed}" if changed else ""),
                 task_definition_arn=registered.arn,
                 previous_task_definition_arn=registered.previous_arn,
@@ -553,7 +550,6 @@ class StageDeployer:
         self,
         release: Release,
         stage: Stage,
-        target: ServiceTarget,
         reason: str,
         *,
         previous_task_definition_arn: str,
@@ -561,11 +557,11 @@ class StageDeployer:
         registering_at: str | None = None,
         settings: str | None = None,
     ) -> StageRecord:
-        """Record the stage DEPLOYING with its revision (or the intent to register one)."""
+        """Record the stage (of one service) DEPLOYING with its revision (or the intent to register one)."""
         record = StageRecord(
             StageState.DEPLOYING,
-            target.cluster,
-            target.service,
+            stage.cluster,
+            stage.service_names[0],
             started_at=now_iso(),
             task_definition_arn=task_definition_arn,
             previous_task_definition_arn=previous_task_definition_arn,
