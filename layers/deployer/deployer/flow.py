@@ -1233,7 +1233,9 @@ def request_rollback(pipeline_name: str, stage_name: str, requested_by: dict[str
     approval) is stopped with StopServiceDeployment ROLLBACK and ECS returns the service to the
     revision it ran before. Otherwise a release of kind "rollback" redeploys the stage's previous
     successful revision (its history: `ReleaseStore.stage_history`), through the same validation,
-    ordering and service lock as any release. Either way the rollback is a release of its own."""
+    ordering and service lock as any release. A release whose before-task still runs (nothing of it
+    deployed yet) is ended before any service is updated. Either way the rollback is a release of
+    its own, and it never runs the stage's before-task."""
     pipeline = _pipeline(deps, pipeline_name)
     stage = pipeline.stage_named(stage_name)
     if stage is None:
@@ -1251,7 +1253,10 @@ def request_rollback(pipeline_name: str, stage_name: str, requested_by: dict[str
             "reason": f"{holder.release_id} is already rolling {stage_name} back ({holder.state})",
         }
     if holder is not None and record is not None and record.state is StageState.DEPLOYING:
-        if record.services is not None and any(s.deployment_id for s in record.services):
+        started = any(s.deployment_id for s in record.services) if record.services is not None else None
+        if record.before_state in before.WAITING and not (started or record.deployment_id):
+            return {**base, **_cancel_before_update(holder, stage, record, requested_by, by, deps)}
+        if started:
             return {**base, **_stop_several_in_flight(holder, stage, record, requested_by, by, deps)}
         if record.deployment_id:
             return {**base, **_stop_in_flight(holder, stage, record, requested_by, by, deps)}
@@ -1410,11 +1415,12 @@ _ROLLBACK_WORDS = {
     "deploying": ":rewind: Rolling back {where}",
     "queued": ":rewind: Rolling back {where} as soon as its ECS service is free",
     "already_running": ":rewind: Rolling back {where}",
+    "cancelled": ":rewind: Rolled back {where} before any of its services was updated",
     "already_rolling_back": ":information_source: {where} is already rolling back",
     "nothing_to_roll_back": ":information_source: Nothing to roll back in {where}",
     "ignored": ":no_entry: {where} was not rolled back",
 }
-_FOLLOWED = frozenset({"stopping", "deploying", "queued", "already_running", "already_rolling_back"})
+_FOLLOWED = frozenset({"stopping", "deploying", "queued", "already_running", "already_rolling_back", "cancelled"})
 
 
 def _answering(detail: Any, deps: Deps, handle: Callable[[], Outcome], words: Callable[[Any, Outcome], str]) -> Outcome:
@@ -1531,6 +1537,51 @@ def _stop_in_flight(  # noqa: PLR0917 - what request_rollback found
         "undoes": holder.release_id,
         "service_deployment": view.arn,
         **follow,
+    }
+
+
+def _cancel_before_update(  # noqa: PLR0917 - what request_rollback found
+    holder: Release, stage: Stage, record: StageRecord, requested_by: dict[str, Any], by: str, deps: Deps
+) -> Outcome:
+    """Roll back a stage whose before-task still runs: none of its services was updated, so the
+    release ends DEPLOY_FAILED there and then (its task's end, whenever it comes, changes nothing)
+    and the rollback, a release of its own, is RELEASED at once: the services keep the revisions
+    they run. The task is left to finish: stopping a migration halfway is worse than letting it end."""
+    store = deps.store
+    step = record.before_task or "before"
+    task = f" ({_short_arn(record.before_task_arn)})" if record.before_task_arn else ""
+    if record.services is not None:
+        keep = [(s.cluster, s.service, s.previous_task_definition_arn or "") for s in record.services]
+    else:
+        keep = [(record.cluster, record.service, record.previous_task_definition_arn or "")]
+    kept = ", ".join(f"{service} {_short_arn(arn)}" for _, service, arn in keep)
+    reason = (
+        f"{by} rolled {stage.name} back while its before-task {step}{task} ran: nothing was deployed, the "
+        f"services keep what they run ({kept}); the task is left to finish and its end changes nothing"
+    )
+    result = deps.stages.fail(holder, stage, ReleaseState.DEPLOY_FAILED, reason)
+    target: dict[str, Any] = {"commit": holder.previous_commit}
+    if record.services is not None:
+        target["services"] = [{"cluster": c, "service": s, "task_definition_arn": arn} for c, s, arn in keep]
+    else:
+        target["task_definition_arn"] = keep[0][2]
+    rollback = store.create_rollback(
+        pipeline=holder.pipeline,
+        stage=stage.name,
+        target=target,
+        undoes=holder.release_id,
+        requested_by=requested_by,
+        repository=holder.repository,
+        branch=holder.branch,
+    )
+    store.transition(rollback, ReleaseState.RELEASED, stage=stage.name, reason=reason)
+    return {
+        "release_id": rollback.release_id,
+        "outcome": "cancelled",
+        "reason": reason,
+        "undoes": holder.release_id,
+        "target_task_definition": kept,
+        **hand_over(result, deps),
     }
 
 

@@ -856,7 +856,10 @@ class StageDeployer:
                 stage.cluster,
                 "+".join(stage.service_names),
                 started_at=now_iso(),
-                services=[ServiceRecord(stage.cluster, name, StageState.FAILED) for name in stage.service_names],
+                services=[
+                    ServiceRecord(stage.cluster, name, StageState.FAILED, reason="not deployed")
+                    for name in stage.service_names
+                ],
             )
         elif record is None:
             record = StageRecord(StageState.FAILED, stage.cluster, stage.service_names[0], started_at=now_iso())

@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from deployer.pipelines import Pipeline, Stage
     from deployer.releases import ReleaseStore
 
-STARTED: Final = frozenset({"deploying", "queued", "stopping"})
+STARTED: Final = frozenset({"deploying", "queued", "stopping", "cancelled"})
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -175,10 +175,19 @@ class Preview:
     target_release: str | None
     target_task_definition: str | None
     target_commit: str | None
+    # the in-flight release's before-task, still running: no service was updated yet
+    before_task: str | None = None
 
     def lines(self) -> list[str]:
         noun = "ECS services" if ", " in self.service else "ECS service"
         where = f"{self.stage} of {self.pipeline} ({noun} {self.service})"
+        if self.in_flight and self.before_task:
+            keep = _revision(self.target_task_definition) or "the revisions they run"
+            return [
+                f"Roll back {where}:",
+                f"  in flight   {self.in_flight} runs its before-task {self.before_task}; no service is updated yet",
+                f"  rollback    end that release before any service is updated; they keep {keep}",
+            ]
         if self.in_flight:
             back = _revision(self.target_task_definition) or "the revision it ran before"
             return [
@@ -252,6 +261,14 @@ def preview(store: ReleaseStore, pipeline: Pipeline, stage: Stage) -> Preview:
         target_release=_text(target.get("release_id")) if target else None,
         target_task_definition=(previous_text if in_flight else _history_text(target) if target else None),
         target_commit=_text(target.get("commit")) if target else None,
+        before_task=(
+            record.before_task
+            if in_flight
+            and record is not None
+            and record.before_state in {"STARTING", "RUNNING"}
+            and not record.all_started
+            else None
+        ),
     )
 
 
@@ -360,6 +377,8 @@ def report(outcome: Mapping[str, Any], shown: Preview, principal: str) -> str:
     lines: list[str] = []
     if kind == "stopping":
         lines.append(f"Rolling back {where}: the deployment in flight is being stopped; ECS rolls the service back.")
+    elif kind == "cancelled":
+        lines.append(f"Rolled back {where}: its before-task was still running, so no service was updated.")
     elif kind == "deploying":
         lines.append(f"Rolling back {where}: redeploying the previous successful revision.")
     elif kind == "queued":
@@ -371,7 +390,9 @@ def report(outcome: Mapping[str, Any], shown: Preview, principal: str) -> str:
         lines.append(f"Not rolled back ({kind or 'no outcome'}): {reason or 'the deployer refused'}.")
         return "\n".join(lines) + "\n"
     target = _text(outcome.get("target_task_definition")) or shown.target_task_definition
-    if target:
+    if kind == "cancelled":
+        lines.append(f"  keeps       {target}")
+    elif target:
         # the commit is known when the flow went back to the revision the preview expected
         same = kind != "stopping" and target == shown.target_task_definition and shown.target_commit
         commit = f" (commit {_short(shown.target_commit)})" if same else ""
