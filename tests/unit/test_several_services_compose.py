@@ -37,6 +37,7 @@ from moto import mock_aws
 
 from deployer import before, flow, reconciler, report
 from deployer.approval_page import ApprovalPage, approval_page
+from deployer.cli import rollback as cli_rollback
 from deployer.events import (
     ApprovalDecidedEvent,
     CodeBuildStateChangeEvent,
@@ -487,6 +488,22 @@ def test_a_before_task_past_its_timeout_is_stopped_and_frees_every_lock(world: W
     assert world.store.lock_of("dev", "worker") is None
 
 
+def test_a_before_task_that_fails_after_its_stage_left_the_configuration_frees_every_lock(
+    world: World, tasks: Tasks
+) -> None:
+    world.publish(pipeline_yaml(world, dev=BEFORE, prod=None))
+    release_id = start(world, "migrate-orphan")
+    release = current(world, release_id)
+    # GIVEN the pipeline is republished without dev while the task runs
+    world.publish(pipeline_yaml(world, prod="").replace("      - name: dev\n", "      - name: qa\n", 1))
+    # WHEN the task exits 1 THEN the release fails and both of dev's services are free again
+    outcome = flow.on_task_stopped(stopped(world, release, "dev", 1), world.deps)
+    assert outcome["outcome"] == "before_task_failed"
+    assert current(world, release_id).state is ReleaseState.DEPLOY_FAILED
+    assert world.store.lock_of("dev", "web") is None
+    assert world.store.lock_of("dev", "worker") is None
+
+
 def released_twice(world: World, tasks: Tasks) -> tuple[Release, Release]:
     """Two releases of a dev-only pipeline with settings and a before-task, each RELEASED."""
     done = []
@@ -560,6 +577,9 @@ def test_a_rollback_while_the_before_task_runs_ends_the_release_before_any_servi
     release_id = start(world, "migrating")
     task = current(world, release_id).stages["dev"].before_task_arn
     web, worker = running(world, "dev", "web"), running(world, "dev", "worker")
+    pipeline = world.deps.config().pipelines[0]
+    preview = cli_rollback.preview(world.store, pipeline, pipeline.stages[0])
+    shown = preview.lines()
     # WHEN dev is rolled back while the migration runs
     outcome = flow.request_rollback("web", "dev", {"kind": "cli", "principal": "ada"}, world.deps)
     # THEN the release ends there, no service is updated, the rollback is RELEASED at once, locks free
@@ -575,6 +595,19 @@ def test_a_rollback_while_the_before_task_runs_ends_the_release_before_any_servi
     assert current(world, outcome["release_id"]).state is ReleaseState.RELEASED
     assert world.store.lock_of("dev", "web") is None
     assert world.store.lock_of("dev", "worker") is None
+    # AND `deployer rollback` said so before asking, and says what it did after
+    assert shown == [
+        "Roll back dev of web (ECS services dev/web, dev/worker):",
+        f"  in flight   {release_id} runs its before-task migrate; no service is updated yet",
+        f"  rollback    end that release before any service is updated; they keep web {short(web)}, worker "
+        f"{short(worker)}",
+    ]
+    said = cli_rollback.report(outcome, preview, "ada")
+    assert said.startswith(
+        "Rolled back dev of web: its before-task was still running, so no service was updated.\n"
+        f"  keeps       web {short(web)}, worker {short(worker)}\n"
+        f"  undoes      {release_id}\n"
+    )
     # AND the task, left to finish, changes nothing when it exits 0
     assert flow.on_task_stopped(stopped(world, release, "dev", 0), world.deps)["outcome"] == "duplicate"
     assert updates == []
