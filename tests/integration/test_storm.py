@@ -61,6 +61,11 @@ def test_a_storm_with_stages_of_two_services_sharing_one_keeps_every_invariant()
     assert not report.wrong_records, report.failure_message()
     assert sum(report.states.values()) == CI_PUSHES, report.summary()
     assert any(line for _p, line in report.trace if "shared00" in line), report.summary()
+    # AND the first pipeline of each pair ran its dev before-task (with its own service's revision)
+    # before either service of the stage was updated (the "before-task" invariant, per service)
+    assert any("RunTask" in line and line.endswith(" dev") for p, line in report.trace if p == "duo00"), (
+        report.summary()
+    )
 
 
 def test_the_checker_sees_a_second_update_that_takes_a_stage_backwards() -> None:

@@ -281,7 +281,10 @@ def provision_storm_world(
             arn = create(name, stage, desired, first_image)
             breaker: Breaker = "rollback" if stage == "dev" else rng.choice(("no-rollback", "none"))
             approval = stage == "prod" and index % 2 == 0
-            runs_before = stage == "prod" and index % 3 == 1
+            # prod of every third pipeline runs a before-task, and dev (two services) of the first of each pair
+            runs_before = (stage == "prod" and index % 3 == 1) or (
+                stage == "dev" and name.startswith("duo") and (index - count) % 2 == 0
+            )
             services[stage] = StormService(
                 name, stage, stage, name, f"{name}-{stage}", arn, approval, breaker, before=runs_before
             )
@@ -341,7 +344,9 @@ def storm_pipelines_yaml(pipelines: Any) -> str:
                 lines.append(f"        services: [{', '.join(pair)}]")
             if svc.approval:
                 lines.append(f"        approval: {{approvers: [{APPROVER}], expiresInHours: 24}}")
-            if svc.before:
+            if svc.before and other is not None:  # a stage of two services: the task runs with this one's
+                lines.append(f"        before: {{task: migrate, service: {svc.service}, command: [./migrate.sh]}}")
+            elif svc.before:
                 lines.append("        before: {task: migrate, command: [./migrate.sh]}")
             lines.append(f"        rollout: {{{rollouts[svc.stage]}{breakers[svc.breaker]}}}")
             # deploy-time settings: every revision must carry them (`check_invariants`, "settings")
@@ -1254,9 +1259,11 @@ def check_invariants(storm: Storm) -> list[Violation]:
         registered[(release_id, stage, call.params["family"])].append(arn)
         arn_owner[arn] = (release_id, stage)
         web = next((c for c in call.params.get("containerDefinitions", []) if c.get("name") == "web"), {})
+        # the settings of the registering release's pipeline (a shared service is deployed by two)
+        owner_pipeline = release_id.split("@")[0] if release_id != "?" else svc.pipeline if svc else "?"
         wanted = {
             ("environment", STAGE_VARIABLE, stage),
-            ("secrets", SECRET_VARIABLE, storm_secret(svc.pipeline, stage) if svc else "?"),
+            ("secrets", SECRET_VARIABLE, storm_secret(owner_pipeline, stage) if svc else "?"),
         }
         carried = {("environment", e.get("name"), e.get("value")) for e in web.get("environment", [])} | {
             ("secrets", e.get("name"), e.get("valueFrom")) for e in web.get("secrets", [])
@@ -1333,11 +1340,14 @@ def check_invariants(storm: Storm) -> list[Violation]:
             found.append(Violation("right-service", f"UpdateService on {svc.key} with {owner}", svc.pipeline))
         if svc.approval and owner not in storm.approved:
             found.append(Violation("approval", f"{owner} deployed to {svc.stage} without an approval", svc.pipeline))
-        if svc.before and storm.task_exit.get(owner) != 0:
+        # the owner's stage runs a before-task (a stage of two services: before either is updated)
+        configured = storm.deps.config().pipeline_named(owner[0].split("@")[0])
+        stage_config = configured.stage_named(owner[1]) if configured else None
+        if stage_config is not None and stage_config.before is not None and storm.task_exit.get(owner) != 0:
             found.append(
                 Violation(
                     "before-task",
-                    f"{owner} deployed to {svc.stage} without its before-task exiting 0 "
+                    f"{owner} deployed {call.params['service']} to {svc.stage} without its before-task exiting 0 "
                     f"(exit {storm.task_exit.get(owner, 'never run')})",
                     svc.pipeline,
                 )
@@ -1500,19 +1510,19 @@ def _old_revisions_checked(storm: Storm, arn_owner: Mapping[str, tuple[str, str]
                 )
         history = storm.deps.store.stage_history(svc.pipeline, svc.stage, limit=100)
         target = flow.rollback_target(history)
-        if target is not None and status(str(target["task_definition_arn"])) != "ACTIVE":
+        back_to = _revision_of_service(target, svc) if target is not None else None
+        if back_to is not None and status(back_to) != "ACTIVE":
             found.append(
                 Violation(
                     "cleanup-safe",
-                    f"{svc.pipeline} {svc.stage} can roll back to {_short(str(target['task_definition_arn']))}, "
-                    "deregistered",
+                    f"{svc.pipeline} {svc.stage} can roll back to {_short(back_to)}, deregistered",
                     svc.pipeline,
                 )
             )
         pipeline = config.pipeline_named(svc.pipeline)
         keep = pipeline.revisions_to_keep if pipeline else None
         ran = sorted(
-            {str(entry["task_definition_arn"]) for entry in history},
+            {arn for entry in history if (arn := _revision_of_service(entry, svc))},
             key=lambda arn: int(arn.rsplit(":", 1)[1]),
             reverse=True,
         )
@@ -1527,6 +1537,21 @@ def _old_revisions_checked(storm: Storm, arn_owner: Mapping[str, tuple[str, str]
                     )
                 )
     return found
+
+
+def _revision_of_service(entry: Mapping[str, Any], svc: StormService) -> str | None:
+    """The revision a stage history entry ran on `svc`: the entry's own, or, for a stage of several
+    services, that service's."""
+    if entry.get("services"):
+        return next(
+            (
+                str(s["task_definition_arn"])
+                for s in entry["services"]
+                if (s.get("cluster"), s.get("service")) == (svc.cluster, svc.service) and s.get("task_definition_arn")
+            ),
+            None,
+        )
+    return str(entry["task_definition_arn"]) if entry.get("task_definition_arn") else None
 
 
 def _all_releases(store: ReleaseStore, pipeline: str) -> Iterator[Any]:
