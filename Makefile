@@ -125,6 +125,10 @@ demo: venv build ## one release end to end on the local stack (push, build, dev,
 demo-click: venv build ## the same, but waits for you to open the approval link and click
 	$(BIN)/python -m deployer.local.demo --wait-for-click
 
+.PHONY: demo-services
+demo-services: venv build ## the demo with two services per stage: web and worker deploy in one step, complete together; BEFORE=1 adds prod's before-task (service: web)
+	$(BIN)/python -m deployer.local.demo --several-services $(if $(BEFORE),--before,)
+
 .PHONY: demo-bluegreen
 demo-bluegreen: venv build ## the demo with prod BLUE_GREEN: ECS pauses after test traffic, the approval page continues it
 	$(BIN)/python -m deployer.local.demo --blue-green

@@ -44,6 +44,18 @@ rolls a service back to, and at the end every revision a service runs or a stage
 is ACTIVE, and each family keeps at least the newest `keepRevisions` revisions its stages ran.
 `RECORD_CHECKS` (what a stage record says about a rollback) are reported apart.
 
+Stages of several services (`duos`): pairs of pipelines whose dev stage deploys two services, its
+own and one it shares with the other pipeline of the pair, listed in opposite orders (`[duo0,
+shared0]` and `[shared0, duo1]`). A published file gives each service to one stage (the
+cross-check), but a republished one can move services between pipelines while releases hold or wait
+for their locks, so these storms use the configuration without its cross-checks (as such a
+republish does) to make the two pipelines contend for the shared service's lock: a deadlock would
+leave releases QUEUED for ever ("stuck"). ECS answers what moto lacks for them: ListServiceDeployments
+and DescribeServiceDeployments (the service's deployment whose end has not been reported yet is in
+flight) and StopServiceDeployment ROLLBACK (the deployment goes back to the service's stable revision
+and reports nothing more); the deployer's own UpdateService putting a completed service back (no
+`deploymentConfiguration`) is a rollback of that service's deployment.
+
 Deliveries are sequential (one handler at a time): the storm tests ordering and duplicates, not
 concurrent handlers, and injects no crash between two AWS calls of one handler.
 
@@ -68,6 +80,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import boto3
+import yaml
+from botocore.awsrequest import AWSResponse
 
 from deployer import flow
 from deployer.approvals import ApprovalRefused, Approvals
@@ -86,7 +100,7 @@ from deployer.local.ecs_tasks import Tasks
 from deployer.local.router import Router, rules_from_template
 from deployer.local.simulate import BeforeTaskSimulator
 from deployer.localrun import InvokeResult
-from deployer.pipelines import ConfigStore, load_config_text
+from deployer.pipelines import ConfigStore, PipelinesConfig, load_config_text
 from deployer.provision import ACCOUNT, DeployerNames, provision_deployer, push_demo_image, web_task_definition
 from deployer.releases import ReleaseState, ReleaseStore, StageState, Transition, release_id_for
 from deployer.reporting import fan_out
@@ -113,6 +127,7 @@ __all__ = [
 ]
 
 SEED_VARIABLE = "STORM_SEED"
+SERVICE_DEPLOYMENT_OPERATIONS = ("ListServiceDeployments", "DescribeServiceDeployments", "StopServiceDeployment")
 REGION = "eu-west-1"
 APPROVER = "U012ABCDEF"
 SIGNING_KEY = b"storm-signing-key-of-at-least-32-bytes!!"
@@ -163,11 +178,17 @@ class StormService:
     initial_task_definition: str
     approval: bool
     breaker: Breaker
+    shared_with: tuple[str, ...] = ()  # other pipelines whose same stage deploys this service too
     before: bool = False  # runs a before-task (RunTask, then its STOPPED event) before UpdateService
 
     @property
     def key(self) -> tuple[str, str]:
         return self.cluster, self.service
+
+    @property
+    def owners(self) -> set[tuple[str, str]]:
+        """(pipeline, stage) of every stage that deploys the service."""
+        return {(self.pipeline, self.stage), *((p, self.stage) for p in self.shared_with)}
 
     @property
     def arn(self) -> str:
@@ -182,7 +203,7 @@ class StormPipeline:
     project: str
     ecr_repository: str
     ecr_uri: str
-    services: dict[str, StormService]
+    services: dict[str, StormService]  # by stage; a stage of two services also has "<stage>+"
 
 
 @dataclass
@@ -199,10 +220,12 @@ class StormWorld:
         return next(p for p in self.pipelines.values() if p.project == project)
 
 
-def provision_storm_world(count: int, rng: random.Random, session: Any, environment: str = "storm") -> StormWorld:
-    """The deployer's table and bus, and `count` pipelines (see the module's docstring)."""
-    names = DeployerNames(environment)
-    provision_deployer(names, session)
+def provision_storm_world(
+    count: int, rng: random.Random, session: Any, environment: str = "storm", duos: int = 0
+) -> StormWorld:
+    """The deployer's table and bus, `count` pipelines, and `duos` pairs of pipelines whose dev stage
+    deploys two services, one of them shared within the pair (see the module's docstring)."""
+    provision_deployer(DeployerNames(environment), session)
     ec2 = session.client("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.42.1.0/24")["Subnet"]["SubnetId"]
@@ -212,8 +235,10 @@ def provision_storm_world(count: int, rng: random.Random, session: Any, environm
     for stage in STAGES:
         ecs.create_cluster(clusterName=stage)
     pipelines = {}
-    for index in range(count):
-        name = f"app{index:02d}"
+    names = [(f"app{index:02d}", index) for index in range(count)]
+    names += [(f"duo{index:02d}", count + index) for index in range(2 * duos)]
+    shared: dict[int, StormService] = {}
+    for name, index in names:
         repository = f"{name}-repo"
         codecommit.create_repository(repositoryName=repository)
         codebuild.create_project(
@@ -230,14 +255,15 @@ def provision_storm_world(count: int, rng: random.Random, session: Any, environm
         ecr.create_repository(repositoryName=name)
         first_image, _ = push_demo_image(session, name, "v0")
         services = {}
-        for stage, desired in (("dev", 2), ("prod", 4)):
-            family = f"{name}-{stage}"
-            arn = ecs.register_task_definition(**web_task_definition(family, first_image))["taskDefinition"][
+
+        def create(service: str, stage: str, desired: int, image: str) -> str:
+            family = f"{service}-{stage}"
+            arn = ecs.register_task_definition(**web_task_definition(family, image))["taskDefinition"][
                 "taskDefinitionArn"
             ]
             ecs.create_service(
                 cluster=stage,
-                serviceName=name,
+                serviceName=service,
                 taskDefinition=arn,
                 desiredCount=desired,
                 launchType="FARGATE",
@@ -249,10 +275,29 @@ def provision_storm_world(count: int, rng: random.Random, session: Any, environm
                     }
                 },
             )
+            return str(arn)
+
+        for stage, desired in (("dev", 2), ("prod", 4)):
+            arn = create(name, stage, desired, first_image)
             breaker: Breaker = "rollback" if stage == "dev" else rng.choice(("no-rollback", "none"))
             approval = stage == "prod" and index % 2 == 0
-            runs_before = stage == "prod" and index % 3 == 1
-            services[stage] = StormService(name, stage, stage, name, family, arn, approval, breaker, runs_before)
+            # prod of every third pipeline runs a before-task, and dev (two services) of the first of each pair
+            runs_before = (stage == "prod" and index % 3 == 1) or (
+                stage == "dev" and name.startswith("duo") and (index - count) % 2 == 0
+            )
+            services[stage] = StormService(
+                name, stage, stage, name, f"{name}-{stage}", arn, approval, breaker, before=runs_before
+            )
+        if name.startswith("duo"):
+            pair = (index - count) // 2
+            if pair not in shared:  # the first pipeline of the pair creates the service they share
+                service = f"shared{pair:02d}"
+                arn = create(service, "dev", 2, first_image)
+                partner = f"duo{2 * pair + 1:02d}"
+                shared[pair] = StormService(
+                    name, "dev", "dev", service, f"{service}-dev", arn, False, "rollback", shared_with=(partner,)
+                )
+            services["dev+"] = shared[pair]
         pipelines[name] = StormPipeline(
             name,
             repository,
@@ -262,7 +307,7 @@ def provision_storm_world(count: int, rng: random.Random, session: Any, environm
             first_image.rsplit(":", 1)[0],
             services,
         )
-    return StormWorld(names, pipelines, storm_pipelines_yaml(pipelines.values()))
+    return StormWorld(DeployerNames(environment), pipelines, storm_pipelines_yaml(pipelines.values()))
 
 
 def storm_pipelines_yaml(pipelines: Any) -> str:
@@ -287,15 +332,21 @@ def storm_pipelines_yaml(pipelines: Any) -> str:
             *([f"    keepRevisions: {KEEP_REVISIONS_ODD}"] if int(p.name[-2:]) % 2 else []),
             "    stages:",
         ]
-        for svc in p.services.values():
-            lines += [
-                f"      - name: {svc.stage}",
-                f"        cluster: {svc.cluster}",
-                f"        service: {svc.service}",
-            ]
+        for label, svc in p.services.items():
+            if label.endswith("+"):
+                continue  # the second service of a stage: listed with the first
+            lines += [f"      - name: {svc.stage}", f"        cluster: {svc.cluster}"]
+            other = p.services.get(f"{label}+")
+            if other is None:
+                lines.append(f"        service: {svc.service}")
+            else:  # opposite orders in the two pipelines of a pair: [duo00, shared00] and [shared00, duo01]
+                pair = [svc.service, other.service] if other.pipeline == p.name else [other.service, svc.service]
+                lines.append(f"        services: [{', '.join(pair)}]")
             if svc.approval:
                 lines.append(f"        approval: {{approvers: [{APPROVER}], expiresInHours: 24}}")
-            if svc.before:
+            if svc.before and other is not None:  # a stage of two services: the task runs with this one's
+                lines.append(f"        before: {{task: migrate, service: {svc.service}, command: [./migrate.sh]}}")
+            elif svc.before:
                 lines.append("        before: {task: migrate, command: [./migrate.sh]}")
             lines.append(f"        rollout: {{{rollouts[svc.stage]}{breakers[svc.breaker]}}}")
             # deploy-time settings: every revision must carry them (`check_invariants`, "settings")
@@ -419,6 +470,9 @@ class Call:
     error: str | None = None
     at_step: int = 0
     deployment_id: str | None = None  # UpdateService: the deployment ECS started
+    # UpdateService without deploymentConfiguration: the deployer putting a completed service back
+    # on its previous revision after a sibling of its stage failed (StageDeployer.fail_services)
+    put_back: bool = False
 
 
 class AwsCalls:
@@ -448,6 +502,7 @@ class AwsCalls:
 
     def _sent(self, params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> dict[str, Any] | None:
         call = Call(model.name, copy.deepcopy(params), at_step=self.step)
+        call.put_back = model.name == "UpdateService" and "deploymentConfiguration" not in params
         self.calls.append(call)
         context["storm_call"] = call
         if model.name == "UpdateService" and "taskDefinition" in params:
@@ -586,14 +641,17 @@ class Storm:
     """One storm: the world provisioned, the pushes planned, the router wired to the flow. `run()`
     delivers until nothing is pending; `check_invariants(storm)` then judges what happened."""
 
-    def __init__(self, pipelines: int, pushes: int, seed: int, odds: Odds | None = None) -> None:
+    def __init__(self, pipelines: int, pushes: int, seed: int, odds: Odds | None = None, *, duos: int = 0) -> None:
         self.seed = seed
         self.rng = random.Random(seed)
         self.odds = odds or Odds()
-        self.report = StormReport(seed, pipelines, pushes)
+        self.report = StormReport(seed, pipelines + 2 * duos, pushes)
         self.calls = AwsCalls()
         self.session = boto3.session.Session()
         self.calls.install(self.session)
+        for operation in SERVICE_DEPLOYMENT_OPERATIONS:  # what moto lacks, answered as ECS would
+            self.session.events.register(f"before-parameter-build.ecs.{operation}", _keep_params)
+            self.session.events.register(f"before-call.ecs.{operation}", self._service_deployments)
         self.meter = FlowMeter()
         self.meter.install(self.session)
         self.report.flow_runs_measured = self.meter.runs
@@ -603,7 +661,7 @@ class Storm:
         self.ecr = aws.client("ecr")
         self.ecs = aws.client("ecs")
         self.codebuild = aws.client("codebuild")
-        self.world = provision_storm_world(pipelines, self.rng, aws)
+        self.world = provision_storm_world(pipelines, self.rng, aws, duos=duos)
         self.pushes = plan_pushes(self.world, pushes, self.rng, self.odds, seed)
         self.deps = self._deps()
         # RunTask, DescribeTasks, StopTask: the local stack's simulated tasks (moto's RunTask fails on awsvpc)
@@ -625,6 +683,9 @@ class Storm:
         self.in_flight: dict[tuple[str, str], str] = {}  # service -> deployment whose end is not yet reported
         self.reported: set[str] = set()  # deployments whose COMPLETED/FAILED was delivered
         self.rolled_back: set[str] = set()
+        self.stable_before: dict[str, str] = {}  # deployment -> the service's stable revision before it
+        self.stopped: set[str] = set()  # deployments stopped with StopServiceDeployment ROLLBACK
+        self.service_deployment_arns: dict[str, tuple[tuple[str, str], str]] = {}  # ARN -> (service, deployment)
         self.never_decided: set[tuple[str, str]] = set()  # (release id, stage)
         self.approved: set[tuple[str, str]] = set()
         self.step = 0
@@ -635,13 +696,17 @@ class Storm:
         names = self.world.names
         dynamodb = self.session.resource("dynamodb")
         config_store = ConfigStore(names.config_table, dynamodb=dynamodb)
-        config_store.publish(load_config_text(self.world.yaml), "storm")
+        shares = any(svc.shared_with for svc in self.world.services.values())
+        if shares:  # two stages on one service: what a republish leaves while releases still hold it
+            unchecked = PipelinesConfig.model_validate(yaml.safe_load(self.world.yaml))
+        else:
+            config_store.publish(load_config_text(self.world.yaml), "storm")
         table = dynamodb.Table(names.table)
         publisher = BusPublisher(self.session.client("events"), names.bus)
         store = ReleaseStore(table, on_transition=fan_out([self._on_transition, publisher]))
         return Deps(
             store=store,
-            config=config_store.load,
+            config=(lambda: unchecked) if shares else config_store.load,
             codebuild=self.session.client("codebuild"),
             ecr=self.session.client("ecr"),
             stages=StageDeployer(store, self.session.client("ecs"), self.session.client("application-autoscaling")),
@@ -743,6 +808,9 @@ class Storm:
 
     def _deliver(self, item: Pending) -> None:
         assert item.event is not None
+        if item.terminal_of in self.stopped:
+            self._trace(item.pipeline, f"{item.label}: not sent (the deployment was stopped)")
+            return
         self.report.deliveries += 1
         if item.terminal_of:
             self.reported.add(item.terminal_of)
@@ -867,6 +935,26 @@ class Storm:
         release_id, _stage = self.registered.get(new, ("?", "?"))
         call.deployment_id = deployment
         previous = self.in_flight.get(key)
+        if call.put_back:
+            # The deployer puts the service back (a sibling of its stage failed): the deployment it
+            # undoes is rolled back. Like ECS's own rollback of a failed deployment, the put-back is
+            # no release's deployment: the lock is handed on at once, and the next release's
+            # UpdateService supersedes it. ECS reports it; the deployer did not start it for a release.
+            if previous is not None:
+                self.rolled_back.add(previous)
+                self.reported.add(previous)
+            self._trace(
+                svc.pipeline, f"  ECS: {key[0]}/{key[1]} put back on {_short(new)} by the deployer ({deployment})"
+            )
+            self.stable[key] = new
+            self._enqueue(
+                self._ecs_event(
+                    svc, deployment, "SERVICE_DEPLOYMENT_COMPLETED", f"ECS deployment {deployment} completed."
+                ),
+                f"ecs {svc.stage} put back {deployment[-6:]} COMPLETED",
+                svc.pipeline,
+            )
+            return
         if previous is not None and previous not in self.reported:
             self.report.violations.append(
                 Violation(
@@ -877,6 +965,7 @@ class Storm:
                 )
             )
         self.in_flight[key] = deployment
+        self.stable_before[deployment] = self.stable[key]
         label = f"ecs {svc.stage} {release_id.rsplit('@', 1)[-1][:12]} {deployment[-6:]}"
         self._trace(svc.pipeline, f"  ECS: UpdateService {key[0]}/{key[1]} -> {_short(new)}, deployment {deployment}")
         if self.rng.random() < self.odds.in_progress_events:
@@ -934,6 +1023,45 @@ class Storm:
             svc.pipeline,
             terminal_of=deployment,
         )
+
+    def _service_deployments(self, model: Any, context: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        """ListServiceDeployments, DescribeServiceDeployments and StopServiceDeployment, which moto
+        lacks: a deployment whose end the storm has not reported is in flight; stopping it with
+        ROLLBACK returns the service to its stable revision, and its end is never reported."""
+        params = context["storm_params"]
+        now = datetime.now(UTC)
+        if model.name == "ListServiceDeployments":
+            key = (params["cluster"], params["service"])
+            deployment = self.in_flight.get(key)
+            listed = []
+            if deployment and deployment not in self.reported and deployment not in self.stopped:
+                suffix = deployment.rsplit("/", 1)[-1]
+                arn = f"arn:aws:ecs:{REGION}:{ACCOUNT}:service-deployment/{key[0]}/{key[1]}/{suffix}"
+                self.service_deployment_arns[arn] = (key, deployment)
+                listed.append({"serviceDeploymentArn": arn, "status": "IN_PROGRESS", "createdAt": now})
+            answer: dict[str, Any] = {"serviceDeployments": listed}
+        elif model.name == "DescribeServiceDeployments":
+            answer = {
+                "serviceDeployments": [
+                    {"serviceDeploymentArn": arn, "status": "IN_PROGRESS", "createdAt": now}
+                    for arn in params["serviceDeploymentArns"]
+                    if arn in self.service_deployment_arns
+                ]
+            }
+        elif model.name == "StopServiceDeployment":
+            key, deployment = self.service_deployment_arns[params["serviceDeploymentArn"]]
+            svc = self.world.services[key]
+            back_to = self.stable_before.get(deployment, self.stable[key])
+            self.ecs.update_service(cluster=key[0], service=key[1], taskDefinition=back_to, forceNewDeployment=True)
+            self.stable[key] = back_to
+            self.stopped.add(deployment)
+            self.rolled_back.add(deployment)
+            self.reported.add(deployment)
+            self._trace(svc.pipeline, f"  ECS: {deployment} stopped (ROLLBACK) back to {_short(back_to)}")
+            answer = {"serviceDeploymentArn": params["serviceDeploymentArn"]}
+        else:  # pragma: no cover - registered for the three operations only
+            raise AssertionError(model.name)
+        return AWSResponse("https://ecs.storm", 200, {}, None), {"ResponseMetadata": {"HTTPStatusCode": 200}, **answer}
 
     def _ask_human(self, change: Transition) -> None:
         release = change.release
@@ -1039,6 +1167,11 @@ class Storm:
         return next((s for s in self.world.services.values() if s.family == family), None)
 
 
+def _keep_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    """The call's parameters as the caller passed them, for the `before-call` answer."""
+    context["storm_params"] = dict(params)
+
+
 def push_build_image(ecr: Any, repository: str, tag: str) -> str:
     """Put the image a build pushes in ECR and return its digest, unique per tag (moto derives a
     digest from the layers' digests only: `push_demo_image`'s layerless manifests all share one)."""
@@ -1114,20 +1247,23 @@ def check_invariants(storm: Storm) -> list[Violation]:
                 Violation("one-build", f"{pipeline}@{commit[:12]}: its release does not name its build", pipeline)
             )
 
-    # 1. one task definition revision and one UpdateService per (release, stage)
-    registered: dict[tuple[str, str], list[str]] = defaultdict(list)
+    # 1. one task definition revision per (release, stage, family) and one UpdateService per
+    # (release, stage, service): a stage of two services registers and updates each once
+    registered: dict[tuple[str, str, str], list[str]] = defaultdict(list)
     arn_owner: dict[str, tuple[str, str]] = {}
     for call in storm.calls.of("RegisterTaskDefinition"):
         svc = stage_of_family(call.params["family"])
         release_id = by_digest.get(_digest_of(call.params) or "", "?")
         stage = svc.stage if svc else "?"
         arn = call.response["taskDefinition"]["taskDefinitionArn"]  # type: ignore[index]
-        registered[(release_id, stage)].append(arn)
+        registered[(release_id, stage, call.params["family"])].append(arn)
         arn_owner[arn] = (release_id, stage)
         web = next((c for c in call.params.get("containerDefinitions", []) if c.get("name") == "web"), {})
+        # the settings of the registering release's pipeline (a shared service is deployed by two)
+        owner_pipeline = release_id.split("@")[0] if release_id != "?" else svc.pipeline if svc else "?"
         wanted = {
             ("environment", STAGE_VARIABLE, stage),
-            ("secrets", SECRET_VARIABLE, storm_secret(svc.pipeline, stage) if svc else "?"),
+            ("secrets", SECRET_VARIABLE, storm_secret(owner_pipeline, stage) if svc else "?"),
         }
         carried = {("environment", e.get("name"), e.get("value")) for e in web.get("environment", [])} | {
             ("secrets", e.get("name"), e.get("valueFrom")) for e in web.get("secrets", [])
@@ -1150,12 +1286,12 @@ def check_invariants(storm: Storm) -> list[Violation]:
                     svc.pipeline if svc else None,
                 )
             )
-    for (release_id, stage), arns in registered.items():
+    for (release_id, stage, family), arns in registered.items():
         if len(arns) > 1:
             found.append(
                 Violation(
                     "one-revision",
-                    f"{len(arns)} task definition revisions for {release_id} {stage}: {[_short(a) for a in arns]}",
+                    f"{len(arns)} revisions of {family} for {release_id} {stage}: {[_short(a) for a in arns]}",
                     release_id.split("@")[0],
                 )
             )
@@ -1172,43 +1308,68 @@ def check_invariants(storm: Storm) -> list[Violation]:
                     "one-before-task", f"{len(task_arns)} tasks for {release_id} {stage}", release_id.split("@")[0]
                 )
             )
-    updates: dict[tuple[str, str], list[Call]] = defaultdict(list)
+    updates: dict[tuple[str, str, str], list[Call]] = defaultdict(list)
     per_service: dict[tuple[str, str], list[Call]] = defaultdict(list)
+    # the deployer's UpdateService putting a completed service back after a sibling failed: recorded
+    # on that service (rollback_deployment_id), and only to the revision it ran before
+    put_backs = {
+        s.rollback_deployment_id: s
+        for r in releases.values()
+        for record in r.stages.values()
+        for s in record.services or ()
+        if s.rollback_deployment_id
+    }
     for call in storm.calls.of("UpdateService"):
+        undone = put_backs.get(call.deployment_id or "")
+        if undone is not None:
+            if undone.previous_task_definition_arn != call.params["taskDefinition"] or "deploymentConfiguration" in (
+                call.params
+            ):
+                svc = world.services[(call.params["cluster"], call.params["service"])]
+                found.append(Violation("put-back", f"{call.params} does not put {undone.key} back", svc.pipeline))
+            continue
         owner = arn_owner.get(call.params["taskDefinition"], ("?", "?"))
-        updates[owner].append(call)
+        updates[(*owner, call.params["service"])].append(call)
         per_service[(call.params["cluster"], call.params["service"])].append(call)
         if "desiredCount" in call.params:
             found.append(
                 Violation("desired-count", f"UpdateService sent desiredCount for {owner}", owner[0].split("@")[0])
             )
         svc = world.services[(call.params["cluster"], call.params["service"])]
-        if owner[1] != svc.stage or owner[0].split("@")[0] != svc.pipeline:
+        if (owner[0].split("@")[0], owner[1]) not in svc.owners:
             found.append(Violation("right-service", f"UpdateService on {svc.key} with {owner}", svc.pipeline))
         if svc.approval and owner not in storm.approved:
             found.append(Violation("approval", f"{owner} deployed to {svc.stage} without an approval", svc.pipeline))
-        if svc.before and storm.task_exit.get(owner) != 0:
+        # the owner's stage runs a before-task (a stage of two services: before either is updated)
+        configured = storm.deps.config().pipeline_named(owner[0].split("@")[0])
+        stage_config = configured.stage_named(owner[1]) if configured else None
+        if stage_config is not None and stage_config.before is not None and storm.task_exit.get(owner) != 0:
             found.append(
                 Violation(
                     "before-task",
-                    f"{owner} deployed to {svc.stage} without its before-task exiting 0 "
+                    f"{owner} deployed {call.params['service']} to {svc.stage} without its before-task exiting 0 "
                     f"(exit {storm.task_exit.get(owner, 'never run')})",
                     svc.pipeline,
                 )
             )
-    for (release_id, stage), calls in updates.items():
+    for (release_id, stage, service), calls in updates.items():
         if len(calls) > 1:
             steps = [c.at_step for c in calls]
             found.append(
                 Violation(
                     "one-update",
-                    f"{len(calls)} UpdateService for {release_id} {stage} (steps {steps})",
+                    f"{len(calls)} UpdateService of {service} for {release_id} {stage} (steps {steps})",
                     release_id.split("@")[0],
                 )
             )
 
-    # 2. a stage never goes backwards, and ends on the newest commit that reached it
-    for key, calls in per_service.items():
+    # 2. a stage never goes backwards, and ends on the newest commit that reached it (a service two
+    # pipelines share: each pipeline's commits in order, and it ends on the last that reached it)
+    by_pipeline: dict[tuple[tuple[str, str], str], list[Call]] = defaultdict(list)
+    for key, service_calls in per_service.items():
+        for call in service_calls:
+            by_pipeline[(key, arn_owner.get(call.params["taskDefinition"], ("?",))[0].split("@")[0])].append(call)
+    for (key, _pipeline), calls in by_pipeline.items():
         svc = world.services[key]
         seqs = [order.get(arn_owner.get(c.params["taskDefinition"], ("?", "?"))[0], -1) for c in calls]
         for earlier, later, call in zip(seqs, seqs[1:], calls[1:], strict=False):
@@ -1222,9 +1383,12 @@ def check_invariants(storm: Storm) -> list[Violation]:
                 )
     for key, svc in world.services.items():
         reached = [c for c in per_service.get(key, []) if c.deployment_id not in storm.rolled_back]
-        newest = max(
-            reached, key=lambda c: order.get(arn_owner.get(c.params["taskDefinition"], ("?",))[0], -1), default=None
-        )
+        if svc.shared_with:  # two pipelines' commits: the last deployment that stayed
+            newest = max(reached, key=lambda c: c.at_step, default=None)
+        else:
+            newest = max(
+                reached, key=lambda c: order.get(arn_owner.get(c.params["taskDefinition"], ("?",))[0], -1), default=None
+            )
         expected = newest.params["taskDefinition"] if newest else svc.initial_task_definition
         actual = storm.ecs.describe_services(cluster=svc.cluster, services=[svc.service])["services"][0][
             "taskDefinition"
@@ -1286,19 +1450,24 @@ def check_invariants(storm: Storm) -> list[Violation]:
                 )
             )
         for stage, record in release.stages.items():
-            if not record.deployment_id:
-                continue
-            rolled_back = record.deployment_id in storm.rolled_back
-            said = bool(record.rolled_back)
-            if said != rolled_back and (said or record.state is StageState.FAILED):
-                found.append(
-                    Violation(
-                        "rollback-reported",
-                        f"{release.release_id} {stage} ({record.state}): rolled_back={record.rolled_back}, but ECS "
-                        f"{'did' if rolled_back else 'did not'} roll its deployment {record.deployment_id} back",
-                        release.pipeline,
+            # a stage of several services: each service's record says whether its deployment went back
+            deployed = [(s.deployment_id, s.rolled_back, s.state) for s in record.services or ()]
+            for deployment_id, said_rolled_back, state in deployed or [
+                (record.deployment_id, record.rolled_back, record.state)
+            ]:
+                if not deployment_id:
+                    continue
+                rolled_back = deployment_id in storm.rolled_back
+                said = bool(said_rolled_back)
+                if said != rolled_back and (said or state is StageState.FAILED):
+                    found.append(
+                        Violation(
+                            "rollback-reported",
+                            f"{release.release_id} {stage} ({state}): rolled_back={said_rolled_back}, but ECS "
+                            f"{'did' if rolled_back else 'did not'} roll its deployment {deployment_id} back",
+                            release.pipeline,
+                        )
                     )
-                )
     for key, svc in world.services.items():
         lock = store.lock_of(*key)
         if lock is not None:
@@ -1341,19 +1510,19 @@ def _old_revisions_checked(storm: Storm, arn_owner: Mapping[str, tuple[str, str]
                 )
         history = storm.deps.store.stage_history(svc.pipeline, svc.stage, limit=100)
         target = flow.rollback_target(history)
-        if target is not None and status(str(target["task_definition_arn"])) != "ACTIVE":
+        back_to = _revision_of_service(target, svc) if target is not None else None
+        if back_to is not None and status(back_to) != "ACTIVE":
             found.append(
                 Violation(
                     "cleanup-safe",
-                    f"{svc.pipeline} {svc.stage} can roll back to {_short(str(target['task_definition_arn']))}, "
-                    "deregistered",
+                    f"{svc.pipeline} {svc.stage} can roll back to {_short(back_to)}, deregistered",
                     svc.pipeline,
                 )
             )
         pipeline = config.pipeline_named(svc.pipeline)
         keep = pipeline.revisions_to_keep if pipeline else None
         ran = sorted(
-            {str(entry["task_definition_arn"]) for entry in history},
+            {arn for entry in history if (arn := _revision_of_service(entry, svc))},
             key=lambda arn: int(arn.rsplit(":", 1)[1]),
             reverse=True,
         )
@@ -1368,6 +1537,21 @@ def _old_revisions_checked(storm: Storm, arn_owner: Mapping[str, tuple[str, str]
                     )
                 )
     return found
+
+
+def _revision_of_service(entry: Mapping[str, Any], svc: StormService) -> str | None:
+    """The revision a stage history entry ran on `svc`: the entry's own, or, for a stage of several
+    services, that service's."""
+    if entry.get("services"):
+        return next(
+            (
+                str(s["task_definition_arn"])
+                for s in entry["services"]
+                if (s.get("cluster"), s.get("service")) == (svc.cluster, svc.service) and s.get("task_definition_arn")
+            ),
+            None,
+        )
+    return str(entry["task_definition_arn"]) if entry.get("task_definition_arn") else None
 
 
 def _all_releases(store: ReleaseStore, pipeline: str) -> Iterator[Any]:
@@ -1394,13 +1578,18 @@ def run_storm(
     *,
     odds: Odds | None = None,
     printer: Callable[[str], None] | None = print,
+    duos: int = 0,
 ) -> StormReport:
-    """Run one storm in moto (in process) and check its invariants. The seed is printed first."""
+    """Run one storm in moto (in process) and check its invariants. The seed is printed first.
+    `duos`: pairs of pipelines whose dev stage deploys two services, one shared within the pair."""
     chosen = seed if seed is not None else seed_from_env()
     if printer:
-        printer(f"storm seed {chosen} ({SEED_VARIABLE}={chosen} replays it): {pipelines} pipelines, {pushes} pushes")
+        pairs = f" (+{duos} pairs sharing a service)" if duos else ""
+        printer(
+            f"storm seed {chosen} ({SEED_VARIABLE}={chosen} replays it): {pipelines} pipelines{pairs}, {pushes} pushes"
+        )
     with seeded_moto(chosen):
-        storm = Storm(pipelines, pushes, chosen, odds)
+        storm = Storm(pipelines, pushes, chosen, odds, duos=duos)
         report = storm.run()
         check_invariants(storm)
     if printer:

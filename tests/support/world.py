@@ -119,13 +119,15 @@ def make_world(
     pipelines_yaml: str | None = None,
     *,
     listeners: list[TransitionListener] | None = None,
+    workers: tuple[str, ...] = (),
 ) -> World:
     """Provision everything in the current AWS (moto) and return the flow's dependencies.
-    Transitions are recorded in `World.transitions` and passed to `listeners` (e.g. Slack)."""
+    Transitions are recorded in `World.transitions` and passed to `listeners` (e.g. Slack). The
+    clusters of the stages in `workers` also run a `worker` service (`provision_demo`)."""
     names = DeployerNames(environment)
     session = boto3.session.Session()
     provision_deployer(names, session)
-    account = provision_demo(session)
+    account = provision_demo(session, workers=workers)
     transitions: list[Transition] = []
     table = boto3.resource("dynamodb").Table(names.table)
     store = ReleaseStore(table, on_transition=fan_out([transitions.append, *(listeners or [])]))

@@ -124,7 +124,13 @@ SCHEMA_ERRORS = [
     ("no stages", f"{P0}.stages", [], "pipelines[0].stages", "at least 1 entry"),
     ("stages not a list", f"{P0}.stages", "dev", "pipelines[0].stages", "expected a list"),
     ("cluster ARN", f"{S0}.cluster", "arn:aws:ecs:eu-west-1:1:cluster/dev", "pipelines[0].stages[0].cluster", "ARN"),
-    ("service missing", f"{S0}.service", DELETE, "pipelines[0].stages[0].service", "required key missing"),
+    (
+        "service missing",
+        f"{S0}.service",
+        DELETE,
+        "pipelines[0].stages[0]",
+        "give exactly one of `service: NAME` or `services: [NAME, ...]`",
+    ),
     ("stage typo", f"{S0}.clustr", "dev", "pipelines[0].stages[0].clustr", "did you mean 'cluster'"),
     ("stage name", f"{S0}.name", "Dev", "pipelines[0].stages[0].name", "a-z"),
     (

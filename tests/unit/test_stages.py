@@ -412,6 +412,10 @@ def test_a_traffic_shifting_strategy_without_an_alternate_target_group_is_refuse
     pipeline = load_config_text(text).pipelines[0]
     with Stubber(ecs) as stub:
         stub.add_response("describe_services", service_response(OLD_ARN), {"cluster": "dev", "services": ["web"]})
+        # the task definition is read too (every problem of the stage is listed at once); nothing is written
+        stub.add_response(
+            "describe_task_definition", described_task_definition(), {"taskDefinition": OLD_ARN, "include": ["TAGS"]}
+        )
         result = StageDeployer(store, ecs).deploy(release, pipeline, pipeline.stages[0])
         stub.assert_no_pending_responses()
     assert result.outcome == "invalid_config"

@@ -205,6 +205,7 @@ def test_json_lists_every_release_with_the_same_keys(history: History, capsys: p
         "deployment_id": history.release(history.deploy_failed).stages["dev"].deployment_id,
         "task_definition": history.release(history.deploy_failed).stages["dev"].task_definition_arn.rsplit("/")[-1],  # type: ignore[union-attr]
         "reason": failed["reason"],
+        "services": [],  # a stage of one service; a stage of several lists each (test_several_services.py)
         "settings": None,
         "before_text": None,
         "before_log_link": None,

@@ -686,7 +686,14 @@ def _cli(pipeline: str | None, stage: str) -> str:
 
 
 def _plan(context: Mapping[str, Any]) -> tuple[str | None, str | None]:
-    """The rollout drawn as `deployer plan` draws it, or why it cannot be drawn."""
+    """The rollout drawn as `deployer plan` draws it, or why it cannot be drawn. A stage of several
+    services (`services` in the context) draws each one's, one after the other."""
+    services = context.get("services")
+    if isinstance(services, list) and services:
+        drawn = [(str(entry.get("service", "?")), _plan(entry)) for entry in services if isinstance(entry, Mapping)]
+        text = "\n\n".join(f"{name}: {plan}" for name, (plan, _note) in drawn if plan)
+        notes = "; ".join(f"{name}: {note}" for name, (_plan_text, note) in drawn if note)
+        return text or None, notes or None
     note = _text(context.get("note"))
     desired = _whole(context.get("desired"))
     minimum = _whole(context.get("minimum_healthy_percent"))

@@ -127,9 +127,15 @@ def _change(page: ApprovalPage) -> str:
             f"task definition <code>{_e(current)}</code> → a new revision of the same family "
             f"with the image {image}; everything else in the task definition is kept"
         )
+    elif page.service and ", " in page.service:
+        change = (
+            f"a new revision of each service's task definition with the image {image} (services that run "
+            "the same revision share the new one)"
+        )
     else:
         change = f"a new revision of the service's task definition with the image {image}"
-    where = f"ECS service <code>{_e(page.service)}</code>" if page.service else "The ECS service"
+    noun = "ECS services" if page.service and ", " in page.service else "ECS service"
+    where = f"{noun} <code>{_e(page.service)}</code>" if page.service else "The ECS service"
     return f"<p>{where}: {change}. The desired count is not touched.</p>" + _settings(page)
 
 
@@ -151,7 +157,25 @@ def _settings(page: ApprovalPage) -> str:
     settings = page.settings if isinstance(page.settings, Mapping) else {}
     if settings.get("note"):
         return f'<p class="note">Environment and secrets: {_e(settings["note"])}</p>'
-    items = settings.get("changes") or ()
+    revisions = settings.get("revisions")
+    if isinstance(revisions, list):  # a stage of several services: each task definition they run
+        parts = [
+            _settings_list(
+                revision.get("changes") or (),
+                revision.get("role_note"),
+                f"the new revision of <code>{_e(str(revision.get('revision', '?')))}</code> (ECS "
+                f"service{'s' if len(revision.get('services') or ()) > 1 else ''} "
+                f"<code>{_e(', '.join(str(n) for n in revision.get('services') or ()))}</code>)",
+            )
+            for revision in revisions
+            if isinstance(revision, Mapping)
+        ]
+        return "".join(parts)
+    return _settings_list(settings.get("changes") or (), settings.get("role_note"), "the new revision")
+
+
+def _settings_list(items: Any, role_note: Any, what: str) -> str:
+    """One list of changes: `what` (already HTML) names the revision they are in."""
     changes = [SettingChange.from_dict(item) for item in items if isinstance(item, Mapping)]
     if not changes:
         return ""
@@ -162,9 +186,9 @@ def _settings(page: ApprovalPage) -> str:
                 f"<li><code>{_e(container)}</code> {_e(_CHANGE_WORDS[change.change])} <code>{_e(change.name)}</code>: "
                 f"{_settings_side(change.before)} → {_settings_side(change.after)}</li>"
             )
-    role = f'\n<p class="note">{_e(settings["role_note"])}.</p>' if settings.get("role_note") else ""
+    role = f'\n<p class="note">{_e(str(role_note))}.</p>' if role_note else ""
     return (
-        "<p>Environment variables and secrets of the new revision (a secret shows its reference; its value is "
+        f"<p>Environment variables and secrets of {what} (a secret shows its reference; its value is "
         "read by ECS when a task starts, never by the deployer):</p>\n<ul>" + "".join(rows) + "</ul>" + role
     )
 

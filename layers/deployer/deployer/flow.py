@@ -8,13 +8,14 @@ tests can print them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from deployer import aws, before, ecs_deployments, housekeeping, render, rolling, sources, taskdef
 from deployer import settings as deploy_settings
+from deployer import stages as stages_module
 from deployer.errors import BadInput, ConfigError, DeploymentError
 from deployer.events import (
     ApprovalDecidedEvent,
@@ -37,13 +38,15 @@ from deployer.releases import (
     Release,
     ReleaseState,
     ReleaseStore,
+    ServiceRecord,
     StageRecord,
     StageState,
     Transition,
     now_iso,
+    pipeline_of,
 )
 from deployer.sources import Push
-from deployer.stages import StageDeployer, StageResult, describe_service
+from deployer.stages import ServiceView, StageDeployer, StageResult, describe_service, describe_services
 
 if TYPE_CHECKING:
     from mypy_boto3_codebuild import CodeBuildClient
@@ -259,7 +262,7 @@ def resume_unfinished(release: Release, deps: Deps) -> Outcome | None:
     record = release.stages.get(stage_name) if stage_name else None
     if stage_name is None or record is None:
         return None
-    if release.state is ReleaseState.DEPLOYING and record.state is StageState.DEPLOYING and not record.deployment_id:
+    if release.state is ReleaseState.DEPLOYING and record.state is StageState.DEPLOYING and not record.all_started:
         pipeline = _pipeline(deps, release.pipeline)
         stage = pipeline.stage_named(stage_name)
         if stage is None:
@@ -346,16 +349,19 @@ def move_scheduled_tasks(
     release: Release, stage_name: str, record: StageRecord, deps: Deps
 ) -> list[dict[str, Any]] | None:
     """The stage's deployment completed: its scheduled tasks follow the revision it runs now (a
-    rollback's, so they go back with it). None when the stage has none."""
+    rollback's, so they go back with it); in a stage of several services, the revision of the
+    service whose family each one runs. None when the stage has none."""
     try:
         pipeline = deps.config().pipeline_named(release.pipeline)
     except ConfigError as exc:
         log.error("scheduled tasks of %s/%s not moved: %s", release.pipeline, stage_name, exc)
         return None
     stage = pipeline.stage_named(stage_name) if pipeline else None
-    if stage is None or not stage.schedules or not record.task_definition_arn:
+    revisions = [s.task_definition_arn for s in record.services] if record.services else [record.task_definition_arn]
+    if stage is None or not stage.schedules or not all(revisions):
         return None
-    return [move.as_item() for move in deps.stages.schedules.move(stage, record.task_definition_arn)]
+    # each scheduled task follows the service whose family it runs (a stage of several services)
+    return [move.as_item() for move in deps.stages.schedules.move(stage, [r for r in revisions if r])]
 
 
 def deploy_stage(release: Release, pipeline: Pipeline, stage: Stage, deps: Deps) -> Outcome:
@@ -412,12 +418,18 @@ def request_approval(release: Release, pipeline: Pipeline, stage: Stage, deps: D
 def approval_context(release: Release, stage: Stage, deps: Deps) -> dict[str, Any]:
     """What the approval shows: the service as it runs now and the rollout the stage will do."""
     context: dict[str, Any] = {
-        "service": f"{stage.cluster}/{stage.service}",
+        "service": ", ".join(f"{stage.cluster}/{name}" for name in stage.service_names),
         "approvers": list(stage.approval.approvers) if stage.approval else [],
         "image_uri": release.image_uri,
     }
+    if stage.several_services:
+        views, missing = describe_services(deps.stages.ecs, stage.cluster, list(stage.service_names))
+        context["services"] = services_context(stage, views, missing)
+        if stage.deploy_settings() and not missing:
+            context.update(services_settings_context(stage, views, deps))
+        return context
     try:
-        view = describe_service(deps.stages.ecs, stage.cluster, stage.service)
+        view = describe_service(deps.stages.ecs, stage.cluster, stage.service_names[0])
     except DeploymentError as exc:
         return {**context, "note": str(exc)}
     validation = rolling.validate(stage.deployment_configuration(), view.facts)
@@ -436,6 +448,35 @@ def approval_context(release: Release, stage: Stage, deps: Deps) -> dict[str, An
     if stage.deploy_settings():
         context.update(settings_context(release, stage, view.task_definition, deps))
     return context
+
+
+def services_context(stage: Stage, views: Mapping[str, ServiceView], missing: Sequence[str]) -> list[dict[str, Any]]:
+    """What the approval shows of each service of a stage of several (as DescribeServices found
+    them, `views`, and why the others are missing): its current task definition, desired count,
+    rollout and plan line (or why not)."""
+    shown: list[dict[str, Any]] = []
+    for name in stage.service_names:
+        entry: dict[str, Any] = {"service": f"{stage.cluster}/{name}"}
+        view = views.get(name)
+        if view is None:
+            entry["note"] = next((m for m in missing if f"{stage.cluster}/{name} " in m), "not found")
+            shown.append(entry)
+            continue
+        validation = rolling.validate(stage.deployment_configuration(), view.facts)
+        config = validation.deployment_configuration
+        entry.update(
+            current_task_definition=view.task_definition,
+            desired=view.facts.desired_count,
+            minimum_healthy_percent=config.get("minimumHealthyPercent"),
+            maximum_percent=config.get("maximumPercent"),
+        )
+        if validation.valid and config.get("strategy", "ROLLING") == "ROLLING":
+            rollout = rolling.plan(view.facts.desired_count, config["minimumHealthyPercent"], config["maximumPercent"])
+            entry["plan_line"] = render.summary(rollout)
+        elif not validation.valid:
+            entry["note"] = "; ".join(f.message for f in validation.errors)
+        shown.append(entry)
+    return shown
 
 
 def settings_context(release: Release, stage: Stage, running: str, deps: Deps) -> dict[str, Any]:
@@ -471,6 +512,52 @@ def settings_context(release: Release, stage: Stage, running: str, deps: Deps) -
             "role_note": deploy_settings.role_note(after.get("executionRoleArn"), references),
         },
         "settings_line": deploy_settings.summary(found) or "no change (the running revision has these settings)",
+    }
+
+
+def services_settings_context(stage: Stage, views: Mapping[str, ServiceView], deps: Deps) -> dict[str, Any]:
+    """`settings_context` for a stage of several services, before it deploys: under "settings",
+    "revisions" lists each task definition the services run now (its services, what the settings
+    change in it, what its execution role must read), or "note" says why the stage will be refused
+    (a container none of them has, secrets without an execution role); "settings_line" is Slack's
+    one line. Never a secret's value: the deployer has none."""
+    settings = stage.deploy_settings()
+    running: dict[str, list[str]] = {}
+    for name in stage.service_names:
+        running.setdefault(views[name].task_definition, []).append(name)
+    revisions: list[dict[str, Any]] = []
+    problems: list[str] = []
+    described_by: dict[str, dict[str, Any]] = {}
+    try:
+        for arn, names in running.items():
+            described = described_by[arn] = taskdef.describe_task_definition(deps.stages.ecs, arn)
+            own = settings.only(stages_module.containers_of(described))
+            problems += [f"{', '.join(names)}: {p}" for p in taskdef.clone_problems(described, {}, own)]
+            found = taskdef.changed_settings(described, own) if own else []
+            references = [c.after[1] for c in found if c.after is not None and c.after[0] == "secret"]
+            revisions.append(
+                {
+                    "revision": _short_arn(arn),
+                    "services": names,
+                    "changes": [change.to_dict() for change in found],
+                    "role_note": deploy_settings.role_note(
+                        described["taskDefinition"].get("executionRoleArn"), references
+                    ),
+                    "line": deploy_settings.summary(found),
+                }
+            )
+    except DeploymentError as exc:
+        return {"settings": {"note": f"the settings' changes cannot be shown: {exc}"}}
+    lacking = stages_module.settings_in_none(settings, described_by, running)
+    if lacking:
+        problems.append(lacking)
+    if problems:
+        note = f"{'; '.join(problems)}: the stage will be refused, nothing registered"
+        return {"settings": {"note": note}, "settings_line": note}
+    line = "; ".join(f"{r['line']} in {r['revision']}" for r in revisions if r["line"])
+    return {
+        "settings": {"revisions": revisions},
+        "settings_line": line or "no change (the running revisions have these settings)",
     }
 
 
@@ -593,6 +680,8 @@ def on_deployment(event: EcsDeploymentStateChangeEvent, deps: Deps) -> Outcome:
         return _ignored(event, f"release {release_id} of deployment {detail.deployment_id} is gone")
     record = release.stages.get(stage_name)
     base = {"pipeline": release.pipeline, "release_id": release_id, "stage": stage_name}
+    if record is not None and record.services is not None:
+        return {**base, **_service_event(event, release, stage_name, record, deps)}
     if record is None or record.deployment_id != detail.deployment_id or record.state is not StageState.DEPLOYING:
         completed_here = (
             record is not None and record.deployment_id == detail.deployment_id and record.state is StageState.DEPLOYED
@@ -624,11 +713,83 @@ def on_deployment(event: EcsDeploymentStateChangeEvent, deps: Deps) -> Outcome:
     return {**base, **stage_completed(release, stage_name, record, deps)}
 
 
+def _service_event(
+    event: EcsDeploymentStateChangeEvent, release: Release, stage_name: str, record: StageRecord, deps: Deps
+) -> Outcome:
+    """COMPLETED or FAILED of one service of a stage of several (`services:`)."""
+    detail = event.detail
+    svc = record.service_with_deployment(detail.deployment_id)
+    if svc is None:
+        return {"outcome": "duplicate", "reason": f"deployment {detail.deployment_id} is not one of {stage_name}'s"}
+    if (
+        release.state is not ReleaseState.DEPLOYING
+        or record.state is not StageState.DEPLOYING
+        or svc.state is not StageState.DEPLOYING
+    ):
+        completed_here = record.state is StageState.DEPLOYED and svc.state is StageState.DEPLOYED
+        resumed = resume_unfinished(release, deps) if completed_here else None
+        if resumed is not None:
+            return resumed
+        return {"outcome": "duplicate", "reason": f"{svc.service} of {stage_name} is {svc.state} ({record.state})"}
+    if event.deployment_event is DeploymentEvent.FAILED:
+        stage = _pipeline(deps, release.pipeline).stage_named(stage_name)
+        rolled_back = _breaker_rolls_back(stage, bool(svc.rolled_back), detail.reason)
+        failure = f"ECS deployment {detail.deployment_id} failed: {detail.reason or 'no reason given'}"
+        failed = replace(
+            svc,
+            state=StageState.FAILED,
+            finished_at=now_iso(),
+            rolled_back=rolled_back,
+            reason=failure + ("; ECS is rolling it back" if rolled_back else "; ECS does not roll it back"),
+        )
+        result = deps.stages.fail_services(
+            release, stage_name, record.with_service(failed), failed=failed, why=f"{svc.service} failed", stage=stage
+        )
+        return {"outcome": "failed", "reason": result.detail, "rolled_back": rolled_back, **hand_over(result, deps)}
+    return service_completed(release, stage_name, record, svc, deps)
+
+
+def _breaker_rolls_back(stage: Stage | None, recorded: bool, reason: str | None) -> bool:
+    """Whether ECS rolls a failed deployment back: its rollback was seen, its reason says so, or the
+    circuit breaker that failed it has rollback on."""
+    breaker = (stage.deployment_configuration() if stage else {}).get("deploymentCircuitBreaker") or {}
+    return (
+        recorded
+        or "rolling back" in (reason or "").casefold()
+        or ("circuit breaker" in (reason or "") and bool(breaker.get("enable") and breaker.get("rollback")))
+    )
+
+
+def service_completed(
+    release: Release, stage_name: str, record: StageRecord, svc: ServiceRecord, deps: Deps, *, note: str = ""
+) -> Outcome:
+    """One service of a stage of several completed. The stage completes (`stage_completed`) with the
+    last one, in the same conditional write that records it, so duplicate and reordered events
+    complete it once; until then the release says which services it waits for."""
+    done = replace(svc, state=StageState.DEPLOYED, finished_at=now_iso())
+    record = record.with_service(done)
+    waiting = [s.service for s in record.services or () if s.state is not StageState.DEPLOYED]
+    if not waiting:
+        return stage_completed(release, stage_name, record, deps, note=note)
+    revision = _short_arn(done.task_definition_arn)
+    deps.store.transition(
+        release,
+        ReleaseState.DEPLOYING,
+        stage=stage_name,
+        reason=f"{stage_name}: {svc.service} runs {revision}{note}; waiting for {', '.join(waiting)}",
+        stages={**release.stages, stage_name: record},
+        allowed_from={ReleaseState.DEPLOYING},
+        announce=True,
+    )
+    return {"outcome": "service_deployed", "service": svc.service, "waiting_for": waiting}
+
+
 def stage_completed(release: Release, stage_name: str, record: StageRecord, deps: Deps, *, note: str = "") -> Outcome:
-    """The stage's ECS deployment completed: DEPLOYED, the service's lock to whoever waits, then the
-    next stage (or its approval, or RELEASED). Shared by on_deployment's COMPLETED and the
-    reconciler (a COMPLETED event that was lost), whose `note` ends the reason. The first write is
-    conditional on the release as read, so a late event and the reconciler promote once."""
+    """The stage's ECS deployment completed (every one, for a stage of several services): DEPLOYED,
+    the services' locks to whoever waits, then the next stage (or its approval, or RELEASED).
+    Shared by on_deployment's COMPLETED and the reconciler (a COMPLETED event that was lost), whose
+    `note` ends the reason. The first write is conditional on the release as read, so a late event
+    and the reconciler promote once."""
     store = deps.store
     base = {"pipeline": release.pipeline, "release_id": release.release_id, "stage": stage_name}
     moved = move_scheduled_tasks(release, stage_name, record, deps)
@@ -640,7 +801,10 @@ def stage_completed(release: Release, stage_name: str, record: StageRecord, deps
             **({"schedules": moved} if moved is not None else {}),
         }
     )
-    revision = (record.task_definition_arn or "?").rsplit("/", 1)[-1]
+    if done.services is not None:
+        revision = ", ".join(f"{s.service} {_short_arn(s.task_definition_arn)}" for s in done.services)
+    else:
+        revision = (record.task_definition_arn or "?").rsplit("/", 1)[-1]
     store.transition(
         release,
         ReleaseState.DEPLOYED,
@@ -649,8 +813,7 @@ def stage_completed(release: Release, stage_name: str, record: StageRecord, deps
         stages={**release.stages, stage_name: done},
     )
     store.record_success(release, stage_name, done)
-    handover = store.release_service(record.cluster, record.service, release.release_id)
-    follow = hand_over_to(handover, deps)
+    follow = hand_over_all(store.release_services(done.service_keys(), release.release_id), deps)
     if release.is_rollback:
         store.transition(
             release, ReleaseState.RELEASED, stage=stage_name, reason=f"{stage_name} rolled back to {revision}"
@@ -670,6 +833,23 @@ def _rolling_back(event: EcsDeploymentStateChangeEvent, deps: Deps) -> Outcome:
     record = release.stages.get(stage_name) if release else None
     if release is None or record is None:
         return _ignored(event, f"rollback on {event.cluster_name}/{event.service_name}: release {release_id} is gone")
+    if record.services is not None:
+        svc = record.service_named(event.cluster_name, event.service_name)
+        if svc is None:
+            return _ignored(event, f"rollback on {event.cluster_name}/{event.service_name}: not in {stage_name}")
+        if svc.rolled_back:
+            return {"release_id": release_id, "stage": stage_name, "outcome": "duplicate"}
+        if svc.state is not StageState.DEPLOYING or event.detail.updated_at < datetime.fromisoformat(record.started_at):
+            return _ignored(event, f"rollback predates deployment {svc.deployment_id}")
+        rolled = record.with_service(replace(svc, rolled_back=True))
+        deps.store.save(release, stages={**release.stages, stage_name: rolled})
+        return {
+            "release_id": release_id,
+            "stage": stage_name,
+            "service": svc.service,
+            "outcome": "rolling_back",
+            "reason": event.detail.reason,
+        }
     if record.rolled_back:
         return {"release_id": release_id, "stage": stage_name, "outcome": "duplicate"}
     if record.state is not StageState.DEPLOYING or event.detail.updated_at < datetime.fromisoformat(record.started_at):
@@ -752,7 +932,7 @@ def before_task_ended(
         if pipeline is None or stage is None:
             reason = f"stage {stage_name} is no longer in pipeline {release.pipeline}: not deployed"
             store.transition(release, ReleaseState.INVALID_CONFIG, stage=stage_name, reason=reason)
-            follow = hand_over_to(store.release_service(record.cluster, record.service, release.release_id), deps)
+            follow = hand_over_all(store.release_services(record.service_keys(), release.release_id), deps)
             return {"outcome": "invalid_config", "reason": reason, **follow}
         result = deps.stages.deploy(release, pipeline, stage)
         return {
@@ -786,7 +966,7 @@ def before_task_ended(
             reason=reason,
             stages={**release.stages, stage_name: ended},
         )
-        follow = hand_over_to(store.release_service(record.cluster, record.service, release.release_id), deps)
+        follow = hand_over_all(store.release_services(record.service_keys(), release.release_id), deps)
         return {"outcome": "before_task_failed", "exit_code": code, "reason": reason, **follow}
     result = deps.stages.fail(release, stage, ReleaseState.DEPLOY_FAILED, reason)
     return {
@@ -1053,7 +1233,9 @@ def request_rollback(pipeline_name: str, stage_name: str, requested_by: dict[str
     approval) is stopped with StopServiceDeployment ROLLBACK and ECS returns the service to the
     revision it ran before. Otherwise a release of kind "rollback" redeploys the stage's previous
     successful revision (its history: `ReleaseStore.stage_history`), through the same validation,
-    ordering and service lock as any release. Either way the rollback is a release of its own."""
+    ordering and service lock as any release. A release whose before-task still runs (nothing of it
+    deployed yet) is ended before any service is updated. Either way the rollback is a release of
+    its own, and it never runs the stage's before-task."""
     pipeline = _pipeline(deps, pipeline_name)
     stage = pipeline.stage_named(stage_name)
     if stage is None:
@@ -1061,8 +1243,7 @@ def request_rollback(pipeline_name: str, stage_name: str, requested_by: dict[str
     store = deps.store
     by = _requester(requested_by)
     base = {"pipeline": pipeline_name, "stage": stage_name}
-    lock = store.lock_of(stage.cluster, stage.service) or {}
-    holder = store.get(str(lock["holder"])) if lock.get("holder") else None
+    holder = stage_holder_release(store, stage)
     record = holder.stages.get(stage_name) if holder else None
     if holder is not None and holder.is_rollback and not holder.state.terminal:
         return {
@@ -1071,19 +1252,25 @@ def request_rollback(pipeline_name: str, stage_name: str, requested_by: dict[str
             "outcome": "already_rolling_back",
             "reason": f"{holder.release_id} is already rolling {stage_name} back ({holder.state})",
         }
-    if holder is not None and record is not None and record.state is StageState.DEPLOYING and record.deployment_id:
-        return {**base, **_stop_in_flight(holder, stage, record, requested_by, by, deps)}
+    if holder is not None and record is not None and record.state is StageState.DEPLOYING:
+        started = any(s.deployment_id for s in record.services) if record.services is not None else None
+        if record.before_state in before.WAITING and not (started or record.deployment_id):
+            return {**base, **_cancel_before_update(holder, stage, record, requested_by, by, deps)}
+        if started:
+            return {**base, **_stop_several_in_flight(holder, stage, record, requested_by, by, deps)}
+        if record.deployment_id:
+            return {**base, **_stop_in_flight(holder, stage, record, requested_by, by, deps)}
 
     history = store.stage_history(pipeline_name, stage_name)
     if not history:
         return {**base, "outcome": "nothing_to_roll_back", "reason": f"{stage_name} has no successful deployment yet"}
-    current, target = history[0], rollback_target(history)
+    current, target = history[0], rollback_target(history, _stage_service_keys(stage))
     if target is None:
         return {
             **base,
             "outcome": "nothing_to_roll_back",
-            "reason": f"{stage_name} has no earlier successful revision than "
-            f"{_short_arn(current.get('task_definition_arn'))}",
+            "reason": f"{stage_name} has no earlier successful revision than {_revisions_of(current)}"
+            + ("" if history_keys(current) == _stage_service_keys(stage) else " for the services it deploys now"),
         }
     undoes = str(current.get("rollback_of") or current.get("release_id") or "") or None
     release = store.create_rollback(
@@ -1101,7 +1288,7 @@ def request_rollback(pipeline_name: str, stage_name: str, requested_by: dict[str
         **base,
         "release_id": release.release_id,
         "outcome": result.outcome,
-        "reason": f"{by} rolls {stage_name} back to {_short_arn(target.get('task_definition_arn'))} "
+        "reason": f"{by} rolls {stage_name} back to {_revisions_of(target)} "
         f"(commit {str(target.get('commit') or '?')[:12]}, release {target.get('release_id')})",
         "target_task_definition": target.get("task_definition_arn"),
         "undoes": undoes,
@@ -1110,10 +1297,14 @@ def request_rollback(pipeline_name: str, stage_name: str, requested_by: dict[str
     }
 
 
-def rollback_target(history: list[dict[str, Any]]) -> dict[str, Any] | None:
+def rollback_target(
+    history: list[dict[str, Any]], keys: Sequence[tuple[str, str]] | None = None
+) -> dict[str, Any] | None:
     """What a rollback of a finished stage redeploys, from its history (newest first): the newest
     earlier successful revision that differs from the current one and that no rollback undid, so
-    rolling back twice goes one step further back and never returns to what was undone."""
+    rolling back twice goes one step further back and never returns to what was undone. For a stage
+    of several services the revisions compared are every service's; with `keys` (the services the
+    stage deploys now) only entries of exactly those services qualify."""
     if not history:
         return None
     current = history[0]
@@ -1122,12 +1313,54 @@ def rollback_target(history: list[dict[str, Any]]) -> dict[str, Any] | None:
         (
             entry
             for entry in history[1:]
-            if entry.get("task_definition_arn") != current.get("task_definition_arn")
+            if history_revisions(entry) != history_revisions(current)
+            and (keys is None or history_keys(entry) == sorted(keys))
             and entry.get("release_id") not in undone
             and entry.get("release_id") != current.get("rollback_of")
         ),
         None,
     )
+
+
+def history_keys(entry: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(cluster, service) of each service a stage history entry deployed, sorted."""
+    if entry.get("services"):
+        return sorted((str(s.get("cluster")), str(s.get("service"))) for s in entry["services"])
+    return [(str(entry.get("cluster")), str(entry.get("service")))]
+
+
+def history_revisions(entry: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """What a stage history entry runs: each service's task definition (one for a stage of one)."""
+    if entry.get("services"):
+        return tuple(
+            sorted(
+                (f"{s.get('cluster')}/{s.get('service')}", str(s.get("task_definition_arn"))) for s in entry["services"]
+            )
+        )
+    return (("", str(entry.get("task_definition_arn"))),)
+
+
+def _revisions_of(entry: Mapping[str, Any]) -> str:
+    """`web:7`, or `web web:7, worker worker:3` for a stage of several services."""
+    if entry.get("services"):
+        return ", ".join(f"{s.get('service')} {_short_arn(s.get('task_definition_arn'))}" for s in entry["services"])
+    return _short_arn(entry.get("task_definition_arn"))
+
+
+def _stage_service_keys(stage: Stage) -> list[tuple[str, str]]:
+    return sorted((stage.cluster, name) for name in stage.service_names)
+
+
+def stage_holder_release(store: ReleaseStore, stage: Stage) -> Release | None:
+    """The release holding a lock of the stage's services for this stage, if any (for a stage of
+    several services, the first such lock in lock order)."""
+    for cluster, service in _stage_service_keys(stage):
+        lock = store.lock_of(cluster, service) or {}
+        if lock.get("holder") and lock.get("holder_stage") in {None, stage.name}:
+            holder = store.get(str(lock["holder"]))
+            if holder is not None:
+                return holder
+    return None
 
 
 def on_rollback_requested(event: RollbackRequestedEvent, deps: Deps) -> Outcome:
@@ -1182,11 +1415,12 @@ _ROLLBACK_WORDS = {
     "deploying": ":rewind: Rolling back {where}",
     "queued": ":rewind: Rolling back {where} as soon as its ECS service is free",
     "already_running": ":rewind: Rolling back {where}",
+    "cancelled": ":rewind: Rolled back {where} before any of its services was updated",
     "already_rolling_back": ":information_source: {where} is already rolling back",
     "nothing_to_roll_back": ":information_source: Nothing to roll back in {where}",
     "ignored": ":no_entry: {where} was not rolled back",
 }
-_FOLLOWED = frozenset({"stopping", "deploying", "queued", "already_running", "already_rolling_back"})
+_FOLLOWED = frozenset({"stopping", "deploying", "queued", "already_running", "already_rolling_back", "cancelled"})
 
 
 def _answering(detail: Any, deps: Deps, handle: Callable[[], Outcome], words: Callable[[Any, Outcome], str]) -> Outcome:
@@ -1257,11 +1491,11 @@ def _stop_in_flight(  # noqa: PLR0917 - what request_rollback found
         views = ecs_deployments.describe(deps.stages.ecs, [record.service_deployment_arn])
         view = views[0] if views and views[0].active else None
     if view is None:
-        view = ecs_deployments.in_flight(deps.stages.ecs, stage.cluster, stage.service)
+        view = ecs_deployments.in_flight(deps.stages.ecs, record.cluster, record.service)
     if view is None:
         raise DeploymentError(
-            f"{holder.release_id} is deploying {stage.cluster}/{stage.service} but ECS lists no deployment in flight: "
-            "wait for its deployment event, then roll back again"
+            f"{holder.release_id} is deploying {record.cluster}/{record.service} but ECS lists no deployment in "
+            "flight: wait for its deployment event, then roll back again"
         )
     ecs_deployments.stop_with_rollback(deps.stages.ecs, view.arn)
     store = deps.store
@@ -1276,7 +1510,7 @@ def _stop_in_flight(  # noqa: PLR0917 - what request_rollback found
     )
     reason = (
         f"{by} stopped {view.arn} (StopServiceDeployment ROLLBACK): "
-        f"ECS returns {stage.service} to its previous revision"
+        f"ECS returns {record.service} to its previous revision"
     )
     store.transition(rollback, ReleaseState.RELEASED, stage=stage.name, reason=reason)
     ended = StageRecord(
@@ -1295,7 +1529,7 @@ def _stop_in_flight(  # noqa: PLR0917 - what request_rollback found
         reason=reason,
         stages={**holder.stages, stage.name: ended},
     )
-    follow = hand_over_to(store.release_service(stage.cluster, stage.service, holder.release_id), deps)
+    follow = hand_over_to(store.release_service(record.cluster, record.service, holder.release_id), deps)
     return {
         "release_id": rollback.release_id,
         "outcome": "stopping",
@@ -1303,6 +1537,95 @@ def _stop_in_flight(  # noqa: PLR0917 - what request_rollback found
         "undoes": holder.release_id,
         "service_deployment": view.arn,
         **follow,
+    }
+
+
+def _cancel_before_update(  # noqa: PLR0917 - what request_rollback found
+    holder: Release, stage: Stage, record: StageRecord, requested_by: dict[str, Any], by: str, deps: Deps
+) -> Outcome:
+    """Roll back a stage whose before-task still runs: none of its services was updated, so the
+    release ends DEPLOY_FAILED there and then (its task's end, whenever it comes, changes nothing)
+    and the rollback, a release of its own, is RELEASED at once: the services keep the revisions
+    they run. The task is left to finish: stopping a migration halfway is worse than letting it end."""
+    store = deps.store
+    step = record.before_task or "before"
+    task = f" ({_short_arn(record.before_task_arn)})" if record.before_task_arn else ""
+    if record.services is not None:
+        keep = [(s.cluster, s.service, s.previous_task_definition_arn or "") for s in record.services]
+    else:
+        keep = [(record.cluster, record.service, record.previous_task_definition_arn or "")]
+    kept = ", ".join(f"{service} {_short_arn(arn)}" for _, service, arn in keep)
+    reason = (
+        f"{by} rolled {stage.name} back while its before-task {step}{task} ran: nothing was deployed, the "
+        f"services keep what they run ({kept}); the task is left to finish and its end changes nothing"
+    )
+    result = deps.stages.fail(holder, stage, ReleaseState.DEPLOY_FAILED, reason)
+    target: dict[str, Any] = {"commit": holder.previous_commit}
+    if record.services is not None:
+        target["services"] = [{"cluster": c, "service": s, "task_definition_arn": arn} for c, s, arn in keep]
+    else:
+        target["task_definition_arn"] = keep[0][2]
+    rollback = store.create_rollback(
+        pipeline=holder.pipeline,
+        stage=stage.name,
+        target=target,
+        undoes=holder.release_id,
+        requested_by=requested_by,
+        repository=holder.repository,
+        branch=holder.branch,
+    )
+    store.transition(rollback, ReleaseState.RELEASED, stage=stage.name, reason=reason)
+    return {
+        "release_id": rollback.release_id,
+        "outcome": "cancelled",
+        "reason": reason,
+        "undoes": holder.release_id,
+        "target_task_definition": kept,
+        **hand_over(result, deps),
+    }
+
+
+def _stop_several_in_flight(  # noqa: PLR0917 - what request_rollback found
+    holder: Release, stage: Stage, record: StageRecord, requested_by: dict[str, Any], by: str, deps: Deps
+) -> Outcome:
+    """Roll back a stage of several services while it deploys: each service goes back
+    (`StageDeployer.fail_services`: StopServiceDeployment ROLLBACK in flight, UpdateService to its
+    previous revision once completed), the deploying release ends DEPLOY_FAILED saying so, and the
+    rollback is a release of its own, RELEASED at once."""
+    store = deps.store
+    result = deps.stages.fail_services(
+        holder, stage.name, record, failed=None, why=f"{by} rolled {stage.name} back while it deployed", stage=stage
+    )
+    ended = holder.stages[stage.name]
+    rollback = store.create_rollback(
+        pipeline=holder.pipeline,
+        stage=stage.name,
+        target={
+            "commit": holder.previous_commit,
+            "services": [
+                {
+                    "cluster": s.cluster,
+                    "service": s.service,
+                    "task_definition_arn": s.previous_task_definition_arn or "",
+                }
+                for s in ended.services or ()
+            ],
+        },
+        undoes=holder.release_id,
+        requested_by=requested_by,
+        repository=holder.repository,
+        branch=holder.branch,
+    )
+    reason = f"{by} rolled {stage.name} back while it deployed: " + "; ".join(
+        f"{s.service}: {s.reason}" for s in ended.services or () if s.reason
+    )
+    store.transition(rollback, ReleaseState.RELEASED, stage=stage.name, reason=reason)
+    return {
+        "release_id": rollback.release_id,
+        "outcome": "stopping",
+        "reason": reason,
+        "undoes": holder.release_id,
+        **hand_over(result, deps),
     }
 
 
@@ -1322,7 +1645,16 @@ def _short_arn(arn: object) -> str:
 
 def hand_over(result: StageResult, deps: Deps) -> Outcome:
     """A freed service lock goes to the queued release, which deploys now."""
-    return hand_over_to(result.handover, deps)
+    return hand_over_all(result.handovers, deps)
+
+
+def hand_over_all(handovers: Sequence[tuple[str, str]], deps: Deps) -> Outcome:
+    """Each freed lock's new holder deploys (a stage of several services may free several)."""
+    if not handovers:
+        return {}
+    first = hand_over_to(handovers[0], deps)
+    more = [hand_over_to(handover, deps) for handover in handovers[1:]]
+    return {**first, "more_handovers": more} if more else first
 
 
 def hand_over_to(handover: tuple[str, str] | None, deps: Deps) -> Outcome:
@@ -1332,15 +1664,22 @@ def hand_over_to(handover: tuple[str, str] | None, deps: Deps) -> Outcome:
     waiter = deps.store.get(waiter_id)
     if waiter is None or waiter.state.terminal:
         record = waiter.stages.get(stage_name) if waiter else None
-        if record is not None:  # it holds the lock now: pass it on
-            return hand_over_to(deps.store.release_service(record.cluster, record.service, waiter_id), deps)
-        return {}
+        keys = record.service_keys() if record is not None else _configured_keys(deps, waiter_id, stage_name)
+        # it holds the lock now (and perhaps others taken before it): pass them on
+        return hand_over_all(deps.store.release_services(keys, waiter_id), deps)
     pipeline = _pipeline(deps, waiter.pipeline)
     stage = pipeline.stage_named(stage_name)
     if stage is None:
         return {}
     follow = deps.stages.deploy(waiter, pipeline, stage)
     return {"handed_over_to": waiter_id, "handover_outcome": follow.outcome, **hand_over(follow, deps)}
+
+
+def _configured_keys(deps: Deps, release_id: str, stage_name: str) -> list[tuple[str, str]]:
+    """The services `stage_name` of the release's pipeline deploys, as configured now."""
+    pipeline = deps.config().pipeline_named(pipeline_of(release_id))
+    stage = pipeline.stage_named(stage_name) if pipeline else None
+    return [(stage.cluster, name) for name in stage.service_names] if stage else []
 
 
 def _pipeline(deps: Deps, name: str) -> Pipeline:

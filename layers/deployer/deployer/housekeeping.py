@@ -54,7 +54,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 from deployer import aws
@@ -260,13 +260,19 @@ class ScheduledTasks:
         self.scheduler = scheduler
         self.events = events
 
-    def check(self, stage: Stage, family: str) -> list[str]:
+    def check(
+        self, stage: Stage, families: str | Iterable[str], ambiguous: Mapping[str, str] | None = None
+    ) -> list[str]:
         """Why the stage must not deploy, one line per scheduled task that does not exist or does not
-        run `family` in the stage's cluster (empty: all is well). Reads only; TransientError raises."""
+        run one of `families` (the families its services run; one for a stage of one service) in the
+        stage's cluster (empty: all is well). `ambiguous`: families that several of the stage's
+        services run in different revisions (family -> which), so a scheduled task of that family
+        could follow neither. Reads only; TransientError raises."""
+        wanted = (families,) if isinstance(families, str) else tuple(dict.fromkeys(families))
         problems = []
         for ref in stage.schedules or ():
             try:
-                found = self._find(ref, family, stage.cluster)
+                found = self._find(ref, wanted, stage.cluster)
             except TransientError:
                 raise
             except DeploymentError as exc:
@@ -274,6 +280,13 @@ class ScheduledTasks:
                 continue
             if found.problem:
                 problems.append(found.problem)
+                continue
+            for family in dict.fromkeys(family_of(arn) for arn in found.running):
+                if ambiguous and family in ambiguous:
+                    problems.append(
+                        f"{ref.label}: runs family {family}, which {ambiguous[family]}: it could follow only one of "
+                        "their new revisions; give those services task definition families of their own"
+                    )
         return problems
 
     def running(self, stage: Stage) -> set[str]:
@@ -293,30 +306,55 @@ class ScheduledTasks:
                         names.add(str(arn))
         return names
 
-    def move(self, stage: Stage, task_definition_arn: str) -> list[ScheduleMove]:
-        """Move each of the stage's scheduled tasks to `task_definition_arn`. One that cannot be moved
+    def move(self, stage: Stage, revisions: str | Iterable[str]) -> list[ScheduleMove]:
+        """Move each of the stage's scheduled tasks to the revision of its family among `revisions`
+        (what the stage's services run now: one for a stage of one service). One that cannot be moved
         is reported (outcome "failed", with why) and the others still move; TransientError raises."""
+        by_family: dict[str, str] = {}
+        for arn in dict.fromkeys((revisions,) if isinstance(revisions, str) else revisions):
+            by_family[family_of(arn)] = "" if family_of(arn) in by_family else arn  # "": two revisions of it
         moves = []
         for ref in stage.schedules or ():
+            for move in self._move_one(ref, stage.cluster, by_family):
+                if move.outcome == "failed":
+                    log.error("scheduled task not moved: %s", move.text(), extra={"stage": stage.name})
+                else:
+                    log.info("scheduled task: %s", move.text(), extra={"stage": stage.name})
+                moves.append(move)
+        return moves
+
+    def _move_one(self, ref: ScheduledTask, cluster: str, by_family: Mapping[str, str]) -> list[ScheduleMove]:
+        """Move one scheduled task: each of its ECS targets to the new revision of its family (a rule
+        may have targets of several of the stage's families)."""
+        only = next(iter(by_family.values())) if len(by_family) == 1 else ""
+        try:
+            found = self._find(ref, tuple(by_family), cluster)
+        except TransientError:
+            raise
+        except DeploymentError as exc:
+            return [ScheduleMove(ref.kind, ref.name, ref.where, only, "failed", error=str(exc))]
+        if found.problem:
+            error = found.problem.removeprefix(f"{ref.label}: ")
+            return [ScheduleMove(ref.kind, ref.name, ref.where, only, "failed", error=error)]
+        moves = []
+        for family in dict.fromkeys(family_of(arn) for arn in found.running):
+            arn = by_family[family]
             try:
-                move = self._move(ref, stage.cluster, task_definition_arn)
+                if not arn:
+                    raise DeploymentError(f"runs family {family}, which the stage now runs in two revisions")
+                moves.append(self._move(ref, found, arn))
             except TransientError:
                 raise
             except DeploymentError as exc:
-                move = ScheduleMove(ref.kind, ref.name, ref.where, task_definition_arn, "failed", error=str(exc))
-            if move.outcome == "failed":
-                log.error("scheduled task not moved: %s", move.text(), extra={"stage": stage.name})
-            else:
-                log.info("scheduled task: %s", move.text(), extra={"stage": stage.name})
-            moves.append(move)
+                moves.append(ScheduleMove(ref.kind, ref.name, ref.where, arn, "failed", error=str(exc)))
         return moves
 
     # -- one scheduled task ------------------------------------------------------------------------
 
-    def _move(self, ref: ScheduledTask, cluster: str, task_definition_arn: str) -> ScheduleMove:
-        found = self._find(ref, family_of(task_definition_arn), cluster)
-        if found.problem:
-            raise DeploymentError(found.problem.removeprefix(f"{ref.label}: "))
+    def _move(self, ref: ScheduledTask, found: _Found, task_definition_arn: str) -> ScheduleMove:
+        """Move `found`'s ECS targets (those running `task_definition_arn`'s family) to it."""
+        family = family_of(task_definition_arn)
+        found = replace(found, matching=tuple(t for t in found.matching if family_of(_task_definition(t)) == family))
         before = found.running
         if all(arn == task_definition_arn for arn in before):
             return ScheduleMove(ref.kind, ref.name, ref.where, task_definition_arn, "unchanged", before)
@@ -341,8 +379,9 @@ class ScheduledTasks:
                 raise DeploymentError(f"PutTargets {ref.name} refused {failed}")
         return ScheduleMove(ref.kind, ref.name, ref.where, task_definition_arn, "moved", before)
 
-    def _find(self, ref: ScheduledTask, family: str, cluster: str) -> _Found:
-        wanted = f"family {family} in cluster {cluster}"
+    def _find(self, ref: ScheduledTask, families: Sequence[str], cluster: str) -> _Found:
+        named = " or ".join(families)
+        wanted = f"famil{'ies' if len(families) > 1 else 'y'} {named} in cluster {cluster}"
         if ref.kind == "scheduler":
             schedule = self._get_schedule(ref)
             target = schedule.get("Target") or {}
@@ -352,12 +391,12 @@ class ScheduledTasks:
                     f"{ref.label}: its target is {target.get('Arn', '?')}, not an ECS task (the stage runs {wanted})"
                 )
                 return _Found(ref, schedule, (), problem)
-            mismatch = _mismatch(target, family, cluster)
+            mismatch = _mismatch(target, families, cluster)
             if mismatch:
                 return _Found(ref, schedule, (), f"{ref.label}: {mismatch}, but the stage runs {wanted}")
             return _Found(ref, schedule, (target,), None)
         targets = self._rule_targets(ref)
-        matching = tuple(t for t in targets if t.get("EcsParameters") and not _mismatch(t, family, cluster))
+        matching = tuple(t for t in targets if t.get("EcsParameters") and not _mismatch(t, families, cluster))
         if matching:
             return _Found(ref, None, matching, None)
         described = "; ".join(f"target {t.get('Id')}: {_describe_target(t)}" for t in targets)
@@ -383,15 +422,19 @@ class ScheduledTasks:
 def _describe_target(target: Mapping[str, Any]) -> str:
     if not target.get("EcsParameters"):
         return f"{target.get('Arn', '?')}, not an ECS task"
-    return _mismatch(target, "", "") or "?"
+    return _mismatch(target, (), "") or "?"
 
 
-def _mismatch(target: Mapping[str, Any], family: str, cluster: str) -> str | None:
-    """How an ECS target differs from running `family` in `cluster` (None: it matches). With empty
-    `family` and `cluster`, what it runs and where."""
-    arn = str((target.get("EcsParameters") or {}).get("TaskDefinitionArn", ""))
+def _task_definition(target: Mapping[str, Any]) -> str:
+    return str((target.get("EcsParameters") or {}).get("TaskDefinitionArn", ""))
+
+
+def _mismatch(target: Mapping[str, Any], families: Sequence[str], cluster: str) -> str | None:
+    """How an ECS target differs from running one of `families` in `cluster` (None: it matches).
+    With no `families` and no `cluster`, what it runs and where."""
+    arn = _task_definition(target)
     runs, where = family_of(arn), cluster_of(str(target.get("Arn", "")))
-    if family and cluster and runs == family and where == cluster:
+    if families and cluster and runs in families and where == cluster:
         return None
     return f"runs {_short(arn) or '?'} (family {runs}) in cluster {where}"
 
@@ -483,15 +526,15 @@ def _clean_up(  # noqa: PLR0917 - one pass, its inputs
     for stage in pipeline.stages:
         history = store.ran_revisions(pipeline.name, stage.name, distinct=keep, pages=HISTORY_PAGES)
         if history:
-            protected.add(str(history[0].get("task_definition_arn") or ""))
+            protected.update(entry_revisions(history[0]))
             target = rollback_target(history)
             if target is not None:
-                protected.add(str(target.get("task_definition_arn") or ""))
+                protected.update(entry_revisions(target))
         for entry in history:
-            arn = str(entry.get("task_definition_arn") or "")
-            number = revision_of(arn)
-            if number is not None:
-                ran.setdefault(family_of(arn), set()).add(number)
+            for arn in entry_revisions(entry):
+                number = revision_of(arn)
+                if number is not None:
+                    ran.setdefault(family_of(arn), set()).add(number)
         if stage.schedules:
             if scheduled is None:
                 raise DeploymentError(f"stage {stage.name} has scheduled tasks and they cannot be read here")
@@ -524,7 +567,7 @@ def _running_in_ecs(ecs: ECSClient, stages: Iterable[Stage]) -> set[str]:
     deployments' (PRIMARY and ACTIVE, so a deployment in flight or rolling back keeps both)."""
     by_cluster: dict[str, list[str]] = {}
     for stage in stages:
-        by_cluster.setdefault(stage.cluster, []).append(stage.service)
+        by_cluster.setdefault(stage.cluster, []).extend(stage.service_names)
     running: set[str] = set()
     for cluster, services in by_cluster.items():
         for start in range(0, len(services), 10):  # DescribeServices takes up to 10 services
@@ -536,6 +579,16 @@ def _running_in_ecs(ecs: ECSClient, stages: Iterable[Stage]) -> set[str]:
                 running.update(str(d.get("taskDefinition", "")) for d in service.get("deployments", []))
     running.discard("")
     return running
+
+
+def entry_revisions(entry: Mapping[str, Any]) -> list[str]:
+    """The revisions a stage history entry (`DEPLOYED#`) ran: its one, or each of its services' for a
+    stage of several (in every family they run, so each family keeps its own newest revisions)."""
+    if entry.get("services"):
+        found = [str(s.get("task_definition_arn") or "") for s in entry["services"] if isinstance(s, Mapping)]
+    else:
+        found = [str(entry.get("task_definition_arn") or "")]
+    return list(dict.fromkeys(arn for arn in found if arn))
 
 
 def _registering_release_ended(store: ReleaseStore, item: Mapping[str, Any]) -> bool:

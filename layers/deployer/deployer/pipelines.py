@@ -24,7 +24,7 @@ import difflib
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
@@ -35,7 +35,9 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     ValidationError,
+    model_serializer,
     model_validator,
 )
 from yaml.constructor import SafeConstructor
@@ -66,14 +68,17 @@ __all__ = [
     "PublishedConfig",
     "Rollout",
     "ScheduledTask",
+    "ServiceTarget",
     "SlackDefaults",
     "Source",
     "Stage",
+    "StageService",
     "check_config_text",
     "find_pipelines",
     "format_path",
     "from_published_json",
     "load_config_text",
+    "lock_order",
     "to_published_json",
     "to_yaml",
 ]
@@ -97,6 +102,11 @@ MAX_DEADLINE_MINUTES = 10080
 ROLLING_DEADLINE_MINUTES = 60
 DEADLINE_MARGIN_MINUTES = 30  # beyond bake times and hooks' timeouts: scale-up, traffic moves, clean-up
 
+# A stage deploys at most this many services in one step: each costs about four ECS calls
+# (DescribeServices answers 10 per call; then DescribeTaskDefinition, RegisterTaskDefinition and
+# UpdateService each) inside the functions' 30-second timeout, and the stage record keeps every
+# service in the release's one DynamoDB item. More services: split them over stages.
+MAX_SERVICES_PER_STAGE = 20
 # `before:` a one-off task run with the stage's new revision before the service is updated. Its
 # timeout is at least 5 minutes (the reconciler, which stops a task past it, sweeps every 15) and at
 # most a day: a step that runs longer should not hold a deployment (and the service's lock) for it.
@@ -372,6 +382,15 @@ ONE_CONTAINER_KEY = (
     "(the containers whose image is replaced by the build's IMAGE_URI)"
 )
 ONE_CIRCUIT_BREAKER = "give circuitBreaker (the shorthand) or deploymentCircuitBreaker, not both"
+ONE_SERVICE_KEY = (
+    "give exactly one of `service: NAME` or `services: [NAME, ...]` (the ECS services this stage deploys, "
+    "in its `cluster`)"
+)
+AT_MOST_ONE_CONTAINER_KEY = (
+    "give at most one of `container: NAME` or `containers: [NAME, ...]` (the containers of this service "
+    "whose image is replaced; leave both out for the pipeline's)"
+)
+SERVICE_ENTRY = "expected a service name or a mapping {name: SERVICE, container: NAME}"
 ONE_SOURCE = (
     "give exactly one of `codecommit: NAME`, `github: OWNER/REPO` or `gitlab: GROUP/PROJECT` "
     "(where the pushes that start this pipeline come from)"
@@ -457,6 +476,64 @@ class Build(_Model):
     project: ProjectName
 
 
+class StageService(_Model):
+    """One entry of a stage's `services`: a name (`worker`), or a mapping when the containers to swap
+    in that service differ from the pipeline's (`{name: worker, container: app}`)."""
+
+    name: EcsName
+    container: EcsName | None = None
+    containers: list[EcsName] | None = Field(None, min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _a_name_is_an_entry(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"name": _check_ecs_name(data)}  # a bad bare name is reported at the entry itself
+        if not isinstance(data, dict):
+            raise ValueError(f"{SERVICE_ENTRY}, got {_short(data)}")
+        return data
+
+    @model_validator(mode="after")
+    def _at_most_one_container_key(self) -> StageService:
+        if self.container is not None and self.containers is not None:
+            raise ValueError(AT_MOST_ONE_CONTAINER_KEY)
+        return self
+
+    @model_serializer(mode="wrap")
+    def _a_bare_name_when_nothing_else(self, handler: SerializerFunctionWrapHandler) -> Any:
+        if self.container is None and self.containers is None:
+            return self.name
+        return handler(self)
+
+    @property
+    def container_names(self) -> tuple[str, ...] | None:
+        """The containers named for this service; None: the pipeline's."""
+        if self.containers is not None:
+            return tuple(self.containers)
+        return (self.container,) if self.container is not None else None
+
+
+@dataclass(frozen=True)
+class ServiceTarget:
+    """One ECS service a stage deploys, and the containers whose image it replaces there."""
+
+    cluster: str
+    service: str
+    containers: tuple[str, ...]
+
+    @property
+    def key(self) -> str:
+        """`cluster/service`: the lock's key, the order locks are taken in, and what logs print."""
+        return f"{self.cluster}/{self.service}"
+
+
+def lock_order(targets: Iterable[ServiceTarget]) -> list[ServiceTarget]:
+    """`targets` in the one global order every release takes service locks in (by `cluster/service`),
+    whatever order a stage lists them: two releases needing the same services never each hold one
+    the other waits for."""
+    return sorted(targets, key=lambda target: target.key)
+
+
 class Source(_Model):
     """Where a pipeline's pushes come from: exactly one provider and its repository."""
 
@@ -486,9 +563,14 @@ class BeforeTask(_Model):
     `container`, placed and networked as the service is (launch type or capacity providers,
     platform version, subnets and security groups, read from DescribeServices). The service is
     updated only when that container exits 0; any other end fails the release, and nothing is
-    deployed. `task` names the step in Slack, `deployer status` and the release events."""
+    deployed. `task` names the step in Slack, `deployer status` and the release events.
+
+    In a stage of several services, `service` names the one whose new revision the task runs and
+    whose placement and network it takes (`deployer validate` requires it there: the services may
+    run in different subnets with different images); every service is updated only after it exits 0."""
 
     task: Name
+    service: EcsName | None = None
     container: EcsName | None = None
     command: Command
     timeout_minutes: BeforeTimeoutMinutes = Field(DEFAULT_BEFORE_TIMEOUT_MINUTES, alias="timeoutMinutes")
@@ -556,7 +638,8 @@ class ScheduledTask(_Model):
 class Stage(_Model):
     name: Name
     cluster: EcsName
-    service: EcsName
+    service: EcsName | None = None
+    services: list[StageService] | None = Field(None, min_length=1, max_length=MAX_SERVICES_PER_STAGE)
     rollout: Rollout | None = None
     approval: Approval | None = None
     deadline_minutes: DeadlineMinutes | None = Field(None, alias="deadlineMinutes")
@@ -574,6 +657,33 @@ class Stage(_Model):
 
     before: BeforeTask | None = None
     schedules: list[ScheduledTask] | None = Field(None, min_length=1, max_length=MAX_SCHEDULES_PER_STAGE)
+
+    @model_validator(mode="after")
+    def _one_service_key(self) -> Stage:
+        if (self.service is None) == (self.services is None):
+            raise ValueError(ONE_SERVICE_KEY)
+        return self
+
+    @property
+    def service_names(self) -> tuple[str, ...]:
+        """The ECS services of the stage, in the order the file lists them."""
+        if self.services is not None:
+            return tuple(entry.name for entry in self.services)
+        return (self.service,) if self.service is not None else ()
+
+    @property
+    def several_services(self) -> bool:
+        return self.services is not None and len(self.services) > 1
+
+    def targets(self, pipeline_containers: Sequence[str]) -> tuple[ServiceTarget, ...]:
+        """Each service with the containers swapped in it (its own, else `pipeline_containers`), in
+        the file's order (`lock_order` gives the locking order)."""
+        if self.services is None:
+            return (ServiceTarget(self.cluster, self.service or "", tuple(pipeline_containers)),)
+        return tuple(
+            ServiceTarget(self.cluster, entry.name, entry.container_names or tuple(pipeline_containers))
+            for entry in self.services
+        )
 
     def deployment_configuration(self) -> dict[str, Any]:
         """UpdateService's deploymentConfiguration; empty when the stage sets no rollout."""
@@ -674,18 +784,36 @@ class Pipeline(_Model):
             return tuple(self.containers)
         return (self.container,) if self.container is not None else ()
 
+    def before_target(self, stage: Stage) -> ServiceTarget | None:
+        """The service whose new revision and network configuration `stage.before` runs with: the one
+        it names, else the stage's only service (`deployer validate` requires `before.service` in a
+        stage of several). None without a `before`, or naming a service the stage does not deploy."""
+        if stage.before is None:
+            return None
+        targets = self.targets(stage)
+        wanted = stage.before.service
+        if wanted is None:
+            return targets[0] if len(targets) == 1 else None
+        return next((t for t in targets if t.service == wanted), None)
+
     def before_container(self, stage: Stage) -> str | None:
-        """The container that runs `stage.before`'s command: the one it names, else the pipeline's
-        only container (`deployer validate` refuses a `before` without one when there are several)."""
+        """The container that runs `stage.before`'s command: the one it names, else the only
+        container whose image the build replaces in its service (`before_target`; `deployer validate`
+        refuses a `before` without one when there are several)."""
         if stage.before is None:
             return None
         if stage.before.container is not None:
             return stage.before.container
-        names = self.container_names
+        target = self.before_target(stage)
+        names = target.containers if target is not None else self.container_names
         return names[0] if len(names) == 1 else None
 
     def stage_named(self, name: str) -> Stage | None:
         return next((s for s in self.stages if s.name == name), None)
+
+    def targets(self, stage: Stage) -> tuple[ServiceTarget, ...]:
+        """The ECS services `stage` deploys, each with the containers it swaps (`Stage.targets`)."""
+        return stage.targets(self.container_names)
 
     def stage_after(self, name: str) -> Stage | None:
         """The stage that follows `name`, or None after the last one (or for an unknown name)."""
@@ -1035,6 +1163,12 @@ def _humanize(error: Mapping[str, Any]) -> str:
     if kind == "value_error":
         return str(error.get("ctx", {}).get("error", error["msg"]))
     message = str(error["msg"])
+    if kind == "too_long" and error["loc"] and error["loc"][-1] == "services":
+        return (
+            f"{len(value) if isinstance(value, list) else 'too many'} services: a stage deploys at most "
+            f"{MAX_SERVICES_PER_STAGE} (each costs about four ECS calls inside a function's 30-second timeout); "
+            "split them over stages"
+        )
     if kind == "too_short":
         least = error.get("ctx", {}).get("min_length", 1)
         return f"needs at least {least} entr{'y' if least == 1 else 'ies'}"
@@ -1163,17 +1297,30 @@ def _cross_check(data: dict[str, Any], check: _Checker) -> None:
                     )
                 else:
                     stage_names[stage_name] = s_index
-            cluster, service = stage.get("cluster"), stage.get("service")
-            if isinstance(cluster, str) and isinstance(service, str):
+            if (stage.get("service") is None) == (stage.get("services") is None):
+                check.error(s_loc, ONE_SERVICE_KEY)
+            cluster = stage.get("cluster")
+            in_stage: dict[str, Loc] = {}
+            for where, service in _stage_services(stage, s_loc, check):
+                if service in in_stage:
+                    check.error(
+                        where,
+                        f"{service!r} is listed twice in this stage (first at {format_path(in_stage[service])}): "
+                        "the services of a stage are distinct",
+                    )
+                    continue
+                in_stage[service] = where
+                if not isinstance(cluster, str):
+                    continue
                 if (cluster, service) in services:
                     check.error(
-                        (*s_loc, "service"),
+                        where,
                         f"ECS service {service!r} in cluster {cluster!r} is already deployed by "
                         f"{format_path(services[cluster, service])}: one deployment per ECS service at "
                         "a time is an invariant, so each service belongs to exactly one stage",
                     )
                 else:
-                    services[cluster, service] = s_loc
+                    services[cluster, service] = where
             if "approval" in stage and stage["approval"] is None:
                 check.error((*s_loc, "approval"), EMPTY_APPROVAL)
             _check_rollout(stage.get("rollout"), (*s_loc, "rollout"), check)
@@ -1221,6 +1368,33 @@ def _check_source(pipeline: dict[str, Any], loc: Loc, check: _Checker) -> None:
         and not set(source) - set(SOURCE_PROVIDERS)  # an unknown key is reported by the schema
     ):
         check.error((*loc, "source"), ONE_SOURCE)
+
+
+def _stage_services(stage: dict[str, Any], s_loc: Loc, check: _Checker) -> list[tuple[Loc, str]]:
+    """(path, name) of each service the raw stage names, through `service` or `services`; repeated
+    containers of an entry are reported here (the schema reports the rest)."""
+    service = stage.get("service")
+    if isinstance(service, str):
+        return [((*s_loc, "service"), service)]
+    entries = stage.get("services")
+    if not isinstance(entries, list):
+        return []
+    found: list[tuple[Loc, str]] = []
+    for index, entry in enumerate(entries):
+        e_loc: Loc = (*s_loc, "services", index)
+        if isinstance(entry, str):
+            found.append((e_loc, entry))
+        elif isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            found.append(((*e_loc, "name"), entry["name"]))
+            containers = entry.get("containers")
+            if isinstance(containers, list):
+                seen: set[str] = set()
+                for c_index, container in enumerate(containers):
+                    if isinstance(container, str) and container in seen:
+                        check.error((*e_loc, "containers", c_index), f"{container!r} is listed twice")
+                    if isinstance(container, str):
+                        seen.add(container)
+    return found
 
 
 EMPTY_APPROVAL = (
@@ -1337,6 +1511,14 @@ def _check_approval_at(stage: dict[str, Any], loc: Loc, check: _Checker) -> None
             f"{at}: ECS cannot pause at TEST_TRAFFIC_SHIFT or PRODUCTION_TRAFFIC_SHIFT (PAUSE hooks are refused "
             "there): use POST_TEST_TRAFFIC_SHIFT or PRE_PRODUCTION_TRAFFIC_SHIFT",
         )
+    entries = stage.get("services")
+    if isinstance(entries, list) and len(entries) > 1:
+        check.error(
+            (*loc, "approval", "at"),
+            f"{at}: an approval during the deployment pauses one ECS deployment, and this stage deploys "
+            f"{len(entries)} services, each in a deployment of its own that ECS would pause, time out and roll back "
+            "apart; approve before the stage instead (remove `at`), or give the services stages of their own",
+        )
     strategy = rollout.get("strategy") if isinstance(rollout, dict) else None
     if strategy not in HOOK_STRATEGIES:
         check.error(
@@ -1359,7 +1541,7 @@ def overrides_chars(overrides: Mapping[str, Any]) -> int:
 
 
 def _check_before(stage: dict[str, Any], pipeline: dict[str, Any], loc: Loc, check: _Checker) -> None:
-    """The container a `before` task runs in, and the size of the RunTask overrides it makes."""
+    """The service and container a `before` task runs in, and the size of the RunTask overrides."""
     before = stage.get("before")
     if not isinstance(before, dict):
         if "before" in stage and before is None:
@@ -1367,15 +1549,21 @@ def _check_before(stage: dict[str, Any], pipeline: dict[str, Any], loc: Loc, che
                 (*loc, "before"), "empty: write the task (`before: {task: migrate, command: [...]}`) or remove the key"
             )
         return
+    entry = _before_service(stage, before, loc, check)
+    if entry is False:
+        return
     container = before.get("container")
     if container is None:
-        containers = pipeline.get("containers")
-        single = pipeline.get("container")
+        containers, single = pipeline.get("containers"), pipeline.get("container")
+        where = "the pipeline replaces"
+        if isinstance(entry, dict) and (entry.get("containers") is not None or entry.get("container") is not None):
+            containers, single = entry.get("containers"), entry.get("container")
+            where = f"service {entry.get('name')} replaces"
         if isinstance(containers, list) and len(containers) > 1:
             listed = ", ".join(str(c) for c in containers)
             check.error(
                 (*loc, "before", "container"),
-                f"required: the pipeline replaces several containers ({listed}); name the one that runs the command",
+                f"required: {where} several containers ({listed}); name the one that runs the command",
             )
             return
         container = containers[0] if isinstance(containers, list) and containers else single
@@ -1389,6 +1577,45 @@ def _check_before(stage: dict[str, Any], pipeline: dict[str, Any], loc: Loc, che
             f"RunTask's overrides for this command would be {size} characters, above ECS's {MAX_OVERRIDES_CHARS} (the "
             "limit counts the JSON of the whole override): move the long part into the image (a script it runs)",
         )
+
+
+def _before_service(stage: dict[str, Any], before: dict[str, Any], loc: Loc, check: _Checker) -> Any:
+    """The stage's service entry `before` runs with (a name, a mapping, or None for a stage of one
+    `service`); False after reporting why there is none. In a stage of several services the task
+    takes one service's new revision, placement and network: `before.service` must say which."""
+    named = before.get("service")
+    if not isinstance(named, str) and named is not None:
+        return False  # the schema reports it
+    entries = stage.get("services")
+    if isinstance(entries, list):
+        names = [e if isinstance(e, str) else e.get("name") if isinstance(e, dict) else None for e in entries]
+        listed = ", ".join(str(n) for n in names)
+        if named is None and len(entries) > 1:
+            check.error(
+                (*loc, "before", "service"),
+                f"required: this stage deploys {len(entries)} services ({listed}); name the one whose new revision, "
+                "placement and network configuration the task runs with (RunTask runs one task definition in one "
+                f"network), e.g. `service: {names[0]}`",
+            )
+            return False
+        if named is None:
+            return entries[0] if entries else False
+        if named not in names:
+            check.error(
+                (*loc, "before", "service"),
+                f"{named!r} is not a service of this stage ({listed}): the task runs with the new revision of one "
+                "of the services the stage deploys",
+            )
+            return False
+        return entries[names.index(named)]
+    service = stage.get("service")
+    if named is not None and isinstance(service, str) and named != service:
+        check.error(
+            (*loc, "before", "service"),
+            f"{named!r} is not this stage's service ({service}): leave `service` out, or name {service}",
+        )
+        return False
+    return None
 
 
 def _warn(config: PipelinesConfig, check: _Checker) -> None:
@@ -1408,11 +1635,13 @@ def _warn(config: PipelinesConfig, check: _Checker) -> None:
                     f"still on schedule (leave it out for {default_deadline_minutes(configuration)})",
                 )
             container = pipeline.before_container(stage)
-            if stage.before is not None and container is not None and container not in pipeline.container_names:
+            target = pipeline.before_target(stage)
+            swapped = target.containers if target is not None else pipeline.container_names
+            if stage.before is not None and container is not None and container not in swapped:
                 check.warning(
                     ("pipelines", p_index, "stages", s_index, "before", "container"),
                     f"{container!r} is not a container whose image the build replaces "
-                    f"({', '.join(pipeline.container_names)}): the task runs the image the service's task "
+                    f"({', '.join(swapped)}): the task runs the image the service's task "
                     "definition already has for it, not the new build",
                 )
             approval = stage.approval

@@ -77,6 +77,8 @@ class DemoAccount:
     ecr_repository_uri: str
     first_image: str
     services: dict[str, DemoService] = field(default_factory=dict)
+    # stage -> the `worker` service beside the stage's service (`provision_demo(workers=...)`)
+    workers: dict[str, DemoService] = field(default_factory=dict)
 
 
 def web_task_definition(family: str = "web", image: str = "public.ecr.aws/nginx/nginx:1.27") -> dict[str, Any]:
@@ -116,6 +118,22 @@ def web_task_definition(family: str = "web", image: str = "public.ecr.aws/nginx/
     }
 
 
+WORKER_CONTAINER = "worker"
+
+
+def worker_task_definition(image: str = "public.ecr.aws/nginx/nginx:1.27") -> dict[str, Any]:
+    """The demo's background worker: the web app's image run as a queue consumer, in a task
+    definition of its own (family `worker`) whose container is named `worker`."""
+    definition = web_task_definition("worker", image)
+    app = definition["containerDefinitions"][0]
+    app["name"] = WORKER_CONTAINER
+    app["command"] = ["worker"]
+    for key in ("portMappings", "healthCheck"):
+        app.pop(key)
+    definition["tags"] = [{"key": "team", "value": "web"}, {"key": "role", "value": "worker"}]
+    return definition
+
+
 def push_demo_image(session: Any, repository: str, tag: str) -> tuple[str, str]:
     """Put an image manifest in ECR (as a build would) and return (uri:tag, digest)."""
     ecr = session.client("ecr")
@@ -143,12 +161,15 @@ def provision_demo(
     build_project: str = "web-app-build",
     services: dict[str, tuple[str, str, int]] | None = None,
     load_balanced: Iterable[str] = (),
+    workers: Iterable[str] = (),
 ) -> DemoAccount:
     """A CodeCommit repository, a CodeBuild project, an ECR repository with a first image, and
     ECS clusters whose services run a first task definition. `services` maps a stage name to
     (cluster, service, desired count); default dev/web x2 and prod/web x4. The services of the
     stages in `load_balanced` sit behind a load balancer with the blue and green target groups
-    that BLUE_GREEN, LINEAR and CANARY deployments shift traffic between."""
+    that BLUE_GREEN, LINEAR and CANARY deployments shift traffic between. The clusters of the stages
+    in `workers` also run a `worker` service (2 tasks, `worker_task_definition`), which a stage of
+    several services deploys beside the web service."""
     import boto3
 
     session = session or boto3.session.Session()
@@ -202,6 +223,20 @@ def provision_demo(
             **({"loadBalancers": balancers} if balancers else {}),
         )
         account.services[stage] = DemoService(cluster, service, arn, desired)
+    for stage in workers:
+        cluster = account.services[stage].cluster
+        arn = ecs.register_task_definition(**worker_task_definition(first_image))["taskDefinition"]["taskDefinitionArn"]
+        ecs.create_service(
+            cluster=cluster,
+            serviceName="worker",
+            taskDefinition=arn,
+            desiredCount=2,
+            launchType="FARGATE",
+            networkConfiguration={
+                "awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [group], "assignPublicIp": "DISABLED"}
+            },
+        )
+        account.workers[stage] = DemoService(cluster, "worker", arn, 2)
     return account
 
 
@@ -333,6 +368,7 @@ def demo_pipelines_yaml(
     branch: str = "main",
     schedules: bool = False,
     keep_revisions: int | None = None,
+    several_services: bool = False,
 ) -> str:
     """The demo pipeline for `account`: dev, then prod (behind an approval). With `blue_green`,
     prod is a BLUE_GREEN deployment (its service needs `provision_demo(load_balanced=["prod"])`)
@@ -341,9 +377,18 @@ def demo_pipelines_yaml(
     "github:OWNER/REPO" or "gitlab:GROUP/PROJECT" watches that repository instead of the
     account's CodeCommit repository. With `schedules`, dev's rule and prod's schedule
     (`provision_demo_schedules`) follow their stage's service; `keep_revisions` sets the pipeline's
-    keepRevisions."""
+    keepRevisions. With `several_services`, every stage whose cluster runs a worker
+    (`provision_demo(workers=...)`) deploys both services in one step:
+    `services: [web, {name: worker, container: worker}]`."""
     dev = account.services["dev"]
     prod = account.services["prod"]
+
+    def services(stage: str, service: DemoService) -> str:
+        worker = account.workers.get(stage) if several_services else None
+        if worker is None:
+            return f"        service: {service.service}\n"
+        return f"        services: [{service.service}, {{name: {worker.service}, container: {WORKER_CONTAINER}}}]\n"
+
     at = ", at: POST_TEST_TRAFFIC_SHIFT" if blue_green else ""
     approval = f"        approval: {{approvers: [U012ABCDEF], expiresInHours: 24{at}}}\n" if prod_approval else ""
     prod_rollout = (
@@ -370,12 +415,12 @@ def demo_pipelines_yaml(
         "    stages:\n"
         "      - name: dev\n"
         f"        cluster: {dev.cluster}\n"
-        f"        service: {dev.service}\n"
+        f"{services('dev', dev)}"
         "        rollout: {minimumHealthyPercent: 100, maximumPercent: 200, circuitBreaker: {rollback: true}}\n"
         f"{dev_schedules}"
         "      - name: prod\n"
         f"        cluster: {prod.cluster}\n"
-        f"        service: {prod.service}\n"
+        f"{services('prod', prod)}"
         f"{approval}"
         f"        rollout: {prod_rollout}\n"
         f"{prod_schedules}"

@@ -40,7 +40,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final
@@ -49,7 +49,7 @@ from deployer import aws, before, ecs_deployments, flow
 from deployer.errors import ConfigError, DeploymentError, TransientError
 from deployer.events import FINAL_BUILD_STATUSES, BuildStatus
 from deployer.pipelines import DEFAULT_BEFORE_TIMEOUT_MINUTES, ROLLING_DEADLINE_MINUTES
-from deployer.releases import ConflictError, Release, ReleaseState, StageRecord, StageState, now_iso
+from deployer.releases import ConflictError, Release, ReleaseState, ServiceRecord, StageRecord, StageState, now_iso
 
 if TYPE_CHECKING:
     from deployer.flow import Deps, Outcome
@@ -285,13 +285,15 @@ def _inflight(release: Release, pipeline: Pipeline, deps: Deps, clock: _Clock) -
         return _queued(release, record, deps)
     if record.state is not StageState.DEPLOYING:
         return None
-    if record.before_state in before.WAITING and not record.deployment_id:
+    if record.before_state in before.WAITING and not record.all_started:
         return _before_task(release, stage_name, record, stage, deps, clock)
-    if not record.deployment_id:
+    if not record.all_started:
         # RegisterTaskDefinition done, UpdateService never: the event that started it was not redelivered
         if clock.older_than(release.updated_at, EVENT_GRACE):
             return _resume(release, f"{stage_name}: its revision was registered but never deployed", deps)
         return None
+    if record.services is not None:
+        return _deploying_several(release, stage_name, record, stage, deps, clock)
     return _deploying(release, stage_name, record, stage, deps, clock)
 
 
@@ -343,19 +345,22 @@ def _before_task(  # noqa: PLR0917 - the stage as the sweep found it
 
 
 def _queued(release: Release, record: StageRecord, deps: Deps) -> Outcome | None:
-    """QUEUED behind a holder that ended without handing the lock on: hand it on now."""
+    """QUEUED behind a holder that ended without handing the lock on: hand it on now. A stage of
+    several services waits for the first lock (in lock order) it does not hold."""
     store = deps.store
-    lock = store.lock_of(record.cluster, record.service) or {}
-    holder_id = str(lock.get("holder") or "")
-    if holder_id == release.release_id:
-        return None  # it holds the lock already; its deployment is starting
+    for cluster, service in sorted(record.service_keys(), key=lambda key: f"{key[0]}/{key[1]}"):
+        lock = store.lock_of(cluster, service) or {}
+        holder_id = str(lock.get("holder") or "")
+        if holder_id != release.release_id:
+            break
+    else:
+        return None  # it holds every lock already; its deployment is starting
     holder = store.get(holder_id) if holder_id else None
     if holder is not None and not holder.state.terminal:
         return None  # a live holder: it hands the lock on when it ends (or the reconciler ends it)
-    service = f"{record.cluster}/{record.service}"
-    reason = f"the lock of {service} was held by {holder_id or 'nobody'}, which has ended"
+    reason = f"the lock of {cluster}/{service} was held by {holder_id or 'nobody'}, which has ended"
     if holder_id:
-        follow = flow.hand_over_to(store.release_service(record.cluster, record.service, holder_id), deps)
+        follow = flow.hand_over_to(store.release_service(cluster, service, holder_id), deps)
     else:
         pipeline = flow._pipeline(deps, release.pipeline)
         stage = pipeline.stage_named(release.stage or "")
@@ -412,6 +417,84 @@ def _deploying(  # noqa: PLR0917 - the stage as the sweep found it
     return {"stopped": view.arn, **_fail(release, stage_name, record, stage, reason, rolled_back=True, deps=deps)}
 
 
+def _deploying_several(  # noqa: PLR0917 - the stage as the sweep found it
+    release: Release, stage_name: str, record: StageRecord, stage: Stage | None, deps: Deps, clock: _Clock
+) -> Outcome | None:
+    """`_deploying` for each service of a stage of several: a lost COMPLETED completes that service
+    (and the stage with its last one, `flow.service_completed`); a failed, vanished or overdue
+    deployment fails the stage, which puts the other services back (`StageDeployer.fail_services`)."""
+    ecs = deps.stages.ecs
+    minutes = stage.deadline_minutes_or_default() if stage is not None else ROLLING_DEADLINE_MINUTES
+    since = max(_parse(record.started_at), _parse(release.deploying_since or record.started_at))
+    past_deadline = clock.older_than(since, timedelta(minutes=minutes))
+    completed: list[str] = []
+    for service in record.services or ():
+        if service.state is not StageState.DEPLOYING or not service.deployment_id:
+            continue
+        current = release.stages[stage_name]  # as the writes below left it
+        svc = current.service_named(service.cluster, service.service) or service
+        view = _find_service_deployment(ecs, svc.cluster, svc.service, record.started_at, None)
+        where = f"{svc.service} (ECS deployment {svc.deployment_id})"
+        if view is None:
+            if not past_deadline:
+                continue
+            why = (
+                f"no completion within {minutes} minutes, and ECS lists no service deployment of {svc.deployment_id} "
+                f"on {svc.cluster}/{svc.service}: check the service; the deployer has let it go"
+            )
+            return _fail_several(release, stage_name, current, svc, stage, why, rolled_back=False, deps=deps)
+        settled = view.status in {SETTLED_SUCCESS, *SETTLED_FAILURES}
+        if settled and not clock.older_than(view.finished_at, EVENT_GRACE):
+            continue  # ECS finished moments ago: its event is on its way
+        if view.status == SETTLED_SUCCESS:
+            when = f" at {view.finished_at:%Y-%m-%d %H:%M} UTC" if view.finished_at else ""
+            note = f" (ECS reports {view.arn} SUCCESSFUL{when}; its COMPLETED event never arrived)"
+            outcome = flow.service_completed(release, stage_name, current, svc, deps, note=note)
+            completed.append(svc.service)
+            if outcome.get("outcome") != "service_deployed":
+                return {"reason": f"{stage_name} completed with {svc.service}{when}", **outcome}
+            continue
+        if view.status in SETTLED_FAILURES:
+            rolled_back = view.status == "ROLLBACK_SUCCESSFUL"
+            why = f"ECS deployment {svc.deployment_id} ended {view.status}: " + (
+                view.status_reason or view.rollback_reason or "no reason given"
+            )
+            return _fail_several(release, stage_name, current, svc, stage, why, rolled_back=rolled_back, deps=deps)
+        if view.status in ENDING or ecs_deployments.paused_hook(view.detail) is not None or not past_deadline:
+            continue  # ending, or paused at a hook (its timeout governs it), or still on time
+        ecs_deployments.stop_with_rollback(ecs, view.arn)
+        why = (
+            f"no completion within {minutes} minutes; rolled back ({where} was still {view.status} past the "
+            f"deadline of {stage_name}: StopServiceDeployment ROLLBACK on {view.arn})"
+        )
+        failed = _fail_several(release, stage_name, current, svc, stage, why, rolled_back=True, deps=deps)
+        return {"stopped": view.arn, **failed}
+    if completed:
+        return {
+            "outcome": "service_deployed",
+            "reason": f"{', '.join(completed)} of {stage_name} completed; the COMPLETED event never arrived",
+        }
+    return None
+
+
+def _fail_several(  # noqa: PLR0917 - what _deploying_several found
+    release: Release,
+    stage_name: str,
+    record: StageRecord,
+    svc: ServiceRecord,
+    stage: Stage | None,
+    why: str,
+    *,
+    rolled_back: bool,
+    deps: Deps,
+) -> Outcome:
+    failed = replace(svc, state=StageState.FAILED, finished_at=now_iso(), rolled_back=rolled_back, reason=why)
+    result = deps.stages.fail_services(
+        release, stage_name, record.with_service(failed), failed=failed, why=f"{svc.service} failed", stage=stage
+    )
+    return {"outcome": "failed", "reason": result.detail, "rolled_back": rolled_back, **flow.hand_over(result, deps)}
+
+
 def _paused(  # noqa: PLR0917 - what _deploying found
     release: Release,
     stage_name: str,
@@ -466,7 +549,7 @@ def _fail(
             reason=reason,
             stages={**release.stages, stage_name: ended},
         )
-        follow = flow.hand_over_to(store.release_service(record.cluster, record.service, release.release_id), deps)
+        follow = flow.hand_over_all(store.release_services(record.service_keys(), release.release_id), deps)
     return {"outcome": "failed", "reason": reason, "rolled_back": rolled_back, **follow}
 
 
@@ -499,14 +582,19 @@ def _service_deployment(ecs: Any, record: StageRecord) -> _Found | None:
     records it), else the first one ECS created on the service since the stage started (the
     service's lock keeps the deployer from starting another meanwhile). UpdateService does not
     return its ARN, hence ListServiceDeployments."""
-    arn = record.service_deployment_arn
+    return _find_service_deployment(
+        ecs, record.cluster, record.service, record.started_at, record.service_deployment_arn
+    )
+
+
+def _find_service_deployment(ecs: Any, cluster: str, service: str, started_at: str, arn: str | None) -> _Found | None:
     if arn is None:
         response = aws.call(
             "ListServiceDeployments",
             ecs.list_service_deployments,
-            cluster=record.cluster,
-            service=record.service,
-            createdAt={"after": _parse(record.started_at) - CLOCK_SKEW},
+            cluster=cluster,
+            service=service,
+            createdAt={"after": _parse(started_at) - CLOCK_SKEW},
             maxResults=100,
         )
         briefs = sorted(response.get("serviceDeployments", []), key=lambda b: _moment(b.get("createdAt")))

@@ -86,6 +86,34 @@ class StageState(enum.StrEnum):
 
 
 @dataclass
+class ServiceRecord:
+    """One ECS service of a stage that deploys several (`services:` in the pipeline). Its state is
+    that service's: QUEUED until the stage holds every lock, DEPLOYING, then DEPLOYED (its COMPLETED
+    arrived) or FAILED (its FAILED arrived, or the stage failed and this service was rolled back)."""
+
+    cluster: str
+    service: str
+    state: StageState
+    containers: list[str] | None = None
+    task_definition_arn: str | None = None
+    previous_task_definition_arn: str | None = None
+    deployment_id: str | None = None
+    # set just before RegisterTaskDefinition: a redelivery then looks for that revision first
+    registering_at: str | None = None
+    finished_at: str | None = None
+    reason: str | None = None
+    rolled_back: bool | None = None  # whether the service went (or is going) back to its previous revision
+    # when a sibling failed: how the deployer undid this service ("stopped": StopServiceDeployment
+    # ROLLBACK of its deployment in flight; "updated": UpdateService back to its previous revision)
+    undone: str | None = None
+    rollback_deployment_id: str | None = None  # "updated": the deployment that UpdateService started
+
+    @property
+    def key(self) -> str:
+        return f"{self.cluster}/{self.service}"
+
+
+@dataclass
 class StageRecord:
     state: StageState
     cluster: str
@@ -124,6 +152,38 @@ class StageRecord:
     before_log_link: str | None = None
     # DEPLOYED: what became of the stage's scheduled tasks (`housekeeping.ScheduleMove.as_item`)
     schedules: list[dict[str, Any]] | None = None
+    # a stage of several services: one record each (in the order the stage lists them); the fields
+    # above then describe the stage as a whole (`service` names them all, "web+worker", and the
+    # per-service fields stay empty). None for a stage of one service, recorded as it always was.
+    services: list[ServiceRecord] | None = None
+
+    @property
+    def several(self) -> bool:
+        return self.services is not None
+
+    def service_keys(self) -> list[tuple[str, str]]:
+        """(cluster, service) of every service of the stage."""
+        if self.services is not None:
+            return [(s.cluster, s.service) for s in self.services]
+        return [(self.cluster, self.service)]
+
+    def service_with_deployment(self, deployment_id: str) -> ServiceRecord | None:
+        return next((s for s in self.services or () if s.deployment_id == deployment_id), None)
+
+    def service_named(self, cluster: str, service: str) -> ServiceRecord | None:
+        return next((s for s in self.services or () if s.cluster == cluster and s.service == service), None)
+
+    def with_service(self, updated: ServiceRecord) -> StageRecord:
+        """A copy whose record of `updated`'s service is `updated`."""
+        services = [updated if s.key == updated.key else s for s in self.services or ()]
+        return replace(self, services=services)
+
+    @property
+    def all_started(self) -> bool:
+        """Every service of the stage has its ECS deployment (its UpdateService went through)."""
+        if self.services is not None:
+            return all(s.deployment_id for s in self.services)
+        return bool(self.deployment_id)
 
 
 @dataclass
@@ -162,6 +222,8 @@ class Release:
     rollback_of: str | None = None  # rollback: the release whose revision it undoes
     requested_by: dict[str, Any] | None = None  # rollback: who asked (Slack user or CLI principal)
     target_task_definition_arn: str | None = None  # rollback: the revision it redeploys as is
+    # rollback of a stage of several services: "cluster/service" -> the revision each goes back to
+    target_task_definitions: dict[str, str] | None = None
     # when the release last entered DEPLOYING (a stage started, or a paused one was continued): the
     # reconciler counts a stage's deadline from here, so time spent waiting for a human never counts
     deploying_since: str | None = None
@@ -197,6 +259,11 @@ def release_id_for(pipeline: str, commit: str) -> str:
 
 def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# The lock item's map of waiters from other pipelines than the next in line's: pipeline ->
+# {release, stage, order} (see `ReleaseStore.acquire_service`).
+OTHER_WAITERS = "other_waiters"
 
 
 class ConflictError(TransientError):
@@ -417,11 +484,17 @@ class ReleaseStore:
             updated_at=stamp,
             stage=stage,
             image_uri=target.get("image_uri"),
-            reason=f"rollback of {stage} to {target.get('task_definition_arn')}",
+            reason=f"rollback of {stage} to {_revisions_text(target)}",
             kind="rollback",
             rollback_of=undoes,
             requested_by=dict(requested_by),
-            target_task_definition_arn=str(target["task_definition_arn"]),
+            target_task_definition_arn=str(target["task_definition_arn"]) if not target.get("services") else None,
+            target_task_definitions={
+                f"{entry['cluster']}/{entry['service']}": str(entry["task_definition_arn"])
+                for entry in target["services"]
+            }
+            if target.get("services")
+            else None,
         )
         self._table.put_item(Item=_release_to_item(release), ConditionExpression="attribute_not_exists(pk)")
         self._notify(release, None, release.state, stage, release.reason)
@@ -582,8 +655,9 @@ class ReleaseStore:
         **changes: Any,
     ) -> Release:
         """Move the release to `to_state` (and publish the change). `allowed_from` guards the
-        move; a release that is no longer in one of those states raises ConflictError. A move that
-        keeps the state is published only when `announce` says so (a before-task started or ended)."""
+        move; a release that is no longer in one of those states raises ConflictError. A move to
+        the same state is published only with `announce` (progress within a state that people
+        follow: a before-task started or ended, one service of a stage of several completed)."""
         if allowed_from is not None and release.state not in set(allowed_from):
             raise ConflictError(f"release {release.release_id} is {release.state}, not in {sorted(allowed_from)}")
         from_state = release.state
@@ -618,7 +692,7 @@ class ReleaseStore:
     def record_success(self, release: Release, stage: str, record: StageRecord) -> None:
         """Remember that `stage` of the pipeline now runs `record`'s revision (newest first)."""
         finished = record.finished_at or now_iso()
-        item = {
+        item: dict[str, Any] = {
             "pk": f"PIPELINE#{release.pipeline}",
             "sk": f"DEPLOYED#{stage}#{finished}",
             "release_id": release.release_id,
@@ -630,6 +704,11 @@ class ReleaseStore:
             "service": record.service,
             "finished_at": finished,
         }
+        if record.services is not None:  # what each service of the stage now runs
+            item["services"] = [
+                {"cluster": s.cluster, "service": s.service, "task_definition_arn": s.task_definition_arn}
+                for s in record.services
+            ]
         if release.rollback_of:
             item["rollback_of"] = release.rollback_of
         self._table.put_item(Item={k: v for k, v in item.items() if v is not None})
@@ -645,10 +724,12 @@ class ReleaseStore:
         return [{k: _plain(v) for k, v in item.items()} for item in response["Items"]]
 
     def ran_revisions(self, pipeline: str, stage: str, *, distinct: int, pages: int = 20) -> list[dict[str, Any]]:
-        """The stage's successful deployments, newest first, until `distinct` different revisions have
-        been seen and the stage's rollback target is among them (or the history ends; at most `pages`
-        pages): what cleaning up old revisions must keep."""
+        """The stage's successful deployments, newest first, until `distinct` different revisions of
+        each family have been seen and the stage's rollback target is among them (or the history ends;
+        at most `pages` pages): what cleaning up old revisions must keep. A stage of several services
+        runs several families; each needs its own `distinct`."""
         from deployer.flow import rollback_target
+        from deployer.housekeeping import entry_revisions, family_of
 
         kwargs: dict[str, Any] = {
             "KeyConditionExpression": "pk = :p AND begins_with(sk, :s)",
@@ -660,8 +741,11 @@ class ReleaseStore:
         for _ in range(pages):
             response = self._table.query(**kwargs)
             entries.extend({k: _plain(v) for k, v in item.items()} for item in response["Items"])
-            seen = {entry.get("task_definition_arn") for entry in entries}
-            if len(seen) >= distinct and rollback_target(entries) is not None:
+            seen: dict[str, set[str]] = {}
+            for entry in entries:
+                for arn in entry_revisions(entry):
+                    seen.setdefault(family_of(arn), set()).add(arn)
+            if seen and all(len(arns) >= distinct for arns in seen.values()) and rollback_target(entries) is not None:
                 break
             if "LastEvaluatedKey" not in response:
                 break
@@ -739,7 +823,13 @@ class ReleaseStore:
 
     def acquire_service(self, cluster: str, service: str, release: Release, stage: str) -> LockResult:
         """Take the service's deployment lock, or queue behind its holder. Re-entrant for the
-        holder. A newer waiter replaces an older one, whose id is returned (superseded)."""
+        holder. A newer waiter of the same pipeline replaces an older one, whose id is returned
+        (superseded).
+
+        One waiter is next in line (`waiter`). A release of another pipeline (a republished
+        configuration can move a service between pipelines while releases hold or wait for it)
+        never supersedes it: it waits in `others`, the newest waiter of each other pipeline, and
+        moves up when the lock is handed on (`release_service`)."""
         key = {"pk": f"SERVICE#{cluster}/{service}", "sk": "LOCK"}
         client_errors = self._table.meta.client.exceptions
         try:
@@ -758,7 +848,7 @@ class ReleaseStore:
             pass
         else:
             return LockResult(acquired=True, holder=release.release_id)
-        # Held by another release: become the waiter unless a newer one already waits.
+        # Held by another release: become the waiter unless a newer one of this pipeline already waits.
         for _ in range(5):
             lock = self._table.get_item(Key=key, ConsistentRead=True).get("Item") or {}
             holder = str(lock.get("holder", ""))
@@ -767,6 +857,16 @@ class ReleaseStore:
             previous_waiter = lock.get("waiter")
             if previous_waiter == release.release_id:
                 return LockResult(acquired=False, holder=holder)
+            others: dict[str, Any] = dict(lock.get(OTHER_WAITERS) or {})  # type: ignore[arg-type]
+            mine = others.get(release.pipeline)
+            if mine and mine.get("release") == release.release_id:
+                return LockResult(acquired=False, holder=holder)
+            if previous_waiter and pipeline_of(str(previous_waiter)) != release.pipeline:
+                queued = self._wait_beside(key, lock, release, stage, mine)
+                if queued is None:
+                    time.sleep(0.05)
+                    continue
+                return queued
             if previous_waiter and str(lock.get("waiter_order", "")) > release.order_key:
                 return LockResult(acquired=False, holder=holder, superseded_waiter=release.release_id)
             try:
@@ -793,43 +893,141 @@ class ReleaseStore:
             )
         raise ConflictError(f"service {cluster}/{service}: lock contention, retry")
 
+    def _wait_beside(
+        self, key: dict[str, str], lock: Mapping[str, Any], release: Release, stage: str, mine: Any
+    ) -> LockResult | None:
+        """Wait in `others` (the next in line is another pipeline's release). None: the lock
+        changed meanwhile, read it again."""
+        holder = str(lock["holder"])
+        if mine and str(mine.get("order", "")) > release.order_key:
+            return LockResult(acquired=False, holder=holder, superseded_waiter=release.release_id)
+        client_errors = self._table.meta.client.exceptions
+        try:
+            if OTHER_WAITERS not in lock:
+                self._table.update_item(
+                    Key=key,
+                    UpdateExpression="SET #o = :empty",
+                    ConditionExpression="holder = :h AND attribute_not_exists(#o)",
+                    ExpressionAttributeNames={"#o": OTHER_WAITERS},
+                    ExpressionAttributeValues={":h": holder, ":empty": {}},
+                )
+            self._table.update_item(
+                Key=key,
+                UpdateExpression="SET #o.#p = :entry",
+                ConditionExpression="holder = :h AND waiter = :w AND "
+                + ("#o.#p.#r = :mine" if mine else "attribute_not_exists(#o.#p)"),
+                ExpressionAttributeNames={
+                    "#o": OTHER_WAITERS,
+                    "#p": release.pipeline,
+                    **({"#r": "release"} if mine else {}),
+                },
+                ExpressionAttributeValues={
+                    ":entry": {"release": release.release_id, "stage": stage, "order": release.order_key},
+                    ":h": holder,
+                    ":w": lock["waiter"],
+                    **({":mine": mine["release"]} if mine else {}),
+                },
+            )
+        except client_errors.ConditionalCheckFailedException:
+            return None
+        return LockResult(acquired=False, holder=holder, superseded_waiter=str(mine["release"]) if mine else None)
+
     def release_service(self, cluster: str, service: str, release_id: str) -> tuple[str, str] | None:
         """Free the lock held by `release_id`. Returns the waiter (release id, stage) that should
-        deploy next, which now holds the lock, or None."""
+        deploy next, which now holds the lock, or None. The oldest waiter of another pipeline, if
+        any, becomes the next in line."""
         key = {"pk": f"SERVICE#{cluster}/{service}", "sk": "LOCK"}
         client_errors = self._table.meta.client.exceptions
         lock = self._table.get_item(Key=key, ConsistentRead=True).get("Item")
         if not lock or lock.get("holder") != release_id:
             return None
         waiter = lock.get("waiter")
+        waiting: Mapping[str, Any] = lock.get(OTHER_WAITERS) or {}  # type: ignore[assignment]
+        others = {str(p): dict(entry) for p, entry in waiting.items()}
         try:
             if waiter:
+                values: dict[str, Any] = {
+                    ":w": waiter,
+                    ":s": lock["waiter_stage"],
+                    ":k": lock["waiter_order"],
+                    ":t": now_iso(),
+                    ":r": release_id,
+                }
+                update = "SET holder = :w, holder_stage = :s, holder_order = :k, acquired_at = :t "
+                condition = "holder = :r AND waiter = :w"
+                names: dict[str, str] = {}
+                if others:
+                    pipeline, entry = min(others.items(), key=lambda item: str(item[1].get("order", "")))
+                    update += ", waiter = :o, waiter_stage = :os, waiter_order = :ok REMOVE #o.#p"
+                    condition += " AND #o.#p.#r = :o"
+                    names.update({"#o": OTHER_WAITERS, "#p": pipeline, "#r": "release"})
+                    values.update({":o": entry["release"], ":os": entry["stage"], ":ok": entry["order"]})
+                else:
+                    update += "REMOVE waiter, waiter_stage, waiter_order"
+                extra: dict[str, Any] = {"ExpressionAttributeNames": names} if names else {}
                 self._table.update_item(
                     Key=key,
-                    UpdateExpression="SET holder = :w, holder_stage = :s, holder_order = :k, acquired_at = :t "
-                    "REMOVE waiter, waiter_stage, waiter_order",
-                    ConditionExpression="holder = :r AND waiter = :w",
+                    UpdateExpression=update,
+                    ConditionExpression=condition,
+                    ExpressionAttributeValues=values,
+                    **extra,
+                )
+                return str(waiter), str(lock["waiter_stage"])
+            if others:  # nobody next in line, yet waiters of other pipelines: the oldest takes it
+                pipeline, entry = min(others.items(), key=lambda item: str(item[1].get("order", "")))
+                self._table.update_item(
+                    Key=key,
+                    UpdateExpression="SET holder = :o, holder_stage = :s, holder_order = :k, acquired_at = :t "
+                    "REMOVE #o.#p",
+                    ConditionExpression="holder = :r AND attribute_not_exists(waiter) AND #o.#p.#r = :o",
+                    ExpressionAttributeNames={"#o": OTHER_WAITERS, "#p": pipeline, "#r": "release"},
                     ExpressionAttributeValues={
-                        ":w": waiter,
-                        ":s": lock["waiter_stage"],
-                        ":k": lock["waiter_order"],
+                        ":o": entry["release"],
+                        ":s": entry["stage"],
+                        ":k": entry["order"],
                         ":t": now_iso(),
                         ":r": release_id,
                     },
                 )
-                return str(waiter), str(lock["waiter_stage"])
+                return str(entry["release"]), str(entry["stage"])
             self._table.delete_item(
                 Key=key,
-                ConditionExpression="holder = :r AND attribute_not_exists(waiter)",
-                ExpressionAttributeValues={":r": release_id},
+                ConditionExpression="holder = :r AND attribute_not_exists(waiter) AND "
+                "(attribute_not_exists(#o) OR size(#o) = :none)",
+                ExpressionAttributeNames={"#o": OTHER_WAITERS},
+                ExpressionAttributeValues={":r": release_id, ":none": 0},
             )
         except client_errors.ConditionalCheckFailedException:
             raise ConflictError(f"service {cluster}/{service}: lock changed while being released") from None
         return None
 
+    def release_services(self, keys: Iterable[tuple[str, str]], release_id: str) -> list[tuple[str, str]]:
+        """`release_service` for each (cluster, service): every waiter that now holds a lock."""
+        handovers: list[tuple[str, str]] = []
+        for cluster, service in keys:
+            handover = self.release_service(cluster, service, release_id)
+            if handover is not None and handover not in handovers:
+                handovers.append(handover)
+        return handovers
+
     def lock_of(self, cluster: str, service: str) -> dict[str, Any] | None:
         item = self._table.get_item(Key={"pk": f"SERVICE#{cluster}/{service}", "sk": "LOCK"}).get("Item")
         return dict(item) if item else None
+
+
+def _revisions_text(target: Mapping[str, Any]) -> str:
+    """What a stage history entry runs: its revision, or each service's for a stage of several."""
+    if target.get("services"):
+        return ", ".join(
+            f"{entry.get('service')} {str(entry.get('task_definition_arn') or '?').rsplit('/', 1)[-1]}"
+            for entry in target["services"]
+        )
+    return str(target.get("task_definition_arn"))
+
+
+def pipeline_of(release_id: str) -> str:
+    """Release ids are `<pipeline>@<commit>` (or `<pipeline>@rollback-...`); pipeline names hold no '@'."""
+    return release_id.split("@", 1)[0]
 
 
 def _release_key(release_id: str) -> dict[str, str]:
@@ -839,10 +1037,7 @@ def _release_key(release_id: str) -> dict[str, str]:
 def _release_to_item(release: Release) -> dict[str, Any]:
     data = asdict(release)
     data["state"] = release.state.value
-    data["stages"] = {
-        name: {k: (v.value if isinstance(v, enum.Enum) else v) for k, v in asdict(rec).items() if v is not None}
-        for name, rec in release.stages.items()
-    }
+    data["stages"] = {name: _record_to_item(asdict(rec)) for name, rec in release.stages.items()}
     item = {k: v for k, v in data.items() if v is not None}
     item.update(_release_key(release.release_id))
     item["gsi1pk"] = f"PIPELINE#{release.pipeline}"
@@ -860,10 +1055,37 @@ def _release_from_item(item: Mapping[str, Any]) -> Release:
     known = set(Release.__dataclass_fields__)
     data = {k: _plain(v) for k, v in item.items() if k in known}
     data["state"] = ReleaseState(data["state"])
-    data["stages"] = {
-        name: StageRecord(**{**rec, "state": StageState(rec["state"])}) for name, rec in data.get("stages", {}).items()
-    }
+    data["stages"] = {name: _record_from_item(rec) for name, rec in data.get("stages", {}).items()}
     return Release(**data)
+
+
+def _record_to_item(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A stage record (or a service's, nested in it) as stored: enums by value, no None."""
+    item: dict[str, Any] = {}
+    for key, value in record.items():
+        if value is None:
+            continue
+        if isinstance(value, enum.Enum):
+            item[key] = value.value
+        elif key == "services":
+            item[key] = [_record_to_item(service) for service in value]
+        else:
+            item[key] = value
+    return item
+
+
+def _record_from_item(item: Mapping[str, Any]) -> StageRecord:
+    """A stored stage record; a record written before stages had several services has no `services`."""
+    known = set(StageRecord.__dataclass_fields__)
+    data = {k: v for k, v in item.items() if k in known}
+    data["state"] = StageState(data["state"])
+    if data.get("services") is not None:
+        service_fields = set(ServiceRecord.__dataclass_fields__)
+        data["services"] = [
+            ServiceRecord(**{**{k: v for k, v in s.items() if k in service_fields}, "state": StageState(s["state"])})
+            for s in data["services"]
+        ]
+    return StageRecord(**data)
 
 
 def _plain(value: Any) -> Any:

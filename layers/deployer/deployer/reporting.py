@@ -42,7 +42,9 @@ def view_of(release: Release, region: str | None = None, approval_link: str | No
     elif context.get("current_task_definition"):
         change = (str(context["current_task_definition"]), "a new revision with this image")
     service_link = None
-    if record and region:
+    if record and region and record.services is not None:  # several services: the cluster's list of them
+        service_link = f"https://{region}.console.aws.amazon.com/ecs/v2/clusters/{record.cluster}/services"
+    elif record and region:
         service_link = (
             f"https://{region}.console.aws.amazon.com/ecs/v2/clusters/{record.cluster}/services/{record.service}"
             "/deployments"
@@ -78,8 +80,30 @@ def view_of(release: Release, region: str | None = None, approval_link: str | No
         rollback_of=release.rollback_of,
         requested_by=release.requested_by,
         target_task_definition=release.target_task_definition_arn,
+        services=services_lines(release),
         housekeeping=housekeeping_lines(release),
     )
+
+
+def services_lines(release: Release) -> tuple[str, ...]:
+    """A stage of several services, one line each: `worker: worker:3 → worker:4, DEPLOYED` while it
+    deploys or after; from the approval context (`web: web:7, 1 wave, peak 6 tasks ...`) while it
+    waits for an approval."""
+    record = release.stages.get(release.stage or "")
+    if record is not None and record.services is not None and release.state is not ReleaseState.AWAITING_APPROVAL:
+        lines = []
+        for svc in record.services:
+            old = (svc.previous_task_definition_arn or "?").rsplit("/", 1)[-1]
+            new = (svc.task_definition_arn or "a new revision").rsplit("/", 1)[-1]
+            state = svc.state.value + (" (rolled back)" if svc.rolled_back else "")
+            lines.append(f"{svc.service}: {old} → {new}, {state}")
+        return tuple(lines)
+    lines = []
+    for entry in (release.approval_context or {}).get("services") or ():
+        current = str(entry.get("current_task_definition") or "?").rsplit("/", 1)[-1]
+        how = entry.get("plan_line") or entry.get("note") or ""
+        lines.append(f"{str(entry.get('service', '?')).rsplit('/', 1)[-1]}: {current}" + (f", {how}" if how else ""))
+    return tuple(lines)
 
 
 def housekeeping_lines(release: Release) -> tuple[str, ...]:

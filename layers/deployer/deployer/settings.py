@@ -226,6 +226,16 @@ class DeploySettings:
             frozenset(self.unset.get(name) or ()),
         )
 
+    def only(self, containers: Iterable[str]) -> DeploySettings:
+        """The settings of `containers` alone: what a stage of several services sets in one task
+        definition, whose containers are some of those the settings name."""
+        keep = frozenset(containers)
+        return DeploySettings(
+            environment={c: v for c, v in self.environment.items() if c in keep},
+            secrets={c: v for c, v in self.secrets.items() if c in keep},
+            unset={c: v for c, v in self.unset.items() if c in keep},
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, keys with nothing left out."""
         data: dict[str, Any] = {}

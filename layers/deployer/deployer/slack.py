@@ -319,6 +319,8 @@ class ReleaseView:
     rollback_of: str | None = None
     requested_by: Mapping[str, Any] | None = None
     target_task_definition: str | None = None
+    # a stage of several services: one line per service (revision change and state)
+    services: tuple[str, ...] = ()
     # housekeeping: one line per scheduled task moved (or not) and for the revisions cleaned up
     housekeeping: tuple[str, ...] = ()
 
@@ -490,6 +492,8 @@ def _detail_fields(view: ReleaseView) -> list[MarkdownTextObject]:
         )
     elif view.is_rollback and view.target_task_definition:
         texts.append(f"*Task definition*\n{_user_text(_task_definition_name(view.target_task_definition), 300)}")
+    if view.services:
+        texts.append("*Services*\n" + "\n".join(_user_text(line, 200) for line in view.services[:10]))
     if view.plan_line:
         texts.append(f"*Rollout*\n{_user_text(view.plan_line, 300)}")
     if view.settings_line:

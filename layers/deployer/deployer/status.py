@@ -34,6 +34,7 @@ __all__ = [
     "ApprovalLink",
     "PipelineStatus",
     "ReleaseStatus",
+    "ServiceStatus",
     "StageStatus",
     "age_text",
     "collect",
@@ -54,6 +55,38 @@ ApprovalLink = Callable[[Release], tuple[str | None, str | None]]
 
 
 @dataclass(frozen=True)
+class ServiceStatus:
+    """One service of a stage of several: where its deployment stands."""
+
+    name: str
+    state: str  # QUEUED | DEPLOYING | DEPLOYED | FAILED
+    rolled_back: bool | None
+    undone: str | None  # after a sibling failed: "stopped" (in flight) or "updated" (completed, put back)
+    deployment_id: str | None
+    task_definition: str | None
+    previous_task_definition: str | None
+    reason: str | None
+
+    @property
+    def label(self) -> str:
+        if self.undone == "stopped":
+            return "stopped, rolled back"
+        if self.undone == "updated":
+            return f"{self.state}, then rolled back" if self.state == StageState.DEPLOYED else "rolled back"
+        if self.state == StageState.FAILED and not self.deployment_id:
+            return "not deployed"
+        if self.state == StageState.FAILED and self.rolled_back:
+            return "FAILED, rolled back"
+        return self.state
+
+    @property
+    def text(self) -> str:
+        """`web DEPLOYED (web:8)`."""
+        revision = f" ({self.task_definition})" if self.task_definition else ""
+        return f"{self.name} {self.label}{revision}"
+
+
+@dataclass(frozen=True)
 class StageStatus:
     name: str
     state: str | None  # QUEUED | DEPLOYING | DEPLOYED | FAILED; None: the release has not reached it
@@ -63,6 +96,7 @@ class StageStatus:
     deployment_id: str | None
     task_definition: str | None
     reason: str | None
+    services: tuple[ServiceStatus, ...] = ()  # a stage of several services: each one
     settings: str | None = None  # what its revision's deploy-time settings changed (secrets by name)
     # `before:` the stage's one-off task: "migrate SUCCEEDED (exit 0), task <id>", and its log link
     before_text: str | None = None
@@ -155,7 +189,7 @@ class ReleaseStatus:
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
-        data["stages"] = [asdict(stage) for stage in self.stages]
+        data["stages"] = [asdict(stage) for stage in self.stages]  # a stage's `services` too
         data["decided_by_text"] = self.decided_by_text
         data["requested_by_text"] = self.requested_by_text
         data["schedules"] = [{"stage": stage, "text": text} for stage, text in self.schedules]
@@ -253,6 +287,21 @@ def release_status(
                 deployment_id=record.deployment_id if record else None,
                 task_definition=_revision(record.task_definition_arn) if record else None,
                 reason=record.reason if record else None,
+                services=tuple(
+                    ServiceStatus(
+                        name=svc.service,
+                        state=svc.state.value,
+                        rolled_back=svc.rolled_back,
+                        undone=svc.undone,
+                        deployment_id=svc.deployment_id,
+                        task_definition=_revision(svc.task_definition_arn),
+                        previous_task_definition=_revision(svc.previous_task_definition_arn),
+                        reason=svc.reason,
+                    )
+                    for svc in (record.services or ())
+                )
+                if record
+                else (),
                 settings=record.settings if record else None,
                 before_text=_before_text(record) if record else None,
                 before_log_link=record.before_log_link if record else None,
@@ -396,6 +445,14 @@ def _release_rows(out: io.StringIO, release: ReleaseStatus, width: int) -> None:
     if any(stage.state for stage in release.stages) or release.state == ReleaseState.AWAITING_APPROVAL:
         detail("stages", " · ".join(f"{stage.name} {_stage_label(release, stage)}" for stage in release.stages))
     for stage in release.stages:
+        if stage.services:
+            # a stage of several services: where each one stands, on one line when it fits, else one each
+            line = f"{stage.name}: " + " · ".join(service.text for service in stage.services)
+            if len(line) <= room:
+                detail("services", line)
+            else:
+                for index, service in enumerate(stage.services):
+                    detail("services" if index == 0 else "", f"{stage.name}: {service.text}")
         if stage.settings:
             detail("settings", f"{stage.name} {stage.settings}")
         if stage.before_text:

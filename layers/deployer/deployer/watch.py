@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, TextIO
 
-from deployer.releases import Release, ReleaseState
+from deployer.releases import Release, ReleaseState, ServiceRecord
 
 __all__ = [
     "EXIT_FAILED",
@@ -46,8 +46,12 @@ def short_id(release: Release) -> str:
 
 
 def _key(release: Release) -> tuple[object, ...]:
-    """What counts as a change worth a line: the state, the stage, the reason, each stage's state."""
-    stages = tuple((name, rec.state.value, rec.rolled_back) for name, rec in release.stages.items())
+    """What counts as a change worth a line: the state, the stage, the reason, each stage's state
+    (and each of its services', for a stage of several)."""
+    stages = tuple(
+        (name, rec.state.value, rec.rolled_back, tuple((s.service, s.state.value) for s in rec.services or ()))
+        for name, rec in release.stages.items()
+    )
     return (release.state, release.stage, release.reason, stages)
 
 
@@ -66,8 +70,19 @@ def stages_text(release: Release, stage_order: Sequence[str] = ()) -> str:
             label = "FAILED, rolled back"
         else:
             label = record.state.value
+        if record is not None and record.services is not None and record.state.value != "DEPLOYED":
+            # a stage of several services, while it deploys or once it failed: where each one stands
+            label += " (" + ", ".join(f"{s.service} {_service_label(s)}" for s in record.services) + ")"
         parts.append(f"{name} {label}")
     return " · ".join(parts)
+
+
+def _service_label(service: ServiceRecord) -> str:
+    if service.undone == "stopped" or (service.rolled_back and service.state.value == "FAILED"):
+        return "rolled back"
+    if service.undone == "updated":
+        return "put back"
+    return service.state.value
 
 
 def change_line(release: Release, at: datetime, stage_order: Sequence[str] = (), link: str | None = None) -> str:

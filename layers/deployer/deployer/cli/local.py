@@ -190,6 +190,11 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="publish the demo pipeline whose prod is BLUE_GREEN, paused at POST_TEST_TRAFFIC_SHIFT for its approval",
     )
     up.add_argument(
+        "--several-services",
+        action="store_true",
+        help="run a worker service beside web; the demo pipeline's stages deploy both in one step",
+    )
+    up.add_argument(
         "--source",
         choices=["codecommit", "github", "gitlab"],
         default="codecommit",
@@ -251,8 +256,11 @@ def up_command(args: argparse.Namespace) -> int:
             fail_before=tuple(args.fail_before),
             before=args.before or bool(args.fail_before),
             blue_green=args.blue_green,
+            several_services=args.several_services,
             hook_timeout_seconds=args.hook_timeout,
-            command="deployer local up" + (" --blue-green" if args.blue_green else ""),
+            command="deployer local up"
+            + (" --blue-green" if args.blue_green else "")
+            + (" --several-services" if args.several_services else ""),
             source=args.source,
         )
     )

@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from deployer.pipelines import Pipeline, Stage
     from deployer.releases import ReleaseStore
 
-STARTED: Final = frozenset({"deploying", "queued", "stopping"})
+STARTED: Final = frozenset({"deploying", "queued", "stopping", "cancelled"})
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -175,15 +175,28 @@ class Preview:
     target_release: str | None
     target_task_definition: str | None
     target_commit: str | None
+    # the in-flight release's before-task, still running: no service was updated yet
+    before_task: str | None = None
 
     def lines(self) -> list[str]:
-        where = f"{self.stage} of {self.pipeline} (ECS service {self.service})"
+        noun = "ECS services" if ", " in self.service else "ECS service"
+        where = f"{self.stage} of {self.pipeline} ({noun} {self.service})"
+        if self.in_flight and self.before_task:
+            keep = _revision(self.target_task_definition) or "the revisions they run"
+            return [
+                f"Roll back {where}:",
+                f"  in flight   {self.in_flight} runs its before-task {self.before_task}; no service is updated yet",
+                f"  rollback    end that release before any service is updated; they keep {keep}",
+            ]
         if self.in_flight:
             back = _revision(self.target_task_definition) or "the revision it ran before"
             return [
                 f"Roll back {where}:",
                 f"  in flight   {self.in_flight} is deploying {_revision(self.in_flight_task_definition) or '?'}",
-                f"  rollback    stop that deployment (StopServiceDeployment ROLLBACK); ECS returns to {back}",
+                f"  rollback    stop that deployment (StopServiceDeployment ROLLBACK); ECS returns to {back}"
+                if noun == "ECS service"
+                else "  rollback    stop the deployments in flight (StopServiceDeployment ROLLBACK), put the completed "
+                f"ones back (UpdateService): {back}",
             ]
         if not self.current_task_definition:
             return [f"Roll back {where}:", "  now         no successful deployment recorded yet"]
@@ -217,34 +230,55 @@ def _text(value: object) -> str | None:
 def preview(store: ReleaseStore, pipeline: Pipeline, stage: Stage) -> Preview:
     """Reads the service lock and the stage's history of successful deployments, as
     `flow.request_rollback` does, without writing anything."""
-    lock = store.lock_of(stage.cluster, stage.service) or {}
-    holder = store.get(str(lock["holder"])) if lock.get("holder") else None
+    from deployer.flow import history_keys, rollback_target, stage_holder_release
+
+    holder = stage_holder_release(store, stage)
     record = holder.stages.get(stage.name) if holder else None
     in_flight = holder is not None and record is not None and record.state.value == "DEPLOYING"
     history = [] if in_flight else store.stage_history(pipeline.name, stage.name)
+    keys = sorted((stage.cluster, name) for name in stage.service_names)
     current = history[0] if history else {}
-    from deployer.flow import rollback_target
-
-    target = rollback_target(history)
+    target = rollback_target(history, keys)
+    in_flight_text: str | None
+    previous_text: str | None
+    if record is not None and record.services is not None:  # a stage of several services: each one's revision
+        in_flight_text = ", ".join(f"{s.service} {_revision(s.task_definition_arn) or '?'}" for s in record.services)
+        previous_text = ", ".join(
+            f"{s.service} {_revision(s.previous_task_definition_arn) or '?'}" for s in record.services
+        )
+    else:
+        in_flight_text = record.task_definition_arn if record else None
+        previous_text = record.previous_task_definition_arn if record else None
     return Preview(
         pipeline=pipeline.name,
         stage=stage.name,
-        service=f"{stage.cluster}/{stage.service}",
+        service=", ".join(f"{cluster}/{name}" for cluster, name in ((stage.cluster, n) for n in stage.service_names)),
         in_flight=holder.release_id if in_flight and holder else None,
-        in_flight_task_definition=record.task_definition_arn if in_flight and record else None,
+        in_flight_task_definition=in_flight_text if in_flight else None,
         current_release=_text(current.get("release_id")),
-        current_task_definition=_text(current.get("task_definition_arn")),
+        current_task_definition=_history_text(current) if current and history_keys(current) == keys else None,
         current_commit=_text(current.get("commit")),
         target_release=_text(target.get("release_id")) if target else None,
-        target_task_definition=(
-            (record.previous_task_definition_arn if record else None)
+        target_task_definition=(previous_text if in_flight else _history_text(target) if target else None),
+        target_commit=_text(target.get("commit")) if target else None,
+        before_task=(
+            record.before_task
             if in_flight
-            else _text(target.get("task_definition_arn"))
-            if target
+            and record is not None
+            and record.before_state in {"STARTING", "RUNNING"}
+            and not record.all_started
             else None
         ),
-        target_commit=_text(target.get("commit")) if target else None,
     )
+
+
+def _history_text(entry: Mapping[str, Any]) -> str | None:
+    """A stage history entry's revision (an ARN), or each service's (`web web:7, worker worker:3`)."""
+    if entry.get("services"):
+        return ", ".join(
+            f"{s.get('service')} {_revision(_text(s.get('task_definition_arn'))) or '?'}" for s in entry["services"]
+        )
+    return _text(entry.get("task_definition_arn"))
 
 
 # -- running ----------------------------------------------------------------------------------------
@@ -343,6 +377,8 @@ def report(outcome: Mapping[str, Any], shown: Preview, principal: str) -> str:
     lines: list[str] = []
     if kind == "stopping":
         lines.append(f"Rolling back {where}: the deployment in flight is being stopped; ECS rolls the service back.")
+    elif kind == "cancelled":
+        lines.append(f"Rolled back {where}: its before-task was still running, so no service was updated.")
     elif kind == "deploying":
         lines.append(f"Rolling back {where}: redeploying the previous successful revision.")
     elif kind == "queued":
@@ -354,7 +390,9 @@ def report(outcome: Mapping[str, Any], shown: Preview, principal: str) -> str:
         lines.append(f"Not rolled back ({kind or 'no outcome'}): {reason or 'the deployer refused'}.")
         return "\n".join(lines) + "\n"
     target = _text(outcome.get("target_task_definition")) or shown.target_task_definition
-    if target:
+    if kind == "cancelled":
+        lines.append(f"  keeps       {target}")
+    elif target:
         # the commit is known when the flow went back to the revision the preview expected
         same = kind != "stopping" and target == shown.target_task_definition and shown.target_commit
         commit = f" (commit {_short(shown.target_commit)})" if same else ""

@@ -111,6 +111,11 @@ def run(argv: Sequence[str] | None = None) -> int:
         help="prod deploys BLUE_GREEN and is approved while ECS pauses it after the test traffic shift",
     )
     parser.add_argument(
+        "--several-services",
+        action="store_true",
+        help="dev and prod each deploy web and a worker in one step (`services: [web, worker]`)",
+    )
+    parser.add_argument(
         "--before",
         action="store_true",
         help="prod runs a before-task (migrate) with the new revision before its service is updated",
@@ -131,7 +136,15 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 1 <= args.releases <= 10:
         parser.error("--releases: 1 to 10")
-    name = "make demo-click" if args.wait_for_click else "make demo-bluegreen" if args.blue_green else "make demo"
+    name = (
+        "make demo-click"
+        if args.wait_for_click
+        else "make demo-bluegreen"
+        if args.blue_green
+        else "make demo-services"
+        if args.several_services
+        else "make demo"
+    )
     # SIGINT, SIGTERM, SIGHUP: the stack stops, then one line and 128 + the signal (deployer.cli.signals)
     return run_stoppable(name, lambda: _demo(args, name))
 
@@ -150,6 +163,7 @@ def _demo(args: argparse.Namespace, name: str) -> int:
             fail_before=tuple(args.fail_before),
             before=args.before or bool(args.fail_before),
             blue_green=args.blue_green,
+            several_services=args.several_services,
             command=name,
             source=args.source,
             keep_revisions=args.keep_revisions,

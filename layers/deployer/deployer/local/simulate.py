@@ -188,7 +188,13 @@ def deployment_lookup_from_store(store: ReleaseStore) -> DeploymentLookup:
         found = store.deployment(deployment_id)
         release = store.get(found[0]) if found else None
         record = release.stages.get(found[1]) if release and found else None
-        if found is None or record is None or record.deployment_id != deployment_id:
+        if found is None or record is None:
+            return None
+        if record.services is not None:  # a stage of several services: that service's deployment
+            service = record.service_with_deployment(deployment_id)
+            deploying = service is not None and service.state is StageState.DEPLOYING
+            return found if deploying and record.state is StageState.DEPLOYING else None
+        if record.deployment_id != deployment_id:
             return None
         return found if record.state is StageState.DEPLOYING else None
 
@@ -697,7 +703,8 @@ class EcsRolloutSimulator:
         """Watch every stage's service of a published configuration."""
         for pipeline in config.pipelines:
             for stage in pipeline.stages:
-                self.watch(stage.cluster, stage.service)
+                for service in stage.service_names:
+                    self.watch(stage.cluster, service)
 
     @property
     def watched(self) -> list[str]:

@@ -87,6 +87,9 @@ class StackOptions:
     interactive_slack: bool = True
     blue_green: bool = False
     """Publish the demo pipeline whose prod is a BLUE_GREEN deployment paused for its approval."""
+    several_services: bool = False
+    """Run a `worker` service beside `web` in dev and prod, and publish the demo pipeline whose stages
+    deploy both in one step (`services: [web, {name: worker, container: worker}]`)."""
     hook_timeout_seconds: float | None = None
     """Simulated PAUSE hooks time out after this many seconds instead of their timeoutInMinutes."""
     command: str = "deployer local up"
@@ -102,11 +105,15 @@ DEMO_BEFORE_COMMAND = ("./manage.py", "migrate", "--noinput")
 """The demo's before-task (`deployer local up --before`): what a Django service runs before it deploys."""
 
 
-def with_prod_before_task(pipelines_yaml: str, command: tuple[str, ...] = DEMO_BEFORE_COMMAND) -> str:
-    """The demo pipeline with `before: {task: migrate, command: [...]}` on its prod stage."""
+def with_prod_before_task(
+    pipelines_yaml: str, command: tuple[str, ...] = DEMO_BEFORE_COMMAND, *, service: str | None = None
+) -> str:
+    """The demo pipeline with `before: {task: migrate, command: [...]}` on its prod stage (and
+    `service: NAME`, whose revision and network the task takes, when prod deploys several)."""
     import json
 
-    line = f"        before: {{task: migrate, command: {json.dumps(list(command))}}}\n"
+    runs_as = f", service: {service}" if service else ""
+    line = f"        before: {{task: migrate{runs_as}, command: {json.dumps(list(command))}}}\n"
     marker = "      - name: prod\n"
     head, found, tail = pipelines_yaml.partition(marker)
     if not found:
@@ -267,7 +274,10 @@ class LocalStack:
             value = props.get("SecretString") or secrets.token_urlsafe(48)
             self.secret_arns[logical_id] = secrets_client.create_secret(Name=name, SecretString=value)["ARN"]
         blue_green = self.options.blue_green
-        self.account = provision_demo(session, load_balanced=("prod",) if blue_green else ())
+        several = self.options.several_services
+        self.account = provision_demo(
+            session, load_balanced=("prod",) if blue_green else (), workers=("dev", "prod") if several else ()
+        )
         provision_demo_schedules(session, self.account)
         self.config_store = ConfigStore(names.config_table, max_age_seconds=0)
         source = self.options.source
@@ -280,11 +290,16 @@ class LocalStack:
             source=watched,
             schedules=True,
             keep_revisions=self.options.keep_revisions,
+            several_services=several,
         )
         if self.options.before:
-            pipelines = with_prod_before_task(pipelines)
+            pipelines = with_prod_before_task(
+                pipelines, service=self.account.services["prod"].service if several else None
+            )
         published = self.config_store.publish(load_config_text(pipelines), "deployer local up")
         variant = " (prod: BLUE_GREEN, approved while paused at POST_TEST_TRAFFIC_SHIFT)" if blue_green else ""
+        if several:
+            variant += " (dev and prod each deploy web and worker)"
         if self.options.before:
             variant += f" (prod runs before-task migrate: {' '.join(DEMO_BEFORE_COMMAND)})"
         if watched:
