@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -31,6 +30,7 @@ from deployer.events import (
     EcsDeploymentStateChangeEvent,
     EcsHookStateChangeEvent,
     EcsTaskStateChangeEvent,
+    EventBridgeEnvelope,
     HookEvent,
     ReleaseStateChangeDetail,
     ReleaseStateChangeEvent,
@@ -43,7 +43,7 @@ from tests.support.events import load_event, sample_names
 
 pytestmark = pytest.mark.unit
 
-MODEL_OF_SAMPLE: dict[str, type[EventBridgeModel]] = {
+MODEL_OF_SAMPLE: dict[str, type[EventBridgeEnvelope]] = {
     "push_created": CodeCommitReferenceEvent,
     "push_updated": CodeCommitReferenceEvent,
     "push_merge": CodeCommitReferenceEvent,
@@ -69,7 +69,7 @@ MODEL_OF_SAMPLE: dict[str, type[EventBridgeModel]] = {
     "approval_decided_reject": ApprovalDecidedEvent,
     "approval_rollback_requested": RollbackRequestedEvent,
 }
-ALL_MODELS: tuple[type[EventBridgeModel], ...] = (
+ALL_MODELS: tuple[type[EventBridgeEnvelope], ...] = (
     CodeCommitReferenceEvent,
     CodeBuildStateChangeEvent,
     EcsDeploymentStateChangeEvent,
@@ -88,7 +88,7 @@ WRONG_PAIRS = [
 ]
 
 
-def refused(model: type[EventBridgeModel], raw: dict[str, Any]) -> str:
+def refused(model: type[EventBridgeEnvelope], raw: dict[str, Any]) -> str:
     with pytest.raises(BadInput) as caught:
         parse_event(model, raw)
     return str(caught.value)
@@ -115,7 +115,7 @@ def test_every_sample_file_has_a_model_here() -> None:
 
 
 @pytest.mark.parametrize(("name", "model"), MODEL_OF_SAMPLE.items())
-def test_each_sample_parses_with_its_model(name: str, model: type[EventBridgeModel]) -> None:
+def test_each_sample_parses_with_its_model(name: str, model: type[EventBridgeEnvelope]) -> None:
     # GIVEN a sample WHEN parsed with its model THEN the envelope is kept
     raw = load_event(name)
 
@@ -126,7 +126,7 @@ def test_each_sample_parses_with_its_model(name: str, model: type[EventBridgeMod
 
 
 @pytest.mark.parametrize(("name", "model"), WRONG_PAIRS)
-def test_each_sample_is_refused_by_every_other_model(name: str, model: type[EventBridgeModel]) -> None:
+def test_each_sample_is_refused_by_every_other_model(name: str, model: type[EventBridgeEnvelope]) -> None:
     # GIVEN a sample WHEN parsed with a model of another kind THEN it is bad input, named by its id
     raw = load_event(name)
 
@@ -653,7 +653,7 @@ def _transition(**changes: Any) -> ReleaseStateChangeDetail:
     ],
 )
 def test_a_published_detail_comes_back_equal(
-    detail: ApprovalDecidedDetail | ReleaseStateChangeDetail, model: type[EventBridgeModel], detail_type: str
+    detail: ApprovalDecidedDetail | ReleaseStateChangeDetail, model: type[EventBridgeEnvelope], detail_type: str
 ) -> None:
     # GIVEN a detail the deployer publishes
     # WHEN made into a PutEvents entry and delivered back
