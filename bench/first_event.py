@@ -36,18 +36,18 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from bench.common import FAKE_CREDENTIALS, REPO_ROOT, fake_aws, median, moto_server, ratio
 from bench.cold_import import BUILD_DIR, lambda_runtime_env, native_overlay
+from bench.common import FAKE_CREDENTIALS, REPO_ROOT, fake_aws, median, moto_server, ratio
 
 TARGET_RATIO = 1.3  # the first event's own time against a warm event's (issue 13)
 N_WARM = 10
 BUDGET_S = 300.0
 ENVIRONMENT = "bench"
-SIGNING_KEY = "bench-signing-key-of-at-least-32-bytes!!"  # noqa: S105 - a key in moto, for moto
+
 WEBHOOK_SECRET = "bench-webhook-secret"  # noqa: S105 - the same
 GITHUB_REPOSITORY = "acme/web-app"
 
@@ -192,6 +192,7 @@ class _World:
         self.world = make_world(environment=ENVIRONMENT)
         self.account = ACCOUNT
         self.clock = iter(range(10**9))
+        self.started = datetime.now(UTC) - timedelta(hours=1)
         self.previous: str | None = None
 
     # -- events as AWS sends them -----------------------------------------------------------------
@@ -203,7 +204,9 @@ class _World:
 
     def push(self) -> dict[str, Any]:
         commit = self.new_commit()
-        event = self.world.push(commit, self.previous, time=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        # One second apart: a newer push is a later one (releases are ordered by their push's time).
+        at = self.started + timedelta(seconds=next(self.clock))
+        event = self.world.push(commit, self.previous, time=at.strftime("%Y-%m-%dT%H:%M:%SZ"))
         self.previous = commit
         return event
 
@@ -423,8 +426,10 @@ def _secrets(names: dict[str, str]) -> None:
     from deployer import template
 
     client = boto3.client("secretsmanager")
+    from tests.support.world import SIGNING_KEY
+
     values = {
-        "SigningKeySecret": SIGNING_KEY,
+        "ApprovalSigningKey": SIGNING_KEY.decode(),
         "WebhookSecret": json.dumps({"github": WEBHOOK_SECRET}),
     }
     for logical_id, props in template.resources("AWS::SecretsManager::Secret").items():
@@ -439,16 +444,20 @@ class _Child:
     results: IO[str]
     log: IO[bytes]
 
+    def log_tail(self, lines: int = 15) -> list[str]:
+        self.log.flush()
+        self.log.seek(0)
+        text = self.log.read().decode("utf-8", "replace")
+        self.log.seek(0, os.SEEK_END)
+        return text.strip().splitlines()[-lines:]
+
     def read(self, timeout: float = 60.0) -> dict[str, Any]:
         import select
 
         ready, _, _ = select.select([self.results], [], [], timeout)
         line = self.results.readline() if ready else ""
         if not line:
-            self.log.flush()
-            self.log.seek(0)
-            tail = self.log.read().decode("utf-8", "replace").strip().splitlines()[-15:]
-            raise RuntimeError("the function's interpreter stopped answering:\n" + "\n".join(tail))
+            raise RuntimeError("the function's interpreter stopped answering:\n" + "\n".join(self.log_tail()))
         message: dict[str, Any] = json.loads(line)
         return message
 
@@ -530,7 +539,10 @@ def first_events(
         daemon.setblocking(False)
         with daemon, moto_server() as url, fake_aws(endpoint_url=url):
             w = _World()
-            names = {**localrun.resource_names(w.world.names), "ApprovalsHttpFunctionUrl.FunctionUrl": "https://a.example/"}
+            names = {
+                **localrun.resource_names(w.world.names),
+                "ApprovalsHttpFunctionUrl.FunctionUrl": "https://a.example/",
+            }
             _secrets(names)
             built = localrun.built_functions(snapshot, names=names, parameters={"Environment": ENVIRONMENT})
             chosen = [key for key in _scenarios(w) if key in built and (functions is None or key in functions)]
@@ -540,7 +552,8 @@ def first_events(
             scenarios = _scenarios(w)
             for index, key in enumerate(chosen):
                 deadline = started + budget_s * (index + 1) / len(chosen)
-                rows.append(_measure(built[key], scenarios[key], url, daemon, overlay_dir if overlay else None, n_warm, deadline))
+                where = _Where(url, daemon, overlay_dir if overlay else None)
+                rows.append(_measure(built[key], scenarios[key], where, n_warm, deadline))
     return {
         "n_warm_requested": n_warm,
         "target_ratio": TARGET_RATIO,
@@ -552,15 +565,15 @@ def first_events(
     }
 
 
-def _measure(
-    built: Any,
-    scenario: Scenario,
-    url: str,
-    daemon: socket.socket,
-    overlay: Path | None,
-    n_warm: int,
-    deadline: float,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Where:
+    url: str  # moto server
+    daemon: socket.socket  # the X-Ray daemon's UDP socket
+    overlay: Path | None  # this host's build of the layer's native packages
+
+
+def _measure(built: Any, scenario: Scenario, where: _Where, n_warm: int, deadline: float) -> dict[str, Any]:
+    url, daemon, overlay = where.url, where.daemon, where.overlay
     env = {
         **built.environment,
         **lambda_runtime_env(
@@ -591,9 +604,12 @@ def _measure(
             if index > 3 and time.monotonic() > deadline:
                 break
             result = child.send(scenario.next_event())
-            scenario.after(result["payload"])
             result["outcome"] = "error: " + result["error"] if result["error"] else _outcome(result["payload"])
             samples.append(result)
+            if result["outcome"] != scenario.expected:
+                row["log"] = child.log_tail()
+                break
+            scenario.after(result["payload"])
     except RuntimeError as exc:
         row["error"] = str(exc)
     finally:

@@ -18,7 +18,7 @@ from deployer import approval_http, runtime
 from deployer.approval_http import ApprovalHttp, HttpResult, Request
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=runtime.TRACED_MODULES)
 metrics = Metrics()
 app = LambdaFunctionUrlResolver()
 
