@@ -6,10 +6,14 @@ to do happens here), then more events of the same kind (warm). Each event's wall
 two: the time inside AWS calls, and the function's own time (everything else: the Powertools
 decorators, parsing, the flow, building clients and importing what the import left out).
 
-Target (issue 13): the first event's own time is at most 1.3× a warm event's (median). The AWS
-calls are left out of the comparison because a first event makes some that a warm one does not
-(the published configuration, a secret: Powertools caches both) and because their time is the
-network's (here moto's), not the function's.
+Target (issue 13): "first event <= 1.3x a warm one plus its AWS calls", i.e. the first event's
+wall time less the time inside its AWS calls is at most 1.3× a warm event's wall time (median).
+The first event's AWS calls are taken out because a first event makes some that a warm one does
+not (the published configuration, a secret: Powertools caches both for minutes) and because their
+time is the network's (here moto's), not the function's. The first event's own time against the
+warm events' own time (both without AWS calls) is given too: the cold work left to the first event
+(creating the clients its events use, the DynamoDB resource, building its event models) against
+the few milliseconds of Python a warm event runs.
 
 How the time inside AWS calls is measured: `botocore.client.BaseClient._make_api_call` is wrapped
 as soon as `botocore.client` is imported (an import hook, so nothing is imported earlier than the
@@ -637,10 +641,12 @@ def _measure(built: Any, scenario: Scenario, where: _Where, n_warm: int, deadlin
             "imported": sum(len(s["imported"]) for s in warm),
         },
     }
-    own_warm = row["warm"]["own_ms"]
-    row["ratio"] = ratio(row["first"]["own_ms"], own_warm) if own_warm else None
+    warm_wall, own_warm = row["warm"]["wall_ms"], row["warm"]["own_ms"]
+    # The target: the first event less its AWS calls, against a whole warm event.
+    row["ratio"] = ratio(row["first"]["own_ms"], warm_wall) if warm_wall else None
+    row["own_ratio"] = ratio(row["first"]["own_ms"], own_warm) if own_warm else None
     cpu_warm = row["warm"]["own_cpu_ms"]
-    row["cpu_ratio"] = ratio(row["first"]["own_cpu_ms"], cpu_warm) if cpu_warm else None
+    row["own_cpu_ratio"] = ratio(row["first"]["own_cpu_ms"], cpu_warm) if cpu_warm else None
     row["extra_ms"] = row["first"]["own_ms"] - own_warm if own_warm is not None else None
     row["meets_target"] = "error" not in row and row["ratio"] is not None and row["ratio"] <= TARGET_RATIO
     return row

@@ -3,6 +3,7 @@ interactivity endpoint. Wiring only; the logic is `deployer.approval_http`."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from typing import Any
@@ -33,6 +34,13 @@ def endpoint() -> ApprovalHttp:
         signing_key_secret=os.environ["DEPLOYER_SIGNING_KEY_SECRET"],
         slack_secret=os.environ.get("DEPLOYER_SLACK_SECRET", ""),
     )
+
+
+# Built in the init phase, where Lambda may have run it before any request arrives: boto3 and the
+# clients (no AWS call), so the first request costs what the next ones do. An environment that
+# cannot be built is reported by the requests instead (500, logged), as before.
+with contextlib.suppress(Exception):
+    endpoint()
 
 
 def respond(result: HttpResult) -> Response[str]:
