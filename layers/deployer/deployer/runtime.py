@@ -45,12 +45,6 @@ def settings() -> Settings:
         raise RuntimeError(f"the function's environment is incomplete: {missing}") from exc
 
 
-def table(name: str) -> Any:
-    import boto3
-
-    return boto3.resource("dynamodb").Table(name)
-
-
 SLACK_ANSWER_TIMEOUT_SECONDS = 10.0
 
 TRACED_MODULES = ("boto3",)
