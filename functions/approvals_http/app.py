@@ -36,9 +36,11 @@ def endpoint() -> ApprovalHttp:
     )
 
 
-# Built in the init phase, where Lambda may have run it before any request arrives: boto3 and the
-# clients (no AWS call), so the first request costs what the next ones do. An environment that
-# cannot be built is reported by the requests instead (500, logged), as before.
+# Built in the init phase ("Lambda provides an initializer before the handler where you can
+# initialize database connections, libraries, and other resources": AWS Lambda Operator Guide,
+# "Implementing statelessness in functions"): boto3 and the clients, no AWS call, so the first
+# request costs what the next ones do (BENCHMARKS.md, section 8). An environment that cannot be
+# built is reported by the requests instead (500, logged), as before.
 with contextlib.suppress(Exception):
     endpoint()
 

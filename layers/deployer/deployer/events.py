@@ -118,8 +118,8 @@ RELEASE_STATE_CHANGE: Final[ReleaseStateChangeType] = "Release State Change"
 
 class _Deferred(BaseModel):
     """The base of every model here: pydantic builds a model's validator and serializer when the
-    model is first used (`defer_build`), not when this module is imported, so a function builds the
-    models of the events it handles and no other (the module holds every event's models)."""
+    model is first used (`ConfigDict.defer_build`), not when this module is imported, so a function
+    builds the models of the events it handles and no other (the module holds every event's models)."""
 
     model_config = ConfigDict(defer_build=True)
 
