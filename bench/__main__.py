@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import aws_calls, cold_import, ecs_deploy, latency, report, sizes, startup, storm
+from bench import aws_calls, cold_import, ecs_deploy, first_event, latency, report, sizes, startup, storm
 from bench.common import REPO_ROOT
 from deployer.cli.signals import run_stoppable
 from deployer.local.pidlock import AlreadyRunning, PidLock
@@ -33,6 +33,7 @@ RUNNERS: dict[str, Callable[[], dict[str, Any]]] = {
     "latency": latency.per_event_latency,
     "storm": storm.storm,
     "ecs_deploy": ecs_deploy.side_by_side,
+    "first_event": first_event.first_events,
 }
 
 

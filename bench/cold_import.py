@@ -52,6 +52,24 @@ elapsed = time.perf_counter() - start
 print(json.dumps({"ms": elapsed * 1000, "modules": len(sys.modules), "boto3": "boto3" in sys.modules}))
 """
 
+# What any handler built like the deployer's imports before its own code: Powertools' Logger,
+# Metrics and Tracer (patching boto3, as the functions' Tracer does), Powertools' idempotency on
+# DynamoDB (whose persistence layer imports boto3 and builds a client) and pydantic (the event
+# models). The floor under the functions' cold imports, measured beside them.
+FLOOR_MODULE = "powertools_floor"
+_FLOOR = """
+import os
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig, idempotent
+from pydantic import BaseModel
+
+logger = Logger()
+tracer = Tracer(patch_modules=("boto3",))
+metrics = Metrics()
+persistence = DynamoDBPersistenceLayer(table_name=os.environ["DEPLOYER_TABLE"], key_attr="pk", sort_key_attr="sk")
+"""
+
 # ELF e_machine values of the architectures Lambda offers.
 _ELF_MACHINES = {62: "x86_64", 183: "aarch64"}
 
@@ -374,8 +392,16 @@ def cold_imports(
         # the build and the overlay, so only the standard library stays compiled (as in the runtime).
         caches = BytecodeCaches(Path(tmp))
         base_env = {k: v for k, v in built[0].env.items() if k.startswith("AWS_") or k == "LANG"}
+        floor_dir = Path(tmp) / "floor"
+        floor_dir.mkdir()
+        (floor_dir / f"{FLOOR_MODULE}.py").write_text(_FLOOR, encoding="utf-8")
+        subprocess.run(  # noqa: S603 - the venv's own interpreter; compiled as the build compiles
+            [sys.executable, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash", str(floor_dir)],
+            check=True,
+        )
         subjects: dict[str, tuple[list[Path], str, dict[str, str]]] = {
             "import boto3": ([*extra, *layers], "boto3", base_env),
+            FLOOR_MODULE: ([floor_dir, *extra, *built[0].layers], FLOOR_MODULE, built[0].env),
             **{f.name: ([f.code_dir, *extra, *f.layers], f.module, f.env) for f in built},
         }
         errors = {
@@ -416,7 +442,7 @@ def cold_imports(
         compiled: dict[str, list[str]] = {}
         for key in measured:
             path, module, env = subjects[key]
-            if key != "import boto3":
+            if key not in {"import boto3", FLOOR_MODULE}:
                 traces[key] = _probe(path, module, env, None, trace=True)
             checked = _probe(path, module, env, None, verbose=True)
             compiled[key] = [p for p in checked.get("compiled", []) if Path(p).is_relative_to(Path(tmp))]
@@ -433,6 +459,12 @@ def cold_imports(
         }
 
     baseline = summary("import boto3")
+    floor = summary(FLOOR_MODULE)
+    for mode in ("shipped", "uncompiled"):
+        value, base = floor[f"{mode}_ms"], baseline[f"{mode}_ms"]
+        floor[f"{mode}_ratio"] = ratio(value, base) if value is not None and base is not None else None
+    if FLOOR_MODULE in errors:
+        floor["error"] = errors[FLOOR_MODULE]
     rows = []
     for f in built:
         row = {"function": f.name, "module": f.module, **summary(f.name)}
@@ -465,5 +497,6 @@ def cold_imports(
         "env": sorted(built[0].env) if built else [],
         "tracing": built[0].env.get("AWS_XRAY_CONTEXT_MISSING") is not None if built else False,
         "baseline": {**baseline, **({"error": errors["import boto3"]} if "import boto3" in errors else {})},
+        "floor": floor,
         "functions": rows,
     }

@@ -157,7 +157,24 @@ def imports_md(r: dict[str, Any]) -> list[str]:
             str(base["compiled_from_source"]),
         ]
     ]
-    errors = []
+    floor = r.get("floor")
+    if floor is not None:
+        rows.append(
+            [
+                "Powertools (Logger, Metrics, Tracer, idempotency on DynamoDB) and pydantic alone, no deployer code",
+                _ms(floor["shipped_ms"]),
+                _x(floor.get("shipped_ratio")),
+                "",
+                _ms(floor["uncompiled_ms"]),
+                _x(floor.get("uncompiled_ratio")),
+                _x(_div(floor["shipped_ms"], floor["uncompiled_ms"])),
+                str(floor["modules"]),
+                str(floor["compiled_from_source"]),
+            ]
+        )
+    errors = (
+        [f"- **The Powertools floor could not be measured**: {floor['error']}"] if floor and "error" in floor else []
+    )
     for f in r["functions"]:
         if "error" in f:
             errors.append(f"- **{f['function']} could not be measured**: {f['error']}")
@@ -191,6 +208,15 @@ def imports_md(r: dict[str, Any]) -> list[str]:
             f"**Target ≤ {target:g}× `import boto3`: not met** by {len(missed)} of {len(r['functions'])} functions "
             f"({_x(min(f['shipped_ratio'] for f in missed))} to {_x(max(f['shipped_ratio'] for f in missed))})"
             + (f"; met by {', '.join(met)}" if met else "")
+            + (
+                f". A handler that only sets up Powertools' Logger, Metrics and Tracer, Powertools' idempotency on "
+                "DynamoDB (which imports boto3 and builds a DynamoDB client: every EventBridge handler here does; the "
+                "approvals function, without idempotency, imports boto3 and builds its clients in the init phase "
+                f"instead) and pydantic already takes {_x(floor.get('shipped_ratio'))} `import boto3` (the second "
+                "row): the target is below that floor, and what the deployer adds is the rest"
+                if floor and floor.get("shipped_ratio") is not None and floor["shipped_ratio"] > target
+                else ""
+            )
             + ". Why, from one `-X importtime` run of each (shipped bytecode): what the handler module's own top "
             "level runs (building its clients, Powertools' Tracer patching the SDK...), then each module it imports "
             "with the cumulative time of that import, what is heaviest inside it, and the other packages it pulls in:"
@@ -253,6 +279,96 @@ def imports_md(r: dict[str, Any]) -> list[str]:
             else "."
         ),
         f"- {stand_ins}",
+    ]
+
+
+def first_event_md(r: dict[str, Any]) -> list[str]:
+    if "skipped" in r:
+        return [f"Skipped: {r['skipped']}."]
+    target = r["target_ratio"]
+    rows, errors, imported = [], [], []
+    for f in r["functions"]:
+        first, warm = f.get("first"), f.get("warm") or {}
+        if "error" in f:
+            log = f" (its last log line: `{_escape(f['log'][-1])}`)" if f.get("log") else ""
+            errors.append(f"- **{f['function']}: {f['error']}**{log}")
+        if not first:
+            continue
+        rows.append(
+            [
+                f["function"],
+                _ms(f["init"]["import_ms"]),
+                _ms(first["wall_ms"]),
+                f"{_ms(first['aws_ms'])} ({first['aws_calls']})",
+                _ms(first["own_ms"]),
+                _ms(warm.get("wall_ms")),
+                f"{_ms(warm.get('aws_ms'))} ({warm.get('aws_calls', 0):g})",
+                f"**{_x(f.get('ratio'))}**",
+                "met" if f["meets_target"] else "**not met**",
+                f"{_ms(warm.get('own_ms'))} ({_x(f.get('own_ratio'))})",
+            ]
+        )
+        packages = ", ".join(f"{name} {count}" for name, count in f.get("first_imported_by_package", {}).items())
+        imported.append(
+            f"{f['function']} {first['imported']}"
+            + (f" ({packages})" if packages else "")
+            + (f", warm events {warm['imported']}" if warm.get("imported") else "")
+        )
+    missed = [f for f in r["functions"] if not f["meets_target"]]
+    verdict = (
+        f"**Target: the first event, less the time inside its AWS calls, ≤ {target:g}× a warm event: met by every "
+        "function.**"
+        if not missed
+        else f"**Target: the first event, less the time inside its AWS calls, ≤ {target:g}× a warm event: not met** "
+        f"by {', '.join(f['function'] for f in missed)}."
+    )
+    events = "; ".join(f"{f['function']}: {f['event']}" for f in r["functions"])
+    segments = ", ".join(f"{f['function']} {f.get('segments', 0)}" for f in r["functions"])
+    overlay = r.get("native_overlay") or []
+    stand_ins = (
+        "; the layer's native packages built for another architecture are replaced by this host's build of the "
+        "same version (" + ", ".join(f"{o['distribution']} {o['version']}" for o in overlay) + ")"
+        if overlay
+        else ""
+    )
+    return [
+        "Each built function in a fresh interpreter as Lambda runs it (`python -I -S -B`, the function's directory "
+        "then its layer on sys.path, the bytecode the build ships, the environment of section 2 with the tracer on), "
+        f"against {r['server']}: the handler's import (the init phase), its first event, then up to "
+        f"{r['n_warm_requested']} warm events of the same kind (median). Build: `{r['build']}`, built "
+        f"{r['built_at']}, measured on a snapshot{stand_ins}.",
+        "",
+        *_table(
+            [
+                "function",
+                "import ms",
+                "first event ms",
+                "in AWS calls ms (calls)",
+                "first less AWS calls ms",
+                "warm event ms",
+                "in AWS calls ms (calls)",
+                "first less AWS / warm",
+                f"≤ {target:g}×",
+                "warm less AWS calls ms (first's own / warm's own)",
+            ],
+            rows,
+        ),
+        "",
+        verdict,
+        "",
+        *errors,
+        f"- Events: {events}. Every event does the same work: the bench brings the world to the state each one "
+        "finds, in process through `deployer.flow`, before sending it.",
+        "- *In AWS calls*: time inside `botocore.client.BaseClient._make_api_call`, wrapped in the function's "
+        "interpreter as soon as botocore is imported (before Powertools' Tracer patches it, so the X-Ray SDK's "
+        "work counts as the function's): serialising, signing, the round trip to moto, parsing. *First less AWS "
+        "calls*: what the target compares with a whole warm event (the first event's AWS calls include reads a "
+        "warm one skips: the published configuration and secrets, cached by Powertools). The last column "
+        "compares the first event's own time with a warm event's own time: the cold work left to the first "
+        "event (its clients, the DynamoDB resource, its event models, the modules it imports) against the "
+        "milliseconds of Python a warm event runs.",
+        f"- Modules the first event imported: {'; '.join(imported)}.",
+        f"- X-Ray segments received by the bench's stand-in daemon (the tracer was on): {segments}.",
     ]
 
 
@@ -866,6 +982,7 @@ SECTIONS = {
     "latency": ("5. Handler latency against moto server", latency_md),
     "storm": ("6. Storm: the deployer's own CPU per flow run, through the local stack", storm_md),
     "ecs_deploy": ("7. Side by side with ecs-deploy", ecs_deploy_md),
+    "first_event": ("8. First event of a cold function against warm ones", first_event_md),
 }
 
 # section -> (module of bench, the function `make bench` runs)
@@ -877,6 +994,7 @@ REPRODUCE = {
     "latency": ("latency", "per_event_latency"),
     "storm": ("storm", "storm"),
     "ecs_deploy": ("ecs_deploy", "side_by_side"),
+    "first_event": ("first_event", "first_events"),
 }
 
 
@@ -968,6 +1086,17 @@ def summary(results: dict[str, dict[str, Any]]) -> list[str]:
                 f"cold import {f['function']}: {_x(f['shipped_ratio'])} import boto3 ({_ms(f['shipped_ms'])} vs "
                 f"{_ms(r['baseline']['shipped_ms'])} ms, target ≤ {r['target_ratio']:g}×: "
                 f"{'met' if f['meets_target'] else 'NOT MET'}); without the shipped .pyc {_ms(f['uncompiled_ms'])} ms"
+                + (f"; error: {f['error']}" if "error" in f else "")
+            )
+    if r := results.get("first_event"):
+        if "skipped" in r:
+            lines.append(f"first events: skipped ({r['skipped']})")
+        for f in r.get("functions", []):
+            first, warm = f.get("first") or {}, f.get("warm") or {}
+            lines.append(
+                f"first event {f['function']}: {_ms(first.get('own_ms'))} ms less its AWS calls = {_x(f.get('ratio'))} "
+                f"a warm event ({_ms(warm.get('wall_ms'))} ms), target ≤ {r['target_ratio']:g}×: "
+                f"{'met' if f['meets_target'] else 'NOT MET'}; import {_ms(f['init']['import_ms'])} ms"
                 + (f"; error: {f['error']}" if "error" in f else "")
             )
     if r := results.get("calls"):

@@ -3,6 +3,7 @@ interactivity endpoint. Wiring only; the logic is `deployer.approval_http`."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from typing import Any
@@ -18,7 +19,7 @@ from deployer import approval_http, runtime
 from deployer.approval_http import ApprovalHttp, HttpResult, Request
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=runtime.TRACED_MODULES)
 metrics = Metrics()
 app = LambdaFunctionUrlResolver()
 
@@ -33,6 +34,15 @@ def endpoint() -> ApprovalHttp:
         signing_key_secret=os.environ["DEPLOYER_SIGNING_KEY_SECRET"],
         slack_secret=os.environ.get("DEPLOYER_SLACK_SECRET", ""),
     )
+
+
+# Built in the init phase ("Lambda provides an initializer before the handler where you can
+# initialize database connections, libraries, and other resources": AWS Lambda Operator Guide,
+# "Implementing statelessness in functions"): boto3 and the clients, no AWS call, so the first
+# request costs what the next ones do (BENCHMARKS.md, section 8). An environment that cannot be
+# built is reported by the requests instead (500, logged), as before.
+with contextlib.suppress(Exception):
+    endpoint()
 
 
 def respond(result: HttpResult) -> Response[str]:

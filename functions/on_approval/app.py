@@ -16,7 +16,7 @@ from deployer import flow, reconciler, runtime
 from deployer.events import ROLLBACK_REQUESTED, ApprovalDecidedEvent, RollbackRequestedEvent
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=runtime.TRACED_MODULES)
 metrics = Metrics()
 # EventBridge delivers at least once: the same event id is handled once (invariant 1).
 persistence = runtime.idempotency_store()

@@ -12,7 +12,7 @@ from deployer import flow, runtime
 from deployer.events import CodeBuildStateChangeEvent
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=runtime.TRACED_MODULES)
 metrics = Metrics()
 # EventBridge delivers at least once: the same event id is handled once (invariant 1).
 persistence = runtime.idempotency_store()

@@ -20,7 +20,7 @@ from deployer.events import (
 )
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=runtime.TRACED_MODULES)
 metrics = Metrics()
 # EventBridge delivers at least once: the same event id is handled once (invariant 1).
 persistence = runtime.idempotency_store()

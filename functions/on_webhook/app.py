@@ -23,7 +23,7 @@ from deployer.errors import TransientError
 from deployer.sources import Push
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=runtime.TRACED_MODULES)
 metrics = Metrics()
 # GitHub and GitLab deliver at least once and can be asked to redeliver: one delivery id
 # (github:<X-GitHub-Delivery>, gitlab:<X-Gitlab-Event-UUID>) starts its releases once. A delivery

@@ -332,6 +332,55 @@ def imports_result() -> dict[str, Any]:
     }
 
 
+def first_event_result() -> dict[str, Any]:
+    def row(name: str, first_own: float, warm_wall: float, error: str | None = None) -> dict[str, Any]:
+        ratio = first_own / warm_wall
+        return {
+            "function": name,
+            "event": f"{name}'s event",
+            "expected": "build_started",
+            "init": {"import_ms": 280.0, "modules": 616, "aws_calls": 0, "aws_ms": 0.0},
+            "segments": 12,
+            "n_warm": 10,
+            "outcomes": ["build_started"],
+            "first": {
+                "wall_ms": first_own + 70.0,
+                "cpu_ms": first_own + 30.0,
+                "aws_ms": 70.0,
+                "aws_cpu_ms": 30.0,
+                "aws_calls": 16,
+                "own_ms": first_own,
+                "own_cpu_ms": first_own,
+                "imported": 20,
+            },
+            "first_imported_by_package": {"aws_lambda_powertools": 11, "boto3": 3},
+            "warm": {
+                "wall_ms": warm_wall,
+                "aws_ms": warm_wall - 3.0,
+                "aws_calls": 14,
+                "own_ms": 3.0,
+                "own_cpu_ms": 3.0,
+                "imported": 0,
+            },
+            "ratio": ratio,
+            "own_ratio": first_own / 3.0,
+            "own_cpu_ratio": first_own / 3.0,
+            "extra_ms": first_own - 3.0,
+            "meets_target": ratio <= 1.3 and error is None,
+            **({"error": error, "log": ["the last line"]} if error else {}),
+        }
+
+    return {
+        "n_warm_requested": 10,
+        "target_ratio": 1.3,
+        "build": ".aws-sam/build",
+        "built_at": "2026-12-04 14:37 UTC",
+        "native_overlay": [],
+        "server": "moto server",
+        "functions": [row("OnPushFunction", 50.0, 46.0), row("OnBuildFunction", 150.0, 50.0, "outcomes superseded")],
+    }
+
+
 def test_the_report_renders_the_new_sections_from_their_results() -> None:
     # GIVEN small results of the new sections (and none of the older ones)
     results = {
@@ -341,6 +390,15 @@ def test_the_report_renders_the_new_sections_from_their_results() -> None:
         "latency": latency_result(),
         "storm": storm_result([]),
         "ecs_deploy": ecs_deploy_result(),
+        "first_event": first_event_result(),
+    }
+    results["imports"]["floor"] = {
+        "shipped_ms": 285.0,
+        "uncompiled_ms": 855.0,
+        "modules": 590,
+        "compiled_from_source": 0,
+        "shipped_ratio": 1.9,
+        "uncompiled_ratio": 1.425,
     }
     # WHEN the report is rendered
     text = report.markdown(results, INFO)
@@ -356,6 +414,23 @@ def test_the_report_renders_the_new_sections_from_their_results() -> None:
     assert "`aws_lambda_powertools.utilities.idempotency` 190.0 (" in text
     assert "pulls in `boto3` 181.7" in text
     assert "Powertools' tracer is on" in text
+    # AND the floor under them: Powertools and pydantic alone, and the verdict says the target is below it
+    assert (
+        "| Powertools (Logger, Metrics, Tracer, idempotency on DynamoDB) and pydantic alone, no deployer code | 285.0 "
+        "| 1.90× |  | 855.0 | 1.43× | 0.33× | 590 | 0 |" in text
+    )
+    assert "already takes 1.90× `import boto3` (the second row): the target is below that floor" in text
+    # AND each function's first event, less its AWS calls, against a warm event, with the verdict
+    assert (
+        "| OnPushFunction | 280.0 | 120.0 | 70.0 (16) | 50.0 | 46.0 | 43.0 (14) | **1.09×** | met | 3.0 (16.67×) |"
+        in text
+    )
+    assert (
+        "| OnBuildFunction | 280.0 | 220.0 | 70.0 (16) | 150.0 | 50.0 | 47.0 (14) | **3.00×** | **not met** |" in text
+    )
+    assert "≤ 1.3× a warm event: not met** by OnBuildFunction." in text
+    assert "- **OnBuildFunction: outcomes superseded** (its last log line: `the last line`)" in text
+    assert "OnPushFunction 20 (aws_lambda_powertools 11, boto3 3)" in text
     # AND the sizes name the packages, with and without their bytecode, and the note says Powertools
     # is bundled, with its measured size
     assert (

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import aws_calls, cold_import, latency, report, startup
+from bench import aws_calls, cold_import, first_event, latency, report, startup
 
 pytestmark = pytest.mark.unit
 
@@ -23,6 +23,7 @@ def test_every_benchmark_runs_with_tiny_counts_and_measures_sane_structures() ->
         "imports": cold_import.cold_imports(n=1, n_uncompiled=0, functions=[f.name for f in built[:1]]),
         "calls": aws_calls.aws_calls(),
         "latency": latency.handler_latency(n=2),
+        "first_event": first_event.first_events(n_warm=1, functions=["OnPushFunction"]),
     }
 
     # THEN `deployer plan` was timed against the bare interpreter and never loaded boto3
@@ -39,9 +40,10 @@ def test_every_benchmark_runs_with_tiny_counts_and_measures_sane_structures() ->
     if built:
         (row,) = imports["functions"]
         assert "error" not in row, row
-        assert row["cached_ms"] > 0
-        assert row["cached_ratio"] > 0
-        assert row["modules"] > imports["baseline"]["modules"] > 0
+        assert row["shipped_ms"] > 0
+        assert row["shipped_ratio"] > 0
+        assert row["modules"] > imports["floor"]["modules"] > imports["baseline"]["modules"] > 0
+        assert imports["floor"]["shipped_ratio"] > 1
     else:
         assert imports == {"skipped": "no .aws-sam/build: run make build"}
 
@@ -68,6 +70,21 @@ def test_every_benchmark_runs_with_tiny_counts_and_measures_sane_structures() ->
     for handler in (on_push, on_build):
         assert handler["p95_ms"] >= handler["median_ms"] > 0
         assert handler["aws_calls"] > 1
+
+    # AND the built OnPushFunction handled a cold push, then a warm one, through the tracer, with
+    # the time inside its AWS calls measured (or the section says to build)
+    first = results["first_event"]
+    if built:
+        (push,) = first["functions"]
+        assert "error" not in push, push
+        assert push["outcomes"] == ["build_started"]
+        assert push["n_warm"] == 1
+        assert push["first"]["aws_calls"] > push["warm"]["aws_calls"] > 1
+        assert push["first"]["wall_ms"] > push["first"]["aws_ms"] > 0
+        assert push["ratio"] > 0
+        assert push["segments"] > 0
+    else:
+        assert first == {"skipped": "no .aws-sam/build: run make build"}
 
     # AND the report renders every section
     text = report.markdown(results, report.run_info(0.0))

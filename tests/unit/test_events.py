@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -31,6 +30,7 @@ from deployer.events import (
     EcsDeploymentStateChangeEvent,
     EcsHookStateChangeEvent,
     EcsTaskStateChangeEvent,
+    EventBridgeEnvelope,
     HookEvent,
     ReleaseStateChangeDetail,
     ReleaseStateChangeEvent,
@@ -43,7 +43,7 @@ from tests.support.events import load_event, sample_names
 
 pytestmark = pytest.mark.unit
 
-MODEL_OF_SAMPLE: dict[str, type[EventBridgeModel]] = {
+MODEL_OF_SAMPLE: dict[str, type[EventBridgeEnvelope]] = {
     "push_created": CodeCommitReferenceEvent,
     "push_updated": CodeCommitReferenceEvent,
     "push_merge": CodeCommitReferenceEvent,
@@ -69,7 +69,7 @@ MODEL_OF_SAMPLE: dict[str, type[EventBridgeModel]] = {
     "approval_decided_reject": ApprovalDecidedEvent,
     "approval_rollback_requested": RollbackRequestedEvent,
 }
-ALL_MODELS: tuple[type[EventBridgeModel], ...] = (
+ALL_MODELS: tuple[type[EventBridgeEnvelope], ...] = (
     CodeCommitReferenceEvent,
     CodeBuildStateChangeEvent,
     EcsDeploymentStateChangeEvent,
@@ -88,7 +88,7 @@ WRONG_PAIRS = [
 ]
 
 
-def refused(model: type[EventBridgeModel], raw: dict[str, Any]) -> str:
+def refused(model: type[EventBridgeEnvelope], raw: dict[str, Any]) -> str:
     with pytest.raises(BadInput) as caught:
         parse_event(model, raw)
     return str(caught.value)
@@ -115,7 +115,7 @@ def test_every_sample_file_has_a_model_here() -> None:
 
 
 @pytest.mark.parametrize(("name", "model"), MODEL_OF_SAMPLE.items())
-def test_each_sample_parses_with_its_model(name: str, model: type[EventBridgeModel]) -> None:
+def test_each_sample_parses_with_its_model(name: str, model: type[EventBridgeEnvelope]) -> None:
     # GIVEN a sample WHEN parsed with its model THEN the envelope is kept
     raw = load_event(name)
 
@@ -125,8 +125,57 @@ def test_each_sample_parses_with_its_model(name: str, model: type[EventBridgeMod
     assert (event.id, event.source, event.detail_type) == (raw["id"], raw["source"], raw["detail-type"])
 
 
+# --- The envelope ------------------------------------------------------------------------------
+# "The following fields appear in all events delivered to an event bus, and comprise the event's
+# metadata" (Amazon EventBridge events reference, "Amazon service event metadata",
+# https://docs.aws.amazon.com/eventbridge/latest/ref/events-structure.html). The deployer's
+# envelope replaces Powertools' EventBridgeModel, whose module builds every Powertools model.
+
+
+def _envelope_outcome(model: type[Any], raw: object) -> tuple[bool, list[tuple[Any, ...]]]:
+    from pydantic import ValidationError
+
+    try:
+        model.model_validate(raw)
+    except ValidationError as error:
+        # Powertools' detail also tries "a model class", one more branch of the union to report
+        branches = [(e["loc"], e["type"]) for e in error.errors() if "is-subclass[BaseModel]" not in e["loc"]]
+        return False, sorted(branches)
+    return True, []
+
+
+def test_the_envelope_has_the_fields_of_powertools_eventbridge_model() -> None:
+    from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+
+    # GIVEN both envelopes WHEN their fields are compared
+    def shape(model: type[Any]) -> dict[str, tuple[Any, ...]]:
+        return {name: (f.alias, f.is_required(), f.annotation) for name, f in model.model_fields.items()}
+
+    ours, theirs = shape(EventBridgeEnvelope), shape(EventBridgeModel)
+    # THEN the same fields, aliases, required fields and types (the detail apart: Powertools also
+    # accepts a model class there, which no JSON event can be)
+    assert ours.keys() == theirs.keys()
+    assert {k: v for k, v in ours.items() if k != "detail"} == {k: v for k, v in theirs.items() if k != "detail"}
+    assert ours["detail"][:2] == theirs["detail"][:2]
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_OF_SAMPLE))
+def test_the_envelope_accepts_and_refuses_what_powertools_eventbridge_model_does(name: str) -> None:
+    from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+
+    # GIVEN a sample, and each of its envelope fields dropped, emptied, mistyped, nulled
+    raw = load_event(name)
+    variants: list[object] = [raw, {}, [], "event"]
+    for key in [*raw, "replay-name"]:
+        variants += [{k: v for k, v in raw.items() if k != key}]
+        variants += [{**raw, key: value} for value in (None, 12345, "", [], {}, "not a time", ["a", 1])]
+    for variant in variants:
+        # WHEN both envelopes validate it THEN both accept it, or both refuse it at the same places
+        assert _envelope_outcome(EventBridgeEnvelope, variant) == _envelope_outcome(EventBridgeModel, variant), variant
+
+
 @pytest.mark.parametrize(("name", "model"), WRONG_PAIRS)
-def test_each_sample_is_refused_by_every_other_model(name: str, model: type[EventBridgeModel]) -> None:
+def test_each_sample_is_refused_by_every_other_model(name: str, model: type[EventBridgeEnvelope]) -> None:
     # GIVEN a sample WHEN parsed with a model of another kind THEN it is bad input, named by its id
     raw = load_event(name)
 
@@ -653,7 +702,7 @@ def _transition(**changes: Any) -> ReleaseStateChangeDetail:
     ],
 )
 def test_a_published_detail_comes_back_equal(
-    detail: ApprovalDecidedDetail | ReleaseStateChangeDetail, model: type[EventBridgeModel], detail_type: str
+    detail: ApprovalDecidedDetail | ReleaseStateChangeDetail, model: type[EventBridgeEnvelope], detail_type: str
 ) -> None:
     # GIVEN a detail the deployer publishes
     # WHEN made into a PutEvents entry and delivered back

@@ -853,3 +853,17 @@ def test_any_json_payload_parses_or_is_bad_input(payload: dict[str, Any]) -> Non
     assert isinstance(interaction.action_id, str)
     assert interaction.action_id
     assert re.fullmatch(r"[A-Z0-9]{2,32}", interaction.user_id)
+
+
+def test_the_button_limits_are_slack_sdks() -> None:
+    # GIVEN the limits deployer.slack checks before building a button (written out, so that the
+    # module imports no slack_sdk until a message is built) WHEN compared with slack_sdk's own
+    from slack_sdk.models.blocks import ButtonElement
+
+    from deployer import slack
+
+    # THEN they are the same
+    assert (
+        ButtonElement.value_max_length,
+        ButtonElement.url_max_length,
+    ) == (slack._BUTTON_VALUE_MAX, slack._BUTTON_URL_MAX)

@@ -789,15 +789,14 @@ def build(
     fast = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "total_max_attempts": 2})
     once = Config(connect_timeout=1, read_timeout=1, retries={"mode": "standard", "total_max_attempts": 1})
     session = boto3.session.Session()
-    table = session.resource("dynamodb", config=fast).Table(table_name)
+    dynamodb = session.resource("dynamodb", config=fast)  # the releases, the approvals and the config
+    table = dynamodb.Table(table_name)
     store = ReleaseStore(table)
     secrets = session.client("secretsmanager", config=fast)
     approvals = Approvals(table, store, signing_key_from_secret(signing_key_secret, client=secrets))
     slack_settings = settings_from_secret(slack_secret, provider=SecretsProvider(boto3_client=secrets))
     config_table = os.environ.get("DEPLOYER_CONFIG_TABLE", "") if config_table_name is None else config_table_name
-    pipelines = (
-        ConfigStore(config_table, dynamodb=session.resource("dynamodb", config=fast)).load if config_table else None
-    )
+    pipelines = ConfigStore(config_table, dynamodb=dynamodb).load if config_table else None
     return ApprovalHttp(
         approvals=approvals,
         store=store,

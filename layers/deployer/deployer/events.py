@@ -1,8 +1,10 @@
 """Models of the events the deployer consumes and emits, and the one way to parse them.
 
-Every model is an EventBridge envelope (Powertools' `EventBridgeModel`) whose `source`,
-`detail-type` and `detail` are pinned to one kind of event, so a model refuses any other kind.
-Powertools ships no models for CodeCommit, CodeBuild or ECS deployment events: these are ours.
+Every model is an EventBridge envelope (`EventBridgeEnvelope`) whose `source`, `detail-type` and
+`detail` are pinned to one kind of event, so a model refuses any other kind. Powertools ships no
+models for CodeCommit, CodeBuild or ECS deployment events: these are ours. The envelope has the
+fields and types of Powertools' `EventBridgeModel` without importing Powertools' parser, whose
+models package builds the models of every event source it knows (about 100 ms of a cold start).
 
 Unknown fields are ignored, because AWS adds fields to its events without notice. Known fields
 are typed strictly enough that garbage is refused at the edge (commit ids are 40 hex digits,
@@ -21,7 +23,6 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Final, Literal, Self
 
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -74,6 +75,7 @@ __all__ = [
     "EcsTaskContainer",
     "EcsTaskStateChangeDetail",
     "EcsTaskStateChangeEvent",
+    "EventBridgeEnvelope",
     "HookEvent",
     "ReleaseStateChangeDetail",
     "ReleaseStateChangeEvent",
@@ -112,6 +114,40 @@ SOURCE: Final[DeployerSource] = "ecs-deployer"
 APPROVAL_DECIDED: Final[ApprovalDecidedType] = "Approval Decided"
 ROLLBACK_REQUESTED: Final[RollbackRequestedType] = "Rollback Requested"
 RELEASE_STATE_CHANGE: Final[ReleaseStateChangeType] = "Release State Change"
+
+
+class _Deferred(BaseModel):
+    """The base of every model here: pydantic builds a model's validator and serializer when the
+    model is first used (`ConfigDict.defer_build`), not when this module is imported, so a function
+    builds the models of the events it handles and no other (the module holds every event's models)."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+# --- The envelope ------------------------------------------------------------------------------
+# "The following fields appear in all events delivered to an event bus, and comprise the event's
+# metadata" (Amazon EventBridge events reference, "Amazon service event metadata",
+# docs.aws.amazon.com/eventbridge/latest/ref/events-structure.html): version, id, detail-type,
+# source, account, time, region, replay-name, resources, detail. The same fields, names and types
+# as Powertools' EventBridgeModel (tests/unit/test_events.py compares them).
+
+
+class EventBridgeEnvelope(_Deferred):
+    """The fields every EventBridge event has; each model pins `source`, `detail_type` and `detail`."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    version: str
+    id: str
+    source: str
+    account: str
+    time: datetime
+    region: str
+    resources: list[str]
+    detail_type: str = Field(alias="detail-type")
+    detail: dict[str, Any] | BaseModel
+    replay_name: str | None = Field(None, alias="replay-name")
+
 
 # --- Field types -------------------------------------------------------------------------------
 # pydantic-core searches a pattern anywhere in the string: every pattern below is anchored.
@@ -166,7 +202,7 @@ def _truncated(limit: int) -> Callable[[object], object]:
 # callerUserArn appears in real events though not in those samples (REFERENCE.md).
 
 
-class CodeCommitReferenceDetail(BaseModel):
+class CodeCommitReferenceDetail(_Deferred):
     model_config = ConfigDict(populate_by_name=True)
 
     event: Literal["referenceCreated", "referenceUpdated", "referenceDeleted"]
@@ -208,7 +244,7 @@ class CodeCommitReferenceDetail(BaseModel):
         return self.source_commit_id is not None and self.destination_commit_id is not None
 
 
-class CodeCommitReferenceEvent(EventBridgeModel):
+class CodeCommitReferenceEvent(EventBridgeEnvelope):
     source: CodeCommitSource
     detail_type: CodeCommitStateChange = Field(alias="detail-type")
     detail: CodeCommitReferenceDetail
@@ -277,24 +313,24 @@ def _codebuild_time(value: object) -> object:
     )
 
 
-class BuildEnvironmentVariable(BaseModel):
+class BuildEnvironmentVariable(_Deferred):
     name: EnvName
     value: str
     type: Token | None = None  # PLAINTEXT | PARAMETER_STORE | SECRETS_MANAGER
 
 
-class ExportedVariable(BaseModel):
+class ExportedVariable(_Deferred):
     name: EnvName
     value: str | None = None
 
 
-class BuildEnvironment(BaseModel):
+class BuildEnvironment(_Deferred):
     model_config = ConfigDict(populate_by_name=True)
 
     environment_variables: list[BuildEnvironmentVariable] = Field(default_factory=list, alias="environment-variables")
 
 
-class BuildLogs(BaseModel):
+class BuildLogs(_Deferred):
     model_config = ConfigDict(populate_by_name=True)
 
     group_name: str | None = Field(None, alias="group-name")
@@ -302,7 +338,7 @@ class BuildLogs(BaseModel):
     deep_link: str | None = Field(None, alias="deep-link")
 
 
-class BuildAdditionalInformation(BaseModel):
+class BuildAdditionalInformation(_Deferred):
     model_config = ConfigDict(populate_by_name=True)
 
     build_complete: bool | None = Field(None, alias="build-complete")
@@ -326,7 +362,7 @@ _BUILD_ARN: Final = re.compile(
 )
 
 
-class CodeBuildStateChangeDetail(BaseModel):
+class CodeBuildStateChangeDetail(_Deferred):
     model_config = ConfigDict(populate_by_name=True)
 
     build_status: Annotated[str, StringConstraints(min_length=1, max_length=64)] = Field(alias="build-status")
@@ -383,7 +419,7 @@ class CodeBuildStateChangeDetail(BaseModel):
         return link if link is not None and link.startswith("https://") else None
 
 
-class CodeBuildStateChangeEvent(EventBridgeModel):
+class CodeBuildStateChangeEvent(EventBridgeEnvelope):
     source: CodeBuildSource
     detail_type: CodeBuildStateChange = Field(alias="detail-type")
     detail: CodeBuildStateChangeDetail
@@ -431,7 +467,7 @@ _SERVICE_ARN: Final = re.compile(
 )
 
 
-class EcsDeploymentStateChangeDetail(BaseModel):
+class EcsDeploymentStateChangeDetail(_Deferred):
     model_config = ConfigDict(populate_by_name=True)
 
     event_type: Literal["INFO", "WARN", "ERROR"] = Field(alias="eventType")
@@ -458,7 +494,7 @@ class EcsDeploymentStateChangeDetail(BaseModel):
         )
 
 
-class EcsDeploymentStateChangeEvent(EventBridgeModel):
+class EcsDeploymentStateChangeEvent(EventBridgeEnvelope):
     source: EcsSource
     detail_type: EcsDeploymentStateChange = Field(alias="detail-type")
     detail: EcsDeploymentStateChangeDetail
@@ -531,7 +567,7 @@ _ANY_SERVICE_ARN: Final = re.compile(
 StageName = Annotated[str, StringConstraints(pattern=r"^[A-Z_]{1,64}$")]
 
 
-class EcsHookStateChangeDetail(BaseModel):
+class EcsHookStateChangeDetail(_Deferred):
     model_config = ConfigDict(populate_by_name=True)
 
     event_type: Annotated[str, StringConstraints(max_length=32)] | None = Field(None, alias="eventType")
@@ -578,7 +614,7 @@ class EcsHookStateChangeDetail(BaseModel):
             return HookEvent.UNKNOWN
 
 
-class EcsHookStateChangeEvent(EventBridgeModel):
+class EcsHookStateChangeEvent(EventBridgeEnvelope):
     """A lifecycle hook of a service deployment changed status; the service deployment, its
     cluster and service are named by the detail."""
 
@@ -641,7 +677,7 @@ _TASK_DEFINITION_ARN: Final = re.compile(
 )
 
 
-class EcsTaskContainer(BaseModel):
+class EcsTaskContainer(_Deferred):
     model_config = ConfigDict(populate_by_name=True)
 
     name: Annotated[str, StringConstraints(min_length=1, max_length=255)]
@@ -651,7 +687,7 @@ class EcsTaskContainer(BaseModel):
     reason: Annotated[str | None, BeforeValidator(_truncated(1024))] = None
 
 
-class EcsTaskStateChangeDetail(BaseModel):
+class EcsTaskStateChangeDetail(_Deferred):
     model_config = ConfigDict(populate_by_name=True)
 
     cluster_arn: str = Field(alias="clusterArn", max_length=2048)
@@ -695,7 +731,7 @@ class EcsTaskStateChangeDetail(BaseModel):
         return self.last_status == "STOPPED"
 
 
-class EcsTaskStateChangeEvent(EventBridgeModel):
+class EcsTaskStateChangeEvent(EventBridgeEnvelope):
     """A task changed state; the deployer acts on the STOPPED of the before-tasks it started."""
 
     source: EcsSource
@@ -714,13 +750,13 @@ class EcsTaskStateChangeEvent(EventBridgeModel):
 # --- The deployer's own events (source "ecs-deployer", on its own bus) -------------------------
 
 
-class DeployerDetail(BaseModel):
+class DeployerDetail(_Deferred):
     """Base of the details the deployer publishes; `DETAIL_TYPE` names the event."""
 
     DETAIL_TYPE: ClassVar[str]
 
 
-class DecidedBy(BaseModel):
+class DecidedBy(_Deferred):
     kind: Literal["slack", "link"]
     user: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
     source_ip: IPvAnyAddress | None = None
@@ -810,19 +846,19 @@ class ReleaseStateChangeDetail(DeployerDetail):
     cleanup: RevisionCleanupResult | None = None
 
 
-class ApprovalDecidedEvent(EventBridgeModel):
+class ApprovalDecidedEvent(EventBridgeEnvelope):
     source: DeployerSource
     detail_type: ApprovalDecidedType = Field(alias="detail-type")
     detail: ApprovalDecidedDetail
 
 
-class RollbackRequestedEvent(EventBridgeModel):
+class RollbackRequestedEvent(EventBridgeEnvelope):
     source: DeployerSource
     detail_type: RollbackRequestedType = Field(alias="detail-type")
     detail: RollbackRequestedDetail
 
 
-class ReleaseStateChangeEvent(EventBridgeModel):
+class ReleaseStateChangeEvent(EventBridgeEnvelope):
     source: DeployerSource
     detail_type: ReleaseStateChangeType = Field(alias="detail-type")
     detail: ReleaseStateChangeDetail
@@ -848,7 +884,7 @@ MAX_MESSAGE_CHARS: Final = 600
 _SAFE_EVENT_ID: Final = re.compile(r"[A-Za-z0-9-]{1,64}")
 
 
-def parse_event[ModelT: EventBridgeModel](model: type[ModelT], raw: Mapping[str, Any]) -> ModelT:
+def parse_event[ModelT: EventBridgeEnvelope](model: type[ModelT], raw: Mapping[str, Any]) -> ModelT:
     """Validate `raw` as `model`, or raise `BadInput` naming the event id and the first problems.
 
     The pydantic error is not chained (`from None`): its text quotes the input, which must not
@@ -860,7 +896,7 @@ def parse_event[ModelT: EventBridgeModel](model: type[ModelT], raw: Mapping[str,
         raise BadInput(_refusal_message(model, raw, error)) from None
 
 
-def _refusal_message(model: type[EventBridgeModel], raw: object, error: ValidationError) -> str:
+def _refusal_message(model: type[EventBridgeEnvelope], raw: object, error: ValidationError) -> str:
     event_id = raw.get("id") if isinstance(raw, Mapping) else None
     named = (
         f"event {event_id}"

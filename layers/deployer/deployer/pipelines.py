@@ -21,6 +21,7 @@ still valid) or `source:` with exactly one of `codecommit: NAME`, `github: OWNER
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import json
 import re
@@ -29,7 +30,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -40,13 +40,13 @@ from pydantic import (
     model_serializer,
     model_validator,
 )
-from yaml.constructor import SafeConstructor
 
 from deployer import rolling
 from deployer import settings as deploy_settings
 from deployer.errors import ConfigError, DeployerError, TransientError
 
 if TYPE_CHECKING:
+    import yaml
     from aws_lambda_powertools.utilities.parameters import DynamoDBProvider
     from mypy_boto3_dynamodb.service_resource import DynamoDBServiceResource, Table
 
@@ -919,7 +919,8 @@ class CheckResult:
 
 # --------------------------------------------------------------------------------------------
 # YAML: compose the node tree ourselves, to know each path's line, refuse duplicate keys and
-# bound what aliases expand to.
+# bound what aliases expand to. PyYAML is imported here, where YAML is read or written: the
+# functions read the published JSON and never import it.
 # --------------------------------------------------------------------------------------------
 
 _STANDARD_SCALAR_TAGS = frozenset(
@@ -942,6 +943,8 @@ class _YamlReader:
         self.problems: list[Problem] = []
         self.unreadable: set[Loc] = set()  # values replaced by None after a problem
         self._nodes = 0
+        from yaml.constructor import SafeConstructor
+
         self._constructor = SafeConstructor()
 
     def _problem(self, loc: Loc, node: yaml.Node, message: str) -> None:
@@ -952,6 +955,8 @@ class _YamlReader:
         self.unreadable.add(loc)
 
     def read(self, node: yaml.Node, loc: Loc = (), depth: int = 0, active: frozenset[int] = frozenset()) -> Any:
+        import yaml
+
         self._nodes += 1
         if self._nodes > MAX_YAML_NODES:
             raise _TooLarge
@@ -1017,6 +1022,8 @@ class _YamlReader:
         return {**merged, **explicit}
 
     def _merge_sources(self, node: yaml.Node, loc: Loc) -> list[yaml.Node]:
+        import yaml
+
         if isinstance(node, yaml.MappingNode):
             return [node]
         if isinstance(node, yaml.SequenceNode) and all(isinstance(n, yaml.MappingNode) for n in node.value):
@@ -1025,6 +1032,8 @@ class _YamlReader:
         return []
 
     def _key(self, node: yaml.Node, loc: Loc) -> str | None:
+        import yaml
+
         if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:str":
             return str(node.value)
         shown = repr(node.value) if isinstance(node, yaml.ScalarNode) else "a list or mapping"
@@ -1033,6 +1042,8 @@ class _YamlReader:
 
 
 def _yaml_error_problem(exc: yaml.YAMLError, text: str) -> Problem:
+    import yaml
+
     if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or "invalid YAML"
@@ -1069,14 +1080,22 @@ def _unquoted_arn_with_colon_at_end(text: str, line: int) -> bool:
     return "arn:" in value and value.endswith(":") and '"' not in value and "'" not in value
 
 
-class _BoundedLoader(yaml.SafeLoader):
-    """Refuses deep flow nesting while scanning: PyYAML's scanner does work quadratic in the
-    flow depth, so a mebibyte of '[' would otherwise take hours."""
+@functools.cache
+def _bounded_loader() -> type[yaml.SafeLoader]:
+    import yaml
 
-    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
-        if self.flow_level >= MAX_YAML_DEPTH:
-            raise yaml.scanner.ScannerError(None, None, f"nested deeper than {MAX_YAML_DEPTH} levels", self.get_mark())
-        super().fetch_flow_collection_start(TokenClass)
+    class _BoundedLoader(yaml.SafeLoader):
+        """Refuses deep flow nesting while scanning: PyYAML's scanner does work quadratic in the
+        flow depth, so a mebibyte of '[' would otherwise take hours."""
+
+        def fetch_flow_collection_start(self, TokenClass: Any) -> None:
+            if self.flow_level >= MAX_YAML_DEPTH:
+                raise yaml.scanner.ScannerError(
+                    None, None, f"nested deeper than {MAX_YAML_DEPTH} levels", self.get_mark()
+                )
+            super().fetch_flow_collection_start(TokenClass)
+
+    return _BoundedLoader
 
 
 @dataclass(frozen=True)
@@ -1089,8 +1108,10 @@ class _Parsed:
 
 def _parse_yaml(text: str) -> _Parsed:
     """The document as plain data, the line of every path, and the problems YAML itself has."""
+    import yaml
+
     try:
-        root = yaml.compose(text, Loader=_BoundedLoader)
+        root = yaml.compose(text, Loader=_bounded_loader())
     except yaml.YAMLError as exc:
         return _Parsed(None, problems=[_yaml_error_problem(exc, text)])
     except RecursionError:
@@ -1727,6 +1748,8 @@ def to_published_json(config: PipelinesConfig) -> str:
 
 def to_yaml(config: PipelinesConfig) -> str:
     """The config as YAML in schema order (what `deployer config show` prints)."""
+    import yaml
+
     return yaml.safe_dump(_published_data(config), sort_keys=False, allow_unicode=True, width=110)
 
 

@@ -45,18 +45,26 @@ def settings() -> Settings:
         raise RuntimeError(f"the function's environment is incomplete: {missing}") from exc
 
 
-def table(name: str) -> Any:
-    import boto3
-
-    return boto3.resource("dynamodb").Table(name)
-
-
 SLACK_ANSWER_TIMEOUT_SECONDS = 10.0
+
+TRACED_MODULES = ("boto3",)
+"""What the handlers' Powertools Tracer patches for X-Ray: the AWS SDK, where the deployer's time
+goes. Without `patch_modules` the Tracer patches every library the X-Ray SDK supports, importing
+the standard library's sqlite3 and trying a dozen packages the layer does not have on every cold
+start; none of them is used here (Slack is called through urllib, which the default set does not
+patch either)."""
 
 
 @functools.cache
 def deps() -> Any:
-    """The flow's dependencies, built once per cold start."""
+    """The flow's dependencies, built once per cold start. They name every AWS client the flow
+    may use, and each client is created when the flow first uses it (`aws.lazy_client`): on_push
+    never builds the ECS, ECR or Application Auto Scaling clients. Every client and resource comes
+    from boto3's default session, the idempotency store's included (`idempotency_store`), so
+    credentials are resolved and each service model is parsed once per cold start; the release
+    store, the approvals and the configuration share one DynamoDB resource."""
+    import boto3
+
     from deployer import aws
     from deployer.approvals import Approvals, signing_key_from_secret
     from deployer.flow import BusPublisher, Deps
@@ -67,7 +75,9 @@ def deps() -> Any:
     from deployer.stages import StageDeployer
 
     cfg = settings()
-    config_store = ConfigStore(cfg.config_table_name, max_age_seconds=cfg.config_max_age_seconds)
+    dynamodb = boto3.resource("dynamodb")
+    releases = dynamodb.Table(cfg.table_name)
+    config_store = ConfigStore(cfg.config_table_name, dynamodb=dynamodb, max_age_seconds=cfg.config_max_age_seconds)
     slack_settings = settings_from_secret(cfg.slack_secret)
     approvals: Approvals | None = None
 
@@ -81,11 +91,11 @@ def deps() -> Any:
     reporter = SlackReporter(
         SlackNotifier(slack_settings), slack_settings, lambda: store, channel_for, region=cfg.region, link_for=link_for
     )
-    publisher = BusPublisher(aws.client("events"), cfg.event_bus_name)
-    store = ReleaseStore(table(cfg.table_name), on_transition=fan_out([publisher, reporter]))
+    publisher = BusPublisher(aws.lazy_client("events"), cfg.event_bus_name)
+    store = ReleaseStore(releases, on_transition=fan_out([publisher, reporter]))
     if cfg.signing_key_secret:
         approvals = Approvals(
-            table(cfg.table_name),
+            releases,
             store,
             signing_key_from_secret(cfg.signing_key_secret),
             base_url=(cfg.approval_url or "").rstrip("/") or None,
@@ -93,9 +103,9 @@ def deps() -> Any:
     return Deps(
         store=store,
         config=config_store.load,
-        codebuild=aws.client("codebuild"),
-        ecr=aws.client("ecr"),
-        stages=StageDeployer(store, aws.client("ecs"), aws.client("application-autoscaling")),
+        codebuild=aws.lazy_client("codebuild"),
+        ecr=aws.lazy_client("ecr"),
+        stages=StageDeployer(store, aws.lazy_client("ecs"), aws.lazy_client("application-autoscaling")),
         approvals=approvals,
         # Answers to Slack users after the work is done: no acknowledgement waits on them, so a
         # slow Slack gets time (the function's timeout is 30 s).
@@ -166,7 +176,13 @@ def run(
 
 
 def idempotency_store() -> Any:
-    """Powertools' idempotency records, kept in the deployer's table (pk/sk)."""
+    """Powertools' idempotency records, kept in the deployer's table (pk/sk). Its DynamoDB client
+    is the one Powertools would build (no configuration of its own), from boto3's default session
+    rather than a session of its own: the deployer's clients then reuse the credentials it resolved
+    and the models it loaded instead of doing it all again on the first event."""
+    import boto3
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
-    return DynamoDBPersistenceLayer(table_name=settings().table_name, key_attr="pk", sort_key_attr="sk")
+    return DynamoDBPersistenceLayer(
+        table_name=settings().table_name, key_attr="pk", sort_key_attr="sk", boto3_client=boto3.client("dynamodb")
+    )

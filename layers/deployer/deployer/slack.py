@@ -38,28 +38,24 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
-from aws_lambda_powertools.utilities.parameters import GetParameterError, get_secret
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
-from slack_sdk.errors import SlackApiError
-from slack_sdk.models.blocks import (
-    ActionsBlock,
-    Block,
-    ButtonElement,
-    ConfirmObject,
-    ContextBlock,
-    HeaderBlock,
-    MarkdownTextObject,
-    PlainTextObject,
-    SectionBlock,
-)
-from slack_sdk.signature import Clock, SignatureVerifier
-from slack_sdk.web import WebClient
-from slack_sdk.webhook import WebhookClient
 
 from deployer.errors import BadInput, ConfigError, DeployerError
 
+# slack_sdk (Block Kit models, clients, the signature check) and Powertools parameters are imported
+# where a message is built or sent, a request verified, a secret read: a function whose Slack is off,
+# or a GET of the approval page, never loads them.
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.parameters import SecretsProvider
+    from slack_sdk.models.blocks import (
+        Block,
+        ButtonElement,
+        ContextBlock,
+        HeaderBlock,
+        MarkdownTextObject,
+    )
+    from slack_sdk.web import WebClient
+    from slack_sdk.webhook import WebhookClient
 
     from deployer.rolling import Plan
 
@@ -121,8 +117,8 @@ _LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 _HEADER_MAX: Final = 150
 _FIELD_MAX: Final = 2000
 _SECTION_MAX: Final = 3000
-_BUTTON_VALUE_MAX: Final = ButtonElement.value_max_length
-_BUTTON_URL_MAX: Final = ButtonElement.url_max_length
+_BUTTON_VALUE_MAX: Final = 2000  # slack_sdk's ButtonElement.value_max_length (tests/unit/test_slack.py)
+_BUTTON_URL_MAX: Final = 3000  # ButtonElement.url_max_length
 _USER_TEXT_MAX: Final = 500  # commit messages and reasons are cut to this many characters
 _MAX_HOUSEKEEPING_LINES: Final = 11  # a stage's scheduled tasks (at most 10) and the cleanup line
 
@@ -226,7 +222,8 @@ def settings_from_secret(
     provider: SecretsProvider | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> Callable[[], SlackSettings]:
-    """A loader for the functions: Powertools' get_secret, cached for 5 minutes.
+    """A loader for the functions: the secret through Powertools parameters (a SecretsProvider on
+    the deployer's Secrets Manager client unless `provider` is given), cached for 5 minutes.
 
     A secret that cannot be read (missing, no permission) turns Slack off, with one warning per
     5 minutes; a secret that is read but malformed raises ConfigError (a misconfiguration).
@@ -237,16 +234,23 @@ def settings_from_secret(
     lock = threading.Lock()
     failed_at: list[float] = []
 
+    providers: list[SecretsProvider] = [provider] if provider is not None else []
+
     def load() -> SlackSettings:
+        from aws_lambda_powertools.utilities.parameters import GetParameterError
+
         text: str | bytes | dict[str, Any] | None
         with lock:
             if failed_at and clock() - failed_at[0] < SECRET_MAX_AGE_SECONDS:
                 return SlackSettings()
             try:
-                if provider is None:
-                    text = get_secret(secret_id, max_age=SECRET_MAX_AGE_SECONDS)
-                else:
-                    text = provider.get(secret_id, max_age=SECRET_MAX_AGE_SECONDS)
+                if not providers:
+                    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+                    from deployer import aws
+
+                    providers.append(SecretsProvider(boto3_client=aws.client("secretsmanager")))
+                text = providers[0].get(secret_id, max_age=SECRET_MAX_AGE_SECONDS)
             except GetParameterError as exc:
                 failed_at[:] = [clock()]
                 code = _error_code(exc)
@@ -483,6 +487,8 @@ def _image_field(view: ReleaseView) -> str | None:
 
 
 def _detail_fields(view: ReleaseView) -> list[MarkdownTextObject]:
+    from slack_sdk.models.blocks import MarkdownTextObject
+
     texts: list[str | None] = [_commit_field(view), _image_field(view)]
     if view.task_definition_change:
         old, new = view.task_definition_change
@@ -508,6 +514,8 @@ def _detail_fields(view: ReleaseView) -> list[MarkdownTextObject]:
 
 
 def _commit_message_block(view: ReleaseView) -> list[Block]:
+    from slack_sdk.models.blocks import MarkdownTextObject, SectionBlock
+
     if not view.commit_message:
         return []
     quoted = "\n".join(f">{line}" for line in _user_text(view.commit_message.strip()).splitlines() or [""])
@@ -515,6 +523,8 @@ def _commit_message_block(view: ReleaseView) -> list[Block]:
 
 
 def _approval_context(view: ReleaseView) -> ContextBlock:
+    from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject
+
     parts = [f"Release {_user_text(view.release_id, 200)}"]
     expiry = _expiry(view.approval_expires_at)
     if expiry:
@@ -525,6 +535,8 @@ def _approval_context(view: ReleaseView) -> ContextBlock:
 
 
 def _approval_header(view: ReleaseView) -> HeaderBlock:
+    from slack_sdk.models.blocks import HeaderBlock, PlainTextObject
+
     stage = view.stage or "the next stage"
     return HeaderBlock(text=PlainTextObject(text=_cut(f"{view.pipeline} → {stage} needs approval", _HEADER_MAX)))
 
@@ -536,6 +548,8 @@ def approval_blocks(view: ReleaseView, *, interactive: bool, approval_token: str
     and a token, Approve and Reject buttons carry the token as their value; Slack still sends an
     interaction payload for the link button (`REVIEW_ACTION`): the endpoint ignores it.
     """
+    from slack_sdk.models.blocks import ActionsBlock, ButtonElement, ConfirmObject, PlainTextObject, SectionBlock
+
     if approval_token is not None and len(approval_token) > _BUTTON_VALUE_MAX:
         raise ValueError(f"an approval token longer than {_BUTTON_VALUE_MAX} characters cannot be a button value")
     blocks: list[Block] = [
@@ -595,6 +609,8 @@ def _decision_word(decision: str) -> Literal["Approved", "Rejected"]:
 
 def decided_blocks(view: ReleaseView, decision: str, user_id: str, at: datetime) -> list[Block]:
     """The approval request once decided: the buttons give way to who decided, and when."""
+    from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, SectionBlock
+
     emoji = ":white_check_mark:" if _decision_word(decision) == "Approved" else ":no_entry:"
     return [
         _approval_header(view),
@@ -616,6 +632,8 @@ def status_blocks(view: ReleaseView, *, interactive: bool = False) -> list[Block
     With `interactive` (a bot token and a signing secret: Slack can call back), a "Roll back
     <stage>" button for each stage the release is deploying or has deployed (`rollback_stages`).
     """
+    from slack_sdk.models.blocks import ActionsBlock, ContextBlock, MarkdownTextObject, SectionBlock
+
     emoji, label = _state_label(view)
     commit = escape_mrkdwn(_short_commit(view))
     blocks: list[Block] = [
@@ -657,6 +675,8 @@ def rollback_stages(view: ReleaseView) -> tuple[str, ...]:
 
 
 def _rollback_button(view: ReleaseView, stage: str) -> ButtonElement | None:
+    from slack_sdk.models.blocks import ButtonElement, ConfirmObject, PlainTextObject
+
     value = rollback_value(view.release_id, stage)
     if len(value) > _BUTTON_VALUE_MAX:
         return None
@@ -741,7 +761,8 @@ class MessageRef:
     ts: str
 
 
-BlocksArg = Sequence[Block | dict[str, Any]]
+if TYPE_CHECKING:
+    BlocksArg = Sequence[Block | dict[str, Any]]
 
 
 class SlackNotifier:
@@ -760,12 +781,16 @@ class SlackNotifier:
             return None
 
     def _web(self, settings: SlackSettings) -> WebClient:
+        from slack_sdk.web import WebClient
+
         kwargs: dict[str, Any] = {}
         if settings.api_base_url:
             kwargs["base_url"] = settings.api_base_url
         return WebClient(token=settings.bot_token, timeout=self._timeout, logger=_sdk_log, retry_handlers=[], **kwargs)
 
     def _webhook(self, url: str) -> WebhookClient:
+        from slack_sdk.webhook import WebhookClient
+
         return WebhookClient(url=url, timeout=self._timeout, logger=_sdk_log, retry_handlers=[])
 
     def post(self, blocks: BlocksArg, text: str, channel: str | None = None) -> MessageRef | None:
@@ -811,6 +836,8 @@ class SlackNotifier:
     def answer(self, response_url: str, mrkdwn: str) -> bool:
         """An ephemeral answer to the user who clicked: a new message only they see (the original
         stays), in mrkdwn the caller escaped (mentions and code spans survive)."""
+        from slack_sdk.models.blocks import MarkdownTextObject, SectionBlock
+
         text = _cut(mrkdwn, _SECTION_MAX)
         blocks = [SectionBlock(text=MarkdownTextObject(text=text))]
         return self.respond(response_url, blocks, text, replace_original=False)
@@ -863,6 +890,8 @@ def _allowed_response_url(url: str, api_base_url: str | None) -> bool:
 
 
 def _describe(exc: Exception) -> str:
+    from slack_sdk.errors import SlackApiError
+
     if isinstance(exc, SlackApiError):
         response = exc.response
         return f"Slack error {response.get('error')!r} (HTTP {response.status_code})"
@@ -887,14 +916,6 @@ class SlackRequestRefused(DeployerError):
         self.http_status = http_status
 
 
-class _FixedClock(Clock):
-    def __init__(self, now: float) -> None:
-        self._now = now
-
-    def now(self) -> float:
-        return self._now
-
-
 def verify_request(
     settings: SlackSettings, headers: Mapping[str, str], body: bytes, *, now: float | None = None
 ) -> None:
@@ -916,7 +937,13 @@ def verify_request(
     current = time.time() if now is None else now
     if abs(current - int(timestamp)) > SIGNATURE_MAX_AGE_SECONDS:
         raise SlackRequestRefused("stale request: timestamp more than 5 minutes off")
-    verifier = SignatureVerifier(settings.signing_secret, clock=_FixedClock(current))
+    from slack_sdk.signature import Clock, SignatureVerifier
+
+    class _FixedClock(Clock):
+        def now(self) -> float:
+            return current
+
+    verifier = SignatureVerifier(settings.signing_secret, clock=_FixedClock())
     try:
         valid = verifier.is_valid(body=body.decode("utf-8"), timestamp=timestamp, signature=signature)
     except UnicodeDecodeError:
