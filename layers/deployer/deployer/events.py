@@ -803,7 +803,7 @@ class RollbackRequestedDetail(DeployerDetail):
     response_url: ResponseUrl | None = Field(default=None, repr=False)  # where the clicker hears the outcome
 
 
-class ScheduledTaskResult(BaseModel):
+class ScheduledTaskResult(_Deferred):
     """What became of one of a stage's scheduled tasks once its deployment completed
     (`deployer.housekeeping.ScheduleMove`): moved to `task_definition`, already there, or failed."""
 
@@ -816,7 +816,7 @@ class ScheduledTaskResult(BaseModel):
     error: Annotated[str | None, BeforeValidator(_truncated(512))] = None
 
 
-class RevisionCleanupResult(BaseModel):
+class RevisionCleanupResult(_Deferred):
     """The old revisions cleaned up when a release reached RELEASED (`deployer.housekeeping.CleanupReport`)."""
 
     keep: int | Literal["all"]
