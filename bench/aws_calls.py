@@ -112,7 +112,7 @@ def aws_calls(*, whole_release: bool = False) -> dict[str, Any]:
         EcsDeploymentStateChangeEvent,
         parse_event,
     )
-    from deployer.provision import ACCOUNT
+    from deployer_local.provision import ACCOUNT
     from tests.support.events import load_event
     from tests.support.world import commit_id, make_world
 

@@ -190,7 +190,7 @@ class _World:
     driven in process to set up each event."""
 
     def __init__(self) -> None:
-        from deployer.provision import ACCOUNT
+        from deployer_local.provision import ACCOUNT
         from tests.support.world import make_world
 
         self.world = make_world(environment=ENVIRONMENT)
@@ -300,8 +300,8 @@ class _World:
 
     def github_push(self) -> dict[str, Any]:
         """A signed GitHub push webhook of a new commit to main, as a Function URL event."""
-        from deployer.function_url import request_event
-        from deployer.local.gitremote import github_push_payload, webhook_request
+        from deployer_local.function_url import request_event
+        from deployer_local.gitremote import github_push_payload, webhook_request
 
         commit = self.new_commit()
         old = self.previous or "0" * 40
@@ -349,7 +349,7 @@ def _scenarios(w: _World) -> dict[str, Scenario]:
     page: list[dict[str, Any]] = []
 
     def approval_page() -> dict[str, Any]:
-        from deployer.function_url import request_event
+        from deployer_local.function_url import request_event
 
         if not page:
             token = w.awaiting_approval()
@@ -361,7 +361,7 @@ def _scenarios(w: _World) -> dict[str, Scenario]:
 
     def github_pipeline() -> None:
         from deployer.pipelines import load_config_text
-        from deployer.provision import demo_pipelines_yaml
+        from deployer_local.provision import demo_pipelines_yaml
 
         text = demo_pipelines_yaml(w.world.account, source=f"github:{GITHUB_REPOSITORY}")
         w.world.config_store.publish(load_config_text(text), "bench")
@@ -427,7 +427,7 @@ def _secrets(names: dict[str, str]) -> None:
     environment): the signing key the bench's own approvals use, the webhook secret, Slack off."""
     import boto3
 
-    from deployer import template
+    from deployer_local import template
 
     client = boto3.client("secretsmanager")
     from tests.support.world import SIGNING_KEY
@@ -528,7 +528,7 @@ def first_events(
 ) -> dict[str, Any]:
     """For each built function (or those named): its import, its first event and `n_warm` warm
     events of the same kind (fewer once its share of `budget_s` is spent, at least 3)."""
-    from deployer import localrun
+    from deployer_local import localrun
 
     if not (BUILD_DIR / "template.yaml").is_file():
         return {"skipped": "no .aws-sam/build: run make build"}

@@ -89,7 +89,7 @@ def handler_latency(
         EcsDeploymentStateChangeEvent,
         parse_event,
     )
-    from deployer.provision import ACCOUNT
+    from deployer_local.provision import ACCOUNT
     from tests.support.events import load_event
     from tests.support.world import commit_id, make_world
 

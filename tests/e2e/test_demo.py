@@ -1,4 +1,4 @@
-"""`make demo` end to end: `python -m deployer.local.demo` run as a person runs it, telling one
+"""`make demo` end to end: `python -m deployer_local.demo` run as a person runs it, telling one
 release from a real git push to RELEASED, then stopping everything it started.
 
 It runs in a temporary directory holding a copy of the build (the demo reads `.aws-sam/build`
@@ -116,11 +116,13 @@ def test_make_demo_tells_one_release_to_released_and_leaves_nothing_running(tmp_
         "GIT_CONFIG_GLOBAL": str(tmp_path / "gitconfig"),
         "GIT_CONFIG_NOSYSTEM": "1",
         "PYTHONUNBUFFERED": "1",
-        "PYTHONPATH": os.pathsep.join([str(REPOSITORY_ROOT / "layers" / "deployer"), env.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join(
+            [*(str(REPOSITORY_ROOT / r) for r in ("layers/deployer", "cli", "local")), env.get("PYTHONPATH", "")]
+        ),
     }
     report = tmp_path / "supervisor.json"
 
-    # WHEN `make demo` runs (its recipe: python -m deployer.local.demo)
+    # WHEN `make demo` runs (its recipe: python -m deployer_local.demo)
     done = subprocess.run(
         [
             sys.executable,
@@ -130,7 +132,7 @@ def test_make_demo_tells_one_release_to_released_and_leaves_nothing_running(tmp_
             str(DEMO_TIMEOUT_SECONDS),
             sys.executable,
             "-m",
-            "deployer.local.demo",
+            "deployer_local.demo",
         ],
         cwd=tmp_path,
         env=env,
@@ -183,11 +185,13 @@ def test_make_demo_before_runs_the_migration_through_the_local_stack(tmp_path: P
         "GIT_CONFIG_GLOBAL": str(tmp_path / "gitconfig"),
         "GIT_CONFIG_NOSYSTEM": "1",
         "PYTHONUNBUFFERED": "1",
-        "PYTHONPATH": os.pathsep.join([str(REPOSITORY_ROOT / "layers" / "deployer"), env.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join(
+            [*(str(REPOSITORY_ROOT / r) for r in ("layers/deployer", "cli", "local")), env.get("PYTHONPATH", "")]
+        ),
     }
     report = tmp_path / "supervisor.json"
     # WHEN `make demo-before` (FAIL=1: `--fail-before prod`) runs
-    demo = [sys.executable, "-m", "deployer.local.demo", "--before", *(["--fail-before", "prod"] if fail else [])]
+    demo = [sys.executable, "-m", "deployer_local.demo", "--before", *(["--fail-before", "prod"] if fail else [])]
     done = subprocess.run(
         [sys.executable, "-c", SUPERVISOR, str(report), str(DEMO_TIMEOUT_SECONDS), *demo],
         cwd=tmp_path,

@@ -26,7 +26,7 @@ pytestmark = [
 
 
 def run_demo(tmp_path: Path, *flags: str) -> tuple[subprocess.CompletedProcess[str], dict[str, object]]:
-    """`python -m deployer.local.demo --several-services FLAGS` on a copy of the build, supervised."""
+    """`python -m deployer_local.demo --several-services FLAGS` on a copy of the build, supervised."""
     build = REPOSITORY_ROOT / ".aws-sam" / "build"
     if not (build / "template.yaml").is_file():
         pytest.fail(f"{build} is missing: run `make build` first (`make test` does)", pytrace=False)
@@ -37,13 +37,15 @@ def run_demo(tmp_path: Path, *flags: str) -> tuple[subprocess.CompletedProcess[s
         "GIT_CONFIG_GLOBAL": str(tmp_path / "gitconfig"),
         "GIT_CONFIG_NOSYSTEM": "1",
         "PYTHONUNBUFFERED": "1",
-        "PYTHONPATH": os.pathsep.join([str(REPOSITORY_ROOT / "layers" / "deployer"), env.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join(
+            [*(str(REPOSITORY_ROOT / r) for r in ("layers/deployer", "cli", "local")), env.get("PYTHONPATH", "")]
+        ),
     }
     report = tmp_path / "supervisor.json"
     done = subprocess.run(
         [
             *(sys.executable, "-c", SUPERVISOR, str(report), str(DEMO_TIMEOUT_SECONDS)),
-            *(sys.executable, "-m", "deployer.local.demo", "--several-services", *flags),
+            *(sys.executable, "-m", "deployer_local.demo", "--several-services", *flags),
         ],
         cwd=tmp_path,
         env=env,
@@ -58,7 +60,7 @@ def run_demo(tmp_path: Path, *flags: str) -> tuple[subprocess.CompletedProcess[s
 
 def test_make_demo_services_deploys_web_and_worker_together_through_every_stage(tmp_path: Path) -> None:
     # GIVEN a directory holding a copy of the build
-    # WHEN `make demo-services` runs (its recipe: python -m deployer.local.demo --several-services)
+    # WHEN `make demo-services` runs (its recipe: python -m deployer_local.demo --several-services)
     done, supervised = run_demo(tmp_path)
     output = done.stdout
     # THEN the release goes through both stages, each service's rollout drawn and SIMULATED

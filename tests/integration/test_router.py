@@ -26,10 +26,10 @@ from typing import Any
 import boto3
 import pytest
 
-from deployer.local.router import Router, rules_from_template
-from deployer.local.workers import WarmFunction
-from deployer.localrun import InvokeResult, LocalRunError
-from deployer.provision import DeployerNames
+from deployer_local.localrun import InvokeResult, LocalRunError
+from deployer_local.provision import DeployerNames
+from deployer_local.router import Router, rules_from_template
+from deployer_local.workers import WarmFunction
 from tests.support.events import load_event, sample_names
 from tests.support.world import World, commit_id
 

@@ -7,7 +7,7 @@ two ECS services (dev, prod) whose task definition families are `<pipeline>-<sta
 publishes all pipelines as one configuration. Some prod stages need an approval; dev rolls back
 on failure (circuit breaker with rollback), prod has a breaker without rollback or none at all.
 
-The delivery. Events go through the template's own rules (`deployer.local.router.Router`), to
+The delivery. Events go through the template's own rules (`deployer_local.router.Router`), to
 in-process workers that parse the event and call the flow (`flow.on_push`, `on_build`,
 `on_deployment`, `on_approval`) with dependencies wired as `deployer.runtime.deps()` wires them.
 Each worker first looks the event id up, as Powertools idempotency does in production: an id it
@@ -96,15 +96,15 @@ from deployer.events import (
     parse_event,
 )
 from deployer.flow import BusPublisher, Deps
-from deployer.local.ecs_tasks import Tasks
-from deployer.local.router import Router, rules_from_template
-from deployer.local.simulate import BeforeTaskSimulator
-from deployer.localrun import InvokeResult
 from deployer.pipelines import ConfigStore, PipelinesConfig, load_config_text
-from deployer.provision import ACCOUNT, DeployerNames, provision_deployer, push_demo_image, web_task_definition
 from deployer.releases import ReleaseState, ReleaseStore, StageState, Transition, release_id_for
 from deployer.reporting import fan_out
 from deployer.stages import StageDeployer
+from deployer_local.ecs_tasks import Tasks
+from deployer_local.localrun import InvokeResult
+from deployer_local.provision import ACCOUNT, DeployerNames, provision_deployer, push_demo_image, web_task_definition
+from deployer_local.router import Router, rules_from_template
+from deployer_local.simulate import BeforeTaskSimulator
 from tests.support.events import load_event
 from tests.support.local_tasks import answered_by_tasks
 

@@ -223,7 +223,11 @@ def command_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in {"AWS_ENDPOINT_URL", "AWS_PROFILE"}}
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONPATH"] = os.pathsep.join(
-        [str(REPOSITORY_ROOT / "layers" / "deployer"), str(REPOSITORY_ROOT), env.get("PYTHONPATH", "")]
+        [
+            *(str(REPOSITORY_ROOT / r) for r in ("layers/deployer", "cli", "local")),
+            str(REPOSITORY_ROOT),
+            env.get("PYTHONPATH", ""),
+        ]
     )
     env.update(extra)
     return env

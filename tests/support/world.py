@@ -16,10 +16,10 @@ import boto3
 from deployer.approvals import Approvals
 from deployer.flow import ENV_COMMIT, ENV_PIPELINE, ENV_RELEASE_ID, Deps
 from deployer.pipelines import ConfigStore, load_config_text
-from deployer.provision import DemoAccount, DeployerNames, demo_pipelines_yaml, provision_demo, provision_deployer
 from deployer.releases import ReleaseStore, Transition, TransitionListener
 from deployer.reporting import fan_out
 from deployer.stages import StageDeployer
+from deployer_local.provision import DemoAccount, DeployerNames, demo_pipelines_yaml, provision_demo, provision_deployer
 from tests.support.events import load_event
 
 _counter = itertools.count(1)
@@ -102,7 +102,7 @@ class World:
             info.pop("exported-environment-variables", None)
         else:
             tag = f"{release.short_commit}-{next(_counter)}"
-            from deployer.provision import push_demo_image
+            from deployer_local.provision import push_demo_image
 
             uri, digest = push_demo_image(boto3.session.Session(), self.account.repository, tag)
             value = uri if image == "tag" else f"{uri.rsplit(':', 1)[0]}@{digest}"

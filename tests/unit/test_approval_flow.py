@@ -21,9 +21,9 @@ from deployer.events import (
     EcsDeploymentStateChangeEvent,
     parse_event,
 )
-from deployer.provision import demo_pipelines_yaml
 from deployer.releases import Release, ReleaseState, StageState
 from deployer.slack import SlackNotifier, SlackSettings
+from deployer_local.provision import demo_pipelines_yaml
 from tests.support.events import load_event
 from tests.support.slack_sink import SlackSink
 from tests.support.world import APPROVAL_BASE_URL, World, commit_id, make_world

@@ -36,14 +36,16 @@ from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from deployer import flow, runtime, status, template
+from deployer import flow, runtime
 from deployer.approval_http import SLACK_ACK_BUDGET_SECONDS, ApprovalHttp, Request
 from deployer.approval_page import CONTENT_SECURITY_POLICY
 from deployer.approvals import Approval, Approvals
 from deployer.events import ApprovalDecidedEvent, parse_event
-from deployer.function_url import FunctionUrlServer
 from deployer.releases import Release, ReleaseState
 from deployer.slack import SlackNotifier, SlackSettings
+from deployer_cli.views import status
+from deployer_local import template
+from deployer_local.function_url import FunctionUrlServer
 from tests.support.rawhttp import RawResponse, exchange
 from tests.support.rawhttp import request as raw_request
 from tests.support.slack_sink import SlackSink

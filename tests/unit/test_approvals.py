@@ -42,8 +42,8 @@ from deployer.approvals import (
 )
 from deployer.errors import ConfigError, TransientError
 from deployer.events import DecidedBy
-from deployer.provision import DeployerNames, provision_deployer
 from deployer.releases import Release, ReleaseState, ReleaseStore
+from deployer_local.provision import DeployerNames, provision_deployer
 from tests.support.world import commit_id
 
 pytestmark = pytest.mark.unit

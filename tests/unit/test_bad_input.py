@@ -44,8 +44,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from deployer import aws, runtime, template
-from deployer.cli import main as deployer_main
+from deployer import aws, runtime
 from deployer.errors import BadInput
 from deployer.events import (
     ECS_HOOK_STATE_CHANGE,
@@ -63,6 +62,8 @@ from deployer.events import (
 )
 from deployer.pipelines import MAX_CONFIG_BYTES
 from deployer.releases import ReleaseState
+from deployer_cli import main as deployer_main
+from deployer_local import template
 from tests.support.events import REPOSITORY_ROOT, load_event, sample_names
 from tests.support.world import SIGNING_KEY, World, commit_id, make_world
 

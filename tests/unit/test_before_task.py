@@ -39,7 +39,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from deployer import before, flow, reconciler, template
+from deployer import before, flow, reconciler
 from deployer.errors import TransientError
 from deployer.events import (
     CodeBuildStateChangeEvent,
@@ -48,11 +48,12 @@ from deployer.events import (
     EcsTaskStateChangeEvent,
     parse_event,
 )
-from deployer.local.ecs_tasks import Tasks
 from deployer.pipelines import check_config_text, load_config_text
-from deployer.provision import ACCOUNT, web_task_definition
 from deployer.releases import Release, ReleaseState, ReleaseStore, StageState
 from deployer.stages import StageDeployer
+from deployer_local import template
+from deployer_local.ecs_tasks import Tasks
+from deployer_local.provision import ACCOUNT, web_task_definition
 from tests.support.documented import AWS_TASK_STATE_CHANGE_EXAMPLE
 from tests.support.events import load_event
 from tests.support.local_tasks import answered_by_tasks
@@ -263,7 +264,7 @@ NETWORK = {
 @pytest.fixture
 def store() -> Iterator[ReleaseStore]:
     with mock_aws():
-        from deployer.provision import DeployerNames, provision_deployer
+        from deployer_local.provision import DeployerNames, provision_deployer
 
         names = DeployerNames("stub")
         provision_deployer(names)
@@ -804,7 +805,7 @@ def test_the_other_functions_run_no_task(function: str) -> None:
 
 
 def test_the_local_simulator_ends_the_task_and_its_event_deploys_the_stage(world: World, tasks: Tasks) -> None:
-    from deployer.local.simulate import BeforeTaskSimulator
+    from deployer_local.simulate import BeforeTaskSimulator
 
     at_prods_before_task(world)
     printed: list[str] = []
@@ -825,7 +826,7 @@ def test_the_local_simulator_ends_the_task_and_its_event_deploys_the_stage(world
 
 
 def test_the_local_simulator_fails_the_stages_it_is_told_to(world: World, tasks: Tasks) -> None:
-    from deployer.local.simulate import BeforeTaskSimulator
+    from deployer_local.simulate import BeforeTaskSimulator
 
     release = at_prods_before_task(world)
     (event,) = BeforeTaskSimulator(tasks, lambda _: None, lambda _: None, {"prod"}).poll_once()
@@ -845,13 +846,13 @@ def test_the_local_simulator_fails_the_stages_it_is_told_to(world: World, tasks:
     ],
 )
 def test_the_simulated_exit_code(command: list[str], failing: bool, code: int) -> None:
-    from deployer.local.simulate import simulated_exit_code
+    from deployer_local.simulate import simulated_exit_code
 
     assert simulated_exit_code(command, failing) == code
 
 
 def test_the_local_ecs_front_answers_run_task_and_forwards_other_tasks() -> None:
-    from deployer.local.ecs_front import EcsFront, ServiceDeployments
+    from deployer_local.ecs_front import EcsFront, ServiceDeployments
 
     tasks = Tasks()
     with EcsFront("http://127.0.0.1:9", ServiceDeployments(), tasks=tasks) as front:  # nothing listens on :9
@@ -880,7 +881,7 @@ def test_the_local_ecs_front_answers_run_task_and_forwards_other_tasks() -> None
 
 
 def test_deployer_status_shows_the_before_task_and_the_log_of_a_failed_one(world: World) -> None:
-    from deployer import status
+    from deployer_cli.views import status
 
     release = at_prods_before_task(world)
     flow.on_task_stopped(stopped(release, exit_code=1, sample="ecs_task_stopped_failed"), world.deps)

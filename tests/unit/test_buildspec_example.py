@@ -31,8 +31,9 @@ from typing import Any
 import pytest
 import yaml
 
-from deployer import taskdef, template
+from deployer import taskdef
 from deployer.flow import ENV_COMMIT, ENV_PIPELINE, ENV_RELEASE_ID, EXPORTED_IMAGE
+from deployer_local import template
 
 pytestmark = pytest.mark.unit
 

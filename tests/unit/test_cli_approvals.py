@@ -15,9 +15,6 @@ import pytest
 from moto import mock_aws
 
 from deployer import flow
-from deployer.cli import approvals as cli_approvals
-from deployer.cli import build_parser, main
-from deployer.cli.target import NAMES, STACK_ENV
 from deployer.events import (
     CodeBuildStateChangeEvent,
     CodeCommitReferenceEvent,
@@ -25,7 +22,10 @@ from deployer.events import (
     parse_event,
 )
 from deployer.releases import Release, ReleaseState
-from deployer.status import short_principal
+from deployer_cli import build_parser, main
+from deployer_cli.commands import approvals as cli_approvals
+from deployer_cli.target import NAMES, STACK_ENV
+from deployer_cli.views.status import short_principal
 from tests.support.events import load_event
 from tests.support.world import APPROVAL_BASE_URL, SIGNING_KEY, World, commit_id, make_world
 

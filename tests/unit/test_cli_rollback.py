@@ -18,10 +18,7 @@ import pytest
 from botocore.exceptions import NoCredentialsError
 from moto import mock_aws
 
-from deployer import flow, status
-from deployer.cli import build_parser, main
-from deployer.cli import rollback as cli_rollback
-from deployer.cli.status import Target
+from deployer import flow
 from deployer.errors import DeploymentError
 from deployer.events import (
     ApprovalDecidedEvent,
@@ -31,6 +28,10 @@ from deployer.events import (
     parse_event,
 )
 from deployer.releases import Release, ReleaseState
+from deployer_cli import build_parser, main
+from deployer_cli.commands import rollback as cli_rollback
+from deployer_cli.commands.status import Target
+from deployer_cli.views import status
 from tests.support.events import load_event
 from tests.support.world import World, commit_id, make_world
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from deployer import aws
-from deployer.provision import DeployerNames
+from deployer_local.provision import DeployerNames
 from tests.support.events import REPOSITORY_ROOT
 
 pytestmark = pytest.mark.unit
@@ -196,7 +196,7 @@ def test_a_get_of_the_approval_page_loads_no_slack_sdk() -> None:
         _WORLD
         + """
 from deployer import events, flow
-from deployer.function_url import request_event
+from deployer_local.function_url import request_event
 from tests.support.events import load_event
 from tests.support.world import SIGNING_KEY
 secrets.put_secret_value(SecretId="ecs-deployer/test/approval-signing-key", SecretString=SIGNING_KEY.decode())

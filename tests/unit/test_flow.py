@@ -11,8 +11,8 @@ from moto import mock_aws
 
 from deployer import flow
 from deployer.events import CodeBuildStateChangeEvent, CodeCommitReferenceEvent, parse_event
-from deployer.provision import demo_pipelines_yaml
 from deployer.releases import ReleaseState, StageState
+from deployer_local.provision import demo_pipelines_yaml
 from tests.support.events import load_event
 from tests.support.world import World, commit_id, make_world
 

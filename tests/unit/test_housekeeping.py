@@ -47,7 +47,9 @@ from deployer.events import (
 )
 from deployer.housekeeping import MAX_DEREGISTRATIONS, SCHEDULE_READ_ONLY_KEYS, ScheduledTasks
 from deployer.pipelines import load_config_text
-from deployer.provision import (
+from deployer.releases import Release, ReleaseState, StageState
+from deployer_cli.views.status import release_status, render_table
+from deployer_local.provision import (
     ACCOUNT,
     DEMO_RULE,
     DEMO_SCHEDULE,
@@ -56,8 +58,6 @@ from deployer.provision import (
     provision_demo_schedules,
     web_task_definition,
 )
-from deployer.releases import Release, ReleaseState, StageState
-from deployer.status import release_status, render_table
 from tests.support.events import load_event
 from tests.support.world import World, commit_id, make_world
 
@@ -441,7 +441,7 @@ def short(arn: str) -> str:
 
 
 def render_table_of(world: World, release: Release) -> str:
-    from deployer.status import PipelineStatus
+    from deployer_cli.views.status import PipelineStatus
 
     status = release_status(release, ("dev", "prod"))
     return render_table([PipelineStatus("web", (status,), "web-app", "main")], width=200)

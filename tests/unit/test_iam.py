@@ -42,11 +42,11 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from deployer import template
 from deployer.pipelines import load_config_text
-from deployer.provision import DeployerNames, provision_deployer
 from deployer.releases import ReleaseStore
 from deployer.stages import StageDeployer
+from deployer_local import template
+from deployer_local.provision import DeployerNames, provision_deployer
 from tests.support.iam import allows, function_statements
 from tests.support.sam import ACCOUNT, REGION
 from tests.unit.test_stages import (

@@ -17,8 +17,8 @@ from deployer.events import (
     EcsDeploymentStateChangeEvent,
     parse_event,
 )
-from deployer.provision import demo_pipelines_yaml
 from deployer.releases import Release, ReleaseState, StageState
+from deployer_local.provision import demo_pipelines_yaml
 from tests.support.events import load_event
 from tests.support.world import World, commit_id, make_world
 

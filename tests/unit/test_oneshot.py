@@ -1,4 +1,4 @@
-"""`deployer.oneshot` and the `deployer deploy` / `deployer diff` commands: the exact ECS requests
+"""`deployer_cli.oneshot` and the `deployer deploy` / `deployer diff` commands: the exact ECS requests
 (botocore Stubber), then the same deploys against a moto world with dev/prod services."""
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from deployer import aws, oneshot, taskdef
-from deployer.cli import main
+from deployer import aws, taskdef
 from deployer.errors import DeploymentError
-from deployer.oneshot import DeployRefused, current_deployment_configuration, deploy, plan_deploy
-from deployer.provision import ACCOUNT, DemoAccount, provision_demo, web_task_definition
+from deployer_cli import main, oneshot
+from deployer_cli.oneshot import DeployRefused, current_deployment_configuration, deploy, plan_deploy
+from deployer_local.provision import ACCOUNT, DemoAccount, provision_demo, web_task_definition
 
 pytestmark = pytest.mark.unit
 
@@ -765,8 +765,9 @@ def test_the_one_shot_commands_never_import_boto3() -> None:
     # run and builds their clients THEN neither boto3 nor s3transfer (which boto3 imports) is loaded
     code = (
         "import sys\n"
-        "from deployer.cli import deploy, diff\n"
-        "from deployer import aws, oneshot\n"
+        "from deployer_cli.commands import deploy, diff\n"
+        "from deployer import aws\n"
+        "from deployer_cli import oneshot\n"
         "aws.cli_client('ecs'); aws.cli_client('application-autoscaling')\n"
         "print(sorted(m for m in ('boto3', 's3transfer') if m in sys.modules))\n"
     )
@@ -782,7 +783,7 @@ def test_the_console_script_ends_deploy_and_diff_without_the_interpreters_teardo
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # GIVEN the console script's entry point, with a command that prints and returns 7
-    import deployer.cli as cli
+    import deployer_cli as cli
 
     class Exited(Exception):
         pass

@@ -21,7 +21,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from deployer import template
 from deployer.errors import ConfigError, TransientError
 from deployer.pipelines import (
     MAX_CONFIG_BYTES,
@@ -40,6 +39,7 @@ from deployer.pipelines import (
     to_published_json,
     to_yaml,
 )
+from deployer_local import template
 
 pytestmark = pytest.mark.unit
 

@@ -46,14 +46,16 @@ from botocore.parsers import create_parser
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from deployer import flow, reconciler, runtime, template
+from deployer import flow, reconciler, runtime
 from deployer.events import (
     CodeBuildStateChangeEvent,
     CodeCommitReferenceEvent,
     EcsDeploymentStateChangeEvent,
     parse_event,
 )
-from deployer.local.ecs_front import (
+from deployer.releases import Release, ReleaseState, StageRecord, StageState
+from deployer_local import template
+from deployer_local.ecs_front import (
     JSON_CONTENT_TYPE,
     SIMULATED_OPERATIONS,
     EcsApiError,
@@ -62,9 +64,8 @@ from deployer.local.ecs_front import (
     ServiceDeployments,
     service_revision_arn,
 )
-from deployer.local.ecs_front import service_deployment_arn as local_service_deployment_arn
-from deployer.provision import push_demo_image
-from deployer.releases import Release, ReleaseState, StageRecord, StageState
+from deployer_local.ecs_front import service_deployment_arn as local_service_deployment_arn
+from deployer_local.provision import push_demo_image
 from tests.support.ecs_stub import ServiceDeploymentCalls
 from tests.support.events import load_event
 from tests.support.world import World, commit_id, make_world
@@ -560,7 +561,7 @@ def test_the_sweep_may_read_the_builds_of_the_projects_it_may_start() -> None:
 
 def answered_by_the_local_front(client: Any, deployments: ServiceDeployments) -> None:
     """The service-deployment calls of `client` answered by the local stack's simulated ECS
-    (`deployer.local.ecs_front.ServiceDeployments`) from the JSON botocore serialized, and the JSON
+    (`deployer_local.ecs_front.ServiceDeployments`) from the JSON botocore serialized, and the JSON
     answer parsed by botocore's own JSON parser, as the local stack's front does over HTTP."""
     parser = create_parser("json")
 

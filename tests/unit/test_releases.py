@@ -9,8 +9,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from deployer.provision import DeployerNames, provision_deployer
 from deployer.releases import ConflictError, Release, ReleaseState, ReleaseStore, Transition
+from deployer_local.provision import DeployerNames, provision_deployer
 from tests.support.world import commit_id
 
 pytestmark = pytest.mark.unit

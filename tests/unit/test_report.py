@@ -31,8 +31,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from deployer import flow, report
-from deployer.cli import main
+from deployer import flow
 from deployer.events import (
     CodeBuildStateChangeEvent,
     CodeCommitReferenceEvent,
@@ -40,6 +39,8 @@ from deployer.events import (
     parse_event,
 )
 from deployer.releases import Release, ReleaseState, StageRecord, StageState
+from deployer_cli import main
+from deployer_cli.views import report
 from tests.support.events import load_event
 from tests.support.world import World, commit_id, make_world
 
@@ -509,7 +510,7 @@ def test_the_command_reads_with_queries_only_and_prints_the_figures(
     assert released.state is ReleaseState.RELEASED
     finished = report.parse_time(released.stages["prod"].finished_at)
     assert finished is not None
-    monkeypatch.setattr("deployer.cli.report._now", lambda: finished + timedelta(hours=1))
+    monkeypatch.setattr("deployer_cli.commands.report._now", lambda: finished + timedelta(hours=1))
     names = world.names
     args = ["report", "--table", names.table, "--config-table", names.config_table, "--since", "7d"]
     assert main(args) == 0

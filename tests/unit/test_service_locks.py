@@ -25,9 +25,9 @@ from deployer import flow
 from deployer.events import EcsDeploymentStateChangeEvent, parse_event
 from deployer.flow import Deps
 from deployer.pipelines import PipelinesConfig, ServiceTarget, lock_order
-from deployer.provision import ACCOUNT, DeployerNames, provision_deployer, web_task_definition
 from deployer.releases import Release, ReleaseState, ReleaseStore, StageState
 from deployer.stages import StageDeployer
+from deployer_local.provision import ACCOUNT, DeployerNames, provision_deployer, web_task_definition
 from tests.support.events import load_event
 from tests.support.world import commit_id
 

@@ -30,7 +30,6 @@ from moto import mock_aws
 
 from deployer import aws, flow, slack
 from deployer.approval_http import ApprovalHttp
-from deployer.cli import main
 from deployer.errors import TransientError
 from deployer.events import (
     ApprovalDecidedEvent,
@@ -40,11 +39,12 @@ from deployer.events import (
     parse_event,
 )
 from deployer.pipelines import load_config_text
-from deployer.provision import ACCOUNT, DemoAccount, demo_pipelines_yaml, provision_demo
 from deployer.releases import Release, ReleaseState, ReleaseStore
 from deployer.reporting import view_of
 from deployer.stages import StageDeployer
-from deployer.status import release_status, render_table
+from deployer_cli import main
+from deployer_cli.views.status import release_status, render_table
+from deployer_local.provision import ACCOUNT, DemoAccount, demo_pipelines_yaml, provision_demo
 from tests.support.events import load_event
 from tests.support.world import World, commit_id, make_world
 from tests.unit.test_stages import (
@@ -325,7 +325,7 @@ def test_once_deployed_the_changes_are_read_from_the_revisions_themselves(world:
 
 
 def _pipeline_status(release: Release) -> Any:
-    from deployer.status import PipelineStatus
+    from deployer_cli.views.status import PipelineStatus
 
     return PipelineStatus(name="web", releases=(release_status(release, ("dev", "prod")),))
 

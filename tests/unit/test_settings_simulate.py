@@ -29,9 +29,9 @@ from deployer.events import (
     EcsDeploymentStateChangeEvent,
     parse_event,
 )
-from deployer.local.simulate import EcsRolloutSimulator, deployment_lookup_from_store, secret_check_for
-from deployer.provision import demo_pipelines_yaml
 from deployer.releases import ReleaseState, StageState
+from deployer_local.provision import demo_pipelines_yaml
+from deployer_local.simulate import EcsRolloutSimulator, deployment_lookup_from_store, secret_check_for
 from tests.support.world import World, commit_id, make_world
 
 pytestmark = pytest.mark.unit

@@ -35,8 +35,8 @@ from deployer.events import (
     EcsDeploymentStateChangeEvent,
     parse_event,
 )
-from deployer.provision import ACCOUNT, demo_pipelines_yaml
 from deployer.releases import Release, ReleaseState, StageState
+from deployer_local.provision import ACCOUNT, demo_pipelines_yaml
 from tests.support.ecs_stub import ServiceDeploymentCalls
 from tests.support.events import load_event
 from tests.support.world import World, commit_id, make_world
@@ -426,7 +426,7 @@ def test_rolling_back_a_finished_stage_puts_every_service_back(world: World) -> 
 
 
 def test_status_lists_every_service_of_the_stage(world: World) -> None:
-    from deployer import status
+    from deployer_cli.views import status
 
     release_id = start(world, "status")
     flow.on_deployment(service_event(world, release_id, "dev", "worker", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps)
@@ -565,7 +565,7 @@ def test_rolling_back_a_stage_of_several_services_in_flight_stops_and_puts_back_
 
 
 def test_the_simulated_ecs_rolls_out_each_service_and_sends_each_completed(world: World) -> None:
-    from deployer.local.simulate import EcsRolloutSimulator, deployment_lookup_from_store
+    from deployer_local.simulate import EcsRolloutSimulator, deployment_lookup_from_store
 
     # GIVEN the local stack's ECS rollout simulator watching the published pipeline
     emitted: list[dict[str, Any]] = []
@@ -618,8 +618,8 @@ def test_the_approval_page_draws_every_service_rollout(world: World) -> None:
 
 
 def test_status_gives_each_service_its_own_line_when_they_do_not_fit_on_one() -> None:
-    from deployer import status
-    from deployer.status import PipelineStatus, ReleaseStatus, ServiceStatus, StageStatus
+    from deployer_cli.views import status
+    from deployer_cli.views.status import PipelineStatus, ReleaseStatus, ServiceStatus, StageStatus
 
     def service(name: str, state: str, undone: str | None) -> ServiceStatus:
         return ServiceStatus(name, state, True, undone, "ecs-svc/1", f"{name}:3", f"{name}:1", None)

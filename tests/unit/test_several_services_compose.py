@@ -35,9 +35,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from deployer import before, flow, reconciler, report
+from deployer import before, flow, reconciler
 from deployer.approval_page import ApprovalPage, approval_page
-from deployer.cli import rollback as cli_rollback
 from deployer.events import (
     ApprovalDecidedEvent,
     CodeBuildStateChangeEvent,
@@ -47,13 +46,15 @@ from deployer.events import (
     RollbackRequestedEvent,
     parse_event,
 )
-from deployer.local.ecs_tasks import Tasks
 from deployer.pipelines import check_config_text, load_config_text
-from deployer.provision import ACCOUNT, web_task_definition
 from deployer.releases import Release, ReleaseState, StageState
 from deployer.reporting import view_of
-from deployer.status import PipelineStatus, release_status, render_table
-from deployer.watch import change_line
+from deployer_cli.commands import rollback as cli_rollback
+from deployer_cli.views import report
+from deployer_cli.views.status import PipelineStatus, release_status, render_table
+from deployer_cli.views.watch import change_line
+from deployer_local.ecs_tasks import Tasks
+from deployer_local.provision import ACCOUNT, web_task_definition
 from tests.support.events import load_event
 from tests.support.local_tasks import answered_by_tasks
 from tests.support.world import World, commit_id, make_world

@@ -22,9 +22,9 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from deployer.pipelines import load_config_text
-from deployer.provision import ACCOUNT, web_task_definition, worker_task_definition
 from deployer.releases import Release, ReleaseState, ReleaseStore, StageState
 from deployer.stages import SERVICES_PER_DESCRIBE, StageDeployer
+from deployer_local.provision import ACCOUNT, web_task_definition, worker_task_definition
 from tests.support.world import commit_id
 
 pytestmark = pytest.mark.unit
@@ -61,7 +61,7 @@ pipelines:
 @pytest.fixture
 def store() -> Iterator[ReleaseStore]:
     with mock_aws():
-        from deployer.provision import DeployerNames, provision_deployer
+        from deployer_local.provision import DeployerNames, provision_deployer
 
         names = DeployerNames("stub")
         provision_deployer(names)

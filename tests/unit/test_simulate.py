@@ -22,7 +22,8 @@ from deployer.events import (
     EcsDeploymentStateChangeEvent,
     parse_event,
 )
-from deployer.local.simulate import (
+from deployer.releases import Release, ReleaseState, StageState
+from deployer_local.simulate import (
     CodeBuildSimulator,
     EcsRolloutSimulator,
     Simulators,
@@ -31,7 +32,6 @@ from deployer.local.simulate import (
     for_local_stack,
     release_lookup_from_store,
 )
-from deployer.releases import Release, ReleaseState, StageState
 from tests.support.events import load_event
 from tests.support.world import World, commit_id, make_world
 

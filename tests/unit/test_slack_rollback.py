@@ -22,10 +22,9 @@ import pytest
 from moto import mock_aws
 from slack_sdk.models.blocks import ActionsBlock, Block
 
-from deployer import flow, runtime, template
+from deployer import flow, runtime
 from deployer.errors import BadInput
 from deployer.events import RollbackRequestedEvent, parse_event
-from deployer.provision import demo_pipelines_yaml
 from deployer.releases import Release, ReleaseState, StageRecord, StageState
 from deployer.slack import (
     ROLLBACK_ACTION,
@@ -40,6 +39,8 @@ from deployer.slack import (
     rollback_value,
     status_blocks,
 )
+from deployer_local import template
+from deployer_local.provision import demo_pipelines_yaml
 from tests.support.slack_sink import SlackSink
 from tests.support.world import World, commit_id, make_world
 from tests.unit.test_approval_http import (

@@ -1,4 +1,4 @@
-"""Where every command acts (`deployer.cli.target`): a flag, then `--stack NAME` (the deployed
+"""Where every command acts (`deployer_cli.target`): a flag, then `--stack NAME` (the deployed
 stack's outputs, one DescribeStacks call), then the environment, then DEPLOYER_STACK, then the
 local stack's state file; a missing stack or output is one line naming it.
 
@@ -22,10 +22,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from deployer import flow, template
-from deployer.cli import UsageError, build_parser, main
-from deployer.cli.target import NAMES, STACK_ENV, STACK_OUTPUTS, Stack, resolve_names, target_from
+from deployer import flow
 from deployer.events import CodeBuildStateChangeEvent, CodeCommitReferenceEvent, parse_event
+from deployer_cli import UsageError, build_parser, main
+from deployer_cli.target import NAMES, STACK_ENV, STACK_OUTPUTS, Stack, resolve_names, target_from
+from deployer_local import template
 from tests.support.world import World, commit_id, make_world
 
 pytestmark = pytest.mark.unit
@@ -279,7 +280,7 @@ def test_a_stack_missing_an_output_is_one_line_naming_it(world: World, capsys: p
 
 def test_the_status_resolver_keeps_its_names_for_argparse_namespaces(tmp_path: Path) -> None:
     # GIVEN a namespace without --stack (what older callers build)
-    from deployer.cli.status import resolve_target
+    from deployer_cli.commands.status import resolve_target
 
     args = argparse.Namespace(
         table="t", config_table="c", pipeline=None, signing_key_secret=None, approval_url=None, state=tmp_path

@@ -15,9 +15,9 @@ from moto import mock_aws
 
 from deployer.errors import TransientError
 from deployer.pipelines import load_config_text
-from deployer.provision import ACCOUNT, web_task_definition
 from deployer.releases import Release, ReleaseState, ReleaseStore, StageState
 from deployer.stages import StageDeployer
+from deployer_local.provision import ACCOUNT, web_task_definition
 from tests.support.world import World, commit_id, make_world
 
 pytestmark = pytest.mark.unit
@@ -43,7 +43,7 @@ pipelines:
 @pytest.fixture
 def store() -> Iterator[ReleaseStore]:
     with mock_aws():
-        from deployer.provision import DeployerNames, provision_deployer
+        from deployer_local.provision import DeployerNames, provision_deployer
 
         names = DeployerNames("stub")
         provision_deployer(names)

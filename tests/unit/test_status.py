@@ -17,9 +17,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from deployer import flow, status
-from deployer.cli import UsageError, main
-from deployer.cli.status import resolve_target
+from deployer import flow
 from deployer.events import (
     ApprovalDecidedEvent,
     CodeBuildStateChangeEvent,
@@ -28,6 +26,9 @@ from deployer.events import (
     parse_event,
 )
 from deployer.releases import Release, ReleaseState
+from deployer_cli import UsageError, main
+from deployer_cli.commands.status import resolve_target
+from deployer_cli.views import status
 from tests.support.events import load_event
 from tests.support.world import APPROVAL_BASE_URL, SIGNING_KEY, World, commit_id, make_world
 

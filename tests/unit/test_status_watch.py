@@ -18,8 +18,6 @@ import pytest
 from moto import mock_aws
 
 from deployer import flow
-from deployer.cli import main
-from deployer.cli.signals import Stopped
 from deployer.events import (
     ApprovalDecidedEvent,
     CodeBuildStateChangeEvent,
@@ -28,6 +26,8 @@ from deployer.events import (
     parse_event,
 )
 from deployer.releases import Release, ReleaseState
+from deployer_cli import main
+from deployer_cli.signals import Stopped
 from tests.support.events import load_event
 from tests.support.world import World, commit_id, make_world
 
@@ -105,8 +105,8 @@ def nothing() -> None:
 def watch(
     world: World, steps: Steps, monkeypatch: pytest.MonkeyPatch, *extra: str, reads: list[str] | None = None
 ) -> int:
-    monkeypatch.setattr("deployer.cli.status_watch._sleep", steps.sleep)
-    monkeypatch.setattr("deployer.cli.status_watch._now", steps.now)
+    monkeypatch.setattr("deployer_cli.commands.status_watch._sleep", steps.sleep)
+    monkeypatch.setattr("deployer_cli.commands.status_watch._now", steps.now)
     if reads is not None:
         real_client = boto3.session.Session.client
 

@@ -28,7 +28,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deployer.cli import main
 from deployer.render import ASCII, UNICODE, _traffic_bar, draw_traffic_plan, duration_text, traffic_summary
 from deployer.rolling import (
     HOOK_STAGES,
@@ -39,6 +38,7 @@ from deployer.rolling import (
     traffic_warnings,
     validate,
 )
+from deployer_cli import main
 
 pytestmark = pytest.mark.unit
 
@@ -685,7 +685,7 @@ def test_explicit_rolling_draws_the_same_rollout(capsys: pytest.CaptureFixture[s
 
 def test_plan_with_a_strategy_does_not_import_boto3() -> None:
     code = (
-        "import sys, deployer.cli as c; "
+        "import sys, deployer_cli as c; "
         "rc = c.main(['plan', '--desired', '4', '--strategy', 'LINEAR', '--pause-at', 'POST_SCALE_UP', '--json']); "
         "assert rc == 0, rc; "
         "heavy = [m for m in ('boto3', 'botocore', 'pydantic') if m in sys.modules]; "

@@ -45,8 +45,6 @@ import pytest
 from moto import mock_aws
 
 from deployer import aws, runtime
-from deployer.function_url import request_event
-from deployer.provision import demo_pipelines_yaml
 from deployer.sources import Push
 from deployer.webhooks import (
     Answer,
@@ -59,6 +57,8 @@ from deployer.webhooks import (
     verify_github,
     verify_gitlab,
 )
+from deployer_local.function_url import request_event
+from deployer_local.provision import demo_pipelines_yaml
 from tests.support.events import EVENTS_DIR, REPOSITORY_ROOT
 from tests.support.world import World, make_world
 

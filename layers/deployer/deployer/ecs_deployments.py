@@ -16,7 +16,7 @@ stage, be continued or rolled back, and be stopped with a rollback.
 
 moto does not implement these calls (REFERENCE.md: HTTP 500 "not implemented"); the unit tests
 assert the exact requests with botocore's Stubber, and the local stack answers them through its
-simulated ECS (`deployer.local.simulate`).
+simulated ECS (`deployer_local.simulate`).
 """
 
 from __future__ import annotations
