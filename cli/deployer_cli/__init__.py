@@ -12,7 +12,7 @@ import importlib
 import os
 import sys
 
-TYPE_CHECKING = False  # `deployer plan` starts without `typing` (see deployer.rolling)
+TYPE_CHECKING = False  # `deployer plan` starts without `typing` (see deployer.rollout.model)
 if TYPE_CHECKING:
     from collections.abc import Sequence
 

@@ -6,7 +6,7 @@ It is the pipeline's stage deployment without the release bookkeeping, in two ha
 - `plan_deploy` reads (DescribeServices, DescribeTaskDefinition with tags, and
   DescribeScalableTargets when an autoscaling client is given) and decides: the images that
   change, the RegisterTaskDefinition request and its JSON diff against the running revision, the
-  deployment configuration before and after, `deployer.rolling`'s findings and the rollout.
+  deployment configuration before and after, `deployer.rollout`'s findings and the rollout.
 - `deploy` writes what the plan decided: RegisterTaskDefinition (only when an image or a setting,
   `--env`/`--secret`/`--unset`, changes),
   then UpdateService with the task definition and the deploymentConfiguration, never
@@ -30,8 +30,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from deployer import aws, rolling, taskdef
+from deployer import aws, taskdef
 from deployer.errors import ConfigError, DeployerError, DeploymentError
+from deployer.rollout.model import DEFAULT_MAXIMUM_PERCENT, DEFAULT_MINIMUM_HEALTHY_PERCENT, Finding, ServiceFacts
+from deployer.rollout.plan import Plan
+from deployer.rollout.plan import plan as plan_rollout
+from deployer.rollout.validate import Validation
+from deployer.rollout.validate import validate as validate_rollout
 from deployer.settings import DeploySettings, SettingChange
 from deployer.settings import merge as merge_settings
 from deployer.stages import ServiceView, autoscaling_range, describe_service
@@ -120,7 +125,7 @@ class DeployPlan:
     cluster: str
     service: str
     view: ServiceView
-    facts: rolling.ServiceFacts  # with the autoscaling range when the service scales
+    facts: ServiceFacts  # with the autoscaling range when the service scales
     images: dict[str, str]  # container -> requested image
     described: dict[str, Any]  # DescribeTaskDefinition's answer (with `tags` beside the definition)
     image_changes: dict[str, tuple[str, str]]  # container -> (running image, requested image)
@@ -130,14 +135,14 @@ class DeployPlan:
     config_before: dict[str, Any]  # the service's deploymentConfiguration, without noise
     config_after: dict[str, Any]  # what UpdateService would send (validated, defaults filled)
     config_changes: tuple[ConfigChange, ...]
-    validation: rolling.Validation
-    extra_errors: tuple[rolling.Finding, ...]  # the deployer's own refusals beyond rolling's
-    rollout: rolling.Plan | None  # ROLLING and valid only
+    validation: Validation
+    extra_errors: tuple[Finding, ...]  # the deployer's own refusals beyond rolling's
+    rollout: Plan | None  # ROLLING and valid only
     settings: DeploySettings = dataclasses.field(default_factory=DeploySettings)  # --env, --secret, --unset
     setting_changes: tuple[SettingChange, ...] = ()  # what they change in the running revision
 
     @property
-    def errors(self) -> tuple[rolling.Finding, ...]:
+    def errors(self) -> tuple[Finding, ...]:
         return self.validation.errors + self.extra_errors
 
     @property
@@ -301,13 +306,13 @@ def plan_deploy(
 
     before = current_deployment_configuration(svc)
     merged = {**before, **(requested or {})}
-    validation = rolling.validate(merged, facts)
+    validation = validate_rollout(merged, facts)
     after = validation.deployment_configuration if validation.valid else dict(merged)
 
-    extra: list[rolling.Finding] = []
+    extra: list[Finding] = []
     if facts.deployment_controller != "ECS":
         extra.append(
-            rolling.Finding(
+            Finding(
                 "error",
                 "deploymentController",
                 facts.deployment_controller,
@@ -318,7 +323,7 @@ def plan_deploy(
         )
     if beyond_images:
         extra.append(
-            rolling.Finding(
+            Finding(
                 "error",
                 "taskDefinition",
                 sorted(beyond_images),
@@ -331,7 +336,7 @@ def plan_deploy(
     strategy = after.get("strategy", "ROLLING")
     rollout = None
     if validation.valid and not extra and strategy == "ROLLING":
-        rollout = rolling.plan(facts.desired_count, after["minimumHealthyPercent"], after["maximumPercent"])
+        rollout = plan_rollout(facts.desired_count, after["minimumHealthyPercent"], after["maximumPercent"])
 
     return DeployPlan(
         cluster=cluster,
@@ -396,19 +401,19 @@ def current_deployment_configuration(svc: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in config.items() if value is not None}
 
 
-def _defaults(facts: rolling.ServiceFacts) -> dict[str, Any]:
+def _defaults(facts: ServiceFacts) -> dict[str, Any]:
     """What ECS uses for a field the configuration leaves out (botocore ECS model)."""
     scheduling = facts.scheduling_strategy
     return {
-        "minimumHealthyPercent": rolling.DEFAULT_MINIMUM_HEALTHY_PERCENT[scheduling],
-        "maximumPercent": rolling.DEFAULT_MAXIMUM_PERCENT[scheduling],
+        "minimumHealthyPercent": DEFAULT_MINIMUM_HEALTHY_PERCENT[scheduling],
+        "maximumPercent": DEFAULT_MAXIMUM_PERCENT[scheduling],
         "deploymentCircuitBreaker": {"enable": False, "rollback": False},
         "strategy": "ROLLING",
     }
 
 
 def _config_changes(
-    before: Mapping[str, Any], after: Mapping[str, Any], facts: rolling.ServiceFacts
+    before: Mapping[str, Any], after: Mapping[str, Any], facts: ServiceFacts
 ) -> tuple[ConfigChange, ...]:
     defaults = _defaults(facts)
     known = {key: index for index, key in enumerate(FIELD_ORDER)}

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-TYPE_CHECKING = False  # `deployer plan` starts without `typing` (see deployer.rolling)
+TYPE_CHECKING = False  # `deployer plan` starts without `typing` (see deployer.rollout.model)
 if TYPE_CHECKING:
     from typing import TextIO
 

@@ -11,7 +11,7 @@ shaped like the samples in `events/`:
   "CodeBuild Build State Change" SUCCEEDED with `IMAGE_URI` exported, pinned by digest (or
   FAILED for the projects it is told to fail).
 - `EcsRolloutSimulator` finds, on the services it watches, a PRIMARY deployment the deployer
-  started and it has not handled yet, draws the rollout ECS would do (`deployer.rolling.plan`)
+  started and it has not handled yet, draws the rollout ECS would do (`deployer.rollout.plan`)
   and emits "ECS Deployment State Change" COMPLETED (or, for the stages it is told to fail, the
   circuit breaker's rollback IN_PROGRESS and then FAILED). A revision with secrets says which
   secrets its tasks read when they start (names, never values); one that does not exist in the
@@ -41,7 +41,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from deployer import render, rolling
+from deployer import render
 from deployer.ecs_deployments import HOOK_STATE_CHANGE
 from deployer.events import (
     CODEBUILD_SOURCE,
@@ -51,6 +51,8 @@ from deployer.events import (
     DeploymentEvent,
 )
 from deployer.flow import ENV_COMMIT, ENV_PIPELINE, ENV_RELEASE_ID, EXPORTED_IMAGE
+from deployer.rollout.model import DEFAULT_MAXIMUM_PERCENT, DEFAULT_MINIMUM_HEALTHY_PERCENT
+from deployer.rollout.plan import plan as plan_rollout
 from deployer_local.ecs_front import (
     HookRecord,
     Request,
@@ -759,8 +761,8 @@ class EcsRolloutSimulator:
         flight = self._register(watched, service, deployment_id, release_id, stage, prefix)
         daemon = service.get("schedulingStrategy") == "DAEMON"
         strategy = "DAEMON" if daemon else "REPLICA"
-        minimum = int(config.get("minimumHealthyPercent", rolling.DEFAULT_MINIMUM_HEALTHY_PERCENT[strategy]))
-        maximum = int(config.get("maximumPercent", rolling.DEFAULT_MAXIMUM_PERCENT[strategy]))
+        minimum = int(config.get("minimumHealthyPercent", DEFAULT_MINIMUM_HEALTHY_PERCENT[strategy]))
+        maximum = int(config.get("maximumPercent", DEFAULT_MAXIMUM_PERCENT[strategy]))
         desired = int(service.get("desiredCount", 0))
         failing = watched.name in self.fail_stages or stage in self.fail_stages
         revision = str(service.get("taskDefinition", "?")).rsplit("/", 1)[-1]
@@ -770,7 +772,7 @@ class EcsRolloutSimulator:
         )
         failing = self._secrets_unreadable(prefix, service) or failing
         try:
-            rollout = rolling.plan(desired, minimum, maximum)
+            rollout = plan_rollout(desired, minimum, maximum)
         except ValueError as exc:  # StuckRollout too: ECS would sit there, sending no event
             self._print(f"{prefix} ECS cannot roll this out ({exc}); no event is sent, as ECS sends none")
             return []  # in flight for ever, as in ECS: StopServiceDeployment can still roll it back

@@ -1,4 +1,4 @@
-"""Tests for deployer.rolling: ECS rolling-update arithmetic, the planner and `validate`.
+"""Tests for deployer.rollout: ECS rolling-update arithmetic, the planner and `validate`.
 
 The rounding rules are ECS's ("Deploy Amazon ECS services by replacing tasks",
 https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-type-ecs.html): at least
@@ -19,18 +19,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deployer.rolling import (
-    MANY_WAVES,
-    MAX_TASKS_PER_SERVICE,
-    MISSING,
-    Finding,
-    ServiceFacts,
-    StuckRollout,
-    Validation,
-    is_stuck,
-    plan,
-    validate,
-)
+from deployer.rollout.model import MAX_TASKS_PER_SERVICE, MISSING, Finding, ServiceFacts
+from deployer.rollout.plan import StuckRollout, is_stuck, plan
+from deployer.rollout.validate import MANY_WAVES, Validation, validate
 
 pytestmark = pytest.mark.unit
 
@@ -941,9 +932,9 @@ def test_range_is_refused_iff_some_count_in_it_is_stuck(low: int, size: int, min
 
 
 def test_rolling_imports_nothing_heavy() -> None:
-    # `deployer plan` must start fast: no boto3, no pydantic behind deployer.rolling
+    # `deployer plan` must start fast: no boto3, no pydantic behind deployer.rollout
     code = (
-        "import sys, deployer.rolling; "
+        "import sys, deployer.rollout; "
         "heavy = sorted(m for m in ('boto3', 'botocore', 'pydantic') if m in sys.modules); "
         "print(','.join(heavy))"
     )
@@ -955,7 +946,7 @@ def test_rolling_imports_nothing_heavy() -> None:
 
 
 def test_records_compare_hash_and_print_like_frozen_dataclasses() -> None:
-    from deployer.rolling import Step
+    from deployer.rollout.plan import Step
 
     step = Step(1, 2, "start", 1)
     assert step == Step(old=1, new=2, action="start", count=1)

@@ -35,7 +35,7 @@ from deployer_cli import UsageError
 from deployer_cli.signals import shielded
 
 if TYPE_CHECKING:
-    from deployer.rolling import Finding
+    from deployer.rollout.model import Finding
     from deployer.settings import DeploySettings
     from deployer_cli.oneshot import ConfigChange, DeploymentCounts, DeployPlan, DeployResult, Progress
 

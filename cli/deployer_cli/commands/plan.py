@@ -7,7 +7,7 @@ hook waits for, and the peak task count.
 Exit status: 0 when the configuration is valid, 1 when it is refused (errors on stdout, or inside
 the JSON), 2 for unusable arguments (one line on stderr).
 
-Imports only the standard library and `deployer.rolling`, so it starts fast and never loads boto3.
+Imports only the standard library and `deployer.rollout`, so it starts fast and never loads boto3.
 """
 
 from __future__ import annotations
@@ -18,28 +18,28 @@ import re
 import sys
 
 from deployer.render import ASCII, UNICODE, draw_plan, draw_traffic_plan, duration_text, tasks_text
-from deployer.rolling import (
-    DEFAULT_CANARY_BAKE_MINUTES,
-    DEFAULT_CANARY_PERCENT,
-    DEFAULT_STEP_BAKE_MINUTES,
-    DEFAULT_STEP_PERCENT,
+from deployer.rollout.model import (
     HOOK_STAGES,
     HOOK_TIMEOUT_ACTIONS,
     STRATEGIES,
     TRAFFIC_SHIFTING,
     Finding,
-    Plan,
     ServiceFacts,
+)
+from deployer.rollout.plan import Plan, plan
+from deployer.rollout.traffic import (
+    DEFAULT_CANARY_BAKE_MINUTES,
+    DEFAULT_CANARY_PERCENT,
+    DEFAULT_STEP_BAKE_MINUTES,
+    DEFAULT_STEP_PERCENT,
     TrafficPlan,
-    Validation,
-    plan,
     traffic_plan,
     traffic_warnings,
-    validate,
 )
+from deployer.rollout.validate import Validation, validate
 from deployer_cli import UsageError
 
-TYPE_CHECKING = False  # `deployer plan` starts without `typing` (see deployer.rolling)
+TYPE_CHECKING = False  # `deployer plan` starts without `typing` (see deployer.rollout)
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Any, TextIO

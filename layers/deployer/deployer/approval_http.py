@@ -74,7 +74,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import TypeAdapter, ValidationError
 
-from deployer import aws, render, rolling
+from deployer import aws, render
 from deployer.approval_page import (
     CONTENT_TYPE,
     SECURITY_HEADERS,
@@ -93,6 +93,8 @@ from deployer.events import (
     put_events_entry,
 )
 from deployer.releases import Release, ReleaseStore, StageState
+from deployer.rollout.plan import StuckRollout
+from deployer.rollout.plan import plan as plan_rollout
 from deployer.slack import (
     Interaction,
     RollbackTarget,
@@ -702,8 +704,8 @@ def _plan(context: Mapping[str, Any]) -> tuple[str | None, str | None]:
         missing = "The rollout plan is not available: the approval request recorded no service details"
         return None, f"{missing} ({note})." if note else f"{missing}."
     try:
-        rollout = rolling.plan(desired, minimum, maximum)
-    except rolling.StuckRollout as exc:
+        rollout = plan_rollout(desired, minimum, maximum)
+    except StuckRollout as exc:
         return None, f"This rollout cannot move: {exc.reason}."
     except ValueError as exc:
         return None, f"The rollout plan cannot be drawn: {exc}."

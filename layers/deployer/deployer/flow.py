@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from deployer import aws, before, ecs_deployments, housekeeping, render, rolling, sources, taskdef
+from deployer import aws, before, ecs_deployments, housekeeping, render, sources, taskdef
 from deployer import settings as deploy_settings
 from deployer import stages as stages_module
 from deployer.errors import BadInput, ConfigError, DeploymentError
@@ -45,6 +45,8 @@ from deployer.releases import (
     now_iso,
     pipeline_of,
 )
+from deployer.rollout.plan import plan as plan_rollout
+from deployer.rollout.validate import validate as validate_rollout
 from deployer.sources import Push
 from deployer.stages import ServiceView, StageDeployer, StageResult, describe_service, describe_services
 
@@ -432,7 +434,7 @@ def approval_context(release: Release, stage: Stage, deps: Deps) -> dict[str, An
         view = describe_service(deps.stages.ecs, stage.cluster, stage.service_names[0])
     except DeploymentError as exc:
         return {**context, "note": str(exc)}
-    validation = rolling.validate(stage.deployment_configuration(), view.facts)
+    validation = validate_rollout(stage.deployment_configuration(), view.facts)
     config = validation.deployment_configuration
     context.update(
         current_task_definition=view.task_definition,
@@ -441,7 +443,7 @@ def approval_context(release: Release, stage: Stage, deps: Deps) -> dict[str, An
         maximum_percent=config.get("maximumPercent"),
     )
     if validation.valid and config.get("strategy", "ROLLING") == "ROLLING":
-        rollout = rolling.plan(view.facts.desired_count, config["minimumHealthyPercent"], config["maximumPercent"])
+        rollout = plan_rollout(view.facts.desired_count, config["minimumHealthyPercent"], config["maximumPercent"])
         context["plan_line"] = render.summary(rollout)
     elif not validation.valid:
         context["note"] = "; ".join(f.message for f in validation.errors)
@@ -462,7 +464,7 @@ def services_context(stage: Stage, views: Mapping[str, ServiceView], missing: Se
             entry["note"] = next((m for m in missing if f"{stage.cluster}/{name} " in m), "not found")
             shown.append(entry)
             continue
-        validation = rolling.validate(stage.deployment_configuration(), view.facts)
+        validation = validate_rollout(stage.deployment_configuration(), view.facts)
         config = validation.deployment_configuration
         entry.update(
             current_task_definition=view.task_definition,
@@ -471,7 +473,7 @@ def services_context(stage: Stage, views: Mapping[str, ServiceView], missing: Se
             maximum_percent=config.get("maximumPercent"),
         )
         if validation.valid and config.get("strategy", "ROLLING") == "ROLLING":
-            rollout = rolling.plan(view.facts.desired_count, config["minimumHealthyPercent"], config["maximumPercent"])
+            rollout = plan_rollout(view.facts.desired_count, config["minimumHealthyPercent"], config["maximumPercent"])
             entry["plan_line"] = render.summary(rollout)
         elif not validation.valid:
             entry["note"] = "; ".join(f.message for f in validation.errors)

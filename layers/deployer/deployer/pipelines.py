@@ -41,9 +41,10 @@ from pydantic import (
     model_validator,
 )
 
-from deployer import rolling
 from deployer import settings as deploy_settings
 from deployer.errors import ConfigError, DeployerError, TransientError
+from deployer.rollout.traffic import traffic_plan
+from deployer.rollout.validate import validate as validate_rollout
 
 if TYPE_CHECKING:
     import yaml
@@ -428,7 +429,7 @@ class Rollout(_Model):
     """ECS deploymentConfiguration in the API's own names, plus the `circuitBreaker` shorthand.
 
     Only the keys are checked here (a misspelt key is an error); the values are checked by
-    `deployer.rolling.validate`, the same rules `deployer plan` and the deploying function apply,
+    `deployer.rollout.validate`, the same rules `deployer plan` and the deploying function apply,
     so one rule never has two wordings. Keys left out take ECS's defaults.
     """
 
@@ -699,13 +700,13 @@ class Stage(_Model):
 def expected_minutes(configuration: Mapping[str, Any]) -> int:
     """What the rollout itself waits, by its own settings: for BLUE_GREEN, LINEAR and CANARY the bake
     times plus every lifecycle hook's timeout (each time ECS reaches its stage), as
-    `rolling.traffic_plan` counts them; 0 for ROLLING, which has no set duration. The deployer's own
+    `traffic_plan` counts them; 0 for ROLLING, which has no set duration. The deployer's own
     approval pause (`approval.at`) is not in `configuration`: the deadline's clock restarts when a
     paused deployment is continued."""
     if configuration.get("strategy") not in HOOK_STRATEGIES:
         return 0
     try:
-        plan = rolling.traffic_plan(configuration, 1)
+        plan = traffic_plan(configuration, 1)
     except ValueError:  # refused values are reported by `deployer validate`; no duration to count
         return 0
     return plan.minimum_minutes + sum(hook.timeout_minutes * hook.runs for hook in plan.hooks)
@@ -1429,7 +1430,7 @@ _ROLLOUT_API_KEYS = frozenset(
 
 
 def _check_rollout(raw: Any, loc: Loc, check: _Checker) -> None:
-    """The rollout's values through `rolling.validate` (static checks: no service facts here)."""
+    """The rollout's values through `validate_rollout` (static checks: no service facts here)."""
     if not isinstance(raw, dict):
         return
     requested = {key: value for key, value in raw.items() if key in _ROLLOUT_API_KEYS and value is not None}
@@ -1443,7 +1444,7 @@ def _check_rollout(raw: Any, loc: Loc, check: _Checker) -> None:
             pass  # the schema reports it
         else:
             requested["deploymentCircuitBreaker"] = {"enable": breaker.enable, "rollback": breaker.rollback}
-    result = rolling.validate(requested, None)
+    result = validate_rollout(requested, None)
     for severity, findings in (("error", result.errors), ("warning", result.warnings)):
         for finding in findings:
             path = finding.field

@@ -1,16 +1,17 @@
 """Drawing a rollout plan as text: shared by `deployer plan`, the approval page and Slack.
-Standard library and `deployer.rolling` only (the CLI must start fast)."""
+Standard library and `deployer.rollout` only (the CLI must start fast)."""
 
 from __future__ import annotations
 
 import io
 
-TYPE_CHECKING = False  # `deployer plan` starts without `typing` (see deployer.rolling)
+TYPE_CHECKING = False  # `deployer plan` starts without `typing` (see deployer.rollout)
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import TextIO
 
-    from deployer.rolling import Plan, Step, TrafficPlan, TrafficStep
+    from deployer.rollout.plan import Plan, Step
+    from deployer.rollout.traffic import TrafficPlan, TrafficStep
 
 # Above this many task slots a row shows counts instead of one box per task.
 MAX_BOXES = 40

@@ -2,7 +2,7 @@
 
 1. DescribeServices: live desiredCount, scheduling strategy, launch type, controller, current
    task definition (and, when the service scales, its Application Auto Scaling range).
-2. Validate the stage's rollout for that service with `deployer.rolling`; refused -> the release
+2. Validate the stage's rollout for that service with `deployer.rollout`; refused -> the release
    ends INVALID_CONFIG and nothing is registered or updated. The same for the stage's scheduled
    tasks (`schedules:`): each must run the family of one of the stage's services in its cluster
    (`deployer.housekeeping`).
@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
-from deployer import aws, before, ecs_deployments, rolling, taskdef
+from deployer import aws, before, ecs_deployments, taskdef
 from deployer import settings as deploy_settings
 from deployer.errors import DeploymentError
 from deployer.pipelines import ServiceTarget, lock_order
@@ -50,6 +50,9 @@ from deployer.releases import (
     StageState,
     now_iso,
 )
+from deployer.rollout.model import ServiceFacts
+from deployer.rollout.validate import Validation
+from deployer.rollout.validate import validate as validate_rollout
 
 if TYPE_CHECKING:
     from mypy_boto3_application_autoscaling import ApplicationAutoScalingClient
@@ -72,7 +75,7 @@ class ServiceView:
     cluster: str
     service: str
     task_definition: str
-    facts: rolling.ServiceFacts
+    facts: ServiceFacts
     primary_deployment_id: str | None
     # the service as DescribeServices returned it: a before-task is placed and networked as it is
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -136,7 +139,7 @@ def describe_services(ecs: ECSClient, cluster: str, services: list[str]) -> tupl
     return views, missing
 
 
-def _facts(svc: ServiceTypeDef) -> rolling.ServiceFacts:
+def _facts(svc: ServiceTypeDef) -> ServiceFacts:
     launch_type: Literal["FARGATE", "EC2", "EXTERNAL"] = "FARGATE"
     if svc.get("launchType") in {"EC2", "EXTERNAL"}:
         launch_type = svc["launchType"]  # type: ignore[assignment]
@@ -145,7 +148,7 @@ def _facts(svc: ServiceTypeDef) -> rolling.ServiceFacts:
         launch_type = "FARGATE" if all(p.startswith("FARGATE") for p in providers) else "EC2"
     controller = svc.get("deploymentController", {}).get("type", "ECS")
     balancers = svc.get("loadBalancers", [])
-    return rolling.ServiceFacts(
+    return ServiceFacts(
         desired_count=int(svc.get("desiredCount", 0)),
         scheduling_strategy="DAEMON" if svc.get("schedulingStrategy") == "DAEMON" else "REPLICA",
         launch_type=launch_type,
@@ -155,7 +158,7 @@ def _facts(svc: ServiceTypeDef) -> rolling.ServiceFacts:
     )
 
 
-def deployment_configuration(stage: Stage, validation: rolling.Validation, release: Release) -> dict[str, Any]:
+def deployment_configuration(stage: Stage, validation: Validation, release: Release) -> dict[str, Any]:
     """What UpdateService sends: the validated rollout, plus the PAUSE hook where the stage asks
     for an approval during the deployment (`approval: {at: ...}`). The hook times out when the
     approval does, and ECS then rolls back (`ecs_deployments.PAUSE_TIMEOUT_ACTION`). A rollback
@@ -298,9 +301,9 @@ class StageDeployer:
 
     def _validate(
         self, release: Release, stage: Stage, targets: tuple[ServiceTarget, ...]
-    ) -> tuple[dict[str, ServiceView], dict[str, rolling.Validation], dict[str, dict[str, Any]], _Problems]:
+    ) -> tuple[dict[str, ServiceView], dict[str, Validation], dict[str, dict[str, Any]], _Problems]:
         """Describe and validate every service of the stage: its rollout for its desired count and
-        autoscaling range (`rolling.validate`); unless the release redeploys revisions that exist (a
+        autoscaling range (`validate_rollout`); unless the release redeploys revisions that exist (a
         rollback), that each scheduled task runs one of the services' families in the cluster, and
         that the clones can be registered: the containers to swap and those the settings name are
         in the task definitions, secrets have an execution role, each clone fits ECS's size limit
@@ -313,12 +316,12 @@ class StageDeployer:
         ranges = autoscaling_ranges(self.autoscaling, stage.cluster, [t.service for t in targets])
         several = len(targets) > 1
         problems = _Problems()
-        validations: dict[str, rolling.Validation] = {}
+        validations: dict[str, Validation] = {}
         for target in targets:
             facts = views[target.service].facts
             if target.service in ranges:
-                facts = rolling.ServiceFacts(**{**facts.__dict__, "desired_range": ranges[target.service]})
-            validation = rolling.validate(stage.deployment_configuration(), facts)
+                facts = facts.replace(desired_range=ranges[target.service])
+            validation = validate_rollout(stage.deployment_configuration(), facts)
             validations[target.service] = validation
             if not validation.valid:
                 reason = "; ".join(f.message for f in validation.errors)
@@ -524,7 +527,7 @@ class StageDeployer:
         target: ServiceTarget,
         view: ServiceView,
         new_arn: str,
-        validation: rolling.Validation,
+        validation: Validation,
     ) -> str:
         """UpdateService to `new_arn` (never desiredCount); the PRIMARY deployment's id. A retry after
         an UpdateService that went through finds the service on `new_arn` already: its deployment."""
@@ -586,7 +589,7 @@ class StageDeployer:
         stage: Stage,
         targets: tuple[ServiceTarget, ...],
         views: dict[str, ServiceView],
-        validations: dict[str, rolling.Validation],
+        validations: dict[str, Validation],
         described: dict[str, dict[str, Any]],
     ) -> StageResult:
         """Register the revisions (one per distinct task definition and containers), run the stage's
