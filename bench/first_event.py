@@ -360,7 +360,7 @@ def _scenarios(w: _World) -> dict[str, Scenario]:
         return page[0]
 
     def github_pipeline() -> None:
-        from deployer.pipelines import load_config_text
+        from deployer.pipelines.loader import load_config_text
         from deployer_local.provision import demo_pipelines_yaml
 
         text = demo_pipelines_yaml(w.world.account, source=f"github:{GITHUB_REPOSITORY}")

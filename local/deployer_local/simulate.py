@@ -64,7 +64,7 @@ from deployer_local.ecs_front import (
 )
 
 if TYPE_CHECKING:
-    from deployer.pipelines import PipelinesConfig
+    from deployer.pipelines.schema import PipelinesConfig
     from deployer.releases import ReleaseStore
 
 __all__ = [

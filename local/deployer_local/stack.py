@@ -255,7 +255,8 @@ class LocalStack:
     def _provision(self, names: Any) -> None:
         import boto3
 
-        from deployer.pipelines import ConfigStore, load_config_text
+        from deployer.pipelines.loader import load_config_text
+        from deployer.pipelines.store import ConfigStore
         from deployer_local.provision import (
             DEMO_RULE,
             DEMO_SCHEDULE,

@@ -16,7 +16,7 @@ import pytest
 from boto3.dynamodb.conditions import Key
 
 from deployer.events import RELEASE_STATE_CHANGE, SOURCE
-from deployer.pipelines import PUBLISHED_ITEM_ID
+from deployer.pipelines.store import PUBLISHED_ITEM_ID
 from deployer.releases import ReleaseState
 from deployer_local import localrun
 from deployer_local.localrun import InvokeResult

@@ -19,7 +19,7 @@ from typing import Any
 import boto3
 import pytest
 
-from deployer.pipelines import load_config_text
+from deployer.pipelines.loader import load_config_text
 from deployer_local.provision import demo_pipelines_yaml
 from tests.integration.test_local_paused_bluegreen import DEVELOPER, push_a_commit, reach
 

@@ -96,7 +96,9 @@ from deployer.events import (
     parse_event,
 )
 from deployer.flow import BusPublisher, Deps
-from deployer.pipelines import ConfigStore, PipelinesConfig, load_config_text
+from deployer.pipelines.loader import load_config_text
+from deployer.pipelines.schema import PipelinesConfig
+from deployer.pipelines.store import ConfigStore
 from deployer.releases import ReleaseState, ReleaseStore, StageState, Transition, release_id_for
 from deployer.reporting import fan_out
 from deployer.stages import StageDeployer

@@ -15,7 +15,8 @@ import boto3
 
 from deployer.approvals import Approvals
 from deployer.flow import ENV_COMMIT, ENV_PIPELINE, ENV_RELEASE_ID, Deps
-from deployer.pipelines import ConfigStore, load_config_text
+from deployer.pipelines.loader import load_config_text
+from deployer.pipelines.store import ConfigStore
 from deployer.releases import ReleaseStore, Transition, TransitionListener
 from deployer.reporting import fan_out
 from deployer.stages import StageDeployer

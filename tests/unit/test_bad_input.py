@@ -60,7 +60,7 @@ from deployer.events import (
     RollbackRequestedEvent,
     parse_event,
 )
-from deployer.pipelines import MAX_CONFIG_BYTES
+from deployer.pipelines.loader import MAX_CONFIG_BYTES
 from deployer.releases import ReleaseState
 from deployer_cli import main as deployer_main
 from deployer_local import template

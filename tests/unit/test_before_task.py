@@ -48,7 +48,7 @@ from deployer.events import (
     EcsTaskStateChangeEvent,
     parse_event,
 )
-from deployer.pipelines import check_config_text, load_config_text
+from deployer.pipelines.loader import check_config_text, load_config_text
 from deployer.releases import Release, ReleaseState, ReleaseStore, StageState
 from deployer.stages import StageDeployer
 from deployer_local import template

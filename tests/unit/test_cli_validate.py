@@ -17,7 +17,8 @@ import pytest
 import yaml
 from moto import mock_aws
 
-from deployer.pipelines import MAX_CONFIG_BYTES, PUBLISHED_ITEM_ID, load_config_text, to_published_json
+from deployer.pipelines.loader import MAX_CONFIG_BYTES, load_config_text, to_published_json
+from deployer.pipelines.store import PUBLISHED_ITEM_ID
 from deployer_cli import main
 from deployer_local import template
 

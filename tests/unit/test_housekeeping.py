@@ -46,7 +46,7 @@ from deployer.events import (
     parse_event,
 )
 from deployer.housekeeping import MAX_DEREGISTRATIONS, SCHEDULE_READ_ONLY_KEYS, ScheduledTasks
-from deployer.pipelines import load_config_text
+from deployer.pipelines.loader import load_config_text
 from deployer.releases import Release, ReleaseState, StageState
 from deployer_cli.views.status import release_status, render_table
 from deployer_local.provision import (

@@ -42,7 +42,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from deployer.pipelines import load_config_text
+from deployer.pipelines.loader import load_config_text
 from deployer.releases import ReleaseStore
 from deployer.stages import StageDeployer
 from deployer_local import template

@@ -1,5 +1,5 @@
-"""Tests for deployer.pipelines: the schema, located errors, hostile YAML, the published JSON and
-the DynamoDB-backed ConfigStore (moto in process)."""
+"""Tests for deployer.pipelines (schema, loader, store): the schema, located errors, hostile YAML, the published JSON
+and the DynamoDB-backed ConfigStore (moto in process)."""
 
 from __future__ import annotations
 
@@ -22,23 +22,19 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from deployer.errors import ConfigError, TransientError
-from deployer.pipelines import (
+from deployer.pipelines.loader import (
     MAX_CONFIG_BYTES,
     MAX_PUBLISHED_BYTES,
     MAX_YAML_NODES,
-    PUBLISHED_ITEM_ID,
-    ConfigStore,
-    Pipeline,
-    PipelinesConfig,
-    PublishConflict,
     check_config_text,
-    find_pipelines,
     format_path,
     from_published_json,
     load_config_text,
     to_published_json,
     to_yaml,
 )
+from deployer.pipelines.schema import Pipeline, PipelinesConfig, find_pipelines
+from deployer.pipelines.store import PUBLISHED_ITEM_ID, ConfigStore, PublishConflict
 from deployer_local import template
 
 pytestmark = pytest.mark.unit

@@ -24,7 +24,7 @@ from moto import mock_aws
 from deployer import flow
 from deployer.events import EcsDeploymentStateChangeEvent, parse_event
 from deployer.flow import Deps
-from deployer.pipelines import PipelinesConfig, ServiceTarget, lock_order
+from deployer.pipelines.schema import PipelinesConfig, ServiceTarget, lock_order
 from deployer.releases import Release, ReleaseState, ReleaseStore, StageState
 from deployer.stages import StageDeployer
 from deployer_local.provision import ACCOUNT, DeployerNames, provision_deployer, web_task_definition

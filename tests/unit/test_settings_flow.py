@@ -38,7 +38,7 @@ from deployer.events import (
     EcsDeploymentStateChangeEvent,
     parse_event,
 )
-from deployer.pipelines import load_config_text
+from deployer.pipelines.loader import load_config_text
 from deployer.releases import Release, ReleaseState, ReleaseStore
 from deployer.reporting import view_of
 from deployer.stages import StageDeployer

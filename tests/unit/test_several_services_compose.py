@@ -46,7 +46,7 @@ from deployer.events import (
     RollbackRequestedEvent,
     parse_event,
 )
-from deployer.pipelines import check_config_text, load_config_text
+from deployer.pipelines.loader import check_config_text, load_config_text
 from deployer.releases import Release, ReleaseState, StageState
 from deployer.reporting import view_of
 from deployer_cli.commands import rollback as cli_rollback

@@ -21,7 +21,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from deployer.pipelines import load_config_text
+from deployer.pipelines.loader import load_config_text
 from deployer.releases import Release, ReleaseState, ReleaseStore, StageState
 from deployer.stages import SERVICES_PER_DESCRIBE, StageDeployer
 from deployer_local.provision import ACCOUNT, web_task_definition, worker_task_definition

@@ -9,16 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from deployer.pipelines import (
-    MAX_SERVICES_PER_STAGE,
-    ServiceTarget,
+from deployer.pipelines.loader import (
     check_config_text,
     from_published_json,
     load_config_text,
-    lock_order,
     to_published_json,
     to_yaml,
 )
+from deployer.pipelines.schema import MAX_SERVICES_PER_STAGE, ServiceTarget, lock_order
 
 pytestmark = pytest.mark.unit
 

@@ -14,7 +14,7 @@ from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
 from deployer.errors import TransientError
-from deployer.pipelines import load_config_text
+from deployer.pipelines.loader import load_config_text
 from deployer.releases import Release, ReleaseState, ReleaseStore, StageState
 from deployer.stages import StageDeployer
 from deployer_local.provision import ACCOUNT, web_task_definition

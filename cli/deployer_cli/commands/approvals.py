@@ -38,7 +38,7 @@ from deployer_cli.target import (
 )
 
 if TYPE_CHECKING:
-    from deployer.pipelines import PipelinesConfig
+    from deployer.pipelines.schema import PipelinesConfig
     from deployer.releases import Release, ReleaseStore
 
 
@@ -199,7 +199,7 @@ def run(args: argparse.Namespace, *, now: datetime | None = None) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
     from deployer.errors import DeployerError
-    from deployer.pipelines import ConfigStore
+    from deployer.pipelines.store import ConfigStore
     from deployer.releases import ReleaseStore
     from deployer_cli.commands.status import error_line
 

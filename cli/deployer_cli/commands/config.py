@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from deployer.errors import DeployerError
-from deployer.pipelines import check_config_text, from_published_json, to_yaml
+from deployer.pipelines.loader import check_config_text, from_published_json, to_yaml
 from deployer_cli import UsageError
 from deployer_cli.commands.validate import closed_pipe_is_fine, print_result, read_config_file
 from deployer_cli.target import (
@@ -34,7 +34,7 @@ from deployer_cli.target import (
 )
 
 if TYPE_CHECKING:
-    from deployer.pipelines import ConfigStore
+    from deployer.pipelines.store import ConfigStore
 
 TABLE_ENV = NAMES["config_table"].env
 
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _store(target: Target) -> ConfigStore:
-    from deployer.pipelines import ConfigStore
+    from deployer.pipelines.store import ConfigStore
 
     assert target.config_table is not None
     dynamodb = session_for(target).resource("dynamodb", endpoint_url=target.endpoint_url)

@@ -56,7 +56,7 @@ from deployer_cli.target import (
 
 if TYPE_CHECKING:
     from deployer.flow import Deps
-    from deployer.pipelines import Pipeline, Stage
+    from deployer.pipelines.schema import Pipeline, Stage
     from deployer.releases import ReleaseStore
 
 STARTED: Final = frozenset({"deploying", "queued", "stopping", "cancelled"})
@@ -105,7 +105,7 @@ def build_deps(target: Target, session: Any) -> Deps:
     """The flow's dependencies for `target`, as `runtime.deps()` builds them for the functions:
     transitions go to the deployer's bus, and to Slack when its secret is known."""
     from deployer.flow import BusPublisher, Deps
-    from deployer.pipelines import ConfigStore
+    from deployer.pipelines.store import ConfigStore
     from deployer.releases import ReleaseStore, TransitionListener
     from deployer.reporting import SlackReporter, fan_out
     from deployer.stages import StageDeployer

@@ -191,7 +191,7 @@ def _error_line(exc: Exception, secret_id: str) -> str:
 def _channel(value: str) -> str:
     from pydantic import TypeAdapter, ValidationError
 
-    from deployer.pipelines import SlackChannel
+    from deployer.pipelines.schema import SlackChannel
 
     try:
         return str(TypeAdapter(SlackChannel).validate_python(value))

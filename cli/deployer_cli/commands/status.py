@@ -163,7 +163,7 @@ def resolve_target(
 
 def _pipelines(target: Target, session: Any) -> list[PipelineQuery]:
     from deployer.errors import DeployerError
-    from deployer.pipelines import ConfigStore
+    from deployer.pipelines.store import ConfigStore
     from deployer_cli.views.status import PipelineQuery
 
     config = None

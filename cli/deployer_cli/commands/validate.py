@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from deployer.pipelines import MAX_CONFIG_BYTES, CheckResult, check_config_text
+from deployer.pipelines.loader import MAX_CONFIG_BYTES, CheckResult, check_config_text
 from deployer_cli import UsageError
 
 

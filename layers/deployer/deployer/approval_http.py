@@ -113,7 +113,7 @@ if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
 
-    from deployer.pipelines import PipelinesConfig
+    from deployer.pipelines.schema import PipelinesConfig
 
 __all__ = [
     "APPROVAL_PATH",
@@ -783,7 +783,7 @@ def build(
     from botocore.config import Config
 
     from deployer.approvals import signing_key_from_secret
-    from deployer.pipelines import ConfigStore
+    from deployer.pipelines.store import ConfigStore
     from deployer.slack import settings_from_secret
 
     if not signing_key_secret:

@@ -68,7 +68,7 @@ from botocore.exceptions import ClientError
 
 from deployer import aws
 from deployer.errors import ConfigError, DeployerError, TransientError
-from deployer.pipelines import MAX_APPROVAL_HOURS
+from deployer.pipelines.schema import MAX_APPROVAL_HOURS
 from deployer.releases import Release, ReleaseState, ReleaseStore
 
 if TYPE_CHECKING:

@@ -32,7 +32,7 @@ from deployer.events import (
     RollbackRequestedEvent,
     put_events_entry,
 )
-from deployer.pipelines import find_pipelines
+from deployer.pipelines.schema import find_pipelines
 from deployer.releases import (
     ConflictError,
     Release,
@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
 
     from deployer.approvals import Approvals
-    from deployer.pipelines import Pipeline, PipelinesConfig, Stage
+    from deployer.pipelines.schema import Pipeline, PipelinesConfig, Stage
     from deployer.slack import SlackNotifier
 
 log = logging.getLogger("deployer")

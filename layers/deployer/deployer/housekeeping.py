@@ -64,7 +64,7 @@ if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
     from mypy_boto3_events import EventBridgeClient
 
-    from deployer.pipelines import Pipeline, ScheduledTask, Stage
+    from deployer.pipelines.schema import Pipeline, ScheduledTask, Stage
     from deployer.releases import Release, ReleaseStore
 
 __all__ = [

@@ -48,12 +48,12 @@ from typing import TYPE_CHECKING, Any, Final
 from deployer import aws, before, ecs_deployments, flow
 from deployer.errors import ConfigError, DeploymentError, TransientError
 from deployer.events import FINAL_BUILD_STATUSES, BuildStatus
-from deployer.pipelines import DEFAULT_BEFORE_TIMEOUT_MINUTES, ROLLING_DEADLINE_MINUTES
+from deployer.pipelines.schema import DEFAULT_BEFORE_TIMEOUT_MINUTES, ROLLING_DEADLINE_MINUTES
 from deployer.releases import ConflictError, Release, ReleaseState, ServiceRecord, StageRecord, StageState, now_iso
 
 if TYPE_CHECKING:
     from deployer.flow import Deps, Outcome
-    from deployer.pipelines import Pipeline, Stage
+    from deployer.pipelines.schema import Pipeline, Stage
 
 log = logging.getLogger("deployer")
 

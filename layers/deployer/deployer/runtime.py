@@ -68,7 +68,7 @@ def deps() -> Any:
     from deployer import aws
     from deployer.approvals import Approvals, signing_key_from_secret
     from deployer.flow import BusPublisher, Deps
-    from deployer.pipelines import ConfigStore
+    from deployer.pipelines.store import ConfigStore
     from deployer.releases import ReleaseStore
     from deployer.reporting import SlackReporter, fan_out
     from deployer.slack import SlackNotifier, settings_from_secret

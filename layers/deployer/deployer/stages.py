@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from deployer import aws, before, ecs_deployments, taskdef
 from deployer import settings as deploy_settings
 from deployer.errors import DeploymentError
-from deployer.pipelines import ServiceTarget, lock_order
+from deployer.pipelines.schema import ServiceTarget, lock_order
 from deployer.releases import (
     Release,
     ReleaseState,
@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from mypy_boto3_ecs.type_defs import ServiceTypeDef
 
     from deployer.housekeeping import ScheduledTasks
-    from deployer.pipelines import Pipeline, Stage
+    from deployer.pipelines.schema import Pipeline, Stage
 
 DEPLOYABLE_FROM = frozenset({ReleaseState.BUILT, ReleaseState.DEPLOYING, ReleaseState.DEPLOYED})
 Outcome = Literal[
