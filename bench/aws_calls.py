@@ -104,14 +104,11 @@ def aws_calls(*, whole_release: bool = False) -> dict[str, Any]:
     from moto import mock_aws
 
     from deployer import flow
-    from deployer.events import (
-        ApprovalDecidedEvent,
-        CodeBuildStateChangeEvent,
-        CodeCommitReferenceEvent,
-        DecidedBy,
-        EcsDeploymentStateChangeEvent,
-        parse_event,
-    )
+    from deployer.events.codebuild import CodeBuildStateChangeEvent
+    from deployer.events.codecommit import CodeCommitReferenceEvent
+    from deployer.events.deployer_bus import ApprovalDecidedEvent, DecidedBy
+    from deployer.events.ecs import EcsDeploymentStateChangeEvent
+    from deployer.events.parse import parse_event
     from deployer_local.provision import ACCOUNT
     from tests.support.events import load_event
     from tests.support.world import commit_id, make_world

@@ -233,27 +233,31 @@ class _World:
 
     # -- the flow, in process ---------------------------------------------------------------------
 
-    def _parsed(self, model_name: str, raw: Mapping[str, Any]) -> Any:
-        from deployer import events
+    def _parsed(self, model: str, raw: Mapping[str, Any]) -> Any:
+        """`raw` parsed with the model `events_module.Model` of `deployer.events`."""
+        import importlib
 
-        return events.parse_event(getattr(events, model_name), raw)
+        from deployer.events.parse import parse_event
+
+        module, name = model.split(".")
+        return parse_event(getattr(importlib.import_module(f"deployer.events.{module}"), name), raw)
 
     def pushed(self) -> str:
         from deployer import flow
 
-        (outcome,) = flow.on_push(self._parsed("CodeCommitReferenceEvent", self.push()), self.world.deps)
+        (outcome,) = flow.on_push(self._parsed("codecommit.CodeCommitReferenceEvent", self.push()), self.world.deps)
         return str(outcome["release_id"])
 
     def built(self, release_id: str) -> None:
         from deployer import flow
 
-        event = self._parsed("CodeBuildStateChangeEvent", self.world.build_finished(release_id))
+        event = self._parsed("codebuild.CodeBuildStateChangeEvent", self.world.build_finished(release_id))
         flow.on_build(event, self.world.deps)
 
     def deployed(self, release_id: str, stage: str) -> None:
         from deployer import flow
 
-        event = self._parsed("EcsDeploymentStateChangeEvent", self.completed(release_id, stage))
+        event = self._parsed("ecs.EcsDeploymentStateChangeEvent", self.completed(release_id, stage))
         flow.on_deployment(event, self.world.deps)
 
     def awaiting_approval(self) -> str:
@@ -271,7 +275,7 @@ class _World:
 
     def approved(self, token: str) -> dict[str, Any]:
         """The approval decided (as the approval page decides it) and its "Approval Decided" event."""
-        from deployer.events import APPROVAL_DECIDED, SOURCE, ApprovalDecidedDetail, DecidedBy
+        from deployer.events.deployer_bus import APPROVAL_DECIDED, SOURCE, ApprovalDecidedDetail, DecidedBy
 
         approvals = self.world.deps.approvals
         assert approvals is not None

@@ -83,12 +83,10 @@ def handler_latency(
     import boto3
 
     from deployer import flow
-    from deployer.events import (
-        CodeBuildStateChangeEvent,
-        CodeCommitReferenceEvent,
-        EcsDeploymentStateChangeEvent,
-        parse_event,
-    )
+    from deployer.events.codebuild import CodeBuildStateChangeEvent
+    from deployer.events.codecommit import CodeCommitReferenceEvent
+    from deployer.events.ecs import EcsDeploymentStateChangeEvent
+    from deployer.events.parse import parse_event
     from deployer_local.provision import ACCOUNT
     from tests.support.events import load_event
     from tests.support.world import commit_id, make_world

@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idemp
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from deployer import flow, reconciler, runtime
-from deployer.events import ROLLBACK_REQUESTED, ApprovalDecidedEvent, RollbackRequestedEvent
+from deployer.events.deployer_bus import ROLLBACK_REQUESTED, ApprovalDecidedEvent, RollbackRequestedEvent
 
 logger = Logger()
 tracer = Tracer(patch_modules=runtime.TRACED_MODULES)

@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idemp
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from deployer import flow, runtime
-from deployer.events import CodeBuildStateChangeEvent
+from deployer.events.codebuild import CodeBuildStateChangeEvent
 
 logger = Logger()
 tracer = Tracer(patch_modules=runtime.TRACED_MODULES)

@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idemp
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from deployer import flow, runtime
-from deployer.events import (
+from deployer.events.ecs import (
     ECS_HOOK_STATE_CHANGE,
     ECS_TASK_STATE_CHANGE,
     EcsDeploymentStateChangeEvent,

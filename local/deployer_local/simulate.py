@@ -43,13 +43,8 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from deployer import render
 from deployer.ecs_deployments import HOOK_STATE_CHANGE
-from deployer.events import (
-    CODEBUILD_SOURCE,
-    CODEBUILD_STATE_CHANGE,
-    ECS_DEPLOYMENT_STATE_CHANGE,
-    ECS_SOURCE,
-    DeploymentEvent,
-)
+from deployer.events.codebuild import CODEBUILD_SOURCE, CODEBUILD_STATE_CHANGE
+from deployer.events.ecs import ECS_DEPLOYMENT_STATE_CHANGE, ECS_SOURCE, DeploymentEvent
 from deployer.flow import ENV_COMMIT, ENV_PIPELINE, ENV_RELEASE_ID, EXPORTED_IMAGE
 from deployer.rollout.model import DEFAULT_MAXIMUM_PERCENT, DEFAULT_MINIMUM_HEALTHY_PERCENT
 from deployer.rollout.plan import plan as plan_rollout

@@ -15,7 +15,7 @@ import boto3
 import pytest
 from boto3.dynamodb.conditions import Key
 
-from deployer.events import RELEASE_STATE_CHANGE, SOURCE
+from deployer.events.deployer_bus import RELEASE_STATE_CHANGE, SOURCE
 from deployer.pipelines.store import PUBLISHED_ITEM_ID
 from deployer.releases import ReleaseState
 from deployer_local import localrun

@@ -29,7 +29,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from deployer import ecs_deployments
-from deployer.events import EcsHookStateChangeEvent, parse_event
+from deployer.events.ecs import EcsHookStateChangeEvent
+from deployer.events.parse import parse_event
 from deployer_local.ecs_front import EcsFront, ServiceDeployments
 from deployer_local.provision import DemoAccount, provision_demo, web_task_definition
 from deployer_local.simulate import HOOK_AWAITING_ACTION, HOOK_TIMED_OUT, EcsRolloutSimulator

@@ -86,15 +86,11 @@ from botocore.awsrequest import AWSResponse
 from deployer import flow
 from deployer.approvals import ApprovalRefused, Approvals
 from deployer.errors import BadInput, ConfigError
-from deployer.events import (
-    ApprovalDecidedEvent,
-    CodeBuildStateChangeEvent,
-    CodeCommitReferenceEvent,
-    DecidedBy,
-    EcsDeploymentStateChangeEvent,
-    EcsTaskStateChangeEvent,
-    parse_event,
-)
+from deployer.events.codebuild import CodeBuildStateChangeEvent
+from deployer.events.codecommit import CodeCommitReferenceEvent
+from deployer.events.deployer_bus import ApprovalDecidedEvent, DecidedBy
+from deployer.events.ecs import EcsDeploymentStateChangeEvent, EcsTaskStateChangeEvent
+from deployer.events.parse import parse_event
 from deployer.flow import BusPublisher, Deps
 from deployer.pipelines.loader import load_config_text
 from deployer.pipelines.schema import PipelinesConfig

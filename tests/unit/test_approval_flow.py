@@ -14,13 +14,11 @@ from moto import mock_aws
 
 from deployer import flow
 from deployer.errors import ConfigError
-from deployer.events import (
-    ApprovalDecidedEvent,
-    CodeBuildStateChangeEvent,
-    CodeCommitReferenceEvent,
-    EcsDeploymentStateChangeEvent,
-    parse_event,
-)
+from deployer.events.codebuild import CodeBuildStateChangeEvent
+from deployer.events.codecommit import CodeCommitReferenceEvent
+from deployer.events.deployer_bus import ApprovalDecidedEvent
+from deployer.events.ecs import EcsDeploymentStateChangeEvent
+from deployer.events.parse import parse_event
 from deployer.releases import Release, ReleaseState, StageState
 from deployer.slack import SlackNotifier, SlackSettings
 from deployer_local.provision import demo_pipelines_yaml
@@ -189,7 +187,7 @@ def test_the_sweep_never_expires_an_approval_already_decided(world: World) -> No
     # GIVEN an approval decided through the page, whose event is not yet applied
     release = current(world, to_prod_approval(world, "decided"))
     token = (world.deps.approvals.link_for_release(release) or "").rsplit("/", 1)[-1]  # type: ignore[union-attr]
-    from deployer.events import DecidedBy
+    from deployer.events.deployer_bus import DecidedBy
 
     world.deps.approvals.decide(token, "reject", DecidedBy(kind="link"))  # type: ignore[union-attr]
     # WHEN the sweep runs after the expiry

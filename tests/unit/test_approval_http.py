@@ -40,7 +40,8 @@ from deployer import flow, runtime
 from deployer.approval_http import SLACK_ACK_BUDGET_SECONDS, ApprovalHttp, Request
 from deployer.approval_page import CONTENT_SECURITY_POLICY
 from deployer.approvals import Approval, Approvals
-from deployer.events import ApprovalDecidedEvent, parse_event
+from deployer.events.deployer_bus import ApprovalDecidedEvent
+from deployer.events.parse import parse_event
 from deployer.releases import Release, ReleaseState
 from deployer.slack import SlackNotifier, SlackSettings
 from deployer_cli.views import status

@@ -41,7 +41,7 @@ from deployer.approvals import (
     signing_key_from_secret,
 )
 from deployer.errors import ConfigError, TransientError
-from deployer.events import DecidedBy
+from deployer.events.deployer_bus import DecidedBy
 from deployer.releases import Release, ReleaseState, ReleaseStore
 from deployer_local.provision import DeployerNames, provision_deployer
 from tests.support.world import commit_id

@@ -15,12 +15,10 @@ import pytest
 from moto import mock_aws
 
 from deployer import flow
-from deployer.events import (
-    CodeBuildStateChangeEvent,
-    CodeCommitReferenceEvent,
-    EcsDeploymentStateChangeEvent,
-    parse_event,
-)
+from deployer.events.codebuild import CodeBuildStateChangeEvent
+from deployer.events.codecommit import CodeCommitReferenceEvent
+from deployer.events.ecs import EcsDeploymentStateChangeEvent
+from deployer.events.parse import parse_event
 from deployer.releases import Release, ReleaseState
 from deployer_cli import build_parser, main
 from deployer_cli.commands import approvals as cli_approvals

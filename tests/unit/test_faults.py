@@ -36,13 +36,11 @@ from moto import mock_aws
 
 from deployer import aws, flow, runtime
 from deployer.errors import TransientError
-from deployer.events import (
-    ApprovalDecidedEvent,
-    CodeBuildStateChangeEvent,
-    CodeCommitReferenceEvent,
-    EcsDeploymentStateChangeEvent,
-    parse_event,
-)
+from deployer.events.codebuild import CodeBuildStateChangeEvent
+from deployer.events.codecommit import CodeCommitReferenceEvent
+from deployer.events.deployer_bus import ApprovalDecidedEvent
+from deployer.events.ecs import EcsDeploymentStateChangeEvent
+from deployer.events.parse import parse_event
 from deployer.flow import Deps
 from deployer.releases import Release, ReleaseState, StageState
 from tests.support.events import load_event

@@ -10,7 +10,9 @@ import pytest
 from moto import mock_aws
 
 from deployer import flow
-from deployer.events import CodeBuildStateChangeEvent, CodeCommitReferenceEvent, parse_event
+from deployer.events.codebuild import CodeBuildStateChangeEvent
+from deployer.events.codecommit import CodeCommitReferenceEvent
+from deployer.events.parse import parse_event
 from deployer.releases import ReleaseState, StageState
 from deployer_local.provision import demo_pipelines_yaml
 from tests.support.events import load_event

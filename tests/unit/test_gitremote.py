@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from deployer.events import CodeCommitReferenceEvent, parse_event
+from deployer.events.codecommit import CodeCommitReferenceEvent
+from deployer.events.parse import parse_event
 from deployer_local import gitremote
 from deployer_local.gitremote import (
     ZERO_COMMIT,

@@ -38,13 +38,11 @@ from moto import mock_aws
 
 from deployer import flow, housekeeping
 from deployer.errors import TransientError
-from deployer.events import (
-    CodeBuildStateChangeEvent,
-    CodeCommitReferenceEvent,
-    EcsDeploymentStateChangeEvent,
-    ReleaseStateChangeDetail,
-    parse_event,
-)
+from deployer.events.codebuild import CodeBuildStateChangeEvent
+from deployer.events.codecommit import CodeCommitReferenceEvent
+from deployer.events.deployer_bus import ReleaseStateChangeDetail
+from deployer.events.ecs import EcsDeploymentStateChangeEvent
+from deployer.events.parse import parse_event
 from deployer.housekeeping import MAX_DEREGISTRATIONS, SCHEDULE_READ_ONLY_KEYS, ScheduledTasks
 from deployer.pipelines.loader import load_config_text
 from deployer.releases import Release, ReleaseState, StageState

@@ -20,15 +20,11 @@ from moto import mock_aws
 
 from deployer import flow
 from deployer.errors import ConfigError
-from deployer.events import (
-    ApprovalDecidedEvent,
-    CodeBuildStateChangeEvent,
-    CodeCommitReferenceEvent,
-    EcsDeploymentStateChangeEvent,
-    EcsHookStateChangeEvent,
-    RollbackRequestedEvent,
-    parse_event,
-)
+from deployer.events.codebuild import CodeBuildStateChangeEvent
+from deployer.events.codecommit import CodeCommitReferenceEvent
+from deployer.events.deployer_bus import ApprovalDecidedEvent, RollbackRequestedEvent
+from deployer.events.ecs import EcsDeploymentStateChangeEvent, EcsHookStateChangeEvent
+from deployer.events.parse import parse_event
 from deployer.releases import Release, ReleaseState, StageState
 from tests.support.ecs_stub import ServiceDeploymentCalls
 from tests.support.events import load_event

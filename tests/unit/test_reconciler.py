@@ -47,12 +47,10 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from deployer import flow, reconciler, runtime
-from deployer.events import (
-    CodeBuildStateChangeEvent,
-    CodeCommitReferenceEvent,
-    EcsDeploymentStateChangeEvent,
-    parse_event,
-)
+from deployer.events.codebuild import CodeBuildStateChangeEvent
+from deployer.events.codecommit import CodeCommitReferenceEvent
+from deployer.events.ecs import EcsDeploymentStateChangeEvent
+from deployer.events.parse import parse_event
 from deployer.releases import Release, ReleaseState, StageRecord, StageState
 from deployer_local import template
 from deployer_local.ecs_front import (

@@ -32,12 +32,10 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from deployer import flow
-from deployer.events import (
-    CodeBuildStateChangeEvent,
-    CodeCommitReferenceEvent,
-    EcsDeploymentStateChangeEvent,
-    parse_event,
-)
+from deployer.events.codebuild import CodeBuildStateChangeEvent
+from deployer.events.codecommit import CodeCommitReferenceEvent
+from deployer.events.ecs import EcsDeploymentStateChangeEvent
+from deployer.events.parse import parse_event
 from deployer.releases import Release, ReleaseState, StageRecord, StageState
 from deployer_cli import main
 from deployer_cli.views import report
@@ -460,7 +458,7 @@ def _released(world: World, label: str, old: str | None, when: str) -> str:
         if name == "prod":
             event: dict[str, Any] = load_event("approval_decided_approve")
             event["detail"].update(release_id=release_id, stage="prod", approval_id=current.approval_id)
-            from deployer.events import ApprovalDecidedEvent
+            from deployer.events.deployer_bus import ApprovalDecidedEvent
 
             flow.on_approval(parse_event(ApprovalDecidedEvent, event), world.deps)
             current = world.store.get(release_id)

@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from deployer import flow
-from deployer.events import EcsDeploymentStateChangeEvent, parse_event
+from deployer.events.ecs import EcsDeploymentStateChangeEvent
+from deployer.events.parse import parse_event
 from deployer.flow import Deps
 from deployer.pipelines.schema import PipelinesConfig, ServiceTarget, lock_order
 from deployer.releases import Release, ReleaseState, ReleaseStore, StageState

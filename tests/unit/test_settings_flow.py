@@ -31,13 +31,11 @@ from moto import mock_aws
 from deployer import aws, flow, slack
 from deployer.approval_http import ApprovalHttp
 from deployer.errors import TransientError
-from deployer.events import (
-    ApprovalDecidedEvent,
-    CodeBuildStateChangeEvent,
-    CodeCommitReferenceEvent,
-    EcsDeploymentStateChangeEvent,
-    parse_event,
-)
+from deployer.events.codebuild import CodeBuildStateChangeEvent
+from deployer.events.codecommit import CodeCommitReferenceEvent
+from deployer.events.deployer_bus import ApprovalDecidedEvent
+from deployer.events.ecs import EcsDeploymentStateChangeEvent
+from deployer.events.parse import parse_event
 from deployer.pipelines.loader import load_config_text
 from deployer.releases import Release, ReleaseState, ReleaseStore
 from deployer.reporting import view_of

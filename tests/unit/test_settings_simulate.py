@@ -22,13 +22,10 @@ import pytest
 from moto import mock_aws
 
 from deployer import flow
-from deployer.events import (
-    ECS_DEPLOYMENT_STATE_CHANGE,
-    CodeBuildStateChangeEvent,
-    CodeCommitReferenceEvent,
-    EcsDeploymentStateChangeEvent,
-    parse_event,
-)
+from deployer.events.codebuild import CodeBuildStateChangeEvent
+from deployer.events.codecommit import CodeCommitReferenceEvent
+from deployer.events.ecs import ECS_DEPLOYMENT_STATE_CHANGE, EcsDeploymentStateChangeEvent
+from deployer.events.parse import parse_event
 from deployer.releases import ReleaseState, StageState
 from deployer_local.provision import demo_pipelines_yaml
 from deployer_local.simulate import EcsRolloutSimulator, deployment_lookup_from_store, secret_check_for

@@ -29,12 +29,10 @@ import pytest
 from moto import mock_aws
 
 from deployer import flow
-from deployer.events import (
-    CodeBuildStateChangeEvent,
-    CodeCommitReferenceEvent,
-    EcsDeploymentStateChangeEvent,
-    parse_event,
-)
+from deployer.events.codebuild import CodeBuildStateChangeEvent
+from deployer.events.codecommit import CodeCommitReferenceEvent
+from deployer.events.ecs import EcsDeploymentStateChangeEvent
+from deployer.events.parse import parse_event
 from deployer.releases import Release, ReleaseState, StageState
 from deployer_local.provision import ACCOUNT, demo_pipelines_yaml
 from tests.support.ecs_stub import ServiceDeploymentCalls

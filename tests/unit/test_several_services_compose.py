@@ -37,15 +37,11 @@ from moto import mock_aws
 
 from deployer import before, flow, reconciler
 from deployer.approval_page import ApprovalPage, approval_page
-from deployer.events import (
-    ApprovalDecidedEvent,
-    CodeBuildStateChangeEvent,
-    CodeCommitReferenceEvent,
-    EcsDeploymentStateChangeEvent,
-    EcsTaskStateChangeEvent,
-    RollbackRequestedEvent,
-    parse_event,
-)
+from deployer.events.codebuild import CodeBuildStateChangeEvent
+from deployer.events.codecommit import CodeCommitReferenceEvent
+from deployer.events.deployer_bus import ApprovalDecidedEvent, RollbackRequestedEvent
+from deployer.events.ecs import EcsDeploymentStateChangeEvent, EcsTaskStateChangeEvent
+from deployer.events.parse import parse_event
 from deployer.pipelines.loader import check_config_text, load_config_text
 from deployer.releases import Release, ReleaseState, StageState
 from deployer.reporting import view_of

@@ -14,14 +14,10 @@ import pytest
 from moto import mock_aws
 
 from deployer import flow
-from deployer.events import (
-    CODEBUILD_STATE_CHANGE,
-    ECS_DEPLOYMENT_STATE_CHANGE,
-    CodeBuildStateChangeEvent,
-    CodeCommitReferenceEvent,
-    EcsDeploymentStateChangeEvent,
-    parse_event,
-)
+from deployer.events.codebuild import CODEBUILD_STATE_CHANGE, CodeBuildStateChangeEvent
+from deployer.events.codecommit import CodeCommitReferenceEvent
+from deployer.events.ecs import ECS_DEPLOYMENT_STATE_CHANGE, EcsDeploymentStateChangeEvent
+from deployer.events.parse import parse_event
 from deployer.releases import Release, ReleaseState, StageState
 from deployer_local.simulate import (
     CodeBuildSimulator,

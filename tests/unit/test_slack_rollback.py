@@ -24,7 +24,8 @@ from slack_sdk.models.blocks import ActionsBlock, Block
 
 from deployer import flow, runtime
 from deployer.errors import BadInput
-from deployer.events import RollbackRequestedEvent, parse_event
+from deployer.events.deployer_bus import RollbackRequestedEvent
+from deployer.events.parse import parse_event
 from deployer.releases import Release, ReleaseState, StageRecord, StageState
 from deployer.slack import (
     ROLLBACK_ACTION,

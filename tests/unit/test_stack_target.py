@@ -23,7 +23,9 @@ import pytest
 from moto import mock_aws
 
 from deployer import flow
-from deployer.events import CodeBuildStateChangeEvent, CodeCommitReferenceEvent, parse_event
+from deployer.events.codebuild import CodeBuildStateChangeEvent
+from deployer.events.codecommit import CodeCommitReferenceEvent
+from deployer.events.parse import parse_event
 from deployer_cli import UsageError, build_parser, main
 from deployer_cli.target import NAMES, STACK_ENV, STACK_OUTPUTS, Stack, resolve_names, target_from
 from deployer_local import template

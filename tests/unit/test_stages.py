@@ -288,7 +288,9 @@ def test_access_denied_on_update_service_fails_the_release_with_aws_words(world:
 
     world.deps.stages.ecs.meta.events.register("before-call.ecs.UpdateService", deny)
     from deployer import flow
-    from deployer.events import CodeBuildStateChangeEvent, CodeCommitReferenceEvent, parse_event
+    from deployer.events.codebuild import CodeBuildStateChangeEvent
+    from deployer.events.codecommit import CodeCommitReferenceEvent
+    from deployer.events.parse import parse_event
 
     (started,) = flow.on_push(parse_event(CodeCommitReferenceEvent, world.push(commit_id("deny"))), world.deps)
     outcome = flow.on_build(

@@ -18,13 +18,11 @@ import pytest
 from moto import mock_aws
 
 from deployer import flow
-from deployer.events import (
-    ApprovalDecidedEvent,
-    CodeBuildStateChangeEvent,
-    CodeCommitReferenceEvent,
-    EcsDeploymentStateChangeEvent,
-    parse_event,
-)
+from deployer.events.codebuild import CodeBuildStateChangeEvent
+from deployer.events.codecommit import CodeCommitReferenceEvent
+from deployer.events.deployer_bus import ApprovalDecidedEvent
+from deployer.events.ecs import EcsDeploymentStateChangeEvent
+from deployer.events.parse import parse_event
 from deployer.releases import Release, ReleaseState
 from deployer_cli import UsageError, main
 from deployer_cli.commands.status import resolve_target

@@ -85,7 +85,7 @@ from deployer.approval_page import (
 )
 from deployer.approvals import Approval, ApprovalRefused, Approvals, may_decide, now_utc
 from deployer.errors import BadInput, ConfigError, DeployerError, TransientError
-from deployer.events import (
+from deployer.events.deployer_bus import (
     ApprovalDecidedDetail,
     DecidedBy,
     ResponseUrl,

@@ -75,7 +75,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
-    from deployer.events import DecidedBy
+    from deployer.events.deployer_bus import DecidedBy
 
 __all__ = [
     "MIN_KEY_BYTES",

@@ -38,7 +38,7 @@ from deployer.pipelines.loader import before_overrides
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
 
-    from deployer.events import EcsTaskStateChangeDetail
+    from deployer.events.ecs import EcsTaskStateChangeDetail
 
 __all__ = [
     "STARTED_BY_PREFIX",

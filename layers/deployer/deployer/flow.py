@@ -17,20 +17,21 @@ from deployer import aws, before, ecs_deployments, housekeeping, render, sources
 from deployer import settings as deploy_settings
 from deployer import stages as stages_module
 from deployer.errors import BadInput, ConfigError, DeploymentError
-from deployer.events import (
+from deployer.events.codebuild import BuildStatus, CodeBuildStateChangeEvent
+from deployer.events.codecommit import CodeCommitReferenceEvent
+from deployer.events.deployer_bus import (
     ApprovalDecidedEvent,
-    BuildStatus,
-    CodeBuildStateChangeEvent,
-    CodeCommitReferenceEvent,
+    ReleaseStateChangeDetail,
+    RollbackRequestedEvent,
+    put_events_entry,
+)
+from deployer.events.ecs import (
     DeploymentEvent,
     EcsDeploymentStateChangeEvent,
     EcsHookStateChangeDetail,
     EcsHookStateChangeEvent,
     EcsTaskStateChangeEvent,
     HookEvent,
-    ReleaseStateChangeDetail,
-    RollbackRequestedEvent,
-    put_events_entry,
 )
 from deployer.pipelines.schema import find_pipelines
 from deployer.releases import (

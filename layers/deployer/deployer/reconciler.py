@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from deployer import aws, before, ecs_deployments, flow
 from deployer.errors import ConfigError, DeploymentError, TransientError
-from deployer.events import FINAL_BUILD_STATUSES, BuildStatus
+from deployer.events.codebuild import FINAL_BUILD_STATUSES, BuildStatus
 from deployer.pipelines.schema import DEFAULT_BEFORE_TIMEOUT_MINUTES, ROLLING_DEADLINE_MINUTES
 from deployer.releases import ConflictError, Release, ReleaseState, ServiceRecord, StageRecord, StageState, now_iso
 

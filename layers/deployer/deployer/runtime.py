@@ -150,7 +150,7 @@ def run(
 
     share_logging(logger)
 
-    from deployer.events import parse_event
+    from deployer.events.parse import parse_event
 
     event_id = usable_event_id(raw)
     try:
