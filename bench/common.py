@@ -183,7 +183,8 @@ def wire_like_the_functions(world: World) -> None:
     import boto3
 
     from deployer.approvals import Approvals, signing_key_from_secret
-    from deployer.flow import BusPublisher, Deps
+    from deployer.deps import Deps
+    from deployer.flow.publishing import BusPublisher
     from deployer.releases import ReleaseStore, Transition
     from deployer.stages import StageDeployer
 

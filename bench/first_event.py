@@ -243,22 +243,22 @@ class _World:
         return parse_event(getattr(importlib.import_module(f"deployer.events.{module}"), name), raw)
 
     def pushed(self) -> str:
-        from deployer import flow
+        from deployer.flow.push import on_push
 
-        (outcome,) = flow.on_push(self._parsed("codecommit.CodeCommitReferenceEvent", self.push()), self.world.deps)
+        (outcome,) = on_push(self._parsed("codecommit.CodeCommitReferenceEvent", self.push()), self.world.deps)
         return str(outcome["release_id"])
 
     def built(self, release_id: str) -> None:
-        from deployer import flow
+        from deployer.flow.build import on_build
 
         event = self._parsed("codebuild.CodeBuildStateChangeEvent", self.world.build_finished(release_id))
-        flow.on_build(event, self.world.deps)
+        on_build(event, self.world.deps)
 
     def deployed(self, release_id: str, stage: str) -> None:
-        from deployer import flow
+        from deployer.flow.deployment import on_deployment
 
         event = self._parsed("ecs.EcsDeploymentStateChangeEvent", self.completed(release_id, stage))
-        flow.on_deployment(event, self.world.deps)
+        on_deployment(event, self.world.deps)
 
     def awaiting_approval(self) -> str:
         """A new release through dev, waiting for prod's approval; its approval token."""
@@ -318,13 +318,13 @@ class _World:
 
     def github_pushed(self) -> None:
         """A GitHub push handled in process (the webhook's parsing, then the flow)."""
-        from deployer import flow
+        from deployer.flow.push import on_push
         from deployer.sources import Push
         from deployer.webhooks import WebhookRequest, parse_github
 
         push = parse_github(WebhookRequest.from_function_url_event(self.github_push()), datetime.now(UTC))
         assert isinstance(push, Push), push
-        flow.on_push(push, self.world.deps)
+        on_push(push, self.world.deps)
 
 
 def _scenarios(w: _World) -> dict[str, Scenario]:

@@ -45,7 +45,7 @@ from deployer import render
 from deployer.ecs_deployments import HOOK_STATE_CHANGE
 from deployer.events.codebuild import CODEBUILD_SOURCE, CODEBUILD_STATE_CHANGE
 from deployer.events.ecs import ECS_DEPLOYMENT_STATE_CHANGE, ECS_SOURCE, DeploymentEvent
-from deployer.flow import ENV_COMMIT, ENV_PIPELINE, ENV_RELEASE_ID, EXPORTED_IMAGE
+from deployer.flow.common import ENV_COMMIT, ENV_PIPELINE, ENV_RELEASE_ID, EXPORTED_IMAGE
 from deployer.rollout.model import DEFAULT_MAXIMUM_PERCENT, DEFAULT_MINIMUM_HEALTHY_PERCENT
 from deployer.rollout.plan import plan as plan_rollout
 from deployer_local.ecs_front import (

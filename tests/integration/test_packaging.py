@@ -201,13 +201,13 @@ def test_every_python_file_in_the_build_has_its_unchecked_hash_bytecode(build_di
 def test_the_bytecode_names_the_files_where_lambda_puts_them(build_dir: Path, layer: Path) -> None:
     # GIVEN the bytecode of a deployer module and of a function's handler
     layer_code = marshal.loads(
-        Path(importlib.util.cache_from_source(str(layer / "deployer" / "flow.py"))).read_bytes()[16:]
+        Path(importlib.util.cache_from_source(str(layer / "deployer" / "flow" / "push.py"))).read_bytes()[16:]
     )
     handler = next(build_dir.glob("*/app.py"))
     handler_code = marshal.loads(Path(importlib.util.cache_from_source(str(handler))).read_bytes()[16:])
     # THEN the file names recorded are Lambda's paths, not the build machine's scratch directory
     # (so two builds of the same sources give the same bytes)
-    assert layer_code.co_filename == "/opt/python/deployer/flow.py"
+    assert layer_code.co_filename == "/opt/python/deployer/flow/push.py"
     assert handler_code.co_filename == "/var/task/app.py"
 
 

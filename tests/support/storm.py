@@ -8,7 +8,7 @@ publishes all pipelines as one configuration. Some prod stages need an approval;
 on failure (circuit breaker with rollback), prod has a breaker without rollback or none at all.
 
 The delivery. Events go through the template's own rules (`deployer_local.router.Router`), to
-in-process workers that parse the event and call the flow (`flow.on_push`, `on_build`,
+in-process workers that parse the event and call the flow (`on_push`, `on_build`,
 `on_deployment`, `on_approval`) with dependencies wired as `deployer.runtime.deps()` wires them.
 Each worker first looks the event id up, as Powertools idempotency does in production: an id it
 has answered is answered again from the cache, without running the flow.
@@ -83,15 +83,20 @@ import boto3
 import yaml
 from botocore.awsrequest import AWSResponse
 
-from deployer import flow
 from deployer.approvals import ApprovalRefused, Approvals
+from deployer.deps import Deps
 from deployer.errors import BadInput, ConfigError
 from deployer.events.codebuild import CodeBuildStateChangeEvent
 from deployer.events.codecommit import CodeCommitReferenceEvent
 from deployer.events.deployer_bus import ApprovalDecidedEvent, DecidedBy
 from deployer.events.ecs import EcsDeploymentStateChangeEvent, EcsTaskStateChangeEvent
 from deployer.events.parse import parse_event
-from deployer.flow import BusPublisher, Deps
+from deployer.flow.approval import on_approval
+from deployer.flow.build import on_build
+from deployer.flow.deployment import on_deployment, on_task_stopped
+from deployer.flow.publishing import BusPublisher
+from deployer.flow.push import on_push
+from deployer.flow.rollback import rollback_target
 from deployer.pipelines.loader import load_config_text
 from deployer.pipelines.schema import PipelinesConfig
 from deployer.pipelines.store import ConfigStore
@@ -625,13 +630,13 @@ class StormReport:
 
 Handler = Callable[[Any, Deps], Any]
 BY_DETAIL_TYPE: dict[str, tuple[type[Any], Handler]] = {
-    "ECS Task State Change": (EcsTaskStateChangeEvent, flow.on_task_stopped),
+    "ECS Task State Change": (EcsTaskStateChangeEvent, on_task_stopped),
 }
 FUNCTIONS: dict[str, tuple[type[Any], Handler]] = {
-    "OnPushFunction": (CodeCommitReferenceEvent, flow.on_push),
-    "OnBuildFunction": (CodeBuildStateChangeEvent, flow.on_build),
-    "OnDeploymentFunction": (EcsDeploymentStateChangeEvent, flow.on_deployment),
-    "OnApprovalFunction": (ApprovalDecidedEvent, flow.on_approval),
+    "OnPushFunction": (CodeCommitReferenceEvent, on_push),
+    "OnBuildFunction": (CodeBuildStateChangeEvent, on_build),
+    "OnDeploymentFunction": (EcsDeploymentStateChangeEvent, on_deployment),
+    "OnApprovalFunction": (ApprovalDecidedEvent, on_approval),
 }
 
 
@@ -1507,7 +1512,7 @@ def _old_revisions_checked(storm: Storm, arn_owner: Mapping[str, tuple[str, str]
                     Violation("cleanup-safe", f"{key[0]}/{key[1]} runs {_short(arn)}, deregistered", svc.pipeline)
                 )
         history = storm.deps.store.stage_history(svc.pipeline, svc.stage, limit=100)
-        target = flow.rollback_target(history)
+        target = rollback_target(history)
         back_to = _revision_of_service(target, svc) if target is not None else None
         if back_to is not None and status(back_to) != "ACTIVE":
             found.append(

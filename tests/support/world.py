@@ -14,7 +14,8 @@ from typing import Any
 import boto3
 
 from deployer.approvals import Approvals
-from deployer.flow import ENV_COMMIT, ENV_PIPELINE, ENV_RELEASE_ID, Deps
+from deployer.deps import Deps
+from deployer.flow.common import ENV_COMMIT, ENV_PIPELINE, ENV_RELEASE_ID
 from deployer.pipelines.loader import load_config_text
 from deployer.pipelines.store import ConfigStore
 from deployer.releases import ReleaseStore, Transition, TransitionListener

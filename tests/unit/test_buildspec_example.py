@@ -32,7 +32,7 @@ import pytest
 import yaml
 
 from deployer import taskdef
-from deployer.flow import ENV_COMMIT, ENV_PIPELINE, ENV_RELEASE_ID, EXPORTED_IMAGE
+from deployer.flow.common import ENV_COMMIT, ENV_PIPELINE, ENV_RELEASE_ID, EXPORTED_IMAGE
 from deployer_local import template
 
 pytestmark = pytest.mark.unit

@@ -195,7 +195,9 @@ def test_a_get_of_the_approval_page_loads_no_slack_sdk() -> None:
     result = run_python(
         _WORLD
         + """
-from deployer import flow
+from deployer.flow.build import on_build
+from deployer.flow.deployment import on_deployment
+from deployer.flow.push import on_push
 from deployer.events.codebuild import CodeBuildStateChangeEvent
 from deployer.events.codecommit import CodeCommitReferenceEvent
 from deployer.events.ecs import EcsDeploymentStateChangeEvent
@@ -205,14 +207,14 @@ from tests.support.events import load_event
 from tests.support.world import SIGNING_KEY
 secrets.put_secret_value(SecretId="ecs-deployer/test/approval-signing-key", SecretString=SIGNING_KEY.decode())
 push = parse_event(CodeCommitReferenceEvent, world.push(commit_id("cold-page")))
-(started,) = flow.on_push(push, world.deps)
+(started,) = on_push(push, world.deps)
 build = parse_event(CodeBuildStateChangeEvent, world.build_finished(started["release_id"]))
-flow.on_build(build, world.deps)
+on_build(build, world.deps)
 release = world.store.get(started["release_id"])
 done = load_event("ecs_deployment_completed")
 done["resources"] = ["arn:aws:ecs:eu-west-1:123456789012:service/dev/web"]
 done["detail"]["deploymentId"] = release.stages["dev"].deployment_id
-flow.on_deployment(parse_event(EcsDeploymentStateChangeEvent, done), world.deps)
+on_deployment(parse_event(EcsDeploymentStateChangeEvent, done), world.deps)
 token = world.deps.approvals.link_for_release(world.store.get(started["release_id"])).rsplit("/", 1)[1]
 slack_before = "slack_sdk" in sys.modules
 app = load("approvals_http")

@@ -31,11 +31,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from deployer import flow
 from deployer.events.codebuild import CodeBuildStateChangeEvent
 from deployer.events.codecommit import CodeCommitReferenceEvent
 from deployer.events.ecs import EcsDeploymentStateChangeEvent
 from deployer.events.parse import parse_event
+from deployer.flow.approval import on_approval
+from deployer.flow.build import on_build
+from deployer.flow.deployment import on_deployment
+from deployer.flow.push import on_push
 from deployer.releases import Release, ReleaseState, StageRecord, StageState
 from deployer_cli import main
 from deployer_cli.views import report
@@ -447,11 +450,11 @@ def world(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[World]:
 
 
 def _released(world: World, label: str, old: str | None, when: str) -> str:
-    (started,) = flow.on_push(
+    (started,) = on_push(
         parse_event(CodeCommitReferenceEvent, world.push(commit_id(label), old, time=when)), world.deps
     )
     release_id = str(started["release_id"])
-    flow.on_build(parse_event(CodeBuildStateChangeEvent, world.build_finished(release_id)), world.deps)
+    on_build(parse_event(CodeBuildStateChangeEvent, world.build_finished(release_id)), world.deps)
     for name in ("dev", "prod"):
         current = world.store.get(release_id)
         assert current is not None
@@ -460,14 +463,14 @@ def _released(world: World, label: str, old: str | None, when: str) -> str:
             event["detail"].update(release_id=release_id, stage="prod", approval_id=current.approval_id)
             from deployer.events.deployer_bus import ApprovalDecidedEvent
 
-            flow.on_approval(parse_event(ApprovalDecidedEvent, event), world.deps)
+            on_approval(parse_event(ApprovalDecidedEvent, event), world.deps)
             current = world.store.get(release_id)
             assert current is not None
         sample: dict[str, Any] = load_event("ecs_deployment_completed")
         service = world.account.services[name]
         sample["resources"] = [f"arn:aws:ecs:eu-west-1:123456789012:service/{service.cluster}/{service.service}"]
         sample["detail"]["deploymentId"] = current.stages[name].deployment_id
-        flow.on_deployment(parse_event(EcsDeploymentStateChangeEvent, sample), world.deps)
+        on_deployment(parse_event(EcsDeploymentStateChangeEvent, sample), world.deps)
     return release_id
 
 

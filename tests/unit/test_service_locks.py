@@ -21,10 +21,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from deployer import flow
+from deployer.deps import Deps
 from deployer.events.ecs import EcsDeploymentStateChangeEvent
 from deployer.events.parse import parse_event
-from deployer.flow import Deps
+from deployer.flow.deployment import on_deployment
 from deployer.pipelines.schema import PipelinesConfig, ServiceTarget, lock_order
 from deployer.releases import Release, ReleaseState, ReleaseStore, StageState
 from deployer.stages import StageDeployer
@@ -97,7 +97,7 @@ def completed(deps: Deps, release_id: str, service: str) -> dict[str, Any]:
     event = load_event("ecs_deployment_completed")
     event["resources"] = [f"arn:aws:ecs:eu-west-1:{ACCOUNT}:service/shared/{service}"]
     event["detail"].update(deploymentId=svc.deployment_id, updatedAt=datetime.now(UTC).isoformat())
-    return flow.on_deployment(parse_event(EcsDeploymentStateChangeEvent, event), deps)
+    return on_deployment(parse_event(EcsDeploymentStateChangeEvent, event), deps)
 
 
 def holder(deps: Deps, service: str) -> str | None:

@@ -28,7 +28,7 @@ from botocore.client import BaseClient
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
-from deployer import aws, flow, slack
+from deployer import aws, slack
 from deployer.approval_http import ApprovalHttp
 from deployer.errors import TransientError
 from deployer.events.codebuild import CodeBuildStateChangeEvent
@@ -36,6 +36,11 @@ from deployer.events.codecommit import CodeCommitReferenceEvent
 from deployer.events.deployer_bus import ApprovalDecidedEvent
 from deployer.events.ecs import EcsDeploymentStateChangeEvent
 from deployer.events.parse import parse_event
+from deployer.flow.approval import on_approval
+from deployer.flow.build import on_build
+from deployer.flow.deployment import on_deployment
+from deployer.flow.progress import settings_context
+from deployer.flow.push import on_push
 from deployer.pipelines.loader import load_config_text
 from deployer.releases import Release, ReleaseState, ReleaseStore
 from deployer.reporting import view_of
@@ -197,22 +202,22 @@ def current(world: World, release_id: str) -> Release:
 
 
 def push_and_build(world: World, label: str) -> str:
-    (started,) = flow.on_push(parse_event(CodeCommitReferenceEvent, world.push(commit_id(label))), world.deps)
+    (started,) = on_push(parse_event(CodeCommitReferenceEvent, world.push(commit_id(label))), world.deps)
     release_id = str(started["release_id"])
-    flow.on_build(parse_event(CodeBuildStateChangeEvent, world.build_finished(release_id)), world.deps)
+    on_build(parse_event(CodeBuildStateChangeEvent, world.build_finished(release_id)), world.deps)
     return release_id
 
 
 def complete(world: World, release_id: str, stage: str) -> None:
     event: dict[str, Any] = load_event("ecs_deployment_completed")
     event["detail"]["deploymentId"] = current(world, release_id).stages[stage].deployment_id
-    flow.on_deployment(parse_event(EcsDeploymentStateChangeEvent, event), world.deps)
+    on_deployment(parse_event(EcsDeploymentStateChangeEvent, event), world.deps)
 
 
 def approve(world: World, release: Release) -> None:
     event: dict[str, Any] = load_event("approval_decided_approve")
     event["detail"].update(release_id=release.release_id, stage=release.stage, approval_id=release.approval_id)
-    flow.on_approval(parse_event(ApprovalDecidedEvent, event), world.deps)
+    on_approval(parse_event(ApprovalDecidedEvent, event), world.deps)
 
 
 def container(world: World, arn: str, name: str = "web") -> dict[str, Any]:
@@ -316,7 +321,7 @@ def test_once_deployed_the_changes_are_read_from_the_revisions_themselves(world:
     assert record.task_definition_arn
     assert record.previous_task_definition_arn
     # WHEN its approval context is built, the service already running the new revision
-    context = flow.settings_context(release, stage, record.task_definition_arn, world.deps)
+    context = settings_context(release, stage, record.task_definition_arn, world.deps)
     # THEN the changes are those between the revision it replaced and the one it registered
     assert context["settings_line"] == "web: PORT=9090 (changed), LOG_LEVEL=warn (added), DB_PASSWORD (secret, added)"
     assert "arn:aws:iam::123456789012:role/web-execution" in context["settings"]["role_note"]
@@ -361,14 +366,14 @@ def test_a_redelivery_after_registering_reuses_the_revision_with_its_settings(
         return original(self, release, stage, reason, **kwargs)
 
     monkeypatch.setattr(StageDeployer, "_record", record)
-    (started,) = flow.on_push(parse_event(CodeCommitReferenceEvent, world.push(commit_id("redeliver"))), world.deps)
+    (started,) = on_push(parse_event(CodeCommitReferenceEvent, world.push(commit_id("redeliver"))), world.deps)
     release_id = str(started["release_id"])
     event = parse_event(CodeBuildStateChangeEvent, world.build_finished(release_id))
     with pytest.raises(TransientError):
-        flow.on_build(event, world.deps)
+        on_build(event, world.deps)
     assert len(world.revisions()) == len(before) + 1
     # WHEN EventBridge redelivers the build event
-    outcome = flow.on_build(event, world.deps)
+    outcome = on_build(event, world.deps)
     # THEN the revision registered the first time is found (its settings are part of its content) and reused
     assert outcome["outcome"] == "deploying", outcome
     assert len(world.revisions()) == len(before) + 1

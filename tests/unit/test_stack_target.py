@@ -22,10 +22,12 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from deployer import flow
 from deployer.events.codebuild import CodeBuildStateChangeEvent
 from deployer.events.codecommit import CodeCommitReferenceEvent
 from deployer.events.parse import parse_event
+from deployer.flow import rollback as flow_rollback
+from deployer.flow.build import on_build
+from deployer.flow.push import on_push
 from deployer_cli import UsageError, build_parser, main
 from deployer_cli.target import NAMES, STACK_ENV, STACK_OUTPUTS, Stack, resolve_names, target_from
 from deployer_local import template
@@ -220,10 +222,8 @@ def world(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[World]:
     with mock_aws():
         made = make_world()
         event = made.push(commit_id("one"))
-        (started,) = flow.on_push(parse_event(CodeCommitReferenceEvent, event), made.deps)
-        flow.on_build(
-            parse_event(CodeBuildStateChangeEvent, made.build_finished(str(started["release_id"]))), made.deps
-        )
+        (started,) = on_push(parse_event(CodeCommitReferenceEvent, event), made.deps)
+        on_build(parse_event(CodeBuildStateChangeEvent, made.build_finished(str(started["release_id"]))), made.deps)
         yield made
 
 
@@ -256,7 +256,7 @@ def test_rollback_finds_its_bus_in_the_stack(
         asked.append(deps.store._table.name)
         return {"outcome": "nothing_to_roll_back", "reason": "nothing earlier"}
 
-    monkeypatch.setattr(flow, "request_rollback", request_rollback)
+    monkeypatch.setattr(flow_rollback, "request_rollback", request_rollback)
     assert main(["rollback", "--stack", STACK, "--pipeline", "web", "--stage", "dev", "--yes"]) == 1
     assert asked == [world.names.table]
     assert capsys.readouterr().out == "Not rolled back: nothing earlier.\n"

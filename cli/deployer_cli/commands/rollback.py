@@ -55,7 +55,7 @@ from deployer_cli.target import (
 )
 
 if TYPE_CHECKING:
-    from deployer.flow import Deps
+    from deployer.deps import Deps
     from deployer.pipelines.schema import Pipeline, Stage
     from deployer.releases import ReleaseStore
 
@@ -104,7 +104,8 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str], *, describe: D
 def build_deps(target: Target, session: Any) -> Deps:
     """The flow's dependencies for `target`, as `runtime.deps()` builds them for the functions:
     transitions go to the deployer's bus, and to Slack when its secret is known."""
-    from deployer.flow import BusPublisher, Deps
+    from deployer.deps import Deps
+    from deployer.flow.publishing import BusPublisher
     from deployer.pipelines.store import ConfigStore
     from deployer.releases import ReleaseStore, TransitionListener
     from deployer.reporting import SlackReporter, fan_out
@@ -230,7 +231,7 @@ def _text(value: object) -> str | None:
 def preview(store: ReleaseStore, pipeline: Pipeline, stage: Stage) -> Preview:
     """Reads the service lock and the stage's history of successful deployments, as
     `flow.request_rollback` does, without writing anything."""
-    from deployer.flow import history_keys, rollback_target, stage_holder_release
+    from deployer.flow.rollback import history_keys, rollback_target, stage_holder_release
 
     holder = stage_holder_release(store, stage)
     record = holder.stages.get(stage.name) if holder else None
@@ -310,7 +311,7 @@ RequestRollback = Callable[[str, str, dict[str, Any], "Deps"], dict[str, Any]]
 
 
 def _flow_rollback() -> RequestRollback:
-    from deployer.flow import request_rollback
+    from deployer.flow.rollback import request_rollback
 
     return request_rollback
 

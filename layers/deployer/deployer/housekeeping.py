@@ -519,7 +519,7 @@ def _clean_up(  # noqa: PLR0917 - one pass, its inputs
     budget: int,
     report: CleanupReport,
 ) -> None:
-    from deployer.flow import rollback_target
+    from deployer.flow.rollback import rollback_target
 
     protected: set[str] = set()
     ran: dict[str, set[int]] = {}

@@ -9,17 +9,17 @@ on an event, reading them through the sparse `pending` index (never a Scan):
 
 - **BUILDING** for more than `EVENT_GRACE`: BatchGetBuilds by the build id recorded at StartBuild
   (up to 100 ids per call). A build that ended at least `EVENT_GRACE` ago and whose event never came
-  is finished exactly as its "CodeBuild Build State Change" would have (`flow.build_finished`):
+  is finished exactly as its "CodeBuild Build State Change" would have (`build_finished`):
   SUCCEEDED deploys the first stage, FAILED / FAULT / STOPPED / TIMED_OUT end BUILD_FAILED with the
   status. IN_PROGRESS is left alone (CodeBuild ends it by its own `timeoutInMinutes`; past its
   startTime + timeoutInMinutes + `BUILD_MARGIN` the sweep says so in its log). A build CodeBuild no
   longer knows ends BUILD_FAILED "build not found"; a release whose StartBuild was never recorded
   ends BUILD_FAILED once EventBridge can no longer redeliver its push (`PUSH_REDELIVERY`).
 - **BUILT** (the first stage never started) or **DEPLOYED** (the next stage never started) for more
-  than `EVENT_GRACE`: the step that was interrupted runs (`flow.resume_unfinished`).
+  than `EVENT_GRACE`: the step that was interrupted runs (`resume_unfinished`).
 - **DEPLOYING**: the stage's service deployment, found with ListServiceDeployments (created since
   the stage started) and read with DescribeServiceDeployments. SUCCESSFUL, finished at least
-  `EVENT_GRACE` ago: promoted as its lost COMPLETED would have (`flow.stage_completed`). STOPPED or
+  `EVENT_GRACE` ago: promoted as its lost COMPLETED would have (`stage_completed`). STOPPED or
   ROLLBACK_SUCCESSFUL / ROLLBACK_FAILED: DEPLOY_FAILED, with whether ECS rolled the service back.
   Still PENDING or IN_PROGRESS past the stage's deadline (`deadlineMinutes`, or the strategy's
   default; counted from when the stage last started deploying, so an approval's wait never counts):
@@ -29,7 +29,7 @@ on an event, reading them through the sparse `pending` index (never a Scan):
   A release QUEUED behind a holder that has ended gets the lock it was never handed.
 
 Every outcome ends in a known state with its reason, frees the service lock and hands it to the
-next waiter (`flow.hand_over_to`). Every transition the reconciler makes says so: its reason starts
+next waiter (`hand_over_to`). Every transition the reconciler makes says so: its reason starts
 with "reconciler: " (in `deployer status`, Slack and the "Release State Change" events), and each
 action is one log line starting with "reconciler:". Each write is conditional on the release as
 read, so a late event, or two sweeps overlapping, act once: the loser sees the release moved on.
@@ -45,14 +45,19 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
-from deployer import aws, before, ecs_deployments, flow
+from deployer import aws, before, ecs_deployments
 from deployer.errors import ConfigError, DeploymentError, TransientError
 from deployer.events.codebuild import FINAL_BUILD_STATUSES, BuildStatus
+from deployer.flow.build import build_finished
+from deployer.flow.common import EXPORTED_IMAGE, _pipeline
+from deployer.flow.deployment import ask_during, before_task_ended, service_completed, stage_completed
+from deployer.flow.progress import deploy_next, deploy_stage, hand_over, hand_over_all, hand_over_to, resume_unfinished
 from deployer.pipelines.schema import DEFAULT_BEFORE_TIMEOUT_MINUTES, ROLLING_DEADLINE_MINUTES
 from deployer.releases import ConflictError, Release, ReleaseState, ServiceRecord, StageRecord, StageState, now_iso
 
 if TYPE_CHECKING:
-    from deployer.flow import Deps, Outcome
+    from deployer.deps import Deps
+    from deployer.flow.common import Outcome
     from deployer.pipelines.schema import Pipeline, Stage
 
 log = logging.getLogger("deployer")
@@ -211,12 +216,10 @@ def _build(release: Release, build: dict[str, Any] | None, deps: Deps, clock: _C
         return None  # finished moments ago: its event is on its way
     when = f" at {ended.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if isinstance(ended, datetime) else ""
     note = f" (CodeBuild reports {status}{when}; its event never arrived)"
-    finished = flow.build_finished(
-        fresh, status, _exported(build, flow.EXPORTED_IMAGE), _log_link(build), deps, note=note
-    )
+    finished = build_finished(fresh, status, _exported(build, EXPORTED_IMAGE), _log_link(build), deps, note=note)
     if finished is not None:
         return finished
-    deployed = flow.deploy_next(fresh, deps, after=None)
+    deployed = deploy_next(fresh, deps, after=None)
     return {"outcome": "built", "reason": f"build {status}{when}; its event never arrived", "next": deployed}
 
 
@@ -258,13 +261,13 @@ def _resume(release: Release, why: str, deps: Deps) -> Outcome | None:
         return None
     if fresh.state is ReleaseState.BUILT and not fresh.stages:
         if fresh.is_rollback and fresh.stage:
-            pipeline = flow._pipeline(deps, fresh.pipeline)
+            pipeline = _pipeline(deps, fresh.pipeline)
             stage = pipeline.stage_named(fresh.stage)
             if stage is None:
                 return None
-            return {"outcome": "resumed", "reason": why, "next": flow.deploy_stage(fresh, pipeline, stage, deps)}
-        return {"outcome": "resumed", "reason": why, "next": flow.deploy_next(fresh, deps, after=None)}
-    resumed = flow.resume_unfinished(fresh, deps)
+            return {"outcome": "resumed", "reason": why, "next": deploy_stage(fresh, pipeline, stage, deps)}
+        return {"outcome": "resumed", "reason": why, "next": deploy_next(fresh, deps, after=None)}
+    resumed = resume_unfinished(fresh, deps)
     return None if resumed is None else {"outcome": "resumed", "reason": why, "next": resumed}
 
 
@@ -303,7 +306,7 @@ def _before_task(  # noqa: PLR0917 - the stage as the sweep found it
     """A stage waiting for its before-task. Being started (STARTING) past `EVENT_GRACE`: the event
     that started it was not redelivered, so the step runs again (RunTask's clientToken returns the
     same task if it did start). RUNNING: DescribeTasks. STOPPED at least `EVENT_GRACE` ago: ended as
-    its lost "ECS Task State Change" would have (`flow.before_task_ended`). Still running past the
+    its lost "ECS Task State Change" would have (`before_task_ended`). Still running past the
     step's `timeoutMinutes`: StopTask, DEPLOY_FAILED, nothing deployed. Unknown to ECS: DEPLOY_FAILED."""
     step = record.before_task or "before"
     arn = record.before_task_arn
@@ -328,9 +331,7 @@ def _before_task(  # noqa: PLR0917 - the stage as the sweep found it
             return None  # stopped moments ago: its event is on its way
         when = f" at {stopped.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if isinstance(stopped, datetime) else ""
         note = f" (ECS reports the task STOPPED{when}; its event never arrived)"
-        ended = flow.before_task_ended(
-            release, stage_name, record, before.TaskEnd.from_described(task), deps, note=note
-        )
+        ended = before_task_ended(release, stage_name, record, before.TaskEnd.from_described(task), deps, note=note)
         return {"reason": f"before-task {step} stopped{when}", **ended}
     if not clock.older_than(started, timedelta(minutes=minutes)):
         return None
@@ -360,11 +361,11 @@ def _queued(release: Release, record: StageRecord, deps: Deps) -> Outcome | None
         return None  # a live holder: it hands the lock on when it ends (or the reconciler ends it)
     reason = f"the lock of {cluster}/{service} was held by {holder_id or 'nobody'}, which has ended"
     if holder_id:
-        follow = flow.hand_over_to(store.release_service(cluster, service, holder_id), deps)
+        follow = hand_over_to(store.release_service(cluster, service, holder_id), deps)
     else:
-        pipeline = flow._pipeline(deps, release.pipeline)
+        pipeline = _pipeline(deps, release.pipeline)
         stage = pipeline.stage_named(release.stage or "")
-        follow = {"next": flow.deploy_stage(release, pipeline, stage, deps)} if stage is not None else {}
+        follow = {"next": deploy_stage(release, pipeline, stage, deps)} if stage is not None else {}
     return {"outcome": "handed_over", "reason": reason, **follow}
 
 
@@ -393,7 +394,7 @@ def _deploying(  # noqa: PLR0917 - the stage as the sweep found it
         note = f" (ECS reports {view.arn} SUCCESSFUL{when}; its COMPLETED event never arrived)"
         return {
             "reason": f"{stage_name} completed{when}",
-            **flow.stage_completed(release, stage_name, record, deps, note=note),
+            **stage_completed(release, stage_name, record, deps, note=note),
         }
     if view.status in SETTLED_FAILURES:
         rolled_back = view.status == "ROLLBACK_SUCCESSFUL"
@@ -421,7 +422,7 @@ def _deploying_several(  # noqa: PLR0917 - the stage as the sweep found it
     release: Release, stage_name: str, record: StageRecord, stage: Stage | None, deps: Deps, clock: _Clock
 ) -> Outcome | None:
     """`_deploying` for each service of a stage of several: a lost COMPLETED completes that service
-    (and the stage with its last one, `flow.service_completed`); a failed, vanished or overdue
+    (and the stage with its last one, `service_completed`); a failed, vanished or overdue
     deployment fails the stage, which puts the other services back (`StageDeployer.fail_services`)."""
     ecs = deps.stages.ecs
     minutes = stage.deadline_minutes_or_default() if stage is not None else ROLLING_DEADLINE_MINUTES
@@ -449,7 +450,7 @@ def _deploying_several(  # noqa: PLR0917 - the stage as the sweep found it
         if view.status == SETTLED_SUCCESS:
             when = f" at {view.finished_at:%Y-%m-%d %H:%M} UTC" if view.finished_at else ""
             note = f" (ECS reports {view.arn} SUCCESSFUL{when}; its COMPLETED event never arrived)"
-            outcome = flow.service_completed(release, stage_name, current, svc, deps, note=note)
+            outcome = service_completed(release, stage_name, current, svc, deps, note=note)
             completed.append(svc.service)
             if outcome.get("outcome") != "service_deployed":
                 return {"reason": f"{stage_name} completed with {svc.service}{when}", **outcome}
@@ -492,7 +493,7 @@ def _fail_several(  # noqa: PLR0917 - what _deploying_several found
     result = deps.stages.fail_services(
         release, stage_name, record.with_service(failed), failed=failed, why=f"{svc.service} failed", stage=stage
     )
-    return {"outcome": "failed", "reason": result.detail, "rolled_back": rolled_back, **flow.hand_over(result, deps)}
+    return {"outcome": "failed", "reason": result.detail, "rolled_back": rolled_back, **hand_over(result, deps)}
 
 
 def _paused(  # noqa: PLR0917 - what _deploying found
@@ -509,7 +510,7 @@ def _paused(  # noqa: PLR0917 - what _deploying found
     if release.is_rollback or stage is None or stage.approval is None or stage.approval.at is None:
         return None
     at = view.detail.lifecycle_stage or stage.approval.at
-    asked = flow.ask_during(release, stage, record, view.detail, hook, deps, at=at)
+    asked = ask_during(release, stage, record, view.detail, hook, deps, at=at)
     return {
         "outcome": "awaiting_approval",
         "reason": f"{stage_name} paused at {at}; its event never arrived",
@@ -532,7 +533,7 @@ def _fail(
     release.stages[stage_name] = StageRecord(**{**record.__dict__, "rolled_back": rolled_back})
     if stage is not None:
         result = deps.stages.fail(release, stage, ReleaseState.DEPLOY_FAILED, reason)
-        follow = flow.hand_over(result, deps)
+        follow = hand_over(result, deps)
     else:  # the stage left the configuration: still end the release and free the service
         ended = StageRecord(
             **{
@@ -549,7 +550,7 @@ def _fail(
             reason=reason,
             stages={**release.stages, stage_name: ended},
         )
-        follow = flow.hand_over_all(store.release_services(record.service_keys(), release.release_id), deps)
+        follow = hand_over_all(store.release_services(record.service_keys(), release.release_id), deps)
     return {"outcome": "failed", "reason": reason, "rolled_back": rolled_back, **follow}
 
 

@@ -728,7 +728,7 @@ class ReleaseStore:
         each family have been seen and the stage's rollback target is among them (or the history ends;
         at most `pages` pages): what cleaning up old revisions must keep. A stage of several services
         runs several families; each needs its own `distinct`."""
-        from deployer.flow import rollback_target
+        from deployer.flow.rollback import rollback_target
         from deployer.housekeeping import entry_revisions, family_of
 
         kwargs: dict[str, Any] = {

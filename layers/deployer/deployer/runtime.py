@@ -67,7 +67,8 @@ def deps() -> Any:
 
     from deployer import aws
     from deployer.approvals import Approvals, signing_key_from_secret
-    from deployer.flow import BusPublisher, Deps
+    from deployer.deps import Deps
+    from deployer.flow.publishing import BusPublisher
     from deployer.pipelines.store import ConfigStore
     from deployer.releases import ReleaseStore
     from deployer.reporting import SlackReporter, fan_out
