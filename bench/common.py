@@ -185,7 +185,8 @@ def wire_like_the_functions(world: World) -> None:
     from deployer.approvals import Approvals, signing_key_from_secret
     from deployer.deps import Deps
     from deployer.flow.publishing import BusPublisher
-    from deployer.releases import ReleaseStore, Transition
+    from deployer.releases.model import Transition
+    from deployer.releases.store import ReleaseStore
     from deployer.stages import StageDeployer
 
     publish = BusPublisher(boto3.client("events"), world.names.bus)

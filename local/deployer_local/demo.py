@@ -35,7 +35,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from deployer.releases import Release, ReleaseState
+from deployer.releases.model import Release, ReleaseState
 from deployer_cli.signals import run_stoppable
 
 WAITING = {ReleaseState.AWAITING_APPROVAL}

@@ -60,7 +60,7 @@ from deployer_local.ecs_front import (
 
 if TYPE_CHECKING:
     from deployer.pipelines.schema import PipelinesConfig
-    from deployer.releases import ReleaseStore
+    from deployer.releases.store import ReleaseStore
 
 __all__ = [
     "HOOK_AWAITING_ACTION",
@@ -179,7 +179,7 @@ def deployment_lookup_from_store(store: ReleaseStore) -> DeploymentLookup:
     item, confirmed by the release's stage record, which must already be DEPLOYING that very
     deployment (the deployer records it just after UpdateService; an event sent before would be
     taken for a stale one)."""
-    from deployer.releases import StageState
+    from deployer.releases.model import StageState
 
     def lookup(deployment_id: str) -> tuple[str, str] | None:
         found = store.deployment(deployment_id)

@@ -517,7 +517,7 @@ class LocalStack:
     def _start_simulators(self, names: Any) -> None:
         import boto3
 
-        from deployer.releases import ReleaseStore
+        from deployer.releases.store import ReleaseStore
         from deployer_local.simulate import for_local_stack
 
         self.store = ReleaseStore(boto3.resource("dynamodb").Table(names.table))

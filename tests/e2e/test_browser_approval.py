@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import boto3
 import pytest
 
-from deployer.releases import Release, ReleaseState
+from deployer.releases.model import Release, ReleaseState
 from deployer_local.demo import DONE, WAITING, approval_link, wait_for
 from deployer_local.stack import LocalStack, StackOptions
 from tests.support.events import REPOSITORY_ROOT

@@ -17,7 +17,7 @@ from boto3.dynamodb.conditions import Key
 
 from deployer.events.deployer_bus import RELEASE_STATE_CHANGE, SOURCE
 from deployer.pipelines.store import PUBLISHED_ITEM_ID
-from deployer.releases import ReleaseState
+from deployer.releases.model import ReleaseState
 from deployer_local import localrun
 from deployer_local.localrun import InvokeResult
 from tests.support.events import load_event

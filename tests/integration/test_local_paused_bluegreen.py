@@ -447,7 +447,7 @@ def reject_on_the_page(link: str) -> int:
 def test_the_local_stack_pauses_prod_and_the_approval_page_continues_it_to_released(
     blue_green_stack: Callable[..., Any], stack_log: list[str], tmp_path: Path
 ) -> None:
-    from deployer.releases import ReleaseState
+    from deployer.releases.model import ReleaseState
     from deployer_local.demo import DONE, WAITING, approval_link, approve_like_a_browser
 
     stack = blue_green_stack()
@@ -480,7 +480,7 @@ def test_the_local_stack_pauses_prod_and_the_approval_page_continues_it_to_relea
 def test_on_the_local_stack_a_rejected_pause_rolls_back_and_an_unanswered_one_times_out(
     blue_green_stack: Callable[..., Any], stack_log: list[str], tmp_path: Path
 ) -> None:
-    from deployer.releases import ReleaseState
+    from deployer.releases.model import ReleaseState
     from deployer_local.demo import DONE, WAITING, approval_link
 
     stack = blue_green_stack(hook_timeout_seconds=15)

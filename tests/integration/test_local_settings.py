@@ -83,7 +83,7 @@ def settings_pipeline(stack: Any, dev_secret: str, prod_secret: str) -> str:
 def test_settings_run_through_the_local_stack_and_a_missing_secret_fails_like_ecs(
     local_stack: Callable[[], Any], stack_log: list[str], tmp_path: Path
 ) -> None:
-    from deployer.releases import ReleaseState
+    from deployer.releases.model import ReleaseState
     from deployer_local.demo import DONE, WAITING, approval_link, approve_like_a_browser
 
     stack = local_stack()

@@ -18,7 +18,7 @@ from typing import Any
 import boto3
 import pytest
 
-from deployer.releases import Release, ReleaseState
+from deployer.releases.model import Release, ReleaseState
 from deployer_local import localrun
 from deployer_local.function_url import FunctionUrlServer
 from tests.support.events import load_event

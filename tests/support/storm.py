@@ -100,7 +100,8 @@ from deployer.flow.rollback import rollback_target
 from deployer.pipelines.loader import load_config_text
 from deployer.pipelines.schema import PipelinesConfig
 from deployer.pipelines.store import ConfigStore
-from deployer.releases import ReleaseState, ReleaseStore, StageState, Transition, release_id_for
+from deployer.releases.model import ReleaseState, StageState, Transition, release_id_for
+from deployer.releases.store import ReleaseStore
 from deployer.reporting import fan_out
 from deployer.stages import StageDeployer
 from deployer_local.ecs_tasks import Tasks

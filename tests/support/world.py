@@ -18,7 +18,8 @@ from deployer.deps import Deps
 from deployer.flow.common import ENV_COMMIT, ENV_PIPELINE, ENV_RELEASE_ID
 from deployer.pipelines.loader import load_config_text
 from deployer.pipelines.store import ConfigStore
-from deployer.releases import ReleaseStore, Transition, TransitionListener
+from deployer.releases.model import Transition, TransitionListener
+from deployer.releases.store import ReleaseStore
 from deployer.reporting import fan_out
 from deployer.stages import StageDeployer
 from deployer_local.provision import DemoAccount, DeployerNames, demo_pipelines_yaml, provision_demo, provision_deployer

@@ -23,7 +23,7 @@ from deployer.flow.approval import on_approval, sweep_expired_approvals
 from deployer.flow.build import on_build
 from deployer.flow.deployment import on_deployment
 from deployer.flow.push import on_push
-from deployer.releases import Release, ReleaseState, StageState
+from deployer.releases.model import Release, ReleaseState, StageState
 from deployer.slack import SlackNotifier, SlackSettings
 from deployer_local.provision import demo_pipelines_yaml
 from tests.support.events import load_event

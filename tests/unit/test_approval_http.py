@@ -45,7 +45,7 @@ from deployer.events.deployer_bus import ApprovalDecidedEvent
 from deployer.events.parse import parse_event
 from deployer.flow.approval import on_approval
 from deployer.flow.progress import approval_context
-from deployer.releases import Release, ReleaseState
+from deployer.releases.model import Release, ReleaseState
 from deployer.slack import SlackNotifier, SlackSettings
 from deployer_cli.views import status
 from deployer_local import template

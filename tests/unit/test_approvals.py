@@ -42,7 +42,8 @@ from deployer.approvals import (
 )
 from deployer.errors import ConfigError, TransientError
 from deployer.events.deployer_bus import DecidedBy
-from deployer.releases import Release, ReleaseState, ReleaseStore
+from deployer.releases.model import Release, ReleaseState
+from deployer.releases.store import ReleaseStore
 from deployer_local.provision import DeployerNames, provision_deployer
 from tests.support.world import commit_id
 

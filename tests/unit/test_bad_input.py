@@ -58,7 +58,7 @@ from deployer.events.ecs import (
 )
 from deployer.events.parse import MAX_MESSAGE_CHARS, parse_event
 from deployer.pipelines.loader import MAX_CONFIG_BYTES
-from deployer.releases import ReleaseState
+from deployer.releases.model import ReleaseState
 from deployer_cli import main as deployer_main
 from deployer_local import template
 from tests.support.events import REPOSITORY_ROOT, load_event, sample_names

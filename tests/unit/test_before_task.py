@@ -50,7 +50,8 @@ from deployer.flow.deployment import on_deployment, on_task_stopped
 from deployer.flow.push import on_push
 from deployer.flow.rollback import request_rollback
 from deployer.pipelines.loader import check_config_text, load_config_text
-from deployer.releases import Release, ReleaseState, ReleaseStore, StageState
+from deployer.releases.model import Release, ReleaseState, StageState
+from deployer.releases.store import ReleaseStore
 from deployer.stages import StageDeployer
 from deployer_local import template
 from deployer_local.ecs_tasks import Tasks

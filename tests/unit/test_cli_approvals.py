@@ -21,7 +21,7 @@ from deployer.events.parse import parse_event
 from deployer.flow.build import on_build
 from deployer.flow.deployment import on_deployment
 from deployer.flow.push import on_push
-from deployer.releases import Release, ReleaseState
+from deployer.releases.model import Release, ReleaseState
 from deployer_cli import build_parser, main
 from deployer_cli.commands import approvals as cli_approvals
 from deployer_cli.target import NAMES, STACK_ENV

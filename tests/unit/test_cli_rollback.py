@@ -29,7 +29,7 @@ from deployer.flow.approval import on_approval
 from deployer.flow.build import on_build
 from deployer.flow.deployment import on_deployment
 from deployer.flow.push import on_push
-from deployer.releases import Release, ReleaseState
+from deployer.releases.model import Release, ReleaseState
 from deployer_cli import build_parser, main
 from deployer_cli.commands import rollback as cli_rollback
 from deployer_cli.commands.status import Target

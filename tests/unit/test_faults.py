@@ -46,7 +46,7 @@ from deployer.flow.approval import on_approval
 from deployer.flow.build import on_build
 from deployer.flow.deployment import on_deployment
 from deployer.flow.push import on_push
-from deployer.releases import Release, ReleaseState, StageState
+from deployer.releases.model import Release, ReleaseState, StageState
 from tests.support.events import load_event
 from tests.support.world import SIGNING_KEY, World, commit_id, make_world
 from tests.unit.test_bad_input import BASE_ENV, FakeContext, load_handler, template_environment

@@ -50,7 +50,7 @@ from deployer.flow.push import on_push
 from deployer.flow.rollback import request_rollback
 from deployer.housekeeping import MAX_DEREGISTRATIONS, SCHEDULE_READ_ONLY_KEYS, ScheduledTasks
 from deployer.pipelines.loader import load_config_text
-from deployer.releases import Release, ReleaseState, StageState
+from deployer.releases.model import Release, ReleaseState, StageState
 from deployer_cli.views.status import release_status, render_table
 from deployer_local.provision import (
     ACCOUNT,

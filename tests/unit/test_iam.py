@@ -43,7 +43,7 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from deployer.pipelines.loader import load_config_text
-from deployer.releases import ReleaseStore
+from deployer.releases.store import ReleaseStore
 from deployer.stages import StageDeployer
 from deployer_local import template
 from deployer_local.provision import DeployerNames, provision_deployer

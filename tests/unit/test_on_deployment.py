@@ -17,7 +17,7 @@ from deployer.events.parse import parse_event
 from deployer.flow.build import on_build
 from deployer.flow.deployment import on_deployment
 from deployer.flow.push import on_push
-from deployer.releases import Release, ReleaseState, StageState
+from deployer.releases.model import Release, ReleaseState, StageState
 from deployer_local.provision import demo_pipelines_yaml
 from tests.support.events import load_event
 from tests.support.world import World, commit_id, make_world

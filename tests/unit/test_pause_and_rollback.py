@@ -29,7 +29,7 @@ from deployer.flow.build import on_build
 from deployer.flow.deployment import _pauses_at, on_deployment, on_hook
 from deployer.flow.push import on_push
 from deployer.flow.rollback import on_rollback_requested, request_rollback
-from deployer.releases import Release, ReleaseState, StageState
+from deployer.releases.model import Release, ReleaseState, StageState
 from tests.support.ecs_stub import ServiceDeploymentCalls
 from tests.support.events import load_event
 from tests.support.world import World, commit_id, make_world

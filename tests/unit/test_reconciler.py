@@ -54,7 +54,7 @@ from deployer.events.parse import parse_event
 from deployer.flow.build import on_build
 from deployer.flow.deployment import on_deployment
 from deployer.flow.push import on_push
-from deployer.releases import Release, ReleaseState, StageRecord, StageState
+from deployer.releases.model import Release, ReleaseState, StageRecord, StageState
 from deployer_local import template
 from deployer_local.ecs_front import (
     JSON_CONTENT_TYPE,

@@ -9,7 +9,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from deployer.releases import ConflictError, Release, ReleaseState, ReleaseStore, Transition
+from deployer.releases.model import Release, ReleaseState, Transition
+from deployer.releases.store import ConflictError, ReleaseStore
 from deployer_local.provision import DeployerNames, provision_deployer
 from tests.support.world import commit_id
 

@@ -26,7 +26,8 @@ from deployer.events.ecs import EcsDeploymentStateChangeEvent
 from deployer.events.parse import parse_event
 from deployer.flow.deployment import on_deployment
 from deployer.pipelines.schema import PipelinesConfig, ServiceTarget, lock_order
-from deployer.releases import Release, ReleaseState, ReleaseStore, StageState
+from deployer.releases.model import Release, ReleaseState, StageState
+from deployer.releases.store import ReleaseStore
 from deployer.stages import StageDeployer
 from deployer_local.provision import ACCOUNT, DeployerNames, provision_deployer, web_task_definition
 from tests.support.events import load_event

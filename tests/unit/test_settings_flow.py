@@ -42,7 +42,8 @@ from deployer.flow.deployment import on_deployment
 from deployer.flow.progress import settings_context
 from deployer.flow.push import on_push
 from deployer.pipelines.loader import load_config_text
-from deployer.releases import Release, ReleaseState, ReleaseStore
+from deployer.releases.model import Release, ReleaseState
+from deployer.releases.store import ReleaseStore
 from deployer.reporting import view_of
 from deployer.stages import StageDeployer
 from deployer_cli import main

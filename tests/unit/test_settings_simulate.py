@@ -28,7 +28,7 @@ from deployer.events.parse import parse_event
 from deployer.flow.build import on_build
 from deployer.flow.deployment import on_deployment
 from deployer.flow.push import on_push
-from deployer.releases import ReleaseState, StageState
+from deployer.releases.model import ReleaseState, StageState
 from deployer_local.provision import demo_pipelines_yaml
 from deployer_local.simulate import EcsRolloutSimulator, deployment_lookup_from_store, secret_check_for
 from tests.support.world import World, commit_id, make_world

@@ -36,7 +36,7 @@ from deployer.flow.build import on_build
 from deployer.flow.deployment import on_deployment
 from deployer.flow.push import on_push
 from deployer.flow.rollback import request_rollback
-from deployer.releases import Release, ReleaseState, StageState
+from deployer.releases.model import Release, ReleaseState, StageState
 from deployer_local.provision import ACCOUNT, demo_pipelines_yaml
 from tests.support.ecs_stub import ServiceDeploymentCalls
 from tests.support.events import load_event

@@ -48,7 +48,7 @@ from deployer.flow.deployment import on_deployment, on_task_stopped
 from deployer.flow.push import on_push
 from deployer.flow.rollback import on_rollback_requested, request_rollback
 from deployer.pipelines.loader import check_config_text, load_config_text
-from deployer.releases import Release, ReleaseState, StageState
+from deployer.releases.model import Release, ReleaseState, StageState
 from deployer.reporting import view_of
 from deployer_cli.commands import rollback as cli_rollback
 from deployer_cli.views import report

@@ -22,7 +22,8 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from deployer.pipelines.loader import load_config_text
-from deployer.releases import Release, ReleaseState, ReleaseStore, StageState
+from deployer.releases.model import Release, ReleaseState, StageState
+from deployer.releases.store import ReleaseStore
 from deployer.stages import SERVICES_PER_DESCRIBE, StageDeployer
 from deployer_local.provision import ACCOUNT, web_task_definition, worker_task_definition
 from tests.support.world import commit_id

@@ -21,7 +21,7 @@ from deployer.flow.build import on_build
 from deployer.flow.common import ENV_COMMIT, ENV_PIPELINE, ENV_RELEASE_ID
 from deployer.flow.deployment import on_deployment
 from deployer.flow.push import on_push
-from deployer.releases import Release, ReleaseState, StageState
+from deployer.releases.model import Release, ReleaseState, StageState
 from deployer_local.simulate import (
     CodeBuildSimulator,
     EcsRolloutSimulator,

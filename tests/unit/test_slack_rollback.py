@@ -28,7 +28,7 @@ from deployer.errors import BadInput
 from deployer.events.deployer_bus import RollbackRequestedEvent
 from deployer.events.parse import parse_event
 from deployer.flow.rollback import on_rollback_requested
-from deployer.releases import Release, ReleaseState, StageRecord, StageState
+from deployer.releases.model import Release, ReleaseState, StageRecord, StageState
 from deployer.slack import (
     ROLLBACK_ACTION,
     ReleaseView,

@@ -15,7 +15,8 @@ from moto import mock_aws
 
 from deployer.errors import TransientError
 from deployer.pipelines.loader import load_config_text
-from deployer.releases import Release, ReleaseState, ReleaseStore, StageState
+from deployer.releases.model import Release, ReleaseState, StageState
+from deployer.releases.store import ReleaseStore
 from deployer.stages import StageDeployer
 from deployer_local.provision import ACCOUNT, web_task_definition
 from tests.support.world import World, commit_id, make_world

@@ -26,7 +26,7 @@ from deployer.flow.approval import on_approval
 from deployer.flow.build import on_build
 from deployer.flow.deployment import on_deployment
 from deployer.flow.push import on_push
-from deployer.releases import Release, ReleaseState
+from deployer.releases.model import Release, ReleaseState
 from deployer_cli import UsageError, main
 from deployer_cli.commands.status import resolve_target
 from deployer_cli.views import status

@@ -39,7 +39,8 @@ from deployer_cli.target import (
 
 if TYPE_CHECKING:
     from deployer.pipelines.schema import PipelinesConfig
-    from deployer.releases import Release, ReleaseStore
+    from deployer.releases.model import Release
+    from deployer.releases.store import ReleaseStore
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -200,7 +201,7 @@ def run(args: argparse.Namespace, *, now: datetime | None = None) -> int:
 
     from deployer.errors import DeployerError
     from deployer.pipelines.store import ConfigStore
-    from deployer.releases import ReleaseStore
+    from deployer.releases.store import ReleaseStore
     from deployer_cli.commands.status import error_line
 
     try:

@@ -95,7 +95,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def gather(target: Target, since: datetime, until: datetime) -> Report:
-    from deployer.releases import ReleaseStore
+    from deployer.releases.store import ReleaseStore
     from deployer_cli.commands.status import _pipelines, session_for
     from deployer_cli.views.report import Report, compute
 

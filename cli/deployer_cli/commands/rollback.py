@@ -57,7 +57,7 @@ from deployer_cli.target import (
 if TYPE_CHECKING:
     from deployer.deps import Deps
     from deployer.pipelines.schema import Pipeline, Stage
-    from deployer.releases import ReleaseStore
+    from deployer.releases.store import ReleaseStore
 
 STARTED: Final = frozenset({"deploying", "queued", "stopping", "cancelled"})
 
@@ -107,7 +107,8 @@ def build_deps(target: Target, session: Any) -> Deps:
     from deployer.deps import Deps
     from deployer.flow.publishing import BusPublisher
     from deployer.pipelines.store import ConfigStore
-    from deployer.releases import ReleaseStore, TransitionListener
+    from deployer.releases.model import TransitionListener
+    from deployer.releases.store import ReleaseStore
     from deployer.reporting import SlackReporter, fan_out
     from deployer.stages import StageDeployer
 

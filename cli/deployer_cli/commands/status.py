@@ -48,7 +48,7 @@ from deployer_cli.target import (
 )
 
 if TYPE_CHECKING:
-    from deployer.releases import Release
+    from deployer.releases.model import Release
     from deployer_cli.views.status import ApprovalLink, PipelineQuery, PipelineStatus
 
 TABLE_ENV = "DEPLOYER_TABLE"
@@ -229,7 +229,7 @@ def approval_link(target: Target, session: Any, table: Any, store: Any, command:
 
 
 def gather(target: Target, limit: int) -> list[PipelineStatus]:
-    from deployer.releases import ReleaseStore
+    from deployer.releases.store import ReleaseStore
     from deployer_cli.views.status import collect
 
     session = session_for(target)

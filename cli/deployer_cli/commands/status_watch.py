@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from deployer_cli.commands.status import DEFAULT_INTERVAL, Target, _pipelines, approval_link, error_line, session_for
 
 if TYPE_CHECKING:
-    from deployer.releases import Release, ReleaseStore
+    from deployer.releases.model import Release
+    from deployer.releases.store import ReleaseStore
     from deployer_cli.views.status import PipelineQuery
 
 _COMMIT_PREFIX = re.compile(r"[0-9a-f]{7,40}")
@@ -76,7 +77,7 @@ def run_watch(args: argparse.Namespace, target: Target) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
     from deployer.errors import DeployerError
-    from deployer.releases import ReleaseStore
+    from deployer.releases.store import ReleaseStore
     from deployer_cli.signals import Stopped
     from deployer_cli.views.status import PipelineStatus, release_status, render_table
     from deployer_cli.views.watch import watch

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
-from deployer.releases import Release, ReleaseState, StageState
+from deployer.releases.model import Release, ReleaseState, StageState
 
 __all__ = [
     "P90_MIN_SAMPLES",

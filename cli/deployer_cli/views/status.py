@@ -22,10 +22,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from deployer.housekeeping import cleanup_text, schedule_texts
-from deployer.releases import Release, ReleaseState, StageState
+from deployer.releases.model import Release, ReleaseState, StageState
 
 if TYPE_CHECKING:
-    from deployer.releases import ReleaseStore
+    from deployer.releases.store import ReleaseStore
 
 __all__ = [
     "NEEDS_APPROVAL_URL",

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, TextIO
 
-from deployer.releases import Release, ReleaseState, ServiceRecord
+from deployer.releases.model import Release, ReleaseState, ServiceRecord
 
 __all__ = [
     "EXIT_FAILED",

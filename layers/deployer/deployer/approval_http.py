@@ -92,7 +92,8 @@ from deployer.events.deployer_bus import (
     RollbackRequestedDetail,
     put_events_entry,
 )
-from deployer.releases import Release, ReleaseStore, StageState
+from deployer.releases.model import Release, StageState
+from deployer.releases.store import ReleaseStore
 from deployer.rollout.plan import StuckRollout
 from deployer.rollout.plan import plan as plan_rollout
 from deployer.slack import (

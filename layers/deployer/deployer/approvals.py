@@ -69,7 +69,8 @@ from botocore.exceptions import ClientError
 from deployer import aws
 from deployer.errors import ConfigError, DeployerError, TransientError
 from deployer.pipelines.schema import MAX_APPROVAL_HOURS
-from deployer.releases import Release, ReleaseState, ReleaseStore
+from deployer.releases.model import Release, ReleaseState
+from deployer.releases.store import ReleaseStore
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from deployer.releases import ReleaseStore
+from deployer.releases.store import ReleaseStore
 from deployer.stages import StageDeployer
 
 if TYPE_CHECKING:

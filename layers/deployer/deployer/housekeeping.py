@@ -65,7 +65,8 @@ if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
 
     from deployer.pipelines.schema import Pipeline, ScheduledTask, Stage
-    from deployer.releases import Release, ReleaseStore
+    from deployer.releases.model import Release
+    from deployer.releases.store import ReleaseStore
 
 __all__ = [
     "MAX_DEREGISTRATIONS",

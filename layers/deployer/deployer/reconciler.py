@@ -53,7 +53,8 @@ from deployer.flow.common import EXPORTED_IMAGE, _pipeline
 from deployer.flow.deployment import ask_during, before_task_ended, service_completed, stage_completed
 from deployer.flow.progress import deploy_next, deploy_stage, hand_over, hand_over_all, hand_over_to, resume_unfinished
 from deployer.pipelines.schema import DEFAULT_BEFORE_TIMEOUT_MINUTES, ROLLING_DEADLINE_MINUTES
-from deployer.releases import ConflictError, Release, ReleaseState, ServiceRecord, StageRecord, StageState, now_iso
+from deployer.releases.model import Release, ReleaseState, ServiceRecord, StageRecord, StageState, now_iso
+from deployer.releases.store import ConflictError
 
 if TYPE_CHECKING:
     from deployer.deps import Deps
@@ -319,7 +320,7 @@ def _before_task(  # noqa: PLR0917 - the stage as the sweep found it
     started = record.before_started_at or record.started_at
     minutes = stage.before.timeout_minutes if stage is not None and stage.before is not None else None
     minutes = minutes or DEFAULT_BEFORE_TIMEOUT_MINUTES
-    failed = StageRecord(**{**record.__dict__, "before_state": before.BeforeState.FAILED.value})
+    failed = replace(record, before_state=before.BeforeState.FAILED.value)
     if task is None:
         if not clock.older_than(started, EVENT_GRACE):
             return None
@@ -530,19 +531,12 @@ def _fail(
 ) -> Outcome:
     """DEPLOY_FAILED with the reason and whether ECS rolled back; the service's lock goes to the waiter."""
     store = deps.store
-    release.stages[stage_name] = StageRecord(**{**record.__dict__, "rolled_back": rolled_back})
+    release.stages[stage_name] = replace(record, rolled_back=rolled_back)
     if stage is not None:
         result = deps.stages.fail(release, stage, ReleaseState.DEPLOY_FAILED, reason)
         follow = hand_over(result, deps)
     else:  # the stage left the configuration: still end the release and free the service
-        ended = StageRecord(
-            **{
-                **release.stages[stage_name].__dict__,
-                "state": StageState.FAILED,
-                "finished_at": now_iso(),
-                "reason": reason,
-            }
-        )
+        ended = replace(release.stages[stage_name], state=StageState.FAILED, finished_at=now_iso(), reason=reason)
         store.transition(
             release,
             ReleaseState.DEPLOY_FAILED,

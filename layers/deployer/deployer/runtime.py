@@ -70,7 +70,7 @@ def deps() -> Any:
     from deployer.deps import Deps
     from deployer.flow.publishing import BusPublisher
     from deployer.pipelines.store import ConfigStore
-    from deployer.releases import ReleaseStore
+    from deployer.releases.store import ReleaseStore
     from deployer.reporting import SlackReporter, fan_out
     from deployer.slack import SlackNotifier, settings_from_secret
     from deployer.stages import StageDeployer

@@ -41,15 +41,8 @@ from deployer import aws, before, ecs_deployments, taskdef
 from deployer import settings as deploy_settings
 from deployer.errors import DeploymentError
 from deployer.pipelines.schema import ServiceTarget, lock_order
-from deployer.releases import (
-    Release,
-    ReleaseState,
-    ReleaseStore,
-    ServiceRecord,
-    StageRecord,
-    StageState,
-    now_iso,
-)
+from deployer.releases.model import Release, ReleaseState, ServiceRecord, StageRecord, StageState, now_iso
+from deployer.releases.store import ReleaseStore
 from deployer.rollout.model import ServiceFacts
 from deployer.rollout.validate import Validation
 from deployer.rollout.validate import validate as validate_rollout
@@ -437,7 +430,7 @@ class StageDeployer:
 
         deployment_id = self._update_service(release, stage, target, view, new_arn, validation)
         store.index_deployment(deployment_id, release.release_id, stage.name, target.cluster, target.service)
-        record = StageRecord(**{**record.__dict__, "state": StageState.DEPLOYING, "deployment_id": deployment_id})
+        record = replace(record, state=StageState.DEPLOYING, deployment_id=deployment_id)
         store.transition(
             release,
             ReleaseState.DEPLOYING,
@@ -474,16 +467,14 @@ class StageDeployer:
         if record.before_state is None:
             self.store.index_before_task(token, release.release_id, stage.name)
             region = new_arn.split(":")[3] if new_arn.count(":") >= 5 else None
-            record = StageRecord(
-                **{
-                    **record.__dict__,
-                    "before_task": step,
-                    "before_state": before.BeforeState.STARTING.value,
-                    "before_token": token,
-                    "before_container": container,
-                    "before_started_at": now_iso(),
-                    "before_logs": before.log_target(definitions[container], region),
-                }
+            record = replace(
+                record,
+                before_task=step,
+                before_state=before.BeforeState.STARTING.value,
+                before_token=token,
+                before_container=container,
+                before_started_at=now_iso(),
+                before_logs=before.log_target(definitions[container], region),
             )
             self.store.transition(
                 release,
@@ -504,9 +495,7 @@ class StageDeployer:
             step=step,
         )
         task_arn = before.run_task(self.ecs, request)
-        record = StageRecord(
-            **{**record.__dict__, "before_state": before.BeforeState.RUNNING.value, "before_task_arn": task_arn}
-        )
+        record = replace(record, before_state=before.BeforeState.RUNNING.value, before_task_arn=task_arn)
         names = stage.service_names
         updated = f"{', '.join(names)} {'are' if len(names) > 1 else 'is'} updated when it exits 0"
         self.store.transition(
@@ -618,7 +607,7 @@ class StageDeployer:
         def save(reason: str, **fields: Any) -> StageRecord:
             # the stage's own fields (its before-task, its settings' summary) stay as recorded
             current = release.stages.get(stage.name)
-            kept = {k: v for k, v in current.__dict__.items() if k in _STAGE_WIDE} if current is not None else {}
+            kept = {k: getattr(current, k) for k in _STAGE_WIDE} if current is not None else {}
             record = StageRecord(
                 StageState.DEPLOYING,
                 stage.cluster,
@@ -879,9 +868,7 @@ class StageDeployer:
                     for svc in record.services
                 ],
             )
-        record = StageRecord(
-            **{**record.__dict__, "state": StageState.FAILED, "finished_at": now_iso(), "reason": reason}
-        )
+        record = replace(record, state=StageState.FAILED, finished_at=now_iso(), reason=reason)
         store.transition(release, state, stage=stage.name, reason=reason, stages={**release.stages, stage.name: record})
         keys = list(dict.fromkeys([*record.service_keys(), *_stage_keys(stage)]))
         handovers = tuple(store.release_services(keys, release.release_id))

@@ -3,6 +3,7 @@ deployment continued, or the release REJECTED; and the sweep that ends approvals
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,13 +16,8 @@ from deployer.events.deployer_bus import (
 from deployer.flow.answers import _answering, _decision_words
 from deployer.flow.common import Outcome, _ignored, _pipeline, _who
 from deployer.flow.progress import _end_pause_or_wait, deploy_stage, resume_unfinished
-from deployer.releases import (
-    ConflictError,
-    Release,
-    ReleaseState,
-    StageRecord,
-    StageState,
-)
+from deployer.releases.model import Release, ReleaseState, StageRecord, StageState
+from deployer.releases.store import ConflictError
 
 
 def on_approval(event: ApprovalDecidedEvent, deps: Deps) -> Outcome:
@@ -111,7 +107,7 @@ def _answer_pause(release: Release, record: StageRecord, detail: Any, who: dict[
         reason = f"ContinueServiceDeployment {action} refused after {_who(detail)} decided: {exc}"
         return {"outcome": "failed", "reason": reason, **_end_pause_or_wait(release, deps, reason, decided_by=who)}
     if action == "CONTINUE":
-        resumed = StageRecord(**{**record.__dict__, "hook_id": None})
+        resumed = replace(record, hook_id=None)
         deps.store.transition(
             release,
             ReleaseState.DEPLOYING,

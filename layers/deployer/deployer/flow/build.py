@@ -11,10 +11,7 @@ from deployer.errors import BadInput, DeploymentError
 from deployer.events.codebuild import BuildStatus, CodeBuildStateChangeEvent
 from deployer.flow.common import ENV_RELEASE_ID, EXPORTED_IMAGE, Outcome, _ignored
 from deployer.flow.progress import deploy_next, resume_unfinished
-from deployer.releases import (
-    Release,
-    ReleaseState,
-)
+from deployer.releases.model import Release, ReleaseState
 
 if TYPE_CHECKING:
     from mypy_boto3_ecr import ECRClient

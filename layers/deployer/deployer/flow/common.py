@@ -8,9 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from deployer.deps import Deps
 from deployer.errors import ConfigError
-from deployer.releases import (
-    pipeline_of,
-)
+from deployer.releases.model import pipeline_of
 
 if TYPE_CHECKING:
     from deployer.pipelines.schema import Pipeline

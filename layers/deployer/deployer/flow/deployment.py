@@ -29,14 +29,7 @@ from deployer.flow.progress import (
     move_scheduled_tasks,
     resume_unfinished,
 )
-from deployer.releases import (
-    Release,
-    ReleaseState,
-    ServiceRecord,
-    StageRecord,
-    StageState,
-    now_iso,
-)
+from deployer.releases.model import Release, ReleaseState, ServiceRecord, StageRecord, StageState, now_iso
 
 if TYPE_CHECKING:
     from deployer.pipelines.schema import Stage
@@ -83,7 +76,7 @@ def on_deployment(event: EcsDeploymentStateChangeEvent, deps: Deps) -> Outcome:
         reason = f"ECS deployment {detail.deployment_id} failed: {detail.reason or 'no reason given'}" + (
             "; ECS is rolling the service back" if rolled_back else ""
         )
-        failed = StageRecord(**{**record.__dict__, "rolled_back": rolled_back})
+        failed = replace(record, rolled_back=rolled_back)
         release.stages[stage_name] = failed
         if stage is None:  # the stage left the configuration: still end the release and free the service
             store.transition(release, ReleaseState.DEPLOY_FAILED, stage=stage_name, reason=reason)
@@ -174,14 +167,9 @@ def stage_completed(release: Release, stage_name: str, record: StageRecord, deps
     store = deps.store
     base = {"pipeline": release.pipeline, "release_id": release.release_id, "stage": stage_name}
     moved = move_scheduled_tasks(release, stage_name, record, deps)
-    done = StageRecord(
-        **{
-            **record.__dict__,
-            "state": StageState.DEPLOYED,
-            "finished_at": now_iso(),
-            **({"schedules": moved} if moved is not None else {}),
-        }
-    )
+    done = replace(record, state=StageState.DEPLOYED, finished_at=now_iso())
+    if moved is not None:
+        done = replace(done, schedules=moved)
     if done.services is not None:
         revision = ", ".join(f"{s.service} {_short_arn(s.task_definition_arn)}" for s in done.services)
     else:
@@ -235,7 +223,7 @@ def _rolling_back(event: EcsDeploymentStateChangeEvent, deps: Deps) -> Outcome:
         return {"release_id": release_id, "stage": stage_name, "outcome": "duplicate"}
     if record.state is not StageState.DEPLOYING or event.detail.updated_at < datetime.fromisoformat(record.started_at):
         return _ignored(event, f"rollback predates deployment {record.deployment_id}")
-    rolled = StageRecord(**{**record.__dict__, "rolled_back": True})
+    rolled = replace(record, rolled_back=True)
     deps.store.save(release, stages={**release.stages, stage_name: rolled})
     return {"release_id": release_id, "stage": stage_name, "outcome": "rolling_back", "reason": event.detail.reason}
 
@@ -291,14 +279,12 @@ def before_task_ended(
     pipeline = deps.config().pipeline_named(release.pipeline)
     stage = pipeline.stage_named(stage_name) if pipeline else None
     if end.succeeded(container):
-        done = StageRecord(
-            **{
-                **record.__dict__,
-                "before_state": before.BeforeState.SUCCEEDED.value,
-                "before_task_arn": end.task_arn,
-                "before_exit_code": 0,
-                "before_log_link": link,
-            }
+        done = replace(
+            record,
+            before_state=before.BeforeState.SUCCEEDED.value,
+            before_task_arn=end.task_arn,
+            before_exit_code=0,
+            before_log_link=link,
         )
         store.transition(
             release,
@@ -326,20 +312,16 @@ def before_task_ended(
     code = end.exit_code(container)
     reason = f"before-task {step} failed in {stage_name}: {end.failure(container)}" + (f"; logs {link}" if link else "")
     reason += f"{note}; nothing was deployed"
-    failed = StageRecord(
-        **{
-            **record.__dict__,
-            "before_state": before.BeforeState.FAILED.value,
-            "before_task_arn": end.task_arn,
-            "before_exit_code": code,
-            "before_log_link": link,
-        }
+    failed = replace(
+        record,
+        before_state=before.BeforeState.FAILED.value,
+        before_task_arn=end.task_arn,
+        before_exit_code=code,
+        before_log_link=link,
     )
     release.stages[stage_name] = failed
     if stage is None:  # the stage left the configuration: still end the release and free the service
-        ended = StageRecord(
-            **{**failed.__dict__, "state": StageState.FAILED, "finished_at": now_iso(), "reason": reason}
-        )
+        ended = replace(failed, state=StageState.FAILED, finished_at=now_iso(), reason=reason)
         store.transition(
             release,
             ReleaseState.DEPLOY_FAILED,
@@ -474,15 +456,13 @@ def ask_during(  # noqa: PLR0917 - the pause as on_hook (or the reconciler) foun
     hook_expires = hook.expires_at or event_expires_at
     expires = min(approval.expires_at, hook_expires) if hook_expires else approval.expires_at
     action = hook.timeout_action or ecs_deployments.PAUSE_TIMEOUT_ACTION
-    paused = StageRecord(
-        **{
-            **record.__dict__,
-            "service_deployment_arn": view.arn,
-            "hook_id": hook.hook_id,
-            "paused_at": at,
-            "hook_expires_at": hook_expires.isoformat() if hook_expires else None,
-            "timeout_action": action,
-        }
+    paused = replace(
+        record,
+        service_deployment_arn=view.arn,
+        hook_id=hook.hook_id,
+        paused_at=at,
+        hook_expires_at=hook_expires.isoformat() if hook_expires else None,
+        timeout_action=action,
     )
     context = approval_context(release, stage, deps) | {
         "paused_at": at,
@@ -515,7 +495,7 @@ def _pause_timed_out(  # noqa: PLR0917 - the pause as on_hook found it
     at = record.paused_at or detail.lifecycle_stage
     reason = f"the pause at {at} timed out undecided: ECS applied {action}"
     if action == "CONTINUE":
-        resumed = StageRecord(**{**record.__dict__, "hook_id": None})
+        resumed = replace(record, hook_id=None)
         deps.store.transition(
             release, ReleaseState.DEPLOYING, reason=reason, stages={**release.stages, release.stage or "": resumed}
         )
@@ -523,9 +503,7 @@ def _pause_timed_out(  # noqa: PLR0917 - the pause as on_hook found it
     if deps.approvals is not None:
         deps.approvals.expire_if_due(release)
     if record.service_deployment_arn is None:  # the pause was never asked (its event was lost): it ends here
-        record = StageRecord(
-            **{**record.__dict__, "service_deployment_arn": view.arn, "paused_at": at, "timeout_action": action}
-        )
+        record = replace(record, service_deployment_arn=view.arn, paused_at=at, timeout_action=action)
         release = deps.store.set_stage(release, release.stage or "", record)
     ended = _end_pause_or_wait(
         release, deps, reason, allowed_from={ReleaseState.AWAITING_APPROVAL, ReleaseState.DEPLOYING}

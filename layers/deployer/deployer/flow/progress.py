@@ -5,6 +5,7 @@ old revisions cleaned up and scheduled tasks moved when a release ends."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from deployer import ecs_deployments, housekeeping, render, taskdef
@@ -13,14 +14,8 @@ from deployer import stages as stages_module
 from deployer.deps import Deps
 from deployer.errors import ConfigError, DeploymentError
 from deployer.flow.common import Outcome, _configured_keys, _pipeline, _short_arn, log
-from deployer.releases import (
-    ConflictError,
-    Release,
-    ReleaseState,
-    StageRecord,
-    StageState,
-    now_iso,
-)
+from deployer.releases.model import Release, ReleaseState, StageRecord, StageState, now_iso
+from deployer.releases.store import ConflictError
 from deployer.rollout.plan import plan as plan_rollout
 from deployer.rollout.validate import validate as validate_rollout
 from deployer.stages import ServiceView, StageResult, describe_service, describe_services
@@ -339,14 +334,12 @@ def _end_pause_or_wait(
         deps.store.transition(release, state, reason=reason, allowed_from=allowed_from, **changes)
         return {}
     action = record.timeout_action or ecs_deployments.PAUSE_TIMEOUT_ACTION
-    ended = StageRecord(
-        **{
-            **record.__dict__,
-            "state": StageState.FAILED,
-            "finished_at": now_iso(),
-            "reason": reason,
-            "rolled_back": rolled_back if rolled_back is not None else action == "ROLLBACK",
-        }
+    ended = replace(
+        record,
+        state=StageState.FAILED,
+        finished_at=now_iso(),
+        reason=reason,
+        rolled_back=rolled_back if rolled_back is not None else action == "ROLLBACK",
     )
     deps.store.transition(
         release,

@@ -10,10 +10,7 @@ from deployer.events.deployer_bus import (
     put_events_entry,
 )
 from deployer.flow.common import log
-from deployer.releases import (
-    ReleaseState,
-    Transition,
-)
+from deployer.releases.model import ReleaseState, Transition
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient

@@ -12,9 +12,7 @@ from deployer.errors import DeploymentError
 from deployer.events.codecommit import CodeCommitReferenceEvent
 from deployer.flow.common import ENV_COMMIT, ENV_PIPELINE, ENV_RELEASE_ID, Outcome, _ignored
 from deployer.pipelines.schema import find_pipelines
-from deployer.releases import (
-    ReleaseState,
-)
+from deployer.releases.model import ReleaseState
 from deployer.sources import Push
 
 if TYPE_CHECKING:

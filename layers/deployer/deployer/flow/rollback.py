@@ -5,6 +5,7 @@ of its own."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from deployer import before, ecs_deployments
@@ -16,14 +17,8 @@ from deployer.events.deployer_bus import (
 from deployer.flow.answers import _answering, _rollback_words
 from deployer.flow.common import Outcome, _ignored, _pipeline, _short_arn
 from deployer.flow.progress import hand_over, hand_over_to
-from deployer.releases import (
-    Release,
-    ReleaseState,
-    ReleaseStore,
-    StageRecord,
-    StageState,
-    now_iso,
-)
+from deployer.releases.model import Release, ReleaseState, StageRecord, StageState, now_iso
+from deployer.releases.store import ReleaseStore
 
 if TYPE_CHECKING:
     from deployer.pipelines.schema import Pipeline, Stage
@@ -229,15 +224,7 @@ def _stop_in_flight(  # noqa: PLR0917 - what request_rollback found
         f"ECS returns {record.service} to its previous revision"
     )
     store.transition(rollback, ReleaseState.RELEASED, stage=stage.name, reason=reason)
-    ended = StageRecord(
-        **{
-            **record.__dict__,
-            "state": StageState.FAILED,
-            "finished_at": now_iso(),
-            "reason": reason,
-            "rolled_back": True,
-        }
-    )
+    ended = replace(record, state=StageState.FAILED, finished_at=now_iso(), reason=reason, rolled_back=True)
     store.transition(
         holder,
         ReleaseState.DEPLOY_FAILED,

@@ -1,4 +1,4 @@
-"""Release state in DynamoDB: records, transitions, ordering and per-service locks.
+"""The releases in DynamoDB (`ReleaseStore`): records, transitions, ordering and per-service locks.
 
 One table, keys `pk` / `sk` (see the README's "State" section):
 
@@ -31,234 +31,31 @@ from __future__ import annotations
 import contextlib
 import enum
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from deployer.errors import TransientError
+from deployer.releases.model import (
+    IN_FLIGHT,
+    NOT_YET_DEPLOYING,
+    Release,
+    ReleaseState,
+    ServiceRecord,
+    StageRecord,
+    StageState,
+    Transition,
+    TransitionListener,
+    check_transition,
+    now_iso,
+    pipeline_of,
+    release_id_for,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
-
-
-class ReleaseState(enum.StrEnum):
-    BUILDING = "BUILDING"
-    BUILT = "BUILT"
-    DEPLOYING = "DEPLOYING"
-    DEPLOYED = "DEPLOYED"
-    AWAITING_APPROVAL = "AWAITING_APPROVAL"
-    RELEASED = "RELEASED"
-    BUILD_FAILED = "BUILD_FAILED"
-    DEPLOY_FAILED = "DEPLOY_FAILED"
-    REJECTED = "REJECTED"
-    APPROVAL_EXPIRED = "APPROVAL_EXPIRED"
-    SUPERSEDED = "SUPERSEDED"
-    INVALID_CONFIG = "INVALID_CONFIG"
-
-    @property
-    def terminal(self) -> bool:
-        return self in TERMINAL_STATES
-
-
-TERMINAL_STATES = frozenset(
-    {
-        ReleaseState.RELEASED,
-        ReleaseState.BUILD_FAILED,
-        ReleaseState.DEPLOY_FAILED,
-        ReleaseState.REJECTED,
-        ReleaseState.APPROVAL_EXPIRED,
-        ReleaseState.SUPERSEDED,
-        ReleaseState.INVALID_CONFIG,
-    }
-)
-NOT_YET_DEPLOYING = frozenset({ReleaseState.BUILDING, ReleaseState.BUILT})
-# Between its first stage and its last: what the reconciler checks when an ECS event is lost.
-IN_FLIGHT = frozenset({ReleaseState.DEPLOYING, ReleaseState.DEPLOYED})
-
-
-class StageState(enum.StrEnum):
-    QUEUED = "QUEUED"  # waiting for the service lock held by another release
-    DEPLOYING = "DEPLOYING"
-    DEPLOYED = "DEPLOYED"
-    FAILED = "FAILED"
-
-
-@dataclass
-class ServiceRecord:
-    """One ECS service of a stage that deploys several (`services:` in the pipeline). Its state is
-    that service's: QUEUED until the stage holds every lock, DEPLOYING, then DEPLOYED (its COMPLETED
-    arrived) or FAILED (its FAILED arrived, or the stage failed and this service was rolled back)."""
-
-    cluster: str
-    service: str
-    state: StageState
-    containers: list[str] | None = None
-    task_definition_arn: str | None = None
-    previous_task_definition_arn: str | None = None
-    deployment_id: str | None = None
-    # set just before RegisterTaskDefinition: a redelivery then looks for that revision first
-    registering_at: str | None = None
-    finished_at: str | None = None
-    reason: str | None = None
-    rolled_back: bool | None = None  # whether the service went (or is going) back to its previous revision
-    # when a sibling failed: how the deployer undid this service ("stopped": StopServiceDeployment
-    # ROLLBACK of its deployment in flight; "updated": UpdateService back to its previous revision)
-    undone: str | None = None
-    rollback_deployment_id: str | None = None  # "updated": the deployment that UpdateService started
-
-    @property
-    def key(self) -> str:
-        return f"{self.cluster}/{self.service}"
-
-
-@dataclass
-class StageRecord:
-    state: StageState
-    cluster: str
-    service: str
-    started_at: str
-    task_definition_arn: str | None = None
-    previous_task_definition_arn: str | None = None
-    deployment_id: str | None = None
-    finished_at: str | None = None
-    reason: str | None = None
-    rolled_back: bool | None = None  # FAILED: whether ECS rolled the service back
-    # set just before RegisterTaskDefinition: a redelivery then looks for that revision first
-    registering_at: str | None = None
-    # a deployment paused by the approval's PAUSE hook (`approval: {at: ...}`): what
-    # ContinueServiceDeployment needs, when ECS gives up waiting and what it then does
-    service_deployment_arn: str | None = None
-    hook_id: str | None = None
-    paused_at: str | None = None
-    hook_expires_at: str | None = None
-    timeout_action: str | None = None
-    # what the registered revision's deploy-time settings changed, names only for secrets
-    # (`deployer.settings.summary`: "web: LOG_LEVEL=warn (changed), DB_PASSWORD (secret, added)")
-    settings: str | None = None
-    # `before:` the one-off task run with the new revision before UpdateService (deployer.before):
-    # its step name, where it is (STARTING: intent recorded, RunTask maybe not yet; RUNNING: its
-    # ARN recorded; SUCCEEDED; FAILED), RunTask's clientToken (also the key in startedBy), the task,
-    # its container, when it started, how it ended and where its logs are
-    before_task: str | None = None
-    before_state: str | None = None
-    before_token: str | None = None
-    before_task_arn: str | None = None
-    before_container: str | None = None
-    before_started_at: str | None = None
-    before_exit_code: int | None = None
-    before_logs: str | None = None  # the container's awslogs target, "region|group|stream prefix"
-    before_log_link: str | None = None
-    # DEPLOYED: what became of the stage's scheduled tasks (`housekeeping.ScheduleMove.as_item`)
-    schedules: list[dict[str, Any]] | None = None
-    # a stage of several services: one record each (in the order the stage lists them); the fields
-    # above then describe the stage as a whole (`service` names them all, "web+worker", and the
-    # per-service fields stay empty). None for a stage of one service, recorded as it always was.
-    services: list[ServiceRecord] | None = None
-
-    @property
-    def several(self) -> bool:
-        return self.services is not None
-
-    def service_keys(self) -> list[tuple[str, str]]:
-        """(cluster, service) of every service of the stage."""
-        if self.services is not None:
-            return [(s.cluster, s.service) for s in self.services]
-        return [(self.cluster, self.service)]
-
-    def service_with_deployment(self, deployment_id: str) -> ServiceRecord | None:
-        return next((s for s in self.services or () if s.deployment_id == deployment_id), None)
-
-    def service_named(self, cluster: str, service: str) -> ServiceRecord | None:
-        return next((s for s in self.services or () if s.cluster == cluster and s.service == service), None)
-
-    def with_service(self, updated: ServiceRecord) -> StageRecord:
-        """A copy whose record of `updated`'s service is `updated`."""
-        services = [updated if s.key == updated.key else s for s in self.services or ()]
-        return replace(self, services=services)
-
-    @property
-    def all_started(self) -> bool:
-        """Every service of the stage has its ECS deployment (its UpdateService went through)."""
-        if self.services is not None:
-            return all(s.deployment_id for s in self.services)
-        return bool(self.deployment_id)
-
-
-@dataclass
-class Release:
-    release_id: str
-    pipeline: str
-    repository: str
-    branch: str
-    commit: str
-    pushed_at: str
-    order_key: str
-    state: ReleaseState
-    created_at: str
-    updated_at: str
-    previous_commit: str | None = None
-    pusher: str | None = None
-    stage: str | None = None
-    build_arn: str | None = None
-    build_id: str | None = None
-    log_link: str | None = None
-    image_uri: str | None = None
-    image_digest: str | None = None
-    reason: str | None = None
-    stages: dict[str, StageRecord] = field(default_factory=dict)
-    # the approval the release waits for (AWAITING_APPROVAL), and who decided the last one
-    approval_id: str | None = None  # the link is re-derived (Approvals.link_for_release), never stored
-    approval_expires_at: str | None = None
-    # what the approval shows: service, current task definition, desired count, min/max, plan line
-    approval_context: dict[str, Any] | None = None
-    decided_by: dict[str, Any] | None = None
-    # the one Slack message of the release, updated as it moves (chat.update)
-    slack_channel: str | None = None
-    slack_ts: str | None = None
-    # "push" (a commit pushed to the branch) or "rollback" (a stage put back on an earlier revision)
-    kind: str = "push"
-    rollback_of: str | None = None  # rollback: the release whose revision it undoes
-    requested_by: dict[str, Any] | None = None  # rollback: who asked (Slack user or CLI principal)
-    target_task_definition_arn: str | None = None  # rollback: the revision it redeploys as is
-    # rollback of a stage of several services: "cluster/service" -> the revision each goes back to
-    target_task_definitions: dict[str, str] | None = None
-    # when the release last entered DEPLOYING (a stage started, or a paused one was continued): the
-    # reconciler counts a stage's deadline from here, so time spent waiting for a human never counts
-    deploying_since: str | None = None
-    # RELEASED: the old revisions cleaned up after it (`housekeeping.CleanupReport.as_item`)
-    cleanup: dict[str, Any] | None = None
-    version: int = 0
-
-    @property
-    def is_rollback(self) -> bool:
-        return self.kind == "rollback"
-
-    @property
-    def short_commit(self) -> str:
-        return self.commit[:12]
-
-
-@dataclass(frozen=True)
-class Transition:
-    release: Release
-    from_state: ReleaseState | None
-    to_state: ReleaseState
-    stage: str | None
-    reason: str | None
-
-
-TransitionListener = Callable[[Transition], None]
-
-
-def release_id_for(pipeline: str, commit: str) -> str:
-    """The same commit pushed twice to one pipeline is one release (invariant 1)."""
-    return f"{pipeline}@{commit}"
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 # The lock item's map of waiters from other pipelines than the next in line's: pipeline ->
@@ -640,7 +437,8 @@ class ReleaseStore:
             )
         except self._table.meta.client.exceptions.ConditionalCheckFailedException:
             raise ConflictError(f"release {release.release_id} changed while being updated") from None
-        release.__dict__.update(updated.__dict__)
+        # the caller's object becomes the saved one: every holder of `release` sees what was written
+        vars(release).update(vars(updated))
         return release
 
     def transition(
@@ -660,6 +458,7 @@ class ReleaseStore:
         follow: a before-task started or ended, one service of a stage of several completed)."""
         if allowed_from is not None and release.state not in set(allowed_from):
             raise ConflictError(f"release {release.release_id} is {release.state}, not in {sorted(allowed_from)}")
+        check_transition(release.release_id, release.state, to_state)
         from_state = release.state
         stage_name = stage if stage is not None else release.stage
         if self._actor and reason and not reason.startswith(f"{self._actor}: "):
@@ -1023,11 +822,6 @@ def _revisions_text(target: Mapping[str, Any]) -> str:
             for entry in target["services"]
         )
     return str(target.get("task_definition_arn"))
-
-
-def pipeline_of(release_id: str) -> str:
-    """Release ids are `<pipeline>@<commit>` (or `<pipeline>@rollback-...`); pipeline names hold no '@'."""
-    return release_id.split("@", 1)[0]
 
 
 def _release_key(release_id: str) -> dict[str, str]:
