@@ -83,8 +83,8 @@ import boto3
 import yaml
 from botocore.awsrequest import AWSResponse
 
-from deployer.approvals import ApprovalRefused, Approvals
-from deployer.deps import Deps
+from deployer.approvals import ApprovalRefused
+from deployer.deps import Deps, build_deps
 from deployer.errors import BadInput, ConfigError
 from deployer.events.codebuild import CodeBuildStateChangeEvent
 from deployer.events.codecommit import CodeCommitReferenceEvent
@@ -94,7 +94,6 @@ from deployer.events.parse import parse_event
 from deployer.flow.approval import on_approval
 from deployer.flow.build import on_build
 from deployer.flow.deployment import on_deployment, on_task_stopped
-from deployer.flow.publishing import BusPublisher
 from deployer.flow.push import on_push
 from deployer.flow.rollback import rollback_target
 from deployer.pipelines.loader import load_config_text
@@ -102,8 +101,6 @@ from deployer.pipelines.schema import PipelinesConfig
 from deployer.pipelines.store import ConfigStore
 from deployer.releases.model import ReleaseState, StageState, Transition, release_id_for
 from deployer.releases.store import ReleaseStore
-from deployer.reporting import fan_out
-from deployer.stages import StageDeployer
 from deployer_local.ecs_tasks import Tasks
 from deployer_local.localrun import InvokeResult
 from deployer_local.provision import ACCOUNT, DeployerNames, provision_deployer, push_demo_image, web_task_definition
@@ -705,16 +702,14 @@ class Storm:
             unchecked = PipelinesConfig.model_validate(yaml.safe_load(self.world.yaml))
         else:
             config_store.publish(load_config_text(self.world.yaml), "storm")
-        table = dynamodb.Table(names.table)
-        publisher = BusPublisher(self.session.client("events"), names.bus)
-        store = ReleaseStore(table, on_transition=fan_out([self._on_transition, publisher]))
-        return Deps(
-            store=store,
-            config=(lambda: unchecked) if shares else config_store.load,
-            codebuild=self.session.client("codebuild"),
-            ecr=self.session.client("ecr"),
-            stages=StageDeployer(store, self.session.client("ecs"), self.session.client("application-autoscaling")),
-            approvals=Approvals(table, store, lambda: SIGNING_KEY, base_url="https://approvals.storm.test"),
+        return build_deps(
+            dynamodb.Table(names.table),
+            (lambda: unchecked) if shares else config_store.load,
+            self.session.client,
+            listeners=[self._on_transition],
+            event_bus=names.bus,
+            signing_key=lambda: SIGNING_KEY,
+            approval_base_url="https://approvals.storm.test",
         )
 
     def _worker(self, function: str, model: type[Any], handler: Handler) -> Callable[[dict[str, Any]], InvokeResult]:

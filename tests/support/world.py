@@ -13,15 +13,12 @@ from typing import Any
 
 import boto3
 
-from deployer.approvals import Approvals
-from deployer.deps import Deps
+from deployer.deps import Deps, build_deps
 from deployer.flow.common import ENV_COMMIT, ENV_PIPELINE, ENV_RELEASE_ID
 from deployer.pipelines.loader import load_config_text
 from deployer.pipelines.store import ConfigStore
 from deployer.releases.model import Transition, TransitionListener
 from deployer.releases.store import ReleaseStore
-from deployer.reporting import fan_out
-from deployer.stages import StageDeployer
 from deployer_local.provision import DemoAccount, DeployerNames, demo_pipelines_yaml, provision_demo, provision_deployer
 from tests.support.events import load_event
 
@@ -132,16 +129,15 @@ def make_world(
     provision_deployer(names, session)
     account = provision_demo(session, workers=workers)
     transitions: list[Transition] = []
-    table = boto3.resource("dynamodb").Table(names.table)
-    store = ReleaseStore(table, on_transition=fan_out([transitions.append, *(listeners or [])]))
     config_store = ConfigStore(names.config_table, max_age_seconds=0)
     config_store.publish(load_config_text(pipelines_yaml or demo_pipelines_yaml(account)), "tests")
-    deps = Deps(
-        store=store,
-        config=config_store.load,
-        codebuild=boto3.client("codebuild"),
-        ecr=boto3.client("ecr"),
-        stages=StageDeployer(store, boto3.client("ecs"), boto3.client("application-autoscaling")),
-        approvals=Approvals(table, store, lambda: SIGNING_KEY, base_url=APPROVAL_BASE_URL),
+    deps = build_deps(
+        boto3.resource("dynamodb").Table(names.table),
+        config_store.load,
+        boto3.client,
+        listeners=[transitions.append, *(listeners or [])],
+        signing_key=lambda: SIGNING_KEY,
+        approval_base_url=APPROVAL_BASE_URL,
     )
+    store = deps.store
     return World(names, account, deps, store, config_store, transitions)

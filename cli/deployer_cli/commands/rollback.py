@@ -102,15 +102,10 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str], *, describe: D
 
 
 def build_deps(target: Target, session: Any) -> Deps:
-    """The flow's dependencies for `target`, as `runtime.deps()` builds them for the functions:
+    """The flow's dependencies for `target`, built as the functions' are (`deployer.deps.build_deps`):
     transitions go to the deployer's bus, and to Slack when its secret is known."""
-    from deployer.deps import Deps
-    from deployer.flow.publishing import BusPublisher
+    from deployer.deps import build_deps as build
     from deployer.pipelines.store import ConfigStore
-    from deployer.releases.model import TransitionListener
-    from deployer.releases.store import ReleaseStore
-    from deployer.reporting import SlackReporter, fan_out
-    from deployer.stages import StageDeployer
 
     assert target.config_table is not None
     assert target.event_bus is not None
@@ -122,30 +117,22 @@ def build_deps(target: Target, session: Any) -> Deps:
 
     dynamodb = session.resource("dynamodb", endpoint_url=target.endpoint_url)
     config_store = ConfigStore(target.config_table, dynamodb=dynamodb, max_age_seconds=0)
-    listeners: list[TransitionListener] = [BusPublisher(client("events"), target.event_bus)]
+    slack = None
     if target.slack_secret:
         from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
-        from deployer.slack import SlackNotifier, settings_from_secret
+        from deployer.slack import settings_from_secret
 
-        settings = settings_from_secret(
+        slack = settings_from_secret(
             target.slack_secret, provider=SecretsProvider(boto3_client=client("secretsmanager"))
         )
-
-        def channel_for(_pipeline: str) -> str | None:
-            published = config_store.load()
-            return published.slack.channel if published.slack else None
-
-        listeners.append(
-            SlackReporter(SlackNotifier(settings), settings, lambda: store, channel_for, region=target.region)
-        )
-    store = ReleaseStore(dynamodb.Table(target.table), on_transition=fan_out(listeners))
-    return Deps(
-        store=store,
-        config=config_store.load,
-        codebuild=client("codebuild"),
-        ecr=client("ecr"),
-        stages=StageDeployer(store, client("ecs"), client("application-autoscaling")),
+    return build(
+        dynamodb.Table(target.table),
+        config_store.load,
+        client,
+        event_bus=target.event_bus,
+        slack=slack,
+        region=target.region,
     )
 
 
