@@ -21,6 +21,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from deployer import runtime, webhooks
 from deployer.errors import TransientError
 from deployer.flow.push import on_push
+from deployer.outcomes import Outcome
 from deployer.sources import Push
 
 logger = Logger()
@@ -45,7 +46,7 @@ def start_once(push: Push) -> list[dict[str, Any]]:
         return start(push=push.as_dict())
     except IdempotencyAlreadyInProgressError:
         reason = "the same delivery is being handled by another request"
-        return [{"outcome": "in_progress", "delivery": push.delivery_id, "reason": reason}]
+        return [{"outcome": Outcome.IN_PROGRESS, "delivery": push.delivery_id, "reason": reason}]
     except IdempotencyPersistenceLayerError as exc:
         raise TransientError(f"the idempotency record could not be read or written: {exc}") from exc
 

@@ -41,6 +41,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
+from deployer.outcomes import Outcome
 from deployer_cli import UsageError
 from deployer_cli.commands.status import CONFIG_TABLE_ENV, EVENT_BUS_ENV, SLACK_SECRET_ENV, TABLE_ENV, error_line
 from deployer_cli.target import (
@@ -59,7 +60,7 @@ if TYPE_CHECKING:
     from deployer.pipelines.schema import Pipeline, Stage
     from deployer.releases.store import ReleaseStore
 
-STARTED: Final = frozenset({"deploying", "queued", "stopping", "cancelled"})
+STARTED: Final = frozenset({Outcome.DEPLOYING, Outcome.QUEUED, Outcome.STOPPING, Outcome.CANCELLED})
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -364,33 +365,33 @@ def report(outcome: Mapping[str, Any], shown: Preview, principal: str) -> str:
     release_id = _text(outcome.get("release_id"))
     where = f"{shown.stage} of {shown.pipeline}"
     lines: list[str] = []
-    if kind == "stopping":
+    if kind == Outcome.STOPPING:
         lines.append(f"Rolling back {where}: the deployment in flight is being stopped; ECS rolls the service back.")
-    elif kind == "cancelled":
+    elif kind == Outcome.CANCELLED:
         lines.append(f"Rolled back {where}: its before-task was still running, so no service was updated.")
-    elif kind == "deploying":
+    elif kind == Outcome.DEPLOYING:
         lines.append(f"Rolling back {where}: redeploying the previous successful revision.")
-    elif kind == "queued":
+    elif kind == Outcome.QUEUED:
         lines.append(f"Rollback of {where} queued: it deploys once the deployment holding the service ends.")
-    elif kind in ("nothing_to_roll_back", "already_rolling_back"):
+    elif kind in (Outcome.NOTHING_TO_ROLL_BACK, Outcome.ALREADY_ROLLING_BACK):
         lines.append(f"Not rolled back: {reason or kind}.")
         return "\n".join(lines) + "\n"
     else:
         lines.append(f"Not rolled back ({kind or 'no outcome'}): {reason or 'the deployer refused'}.")
         return "\n".join(lines) + "\n"
     target = _text(outcome.get("target_task_definition")) or shown.target_task_definition
-    if kind == "cancelled":
+    if kind == Outcome.CANCELLED:
         lines.append(f"  keeps       {target}")
     elif target:
         # the commit is known when the flow went back to the revision the preview expected
-        same = kind != "stopping" and target == shown.target_task_definition and shown.target_commit
+        same = kind != Outcome.STOPPING and target == shown.target_task_definition and shown.target_commit
         commit = f" (commit {_short(shown.target_commit)})" if same else ""
         lines.append(f"  back to     {_revision(target)}{commit}")
     if outcome.get("undoes"):
         lines.append(f"  undoes      {outcome['undoes']}")
-    if kind == "stopping" and outcome.get("service_deployment"):
+    if kind == Outcome.STOPPING and outcome.get("service_deployment"):
         lines.append(f"  stopped     {outcome['service_deployment']} (StopServiceDeployment ROLLBACK)")
-    if kind == "queued" and (outcome.get("detail") or reason):
+    if kind == Outcome.QUEUED and (outcome.get("detail") or reason):
         lines.append(f"  queued      {outcome.get('detail') or reason}")
     if release_id:
         lines.append(f"  release     {release_id} (kind rollback)")

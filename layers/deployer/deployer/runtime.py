@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from deployer.errors import BadInput, ConfigError
+from deployer.outcomes import Outcome
 
 
 class Settings(BaseModel):
@@ -133,18 +134,18 @@ def run(
         parsed = parse_event(model, raw)  # type: ignore[type-var]
         result = action(parsed)
     except BadInput as exc:
-        logger.error("refused event %s: %s", event_id, exc, extra={"event_id": event_id, "outcome": "refused"})
+        logger.error("refused event %s: %s", event_id, exc, extra={"event_id": event_id, "outcome": Outcome.REFUSED})
         metrics.add_metric(name="EventsRefused", unit=MetricUnit.Count, value=1)
-        return {"outcome": "refused", "event_id": event_id, "reason": str(exc)}
+        return {"outcome": Outcome.REFUSED, "event_id": event_id, "reason": str(exc)}
     except ConfigError as exc:
         logger.error(
             "configuration refused for event %s: %s",
             event_id,
             "; ".join(exc.messages[:5]),
-            extra={"event_id": event_id, "outcome": "invalid_config"},
+            extra={"event_id": event_id, "outcome": Outcome.INVALID_CONFIG},
         )
         metrics.add_metric(name="ConfigRefused", unit=MetricUnit.Count, value=1)
-        return {"outcome": "invalid_config", "event_id": event_id, "reason": str(exc)}
+        return {"outcome": Outcome.INVALID_CONFIG, "event_id": event_id, "reason": str(exc)}
     outcome = {"event_id": event_id, "result": result}
     metrics.add_metric(name="EventsHandled", unit=MetricUnit.Count, value=1)
     logger.info("handled event %s", event_id, extra={"event_id": event_id, "result": result})

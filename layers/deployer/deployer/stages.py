@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from deployer import aws, before, ecs_deployments, taskdef
 from deployer import settings as deploy_settings
 from deployer.errors import DeploymentError
+from deployer.outcomes import Outcome
 from deployer.pipelines.schema import ServiceTarget, lock_order
 from deployer.releases.model import Release, ReleaseState, ServiceRecord, StageRecord, StageState, now_iso
 from deployer.releases.store import ReleaseStore
@@ -56,9 +57,6 @@ if TYPE_CHECKING:
     from deployer.pipelines.schema import Pipeline, Stage
 
 DEPLOYABLE_FROM = frozenset({ReleaseState.BUILT, ReleaseState.DEPLOYING, ReleaseState.DEPLOYED})
-Outcome = Literal[
-    "deploying", "queued", "superseded", "invalid_config", "failed", "already_running", "ignored", "before_task"
-]
 
 
 @dataclass(frozen=True)
@@ -220,11 +218,11 @@ class StageDeployer:
     def deploy(self, release: Release, pipeline: Pipeline, stage: Stage) -> StageResult:
         store = self.store
         if release.state.terminal:
-            return StageResult("ignored", release, f"release is {release.state}")
+            return StageResult(Outcome.IGNORED, release, f"release is {release.state}")
         existing = release.stages.get(stage.name)
         if existing and existing.state is not StageState.QUEUED and existing.all_started:
             started = ", ".join(s.deployment_id or "" for s in existing.services or ()) or existing.deployment_id
-            return StageResult("already_running", release, f"deployment {started} already started")
+            return StageResult(Outcome.ALREADY_RUNNING, release, f"deployment {started} already started")
         targets = pipeline.targets(stage)
         keys = [(t.cluster, t.service) for t in targets]
 
@@ -237,7 +235,9 @@ class StageDeployer:
                 reason=f"a newer release ({newer}) already reached stage {stage.name}",
             )
             # It may hold service locks (handed over by the release it queued behind): pass them on.
-            return StageResult("superseded", release, handovers=tuple(store.release_services(keys, release.release_id)))
+            return StageResult(
+                Outcome.SUPERSEDED, release, handovers=tuple(store.release_services(keys, release.release_id))
+            )
 
         handovers: list[tuple[str, str]] = []
         for target in lock_order(targets):
@@ -255,7 +255,7 @@ class StageDeployer:
                 )
                 # the locks taken before this one (in lock order) go to whoever waits for them
                 handovers += store.release_services(keys, release.release_id)
-                return StageResult("superseded", release, handovers=tuple(handovers))
+                return StageResult(Outcome.SUPERSEDED, release, handovers=tuple(handovers))
             record = self._queued_record(stage, targets, existing)
             held = [t.service for t in lock_order(targets) if t.key < target.key]
             holding = f" (holding {', '.join(held)}; locks are taken in one order)" if held else ""
@@ -266,7 +266,7 @@ class StageDeployer:
                 reason=f"queued: {lock.holder} is deploying {target.key}{holding}",
                 stages={**release.stages, stage.name: record},
             )
-            return StageResult("queued", release, f"waiting for {lock.holder}", handovers=tuple(handovers))
+            return StageResult(Outcome.QUEUED, release, f"waiting for {lock.holder}", handovers=tuple(handovers))
 
         try:
             result = self._deploy_locked(release, pipeline, stage, targets)
@@ -438,7 +438,7 @@ class StageDeployer:
             reason=f"ECS deployment {deployment_id} started ({_short_arn(new_arn)})",
             stages={**release.stages, stage.name: record},
         )
-        return StageResult("deploying", release, deployment_id)
+        return StageResult(Outcome.DEPLOYING, release, deployment_id)
 
     def _before_task(  # noqa: PLR0917 - the stage as _deploy_locked found it
         self, release: Release, pipeline: Pipeline, stage: Stage, view: ServiceView, record: StageRecord, new_arn: str
@@ -450,9 +450,9 @@ class StageDeployer:
         assert stage.before is not None
         step = stage.before.task
         if record.before_state == before.BeforeState.RUNNING:
-            return StageResult("already_running", release, f"before-task {step} runs as {record.before_task_arn}")
+            return StageResult(Outcome.ALREADY_RUNNING, release, f"before-task {step} runs as {record.before_task_arn}")
         if record.before_state == before.BeforeState.FAILED:
-            return StageResult("ignored", release, f"before-task {step} failed")
+            return StageResult(Outcome.IGNORED, release, f"before-task {step} failed")
         container = pipeline.before_container(stage)
         described = taskdef.describe_task_definition(self.ecs, new_arn)["taskDefinition"]
         definitions = {str(c.get("name")): c for c in described.get("containerDefinitions", [])}
@@ -507,7 +507,7 @@ class StageDeployer:
             stages={**release.stages, stage.name: record},
             announce=True,
         )
-        return StageResult("before_task", release, task_arn)
+        return StageResult(Outcome.BEFORE_TASK, release, task_arn)
 
     def _update_service(  # noqa: PLR0917 - one service of the stage, as validated
         self,
@@ -685,7 +685,7 @@ class StageDeployer:
                 stage=stage,
             )
         record = save(f"ECS deployments started: {', '.join(started) or 'all already running'}")
-        return StageResult("deploying", release, ", ".join(s.deployment_id or "" for s in record.services or ()))
+        return StageResult(Outcome.DEPLOYING, release, ", ".join(s.deployment_id or "" for s in record.services or ()))
 
     def _register_several(  # noqa: PLR0917 - the stage as _deploy_several holds it
         self,
@@ -784,7 +784,7 @@ class StageDeployer:
         store.transition(release, state, stage=stage_name, reason=reason, stages={**release.stages, stage_name: ended})
         keys = list(dict.fromkeys([*ended.service_keys(), *(_stage_keys(stage) if stage else [])]))
         handovers = tuple(store.release_services(keys, release.release_id))
-        outcome: Outcome = "invalid_config" if state is ReleaseState.INVALID_CONFIG else "failed"
+        outcome = Outcome.INVALID_CONFIG if state is ReleaseState.INVALID_CONFIG else Outcome.FAILED
         return StageResult(outcome, release, reason, handovers)
 
     def _put_back(self, svc: ServiceRecord) -> ServiceRecord:
@@ -872,7 +872,7 @@ class StageDeployer:
         store.transition(release, state, stage=stage.name, reason=reason, stages={**release.stages, stage.name: record})
         keys = list(dict.fromkeys([*record.service_keys(), *_stage_keys(stage)]))
         handovers = tuple(store.release_services(keys, release.release_id))
-        outcome: Outcome = "invalid_config" if state is ReleaseState.INVALID_CONFIG else "failed"
+        outcome = Outcome.INVALID_CONFIG if state is ReleaseState.INVALID_CONFIG else Outcome.FAILED
         return StageResult(outcome, release, reason, handovers)
 
     def _supersede_waiter(self, waiter_id: str, newer: Release, stage: str) -> list[tuple[str, str]]:

@@ -8,37 +8,49 @@ from typing import Any
 
 from deployer.deps import Deps
 from deployer.errors import ConfigError
-from deployer.flow.common import Outcome
+from deployer.flow.common import Result
+from deployer.outcomes import Outcome
 
 # -- answering the Slack user who clicked --------------------------------------------------------
 
-_DECISION_WORDS = {
-    "deploying": ":rocket: {where} is deploying now",
-    "already_running": ":rocket: {where} is already deploying",
-    "queued": ":hourglass_flowing_sand: {where} deploys as soon as its ECS service is free",
-    "before_task": ":hourglass_flowing_sand: {where} runs its before-task first; it deploys when the task exits 0",
-    "superseded": ":fast_forward: a newer release took {where} over: this one stops here",
-    "continued": ":arrow_forward: ECS continues the paused deployment of {where}",
-    "rejected": ":no_entry: {where} is not deployed: the release ends REJECTED",
-    "duplicate": ":information_source: nothing more to do for {where}",
-    "ignored": ":information_source: nothing was done for {where}",
-    "invalid_config": ":x: {where} cannot be deployed: the published configuration changed",
-    "failed": ":x: {where} could not be applied",
+_DECISION_WORDS: dict[str, str] = {
+    Outcome.DEPLOYING: ":rocket: {where} is deploying now",
+    Outcome.ALREADY_RUNNING: ":rocket: {where} is already deploying",
+    Outcome.QUEUED: ":hourglass_flowing_sand: {where} deploys as soon as its ECS service is free",
+    Outcome.BEFORE_TASK: (
+        ":hourglass_flowing_sand: {where} runs its before-task first; it deploys when the task exits 0"
+    ),
+    Outcome.SUPERSEDED: ":fast_forward: a newer release took {where} over: this one stops here",
+    Outcome.CONTINUED: ":arrow_forward: ECS continues the paused deployment of {where}",
+    Outcome.REJECTED: ":no_entry: {where} is not deployed: the release ends REJECTED",
+    Outcome.DUPLICATE: ":information_source: nothing more to do for {where}",
+    Outcome.IGNORED: ":information_source: nothing was done for {where}",
+    Outcome.INVALID_CONFIG: ":x: {where} cannot be deployed: the published configuration changed",
+    Outcome.FAILED: ":x: {where} could not be applied",
 }
-_ROLLBACK_WORDS = {
-    "stopping": ":rewind: Rolling back {where}",
-    "deploying": ":rewind: Rolling back {where}",
-    "queued": ":rewind: Rolling back {where} as soon as its ECS service is free",
-    "already_running": ":rewind: Rolling back {where}",
-    "cancelled": ":rewind: Rolled back {where} before any of its services was updated",
-    "already_rolling_back": ":information_source: {where} is already rolling back",
-    "nothing_to_roll_back": ":information_source: Nothing to roll back in {where}",
-    "ignored": ":no_entry: {where} was not rolled back",
+_ROLLBACK_WORDS: dict[str, str] = {
+    Outcome.STOPPING: ":rewind: Rolling back {where}",
+    Outcome.DEPLOYING: ":rewind: Rolling back {where}",
+    Outcome.QUEUED: ":rewind: Rolling back {where} as soon as its ECS service is free",
+    Outcome.ALREADY_RUNNING: ":rewind: Rolling back {where}",
+    Outcome.CANCELLED: ":rewind: Rolled back {where} before any of its services was updated",
+    Outcome.ALREADY_ROLLING_BACK: ":information_source: {where} is already rolling back",
+    Outcome.NOTHING_TO_ROLL_BACK: ":information_source: Nothing to roll back in {where}",
+    Outcome.IGNORED: ":no_entry: {where} was not rolled back",
 }
-_FOLLOWED = frozenset({"stopping", "deploying", "queued", "already_running", "already_rolling_back", "cancelled"})
+_FOLLOWED = frozenset(
+    {
+        Outcome.STOPPING,
+        Outcome.DEPLOYING,
+        Outcome.QUEUED,
+        Outcome.ALREADY_RUNNING,
+        Outcome.ALREADY_ROLLING_BACK,
+        Outcome.CANCELLED,
+    }
+)
 
 
-def _answering(detail: Any, deps: Deps, handle: Callable[[], Outcome], words: Callable[[Any, Outcome], str]) -> Outcome:
+def _answering(detail: Any, deps: Deps, handle: Callable[[], Result], words: Callable[[Any, Result], str]) -> Result:
     """Run `handle`, then answer the Slack user who clicked through the interaction's response_url
     (ephemeral: the release's own message follows the release through chat.update). A fault
     EventBridge retries answers nothing (the retry will); a configuration error says why, then
@@ -63,7 +75,7 @@ def _where(detail: Any) -> str:
     return f"*{escape_mrkdwn(detail.stage)}* of *{escape_mrkdwn(detail.pipeline)}*"
 
 
-def _why(outcome: Outcome) -> str:
+def _why(outcome: Result) -> str:
     """The outcome's own explanation, escaped, as ` (...)`; empty when it has none."""
     from deployer.slack import escape_mrkdwn
 
@@ -71,7 +83,7 @@ def _why(outcome: Outcome) -> str:
     return f" ({escape_mrkdwn(_cut(str(reason)))})" if reason else ""
 
 
-def _decision_words(detail: Any, outcome: Outcome) -> str:
+def _decision_words(detail: Any, outcome: Result) -> str:
     """`:white_check_mark: Approved by <@U…> at …. :rocket: *prod* of *web* is deploying now (…).`"""
     from deployer.slack import decision_text
 
@@ -82,7 +94,7 @@ def _decision_words(detail: Any, outcome: Outcome) -> str:
     return f"{emoji} {said}. {what}{_why(outcome)}."
 
 
-def _rollback_words(detail: Any, outcome: Outcome) -> str:
+def _rollback_words(detail: Any, outcome: Result) -> str:
     """`:rewind: Rolling back *prod* of *web* (…). Follow it with `deployer status --pipeline web`.`"""
     from deployer.slack import escape_mrkdwn
 

@@ -14,18 +14,19 @@ from deployer.events.deployer_bus import (
     ApprovalDecidedEvent,
 )
 from deployer.flow.answers import _answering, _decision_words
-from deployer.flow.common import Outcome, _ignored, _pipeline, _who
+from deployer.flow.common import Result, _ignored, _pipeline, _who
 from deployer.flow.progress import _end_pause_or_wait, deploy_stage, resume_unfinished
+from deployer.outcomes import Outcome
 from deployer.releases.model import Release, ReleaseState, StageRecord, StageState
 from deployer.releases.store import ConflictError
 
 
-def on_approval(event: ApprovalDecidedEvent, deps: Deps) -> Outcome:
+def on_approval(event: ApprovalDecidedEvent, deps: Deps) -> Result:
     """Apply a decision; a decision made in Slack then tells the clicking user what came of it."""
     return _answering(event.detail, deps, lambda: _apply_decision(event, deps), _decision_words)
 
 
-def _apply_decision(event: ApprovalDecidedEvent, deps: Deps) -> Outcome:
+def _apply_decision(event: ApprovalDecidedEvent, deps: Deps) -> Result:
     detail = event.detail
     store = deps.store
     release = store.get(detail.release_id)
@@ -40,7 +41,7 @@ def _apply_decision(event: ApprovalDecidedEvent, deps: Deps) -> Outcome:
         resumed = resume_unfinished(release, deps) if release.approval_id == detail.approval_id else None
         if resumed is not None:
             return {**base, **resumed}
-        return {**base, "outcome": "duplicate", "reason": f"release is {release.state} ({release.stage})"}
+        return {**base, "outcome": Outcome.DUPLICATE, "reason": f"release is {release.state} ({release.stage})"}
     who = detail.decided_by.model_dump(mode="json", exclude_none=True) | {
         "decision": detail.decision,
         "stage": detail.stage,
@@ -57,13 +58,13 @@ def _apply_decision(event: ApprovalDecidedEvent, deps: Deps) -> Outcome:
             decided_by=who,
             allowed_from={ReleaseState.AWAITING_APPROVAL},
         )
-        return {**base, "outcome": "rejected"}
+        return {**base, "outcome": Outcome.REJECTED}
     pipeline = _pipeline(deps, release.pipeline)
     stage = pipeline.stage_named(detail.stage)
     if stage is None:
         reason = f"stage {detail.stage} is no longer in pipeline {pipeline.name}"
         store.transition(release, ReleaseState.INVALID_CONFIG, reason=reason)
-        return {**base, "outcome": "invalid_config", "reason": reason}
+        return {**base, "outcome": Outcome.INVALID_CONFIG, "reason": reason}
     store.save(release, decided_by=who)
     return {**base, **deploy_stage(release, pipeline, stage, deps), "approved_by": _who(detail)}
 
@@ -94,7 +95,7 @@ def sweep_expired_approvals(deps: Deps, now: datetime | None = None) -> list[str
     return expired
 
 
-def _answer_pause(release: Release, record: StageRecord, detail: Any, who: dict[str, Any], deps: Deps) -> Outcome:
+def _answer_pause(release: Release, record: StageRecord, detail: Any, who: dict[str, Any], deps: Deps) -> Result:
     """Approve: ContinueServiceDeployment CONTINUE, the deployment goes on and its COMPLETED event
     promotes the release as usual. Reject: ContinueServiceDeployment ROLLBACK, the release ends
     REJECTED and the service is free for the next release."""
@@ -105,7 +106,11 @@ def _answer_pause(release: Release, record: StageRecord, detail: Any, who: dict[
         ecs_deployments.decide(deps.stages.ecs, record.service_deployment_arn, record.hook_id, action)
     except DeploymentError as exc:  # the hook is no longer waiting (timed out, stopped): say so, end known
         reason = f"ContinueServiceDeployment {action} refused after {_who(detail)} decided: {exc}"
-        return {"outcome": "failed", "reason": reason, **_end_pause_or_wait(release, deps, reason, decided_by=who)}
+        return {
+            "outcome": Outcome.FAILED,
+            "reason": reason,
+            **_end_pause_or_wait(release, deps, reason, decided_by=who),
+        }
     if action == "CONTINUE":
         resumed = replace(record, hook_id=None)
         deps.store.transition(
@@ -117,7 +122,7 @@ def _answer_pause(release: Release, record: StageRecord, detail: Any, who: dict[
             stages={**release.stages, detail.stage: resumed},
             allowed_from={ReleaseState.AWAITING_APPROVAL},
         )
-        return {"outcome": "continued", "approved_by": _who(detail)}
+        return {"outcome": Outcome.CONTINUED, "approved_by": _who(detail)}
     ended = _end_pause_or_wait(
         release,
         deps,
@@ -126,4 +131,4 @@ def _answer_pause(release: Release, record: StageRecord, detail: Any, who: dict[
         rolled_back=True,
         decided_by=who,
     )
-    return {"outcome": "rejected", **ended}
+    return {"outcome": Outcome.REJECTED, **ended}

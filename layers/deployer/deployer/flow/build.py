@@ -9,8 +9,9 @@ from deployer import aws, taskdef
 from deployer.deps import Deps
 from deployer.errors import BadInput, DeploymentError
 from deployer.events.codebuild import BuildStatus, CodeBuildStateChangeEvent
-from deployer.flow.common import ENV_RELEASE_ID, EXPORTED_IMAGE, Outcome, _ignored
+from deployer.flow.common import ENV_RELEASE_ID, EXPORTED_IMAGE, Result, _ignored
 from deployer.flow.progress import deploy_next, resume_unfinished
+from deployer.outcomes import Outcome
 from deployer.releases.model import Release, ReleaseState
 
 if TYPE_CHECKING:
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 # -- on_build -----------------------------------------------------------------------------------
 
 
-def on_build(event: CodeBuildStateChangeEvent, deps: Deps) -> Outcome:
+def on_build(event: CodeBuildStateChangeEvent, deps: Deps) -> Result:
     if not event.is_final:
         return _ignored(event, f"build status {event.detail.build_status} is not final")
     store = deps.store
@@ -36,7 +37,7 @@ def on_build(event: CodeBuildStateChangeEvent, deps: Deps) -> Outcome:
         resumed = resume_unfinished(release, deps)
         if resumed is not None:
             return {**base, **resumed}
-        return {**base, "outcome": "duplicate", "reason": f"release is already {release.state}"}
+        return {**base, "outcome": Outcome.DUPLICATE, "reason": f"release is already {release.state}"}
 
     if release.state is ReleaseState.BUILDING:
         ended = build_finished(release, event.detail.build_status, event.exported(EXPORTED_IMAGE), event.log_link, deps)
@@ -53,7 +54,7 @@ def build_finished(
     deps: Deps,
     *,
     note: str = "",
-) -> Outcome | None:
+) -> Result | None:
     """A BUILDING release whose build ended with `status`: BUILD_FAILED (the outcome is returned)
     unless it SUCCEEDED with an image, then BUILT with the image pinned by digest (None: deploy the
     first stage next). Shared by on_build and the reconciler (a build whose event was lost), whose
@@ -69,7 +70,7 @@ def build_finished(
             log_link=log_link,
             allowed_from={ReleaseState.BUILDING},
         )
-        return {"outcome": "build_failed", "reason": reason}
+        return {"outcome": Outcome.BUILD_FAILED, "reason": reason}
     try:
         image_uri, digest = resolve_image(exported_image, deps.ecr)
     except (BadInput, DeploymentError) as exc:
@@ -80,7 +81,7 @@ def build_finished(
             log_link=log_link,
             allowed_from={ReleaseState.BUILDING},
         )
-        return {"outcome": "build_failed", "reason": str(exc)}
+        return {"outcome": Outcome.BUILD_FAILED, "reason": str(exc)}
     store.transition(
         release,
         ReleaseState.BUILT,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from deployer.deps import Deps
 from deployer.errors import ConfigError
+from deployer.outcomes import Outcome
 from deployer.releases.model import pipeline_of
 
 if TYPE_CHECKING:
@@ -22,7 +23,8 @@ ENV_COMMIT = "DEPLOYER_COMMIT"
 ENV_PIPELINE = "DEPLOYER_PIPELINE"
 EXPORTED_IMAGE = "IMAGE_URI"
 
-Outcome = dict[str, Any]
+Result = dict[str, Any]
+"""What a step returns: {"outcome": Outcome.X, ...why and what next}, printed by handlers and tests."""
 
 
 def _who(detail: Any) -> str:
@@ -50,6 +52,6 @@ def _pipeline(deps: Deps, name: str) -> Pipeline:
     return pipeline
 
 
-def _ignored(event: Any, reason: str) -> Outcome:
+def _ignored(event: Any, reason: str) -> Result:
     log.info("ignored event %s: %s", getattr(event, "id", None) or getattr(event, "delivery_id", "?"), reason)
-    return {"outcome": "ignored", "reason": reason}
+    return {"outcome": Outcome.IGNORED, "reason": reason}

@@ -19,7 +19,7 @@ from deployer.events.ecs import (
     EcsTaskStateChangeEvent,
     HookEvent,
 )
-from deployer.flow.common import Outcome, _ignored, _pipeline, _short_arn
+from deployer.flow.common import Result, _ignored, _pipeline, _short_arn
 from deployer.flow.progress import (
     _end_pause_or_wait,
     approval_context,
@@ -29,6 +29,7 @@ from deployer.flow.progress import (
     move_scheduled_tasks,
     resume_unfinished,
 )
+from deployer.outcomes import Outcome
 from deployer.releases.model import Release, ReleaseState, ServiceRecord, StageRecord, StageState, now_iso
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 # -- on_deployment ------------------------------------------------------------------------------
 
 
-def on_deployment(event: EcsDeploymentStateChangeEvent, deps: Deps) -> Outcome:
+def on_deployment(event: EcsDeploymentStateChangeEvent, deps: Deps) -> Result:
     store = deps.store
     detail = event.detail
     if event.is_rollback:
@@ -63,7 +64,7 @@ def on_deployment(event: EcsDeploymentStateChangeEvent, deps: Deps) -> Outcome:
         resumed = resume_unfinished(release, deps) if completed_here else None
         if resumed is not None:
             return {**base, **resumed}
-        return {**base, "outcome": "duplicate", "reason": f"stage {stage_name} is not deploying this deployment"}
+        return {**base, "outcome": Outcome.DUPLICATE, "reason": f"stage {stage_name} is not deploying this deployment"}
     if event.deployment_event is DeploymentEvent.FAILED:
         pipeline = _pipeline(deps, release.pipeline)
         stage = pipeline.stage_named(stage_name)
@@ -81,20 +82,29 @@ def on_deployment(event: EcsDeploymentStateChangeEvent, deps: Deps) -> Outcome:
         if stage is None:  # the stage left the configuration: still end the release and free the service
             store.transition(release, ReleaseState.DEPLOY_FAILED, stage=stage_name, reason=reason)
             store.release_service(record.cluster, record.service, release_id)
-            return {**base, "outcome": "failed", "reason": reason}
+            return {**base, "outcome": Outcome.FAILED, "reason": reason}
         result = deps.stages.fail(release, stage, ReleaseState.DEPLOY_FAILED, reason)
-        return {**base, "outcome": "failed", "reason": reason, "rolled_back": rolled_back, **hand_over(result, deps)}
+        return {
+            **base,
+            "outcome": Outcome.FAILED,
+            "reason": reason,
+            "rolled_back": rolled_back,
+            **hand_over(result, deps),
+        }
     return {**base, **stage_completed(release, stage_name, record, deps)}
 
 
 def _service_event(
     event: EcsDeploymentStateChangeEvent, release: Release, stage_name: str, record: StageRecord, deps: Deps
-) -> Outcome:
+) -> Result:
     """COMPLETED or FAILED of one service of a stage of several (`services:`)."""
     detail = event.detail
     svc = record.service_with_deployment(detail.deployment_id)
     if svc is None:
-        return {"outcome": "duplicate", "reason": f"deployment {detail.deployment_id} is not one of {stage_name}'s"}
+        return {
+            "outcome": Outcome.DUPLICATE,
+            "reason": f"deployment {detail.deployment_id} is not one of {stage_name}'s",
+        }
     if (
         release.state is not ReleaseState.DEPLOYING
         or record.state is not StageState.DEPLOYING
@@ -104,7 +114,10 @@ def _service_event(
         resumed = resume_unfinished(release, deps) if completed_here else None
         if resumed is not None:
             return resumed
-        return {"outcome": "duplicate", "reason": f"{svc.service} of {stage_name} is {svc.state} ({record.state})"}
+        return {
+            "outcome": Outcome.DUPLICATE,
+            "reason": f"{svc.service} of {stage_name} is {svc.state} ({record.state})",
+        }
     if event.deployment_event is DeploymentEvent.FAILED:
         stage = _pipeline(deps, release.pipeline).stage_named(stage_name)
         rolled_back = _breaker_rolls_back(stage, bool(svc.rolled_back), detail.reason)
@@ -119,7 +132,12 @@ def _service_event(
         result = deps.stages.fail_services(
             release, stage_name, record.with_service(failed), failed=failed, why=f"{svc.service} failed", stage=stage
         )
-        return {"outcome": "failed", "reason": result.detail, "rolled_back": rolled_back, **hand_over(result, deps)}
+        return {
+            "outcome": Outcome.FAILED,
+            "reason": result.detail,
+            "rolled_back": rolled_back,
+            **hand_over(result, deps),
+        }
     return service_completed(release, stage_name, record, svc, deps)
 
 
@@ -136,7 +154,7 @@ def _breaker_rolls_back(stage: Stage | None, recorded: bool, reason: str | None)
 
 def service_completed(
     release: Release, stage_name: str, record: StageRecord, svc: ServiceRecord, deps: Deps, *, note: str = ""
-) -> Outcome:
+) -> Result:
     """One service of a stage of several completed. The stage completes (`stage_completed`) with the
     last one, in the same conditional write that records it, so duplicate and reordered events
     complete it once; until then the release says which services it waits for."""
@@ -155,10 +173,10 @@ def service_completed(
         allowed_from={ReleaseState.DEPLOYING},
         announce=True,
     )
-    return {"outcome": "service_deployed", "service": svc.service, "waiting_for": waiting}
+    return {"outcome": Outcome.SERVICE_DEPLOYED, "service": svc.service, "waiting_for": waiting}
 
 
-def stage_completed(release: Release, stage_name: str, record: StageRecord, deps: Deps, *, note: str = "") -> Outcome:
+def stage_completed(release: Release, stage_name: str, record: StageRecord, deps: Deps, *, note: str = "") -> Result:
     """The stage's ECS deployment completed (every one, for a stage of several services): DEPLOYED,
     the services' locks to whoever waits, then the next stage (or its approval, or RELEASED).
     Shared by on_deployment's COMPLETED and the reconciler (a COMPLETED event that was lost), whose
@@ -187,11 +205,11 @@ def stage_completed(release: Release, stage_name: str, record: StageRecord, deps
         store.transition(
             release, ReleaseState.RELEASED, stage=stage_name, reason=f"{stage_name} rolled back to {revision}"
         )
-        return {**base, "outcome": "rolled_back", **follow}
-    return {**base, "outcome": "deployed", **follow, "next": deploy_next(release, deps, after=stage_name)}
+        return {**base, "outcome": Outcome.ROLLED_BACK, **follow}
+    return {**base, "outcome": Outcome.DEPLOYED, **follow, "next": deploy_next(release, deps, after=stage_name)}
 
 
-def _rolling_back(event: EcsDeploymentStateChangeEvent, deps: Deps) -> Outcome:
+def _rolling_back(event: EcsDeploymentStateChangeEvent, deps: Deps) -> Result:
     """ECS names the rollback's own deployment, not ours: find the stage through the service's
     latest deployment started by the deployer, and record that ECS is rolling it back."""
     found = deps.store.latest_deployment(event.cluster_name, event.service_name)
@@ -207,7 +225,7 @@ def _rolling_back(event: EcsDeploymentStateChangeEvent, deps: Deps) -> Outcome:
         if svc is None:
             return _ignored(event, f"rollback on {event.cluster_name}/{event.service_name}: not in {stage_name}")
         if svc.rolled_back:
-            return {"release_id": release_id, "stage": stage_name, "outcome": "duplicate"}
+            return {"release_id": release_id, "stage": stage_name, "outcome": Outcome.DUPLICATE}
         if svc.state is not StageState.DEPLOYING or event.detail.updated_at < datetime.fromisoformat(record.started_at):
             return _ignored(event, f"rollback predates deployment {svc.deployment_id}")
         rolled = record.with_service(replace(svc, rolled_back=True))
@@ -216,22 +234,27 @@ def _rolling_back(event: EcsDeploymentStateChangeEvent, deps: Deps) -> Outcome:
             "release_id": release_id,
             "stage": stage_name,
             "service": svc.service,
-            "outcome": "rolling_back",
+            "outcome": Outcome.ROLLING_BACK,
             "reason": event.detail.reason,
         }
     if record.rolled_back:
-        return {"release_id": release_id, "stage": stage_name, "outcome": "duplicate"}
+        return {"release_id": release_id, "stage": stage_name, "outcome": Outcome.DUPLICATE}
     if record.state is not StageState.DEPLOYING or event.detail.updated_at < datetime.fromisoformat(record.started_at):
         return _ignored(event, f"rollback predates deployment {record.deployment_id}")
     rolled = replace(record, rolled_back=True)
     deps.store.save(release, stages={**release.stages, stage_name: rolled})
-    return {"release_id": release_id, "stage": stage_name, "outcome": "rolling_back", "reason": event.detail.reason}
+    return {
+        "release_id": release_id,
+        "stage": stage_name,
+        "outcome": Outcome.ROLLING_BACK,
+        "reason": event.detail.reason,
+    }
 
 
 # -- before-tasks (`before:` a one-off task before a stage's service is updated) ------------------
 
 
-def on_task_stopped(event: EcsTaskStateChangeEvent, deps: Deps) -> Outcome:
+def on_task_stopped(event: EcsTaskStateChangeEvent, deps: Deps) -> Result:
     """A task stopped. Only a before-task the deployer started (startedBy "ecs-deployer/<token>",
     the token indexed before RunTask) moves a release: exit code 0 of its container deploys the
     stage, anything else ends the release DEPLOY_FAILED (`before_task_ended`). Another task, a task
@@ -258,7 +281,7 @@ def on_task_stopped(event: EcsTaskStateChangeEvent, deps: Deps) -> Outcome:
     if record.before_state not in before.WAITING or release.state is not ReleaseState.DEPLOYING:
         return {
             **base,
-            "outcome": "duplicate",
+            "outcome": Outcome.DUPLICATE,
             "reason": f"before-task {record.before_task} is {record.before_state} (release {release.state})",
         }
     return {**base, **before_task_ended(release, stage_name, record, before.TaskEnd.from_event(detail), deps)}
@@ -266,7 +289,7 @@ def on_task_stopped(event: EcsTaskStateChangeEvent, deps: Deps) -> Outcome:
 
 def before_task_ended(
     release: Release, stage_name: str, record: StageRecord, end: before.TaskEnd, deps: Deps, *, note: str = ""
-) -> Outcome:
+) -> Result:
     """The stage's before-task stopped: exit code 0 of its container deploys the stage now (the
     same revision; the stage's deadline counts from here); any other end fails the release with the
     exit code, ECS's stopped reason and the container's log link, deploys nothing and hands the
@@ -300,10 +323,10 @@ def before_task_ended(
             reason = f"stage {stage_name} is no longer in pipeline {release.pipeline}: not deployed"
             store.transition(release, ReleaseState.INVALID_CONFIG, stage=stage_name, reason=reason)
             follow = hand_over_all(store.release_services(record.service_keys(), release.release_id), deps)
-            return {"outcome": "invalid_config", "reason": reason, **follow}
+            return {"outcome": Outcome.INVALID_CONFIG, "reason": reason, **follow}
         result = deps.stages.deploy(release, pipeline, stage)
         return {
-            "outcome": "before_task_succeeded",
+            "outcome": Outcome.BEFORE_TASK_SUCCEEDED,
             "exit_code": 0,
             "next": result.outcome,
             "detail": result.detail,
@@ -330,10 +353,10 @@ def before_task_ended(
             stages={**release.stages, stage_name: ended},
         )
         follow = hand_over_all(store.release_services(record.service_keys(), release.release_id), deps)
-        return {"outcome": "before_task_failed", "exit_code": code, "reason": reason, **follow}
+        return {"outcome": Outcome.BEFORE_TASK_FAILED, "exit_code": code, "reason": reason, **follow}
     result = deps.stages.fail(release, stage, ReleaseState.DEPLOY_FAILED, reason)
     return {
-        "outcome": "before_task_failed",
+        "outcome": Outcome.BEFORE_TASK_FAILED,
         "exit_code": code,
         "reason": reason,
         "log_link": link,
@@ -348,7 +371,7 @@ def before_task_ended(
 ACTED_ON_HOOK_EVENTS = (HookEvent.AWAITING_ACTION, HookEvent.TIMED_OUT)
 
 
-def on_hook(event: EcsHookStateChangeEvent, deps: Deps) -> Outcome:
+def on_hook(event: EcsHookStateChangeEvent, deps: Deps) -> Result:
     """ECS paused a deployment at a PAUSE hook (HOOK_AWAITING_ACTION), or a pause timed out
     (HOOK_TIMED_OUT). The event names the service deployment, the hook and its lifecycle stage. A
     pause the deployer asked for (`approval: {at: ...}`) becomes an approval request like any other
@@ -377,7 +400,7 @@ def on_hook(event: EcsHookStateChangeEvent, deps: Deps) -> Outcome:
         return _ignored(event, f"{where}: release {release_id} is gone")
     base = {"pipeline": release.pipeline, "release_id": release_id, "stage": stage_name}
     if record.state is not StageState.DEPLOYING or release.state.terminal:
-        return {**base, "outcome": "duplicate", "reason": f"stage {stage_name} is {record.state}"}
+        return {**base, "outcome": Outcome.DUPLICATE, "reason": f"stage {stage_name} is {record.state}"}
     pipeline = _pipeline(deps, release.pipeline)
     stage = pipeline.stage_named(stage_name)
     if stage is None or stage.approval is None or stage.approval.at is None or release.is_rollback:
@@ -400,7 +423,7 @@ def on_hook(event: EcsHookStateChangeEvent, deps: Deps) -> Outcome:
         )
     waiting = release.state is ReleaseState.AWAITING_APPROVAL and record.hook_id == detail.hook_id
     if event.hook_event is HookEvent.AWAITING_ACTION and waiting:
-        return {**base, "outcome": "duplicate", "reason": "already waiting for approval"}
+        return {**base, "outcome": Outcome.DUPLICATE, "reason": "already waiting for approval"}
     views = ecs_deployments.describe(deps.stages.ecs, [detail.service_deployment_arn])
     view = views[0] if views else None
     hook = next((h for h in view.hooks if h.hook_id == detail.hook_id), None) if view else None
@@ -413,7 +436,7 @@ def on_hook(event: EcsHookStateChangeEvent, deps: Deps) -> Outcome:
     if not hook.awaiting_action:
         return {
             **base,
-            "outcome": "duplicate",
+            "outcome": Outcome.DUPLICATE,
             "reason": f"hook {hook.hook_id} is {hook.status} now: the event came late",
         }
     return {
@@ -442,7 +465,7 @@ def ask_during(  # noqa: PLR0917 - the pause as on_hook (or the reconciler) foun
     *,
     at: str,
     event_expires_at: datetime | None = None,
-) -> Outcome:
+) -> Result:
     """Ask for the approval of a deployment ECS paused at `at` (its PAUSE hook `hook`)."""
     if deps.approvals is None or stage.approval is None:
         raise ConfigError(f"stage {stage.name} needs an approval but approvals are not configured")
@@ -480,7 +503,7 @@ def ask_during(  # noqa: PLR0917 - the pause as on_hook (or the reconciler) foun
         approval_context=context,
         stages={**release.stages, stage.name: paused},
     )
-    return {"outcome": "awaiting_approval", "paused_at": at, "approval_id": approval.approval_id}
+    return {"outcome": Outcome.AWAITING_APPROVAL, "paused_at": at, "approval_id": approval.approval_id}
 
 
 def _pause_timed_out(  # noqa: PLR0917 - the pause as on_hook found it
@@ -490,7 +513,7 @@ def _pause_timed_out(  # noqa: PLR0917 - the pause as on_hook found it
     view: ecs_deployments.ServiceDeploymentView,
     detail: EcsHookStateChangeDetail,
     deps: Deps,
-) -> Outcome:
+) -> Result:
     action = hook.timeout_action or record.timeout_action or ecs_deployments.PAUSE_TIMEOUT_ACTION
     at = record.paused_at or detail.lifecycle_stage
     reason = f"the pause at {at} timed out undecided: ECS applied {action}"
@@ -499,7 +522,7 @@ def _pause_timed_out(  # noqa: PLR0917 - the pause as on_hook found it
         deps.store.transition(
             release, ReleaseState.DEPLOYING, reason=reason, stages={**release.stages, release.stage or "": resumed}
         )
-        return {"outcome": "timed_out", "timeout_action": action}
+        return {"outcome": Outcome.TIMED_OUT, "timeout_action": action}
     if deps.approvals is not None:
         deps.approvals.expire_if_due(release)
     if record.service_deployment_arn is None:  # the pause was never asked (its event was lost): it ends here
@@ -508,4 +531,4 @@ def _pause_timed_out(  # noqa: PLR0917 - the pause as on_hook found it
     ended = _end_pause_or_wait(
         release, deps, reason, allowed_from={ReleaseState.AWAITING_APPROVAL, ReleaseState.DEPLOYING}
     )
-    return {"outcome": "timed_out", "timeout_action": action, **ended}
+    return {"outcome": Outcome.TIMED_OUT, "timeout_action": action, **ended}

@@ -13,7 +13,8 @@ from deployer import settings as deploy_settings
 from deployer import stages as stages_module
 from deployer.deps import Deps
 from deployer.errors import ConfigError, DeploymentError
-from deployer.flow.common import Outcome, _configured_keys, _pipeline, _short_arn, log
+from deployer.flow.common import Result, _configured_keys, _pipeline, _short_arn, log
+from deployer.outcomes import Outcome
 from deployer.releases.model import Release, ReleaseState, StageRecord, StageState, now_iso
 from deployer.releases.store import ConflictError
 from deployer.rollout.plan import plan as plan_rollout
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from deployer.pipelines.schema import Pipeline, Stage
 
 
-def resume_unfinished(release: Release, deps: Deps) -> Outcome | None:
+def resume_unfinished(release: Release, deps: Deps) -> Result | None:
     """Finish what a fault interrupted, when the same event is delivered again: a stage whose
     revision was registered but whose UpdateService never went through (DEPLOYING, no deployment
     id), or a completed stage whose next step never started (DEPLOYED). None when nothing was
@@ -44,19 +45,19 @@ def resume_unfinished(release: Release, deps: Deps) -> Outcome | None:
     return None
 
 
-def deploy_next(release: Release, deps: Deps, after: str | None) -> Outcome:
+def deploy_next(release: Release, deps: Deps, after: str | None) -> Result:
     """Deploy the stage after `after` (the first stage when None)."""
     base = {"pipeline": release.pipeline, "release_id": release.release_id}
     try:
         pipeline = _pipeline(deps, release.pipeline)
     except ConfigError as exc:
         deps.store.transition(release, ReleaseState.INVALID_CONFIG, reason=str(exc))
-        return {**base, "outcome": "invalid_config", "reason": str(exc)}
+        return {**base, "outcome": Outcome.INVALID_CONFIG, "reason": str(exc)}
     names = [s.name for s in pipeline.stages]
     if after is not None and after not in names:
         reason = f"stage {after} is no longer in pipeline {pipeline.name}"
         deps.store.transition(release, ReleaseState.INVALID_CONFIG, reason=reason)
-        return {**base, "outcome": "invalid_config", "reason": reason}
+        return {**base, "outcome": Outcome.INVALID_CONFIG, "reason": reason}
     index = 0 if after is None else names.index(after) + 1
     if index >= len(names):
         cleanup = clean_up_revisions(pipeline, deps)
@@ -66,7 +67,7 @@ def deploy_next(release: Release, deps: Deps, after: str | None) -> Outcome:
             reason=f"deployed to every stage ({', '.join(names)})",
             cleanup=cleanup.as_item(),
         )
-        return {**base, "outcome": "released", "deregistered": cleanup.deregistered}
+        return {**base, "outcome": Outcome.RELEASED, "deregistered": cleanup.deregistered}
     stage = pipeline.stages[index]
     if stage.approval is not None and stage.approval.at is None:
         return {**base, **request_approval(release, pipeline, stage, deps)}
@@ -100,7 +101,7 @@ def move_scheduled_tasks(
     return [move.as_item() for move in deps.stages.schedules.move(stage, [r for r in revisions if r])]
 
 
-def deploy_stage(release: Release, pipeline: Pipeline, stage: Stage, deps: Deps) -> Outcome:
+def deploy_stage(release: Release, pipeline: Pipeline, stage: Stage, deps: Deps) -> Result:
     """Deploy `stage` now (no approval asked), handing a freed service lock on."""
     result = deps.stages.deploy(release, pipeline, stage)
     follow = hand_over(result, deps)
@@ -110,7 +111,7 @@ def deploy_stage(release: Release, pipeline: Pipeline, stage: Stage, deps: Deps)
 # -- approvals ----------------------------------------------------------------------------------
 
 
-def request_approval(release: Release, pipeline: Pipeline, stage: Stage, deps: Deps) -> Outcome:
+def request_approval(release: Release, pipeline: Pipeline, stage: Stage, deps: Deps) -> Result:
     """The stage waits for a human: an approval bound to release, stage, commit and image, a
     signed single-use link, and the release AWAITING_APPROVAL (the Slack message follows the
     transition). A newer release asking for the same stage supersedes older ones waiting there."""
@@ -118,13 +119,13 @@ def request_approval(release: Release, pipeline: Pipeline, stage: Stage, deps: D
     if deps.approvals is None or stage.approval is None:
         raise ConfigError(f"stage {stage.name} needs an approval but approvals are not configured")
     if release.state is ReleaseState.AWAITING_APPROVAL and release.stage == stage.name:
-        return {"outcome": "duplicate", "stage": stage.name, "reason": "already waiting for approval"}
+        return {"outcome": Outcome.DUPLICATE, "stage": stage.name, "reason": "already waiting for approval"}
     if not store.enter_stage(release, stage.name):
         newer = store.stage_holder(pipeline.name, stage.name)
         store.transition(
             release, ReleaseState.SUPERSEDED, stage=stage.name, reason=f"a newer release ({newer}) reached {stage.name}"
         )
-        return {"outcome": "superseded", "stage": stage.name}
+        return {"outcome": Outcome.SUPERSEDED, "stage": stage.name}
     approval, token = deps.approvals.request(
         release,
         stage.name,
@@ -144,7 +145,7 @@ def request_approval(release: Release, pipeline: Pipeline, stage: Stage, deps: D
     # The link is a bearer capability: it goes to Slack and `deployer status`, never into logs.
     del token
     return {
-        "outcome": "awaiting_approval",
+        "outcome": Outcome.AWAITING_APPROVAL,
         "stage": stage.name,
         "approval_id": approval.approval_id,
         "superseded": superseded,
@@ -325,7 +326,7 @@ def _end_pause_or_wait(
     rolled_back: bool | None = None,
     allowed_from: frozenset[ReleaseState] | set[ReleaseState] = frozenset({ReleaseState.AWAITING_APPROVAL}),
     **changes: Any,
-) -> Outcome:
+) -> Result:
     """End a release waiting for a decision. One paused inside its deployment also ends its stage
     (ECS rolls it back) and frees the service for whoever waits."""
     stage_name = release.stage or ""
@@ -352,12 +353,12 @@ def _end_pause_or_wait(
     return hand_over_to(deps.store.release_service(record.cluster, record.service, release.release_id), deps)
 
 
-def hand_over(result: StageResult, deps: Deps) -> Outcome:
+def hand_over(result: StageResult, deps: Deps) -> Result:
     """A freed service lock goes to the queued release, which deploys now."""
     return hand_over_all(result.handovers, deps)
 
 
-def hand_over_all(handovers: Sequence[tuple[str, str]], deps: Deps) -> Outcome:
+def hand_over_all(handovers: Sequence[tuple[str, str]], deps: Deps) -> Result:
     """Each freed lock's new holder deploys (a stage of several services may free several)."""
     if not handovers:
         return {}
@@ -366,7 +367,7 @@ def hand_over_all(handovers: Sequence[tuple[str, str]], deps: Deps) -> Outcome:
     return {**first, "more_handovers": more} if more else first
 
 
-def hand_over_to(handover: tuple[str, str] | None, deps: Deps) -> Outcome:
+def hand_over_to(handover: tuple[str, str] | None, deps: Deps) -> Result:
     if handover is None:
         return {}
     waiter_id, stage_name = handover

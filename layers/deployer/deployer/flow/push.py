@@ -10,7 +10,8 @@ from deployer import aws, sources
 from deployer.deps import Deps
 from deployer.errors import DeploymentError
 from deployer.events.codecommit import CodeCommitReferenceEvent
-from deployer.flow.common import ENV_COMMIT, ENV_PIPELINE, ENV_RELEASE_ID, Outcome, _ignored
+from deployer.flow.common import ENV_COMMIT, ENV_PIPELINE, ENV_RELEASE_ID, Result, _ignored
+from deployer.outcomes import Outcome
 from deployer.pipelines.schema import find_pipelines
 from deployer.releases.model import ReleaseState
 from deployer.sources import Push
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 # -- on_push ------------------------------------------------------------------------------------
 
 
-def on_push(event: CodeCommitReferenceEvent | Push, deps: Deps) -> list[Outcome]:
+def on_push(event: CodeCommitReferenceEvent | Push, deps: Deps) -> list[Result]:
     """Start a release of every pipeline that watches the pushed repository and branch. Takes the
     CodeCommit event as it arrives, or a `Push` a webhook became (`deployer.webhooks`)."""
     if isinstance(event, Push):
@@ -39,7 +40,7 @@ def on_push(event: CodeCommitReferenceEvent | Push, deps: Deps) -> list[Outcome]
     return [_start_release(push, pipeline, deps) for pipeline in pipelines]
 
 
-def _start_release(push: Push, pipeline: Pipeline, deps: Deps) -> Outcome:
+def _start_release(push: Push, pipeline: Pipeline, deps: Deps) -> Result:
     store = deps.store
     release, _created = store.create(
         pipeline=pipeline.name,
@@ -52,11 +53,11 @@ def _start_release(push: Push, pipeline: Pipeline, deps: Deps) -> Outcome:
     )
     base = {"pipeline": pipeline.name, "release_id": release.release_id}
     if release.state is ReleaseState.SUPERSEDED:
-        return {**base, "outcome": "superseded", "reason": release.reason}
+        return {**base, "outcome": Outcome.SUPERSEDED, "reason": release.reason}
     if release.build_arn or release.state is not ReleaseState.BUILDING:
         return {
             **base,
-            "outcome": "duplicate",
+            "outcome": Outcome.DUPLICATE,
             "reason": f"already {release.state} (build {release.build_arn})",
         }
     superseded = store.supersede_older(release)
@@ -76,7 +77,7 @@ def _start_release(push: Push, pipeline: Pipeline, deps: Deps) -> Outcome:
         )["build"]
     except DeploymentError as exc:
         store.transition(release, ReleaseState.BUILD_FAILED, reason=f"CodeBuild refused the build: {exc}")
-        return {**base, "outcome": "build_failed", "reason": str(exc)}
+        return {**base, "outcome": Outcome.BUILD_FAILED, "reason": str(exc)}
     store.index_build(build["arn"], release.release_id)
     store.save(release, build_arn=build["arn"], build_id=build["id"])
-    return {**base, "outcome": "build_started", "build_id": build["id"], "superseded": superseded}
+    return {**base, "outcome": Outcome.BUILD_STARTED, "build_id": build["id"], "superseded": superseded}

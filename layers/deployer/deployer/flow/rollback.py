@@ -15,8 +15,9 @@ from deployer.events.deployer_bus import (
     RollbackRequestedEvent,
 )
 from deployer.flow.answers import _answering, _rollback_words
-from deployer.flow.common import Outcome, _ignored, _pipeline, _short_arn
+from deployer.flow.common import Result, _ignored, _pipeline, _short_arn
 from deployer.flow.progress import hand_over, hand_over_to
+from deployer.outcomes import Outcome
 from deployer.releases.model import Release, ReleaseState, StageRecord, StageState, now_iso
 from deployer.releases.store import ReleaseStore
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 # -- rollback -----------------------------------------------------------------------------------
 
 
-def request_rollback(pipeline_name: str, stage_name: str, requested_by: dict[str, Any], deps: Deps) -> Outcome:
+def request_rollback(pipeline_name: str, stage_name: str, requested_by: dict[str, Any], deps: Deps) -> Result:
     """Roll back `stage` of `pipeline`. A deployment in flight there (deploying, or paused for an
     approval) is stopped with StopServiceDeployment ROLLBACK and ECS returns the service to the
     revision it ran before. Otherwise a release of kind "rollback" redeploys the stage's previous
@@ -48,7 +49,7 @@ def request_rollback(pipeline_name: str, stage_name: str, requested_by: dict[str
         return {
             **base,
             "release_id": holder.release_id,
-            "outcome": "already_rolling_back",
+            "outcome": Outcome.ALREADY_ROLLING_BACK,
             "reason": f"{holder.release_id} is already rolling {stage_name} back ({holder.state})",
         }
     if holder is not None and record is not None and record.state is StageState.DEPLOYING:
@@ -62,12 +63,16 @@ def request_rollback(pipeline_name: str, stage_name: str, requested_by: dict[str
 
     history = store.stage_history(pipeline_name, stage_name)
     if not history:
-        return {**base, "outcome": "nothing_to_roll_back", "reason": f"{stage_name} has no successful deployment yet"}
+        return {
+            **base,
+            "outcome": Outcome.NOTHING_TO_ROLL_BACK,
+            "reason": f"{stage_name} has no successful deployment yet",
+        }
     current, target = history[0], rollback_target(history, _stage_service_keys(stage))
     if target is None:
         return {
             **base,
-            "outcome": "nothing_to_roll_back",
+            "outcome": Outcome.NOTHING_TO_ROLL_BACK,
             "reason": f"{stage_name} has no earlier successful revision than {_revisions_of(current)}"
             + ("" if history_keys(current) == _stage_service_keys(stage) else " for the services it deploys now"),
         }
@@ -162,14 +167,14 @@ def stage_holder_release(store: ReleaseStore, stage: Stage) -> Release | None:
     return None
 
 
-def on_rollback_requested(event: RollbackRequestedEvent, deps: Deps) -> Outcome:
+def on_rollback_requested(event: RollbackRequestedEvent, deps: Deps) -> Result:
     """Slack's "Roll back" button, published by the approvals endpoint (which may not deploy).
     The Slack user is checked again against the stage's approvers: the configuration may have
     changed since the button was pressed. The user then hears what came of it."""
     return _answering(event.detail, deps, lambda: _roll_back_as_asked(event, deps), _rollback_words)
 
 
-def _roll_back_as_asked(event: RollbackRequestedEvent, deps: Deps) -> Outcome:
+def _roll_back_as_asked(event: RollbackRequestedEvent, deps: Deps) -> Result:
     detail = event.detail
     pipeline = _pipeline(deps, detail.pipeline)
     stage = pipeline.stage_named(detail.stage)
@@ -196,7 +201,7 @@ def _roll_back_as_asked(event: RollbackRequestedEvent, deps: Deps) -> Outcome:
 
 def _stop_in_flight(  # noqa: PLR0917 - what request_rollback found
     holder: Release, stage: Stage, record: StageRecord, requested_by: dict[str, Any], by: str, deps: Deps
-) -> Outcome:
+) -> Result:
     view = None
     if record.service_deployment_arn:
         views = ecs_deployments.describe(deps.stages.ecs, [record.service_deployment_arn])
@@ -235,7 +240,7 @@ def _stop_in_flight(  # noqa: PLR0917 - what request_rollback found
     follow = hand_over_to(store.release_service(record.cluster, record.service, holder.release_id), deps)
     return {
         "release_id": rollback.release_id,
-        "outcome": "stopping",
+        "outcome": Outcome.STOPPING,
         "reason": reason,
         "undoes": holder.release_id,
         "service_deployment": view.arn,
@@ -245,7 +250,7 @@ def _stop_in_flight(  # noqa: PLR0917 - what request_rollback found
 
 def _cancel_before_update(  # noqa: PLR0917 - what request_rollback found
     holder: Release, stage: Stage, record: StageRecord, requested_by: dict[str, Any], by: str, deps: Deps
-) -> Outcome:
+) -> Result:
     """Roll back a stage whose before-task still runs: none of its services was updated, so the
     release ends DEPLOY_FAILED there and then (its task's end, whenever it comes, changes nothing)
     and the rollback, a release of its own, is RELEASED at once: the services keep the revisions
@@ -280,7 +285,7 @@ def _cancel_before_update(  # noqa: PLR0917 - what request_rollback found
     store.transition(rollback, ReleaseState.RELEASED, stage=stage.name, reason=reason)
     return {
         "release_id": rollback.release_id,
-        "outcome": "cancelled",
+        "outcome": Outcome.CANCELLED,
         "reason": reason,
         "undoes": holder.release_id,
         "target_task_definition": kept,
@@ -290,7 +295,7 @@ def _cancel_before_update(  # noqa: PLR0917 - what request_rollback found
 
 def _stop_several_in_flight(  # noqa: PLR0917 - what request_rollback found
     holder: Release, stage: Stage, record: StageRecord, requested_by: dict[str, Any], by: str, deps: Deps
-) -> Outcome:
+) -> Result:
     """Roll back a stage of several services while it deploys: each service goes back
     (`StageDeployer.fail_services`: StopServiceDeployment ROLLBACK in flight, UpdateService to its
     previous revision once completed), the deploying release ends DEPLOY_FAILED saying so, and the
@@ -325,7 +330,7 @@ def _stop_several_in_flight(  # noqa: PLR0917 - what request_rollback found
     store.transition(rollback, ReleaseState.RELEASED, stage=stage.name, reason=reason)
     return {
         "release_id": rollback.release_id,
-        "outcome": "stopping",
+        "outcome": Outcome.STOPPING,
         "reason": reason,
         "undoes": holder.release_id,
         **hand_over(result, deps),
