@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from deployer import aws, taskdef
+from deployer import aws
 from deployer.errors import ConfigError, DeployerError, DeploymentError
 from deployer.rollout.model import DEFAULT_MAXIMUM_PERCENT, DEFAULT_MINIMUM_HEALTHY_PERCENT, Finding, ServiceFacts
 from deployer.rollout.plan import Plan
@@ -40,6 +40,15 @@ from deployer.rollout.validate import validate as validate_rollout
 from deployer.settings import DeploySettings, SettingChange
 from deployer.settings import merge as merge_settings
 from deployer.stages import ServiceView, autoscaling_range, describe_service
+from deployer.taskdef.clone import (
+    READ_ONLY_KEYS,
+    changed_images,
+    changed_settings,
+    clone_for_images,
+    clone_problems,
+    settable_tags,
+)
+from deployer.taskdef.register import describe_task_definition, register_clone_of
 
 if TYPE_CHECKING:
     from mypy_boto3_application_autoscaling import ApplicationAutoScalingClient
@@ -293,14 +302,14 @@ def plan_deploy(
     if scaling is not None:
         facts = facts.replace(desired_range=scaling)
 
-    described = taskdef.describe_task_definition(ecs, view.task_definition)
+    described = describe_task_definition(ecs, view.task_definition)
     if chosen:
-        problems = taskdef.clone_problems(described, images, chosen)
+        problems = clone_problems(described, images, chosen)
         if problems:
             raise DeploymentError("; ".join(problems))
-    image_changes = taskdef.changed_images(described, images)  # ContainerNotFound names the containers
-    setting_changes = tuple(taskdef.changed_settings(described, chosen)) if chosen else ()
-    registration = taskdef.clone_for_images(described, images, chosen)
+    image_changes = changed_images(described, images)  # ContainerNotFound names the containers
+    setting_changes = tuple(changed_settings(described, chosen)) if chosen else ()
+    registration = clone_for_images(described, images, chosen)
     current = registrable(described)
     beyond_images = _differences_beyond_images(current, registration, chosen)
 
@@ -380,10 +389,10 @@ class _KeepDescribeServices:
 
 def registrable(described: Mapping[str, Any]) -> dict[str, Any]:
     """The running revision as a RegisterTaskDefinition request: its definition without
-    taskdef.READ_ONLY_KEYS, and the tags a new revision may carry."""
+    READ_ONLY_KEYS, and the tags a new revision may carry."""
     definition = described.get("taskDefinition") or {}
-    request = {key: copy.deepcopy(value) for key, value in definition.items() if key not in taskdef.READ_ONLY_KEYS}
-    tags = taskdef.settable_tags(described.get("tags"))
+    request = {key: copy.deepcopy(value) for key, value in definition.items() if key not in READ_ONLY_KEYS}
+    tags = settable_tags(described.get("tags"))
     if tags:
         request["tags"] = tags
     return request
@@ -488,7 +497,7 @@ def deploy(
     request: dict[str, Any] = {"cluster": plan.cluster, "service": plan.service}
     new_arn = previous
     if plan.registers:
-        new_arn = taskdef.register_clone_of(ecs, plan.described, plan.images, plan.settings).arn
+        new_arn = register_clone_of(ecs, plan.described, plan.images, plan.settings).arn
         request["taskDefinition"] = new_arn
     request["deploymentConfiguration"] = plan.config_after
     try:

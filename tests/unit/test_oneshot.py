@@ -16,8 +16,9 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from deployer import aws, taskdef
+from deployer import aws
 from deployer.errors import DeploymentError
+from deployer.taskdef.clone import clone_for_images
 from deployer_cli import main, oneshot
 from deployer_cli.oneshot import DeployRefused, current_deployment_configuration, deploy, plan_deploy
 from deployer_local.provision import ACCOUNT, DemoAccount, provision_demo, web_task_definition
@@ -317,14 +318,14 @@ def test_a_code_deploy_service_is_refused() -> None:
 
 def test_a_clone_that_differs_beyond_images_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     # GIVEN a (hypothetically broken) cloner that drops a field
-    real = taskdef.clone_for_images
+    real = clone_for_images
 
     def lossy(described: Any, images: Any, *settings: Any) -> dict[str, Any]:
         request = real(described, images, *settings)
         request.pop("ipcMode")
         return request
 
-    monkeypatch.setattr(taskdef, "clone_for_images", lossy)
+    monkeypatch.setattr(oneshot, "clone_for_images", lossy)
     ecs = boto3.client("ecs")
     with Stubber(ecs) as stub:
         expect_reads(stub)

@@ -388,19 +388,19 @@ def test_a_redelivery_after_registering_reuses_the_revision_with_its_settings(
 
 def test_a_revision_without_the_settings_is_not_taken_for_the_clone(world: World) -> None:
     # GIVEN a newer revision of the family that has the image but not the settings
-    from deployer import taskdef
     from deployer.settings import DeploySettings
+    from deployer.taskdef.register import describe_task_definition, find_registered_clone, register_clone_of
 
     ecs = boto3.client("ecs")
-    described = taskdef.describe_task_definition(ecs, world.account.services["dev"].task_definition_arn)
+    described = describe_task_definition(ecs, world.account.services["dev"].task_definition_arn)
     image = world.account.first_image.rsplit(":", 1)[0] + ":v2"
     images = {"web": image}
-    taskdef.register_clone_of(ecs, described, images)
+    register_clone_of(ecs, described, images)
     wanted = DeploySettings(environment={"web": {"LOG_LEVEL": "warn"}})
     # THEN the lookup for the clone with settings finds nothing, and finds the one with them once registered
-    assert taskdef.find_registered_clone(ecs, described, images, wanted) is None
-    registered = taskdef.register_clone_of(ecs, described, images, wanted)
-    found = taskdef.find_registered_clone(ecs, described, images, wanted)
+    assert find_registered_clone(ecs, described, images, wanted) is None
+    registered = register_clone_of(ecs, described, images, wanted)
+    found = find_registered_clone(ecs, described, images, wanted)
     assert found is not None
     assert found.arn == registered.arn
 

@@ -166,7 +166,7 @@ def _option_text(text: str) -> str:
 def images_from(args: argparse.Namespace, *, settings: bool = False) -> dict[str, str]:
     """--container/--image pairs, each image checked; UsageError for anything unusable. With
     `settings` (--env, --secret or --unset given) no image is needed."""
-    from deployer.taskdef import InvalidImageUri, parse_image_uri
+    from deployer.taskdef.clone import InvalidImageUri, parse_image_uri
 
     containers: list[str] = args.container or []
     images: list[str] = args.image or []

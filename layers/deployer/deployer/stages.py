@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
-from deployer import aws, before, ecs_deployments, taskdef
+from deployer import aws, before, ecs_deployments
 from deployer import settings as deploy_settings
 from deployer.errors import DeploymentError
 from deployer.outcomes import Outcome
@@ -47,6 +47,8 @@ from deployer.releases.store import ReleaseStore
 from deployer.rollout.model import ServiceFacts
 from deployer.rollout.validate import Validation
 from deployer.rollout.validate import validate as validate_rollout
+from deployer.taskdef.clone import changed_settings, clone_problems
+from deployer.taskdef.register import describe_task_definition, find_registered_clone, register_clone_of
 
 if TYPE_CHECKING:
     from mypy_boto3_application_autoscaling import ApplicationAutoScalingClient
@@ -300,7 +302,7 @@ class StageDeployer:
         rollback), that each scheduled task runs one of the services' families in the cluster, and
         that the clones can be registered: the containers to swap and those the settings name are
         in the task definitions, secrets have an execution role, each clone fits ECS's size limit
-        (`taskdef.clone_problems`). Returns the views, validations and described task definitions by
+        (`clone_problems`). Returns the views, validations and described task definitions by
         service, and every problem found (empty: go on). A service that does not exist or is not
         ACTIVE raises DeploymentError."""
         views, missing = describe_services(self.ecs, stage.cluster, [t.service for t in targets])
@@ -335,13 +337,13 @@ class StageDeployer:
         for target in targets:
             current = views[target.service].task_definition
             if current not in described and target.key not in registered:
-                described[current] = taskdef.describe_task_definition(self.ecs, current)
+                described[current] = describe_task_definition(self.ecs, current)
         if not several:
             target = targets[0]
             if target.key not in registered:
                 images = dict.fromkeys(target.containers, release.image_uri)
                 described_now = described[views[target.service].task_definition]
-                problems.clone += taskdef.clone_problems(described_now, images, settings)
+                problems.clone += clone_problems(described_now, images, settings)
             return views, validations, described, problems
         # several services: each clone with the settings of the containers its task definition has
         seen: set[tuple[str, tuple[str, ...]]] = set()
@@ -353,7 +355,7 @@ class StageDeployer:
             sharing = [t.service for t in targets if views[t.service].task_definition == current]
             images = dict.fromkeys(target.containers, release.image_uri)
             own = settings.only(containers_of(described[current])) if settings else None
-            for problem in taskdef.clone_problems(described[current], images, own):
+            for problem in clone_problems(described[current], images, own):
                 problems.clone.append(f"{', '.join(sharing) if len(sharing) > 1 else target.service}: {problem}")
         if settings and not registered:
             running: dict[str, list[str]] = {}
@@ -393,15 +395,13 @@ class StageDeployer:
                 previous_task_definition_arn=view.task_definition,
             )
         elif record is None or record.task_definition_arn is None:
-            current = described.get(view.task_definition) or taskdef.describe_task_definition(
-                self.ecs, view.task_definition
-            )
+            current = described.get(view.task_definition) or describe_task_definition(self.ecs, view.task_definition)
             settings = stage.deploy_settings()
-            changed = deploy_settings.summary(taskdef.changed_settings(current, settings)) if settings else ""
+            changed = deploy_settings.summary(changed_settings(current, settings)) if settings else ""
             found = None
             if record is not None and record.registering_at:
                 # an earlier delivery got as far as registering: reuse its revision if it exists
-                found = taskdef.find_registered_clone(self.ecs, current, images, settings)
+                found = find_registered_clone(self.ecs, current, images, settings)
             else:
                 self._record(
                     release,
@@ -411,7 +411,7 @@ class StageDeployer:
                     previous_task_definition_arn=view.task_definition,
                     registering_at=now_iso(),
                 )
-            registered = found or taskdef.register_clone_of(self.ecs, current, images, settings)
+            registered = found or register_clone_of(self.ecs, current, images, settings)
             # Before the stage records it: a revision on record is one the deployer may clean up later.
             store.record_registration(pipeline.name, stage.name, release.release_id, registered.arn)
             record = self._record(
@@ -454,7 +454,7 @@ class StageDeployer:
         if record.before_state == before.BeforeState.FAILED:
             return StageResult(Outcome.IGNORED, release, f"before-task {step} failed")
         container = pipeline.before_container(stage)
-        described = taskdef.describe_task_definition(self.ecs, new_arn)["taskDefinition"]
+        described = describe_task_definition(self.ecs, new_arn)["taskDefinition"]
         definitions = {str(c.get("name")): c for c in described.get("containerDefinitions", [])}
         if container is None or container not in definitions:
             reason = (
@@ -701,7 +701,7 @@ class StageDeployer:
         """One RegisterTaskDefinition per group of services that run the same revision and swap the
         same containers: they get the same new revision, with the stage's settings for the containers
         it has. The intent to register is recorded for all first; a service that recorded it in an
-        earlier delivery looks for that revision before registering (`taskdef.find_registered_clone`).
+        earlier delivery looks for that revision before registering (`find_registered_clone`).
         Each revision is recorded as the deployer's before the stage records it (cleaning up old
         revisions touches only those)."""
         groups: dict[tuple[str, tuple[str, ...]], list[ServiceTarget]] = {}
@@ -727,13 +727,13 @@ class StageDeployer:
         summary = release.stages[stage.name].settings
         for (current, containers), group in groups.items():
             images = dict.fromkeys(containers, release.image_uri or "")
-            base = described.get(current) or taskdef.describe_task_definition(self.ecs, current)
+            base = described.get(current) or describe_task_definition(self.ecs, current)
             own = settings.only(containers_of(base)) if settings else None
-            changed = deploy_settings.summary(taskdef.changed_settings(base, own)) if own else ""
+            changed = deploy_settings.summary(changed_settings(base, own)) if own else ""
             found = None
             if any(t.key in had_intent for t in group):
-                found = taskdef.find_registered_clone(self.ecs, base, images, own)
-            registered = found or taskdef.register_clone_of(self.ecs, base, images, own)
+                found = find_registered_clone(self.ecs, base, images, own)
+            registered = found or register_clone_of(self.ecs, base, images, own)
             self.store.record_registration(pipeline.name, stage.name, release.release_id, registered.arn)
             for target in group:
                 services[target.key] = replace(

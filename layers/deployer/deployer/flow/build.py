@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from deployer import aws, taskdef
+from deployer import aws
 from deployer.deps import Deps
 from deployer.errors import BadInput, DeploymentError
 from deployer.events.codebuild import BuildStatus, CodeBuildStateChangeEvent
@@ -13,6 +13,7 @@ from deployer.flow.common import ENV_RELEASE_ID, EXPORTED_IMAGE, Result, _ignore
 from deployer.flow.progress import deploy_next, resume_unfinished
 from deployer.outcomes import Outcome
 from deployer.releases.model import Release, ReleaseState
+from deployer.taskdef.clone import parse_image_uri
 
 if TYPE_CHECKING:
     from mypy_boto3_ecr import ECRClient
@@ -106,7 +107,7 @@ def resolve_image(exported: str | None, ecr: ECRClient) -> tuple[str, str]:
             f"the build exported no {EXPORTED_IMAGE}: the buildspec must set {EXPORTED_IMAGE} to the pushed image "
             f"(ideally pinned by digest, REPO@sha256:...) and list it under env: exported-variables"
         )
-    image = taskdef.parse_image_uri(exported)
+    image = parse_image_uri(exported)
     if image.digest:
         return str(image), image.digest
     if image.ecr_account_id is None:

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from deployer import ecs_deployments, housekeeping, render, taskdef
+from deployer import ecs_deployments, housekeeping, render
 from deployer import settings as deploy_settings
 from deployer import stages as stages_module
 from deployer.deps import Deps
@@ -20,6 +20,8 @@ from deployer.releases.store import ConflictError
 from deployer.rollout.plan import plan as plan_rollout
 from deployer.rollout.validate import validate as validate_rollout
 from deployer.stages import ServiceView, StageResult, describe_service, describe_services
+from deployer.taskdef.clone import changed_settings, clone_problems
+from deployer.taskdef.register import describe_task_definition
 
 if TYPE_CHECKING:
     from deployer.pipelines.schema import Pipeline, Stage
@@ -228,18 +230,18 @@ def settings_context(release: Release, stage: Stage, running: str, deps: Deps) -
     record = release.stages.get(stage.name)
     try:
         if record is not None and record.task_definition_arn and record.previous_task_definition_arn:
-            before = taskdef.describe_task_definition(ecs, record.previous_task_definition_arn)["taskDefinition"]
-            after = taskdef.describe_task_definition(ecs, record.task_definition_arn)["taskDefinition"]
+            before = describe_task_definition(ecs, record.previous_task_definition_arn)["taskDefinition"]
+            after = describe_task_definition(ecs, record.task_definition_arn)["taskDefinition"]
             found = deploy_settings.changes(before, after)
         else:
             settings = stage.deploy_settings()
-            described = taskdef.describe_task_definition(ecs, running)
-            problems = taskdef.clone_problems(described, {}, settings)
+            described = describe_task_definition(ecs, running)
+            problems = clone_problems(described, {}, settings)
             if problems:
                 note = f"{'; '.join(problems)}: the stage will be refused, nothing registered"
                 return {"settings": {"note": note}, "settings_line": note}
             after = described["taskDefinition"]
-            found = taskdef.changed_settings(described, settings)
+            found = changed_settings(described, settings)
     except DeploymentError as exc:
         return {"settings": {"note": f"the settings' changes cannot be shown: {exc}"}}
     references = [c.after[1] for c in found if c.after is not None and c.after[0] == "secret"]
@@ -267,10 +269,10 @@ def services_settings_context(stage: Stage, views: Mapping[str, ServiceView], de
     described_by: dict[str, dict[str, Any]] = {}
     try:
         for arn, names in running.items():
-            described = described_by[arn] = taskdef.describe_task_definition(deps.stages.ecs, arn)
+            described = described_by[arn] = describe_task_definition(deps.stages.ecs, arn)
             own = settings.only(stages_module.containers_of(described))
-            problems += [f"{', '.join(names)}: {p}" for p in taskdef.clone_problems(described, {}, own)]
-            found = taskdef.changed_settings(described, own) if own else []
+            problems += [f"{', '.join(names)}: {p}" for p in clone_problems(described, {}, own)]
+            found = changed_settings(described, own) if own else []
             references = [c.after[1] for c in found if c.after is not None and c.after[0] == "secret"]
             revisions.append(
                 {

@@ -1,16 +1,11 @@
-"""Clone an ECS task definition with new container images.
+"""A task definition cloned with new container images, and a deploy's settings: pure functions
+that build and compare requests, no AWS call.
 
 ECS has no "change the image" call: a deploy registers a new revision that copies the running
 one with other images. The copy must keep every field (an allow-list silently drops newer ones
 such as `ipcMode`) and remove exactly the keys that RegisterTaskDefinition refuses
-(REFERENCE.md, "Cloning a task definition").
-
-The pure functions (`parse_image_uri`, `clone_for_images`, `changed_images`,
-`images_already_match`, `changed_settings`, `clone_problems`) build and compare requests; the
-clone also carries a deploy's settings (environment variables and secret references,
-`deployer.settings`); `describe_task_definition`,
-`register_clone_of` and `register_clone` are the thin adapter that talks to ECS and turns its
-error codes into domain exceptions.
+(`READ_ONLY_KEYS`, checked against the botocore ECS model by the unit tests). The clone also
+carries a deploy's settings (environment variables and secret references, `deployer.settings`).
 """
 
 from __future__ import annotations
@@ -19,37 +14,24 @@ import copy
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from deployer import aws
-from deployer.errors import BadInput, DeploymentError, TransientError
+from deployer.errors import BadInput, DeploymentError
 from deployer.settings import DeploySettings, SettingChange, deploy_problems
 from deployer.settings import changes as setting_changes
 from deployer.settings import merge as merge_settings
-
-if TYPE_CHECKING:
-    from mypy_boto3_ecs import ECSClient
 
 __all__ = [
     "READ_ONLY_KEYS",
     "ContainerNotFound",
     "ImageUri",
     "InvalidImageUri",
-    "RegisteredTaskDefinition",
-    "TaskDefinitionNotFound",
-    "TaskDefinitionRefused",
     "changed_images",
     "changed_settings",
     "clone_for_images",
     "clone_problems",
-    "describe_task_definition",
-    "find_registered_clone",
     "images_already_match",
     "parse_image_uri",
-    "register_clone",
-    "register_clone_of",
     "settable_tags",
 ]
 
@@ -118,14 +100,6 @@ class ContainerNotFound(DeploymentError):
         super().__init__(f"{subject} not in {where}; its containers are: {found}")
 
 
-class TaskDefinitionNotFound(DeploymentError):
-    """DescribeTaskDefinition does not know the task definition."""
-
-
-class TaskDefinitionRefused(DeploymentError):
-    """RegisterTaskDefinition refused the clone (bad value, missing permission, a limit)."""
-
-
 @dataclass(frozen=True, slots=True)
 class ImageUri:
     """A parsed image reference; `registry` is None for Docker Hub's short names."""
@@ -154,15 +128,6 @@ class ImageUri:
         """The region of a private ECR registry, None for any other registry."""
         match = _ECR_REGISTRY.fullmatch(self.registry or "")
         return match["region"] if match else None
-
-
-class RegisteredTaskDefinition(NamedTuple):
-    """The revision RegisterTaskDefinition created, and the one it was cloned from."""
-
-    arn: str
-    family: str
-    revision: int
-    previous_arn: str
 
 
 def parse_image_uri(uri: str) -> ImageUri:
@@ -308,100 +273,6 @@ def images_already_match(described: Mapping[str, Any], images: Mapping[str, str]
     return not changed_images(described, images)
 
 
-def describe_task_definition(ecs: ECSClient, task_definition: str) -> dict[str, Any]:
-    """DescribeTaskDefinition with its tags (`include=['TAGS']`), errors made domain errors.
-
-    `task_definition` is an ARN, `family:revision` or a family (its latest ACTIVE revision).
-    """
-    try:
-        response = ecs.describe_task_definition(taskDefinition=task_definition, include=["TAGS"])
-    except (ClientError, BotoCoreError) as error:
-        if aws.is_transient(error):
-            raise TransientError(f"DescribeTaskDefinition {task_definition}: {_describe(error)}") from error
-        raise TaskDefinitionNotFound(
-            f"task definition {task_definition} cannot be described: {_describe(error)}"
-        ) from error
-    return dict(response)
-
-
-def register_clone_of(
-    ecs: ECSClient,
-    described: Mapping[str, Any],
-    images: Mapping[str, str],
-    settings: DeploySettings | None = None,
-) -> RegisteredTaskDefinition:
-    """Register `clone_for_images(described, images, settings)`; for callers that described
-    already (to show `changed_images` or to skip when `images_already_match`)."""
-    request = clone_for_images(described, images, settings)
-    family = request.get("family")
-    previous_arn = str(_task_definition_of(described).get("taskDefinitionArn", ""))
-    try:
-        response = ecs.register_task_definition(**request)
-    except (ClientError, BotoCoreError) as error:
-        if aws.is_transient(error):
-            raise TransientError(f"RegisterTaskDefinition {family}: {_describe(error)}") from error
-        hint = ""
-        if aws.error_code(error) == "AccessDeniedException" and "tags" in request:
-            hint = (
-                "; registering with tags also needs ecs:TagResource (it can be limited with the condition"
-                " ecs:CreateAction = RegisterTaskDefinition)"
-            )
-        raise TaskDefinitionRefused(
-            f"ECS refused a new revision of {family} cloned from {previous_arn}: {_describe(error)}{hint}"
-        ) from error
-    registered = response["taskDefinition"]
-    return RegisteredTaskDefinition(
-        arn=registered["taskDefinitionArn"],
-        family=registered["family"],
-        revision=registered["revision"],
-        previous_arn=previous_arn,
-    )
-
-
-def find_registered_clone(
-    ecs: ECSClient,
-    described: Mapping[str, Any],
-    images: Mapping[str, str],
-    settings: DeploySettings | None = None,
-    *,
-    look_at: int = 10,
-) -> RegisteredTaskDefinition | None:
-    """The revision `register_clone_of(ecs, described, images, settings)` registered before, if
-    any: a newer revision of the same family whose registrable content is exactly that clone, its
-    settings included. Used only when a stage recorded that it was about to register and no
-    revision was recorded after, so a redelivered event reuses the revision instead of registering
-    a second one (invariant 1)."""
-    expected = clone_for_images(described, images, settings)
-    family = str(expected.get("family"))
-    previous = _task_definition_of(described)
-    previous_revision = int(previous.get("revision", 0))
-    response = aws.call(
-        "ListTaskDefinitions", ecs.list_task_definitions, familyPrefix=family, status="ACTIVE", sort="DESC"
-    )
-    newer = sorted(
-        (
-            (int(arn.rsplit(":", 1)[1]), arn)
-            for arn in response.get("taskDefinitionArns", [])
-            if arn.rsplit("/", 1)[-1].rsplit(":", 1)[0] == family and int(arn.rsplit(":", 1)[1]) > previous_revision
-        ),
-        reverse=True,
-    )
-    for revision, arn in newer[:look_at]:
-        candidate = describe_task_definition(ecs, arn)
-        # as registered: nothing applied to it again, so a revision that lacks the settings (or
-        # runs another image) is never taken for the clone
-        if _clone(candidate, _task_definition_of(candidate), {}, None) == expected:
-            return RegisteredTaskDefinition(
-                arn=arn, family=family, revision=revision, previous_arn=str(previous.get("taskDefinitionArn", ""))
-            )
-    return None
-
-
-def register_clone(ecs: ECSClient, task_definition_arn: str, images: Mapping[str, str]) -> RegisteredTaskDefinition:
-    """Describe `task_definition_arn` with its tags and register a copy running `images`."""
-    return register_clone_of(ecs, describe_task_definition(ecs, task_definition_arn), images)
-
-
 def _task_definition_of(described: Mapping[str, Any]) -> Mapping[str, Any]:
     definition = described.get("taskDefinition")
     if not isinstance(definition, Mapping):
@@ -430,9 +301,3 @@ def _require_containers(
     missing = [name for name in named if name not in present]
     if missing:
         raise ContainerNotFound(missing, present, definition.get("taskDefinitionArn"))
-
-
-def _describe(error: ClientError | BotoCoreError) -> str:
-    if isinstance(error, ClientError):
-        return f"{aws.error_code(error)}: {error.response.get('Error', {}).get('Message', '')}"
-    return str(error)
