@@ -45,10 +45,11 @@ lock: venv ## re-pin requirements.lock and the layer's requirements.txt
 	  --python-version 3.13 --python-platform aarch64-manylinux_2_28 --no-header --no-annotate -q
 
 .PHONY: lint
-lint: venv ## ruff (lint and format check) and mypy strict on the three packages
+lint: venv ## ruff (lint and format check), mypy strict on the three packages, import-linter's boundaries
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 .PHONY: format
 format: venv ## apply ruff's fixes and formatting

@@ -4,8 +4,9 @@ what the six functions run and nothing else; the CLI (`deployer_cli`) and the lo
 
 "What the functions run" is found mechanically: every `deployer.*` module that `functions/*/app.py`
 imports, then every module those import, lazy imports inside functions included (a handler reaches
-them on some event), followed to the end. import-linter (`make lint`, `.importlinter`) keeps the
-direction of the imports between the packages; this file keeps the layer's content.
+them on some event), followed to the end. import-linter (`make lint`, pyproject.toml's
+[tool.importlinter]) keeps the direction of the imports between the packages; this file keeps the
+layer's content.
 """
 
 from __future__ import annotations
