@@ -20,7 +20,7 @@ from deployer.flow.rollback import on_rollback_requested
 logger = Logger()
 tracer = Tracer(patch_modules=runtime.TRACED_MODULES)
 metrics = Metrics()
-# EventBridge delivers at least once: the same event id is handled once (invariant 1).
+# EventBridge delivers at least once: the same event id is handled once (docs/design.md invariant 1).
 persistence = runtime.idempotency_store()
 idempotency = IdempotencyConfig(event_key_jmespath="id", raise_on_no_idempotency_key=False)
 # The schedule's input. "reconcile" does both; "expired-approvals" (the input before the reconciler)

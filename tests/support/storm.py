@@ -1,5 +1,5 @@
 """A storm of EventBridge events against the whole flow, in process, and the invariants it must
-keep (DESIGN.md invariants 1-3).
+keep (docs/design.md, invariants 1-3).
 
 The world. `provision_storm_world` creates, in whatever AWS the clients point at (moto in
 process here), one CodeCommit repository, CodeBuild project and ECR repository per pipeline and
@@ -607,7 +607,7 @@ class StormReport:
 
     @property
     def broken_invariants(self) -> list[Violation]:
-        """The violations of DESIGN.md's invariants and of "nothing stuck, nothing lost"."""
+        """The violations of docs/design.md's invariants and of "nothing stuck, nothing lost"."""
         return [v for v in self.violations if v.invariant not in RECORD_CHECKS]
 
     @property
@@ -1221,7 +1221,7 @@ def _outcome_text(payload: Any) -> str:
 
 
 def check_invariants(storm: Storm) -> list[Violation]:
-    """Everything the storm must leave true (DESIGN.md invariants 1-3, nothing stuck or lost)."""
+    """Everything the storm must leave true (docs/design.md, invariants 1-3, nothing stuck or lost)."""
     found: list[Violation] = list(storm.report.violations)
     store = storm.deps.store
     world = storm.world

@@ -1,4 +1,4 @@
-"""approvals_http (invariant 4 over HTTP): the approval page changes nothing, its form decides once
+"""approvals_http (docs/design.md invariant 4 over HTTP): the approval page changes nothing, its form decides once
 and puts ONE "Approval Decided" on the bus, every refusal is a clear page with its status and no
 state change, and Slack's buttons count only in a request Slack signed, from an approver.
 
@@ -541,7 +541,7 @@ def test_a_decision_sent_other_than_as_the_pages_form_is_refused(env: Env, conte
 
 
 def test_the_link_decides_a_stage_that_lists_approvers(env: Env) -> None:
-    # GIVEN prod lists approvers (checked for Slack clicks; DESIGN invariant 4)
+    # GIVEN prod lists approvers (checked for Slack clicks; docs/design.md, invariant 4)
     _, approval, token = waiting(env, approvers=(APPROVER,))
     # WHEN the link's holder posts the form
     response = post(token, "approve")

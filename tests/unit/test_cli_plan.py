@@ -39,7 +39,7 @@ def console_script() -> str:
     return found
 
 
-# DESIGN.md's pictures for four tasks, as {"old", "new"} states.
+# The design's pictures of four tasks (ECS's arithmetic, docs/rolling.md), as {"old", "new"} states.
 DESIGN_STEPS = {
     ("50", "100"): [(4, 0), (2, 0), (2, 2), (0, 2), (0, 4)],
     ("100", "150"): [(4, 0), (4, 2), (2, 2), (2, 4), (0, 4)],
@@ -52,7 +52,7 @@ DESIGN_STEPS = {
 def test_json_steps_are_the_design_pictures(
     capsys: pytest.CaptureFixture[str], percentages: tuple[str, str], states: list[tuple[int, int]]
 ) -> None:
-    # GIVEN one of DESIGN.md's configurations for four tasks
+    # GIVEN one of the design's configurations for four tasks
     minimum, maximum = percentages
     # WHEN planned as JSON
     code, doc = run_json(capsys, "--desired", "4", "--min", minimum, "--max", maximum)

@@ -1,5 +1,5 @@
 """on_push and on_build end to end against moto in process: releases, builds, the first stage,
-ordering (invariant 2), duplicates (invariant 1) and the service lock (invariant 3)."""
+ordering (invariant 2), duplicates (invariant 1) and the service lock (invariant 3) of docs/design.md."""
 
 from __future__ import annotations
 
@@ -128,7 +128,7 @@ def test_a_build_project_that_does_not_exist_fails_the_release_with_the_reason(w
     assert "CodeBuild refused" in (release.reason or "")
 
 
-# -- ordering (invariant 2) -------------------------------------------------------------------
+# -- ordering (docs/design.md invariant 2) -------------------------------------------------------------------
 
 
 def test_an_older_push_delivered_after_a_newer_one_is_never_built(world: World) -> None:
@@ -305,7 +305,7 @@ def test_a_container_missing_from_the_task_definition_fails_the_release_loudly(w
     assert world.store.lock_of("dev", "web") is None
 
 
-# -- one deployment per service (invariant 3) -------------------------------------------------
+# -- one deployment per service (docs/design.md invariant 3) -------------------------------------------------
 
 
 def test_a_release_queues_behind_the_one_deploying_the_service_and_a_newer_one_replaces_it(world: World) -> None:

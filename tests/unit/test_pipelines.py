@@ -42,7 +42,7 @@ pytestmark = pytest.mark.unit
 ROOT = Path(__file__).resolve().parents[2]
 TABLE = "ecs-deployer-config-test"
 
-# The DESIGN.md example, line numbers matter to the tests below.
+# The design's example pipelines file (docs/pipelines.md); line numbers matter to the tests below.
 DESIGN_EXAMPLE = """\
 pipelines:
   - name: web
@@ -363,7 +363,7 @@ def test_valid_variants_load(path: str | None, value: Any) -> None:
 
 
 def test_the_design_example_reads_as_written() -> None:
-    # GIVEN the example from DESIGN.md
+    # GIVEN the design's example
     # WHEN it is loaded
     config = load_config_text(DESIGN_EXAMPLE)
     # THEN every field is where the file put it, with the defaults filled in

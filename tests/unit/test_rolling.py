@@ -43,7 +43,7 @@ def only(findings: tuple[Finding, ...], field: str) -> Finding:
     return matching[0]
 
 
-# --- the planner: DESIGN.md's four pictures are golden --------------------------------------------
+# --- the planner: the design's four pictures (docs/rolling.md) are golden --------------------------------------------
 
 GOLDEN = {
     # min 50 / max 100: [4 old] → stop 2 → [2 old] → start 2 → [2 old, 2 new] → stop 2 → [2 new] → start 2 → [4 new]
@@ -62,7 +62,7 @@ GOLDEN = {
 def test_plan_replays_the_design_pictures_for_four_tasks(
     percentages: tuple[int, int], expected: list[tuple[int, int, str, int]]
 ) -> None:
-    # GIVEN four desired tasks and one of DESIGN.md's configurations
+    # GIVEN four desired tasks and one of the design's configurations
     minimum, maximum = percentages
     # WHEN the rollout is planned
     result = plan(4, minimum, maximum)
@@ -82,7 +82,7 @@ def test_plan_replays_the_design_pictures_for_four_tasks(
 def test_plan_summarizes_the_design_pictures(
     percentages: tuple[int, int], waves: int, peak: int, lowest: int, outage: bool
 ) -> None:
-    # GIVEN / WHEN a DESIGN.md picture is planned
+    # GIVEN / WHEN a design picture is planned
     result = plan(4, *percentages)
     # THEN waves count the start phases, and the peak, the lowest and the outage flag follow the steps
     assert (result.waves, result.peak_tasks, result.min_running_tasks, result.outage) == (waves, peak, lowest, outage)

@@ -1,4 +1,4 @@
-"""Approval requests, their signed links, and the one decision each may take (invariant 4).
+"""Approval requests, their signed links, and the one decision each may take (docs/design.md invariant 4).
 
 No HTTP and no Slack here: `approvals_http` and `slack` call this module, and the caller
 publishes "Approval Decided" (`events.ApprovalDecidedDetail`); `on_approval` moves the release.
@@ -36,7 +36,7 @@ never changes anything, because link previewers fetch links. `decide` then makes
 write PENDING -> APPROVED/REJECTED (status = PENDING AND not expired), so of two simultaneous
 clicks exactly one decides and the other gets `ApprovalAlreadyDecided`.
 
-Who may decide (`may_decide`, the one place of the rule, as DESIGN.md's invariant 4 states it).
+Who may decide (`may_decide`, the one place of the rule, as docs/design.md's invariant 4 states it).
 From Slack, the clicking user must be one of the stage's approvers when the stage lists any (Slack
 proves who clicks). Through the approval page, the signed, single-use, expiring link is the
 capability: whoever holds it decides, and the decision records the source address and user agent.

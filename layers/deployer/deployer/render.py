@@ -55,7 +55,7 @@ def _row(step: Step, slots: int, glyph: Mapping[str, str]) -> str:
 def draw_plan(
     out: TextIO, rollout: Plan, minimum_healthy_percent: int, maximum_percent: int, glyph: Mapping[str, str] = UNICODE
 ) -> None:
-    """The rollout as the DESIGN's pictures draw it: a row of task boxes per step, the running
+    """The rollout as docs/rolling.md draws it: a row of task boxes per step, the running
     count and the share of desired, then a one-line summary."""
     desired = rollout.desired
     ceiling = desired * maximum_percent // 100

@@ -262,7 +262,7 @@ TransitionListener = Callable[[Transition], None]
 
 
 def release_id_for(pipeline: str, commit: str) -> str:
-    """The same commit pushed twice to one pipeline is one release (invariant 1)."""
+    """The same commit pushed twice to one pipeline is one release (docs/design.md invariant 1)."""
     return f"{pipeline}@{commit}"
 
 

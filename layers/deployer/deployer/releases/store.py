@@ -402,7 +402,7 @@ class ReleaseStore:
 
     def enter_stage(self, release: Release, stage: str) -> bool:
         """Claim the stage's watermark: False if a newer release already entered this stage
-        (a stage never goes backwards, invariant 2). Idempotent for the same release."""
+        (a stage never goes backwards, docs/design.md invariant 2). Idempotent for the same release."""
         try:
             self._table.update_item(
                 Key={"pk": f"PIPELINE#{release.pipeline}", "sk": f"STAGE#{stage}"},
@@ -618,7 +618,7 @@ class ReleaseStore:
         item = self._table.get_item(Key={"pk": f"SERVICE#{cluster}/{service}", "sk": "LATEST"}).get("Item")
         return (str(item["release_id"]), str(item["stage"])) if item else None
 
-    # -- per-service locks (invariant 3) ----------------------------------------------------
+    # -- per-service locks (docs/design.md invariant 3) ----------------------------------------------------
 
     def acquire_service(self, cluster: str, service: str, release: Release, stage: str) -> LockResult:
         """Take the service's deployment lock, or queue behind its holder. Re-entrant for the

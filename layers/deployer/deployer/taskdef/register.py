@@ -108,7 +108,7 @@ def find_registered_clone(
     any: a newer revision of the same family whose registrable content is exactly that clone, its
     settings included. Used only when a stage recorded that it was about to register and no
     revision was recorded after, so a redelivered event reuses the revision instead of registering
-    a second one (invariant 1)."""
+    a second one (docs/design.md invariant 1)."""
     expected = clone_for_images(described, images, settings)
     family = str(expected.get("family"))
     previous = _task_definition_of(described)
