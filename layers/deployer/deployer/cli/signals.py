@@ -20,7 +20,10 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import TextIO
+
+TYPE_CHECKING = False  # `deployer plan` starts without `typing` (see deployer.rolling)
+if TYPE_CHECKING:
+    from typing import TextIO
 
 __all__ = ["STOP_SIGNALS", "Stopped", "run_stoppable", "shielded", "stop_on_signals"]
 
