@@ -850,6 +850,7 @@ def test_the_simulated_exit_code(command: list[str], failing: bool, code: int) -
     assert simulated_exit_code(command, failing) == code
 
 
+@pytest.mark.functional
 def test_the_local_ecs_front_answers_run_task_and_forwards_other_tasks() -> None:
     from deployer.local.ecs_front import EcsFront, ServiceDeployments
 

@@ -191,6 +191,7 @@ def test_argument_problems_exit_2(capsys: pytest.CaptureFixture[str], argv: list
     assert "Traceback" not in capsys.readouterr().err
 
 
+@pytest.mark.integration
 def test_validate_does_not_import_boto3(write: Any) -> None:
     # GIVEN a fresh interpreter WHEN it validates THEN boto3 was never imported (fast start)
     path = write(VALID)

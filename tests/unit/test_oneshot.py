@@ -760,6 +760,7 @@ def test_deploy_sends_its_requests_through_botocore_clients_not_boto3(
     assert all(agent.startswith("Botocore/") for agent in agents), agents
 
 
+@pytest.mark.integration
 def test_the_one_shot_commands_never_import_boto3() -> None:
     # GIVEN a fresh interpreter WHEN it imports everything `deployer deploy` and `deployer diff`
     # run and builds their clients THEN neither boto3 nor s3transfer (which boto3 imports) is loaded
