@@ -39,11 +39,12 @@ import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, ClassVar
 
 import boto3
 from botocore.awsrequest import AWSResponse
-from botocore.validate import validate_parameters
+from botocore.validate import ParamValidator
 
 from tests.support.fake_dynamodb import DynamoDBError, FakeDynamoDB
 
@@ -152,12 +153,45 @@ class FakeAws:
                 error["ResponseMetadata"] = {"HTTPStatusCode": status}
                 return AWSResponse(f"https://{service_name}.fake", status, {}, None), error
             if model.output_shape is not None:
-                validate_parameters(response, model.output_shape)
+                report = _AnswerValidator().validate(response, model.output_shape)
+                if report.has_errors():
+                    raise AssertionError(
+                        f"the fake's answer to {service_name} {model.name} does not match botocore's model: "
+                        f"{report.generate_report()}"
+                    )
             parsed = {**copy.deepcopy(response), "ResponseMetadata": {"HTTPStatusCode": 200, "RetryAttempts": 0}}
             return AWSResponse(f"https://{service_name}.fake", 200, {}, None), parsed
 
-        events.register(f"before-parameter-build.{service_id}", capture)
-        events.register(f"before-call.{service_id}", answer)
+        # Last: a test's own hooks (counting calls, queued answers, botocore's Stubber) come first.
+        events.register_last(f"before-parameter-build.{service_id}", capture)
+        events.register_last(f"before-call.{service_id}", answer)
+
+
+class _AnswerValidator(ParamValidator):  # type: ignore[misc]
+    """botocore's validator, for answers: member names, required members and types, not the
+    lengths and ranges a request must respect (AWS's answers break them: an empty list of ids)."""
+
+    def _wrong_type(self, param: Any, errors: Any, name: str, *types: type) -> bool:
+        if isinstance(param, types) and not (bool not in types and isinstance(param, bool)):
+            return False
+        errors.report(name, "invalid type", param=param, valid_types=[str(t) for t in types])
+        return True
+
+    def _validate_string(self, param: Any, shape: Any, errors: Any, name: str) -> None:
+        self._wrong_type(param, errors, name, str)
+
+    def _validate_integer(self, param: Any, shape: Any, errors: Any, name: str) -> None:
+        self._wrong_type(param, errors, name, int)
+
+    _validate_long = _validate_integer
+
+    def _validate_double(self, param: Any, shape: Any, errors: Any, name: str) -> None:
+        self._wrong_type(param, errors, name, int, float, Decimal)
+
+    def _validate_list(self, param: Any, shape: Any, errors: Any, name: str) -> None:
+        if not self._wrong_type(param, errors, name, list, tuple):
+            for i, item in enumerate(param):
+                self._validate(item, shape.member, errors, f"{name}[{i}]")
 
 
 def _dynamodb_operations(backend: FakeDynamoDB) -> dict[str, Handler]:
