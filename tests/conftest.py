@@ -57,6 +57,7 @@ def _fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in FAKE_AWS_ENV.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)  # a developer's own endpoint is no test's either
     monkeypatch.delenv("DEPLOYER_STACK", raising=False)  # a developer's own deployed stack is no test's
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "EcsDeployerTest")
