@@ -641,6 +641,13 @@ class FakeDynamoDB:
         self.tables: dict[str, _Table] = {}
         self._lock = threading.RLock()
 
+    def __getstate__(self) -> dict[str, Any]:  # copied without the lock (a copy makes its own)
+        return {key: value for key, value in self.__dict__.items() if key != "_lock"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+
     def operations(self) -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
         return {
             "CreateTable": self.create_table,

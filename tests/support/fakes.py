@@ -34,7 +34,6 @@ from __future__ import annotations
 import copy
 import functools
 import hashlib
-import itertools
 import threading
 import uuid
 from collections.abc import Callable
@@ -90,17 +89,35 @@ class FakeAws:
         self.codebuild = FakeCodeBuild()
         self.ecr = FakeEcr()
         self.events = FakeEvents()
-        self._services: dict[str, dict[str, Handler]] = {
-            "dynamodb": _dynamodb_operations(self.dynamodb),
-            "ecs": self.ecs.operations(),
-            "codebuild": self.codebuild.operations(),
-            "ecr": self.ecr.operations(),
-            "events": self.events.operations(),
-            "codecommit": FakeCodeCommit().operations(),
-            "ec2": FakeEc2().operations(),
-            "sqs": FakeSqs().operations(),
-            "application-autoscaling": FakeAutoScaling().operations(),
+        self.codecommit = FakeCodeCommit()
+        self.ec2 = FakeEc2()
+        self.sqs = FakeSqs()
+        self.autoscaling = FakeAutoScaling()
+
+    def _backends(self) -> dict[str, Any]:
+        """botocore's service name -> the fake answering it."""
+        return {
+            "dynamodb": self.dynamodb,
+            "ecs": self.ecs,
+            "codebuild": self.codebuild,
+            "ecr": self.ecr,
+            "events": self.events,
+            "codecommit": self.codecommit,
+            "ec2": self.ec2,
+            "sqs": self.sqs,
+            "application-autoscaling": self.autoscaling,
         }
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything the account holds, to `restore` into another (tests/conftest.py builds a
+        world once and gives each test a copy)."""
+        return copy.deepcopy(self._backends())
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Hold a copy of what `snapshot` held (the clients already made answer from it too)."""
+        for service, backend in copy.deepcopy(snapshot).items():
+            attribute = "autoscaling" if service == "application-autoscaling" else service
+            setattr(self, attribute, backend)
 
     # -- the session's interface --
 
@@ -126,7 +143,6 @@ class FakeAws:
     # -- answering --
 
     def _attach(self, client: Any, service_name: str) -> None:
-        operations = self._services.get(service_name)
         events = client.meta.events
         service_id = client.meta.service_model.service_id.hyphenize()
 
@@ -137,9 +153,11 @@ class FakeAws:
         def answer(model: Any, context: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
             params = context.get("fake_aws_params", {})
             self.requests.append((service_name, model.name, params))
-            handler = (operations or {}).get(model.name)
+            backend = self._backends().get(service_name)
+            operations = backend.operations() if backend is not None else {}
+            handler = operations.get(model.name)
             if handler is None:
-                answered = sorted(operations or ())
+                answered = sorted(operations)
                 raise NotImplementedError(
                     f"the in-memory fake of {service_name} does not answer {model.name} "
                     f"(it answers {', '.join(answered) or 'nothing'}): add it to tests/support/fakes.py, "
@@ -194,14 +212,23 @@ class _AnswerValidator(ParamValidator):  # type: ignore[misc]
                 self._validate(item, shape.member, errors, f"{name}[{i}]")
 
 
-def _dynamodb_operations(backend: FakeDynamoDB) -> dict[str, Handler]:
-    return backend.operations()
+class _Backend:
+    """A fake's state; copied (`FakeAws.snapshot`) without its lock, which a copy makes anew."""
+
+    _lock: threading.RLock
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {key: value for key, value in self.__dict__.items() if key != "_lock"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
 
 
 # -- ECS -----------------------------------------------------------------------------------------
 
 
-class FakeEcs:
+class FakeEcs(_Backend):
     """Clusters, task definitions and services, as DescribeServices and DescribeTaskDefinition show them."""
 
     DEFAULT_DEPLOYMENT_CONFIGURATION: ClassVar[dict[str, Any]] = {
@@ -215,7 +242,7 @@ class FakeEcs:
         self.task_definitions: dict[str, dict[int, dict[str, Any]]] = {}
         self.tags: dict[str, list[dict[str, str]]] = {}
         self.services: dict[tuple[str, str], dict[str, Any]] = {}
-        self._deployment_ids = itertools.count(1)
+        self._deployments = 0
         self._lock = threading.RLock()
 
     def operations(self) -> dict[str, Handler]:
@@ -440,7 +467,8 @@ class FakeEcs:
     def _start_deployment(self, service: dict[str, Any], now: datetime) -> None:
         """A new PRIMARY deployment; the previous PRIMARY goes on as ACTIVE (older ones are dropped:
         this fake keeps one deployment being replaced)."""
-        deployment_id = f"ecs-svc/{9_000_000_000_000_000_000 + next(self._deployment_ids)}"
+        self._deployments += 1
+        deployment_id = f"ecs-svc/{9_000_000_000_000_000_000 + self._deployments}"
         previous = [d for d in service["deployments"] if d["status"] == "PRIMARY"]
         for deployment in previous:
             deployment["status"] = "ACTIVE"
@@ -483,7 +511,7 @@ class FakeEcs:
 # -- CodeBuild, ECR, CodeCommit ----------------------------------------------------------------------
 
 
-class FakeCodeBuild:
+class FakeCodeBuild(_Backend):
     """Projects and builds; a build stays IN_PROGRESS until `finish_build`."""
 
     def __init__(self) -> None:
@@ -582,7 +610,7 @@ class FakeCodeBuild:
                 build["exportedEnvironmentVariables"] = [{"name": k, "value": v} for k, v in exported.items()]
 
 
-class FakeEcr:
+class FakeEcr(_Backend):
     """Repositories and images; an image's digest is the SHA-256 of its manifest, as ECR's is."""
 
     def __init__(self) -> None:
@@ -689,7 +717,7 @@ class FakeEcr:
             return {"imageDetails": details}
 
 
-class FakeCodeCommit:
+class FakeCodeCommit(_Backend):
     def __init__(self) -> None:
         self.repositories: dict[str, dict[str, Any]] = {}
 
@@ -715,9 +743,9 @@ class FakeCodeCommit:
 # -- what provisioning needs besides: EC2, EventBridge, SQS, Application Auto Scaling -----------------
 
 
-class FakeEc2:
+class FakeEc2(_Backend):
     def __init__(self) -> None:
-        self._ids = itertools.count(1)
+        self._ids = 0
 
     def operations(self) -> dict[str, Handler]:
         return {
@@ -727,7 +755,8 @@ class FakeEc2:
         }
 
     def _id(self, prefix: str) -> str:
-        return f"{prefix}-{next(self._ids):017x}"
+        self._ids += 1
+        return f"{prefix}-{self._ids:017x}"
 
     def create_vpc(self, request: dict[str, Any]) -> dict[str, Any]:
         return {"Vpc": {"VpcId": self._id("vpc"), "CidrBlock": request["CidrBlock"], "State": "available"}}
@@ -747,7 +776,7 @@ class FakeEc2:
         return {"GroupId": self._id("sg")}
 
 
-class FakeEvents:
+class FakeEvents(_Backend):
     """Event buses; PutEvents entries are kept in `sent`."""
 
     def __init__(self) -> None:
@@ -777,7 +806,7 @@ class FakeEvents:
         return {"FailedEntryCount": failed, "Entries": entries}
 
 
-class FakeSqs:
+class FakeSqs(_Backend):
     def __init__(self) -> None:
         self.queues: dict[str, dict[str, str]] = {}
 
@@ -790,7 +819,7 @@ class FakeSqs:
         return {"QueueUrl": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{name}"}
 
 
-class FakeAutoScaling:
+class FakeAutoScaling(_Backend):
     """Application Auto Scaling: the scalable targets registered (none unless a test registers one)."""
 
     def __init__(self) -> None:

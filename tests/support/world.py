@@ -140,14 +140,30 @@ def make_world(
     clock: Callable[[], datetime] | None = None,
 ) -> World:
     """Provision everything in `session`'s AWS (default: a boto3 session, so moto's when it is on;
-    `FakeAws()` for the in-memory fakes) and return the flow's dependencies. Transitions are
-    recorded in `World.transitions` and passed to `listeners` (e.g. Slack) and to whatever a test
-    adds to `World.listeners` later. The clusters of the stages in `workers` also run a `worker`
-    service (`provision_demo`). The approvals read the time from `clock` (default: the real time)."""
+    `FakeAws()` for the in-memory fakes), publish the pipelines (default: the demo's) and return
+    the flow's dependencies (`world_in`). The clusters of the stages in `workers` also run a
+    `worker` service (`provision_demo`)."""
     session = session or boto3.session.Session()
     names = DeployerNames(environment)
     provision_deployer(names, session)
     account = provision_demo(session, workers=workers)
+    world = world_in(session, names, account, listeners=listeners, clock=clock)
+    world.publish(pipelines_yaml or demo_pipelines_yaml(account))
+    return world
+
+
+def world_in(
+    session: Any,
+    names: DeployerNames,
+    account: DemoAccount,
+    *,
+    listeners: list[TransitionListener] | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> World:
+    """The flow's dependencies on an account already provisioned (`make_world`). Transitions are
+    recorded in `World.transitions` and passed to `listeners` (e.g. Slack) and to whatever a test
+    adds to `World.listeners` later. The approvals read the time from `clock` (default: the real
+    time)."""
     transitions: list[Transition] = []
     every: list[TransitionListener] = [transitions.append, *(listeners or [])]
     dynamodb = session.resource("dynamodb")
@@ -158,7 +174,6 @@ def make_world(
 
     store = ReleaseStore(table, on_transition=notify)
     config_store = ConfigStore(names.config_table, dynamodb=dynamodb, max_age_seconds=0)
-    config_store.publish(load_config_text(pipelines_yaml or demo_pipelines_yaml(account)), "tests")
     when = clock or now_utc
     deps = Deps(
         store=store,

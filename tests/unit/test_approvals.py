@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,7 +24,6 @@ from botocore.exceptions import EndpointConnectionError
 from botocore.stub import Stubber
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from moto import mock_aws
 
 from deployer.approvals import (
     MIN_KEY_BYTES,
@@ -800,9 +799,8 @@ def test_every_refusal_has_a_stable_code_status_title_and_message(
 
 
 @pytest.fixture
-def secrets() -> Iterator[Any]:
-    with mock_aws():
-        yield boto3.client("secretsmanager")
+def secrets(moto_aws: None) -> Any:
+    return boto3.client("secretsmanager")
 
 
 def counted(client: Any) -> list[str]:

@@ -8,14 +8,12 @@ import io
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 import yaml
-from moto import mock_aws
 
 from deployer import template
 from deployer.cli import main
@@ -207,11 +205,10 @@ def test_validate_does_not_import_boto3(write: Any) -> None:
 
 
 @pytest.fixture
-def table() -> Iterator[Any]:
-    with mock_aws():
-        dynamodb = boto3.resource("dynamodb", region_name="eu-west-1")
-        dynamodb.meta.client.create_table(**template.create_table_request("ConfigTable", TABLE))
-        yield dynamodb.Table(TABLE)
+def table(moto_aws: None) -> Any:
+    dynamodb = boto3.resource("dynamodb", region_name="eu-west-1")
+    dynamodb.meta.client.create_table(**template.create_table_request("ConfigTable", TABLE))
+    return dynamodb.Table(TABLE)
 
 
 def test_publish_then_show(capsys: pytest.CaptureFixture[str], table: Any, write: Any) -> None:

@@ -19,16 +19,14 @@ from __future__ import annotations
 import copy
 import json
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 from botocore.client import BaseClient
 from botocore.stub import ANY, Stubber
-from moto import mock_aws
 
-from deployer import aws, flow, slack
+from deployer import flow, slack
 from deployer.approval_http import ApprovalHttp
 from deployer.cli import main
 from deployer.errors import TransientError
@@ -402,11 +400,8 @@ def test_a_revision_without_the_settings_is_not_taken_for_the_clone(world: World
 
 
 @pytest.fixture
-def account() -> Iterator[DemoAccount]:
-    aws._cached_client.cache_clear()
-    with mock_aws():
-        yield provision_demo()
-    aws._cached_client.cache_clear()
+def account(moto_aws: None) -> DemoAccount:
+    return provision_demo()
 
 
 def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
