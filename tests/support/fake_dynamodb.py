@@ -16,9 +16,17 @@ The rules it follows, from the DynamoDB Developer Guide and API Reference:
   attribute cannot be updated.
 - Query: "You must provide the name of the partition key attribute and a single value for that
   attribute"; the sort key with =, <, <=, >, >=, BETWEEN or begins_with; results "sorted by the sort
-  key value"; Limit is "the maximum number of items to evaluate".
+  key value" (strings "in order of UTF-8 bytes"); Limit is "The maximum number of items to evaluate
+  (not necessarily the number of matching items). If DynamoDB processes the number of items up to
+  the limit while processing the results, it stops the operation and returns the matching values up
+  to that point, and a key in LastEvaluatedKey" (API Reference, Query): a page that reaches the
+  limit has a LastEvaluatedKey even when nothing follows ("If LastEvaluatedKey is not empty, it does
+  not necessarily mean that there is more data in the result set", Developer Guide, "Paginating
+  table query results in DynamoDB").
 - "Expression attribute names/values": every placeholder used must be defined, and every one
   defined must be used (ValidationException otherwise).
+- "Reserved words in DynamoDB": "Don't use any of these words as attribute names in expressions.
+  This list isn't case-sensitive." (the list: tests/support/dynamodb_reserved_words.txt).
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path as FilePath
 from typing import Any
 
 __all__ = ["DynamoDBError", "FakeDynamoDB"]
@@ -137,6 +146,11 @@ _TOKEN = re.compile(
     r"\s*(?:(?P<name>#[A-Za-z0-9_]+)|(?P<value>:[A-Za-z0-9_]+)|(?P<op><>|<=|>=|=|<|>)"
     r"|(?P<punct>[(),.\[\]+-])|(?P<number>[0-9]+)|(?P<word>[A-Za-z_][A-Za-z0-9_]*))"
 )
+RESERVED_WORDS = frozenset(
+    line.strip().upper()
+    for line in (FilePath(__file__).with_name("dynamodb_reserved_words.txt")).read_text().splitlines()
+    if line.strip() and not line.startswith("#")
+)
 _FUNCTIONS = {"attribute_exists", "attribute_not_exists", "attribute_type", "begins_with", "contains"}
 _KEYWORDS = {"AND", "OR", "NOT", "BETWEEN", "IN", "SET", "REMOVE", "ADD", "DELETE"}
 
@@ -212,6 +226,7 @@ class _Parser:
     """One request's expressions: parses them, and resolves #names and :values as it goes."""
 
     def __init__(self, names: Mapping[str, str] | None, values: Mapping[str, Value] | None) -> None:
+        self.kind = "expression"  # what is being parsed, for the messages: "UpdateExpression"...
         self.names = dict(names or {})
         self.values = dict(values or {})
         self.used_names: set[str] = set()
@@ -255,6 +270,10 @@ class _Parser:
             self.used_names.add(text)
             return self.names[text]
         if kind == "word" and text.upper() not in _KEYWORDS:
+            if text.upper() in RESERVED_WORDS:
+                raise _validation(
+                    f"Invalid {self.kind}: Attribute name is a reserved keyword; reserved keyword: {text}"
+                )
             return text
         raise _validation(f'Invalid expression: syntax error; token: "{text}", near: "{tokens.text}"')
 
@@ -280,7 +299,8 @@ class _Parser:
 
     # -- conditions --
 
-    def condition(self, text: str) -> Any:
+    def condition(self, text: str, kind: str = "ConditionExpression") -> Any:
+        self.kind = kind
         tokens = _tokenize(text)
         node = self._or(tokens)
         if tokens.peek() is not None:
@@ -350,6 +370,7 @@ class _Parser:
     # -- updates --
 
     def update(self, text: str) -> list[tuple[str, Path, Any]]:
+        self.kind = "UpdateExpression"
         tokens = _tokenize(text)
         actions: list[tuple[str, Path, Any]] = []
         seen: set[str] = set()
@@ -883,8 +904,12 @@ class FakeDynamoDB:
             parser = _Parser(request.get("ExpressionAttributeNames"), request.get("ExpressionAttributeValues"))
             if "KeyConditionExpression" not in request:
                 raise _validation("Either the KeyConditions or KeyConditionExpression parameter must be specified")
-            key_condition = parser.condition(request["KeyConditionExpression"])
-            filtered = parser.condition(request["FilterExpression"]) if request.get("FilterExpression") else None
+            key_condition = parser.condition(request["KeyConditionExpression"], "KeyConditionExpression")
+            filtered = (
+                parser.condition(request["FilterExpression"], "FilterExpression")
+                if request.get("FilterExpression")
+                else None
+            )
             parser.check_all_used()
             _check_key_condition(key_condition, index)
             candidates = [
@@ -901,7 +926,11 @@ class FakeDynamoDB:
             table = self._table(request["TableName"])
             index = self._index(table, request.get("IndexName"))
             parser = _Parser(request.get("ExpressionAttributeNames"), request.get("ExpressionAttributeValues"))
-            filtered = parser.condition(request["FilterExpression"]) if request.get("FilterExpression") else None
+            filtered = (
+                parser.condition(request["FilterExpression"], "FilterExpression")
+                if request.get("FilterExpression")
+                else None
+            )
             parser.check_all_used()
             candidates = sorted(self._index_items(table, index), key=lambda item: self._position(table, index, item))
             return self._page(table, index, candidates, request, filtered, parser.values)
@@ -935,7 +964,7 @@ class FakeDynamoDB:
         }
         if request.get("Select") == "COUNT":
             del response["Items"]
-        if limit is not None and len(candidates) > limit:
+        if limit is not None and len(evaluated) == limit:  # stopped at the limit, more or not
             last = evaluated[-1]
             names = {*table.key_attributes(), index.hash_key, *([index.range_key] if index.range_key else [])}
             response["LastEvaluatedKey"] = {name: copy.deepcopy(last[name]) for name in names}
