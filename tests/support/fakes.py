@@ -237,6 +237,16 @@ class FakeEcs(_Backend):
         "minimumHealthyPercent": 100,
     }
 
+    # what ECS (and moto) fill in a container definition registered without them
+    CONTAINER_DEFAULTS: ClassVar[dict[str, Any]] = {
+        "cpu": 0,
+        "portMappings": [],
+        "essential": True,
+        "environment": [],
+        "mountPoints": [],
+        "volumesFrom": [],
+    }
+
     def __init__(self) -> None:
         self.clusters: dict[str, dict[str, Any]] = {}
         self.task_definitions: dict[str, dict[int, dict[str, Any]]] = {}
@@ -307,6 +317,9 @@ class FakeEcs(_Backend):
             revision = max(revisions, default=0) + 1
             arn = f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{family}:{revision}"
             definition = {key: copy.deepcopy(value) for key, value in request.items() if key != "tags"}
+            definition["containerDefinitions"] = [
+                {**self.CONTAINER_DEFAULTS, **container} for container in definition["containerDefinitions"]
+            ]
             definition.update(
                 taskDefinitionArn=arn,
                 revision=revision,

@@ -40,7 +40,7 @@ from botocore.exceptions import ClientError
 from deployer.approvals import Approval, Approvals
 from deployer.errors import DeployerError
 from deployer.events import DecidedBy
-from deployer.provision import DeployerNames, provision_deployer
+from deployer.provision import DeployerNames, provision_demo, provision_deployer
 from deployer.releases import LockResult, Release, ReleaseState, ReleaseStore, StageRecord, StageState
 from tests.support.clock import Clock
 from tests.support.fakes import FakeAws
@@ -358,3 +358,76 @@ def test_the_in_memory_table_answers_the_stores_as_moto_does(moto_aws: None, nam
     # THEN they answer the same, step by step, and hold the same items
     for (label, got), (_, expected) in zip(on_fake, on_moto, strict=True):
         assert got == expected, f"{name}: {label}: the fake answered {got!r}, moto {expected!r}"
+
+
+def described(session: Any) -> dict[str, Any]:
+    """What the deployer reads of the demo account: the services, their task definitions and tags,
+    the revisions of a family, and what ECS answers for what does not exist."""
+    provision_demo(session)
+    ecs = session.client("ecs")
+    found: dict[str, Any] = {}
+    for cluster in ("dev", "prod"):
+        response = ecs.describe_services(cluster=cluster, services=["web", "nothing"])
+        (service,) = response["services"]
+        primary = next(d for d in service["deployments"] if d["status"] == "PRIMARY")
+        vpc = service["networkConfiguration"]["awsvpcConfiguration"]
+        found[cluster] = {
+            **{key: service.get(key) for key in READ_OF_A_SERVICE},
+            "network": (len(vpc["subnets"]), len(vpc["securityGroups"]), vpc["assignPublicIp"]),
+            "primary": {key: primary.get(key) for key in ("status", "taskDefinition", "desiredCount")},
+            "failures": [(f["arn"].rsplit("/", 1)[-1], f["reason"]) for f in response["failures"]],
+            "task definition": {
+                key: value
+                for key, value in ecs.describe_task_definition(
+                    taskDefinition=service["taskDefinition"], include=["TAGS"]
+                )["taskDefinition"].items()
+                if key not in {"registeredAt", "registeredBy"}  # when and by whom: not the same run
+            },
+        }
+    found["tags"] = ecs.describe_task_definition(taskDefinition="web", include=["TAGS"])["tags"]
+    found["revisions"] = ecs.list_task_definitions(familyPrefix="web")["taskDefinitionArns"]
+    try:
+        ecs.describe_task_definition(taskDefinition="web:99")
+    except ClientError as exc:
+        found["missing revision"] = (exc.response["Error"]["Code"], exc.response["Error"]["Message"])
+    return found
+
+
+# What the deployer reads of a service (deployer.stages.describe_services, housekeeping, the approval's context).
+READ_OF_A_SERVICE = (
+    "serviceName",
+    "status",
+    "taskDefinition",
+    "desiredCount",
+    "launchType",
+    "schedulingStrategy",
+    "deploymentController",
+    "loadBalancers",
+    "capacityProviderStrategy",
+)
+
+
+def test_the_in_memory_ecs_describes_the_demo_account_as_moto_does(moto_aws: None) -> None:
+    # GIVEN the demo account provisioned by the same code in the fakes and in moto
+    # WHEN the deployer's reads of ECS are made on each
+    on_fake, on_moto = described(FakeAws()), described(boto3.session.Session())
+    # THEN they answer the same (the fake's service is at rest, its first deployment done: not compared)
+    for key in on_moto:
+        assert on_fake[key] == on_moto[key], f"{key}: the fake answered {on_fake[key]!r}, moto {on_moto[key]!r}"
+
+
+@pytest.mark.unit  # the fake alone
+def test_the_in_memory_ecs_lists_the_newest_revisions_first_when_asked_as_ecs_does() -> None:
+    # Amazon ECS API Reference, ListTaskDefinitions
+    # (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ListTaskDefinitions.html), sort:
+    # "By default, (ASC) task definitions are listed lexicographically by family name and in
+    # ascending numerical order by revision so that the newest task definitions in a family are
+    # listed last. Setting this parameter to DESC reverses the sort order on family name and
+    # revision." (moto 5.2.5 ignores `sort`: this one is checked against the documentation alone.)
+    fake = FakeAws()
+    provision_demo(fake)
+    ecs = fake.client("ecs")
+    ascending = ecs.list_task_definitions(familyPrefix="web")["taskDefinitionArns"]
+    descending = ecs.list_task_definitions(familyPrefix="web", sort="DESC")["taskDefinitionArns"]
+    assert [arn.rsplit(":", 1)[-1] for arn in ascending] == ["1", "2"]
+    assert descending == ascending[::-1]
