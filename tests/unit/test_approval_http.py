@@ -561,7 +561,7 @@ def _other_key(env: Env, token: str) -> str:
 
 def _expired(env: Env, token: str) -> str:
     past = datetime.now(UTC) - timedelta(hours=30)
-    stale = Approvals(env.world.store._table, env.world.store, lambda: KEY, clock=lambda: past)
+    stale = Approvals(env.world.table, env.world.store, lambda: KEY, clock=lambda: past)
     _, _, old = waiting(env, "expired", stage="staging", approvals=stale)
     return old
 
