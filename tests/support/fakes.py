@@ -20,12 +20,15 @@ What the fakes hold, and where they stop:
   PRIMARY deployment, the previous one ACTIVE ("A service deployment that still has running
   tasks, but are in the process of being replaced with a new PRIMARY deployment", Amazon ECS API
   Reference, Deployment, https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_Deployment.html).
-  Nothing ever completes by itself; the service-deployment and task APIs are not answered
+  A service is created at rest (its first deployment COMPLETED); a later deployment completes only
+  when a test says so (`FakeEcs.complete`). The service-deployment and task APIs are not answered
   (queue them with `ecs_stub` / `local_tasks`).
-- CodeBuild: projects and builds (StartBuild's idempotencyToken returns the same build);
-  `finish_build` ends one. ECR: repositories and images (the digest is the manifest's SHA-256).
-  CodeCommit, EC2 (VPC, subnet, security group), EventBridge (buses, PutEvents recorded), SQS
-  (queues), Application Auto Scaling (scalable targets): what provisioning a world needs.
+- CodeBuild: projects and builds (StartBuild's idempotencyToken returns the same build; a build
+  stays IN_PROGRESS: the tests send its end as an event). ECR: repositories and images (the digest
+  is the manifest's SHA-256).
+  CodeCommit, EC2 (VPC, subnet, security group), EventBridge (buses; PutEvents entries kept in
+  `FakeEvents.sent`), SQS (queues), Application Auto Scaling (scalable targets): what provisioning a
+  world needs.
 Every request is recorded in `FakeAws.requests` as (service, operation, parameters).
 """
 
@@ -525,7 +528,7 @@ class FakeEcs(_Backend):
 
 
 class FakeCodeBuild(_Backend):
-    """Projects and builds; a build stays IN_PROGRESS until `finish_build`."""
+    """Projects and builds; a build stays IN_PROGRESS (the tests send its end as an event)."""
 
     def __init__(self) -> None:
         self.projects: dict[str, dict[str, Any]] = {}
@@ -614,13 +617,6 @@ class FakeCodeBuild(_Backend):
             found = [b for b in self.builds.values() if b["projectName"] == request["projectName"]]
             found.sort(key=lambda b: b["buildNumber"], reverse=request.get("sortOrder", "DESCENDING") == "DESCENDING")
             return {"ids": [b["id"] for b in found]}
-
-    def finish_build(self, build_id: str, status: str = "SUCCEEDED", exported: dict[str, str] | None = None) -> None:
-        with self._lock:
-            build = self.builds[build_id.rsplit("/", 1)[-1]]
-            build.update(buildStatus=status, currentPhase="COMPLETED", buildComplete=True, endTime=_now())
-            if exported is not None:
-                build["exportedEnvironmentVariables"] = [{"name": k, "value": v} for k, v in exported.items()]
 
 
 class FakeEcr(_Backend):
