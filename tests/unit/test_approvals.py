@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,7 +24,6 @@ from botocore.exceptions import EndpointConnectionError
 from botocore.stub import Stubber
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from moto import mock_aws
 
 from deployer.approvals import (
     MIN_KEY_BYTES,
@@ -42,8 +41,8 @@ from deployer.approvals import (
 )
 from deployer.errors import ConfigError, TransientError
 from deployer.events import DecidedBy
-from deployer.provision import DeployerNames, provision_deployer
 from deployer.releases import Release, ReleaseState, ReleaseStore
+from tests.support.clock import Clock
 from tests.support.world import commit_id
 
 pytestmark = pytest.mark.unit
@@ -59,22 +58,6 @@ TOKEN_FORMAT = re.compile(r"v1\.[A-Za-z0-9_-]{22}\.[0-9]+\.[A-Za-z0-9_-]{43}")
 
 BY_SLACK = DecidedBy(kind="slack", user=APPROVER)
 BY_LINK = DecidedBy(kind="link", source_ip="203.0.113.9", user_agent="Mozilla/5.0")
-
-
-class Clock:
-    """An injected clock; `queued` holds the times of the next calls (then it stays put)."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-        self.queued: list[datetime] = []
-
-    def __call__(self) -> datetime:
-        if self.queued:
-            self.now = self.queued.pop(0)
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 @dataclass
@@ -116,15 +99,11 @@ def count_calls(table: Any, calls: list[str]) -> None:
 
 
 @pytest.fixture
-def env() -> Iterator[Env]:
-    with mock_aws():
-        names = DeployerNames("approvals")
-        provision_deployer(names)
-        table = boto3.resource("dynamodb").Table(names.table)
-        store = ReleaseStore(table)
-        built = Env(table=table, store=store, clock=Clock(T0))
-        count_calls(table, built.calls)
-        yield built
+def env(deployer_table: Any) -> Env:
+    """The deployer's table (the in-memory fake in the unit tier, moto in the functional one)."""
+    built = Env(table=deployer_table, store=ReleaseStore(deployer_table), clock=Clock(T0))
+    count_calls(deployer_table, built.calls)
+    return built
 
 
 @pytest.fixture
@@ -283,6 +262,7 @@ def test_request_is_idempotent_per_release_and_stage(env: Env) -> None:
 
 
 @pytest.mark.usefixtures("atomic_writes")
+@pytest.mark.functional  # each thread its own client of the same table: moto's
 def test_concurrent_requests_make_one_approval(env: Env) -> None:
     # GIVEN a release, and two handlers asking for its prod approval at once
     release = new_release(env, "a", "2026-11-29T10:00:00Z")
@@ -564,6 +544,7 @@ def test_a_used_token_cannot_be_replayed(env: Env, second: str) -> None:
     assert status_of(env, approval) == "APPROVED"
 
 
+@pytest.mark.functional  # each thread its own client of the same table: moto's
 @pytest.mark.usefixtures("atomic_writes")
 def test_two_simultaneous_clicks_make_exactly_one_decision(env: Env) -> None:
     # GIVEN a waiting release, and two handlers (each its own client) deciding at the same instant:
@@ -818,9 +799,8 @@ def test_every_refusal_has_a_stable_code_status_title_and_message(
 
 
 @pytest.fixture
-def secrets() -> Iterator[Any]:
-    with mock_aws():
-        yield boto3.client("secretsmanager")
+def secrets(moto_aws: None) -> Any:
+    return boto3.client("secretsmanager")
 
 
 def counted(client: Any) -> list[str]:

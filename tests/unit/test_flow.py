@@ -1,28 +1,18 @@
-"""on_push and on_build end to end against moto in process: releases, builds, the first stage,
-ordering (invariant 2), duplicates (invariant 1) and the service lock (invariant 3)."""
+"""on_push and on_build end to end on the in-memory AWS (the `world` fixture): releases, builds, the
+first stage, ordering (invariant 2), duplicates (invariant 1) and the service lock (invariant 3)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import boto3
 import pytest
-from moto import mock_aws
 
 from deployer import flow
 from deployer.events import CodeBuildStateChangeEvent, CodeCommitReferenceEvent, parse_event
 from deployer.provision import demo_pipelines_yaml
 from deployer.releases import ReleaseState, StageState
 from tests.support.events import load_event
-from tests.support.world import World, commit_id, make_world
+from tests.support.world import World, commit_id
 
 pytestmark = pytest.mark.unit
-
-
-@pytest.fixture
-def world() -> Iterator[World]:
-    with mock_aws():
-        yield make_world()
 
 
 def push(world: World, commit: str, old: str | None = None, time: str = "2026-11-29T10:00:00Z") -> list[dict]:
@@ -61,7 +51,7 @@ def test_a_branch_push_records_the_release_and_starts_its_build_at_that_commit(w
     assert release.pusher == "arn:aws:sts::123456789012:assumed-role/Developer/alice"
     # AND the build runs that commit with the correlation overrides
     (build_id,) = world.builds()
-    started = boto3.client("codebuild").batch_get_builds(ids=[build_id])["builds"][0]
+    started = world.client("codebuild").batch_get_builds(ids=[build_id])["builds"][0]
     assert started["sourceVersion"] == commit
     assert release.build_arn == started["arn"]
     (request,) = sent

@@ -3,13 +3,10 @@ per-service lock."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
-from deployer.provision import DeployerNames, provision_deployer
 from deployer.releases import ConflictError, Release, ReleaseState, ReleaseStore, Transition
 from tests.support.world import commit_id
 
@@ -22,11 +19,8 @@ def seen() -> list[Transition]:
 
 
 @pytest.fixture
-def store(seen: list[Transition]) -> Iterator[ReleaseStore]:
-    with mock_aws():
-        names = DeployerNames("releases")
-        provision_deployer(names)
-        yield ReleaseStore(boto3.resource("dynamodb").Table(names.table), on_transition=seen.append)
+def store(deployer_table: Any, seen: list[Transition]) -> ReleaseStore:
+    return ReleaseStore(deployer_table, on_transition=seen.append)
 
 
 def create(store: ReleaseStore, label: str, time: str, previous: str | None = None) -> Release:

@@ -19,7 +19,6 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
@@ -29,7 +28,6 @@ import boto3
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from moto import mock_aws
 
 from deployer import flow, report
 from deployer.cli import main
@@ -41,7 +39,7 @@ from deployer.events import (
 )
 from deployer.releases import Release, ReleaseState, StageRecord, StageState
 from tests.support.events import load_event
-from tests.support.world import World, commit_id, make_world
+from tests.support.world import World, commit_id
 
 pytestmark = pytest.mark.unit
 
@@ -439,12 +437,12 @@ def test_figures_hold_together_for_any_history(releases: list[Release]) -> None:
 
 
 @pytest.fixture
-def world(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[World]:
+def world(moto_aws: None, world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> World:
+    """The world in moto (the command builds its own clients)."""
     for name in ("DEPLOYER_TABLE", "DEPLOYER_CONFIG_TABLE", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
-    with mock_aws():
-        yield make_world()
+    return world
 
 
 def _released(world: World, label: str, old: str | None, when: str) -> str:

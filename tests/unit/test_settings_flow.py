@@ -19,16 +19,14 @@ from __future__ import annotations
 import copy
 import json
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 from botocore.client import BaseClient
 from botocore.stub import ANY, Stubber
-from moto import mock_aws
 
-from deployer import aws, flow, slack
+from deployer import flow, slack
 from deployer.approval_http import ApprovalHttp
 from deployer.cli import main
 from deployer.errors import TransientError
@@ -46,7 +44,7 @@ from deployer.reporting import view_of
 from deployer.stages import StageDeployer
 from deployer.status import release_status, render_table
 from tests.support.events import load_event
-from tests.support.world import World, commit_id, make_world
+from tests.support.world import World, commit_id
 from tests.unit.test_stages import (
     NEW_ARN,
     OLD_ARN,
@@ -168,12 +166,6 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
     return seen
 
 
-@pytest.fixture
-def world() -> Iterator[World]:
-    with mock_aws():
-        yield make_world()
-
-
 def prod_settings_yaml(world: World, secret_arn: str) -> str:
     """The demo pipeline (dev, then prod behind an approval) with settings on prod."""
     return demo_pipelines_yaml(world.account) + (
@@ -222,6 +214,7 @@ def container(world: World, arn: str, name: str = "web") -> dict[str, Any]:
     return next(c for c in definition["containerDefinitions"] if c["name"] == name)
 
 
+@pytest.mark.functional
 def test_a_secret_is_shown_by_name_and_reference_and_its_value_never_read(
     world: World, calls: Calls, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -302,6 +295,7 @@ def test_a_secret_is_shown_by_name_and_reference_and_its_value_never_read(
         assert SECRET_VALUE not in text
 
 
+@pytest.mark.functional
 def test_once_deployed_the_changes_are_read_from_the_revisions_themselves(world: World) -> None:
     # GIVEN prod deployed with its settings (what an approval asked during the deployment, `at:`, sees)
     secret_arn = a_secret()
@@ -382,6 +376,7 @@ def test_a_redelivery_after_registering_reuses_the_revision_with_its_settings(
     assert release.stages["dev"].settings
 
 
+@pytest.mark.functional
 def test_a_revision_without_the_settings_is_not_taken_for_the_clone(world: World) -> None:
     # GIVEN a newer revision of the family that has the image but not the settings
     from deployer import taskdef
@@ -405,11 +400,8 @@ def test_a_revision_without_the_settings_is_not_taken_for_the_clone(world: World
 
 
 @pytest.fixture
-def account() -> Iterator[DemoAccount]:
-    aws._cached_client.cache_clear()
-    with mock_aws():
-        yield provision_demo()
-    aws._cached_client.cache_clear()
+def account(moto_aws: None) -> DemoAccount:
+    return provision_demo()
 
 
 def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
