@@ -18,7 +18,7 @@ PYTHON313 ?= $(shell for p in "$$(command -v python3.13 2>/dev/null)" $${PYENV_R
 
 .PHONY: help
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 .PHONY: python313
 python313:
@@ -101,9 +101,23 @@ $(CLI_VENV)/.installed: requirements-cli.lock pyproject.toml $(shell find layers
 build: venv ## sam build (the layer for arm64 and every function)
 	$(BIN)/sam build
 
+# The test tiers, named for what a test touches (tests/conftest.py assigns and guards them; README,
+# "Tests and benchmarks", has each one's figure).
 .PHONY: unit
-unit: venv ## unit tests only (no network)
+unit: venv ## unit tier: nothing outside the process (no moto, socket or subprocess), AWS in memory; under a minute
 	$(BIN)/pytest -m unit
+
+.PHONY: functional
+functional: venv ## functional tier: moto in process (and local servers in the test's own process)
+	$(BIN)/pytest -m functional
+
+.PHONY: integration
+integration: venv build ## integration tier: other processes: moto server over HTTP, the built functions, subprocesses
+	$(BIN)/pytest -m integration
+
+.PHONY: e2e
+e2e: venv build browser ## e2e tier: the whole flow on the local stack, and the real browser
+	$(BIN)/pytest -m e2e
 
 .PHONY: browser
 browser: ## Debian's chromium and chromedriver for the browser test (apt-get, as root)
@@ -115,7 +129,7 @@ browser: ## Debian's chromium and chromedriver for the browser test (apt-get, as
 	  || echo "warning: apt-get could not install chromium: the browser test will say it was skipped and why" >&2
 
 .PHONY: test
-test: lint validate checkov build browser ## everything CI runs: lint, sam validate, sam build, chromium, all tests
+test: lint validate checkov build browser ## everything CI runs: lint, sam validate, sam build, chromium, every tier
 	$(BIN)/pytest
 
 .PHONY: demo

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from moto import mock_aws
 
 from deployer.deps import Deps
 from deployer.errors import ConfigError
@@ -26,17 +25,12 @@ from deployer.flow.push import on_push
 from deployer.releases.model import Release, ReleaseState, StageState
 from deployer.slack import SlackNotifier, SlackSettings
 from deployer_local.provision import demo_pipelines_yaml
+from tests.support.clock import Clock
 from tests.support.events import load_event
 from tests.support.slack_sink import SlackSink
-from tests.support.world import APPROVAL_BASE_URL, World, commit_id, make_world
+from tests.support.world import APPROVAL_BASE_URL, World, commit_id
 
 pytestmark = pytest.mark.unit
-
-
-@pytest.fixture
-def world() -> Iterator[World]:
-    with mock_aws():
-        yield make_world()
 
 
 def current(world: World, release_id: str) -> Release:
@@ -76,7 +70,7 @@ def test_a_stage_with_an_approval_waits_with_a_signed_link_and_what_it_will_do(w
     assert release.stage == "prod"
     link = world.deps.approvals.link_for_release(release)  # type: ignore[union-attr]
     assert (link or "").startswith(f"{APPROVAL_BASE_URL}/approvals/v1.")
-    stored = world.store._table.get_item(Key={"pk": f"RELEASE#{release.release_id}", "sk": "META"})["Item"]
+    stored = world.table.get_item(Key={"pk": f"RELEASE#{release.release_id}", "sk": "META"})["Item"]
     assert (link or "-") not in str(stored)  # the bearer link is never stored
     assert release.approval_id
     context = release.approval_context or {}
@@ -138,6 +132,7 @@ def from_slack(event: ApprovalDecidedEvent, sink: SlackSink) -> ApprovalDecidedE
     return event.model_copy(update={"detail": detail})
 
 
+@pytest.mark.functional  # the Slack sink listens on a local socket
 def test_the_slack_user_hears_the_outcome_and_the_outcome_holds_no_response_url(world: World, sink: SlackSink) -> None:
     release = current(world, to_prod_approval(world, "told"))
     outcome = on_approval(from_slack(decision(release, "approve"), sink), answering(world, sink))
@@ -150,6 +145,7 @@ def test_the_slack_user_hears_the_outcome_and_the_outcome_holds_no_response_url(
     assert "/response/" not in json.dumps(outcome, default=str)
 
 
+@pytest.mark.functional  # the Slack sink listens on a local socket
 def test_without_a_response_url_or_a_notifier_nobody_is_answered(world: World, sink: SlackSink) -> None:
     first = current(world, to_prod_approval(world, "quiet-1"))
     on_approval(decision(first, "reject"), answering(world, sink))  # through the page: no response_url
@@ -159,6 +155,7 @@ def test_without_a_response_url_or_a_notifier_nobody_is_answered(world: World, s
     assert current(world, second.release_id).state is ReleaseState.REJECTED
 
 
+@pytest.mark.functional  # the Slack sink listens on a local socket
 def test_a_configuration_error_is_told_to_the_user_and_still_raised(world: World, sink: SlackSink) -> None:
     # GIVEN a release waiting for prod, whose pipeline is then removed from the published configuration
     release = current(world, to_prod_approval(world, "gone"))
@@ -187,7 +184,7 @@ def test_a_newer_release_waiting_on_the_same_stage_supersedes_the_older(world: W
     assert current(world, older).state is ReleaseState.SUPERSEDED
 
 
-def test_the_sweep_never_expires_an_approval_already_decided(world: World) -> None:
+def test_the_sweep_never_expires_an_approval_already_decided(world: World, clock: Clock) -> None:
     # GIVEN an approval decided through the page, whose event is not yet applied
     release = current(world, to_prod_approval(world, "decided"))
     token = (world.deps.approvals.link_for_release(release) or "").rsplit("/", 1)[-1]  # type: ignore[union-attr]
@@ -196,22 +193,22 @@ def test_the_sweep_never_expires_an_approval_already_decided(world: World) -> No
     world.deps.approvals.decide(token, "reject", DecidedBy(kind="link"))  # type: ignore[union-attr]
     # WHEN the sweep runs after the expiry
     later = datetime.now(UTC) + timedelta(hours=25)
-    world.deps.approvals._clock = lambda: later  # type: ignore[union-attr]
+    clock.now = later
     # THEN the release is left for the decision
     assert sweep_expired_approvals(world.deps, later) == []
     assert current(world, release.release_id).state is ReleaseState.AWAITING_APPROVAL
 
 
-def test_the_sweep_expires_approvals_past_their_time(world: World) -> None:
+def test_the_sweep_expires_approvals_past_their_time(world: World, clock: Clock) -> None:
     release_id = to_prod_approval(world, "expire")
     assert sweep_expired_approvals(world.deps, datetime.now(UTC)) == []
     later = datetime.now(UTC) + timedelta(hours=25)
-    world.deps.approvals._clock = lambda: later  # type: ignore[union-attr]
+    clock.now = later
     assert sweep_expired_approvals(world.deps, later) == [release_id]
     assert current(world, release_id).state is ReleaseState.APPROVAL_EXPIRED
 
 
-def test_the_sweep_finds_a_waiting_release_behind_any_amount_of_history(world: World) -> None:
+def test_the_sweep_finds_a_waiting_release_behind_any_amount_of_history(world: World, clock: Clock) -> None:
     # GIVEN a release waiting for prod's approval, then 120 newer pushes recorded after it
     release_id = to_prod_approval(world, "old-wait")
     for n in range(120):
@@ -227,6 +224,6 @@ def test_the_sweep_finds_a_waiting_release_behind_any_amount_of_history(world: W
     # WHEN the sweep runs after the expiry THEN the old waiting release is found (the sparse
     # `pending` index holds waiting releases, whatever the history) and expires
     later = datetime.now(UTC) + timedelta(hours=25)
-    world.deps.approvals._clock = lambda: later  # type: ignore[union-attr]
+    clock.now = later
     assert sweep_expired_approvals(world.deps, later) == [release_id]
     assert world.store.waiting_releases("web") == []

@@ -152,8 +152,8 @@ def spy_on_aws(monkeypatch: pytest.MonkeyPatch, calls: Calls) -> None:
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
-    with mock_aws(), SlackSink(token="xoxb-local") as sink:
+def env(moto_aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+    with SlackSink(token="xoxb-local") as sink:
         world = make_world()
         # The bus delivers "Approval Decided" to a queue through on_approval's rule pattern.
         sqs = boto3.client("sqs")
@@ -567,7 +567,7 @@ def _other_key(env: Env, token: str) -> str:
 
 def _expired(env: Env, token: str) -> str:
     past = datetime.now(UTC) - timedelta(hours=30)
-    stale = Approvals(env.world.store._table, env.world.store, lambda: KEY, clock=lambda: past)
+    stale = Approvals(env.world.table, env.world.store, lambda: KEY, clock=lambda: past)
     _, _, old = waiting(env, "expired", stage="staging", approvals=stale)
     return old
 

@@ -1,4 +1,4 @@
-"""Approvals (docs/design.md invariant 4): an approval counts only if its signature is valid, it has not expired,
+"""Approvals (invariant 4): an approval counts only if its signature is valid, it has not expired,
 it was not used, it names this release and this stage, the release is still current, and (from
 Slack) the clicking user is an approver; a GET never changes anything.
 
@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,7 +24,6 @@ from botocore.exceptions import EndpointConnectionError
 from botocore.stub import Stubber
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from moto import mock_aws
 
 from deployer.approvals import (
     MIN_KEY_BYTES,
@@ -44,7 +43,7 @@ from deployer.errors import ConfigError, TransientError
 from deployer.events.deployer_bus import DecidedBy
 from deployer.releases.model import Release, ReleaseState
 from deployer.releases.store import ReleaseStore
-from deployer_local.provision import DeployerNames, provision_deployer
+from tests.support.clock import Clock
 from tests.support.world import commit_id
 
 pytestmark = pytest.mark.unit
@@ -60,22 +59,6 @@ TOKEN_FORMAT = re.compile(r"v1\.[A-Za-z0-9_-]{22}\.[0-9]+\.[A-Za-z0-9_-]{43}")
 
 BY_SLACK = DecidedBy(kind="slack", user=APPROVER)
 BY_LINK = DecidedBy(kind="link", source_ip="203.0.113.9", user_agent="Mozilla/5.0")
-
-
-class Clock:
-    """An injected clock; `queued` holds the times of the next calls (then it stays put)."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-        self.queued: list[datetime] = []
-
-    def __call__(self) -> datetime:
-        if self.queued:
-            self.now = self.queued.pop(0)
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 @dataclass
@@ -117,15 +100,11 @@ def count_calls(table: Any, calls: list[str]) -> None:
 
 
 @pytest.fixture
-def env() -> Iterator[Env]:
-    with mock_aws():
-        names = DeployerNames("approvals")
-        provision_deployer(names)
-        table = boto3.resource("dynamodb").Table(names.table)
-        store = ReleaseStore(table)
-        built = Env(table=table, store=store, clock=Clock(T0))
-        count_calls(table, built.calls)
-        yield built
+def env(deployer_table: Any) -> Env:
+    """The deployer's table (the in-memory fake in the unit tier, moto in the functional one)."""
+    built = Env(table=deployer_table, store=ReleaseStore(deployer_table), clock=Clock(T0))
+    count_calls(deployer_table, built.calls)
+    return built
 
 
 @pytest.fixture
@@ -284,6 +263,7 @@ def test_request_is_idempotent_per_release_and_stage(env: Env) -> None:
 
 
 @pytest.mark.usefixtures("atomic_writes")
+@pytest.mark.functional  # each thread its own client of the same table: moto's
 def test_concurrent_requests_make_one_approval(env: Env) -> None:
     # GIVEN a release, and two handlers asking for its prod approval at once
     release = new_release(env, "a", "2026-11-29T10:00:00Z")
@@ -565,6 +545,7 @@ def test_a_used_token_cannot_be_replayed(env: Env, second: str) -> None:
     assert status_of(env, approval) == "APPROVED"
 
 
+@pytest.mark.functional  # each thread its own client of the same table: moto's
 @pytest.mark.usefixtures("atomic_writes")
 def test_two_simultaneous_clicks_make_exactly_one_decision(env: Env) -> None:
     # GIVEN a waiting release, and two handlers (each its own client) deciding at the same instant:
@@ -738,7 +719,7 @@ def test_a_slack_user_who_is_not_an_approver_is_refused(env: Env) -> None:
 
 
 def test_the_link_holder_decides_a_stage_that_lists_approvers_through_the_page(env: Env) -> None:
-    # GIVEN a prod approval listing one approver (docs/design.md, invariant 4: the approver check is Slack's)
+    # GIVEN a prod approval listing one approver (DESIGN invariant 4: the approver check is Slack's)
     _, approval, token = waiting(env, approvers=(APPROVER,))
     # WHEN the holder of the signed link decides from the approval page, with no Slack identity
     decided = env.approvals.decide(token, "approve", BY_LINK)
@@ -819,9 +800,8 @@ def test_every_refusal_has_a_stable_code_status_title_and_message(
 
 
 @pytest.fixture
-def secrets() -> Iterator[Any]:
-    with mock_aws():
-        yield boto3.client("secretsmanager")
+def secrets(moto_aws: None) -> Any:
+    return boto3.client("secretsmanager")
 
 
 def counted(client: Any) -> list[str]:

@@ -30,14 +30,12 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
 
 from deployer import before, reconciler
 from deployer.errors import TransientError
@@ -59,7 +57,7 @@ from deployer_local.provision import ACCOUNT, web_task_definition
 from tests.support.documented import AWS_TASK_STATE_CHANGE_EXAMPLE
 from tests.support.events import load_event
 from tests.support.local_tasks import answered_by_tasks
-from tests.support.world import World, commit_id, make_world
+from tests.support.world import World, commit_id
 
 pytestmark = pytest.mark.unit
 
@@ -95,12 +93,10 @@ def tasks() -> Tasks:
 
 
 @pytest.fixture
-def world(tasks: Tasks) -> Iterator[World]:
-    with mock_aws():
-        w = make_world()
-        w.publish(pipelines_yaml(w))
-        answered_by_tasks(w.deps.stages.ecs, tasks)  # the local stack's simulated tasks (moto's RunTask fails)
-        yield w
+def world(world: World, tasks: Tasks) -> World:
+    world.publish(pipelines_yaml(world))
+    answered_by_tasks(world.deps.stages.ecs, tasks)  # the local stack's simulated tasks
+    return world
 
 
 def current(world: World, release_id: str) -> Release:
@@ -264,13 +260,8 @@ NETWORK = {
 
 
 @pytest.fixture
-def store() -> Iterator[ReleaseStore]:
-    with mock_aws():
-        from deployer_local.provision import DeployerNames, provision_deployer
-
-        names = DeployerNames("stub")
-        provision_deployer(names)
-        yield ReleaseStore(boto3.resource("dynamodb").Table(names.table))
+def store(deployer_table: Any) -> ReleaseStore:
+    return ReleaseStore(deployer_table)
 
 
 def built(store: ReleaseStore) -> Release:
@@ -678,6 +669,7 @@ def test_a_task_still_running_past_its_timeout_is_stopped_and_the_release_fails(
     assert on_task_stopped(stopped(release, exit_code=137), world.deps)["outcome"] == "duplicate"
 
 
+@pytest.mark.functional
 def test_a_rollback_never_runs_the_before_task(world: World) -> None:
     release = at_prods_before_task(world, "first")
     on_task_stopped(stopped(release), world.deps)
@@ -853,6 +845,7 @@ def test_the_simulated_exit_code(command: list[str], failing: bool, code: int) -
     assert simulated_exit_code(command, failing) == code
 
 
+@pytest.mark.functional
 def test_the_local_ecs_front_answers_run_task_and_forwards_other_tasks() -> None:
     from deployer_local.ecs_front import EcsFront, ServiceDeployments
 

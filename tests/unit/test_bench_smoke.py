@@ -10,6 +10,7 @@ from bench import aws_calls, cold_import, first_event, latency, report, startup
 pytestmark = pytest.mark.unit
 
 
+@pytest.mark.integration
 def test_every_benchmark_runs_with_tiny_counts_and_measures_sane_structures() -> None:
     # GIVEN tiny counts (one function only for the cold imports, when the build exists)
     built = [

@@ -82,6 +82,7 @@ def test_it_is_version_0_2_and_exports_image_uri_with_export() -> None:
             assert phase in ("install", "pre_build", "build"), f"{name} is set in {phase}"
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("project_repository", "pushed_to"),
     [

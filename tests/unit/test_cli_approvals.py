@@ -5,14 +5,12 @@ unknown pipeline is a usage error."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from deployer.events.codebuild import CodeBuildStateChangeEvent
 from deployer.events.codecommit import CodeCommitReferenceEvent
@@ -27,7 +25,7 @@ from deployer_cli.commands import approvals as cli_approvals
 from deployer_cli.target import NAMES, STACK_ENV
 from deployer_cli.views.status import short_principal
 from tests.support.events import load_event
-from tests.support.world import APPROVAL_BASE_URL, SIGNING_KEY, World, commit_id, make_world
+from tests.support.world import APPROVAL_BASE_URL, SIGNING_KEY, World, commit_id
 
 pytestmark = pytest.mark.unit
 
@@ -52,12 +50,12 @@ def waiting_release(world: World, label: str) -> Release:
 
 
 @pytest.fixture
-def world(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[World]:
+def world(moto_aws: None, world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> World:
+    """The world in moto (the command builds its own clients)."""
     for name in [n.env for n in NAMES.values()] + [STACK_ENV, "AWS_ENDPOINT_URL"]:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)  # no .local/stack.json here
-    with mock_aws():
-        yield make_world()
+    return world
 
 
 def argv(world: World, *extra: str, links: bool = True) -> list[str]:

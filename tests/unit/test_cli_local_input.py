@@ -83,6 +83,7 @@ def test_a_state_file_that_is_not_utf8_is_one_line(
     assert f"{state} is not a local stack's state file (not UTF-8: byte 0xe9 at offset {NOT_UTF8.index(0xE9)})" in err
 
 
+@pytest.mark.integration
 def test_emit_of_dev_zero_is_refused_without_reading_it_all(running_state: Path, tmp_path: Path) -> None:
     # WHEN `deployer local emit /dev/zero` runs (in a process of its own, its memory capped at
     # 2 GiB, so an unbounded read fails fast instead of eating the machine)

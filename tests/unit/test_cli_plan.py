@@ -267,6 +267,7 @@ def test_ascii_terminals_get_ascii_boxes() -> None:
 # --- through the installed console script -------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_console_script_draws_the_plan() -> None:
     done = subprocess.run(
         [console_script(), "plan", "--desired", "4", "--min", "50", "--max", "150"],
@@ -282,6 +283,7 @@ def test_console_script_draws_the_plan() -> None:
     assert "Summary: 2 waves" in done.stdout
 
 
+@pytest.mark.integration
 def test_console_script_argument_error_is_one_line_without_traceback() -> None:
     done = subprocess.run(
         [console_script(), "plan", "--desired", "4", "--min", "fifty", "--max", "150"],
@@ -295,6 +297,7 @@ def test_console_script_argument_error_is_one_line_without_traceback() -> None:
     assert done.stderr == "deployer plan: error: argument --min: 'fifty' is not a whole number\n"
 
 
+@pytest.mark.integration
 def test_console_script_on_an_ascii_terminal_does_not_crash() -> None:
     done = subprocess.run(
         [console_script(), "plan", "--desired", "2", "--min", "50", "--max", "100"],
@@ -309,6 +312,7 @@ def test_console_script_on_an_ascii_terminal_does_not_crash() -> None:
     assert b"ceil(2 x 50 / 100)" in done.stdout
 
 
+@pytest.mark.integration
 def test_json_on_an_ascii_terminal_escapes_non_ascii() -> None:
     done = subprocess.run(
         [console_script(), "plan", "--desired", "1", "--min", "100", "--max", "100", "--json"],
@@ -322,6 +326,7 @@ def test_json_on_an_ascii_terminal_escapes_non_ascii() -> None:
     assert "×" in json.loads(done.stdout)["errors"][0]["message"]
 
 
+@pytest.mark.integration
 def test_plan_does_not_import_boto3() -> None:
     # GIVEN a fresh interpreter WHEN `deployer plan` runs THEN neither boto3 nor pydantic was loaded
     code = (
@@ -336,6 +341,7 @@ def test_plan_does_not_import_boto3() -> None:
     assert json.loads(done.stdout)["valid"] is True
 
 
+@pytest.mark.integration
 def test_plan_starts_without_the_heavy_standard_modules() -> None:
     # GIVEN a fresh interpreter WHEN `deployer plan` draws a rolling plan (a warning included)
     # THEN it loaded none of the modules that made it start slowly: `dataclasses` (which imports

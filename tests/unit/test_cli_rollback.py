@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,6 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import NoCredentialsError
-from moto import mock_aws
 
 from deployer.errors import DeploymentError
 from deployer.events.codebuild import CodeBuildStateChangeEvent
@@ -35,7 +33,7 @@ from deployer_cli.commands import rollback as cli_rollback
 from deployer_cli.commands.status import Target
 from deployer_cli.views import status
 from tests.support.events import load_event
-from tests.support.world import World, commit_id, make_world
+from tests.support.world import World, commit_id
 
 pytestmark = pytest.mark.unit
 
@@ -123,15 +121,14 @@ class Two:
 
 
 @pytest.fixture
-def two(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Two]:
+def two(moto_aws: None, world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Two:
+    """Two releases in moto (the command builds its own clients)."""
     for name in ENV_NAMES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)  # no .local/stack.json here
-    with mock_aws():
-        world = make_world()
-        first = released(world, "first", None, 0)
-        second = released(world, "second", "first", 10)
-        yield Two(world, first, second)
+    first = released(world, "first", None, 0)
+    second = released(world, "second", "first", 10)
+    return Two(world, first, second)
 
 
 def fake_rollback(two: Two, outcome: dict[str, Any]) -> Any:

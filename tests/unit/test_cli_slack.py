@@ -20,7 +20,6 @@ import io
 import json
 import logging
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,6 @@ import boto3
 import pytest
 import yaml
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
-from moto import mock_aws
 
 from deployer.slack import settings_from_secret
 from deployer_cli import build_parser, main
@@ -49,13 +47,12 @@ class Terminal(io.StringIO):
 
 
 @pytest.fixture
-def secret(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
+def secret(moto_aws: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
     for name in [n.env for n in NAMES.values()] + [STACK_ENV, "AWS_ENDPOINT_URL"]:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
-    with mock_aws():
-        made = boto3.client("secretsmanager").create_secret(Name="ecs-deployer/test/slack", SecretString="{}")
-        yield str(made["ARN"])
+    made = boto3.client("secretsmanager").create_secret(Name="ecs-deployer/test/slack", SecretString="{}")
+    return str(made["ARN"])
 
 
 def stored(secret_id: str) -> dict[str, Any]:

@@ -8,14 +8,12 @@ import io
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 import yaml
-from moto import mock_aws
 
 from deployer.pipelines.loader import MAX_CONFIG_BYTES, load_config_text, to_published_json
 from deployer.pipelines.store import PUBLISHED_ITEM_ID
@@ -192,6 +190,7 @@ def test_argument_problems_exit_2(capsys: pytest.CaptureFixture[str], argv: list
     assert "Traceback" not in capsys.readouterr().err
 
 
+@pytest.mark.integration
 def test_validate_does_not_import_boto3(write: Any) -> None:
     # GIVEN a fresh interpreter WHEN it validates THEN boto3 was never imported (fast start)
     path = write(VALID)
@@ -207,11 +206,10 @@ def test_validate_does_not_import_boto3(write: Any) -> None:
 
 
 @pytest.fixture
-def table() -> Iterator[Any]:
-    with mock_aws():
-        dynamodb = boto3.resource("dynamodb", region_name="eu-west-1")
-        dynamodb.meta.client.create_table(**template.create_table_request("ConfigTable", TABLE))
-        yield dynamodb.Table(TABLE)
+def table(moto_aws: None) -> Any:
+    dynamodb = boto3.resource("dynamodb", region_name="eu-west-1")
+    dynamodb.meta.client.create_table(**template.create_table_request("ConfigTable", TABLE))
+    return dynamodb.Table(TABLE)
 
 
 def test_publish_then_show(capsys: pytest.CaptureFixture[str], table: Any, write: Any) -> None:

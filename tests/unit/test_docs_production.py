@@ -91,6 +91,7 @@ def _sam_help(path: tuple[str, ...]) -> str:
     return done.stdout
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("argv", of("sam"), ids=lambda argv: " ".join(argv[1:]))
 def test_every_sam_command_shown_exists_with_its_flags(argv: list[str]) -> None:
     words = argv[1:]

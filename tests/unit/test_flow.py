@@ -1,13 +1,9 @@
-"""on_push and on_build end to end against moto in process: releases, builds, the first stage,
-ordering (invariant 2), duplicates (invariant 1) and the service lock (invariant 3) of docs/design.md."""
+"""on_push and on_build end to end on the in-memory AWS (the `world` fixture): releases, builds, the
+first stage, ordering (invariant 2), duplicates (invariant 1) and the service lock (invariant 3)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import boto3
 import pytest
-from moto import mock_aws
 
 from deployer.events.codebuild import CodeBuildStateChangeEvent
 from deployer.events.codecommit import CodeCommitReferenceEvent
@@ -18,15 +14,9 @@ from deployer.flow.push import on_push
 from deployer.releases.model import ReleaseState, StageState
 from deployer_local.provision import demo_pipelines_yaml
 from tests.support.events import load_event
-from tests.support.world import World, commit_id, make_world
+from tests.support.world import World, commit_id
 
 pytestmark = pytest.mark.unit
-
-
-@pytest.fixture
-def world() -> Iterator[World]:
-    with mock_aws():
-        yield make_world()
 
 
 def push(world: World, commit: str, old: str | None = None, time: str = "2026-11-29T10:00:00Z") -> list[dict]:
@@ -65,7 +55,7 @@ def test_a_branch_push_records_the_release_and_starts_its_build_at_that_commit(w
     assert release.pusher == "arn:aws:sts::123456789012:assumed-role/Developer/alice"
     # AND the build runs that commit with the correlation overrides
     (build_id,) = world.builds()
-    started = boto3.client("codebuild").batch_get_builds(ids=[build_id])["builds"][0]
+    started = world.client("codebuild").batch_get_builds(ids=[build_id])["builds"][0]
     assert started["sourceVersion"] == commit
     assert release.build_arn == started["arn"]
     (request,) = sent
@@ -128,7 +118,7 @@ def test_a_build_project_that_does_not_exist_fails_the_release_with_the_reason(w
     assert "CodeBuild refused" in (release.reason or "")
 
 
-# -- ordering (docs/design.md invariant 2) -------------------------------------------------------------------
+# -- ordering (invariant 2) -------------------------------------------------------------------
 
 
 def test_an_older_push_delivered_after_a_newer_one_is_never_built(world: World) -> None:
@@ -305,7 +295,7 @@ def test_a_container_missing_from_the_task_definition_fails_the_release_loudly(w
     assert world.store.lock_of("dev", "web") is None
 
 
-# -- one deployment per service (docs/design.md invariant 3) -------------------------------------------------
+# -- one deployment per service (invariant 3) -------------------------------------------------
 
 
 def test_a_release_queues_behind_the_one_deploying_the_service_and_a_newer_one_replaces_it(world: World) -> None:

@@ -77,6 +77,7 @@ def test_the_body_is_text_only_when_lambda_would_pass_it_so(content_type: str, b
     assert passed == body
 
 
+@pytest.mark.functional
 def test_a_form_that_is_not_utf8_reaches_the_function_base64_encoded(
     server: tuple[FunctionUrlServer, Recorder],
 ) -> None:
@@ -96,6 +97,7 @@ def test_a_form_that_is_not_utf8_reaches_the_function_base64_encoded(
 # --- refused requests end their connection -----------------------------------------------------
 
 
+@pytest.mark.functional
 def test_a_body_too_large_is_refused_and_the_rest_is_never_read_as_a_request(
     server: tuple[FunctionUrlServer, Recorder],
 ) -> None:
@@ -114,6 +116,7 @@ def test_a_body_too_large_is_refused_and_the_rest_is_never_read_as_a_request(
     assert recorder.paths == []
 
 
+@pytest.mark.functional
 @pytest.mark.parametrize(
     ("headers", "status", "says"),
     [
@@ -136,6 +139,7 @@ def test_a_body_whose_length_cannot_be_trusted_is_refused_and_the_connection_clo
     assert recorder.paths == []
 
 
+@pytest.mark.functional
 def test_a_good_request_keeps_the_connection_for_the_next_one(server: tuple[FunctionUrlServer, Recorder]) -> None:
     # GIVEN two requests on one connection (HTTP/1.1 keep-alive), the second closing it
     running, recorder = server

@@ -135,6 +135,7 @@ def calls(recorded: Path) -> list[list[str]]:
     return [json.loads(line) for line in recorded.read_text().splitlines()]
 
 
+@pytest.mark.integration
 def test_the_remote_is_a_bare_repository_with_an_executable_posix_hook(remote: Path) -> None:
     assert remote.name == "web-app.git"
     assert git("rev-parse", "--is-bare-repository", cwd=remote) == "true"
@@ -149,6 +150,7 @@ def test_the_remote_is_a_bare_repository_with_an_executable_posix_hook(remote: P
     assert command[1:4] == ["-m", "deployer_local.gitremote", "emit"]
 
 
+@pytest.mark.integration
 def test_pushes_from_a_clone_emit_created_updated_tag_and_deleted_events(
     tmp_path: Path, remote: Path, recorded: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -196,6 +198,7 @@ def test_pushes_from_a_clone_emit_created_updated_tag_and_deleted_events(
     assert gitremote.local_git_user(second, ZERO_COMMIT, cwd=remote) == "dev@example.test"
 
 
+@pytest.mark.integration
 def test_creating_the_remote_again_keeps_its_history_and_rewrites_its_hook(
     tmp_path: Path, remote: Path, recorded: Path
 ) -> None:
@@ -275,12 +278,14 @@ def test_emit_says_clearly_when_the_stack_is_not_there(
     assert "this push was not deployed" in line
 
 
+@pytest.mark.integration
 def test_emit_skips_refs_codecommit_would_not_announce(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["emit", "--control-url", "http://127.0.0.1:9/", "--repository", "web-app"]
     assert gitremote.main([*argv, ZERO_COMMIT, SAMPLE_COMMIT, "refs/notes/commits"]) == 0
     assert "not sent" in capsys.readouterr().out
 
 
+@pytest.mark.integration
 def test_the_hook_runs_this_module_as_git_would(tmp_path: Path, remote: Path) -> None:
     """`python -m deployer_local.gitremote emit` through the installed hook, with no stack to
     reach (a URL urllib cannot open, so no socket is used): the push succeeds and the pusher reads

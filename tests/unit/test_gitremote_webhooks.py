@@ -31,6 +31,7 @@ def request(provider: str, payload: dict[str, Any], secret: str = SECRET) -> Web
     return WebhookRequest("POST", f"/{provider}", headers, body)
 
 
+@pytest.mark.integration
 def test_the_github_stand_in_sends_a_signed_push_the_webhook_accepts() -> None:
     payload = gitremote.github_push_payload("example-org/web-app", OLD, NEW, "refs/heads/main", "ada", now=AT)
     sent = request("github", payload)
@@ -49,6 +50,7 @@ def test_the_github_stand_in_sends_a_signed_push_the_webhook_accepts() -> None:
     )
 
 
+@pytest.mark.integration
 def test_the_gitlab_stand_in_sends_its_token_and_a_push_the_webhook_accepts() -> None:
     payload = gitremote.gitlab_push_payload(
         "example-group/web-app", gitremote.ZERO_COMMIT, NEW, "refs/heads/main", "ada"
@@ -106,6 +108,7 @@ def recorder() -> Iterator[Recorder]:
     server.server.server_close()
 
 
+@pytest.mark.integration
 def test_the_hook_command_posts_the_signed_delivery_and_prints_the_answer(
     recorder: Recorder, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -127,6 +130,7 @@ def test_the_hook_command_posts_the_signed_delivery_and_prints_the_answer(
     assert SECRET not in out
 
 
+@pytest.mark.integration
 def test_the_hook_says_so_when_the_secret_file_or_the_stack_is_missing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,7 +33,6 @@ import botocore.session
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.stub import Stubber
-from moto import mock_aws
 
 from deployer import housekeeping
 from deployer.errors import TransientError
@@ -61,6 +59,7 @@ from deployer_local.provision import (
     provision_demo_schedules,
     web_task_definition,
 )
+from tests.support.clock import Clock
 from tests.support.events import load_event
 from tests.support.world import World, commit_id, make_world
 
@@ -343,12 +342,11 @@ def test_the_check_names_a_rule_without_a_matching_ecs_target() -> None:
 
 
 @pytest.fixture
-def world() -> Iterator[World]:
-    with mock_aws():
-        w = make_world()
-        provision_demo_schedules(boto3.session.Session(), w.account)
-        w.publish(demo_pipelines_yaml(w.account, prod_approval=False, schedules=True))
-        yield w
+def world(moto_aws: None, world: World) -> World:
+    """The demo with its scheduled tasks (EventBridge Scheduler and rules: moto's)."""
+    provision_demo_schedules(world.session, world.account)
+    world.publish(demo_pipelines_yaml(world.account, prod_approval=False, schedules=True))
+    return world
 
 
 def start(world: World, label: str, time: str = "2026-11-29T10:00:00Z") -> str:
@@ -529,7 +527,7 @@ def test_the_release_state_change_events_carry_the_moves_and_the_cleanup(world: 
         "provide-client-params.events.PutEvents", lambda params, **_: sent.extend(params["Entries"])
     )
     publisher = BusPublisher(events, world.names.bus)
-    world.store._on_transition = publisher  # the handler's listener, for this test
+    world.listeners.append(publisher)  # the handler's listener, for this test
     # WHEN a release goes everywhere
     release_everywhere(world, "events")
     details = [ReleaseStateChangeDetail.model_validate_json(entry["Detail"]) for entry in sent]
@@ -568,9 +566,9 @@ def one_stage_pipeline(world: World, keep: str | None, *, extra: str = "") -> No
 
 
 @pytest.fixture
-def plain() -> Iterator[World]:
-    with mock_aws():
-        yield make_world()
+def plain(moto_aws: None, aws_session: Any, clock: Clock) -> World:
+    """The demo without scheduled tasks, in moto (the tests below register revisions with boto3's clients)."""
+    return make_world(session=aws_session, clock=clock)
 
 
 def release_dev(world: World, label: str, hour: int, *, time: str | None = None) -> Release:

@@ -40,13 +40,11 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
 
 from deployer.pipelines.loader import load_config_text
 from deployer.releases.store import ReleaseStore
 from deployer.stages import StageDeployer
 from deployer_local import template
-from deployer_local.provision import DeployerNames, provision_deployer
 from tests.support.iam import allows, function_statements
 from tests.support.sam import ACCOUNT, REGION
 from tests.unit.test_stages import (
@@ -76,11 +74,8 @@ HOOK_ROLE = f"arn:aws:iam::{ACCOUNT}:role/ecs-hook-web"
 
 
 @pytest.fixture
-def store() -> Iterator[ReleaseStore]:
-    with mock_aws():
-        names = DeployerNames("iam")
-        provision_deployer(names)
-        yield ReleaseStore(boto3.resource("dynamodb").Table(names.table))
+def store(deployer_table: Any) -> ReleaseStore:
+    return ReleaseStore(deployer_table)
 
 
 def role(name: str, account: str = ACCOUNT) -> str:

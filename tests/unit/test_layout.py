@@ -91,6 +91,7 @@ def test_the_layer_holds_exactly_the_modules_the_functions_import() -> None:
     assert {"deployer.runtime", "deployer.reporting"} <= reached  # the lazy imports of runtime.deps
 
 
+@pytest.mark.integration  # a fresh interpreter: another process
 def test_importing_the_handlers_loads_only_modules_of_the_layer() -> None:
     # GIVEN a fresh interpreter with the functions' environment
     code = """

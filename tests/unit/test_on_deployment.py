@@ -3,12 +3,10 @@ and ignore deployments the deployer did not start."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from moto import mock_aws
 
 from deployer.events.codebuild import CodeBuildStateChangeEvent
 from deployer.events.codecommit import CodeCommitReferenceEvent
@@ -20,17 +18,15 @@ from deployer.flow.push import on_push
 from deployer.releases.model import Release, ReleaseState, StageState
 from deployer_local.provision import demo_pipelines_yaml
 from tests.support.events import load_event
-from tests.support.world import World, commit_id, make_world
+from tests.support.world import World, commit_id
 
 pytestmark = pytest.mark.unit
 
 
 @pytest.fixture
-def world() -> Iterator[World]:
-    with mock_aws():
-        w = make_world()
-        w.publish(demo_pipelines_yaml(w.account, prod_approval=False))
-        yield w
+def world(world: World) -> World:
+    world.publish(demo_pipelines_yaml(world.account, prod_approval=False))
+    return world
 
 
 def start(world: World, label: str, *, old: str | None = None, time: str = "2026-11-29T10:00:00Z") -> str:

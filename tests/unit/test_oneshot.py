@@ -7,14 +7,12 @@ import copy
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
-from moto import mock_aws
 
 from deployer import aws
 from deployer.errors import DeploymentError
@@ -444,13 +442,10 @@ def test_wait_reports_a_replaced_deployment() -> None:
 
 
 @pytest.fixture
-def world() -> Iterator[DemoAccount]:
-    """dev/web (2 tasks) and prod/web (4 tasks) on Fargate, running web:1 and web:2; the CLI's
-    cached clients are rebuilt inside the mock."""
-    aws._cached_client.cache_clear()
-    with mock_aws():
-        yield provision_demo()
-    aws._cached_client.cache_clear()
+def world(moto_aws: None) -> DemoAccount:
+    """dev/web (2 tasks) and prod/web (4 tasks) on Fargate, running web:1 and web:2, in moto
+    (`moto_aws` rebuilds the CLI's cached clients inside the mock)."""
+    return provision_demo()
 
 
 def revisions() -> list[str]:
@@ -761,6 +756,7 @@ def test_deploy_sends_its_requests_through_botocore_clients_not_boto3(
     assert all(agent.startswith("Botocore/") for agent in agents), agents
 
 
+@pytest.mark.integration
 def test_the_one_shot_commands_never_import_boto3() -> None:
     # GIVEN a fresh interpreter WHEN it imports everything `deployer deploy` and `deployer diff`
     # run and builds their clients THEN neither boto3 nor s3transfer (which boto3 imports) is loaded

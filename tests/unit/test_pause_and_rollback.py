@@ -1,8 +1,8 @@
 """Approvals inside a deployment (a PAUSE lifecycle hook answered with ContinueServiceDeployment)
 and rollbacks (StopServiceDeployment ROLLBACK in flight, else the stage's previous revision).
 
-moto keeps the rest of the account; the four service-deployment calls it lacks are answered by
-`tests.support.ecs_stub`, which asserts their exact requests as botocore's Stubber would. The
+The in-memory AWS keeps the rest of the account (the `world` fixture); the four service-deployment
+calls are answered by `tests.support.ecs_stub`, which asserts their exact requests as botocore's Stubber would. The
 ECS facts: ECS developer guide "Pause hooks for Amazon ECS service deployments" (ContinueServiceDeployment
 CONTINUE or ROLLBACK; DescribeServiceDeployments' lifecycleHookDetails), "Amazon ECS service
 deployment hook state change events" (the event names the service deployment, the hook, its type,
@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from moto import mock_aws
 
 from deployer.errors import ConfigError
 from deployer.events.codebuild import CodeBuildStateChangeEvent
@@ -30,9 +29,10 @@ from deployer.flow.deployment import _pauses_at, on_deployment, on_hook
 from deployer.flow.push import on_push
 from deployer.flow.rollback import on_rollback_requested, request_rollback
 from deployer.releases.model import Release, ReleaseState, StageState
+from tests.support.clock import Clock
 from tests.support.ecs_stub import ServiceDeploymentCalls
 from tests.support.events import load_event
-from tests.support.world import World, commit_id, make_world
+from tests.support.world import World, commit_id
 
 pytestmark = pytest.mark.unit
 
@@ -76,19 +76,17 @@ def pipelines_yaml(world_account: Any) -> str:
 
 
 @pytest.fixture
-def world() -> Iterator[World]:
-    with mock_aws():
-        w = make_world()
-        prod = w.account.services["prod"]
-        w.ecs.create_service(
-            cluster=prod.cluster,
-            serviceName=PROD_SERVICE,
-            taskDefinition=prod.task_definition_arn,
-            desiredCount=3,
-            loadBalancers=[BLUE_GREEN_LB],
-        )
-        w.publish(pipelines_yaml(w.account))
-        yield w
+def world(world: World) -> World:
+    prod = world.account.services["prod"]
+    world.ecs.create_service(
+        cluster=prod.cluster,
+        serviceName=PROD_SERVICE,
+        taskDefinition=prod.task_definition_arn,
+        desiredCount=3,
+        loadBalancers=[BLUE_GREEN_LB],
+    )
+    world.publish(pipelines_yaml(world.account))
+    return world
 
 
 @pytest.fixture
@@ -455,10 +453,12 @@ def test_a_pause_the_deployer_did_not_add_is_left_alone(world: World, ecs_calls:
     assert current(world, release_id).state is ReleaseState.DEPLOYING
 
 
-def test_an_expired_pause_found_by_the_sweep_frees_the_service(world: World, ecs_calls: ServiceDeploymentCalls) -> None:
+def test_an_expired_pause_found_by_the_sweep_frees_the_service(
+    world: World, ecs_calls: ServiceDeploymentCalls, clock: Clock
+) -> None:
     release = paused(world, ecs_calls, "pause-sweep")
     later = datetime.now(UTC) + timedelta(hours=3)
-    world.deps.approvals._clock = lambda: later  # type: ignore[union-attr]
+    clock.now = later
     expired = sweep_expired_approvals(world.deps, now=later)
     assert expired == [release.release_id]
     release = current(world, release.release_id)

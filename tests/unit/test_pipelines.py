@@ -9,17 +9,15 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import yaml
 from botocore.stub import Stubber
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from moto import mock_aws
 
 from deployer.errors import ConfigError, TransientError
 from deployer.pipelines.loader import (
@@ -1058,11 +1056,11 @@ def test_valid_configs_round_trip_and_match_in_file_order(data: dict[str, Any]) 
 
 
 @pytest.fixture
-def dynamodb() -> Iterator[Any]:
-    with mock_aws():
-        resource = boto3.resource("dynamodb", region_name="eu-west-1")
-        resource.meta.client.create_table(**template.create_table_request("ConfigTable", TABLE))
-        yield resource
+def dynamodb(aws_session: Any) -> Any:
+    """The config table as template.yaml defines it, in the in-memory fakes for a unit test."""
+    resource = aws_session.resource("dynamodb")
+    resource.meta.client.create_table(**template.create_table_request("ConfigTable", TABLE))
+    return resource
 
 
 @pytest.fixture

@@ -1,9 +1,9 @@
 """The reconciler (the 15-minute sweep): releases whose build or deployment event was lost end in a
 known state, with the reason, and free their service.
 
-moto keeps the account; CodeBuild's BatchGetBuilds is answered by botocore's Stubber (moto reports
-every build SUCCEEDED without its exported variables) and the ECS service-deployment calls moto
-lacks by `tests.support.ecs_stub`, both checked against botocore's models. The AWS facts:
+The in-memory AWS keeps the account (the `world` fixture); CodeBuild's BatchGetBuilds is answered by
+botocore's Stubber and the ECS service-deployment calls by `tests.support.ecs_stub`, both checked
+against botocore's models. The AWS facts:
 - EventBridge User Guide, "Event delivery from AWS services"
   (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-service-event-delivery-level.html):
   "Best effort delivery means that the service attempts to send all events to EventBridge, but in
@@ -39,12 +39,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.parsers import create_parser
 from botocore.stub import Stubber
-from moto import mock_aws
 
 from deployer import reconciler, runtime
 from deployer.events.codebuild import CodeBuildStateChangeEvent
@@ -69,7 +67,7 @@ from deployer_local.ecs_front import service_deployment_arn as local_service_dep
 from deployer_local.provision import push_demo_image
 from tests.support.ecs_stub import ServiceDeploymentCalls
 from tests.support.events import load_event
-from tests.support.world import World, commit_id, make_world
+from tests.support.world import World, commit_id
 
 pytestmark = pytest.mark.unit
 
@@ -101,11 +99,9 @@ def pipelines_yaml(world: World, *, dev_extra: str = "") -> str:
 
 
 @pytest.fixture
-def world() -> Iterator[World]:
-    with mock_aws():
-        w = make_world()
-        w.publish(pipelines_yaml(w))
-        yield w
+def world(world: World) -> World:
+    world.publish(pipelines_yaml(world))
+    return world
 
 
 @pytest.fixture
@@ -161,7 +157,7 @@ def build_answer(release: Release, status: str, *, ended: datetime | None, image
 
 
 def pinned_image(world: World, release: Release) -> str:
-    uri, digest = push_demo_image(boto3.session.Session(), world.account.repository, release.short_commit)
+    uri, digest = push_demo_image(world.session, world.account.repository, release.short_commit)
     return f"{uri.rsplit(':', 1)[0]}@{digest}"
 
 
@@ -475,8 +471,9 @@ def test_in_flight_releases_are_read_through_the_pending_index_and_old_ones_are_
     # GIVEN a release deploying, written before the INFLIGHT# entry existed
     release = deploying_dev(world, "old-item")
     assert [r.release_id for r in world.store.inflight_releases("web")] == [release.release_id]
-    table = boto3.resource("dynamodb").Table(world.names.table)
-    table.update_item(Key={"pk": f"RELEASE#{release.release_id}", "sk": "META"}, UpdateExpression="REMOVE pending_pk")
+    world.table.update_item(
+        Key={"pk": f"RELEASE#{release.release_id}", "sk": "META"}, UpdateExpression="REMOVE pending_pk"
+    )
     assert world.store.inflight_releases("web") == []
     # WHEN the one-off backfill runs (twice: the second finds nothing left)
     assert reconciler.backfill(world.deps) == {"web": [release.release_id]}
@@ -515,6 +512,7 @@ def on_approval_handler() -> ModuleType:
     return module
 
 
+@pytest.mark.functional  # the handler builds its own clients (runtime.deps): moto answers them
 def test_the_schedule_runs_the_expiry_and_the_reconciler(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     # GIVEN OnApprovalFunction with the schedule's input from template.yaml
     for name, value in world.names.env().items():

@@ -3,15 +3,12 @@ per-service lock."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from deployer.releases.model import Release, ReleaseState, Transition
 from deployer.releases.store import ConflictError, ReleaseStore
-from deployer_local.provision import DeployerNames, provision_deployer
 from tests.support.world import commit_id
 
 pytestmark = pytest.mark.unit
@@ -23,11 +20,8 @@ def seen() -> list[Transition]:
 
 
 @pytest.fixture
-def store(seen: list[Transition]) -> Iterator[ReleaseStore]:
-    with mock_aws():
-        names = DeployerNames("releases")
-        provision_deployer(names)
-        yield ReleaseStore(boto3.resource("dynamodb").Table(names.table), on_transition=seen.append)
+def store(deployer_table: Any, seen: list[Transition]) -> ReleaseStore:
+    return ReleaseStore(deployer_table, on_transition=seen.append)
 
 
 def create(store: ReleaseStore, label: str, time: str, previous: str | None = None) -> Release:

@@ -19,7 +19,6 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
@@ -29,7 +28,6 @@ import boto3
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from moto import mock_aws
 
 from deployer.events.codebuild import CodeBuildStateChangeEvent
 from deployer.events.codecommit import CodeCommitReferenceEvent
@@ -43,7 +41,7 @@ from deployer.releases.model import Release, ReleaseState, StageRecord, StageSta
 from deployer_cli import main
 from deployer_cli.views import report
 from tests.support.events import load_event
-from tests.support.world import World, commit_id, make_world
+from tests.support.world import World, commit_id
 
 pytestmark = pytest.mark.unit
 
@@ -441,12 +439,12 @@ def test_figures_hold_together_for_any_history(releases: list[Release]) -> None:
 
 
 @pytest.fixture
-def world(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[World]:
+def world(moto_aws: None, world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> World:
+    """The world in moto (the command builds its own clients)."""
     for name in ("DEPLOYER_TABLE", "DEPLOYER_CONFIG_TABLE", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
-    with mock_aws():
-        yield make_world()
+    return world
 
 
 def _released(world: World, label: str, old: str | None, when: str) -> str:

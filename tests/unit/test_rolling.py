@@ -931,6 +931,7 @@ def test_range_is_refused_iff_some_count_in_it_is_stuck(low: int, size: int, min
 # --- weight --------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_rolling_imports_nothing_heavy() -> None:
     # `deployer plan` must start fast: no boto3, no pydantic behind deployer.rollout
     code = (

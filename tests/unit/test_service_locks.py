@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from moto import mock_aws
 
 from deployer.deps import Deps
 from deployer.events.ecs import EcsDeploymentStateChangeEvent
@@ -53,27 +50,27 @@ def shared_config(p1: list[str], p2: list[str]) -> PipelinesConfig:
 
 
 @pytest.fixture
-def aws() -> Iterator[None]:
-    with mock_aws():
-        yield
+def aws(aws_session: Any) -> Any:
+    """The in-memory AWS (a unit test)."""
+    return aws_session
 
 
-def make_deps(config: PipelinesConfig, services: list[str]) -> Deps:
+def make_deps(config: PipelinesConfig, services: list[str], session: Any) -> Deps:
     names = DeployerNames("locks")
-    provision_deployer(names)
-    ecs = boto3.client("ecs")
+    provision_deployer(names, session)
+    ecs = session.client("ecs")
     ecs.create_cluster(clusterName="shared")
     arn = ecs.register_task_definition(**web_task_definition(image="public.ecr.aws/nginx/nginx:1.27"))[
         "taskDefinition"
     ]["taskDefinitionArn"]
     for name in services:
         ecs.create_service(cluster="shared", serviceName=name, taskDefinition=arn, desiredCount=2, launchType="EC2")
-    store = ReleaseStore(boto3.resource("dynamodb").Table(names.table))
+    store = ReleaseStore(session.resource("dynamodb").Table(names.table))
     return Deps(
         store=store,
         config=lambda: config,
-        codebuild=boto3.client("codebuild"),
-        ecr=boto3.client("ecr"),
+        codebuild=session.client("codebuild"),
+        ecr=session.client("ecr"),
         stages=StageDeployer(store, ecs),
     )
 
@@ -105,12 +102,12 @@ def holder(deps: Deps, service: str) -> str | None:
     return (deps.store.lock_of("shared", service) or {}).get("holder")
 
 
-def test_two_pipelines_sharing_two_services_in_opposite_orders_never_deadlock(aws: None) -> None:
+def test_two_pipelines_sharing_two_services_in_opposite_orders_never_deadlock(aws: Any) -> None:
     # GIVEN p1 deploys [x, y] and p2 [y, x], and p2's release starts right after p1's took its first
     # lock: the interleaving that deadlocks when each takes its locks in its own list order
     # (p1 holds x and waits for y, p2 holds y and waits for x)
     config = shared_config(["x", "y"], ["y", "x"])
-    deps = make_deps(config, ["x", "y"])
+    deps = make_deps(config, ["x", "y"], aws)
     r1 = built(deps.store, "p1", "r1", "2026-11-29T10:00:00Z")
     r2 = built(deps.store, "p2", "r2", "2026-11-29T10:00:01Z")
     p1, p2 = config.pipelines
@@ -153,9 +150,9 @@ def test_two_pipelines_sharing_two_services_in_opposite_orders_never_deadlock(aw
     assert (holder(deps, "x"), holder(deps, "y")) == (None, None)
 
 
-def test_a_release_of_another_pipeline_waits_beside_the_next_in_line_and_never_supersedes_it(aws: None) -> None:
+def test_a_release_of_another_pipeline_waits_beside_the_next_in_line_and_never_supersedes_it(aws: Any) -> None:
     # GIVEN p1's release A holds x, p1's release B waits for it
-    deps = make_deps(shared_config(["x"], ["x"]), ["x"])
+    deps = make_deps(shared_config(["x"], ["x"]), ["x"], aws)
     store = deps.store
     a = built(store, "p1", "a", "2026-11-29T10:00:00Z")
     b = built(store, "p1", "b", "2026-11-29T10:01:00Z")
@@ -250,8 +247,5 @@ def test_releases_taking_locks_in_lock_order_all_finish_whatever_the_interleavin
 
 
 @pytest.fixture
-def store() -> Iterator[ReleaseStore]:
-    with mock_aws():
-        names = DeployerNames("locks")
-        provision_deployer(names)
-        yield ReleaseStore(boto3.resource("dynamodb").Table(names.table))
+def store(deployer_table: Any) -> ReleaseStore:
+    return ReleaseStore(deployer_table)

@@ -19,16 +19,14 @@ from __future__ import annotations
 import copy
 import json
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 from botocore.client import BaseClient
 from botocore.stub import ANY, Stubber
-from moto import mock_aws
 
-from deployer import aws, slack
+from deployer import slack
 from deployer.approval_http import ApprovalHttp
 from deployer.errors import TransientError
 from deployer.events.codebuild import CodeBuildStateChangeEvent
@@ -50,7 +48,7 @@ from deployer_cli import main
 from deployer_cli.views.status import release_status, render_table
 from deployer_local.provision import ACCOUNT, DemoAccount, demo_pipelines_yaml, provision_demo
 from tests.support.events import load_event
-from tests.support.world import World, commit_id, make_world
+from tests.support.world import World, commit_id
 from tests.unit.test_stages import (
     NEW_ARN,
     OLD_ARN,
@@ -172,12 +170,6 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
     return seen
 
 
-@pytest.fixture
-def world() -> Iterator[World]:
-    with mock_aws():
-        yield make_world()
-
-
 def prod_settings_yaml(world: World, secret_arn: str) -> str:
     """The demo pipeline (dev, then prod behind an approval) with settings on prod."""
     return demo_pipelines_yaml(world.account) + (
@@ -226,6 +218,7 @@ def container(world: World, arn: str, name: str = "web") -> dict[str, Any]:
     return next(c for c in definition["containerDefinitions"] if c["name"] == name)
 
 
+@pytest.mark.functional
 def test_a_secret_is_shown_by_name_and_reference_and_its_value_never_read(
     world: World, calls: Calls, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -306,6 +299,7 @@ def test_a_secret_is_shown_by_name_and_reference_and_its_value_never_read(
         assert SECRET_VALUE not in text
 
 
+@pytest.mark.functional
 def test_once_deployed_the_changes_are_read_from_the_revisions_themselves(world: World) -> None:
     # GIVEN prod deployed with its settings (what an approval asked during the deployment, `at:`, sees)
     secret_arn = a_secret()
@@ -386,21 +380,22 @@ def test_a_redelivery_after_registering_reuses_the_revision_with_its_settings(
     assert release.stages["dev"].settings
 
 
+@pytest.mark.functional
 def test_a_revision_without_the_settings_is_not_taken_for_the_clone(world: World) -> None:
     # GIVEN a newer revision of the family that has the image but not the settings
     from deployer.settings import DeploySettings
-    from deployer.taskdef.register import describe_task_definition, find_registered_clone, register_clone_of
+    from deployer.taskdef import register as taskdef
 
     ecs = boto3.client("ecs")
-    described = describe_task_definition(ecs, world.account.services["dev"].task_definition_arn)
+    described = taskdef.describe_task_definition(ecs, world.account.services["dev"].task_definition_arn)
     image = world.account.first_image.rsplit(":", 1)[0] + ":v2"
     images = {"web": image}
-    register_clone_of(ecs, described, images)
+    taskdef.register_clone_of(ecs, described, images)
     wanted = DeploySettings(environment={"web": {"LOG_LEVEL": "warn"}})
     # THEN the lookup for the clone with settings finds nothing, and finds the one with them once registered
-    assert find_registered_clone(ecs, described, images, wanted) is None
-    registered = register_clone_of(ecs, described, images, wanted)
-    found = find_registered_clone(ecs, described, images, wanted)
+    assert taskdef.find_registered_clone(ecs, described, images, wanted) is None
+    registered = taskdef.register_clone_of(ecs, described, images, wanted)
+    found = taskdef.find_registered_clone(ecs, described, images, wanted)
     assert found is not None
     assert found.arn == registered.arn
 
@@ -409,11 +404,8 @@ def test_a_revision_without_the_settings_is_not_taken_for_the_clone(world: World
 
 
 @pytest.fixture
-def account() -> Iterator[DemoAccount]:
-    aws._cached_client.cache_clear()
-    with mock_aws():
-        yield provision_demo()
-    aws._cached_client.cache_clear()
+def account(moto_aws: None) -> DemoAccount:
+    return provision_demo()
 
 
 def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -14,12 +14,10 @@ your container when the container is initially started."
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from deployer.events.codebuild import CodeBuildStateChangeEvent
 from deployer.events.codecommit import CodeCommitReferenceEvent
@@ -31,18 +29,12 @@ from deployer.flow.push import on_push
 from deployer.releases.model import ReleaseState, StageState
 from deployer_local.provision import demo_pipelines_yaml
 from deployer_local.simulate import EcsRolloutSimulator, deployment_lookup_from_store, secret_check_for
-from tests.support.world import World, commit_id, make_world
+from tests.support.world import World, commit_id
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.functional  # the local stack's simulators, on moto's account
 
 VALUE = "s3cr3t-value-that-must-never-print"
 DEV_ROLLOUT = "        rollout: {minimumHealthyPercent: 100, maximumPercent: 200, circuitBreaker: {rollback: true}}\n"
-
-
-@pytest.fixture
-def world() -> Iterator[World]:
-    with mock_aws():
-        yield make_world()
 
 
 def with_dev_secrets(world: World, secrets: dict[str, str]) -> None:

@@ -24,9 +24,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from deployer.events.codebuild import CodeBuildStateChangeEvent
 from deployer.events.codecommit import CodeCommitReferenceEvent
@@ -40,7 +38,7 @@ from deployer.releases.model import Release, ReleaseState, StageState
 from deployer_local.provision import ACCOUNT, demo_pipelines_yaml
 from tests.support.ecs_stub import ServiceDeploymentCalls
 from tests.support.events import load_event
-from tests.support.world import World, commit_id, make_world
+from tests.support.world import World, commit_id
 
 pytestmark = pytest.mark.unit
 
@@ -48,11 +46,14 @@ REGION = "eu-west-1"
 
 
 @pytest.fixture
-def world() -> Iterator[World]:
-    with mock_aws():
-        w = make_world(workers=("dev", "prod"))
-        w.publish(demo_pipelines_yaml(w.account, prod_approval=False, several_services=True))
-        yield w
+def world_options() -> dict[str, Any]:
+    return {"workers": ("dev", "prod")}
+
+
+@pytest.fixture
+def world(world: World) -> World:
+    world.publish(demo_pipelines_yaml(world.account, prod_approval=False, several_services=True))
+    return world
 
 
 @pytest.fixture
@@ -97,7 +98,7 @@ def service_event(
 
 
 def task_definition_of(world: World, cluster: str, service: str) -> str:
-    described = boto3.client("ecs").describe_services(cluster=cluster, services=[service])["services"][0]
+    described = world.ecs.describe_services(cluster=cluster, services=[service])["services"][0]
     return str(described["taskDefinition"])
 
 
@@ -568,7 +569,7 @@ def test_the_simulated_ecs_rolls_out_each_service_and_sends_each_completed(world
     emitted: list[dict[str, Any]] = []
     printed: list[str] = []
     simulator = EcsRolloutSimulator(
-        boto3.client("ecs"), deployment_lookup_from_store(world.store), emitted.append, printed.append
+        world.ecs, deployment_lookup_from_store(world.store), emitted.append, printed.append
     )
     simulator.watch_pipelines(world.config_store.load())
     assert {"dev/web", "dev/worker", "prod/web", "prod/worker"} <= set(simulator.watched)

@@ -27,13 +27,11 @@ AWS facts these tests rely on (each test that depends on one says which):
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from deployer import before, reconciler
 from deployer.approval_page import ApprovalPage, approval_page
@@ -58,7 +56,7 @@ from deployer_local.ecs_tasks import Tasks
 from deployer_local.provision import ACCOUNT, web_task_definition
 from tests.support.events import load_event
 from tests.support.local_tasks import answered_by_tasks
-from tests.support.world import World, commit_id, make_world
+from tests.support.world import World, commit_id
 
 pytestmark = pytest.mark.unit
 
@@ -119,11 +117,14 @@ def tasks() -> Tasks:
 
 
 @pytest.fixture
-def world(tasks: Tasks) -> Iterator[World]:
-    with mock_aws():
-        w = make_world(workers=("dev", "prod"))
-        answered_by_tasks(w.deps.stages.ecs, tasks)  # the local stack's simulated tasks (moto's RunTask fails)
-        yield w
+def world_options() -> dict[str, Any]:
+    return {"workers": ("dev", "prod")}
+
+
+@pytest.fixture
+def world(world: World, tasks: Tasks) -> World:
+    answered_by_tasks(world.deps.stages.ecs, tasks)  # the local stack's simulated tasks
+    return world
 
 
 def start(world: World, label: str, *, time: str = "2026-11-29T10:00:00Z") -> str:
@@ -405,6 +406,7 @@ def worker_network(world: World) -> dict[str, Any]:
     return network
 
 
+@pytest.mark.functional
 def test_the_before_task_runs_once_with_the_named_services_revision_and_network_before_any_update(
     world: World, tasks: Tasks, worker_network: dict[str, Any]
 ) -> None:
@@ -644,6 +646,7 @@ def rule_runs(name: str) -> str:
 SCHEDULES = "        schedules: [{rule: web-cleanup}, {rule: worker-drain}]\n"
 
 
+@pytest.mark.functional
 def test_each_scheduled_task_follows_the_service_whose_family_it_runs_and_a_rollback_moves_them_back(
     world: World,
 ) -> None:
@@ -671,6 +674,7 @@ def test_each_scheduled_task_follows_the_service_whose_family_it_runs_and_a_roll
     assert (rule_runs("web-cleanup"), rule_runs("worker-drain")) == (back["web"], back["worker"])
 
 
+@pytest.mark.functional
 def test_a_scheduled_task_running_none_of_the_services_families_refuses_the_stage_before_any_change(
     world: World,
 ) -> None:
@@ -692,6 +696,7 @@ def test_a_scheduled_task_running_none_of_the_services_families_refuses_the_stag
     assert (world.revisions("web"), world.revisions("worker")) == revisions
 
 
+@pytest.mark.functional
 def test_a_scheduled_task_of_a_family_two_services_run_in_different_revisions_is_refused(world: World) -> None:
     # GIVEN a third service, api, runs an older revision of web's family in dev, and a rule runs that family
     ecs = world.ecs

@@ -12,14 +12,12 @@ up to 50 targets per page (botocore's Application Auto Scaling model: "MaxResult
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import botocore.session
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
 
 from deployer.pipelines.loader import load_config_text
 from deployer.releases.model import Release, ReleaseState, StageState
@@ -60,13 +58,8 @@ pipelines:
 
 
 @pytest.fixture
-def store() -> Iterator[ReleaseStore]:
-    with mock_aws():
-        from deployer_local.provision import DeployerNames, provision_deployer
-
-        names = DeployerNames("stub")
-        provision_deployer(names)
-        yield ReleaseStore(boto3.resource("dynamodb").Table(names.table))
+def store(deployer_table: Any) -> ReleaseStore:
+    return ReleaseStore(deployer_table)
 
 
 def built_release(store: ReleaseStore) -> Release:

@@ -120,6 +120,7 @@ def test_a_second_holder_is_refused_with_the_first_ones_pid_and_command(tmp_path
         assert json.loads(lock.read_text()) == {"pid": os.getpid(), "command": "make demo"}
 
 
+@pytest.mark.integration
 def test_a_lock_file_left_by_a_dead_process_is_taken_over(tmp_path: Path) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -129,6 +130,7 @@ def test_a_lock_file_left_by_a_dead_process_is_taken_over(tmp_path: Path) -> Non
         assert json.loads(lock.read_text())["pid"] == os.getpid()
 
 
+@pytest.mark.integration
 def test_a_child_process_never_inherits_the_lock(tmp_path: Path) -> None:
     # GIVEN a holder that started a long-lived child (as the stack starts moto server), then ended
     lock = tmp_path / "stack.lock"

@@ -5,13 +5,11 @@ as it takes the real ones."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from deployer.events.codebuild import CODEBUILD_STATE_CHANGE, CodeBuildStateChangeEvent
 from deployer.events.codecommit import CodeCommitReferenceEvent
@@ -32,9 +30,9 @@ from deployer_local.simulate import (
     release_lookup_from_store,
 )
 from tests.support.events import load_event
-from tests.support.world import World, commit_id, make_world
+from tests.support.world import World, commit_id
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.functional  # the local stack's simulators, on moto's account
 
 
 class Delivery:
@@ -52,12 +50,6 @@ class Delivery:
             self.outcomes.append(on_build(parse_event(CodeBuildStateChangeEvent, event), self.world.deps))
         elif event["detail-type"] == ECS_DEPLOYMENT_STATE_CHANGE:
             self.outcomes.append(on_deployment(parse_event(EcsDeploymentStateChangeEvent, event), self.world.deps))
-
-
-@pytest.fixture
-def world() -> Iterator[World]:
-    with mock_aws():
-        yield make_world()
 
 
 @pytest.fixture

@@ -448,6 +448,7 @@ def bot(sink: SlackSink, **overrides: Any) -> SlackSettings:
     return SlackSettings(**values)
 
 
+@pytest.mark.functional
 def test_post_with_a_bot_token_returns_a_message_ref_and_update_changes_it(sink: SlackSink) -> None:
     notifier = SlackNotifier(lambda: bot(sink))
     blocks = approval_blocks(view(), interactive=True, approval_token="tok")
@@ -469,6 +470,7 @@ def test_post_with_a_bot_token_returns_a_message_ref_and_update_changes_it(sink:
     assert "authorization" not in {k.lower() for k in posted.headers}
 
 
+@pytest.mark.functional
 def test_a_second_post_gets_a_later_ts_and_the_given_channel(sink: SlackSink) -> None:
     notifier = SlackNotifier(lambda: bot(sink))
     first = notifier.post([], "one", channel=None)
@@ -479,11 +481,13 @@ def test_a_second_post_gets_a_later_ts_and_the_given_channel(sink: SlackSink) ->
     assert second.channel == "C0PIPELINE1"
 
 
+@pytest.mark.functional
 def test_update_of_an_unknown_message_is_false(sink: SlackSink) -> None:
     notifier = SlackNotifier(lambda: bot(sink))
     assert notifier.update(MessageRef("C0123456789", "1.2"), [], "x") is False
 
 
+@pytest.mark.functional
 def test_post_with_only_a_webhook_returns_none_and_posts_there(sink: SlackSink) -> None:
     notifier = SlackNotifier(lambda: SlackSettings(webhook_url=sink.webhook_url))
     blocks = status_blocks(view(state="DEPLOYING"))
@@ -496,12 +500,14 @@ def test_post_with_only_a_webhook_returns_none_and_posts_there(sink: SlackSink) 
     assert sent.body["text"] == "deploying"
 
 
+@pytest.mark.functional
 def test_post_without_slack_configured_sends_nothing(sink: SlackSink) -> None:
     assert SlackNotifier(SlackSettings).post([], "x", channel="C1") is None
     assert SlackNotifier(SlackSettings).update(MessageRef("C1", "1.1"), [], "x") is False
     assert sink.requests() == []
 
 
+@pytest.mark.functional
 @pytest.mark.parametrize("failure", [503, 429, "channel_not_found", "ratelimited"])
 def test_slack_down_or_refusing_never_raises_and_logs_without_the_token(
     sink: SlackSink, caplog: pytest.LogCaptureFixture, failure: int | str
@@ -521,6 +527,7 @@ def test_slack_down_or_refusing_never_raises_and_logs_without_the_token(
     assert len(sink.requests("/api/")) == 2
 
 
+@pytest.mark.functional
 def test_a_wrong_token_is_refused_by_slack_and_logged_without_it(
     sink: SlackSink, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -537,6 +544,7 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.functional
 def test_slack_unreachable_is_logged_and_returns_none(caplog: pytest.LogCaptureFixture) -> None:
     port = _closed_port()
     base = f"http://127.0.0.1:{port}"
@@ -551,6 +559,7 @@ def test_slack_unreachable_is_logged_and_returns_none(caplog: pytest.LogCaptureF
     assert "WEBHOOKSECRET" not in caplog.text
 
 
+@pytest.mark.functional
 def test_a_refused_webhook_is_logged_without_its_url(sink: SlackSink, caplog: pytest.LogCaptureFixture) -> None:
     sink.fail_with("invalid_token")
     notifier = SlackNotifier(lambda: SlackSettings(webhook_url=sink.webhook_url))
@@ -569,6 +578,7 @@ def test_settings_that_cannot_be_loaded_skip_the_post(caplog: pytest.LogCaptureF
     assert "settings unavailable: ConfigError" in caplog.text
 
 
+@pytest.mark.functional
 def test_respond_posts_to_the_response_url(sink: SlackSink) -> None:
     notifier = SlackNotifier(lambda: bot(sink))
     blocks = decided_blocks(view(), "reject", "U012ABCDEF", datetime(2026, 11, 29, 10, 0, tzinfo=UTC))
@@ -580,6 +590,7 @@ def test_respond_posts_to_the_response_url(sink: SlackSink) -> None:
     assert sent.blocks == as_dicts(blocks)
 
 
+@pytest.mark.functional
 def test_answer_is_an_ephemeral_reply_that_leaves_the_original_and_refuses_other_hosts(sink: SlackSink) -> None:
     notifier = SlackNotifier(lambda: bot(sink))
     # WHEN the user who clicked is answered
@@ -596,11 +607,13 @@ def test_answer_is_an_ephemeral_reply_that_leaves_the_original_and_refuses_other
     assert len(sink.requests()) == 1
 
 
+@pytest.mark.functional
 def test_respond_reports_a_failed_response_url(sink: SlackSink) -> None:
     sink.fail_with(404)
     assert SlackNotifier(lambda: bot(sink)).respond(sink.response_url(), [], "x") is False
 
 
+@pytest.mark.functional
 @pytest.mark.parametrize(
     "url",
     [
@@ -622,6 +635,7 @@ def test_respond_refuses_urls_that_are_not_slacks(sink: SlackSink, url: str) -> 
     assert sink.requests() == []
 
 
+@pytest.mark.functional
 def test_respond_refuses_the_sink_unless_it_is_the_configured_api_base(sink: SlackSink) -> None:
     assert SlackNotifier(lambda: SlackSettings(bot_token=TOKEN)).respond(sink.response_url(), [], "x") is False
     other_port = sink.response_url().replace(f":{sink.url.rsplit(':', 1)[1]}/", f":{_closed_port()}/")

@@ -19,7 +19,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 from slack_sdk.models.blocks import ActionsBlock, Block
 
 from deployer import runtime
@@ -217,8 +216,8 @@ class Env:
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
-    with mock_aws(), SlackSink(token="xoxb-local") as sink:
+def env(moto_aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+    with SlackSink(token="xoxb-local") as sink:
         world = make_world()
         sqs = boto3.client("sqs")
         queue_url = sqs.create_queue(QueueName="rollback-requested")["QueueUrl"]

@@ -14,13 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from deployer.events.codebuild import CodeBuildStateChangeEvent
 from deployer.events.codecommit import CodeCommitReferenceEvent
@@ -31,7 +30,7 @@ from deployer.flow.push import on_push
 from deployer_cli import UsageError, build_parser, main
 from deployer_cli.target import NAMES, STACK_ENV, STACK_OUTPUTS, Stack, resolve_names, target_from
 from deployer_local import template
-from tests.support.world import World, commit_id, make_world
+from tests.support.world import World, commit_id
 
 pytestmark = pytest.mark.unit
 
@@ -215,16 +214,15 @@ def _deploy_stack(world: World, outputs: Mapping[str, str] | None = None) -> Non
 
 
 @pytest.fixture
-def world(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[World]:
+def world(moto_aws: None, world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> World:
+    """One release deploying dev, in moto (the commands build their own clients)."""
     for name in ENV_NAMES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)  # no .local/stack.json here
-    with mock_aws():
-        made = make_world()
-        event = made.push(commit_id("one"))
-        (started,) = on_push(parse_event(CodeCommitReferenceEvent, event), made.deps)
-        on_build(parse_event(CodeBuildStateChangeEvent, made.build_finished(str(started["release_id"]))), made.deps)
-        yield made
+    event = world.push(commit_id("one"))
+    (started,) = on_push(parse_event(CodeCommitReferenceEvent, event), world.deps)
+    on_build(parse_event(CodeBuildStateChangeEvent, world.build_finished(str(started["release_id"]))), world.deps)
+    return world
 
 
 def test_status_reads_a_deployed_stack(world: World, capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,14 +4,12 @@ deployment followed by EventBridge's redelivery."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import ANY, Stubber
-from moto import mock_aws
 
 from deployer.errors import TransientError
 from deployer.pipelines.loader import load_config_text
@@ -19,7 +17,7 @@ from deployer.releases.model import Release, ReleaseState, StageState
 from deployer.releases.store import ReleaseStore
 from deployer.stages import StageDeployer
 from deployer_local.provision import ACCOUNT, web_task_definition
-from tests.support.world import World, commit_id, make_world
+from tests.support.world import World, commit_id
 
 pytestmark = pytest.mark.unit
 
@@ -42,13 +40,8 @@ pipelines:
 
 
 @pytest.fixture
-def store() -> Iterator[ReleaseStore]:
-    with mock_aws():
-        from deployer_local.provision import DeployerNames, provision_deployer
-
-        names = DeployerNames("stub")
-        provision_deployer(names)
-        yield ReleaseStore(boto3.resource("dynamodb").Table(names.table))
+def store(deployer_table: Any) -> ReleaseStore:
+    return ReleaseStore(deployer_table)
 
 
 def built_release(store: ReleaseStore) -> Release:
@@ -274,12 +267,6 @@ def test_a_missing_service_fails_the_release_and_frees_the_lock(store: ReleaseSt
     assert "MISSING" in (release.reason or "")
     assert release.stages["dev"].state is StageState.FAILED
     assert store.lock_of("dev", "web") is None
-
-
-@pytest.fixture
-def world() -> Iterator[World]:
-    with mock_aws():
-        yield make_world()
 
 
 def test_access_denied_on_update_service_fails_the_release_with_aws_words(world: World) -> None:

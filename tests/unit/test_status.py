@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +14,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from deployer.events.codebuild import CodeBuildStateChangeEvent
 from deployer.events.codecommit import CodeCommitReferenceEvent
@@ -31,7 +29,7 @@ from deployer_cli import UsageError, main
 from deployer_cli.commands.status import resolve_target
 from deployer_cli.views import status
 from tests.support.events import load_event
-from tests.support.world import APPROVAL_BASE_URL, SIGNING_KEY, World, commit_id, make_world
+from tests.support.world import APPROVAL_BASE_URL, SIGNING_KEY, World, commit_id
 
 pytestmark = pytest.mark.unit
 
@@ -91,29 +89,28 @@ def _approve(world: World, release_id: str) -> None:
 
 
 @pytest.fixture
-def history(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[History]:
+def history(moto_aws: None, world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> History:
+    """A history of releases in moto (the command builds its own clients)."""
     for name in ENV_NAMES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)  # no .local/stack.json here
-    with mock_aws():
-        world = make_world()
-        released = _push(world, "released", None, 0)
-        _build(world, released)
-        _ecs(world, released, "dev", "ecs_deployment_completed")
-        _approve(world, released)
-        _ecs(world, released, "prod", "ecs_deployment_completed")
-        build_failed = _push(world, "build-failed", "released", 10)
-        _build(world, build_failed, "FAILED")
-        deploy_failed = _push(world, "deploy-failed", "build-failed", 20)
-        _build(world, deploy_failed)
-        _ecs(world, deploy_failed, "dev", "ecs_deployment_rolling_back", deployment_id="ecs-svc/3348108895209946212")
-        _ecs(world, deploy_failed, "dev", "ecs_deployment_failed")
-        waiting = _push(world, "waiting", "deploy-failed", 30)
-        _build(world, waiting)
-        _ecs(world, waiting, "dev", "ecs_deployment_completed")
-        building = _push(world, "building", "waiting", 40)
-        secret = boto3.client("secretsmanager").create_secret(Name="signing-key", SecretString=SIGNING_KEY.decode())
-        yield History(world, released, build_failed, deploy_failed, waiting, building, secret["ARN"])
+    released = _push(world, "released", None, 0)
+    _build(world, released)
+    _ecs(world, released, "dev", "ecs_deployment_completed")
+    _approve(world, released)
+    _ecs(world, released, "prod", "ecs_deployment_completed")
+    build_failed = _push(world, "build-failed", "released", 10)
+    _build(world, build_failed, "FAILED")
+    deploy_failed = _push(world, "deploy-failed", "build-failed", 20)
+    _build(world, deploy_failed)
+    _ecs(world, deploy_failed, "dev", "ecs_deployment_rolling_back", deployment_id="ecs-svc/3348108895209946212")
+    _ecs(world, deploy_failed, "dev", "ecs_deployment_failed")
+    waiting = _push(world, "waiting", "deploy-failed", 30)
+    _build(world, waiting)
+    _ecs(world, waiting, "dev", "ecs_deployment_completed")
+    building = _push(world, "building", "waiting", 40)
+    secret = boto3.client("secretsmanager").create_secret(Name="signing-key", SecretString=SIGNING_KEY.decode())
+    return History(world, released, build_failed, deploy_failed, waiting, building, secret["ARN"])
 
 
 def cli(history: History, *extra: str) -> list[str]:

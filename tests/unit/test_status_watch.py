@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import io
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from deployer.events.codebuild import CodeBuildStateChangeEvent
 from deployer.events.codecommit import CodeCommitReferenceEvent
@@ -30,7 +29,7 @@ from deployer.releases.model import Release, ReleaseState
 from deployer_cli import main
 from deployer_cli.signals import Stopped
 from tests.support.events import load_event
-from tests.support.world import World, commit_id, make_world
+from tests.support.world import World, commit_id
 
 pytestmark = pytest.mark.unit
 
@@ -55,12 +54,12 @@ class Steps:
 
 
 @pytest.fixture
-def world(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[World]:
+def world(moto_aws: None, world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> World:
+    """The world in moto (the command builds its own clients)."""
     for name in ("DEPLOYER_TABLE", "DEPLOYER_CONFIG_TABLE", "DEPLOYER_SIGNING_KEY_SECRET", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
-    with mock_aws():
-        yield make_world()
+    return world
 
 
 def push(world: World, label: str) -> str:

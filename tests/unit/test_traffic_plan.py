@@ -677,6 +677,7 @@ def test_explicit_rolling_draws_the_same_rollout(capsys: pytest.CaptureFixture[s
     assert explicit == default
 
 
+@pytest.mark.integration
 def test_plan_with_a_strategy_does_not_import_boto3() -> None:
     code = (
         "import sys, deployer_cli as c; "

@@ -42,9 +42,8 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
-from deployer import aws, runtime
+from deployer import runtime
 from deployer.sources import Push
 from deployer.webhooks import (
     Answer,
@@ -327,28 +326,25 @@ class Hook:
 
 
 @pytest.fixture
-def hook(monkeypatch: pytest.MonkeyPatch) -> Iterator[Hook]:
-    with mock_aws():
-        world = make_world("hooks")
-        world.publish(demo_pipelines_yaml(world.account, source="github:Codertocat/Hello-World"))
-        secret_arn = boto3.client("secretsmanager").create_secret(
-            Name="ecs-deployer/hooks/webhooks",
-            SecretString=json.dumps({"github": GITHUB_SECRET, "gitlab": GITLAB_SECRET}),
-        )["ARN"]
-        slack_arn = boto3.client("secretsmanager").create_secret(Name="slack", SecretString="{}")["ARN"]
-        env = {**world.names.env(), "DEPLOYER_WEBHOOK_SECRET": secret_arn, "DEPLOYER_SLACK_SECRET": slack_arn}
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.setenv("DEPLOYER_CONFIG_MAX_AGE", "0")
-        runtime.settings.cache_clear()
-        runtime.deps.cache_clear()
-        aws._cached_client.cache_clear()
-        app = load_app()
-        yield Hook(world, app, secret_arn)
-        runtime.settings.cache_clear()
-        runtime.deps.cache_clear()
-        aws._cached_client.cache_clear()
-        sys.modules.pop(app.__name__, None)
+def hook(moto_aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hook]:
+    world = make_world("hooks")
+    world.publish(demo_pipelines_yaml(world.account, source="github:Codertocat/Hello-World"))
+    secret_arn = boto3.client("secretsmanager").create_secret(
+        Name="ecs-deployer/hooks/webhooks",
+        SecretString=json.dumps({"github": GITHUB_SECRET, "gitlab": GITLAB_SECRET}),
+    )["ARN"]
+    slack_arn = boto3.client("secretsmanager").create_secret(Name="slack", SecretString="{}")["ARN"]
+    env = {**world.names.env(), "DEPLOYER_WEBHOOK_SECRET": secret_arn, "DEPLOYER_SLACK_SECRET": slack_arn}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("DEPLOYER_CONFIG_MAX_AGE", "0")
+    runtime.settings.cache_clear()
+    runtime.deps.cache_clear()
+    app = load_app()
+    yield Hook(world, app, secret_arn)
+    runtime.settings.cache_clear()
+    runtime.deps.cache_clear()
+    sys.modules.pop(app.__name__, None)
 
 
 def test_a_signed_github_push_starts_the_release_and_its_build(hook: Hook) -> None:

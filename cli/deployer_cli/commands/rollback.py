@@ -1,6 +1,6 @@
 """`deployer rollback --pipeline P --stage S [--yes] [--json]`: put one stage back.
 
-What happens is `flow.request_rollback`'s, the same as the Slack message's "Roll back" button:
+What happens is `flow.rollback.request_rollback`'s, the same as the Slack message's "Roll back" button:
 
 - a deployment in flight on the stage (a release DEPLOYING there, or paused for an approval) is
   stopped with StopServiceDeployment ROLLBACK, and ECS returns the service to the revision it ran
@@ -219,7 +219,7 @@ def _text(value: object) -> str | None:
 
 def preview(store: ReleaseStore, pipeline: Pipeline, stage: Stage) -> Preview:
     """Reads the service lock and the stage's history of successful deployments, as
-    `flow.request_rollback` does, without writing anything."""
+    `flow.rollback.request_rollback` does, without writing anything."""
     from deployer.flow.rollback import history_keys, rollback_target, stage_holder_release
 
     holder = stage_holder_release(store, stage)

@@ -16,6 +16,8 @@ from deployer.releases.store import ReleaseStore
 from deployer.stages import StageDeployer
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from mypy_boto3_codebuild import CodeBuildClient
     from mypy_boto3_dynamodb.service_resource import Table
     from mypy_boto3_ecr import ECRClient
@@ -52,12 +54,14 @@ def build_deps(
     signing_key: Callable[[], bytes] | None = None,
     approval_base_url: str | None = None,
     slack_answer_timeout: float | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> Deps:
     """The flow's dependencies. Every transition goes to `listeners` first, then to the deployer's
     bus (`event_bus`: "Release State Change") and to Slack (`slack`: one message per release,
     with its approval link once `signing_key` makes approvals possible). `signing_key` turns
     approvals on (links under `approval_base_url`); `slack_answer_timeout` lets the flow answer the
-    Slack user who clicked (`Deps.slack`)."""
+    Slack user who clicked (`Deps.slack`); the approvals read the time from `clock` (default:
+    the real time)."""
     from deployer.reporting import fan_out
 
     chosen: list[TransitionListener] = list(listeners)
@@ -84,7 +88,10 @@ def build_deps(
     if signing_key is not None:
         from deployer.approvals import Approvals
 
-        approvals = Approvals(table, store, signing_key, base_url=approval_base_url)
+        if clock is None:
+            approvals = Approvals(table, store, signing_key, base_url=approval_base_url)
+        else:
+            approvals = Approvals(table, store, signing_key, clock=clock, base_url=approval_base_url)
     answers: SlackNotifier | None = None
     if slack is not None and slack_answer_timeout is not None:
         from deployer.slack import SlackNotifier

@@ -20,7 +20,7 @@ from deployer import aws
 from deployer_local.provision import DeployerNames
 from tests.support.events import REPOSITORY_ROOT
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 
 HANDLERS = ["approvals_http", "on_approval", "on_build", "on_deployment", "on_push", "on_webhook"]
 
