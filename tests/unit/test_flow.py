@@ -1,5 +1,5 @@
 """on_push and on_build end to end on the in-memory AWS (the `world` fixture): releases, builds, the
-first stage, ordering (invariant 2), duplicates (invariant 1) and the service lock (invariant 3)."""
+first stage, ordering (invariant 2), duplicates (invariant 1) and the service lock (invariant 3) of docs/design.md."""
 
 from __future__ import annotations
 

@@ -171,19 +171,7 @@ def approval_context(release: Release, stage: Stage, deps: Deps) -> dict[str, An
         view = describe_service(deps.stages.ecs, stage.cluster, stage.service_names[0])
     except DeploymentError as exc:
         return {**context, "note": str(exc)}
-    validation = validate_rollout(stage.deployment_configuration(), view.facts)
-    config = validation.deployment_configuration
-    context.update(
-        current_task_definition=view.task_definition,
-        desired=view.facts.desired_count,
-        minimum_healthy_percent=config.get("minimumHealthyPercent"),
-        maximum_percent=config.get("maximumPercent"),
-    )
-    if validation.valid and config.get("strategy", "ROLLING") == "ROLLING":
-        rollout = plan_rollout(view.facts.desired_count, config["minimumHealthyPercent"], config["maximumPercent"])
-        context["plan_line"] = render.summary(rollout)
-    elif not validation.valid:
-        context["note"] = "; ".join(f.message for f in validation.errors)
+    context.update(rollout_context(stage, view))
     if stage.deploy_settings():
         context.update(settings_context(release, stage, view.task_definition, deps))
     return context
@@ -201,20 +189,27 @@ def services_context(stage: Stage, views: Mapping[str, ServiceView], missing: Se
             entry["note"] = next((m for m in missing if f"{stage.cluster}/{name} " in m), "not found")
             shown.append(entry)
             continue
-        validation = validate_rollout(stage.deployment_configuration(), view.facts)
-        config = validation.deployment_configuration
-        entry.update(
-            current_task_definition=view.task_definition,
-            desired=view.facts.desired_count,
-            minimum_healthy_percent=config.get("minimumHealthyPercent"),
-            maximum_percent=config.get("maximumPercent"),
-        )
-        if validation.valid and config.get("strategy", "ROLLING") == "ROLLING":
-            rollout = plan_rollout(view.facts.desired_count, config["minimumHealthyPercent"], config["maximumPercent"])
-            entry["plan_line"] = render.summary(rollout)
-        elif not validation.valid:
-            entry["note"] = "; ".join(f.message for f in validation.errors)
+        entry.update(rollout_context(stage, view))
         shown.append(entry)
+    return shown
+
+
+def rollout_context(stage: Stage, view: ServiceView) -> dict[str, Any]:
+    """What the approval shows of one service's rollout: its current task definition, desired
+    count and percentages, and the plan line of a ROLLING update (or why the stage is refused)."""
+    validation = validate_rollout(stage.deployment_configuration(), view.facts)
+    config = validation.deployment_configuration
+    shown: dict[str, Any] = {
+        "current_task_definition": view.task_definition,
+        "desired": view.facts.desired_count,
+        "minimum_healthy_percent": config.get("minimumHealthyPercent"),
+        "maximum_percent": config.get("maximumPercent"),
+    }
+    if validation.valid and config.get("strategy", "ROLLING") == "ROLLING":
+        rollout = plan_rollout(view.facts.desired_count, config["minimumHealthyPercent"], config["maximumPercent"])
+        shown["plan_line"] = render.summary(rollout)
+    elif not validation.valid:
+        shown["note"] = "; ".join(f.message for f in validation.errors)
     return shown
 
 
