@@ -45,10 +45,11 @@ lock: venv ## re-pin requirements.lock and the layer's requirements.txt
 	  --python-version 3.13 --python-platform aarch64-manylinux_2_28 --no-header --no-annotate -q
 
 .PHONY: lint
-lint: venv ## ruff (lint and format check) and mypy strict on the deployer package
+lint: venv ## ruff (lint and format check), mypy strict on the three packages, import-linter's boundaries
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 .PHONY: format
 format: venv ## apply ruff's fixes and formatting
@@ -89,7 +90,7 @@ $(ECS_DEPLOY_VENV)/.installed: requirements-ecs-deploy.lock | $(BIN)/.installed
 # commands import (botocore, requirements-cli.lock) and the deployer package, installed as a user
 # installs it (not editable); reinstalled when the package changes.
 CLI_VENV := .venv-cli
-$(CLI_VENV)/.installed: requirements-cli.lock pyproject.toml $(shell find layers/deployer/deployer -name '*.py') | $(BIN)/.installed
+$(CLI_VENV)/.installed: requirements-cli.lock pyproject.toml $(shell find layers/deployer/deployer cli/deployer_cli local/deployer_local -name '*.py') | $(BIN)/.installed
 	@echo "==> bootstrapping $(CLI_VENV) (botocore and the deployer package) with $(PYTHON313)"
 	@[ -x $(CLI_VENV)/bin/python ] || "$(PYTHON313)" -m venv --without-pip $(CLI_VENV)
 	@$(BIN)/uv pip sync --quiet --python $(CLI_VENV)/bin/python --require-hashes requirements-cli.lock
@@ -133,23 +134,23 @@ test: lint validate checkov build browser ## everything CI runs: lint, sam valid
 
 .PHONY: demo
 demo: venv build ## one release end to end on the local stack (push, build, dev, approval, prod), then stop; SOURCE=github|gitlab pushes through a webhook
-	$(BIN)/python -m deployer.local.demo --source $(or $(SOURCE),codecommit)
+	$(BIN)/python -m deployer_local.demo --source $(or $(SOURCE),codecommit)
 
 .PHONY: demo-click
 demo-click: venv build ## the same, but waits for you to open the approval link and click
-	$(BIN)/python -m deployer.local.demo --wait-for-click
+	$(BIN)/python -m deployer_local.demo --wait-for-click
 
 .PHONY: demo-services
 demo-services: venv build ## the demo with two services per stage: web and worker deploy in one step, complete together; BEFORE=1 adds prod's before-task (service: web)
-	$(BIN)/python -m deployer.local.demo --several-services $(if $(BEFORE),--before,)
+	$(BIN)/python -m deployer_local.demo --several-services $(if $(BEFORE),--before,)
 
 .PHONY: demo-bluegreen
 demo-bluegreen: venv build ## the demo with prod BLUE_GREEN: ECS pauses after test traffic, the approval page continues it
-	$(BIN)/python -m deployer.local.demo --blue-green
+	$(BIN)/python -m deployer_local.demo --blue-green
 
 .PHONY: demo-before
 demo-before: venv build ## the demo with a before-task on prod (migrate, SIMULATED RunTask); FAIL=1 makes it exit 1
-	$(BIN)/python -m deployer.local.demo --before $(if $(FAIL),--fail-before prod,)
+	$(BIN)/python -m deployer_local.demo --before $(if $(FAIL),--fail-before prod,)
 
 .PHONY: bench
 bench: venv build $(ECS_DEPLOY_VENV)/.installed $(CLI_VENV)/.installed ## benchmarks: print a summary and rewrite BENCHMARKS.md

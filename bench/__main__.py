@@ -20,8 +20,8 @@ from typing import Any
 
 from bench import aws_calls, cold_import, ecs_deploy, first_event, latency, report, sizes, startup, storm
 from bench.common import REPO_ROOT
-from deployer.cli.signals import run_stoppable
-from deployer.local.pidlock import AlreadyRunning, PidLock
+from deployer_cli.signals import run_stoppable
+from deployer_local.pidlock import AlreadyRunning, PidLock
 
 LOCK_FILE = REPO_ROOT / ".local" / "bench.lock"
 

@@ -103,16 +103,16 @@ def aws_calls(*, whole_release: bool = False) -> dict[str, Any]:
     (configuration read, signing key fetched from Secrets Manager)."""
     from moto import mock_aws
 
-    from deployer import flow
-    from deployer.events import (
-        ApprovalDecidedEvent,
-        CodeBuildStateChangeEvent,
-        CodeCommitReferenceEvent,
-        DecidedBy,
-        EcsDeploymentStateChangeEvent,
-        parse_event,
-    )
-    from deployer.provision import ACCOUNT
+    from deployer.events.codebuild import CodeBuildStateChangeEvent
+    from deployer.events.codecommit import CodeCommitReferenceEvent
+    from deployer.events.deployer_bus import ApprovalDecidedEvent, DecidedBy
+    from deployer.events.ecs import EcsDeploymentStateChangeEvent
+    from deployer.events.parse import parse_event
+    from deployer.flow.approval import on_approval
+    from deployer.flow.build import on_build
+    from deployer.flow.deployment import on_deployment
+    from deployer.flow.push import on_push
+    from deployer_local.provision import ACCOUNT
     from tests.support.events import load_event
     from tests.support.world import commit_id, make_world
 
@@ -129,7 +129,7 @@ def aws_calls(*, whole_release: bool = False) -> dict[str, Any]:
 
         def push(commit: str, previous: str | None, at: int) -> Callable[[], Any]:
             event = parse_event(CodeCommitReferenceEvent, world.push(commit, previous, time=_stamp(at)))
-            return lambda: flow.on_push(event, world.deps)
+            return lambda: on_push(event, world.deps)
 
         def ecs_event(stage: str, name: str, release_id: str) -> Callable[[], Any]:
             release = world.store.get(release_id)
@@ -140,14 +140,14 @@ def aws_calls(*, whole_release: bool = False) -> dict[str, Any]:
             raw["resources"] = [f"arn:aws:ecs:eu-west-1:{ACCOUNT}:service/{svc.cluster}/{svc.service}"]
             raw["detail"].update(deploymentId=release.stages[stage].deployment_id, updatedAt=_stamp(600))
             event = parse_event(EcsDeploymentStateChangeEvent, raw)
-            return lambda: flow.on_deployment(event, world.deps)
+            return lambda: on_deployment(event, world.deps)
 
         events = [observe("on_push: first commit", push(old, None, 0))]
         events.append(observe("on_push: newer commit, supersedes one building", push(new, old, 60)))
         newer = events[-1]["detail"][0]["release_id"]
         build = parse_event(CodeBuildStateChangeEvent, world.build_finished(newer))
-        events.append(observe("on_build: success, deploys the first stage", lambda: flow.on_build(build, world.deps)))
-        events.append(observe("on_build: the same event redelivered", lambda: flow.on_build(build, world.deps)))
+        events.append(observe("on_build: success, deploys the first stage", lambda: on_build(build, world.deps)))
+        events.append(observe("on_build: the same event redelivered", lambda: on_build(build, world.deps)))
         if whole_release:
             events.append(
                 observe("on_deployment: dev IN_PROGRESS", ecs_event("dev", "ecs_deployment_in_progress", newer))
@@ -175,7 +175,7 @@ def aws_calls(*, whole_release: bool = False) -> dict[str, Any]:
                 release_id=newer, pipeline=waiting.pipeline, stage="prod", approval_id=waiting.approval_id
             )
             decided = parse_event(ApprovalDecidedEvent, raw)
-            events.append(observe("on_approval: approved, deploys prod", lambda: flow.on_approval(decided, world.deps)))
+            events.append(observe("on_approval: approved, deploys prod", lambda: on_approval(decided, world.deps)))
             events.append(
                 observe(
                     "on_deployment: prod COMPLETED, the last stage",
@@ -183,13 +183,13 @@ def aws_calls(*, whole_release: bool = False) -> dict[str, Any]:
                 )
             )
             third = commit_id("bench-third")
-            (started,) = flow.on_push(
+            (started,) = on_push(
                 parse_event(CodeCommitReferenceEvent, world.push(third, new, time=_stamp(900))), world.deps
             )
             failed = parse_event(
                 CodeBuildStateChangeEvent, world.build_finished(started["release_id"], status="FAILED", image=None)
             )
-            events.append(observe("on_build: build FAILED", lambda: flow.on_build(failed, world.deps)))
+            events.append(observe("on_build: build FAILED", lambda: on_build(failed, world.deps)))
 
     stage = events[2]["calls"]
     ecs = stage.get("ECS", [])

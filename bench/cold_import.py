@@ -110,9 +110,9 @@ def _resolve(value: Any, parameters: Mapping[str, Any], resources: Mapping[str, 
 def built_functions(build_dir: Path = BUILD_DIR) -> list[BuiltFunction]:
     """Every function of the built template with its code, layers and environment variables
     (Globals merged with its own, Refs resolved to the parameters' defaults and the resource
-    names `deployer.provision.DeployerNames` gives them), plus what Lambda's runtime sets."""
-    from deployer import template
-    from deployer.provision import DeployerNames
+    names `deployer_local.provision.DeployerNames` gives them), plus what Lambda's runtime sets."""
+    from deployer_local import template
+    from deployer_local.provision import DeployerNames
 
     document = template.load(str(build_dir / "template.yaml"))
     parameters = document.get("Parameters", {})

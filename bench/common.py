@@ -182,34 +182,19 @@ def wire_like_the_functions(world: World) -> None:
     wired: its posts are not AWS calls."""
     import boto3
 
-    from deployer.approvals import Approvals, signing_key_from_secret
-    from deployer.flow import BusPublisher, Deps
-    from deployer.releases import ReleaseStore, Transition
-    from deployer.stages import StageDeployer
+    from deployer.approvals import signing_key_from_secret
+    from deployer.deps import build_deps
 
-    publish = BusPublisher(boto3.client("events"), world.names.bus)
-    collected = world.transitions
-
-    def on_transition(change: Transition) -> None:
-        collected.append(change)
-        publish(change)
-
-    table = boto3.resource("dynamodb").Table(world.names.table)
-    store = ReleaseStore(table, on_transition=on_transition)
-    world.store = store
-    world.deps = Deps(
-        store=store,
-        config=world.config_store.load,
-        codebuild=boto3.client("codebuild"),
-        ecr=boto3.client("ecr"),
-        stages=StageDeployer(store, boto3.client("ecs"), boto3.client("application-autoscaling")),
-        approvals=Approvals(
-            table,
-            store,
-            signing_key_from_secret(SIGNING_KEY_SECRET, client=boto3.client("secretsmanager")),
-            base_url=APPROVAL_BASE_URL,
-        ),
+    world.deps = build_deps(
+        boto3.resource("dynamodb").Table(world.names.table),
+        world.config_store.load,
+        boto3.client,
+        listeners=[world.transitions.append],
+        event_bus=world.names.bus,
+        signing_key=signing_key_from_secret(SIGNING_KEY_SECRET, client=boto3.client("secretsmanager")),
+        approval_base_url=APPROVAL_BASE_URL,
     )
+    world.store = world.deps.store
 
 
 # -- bytecode caches ------------------------------------------------------------------------------

@@ -48,10 +48,10 @@ CLI_VENV = REPO_ROOT / ".venv-cli"
 DEPLOYER = CLI_VENV / "bin" / "deployer"
 TOOLS = ("ecs-deploy", "deployer")
 # The deployer's same command through `main` in a plain interpreter, which tears itself down at
-# exit as any Python process does, where the console script skips that (deployer.cli.console):
+# exit as any Python process does, where the console script skips that (deployer_cli.console):
 # timed beside the two tools, so the report shows what the skipped teardown is worth.
 WITH_TEARDOWN = "deployer, with teardown"
-_MAIN = "import sys; from deployer.cli import main; sys.exit(main(sys.argv[1:]))"
+_MAIN = "import sys; from deployer_cli import main; sys.exit(main(sys.argv[1:]))"
 TARGET_RATIO = 0.8  # the deployer's wall time against ecs-deploy's (issue 13)
 N = 7
 WARM_UP = 1

@@ -190,7 +190,7 @@ class _World:
     driven in process to set up each event."""
 
     def __init__(self) -> None:
-        from deployer.provision import ACCOUNT
+        from deployer_local.provision import ACCOUNT
         from tests.support.world import make_world
 
         self.world = make_world(environment=ENVIRONMENT)
@@ -233,28 +233,32 @@ class _World:
 
     # -- the flow, in process ---------------------------------------------------------------------
 
-    def _parsed(self, model_name: str, raw: Mapping[str, Any]) -> Any:
-        from deployer import events
+    def _parsed(self, model: str, raw: Mapping[str, Any]) -> Any:
+        """`raw` parsed with the model `events_module.Model` of `deployer.events`."""
+        import importlib
 
-        return events.parse_event(getattr(events, model_name), raw)
+        from deployer.events.parse import parse_event
+
+        module, name = model.split(".")
+        return parse_event(getattr(importlib.import_module(f"deployer.events.{module}"), name), raw)
 
     def pushed(self) -> str:
-        from deployer import flow
+        from deployer.flow.push import on_push
 
-        (outcome,) = flow.on_push(self._parsed("CodeCommitReferenceEvent", self.push()), self.world.deps)
+        (outcome,) = on_push(self._parsed("codecommit.CodeCommitReferenceEvent", self.push()), self.world.deps)
         return str(outcome["release_id"])
 
     def built(self, release_id: str) -> None:
-        from deployer import flow
+        from deployer.flow.build import on_build
 
-        event = self._parsed("CodeBuildStateChangeEvent", self.world.build_finished(release_id))
-        flow.on_build(event, self.world.deps)
+        event = self._parsed("codebuild.CodeBuildStateChangeEvent", self.world.build_finished(release_id))
+        on_build(event, self.world.deps)
 
     def deployed(self, release_id: str, stage: str) -> None:
-        from deployer import flow
+        from deployer.flow.deployment import on_deployment
 
-        event = self._parsed("EcsDeploymentStateChangeEvent", self.completed(release_id, stage))
-        flow.on_deployment(event, self.world.deps)
+        event = self._parsed("ecs.EcsDeploymentStateChangeEvent", self.completed(release_id, stage))
+        on_deployment(event, self.world.deps)
 
     def awaiting_approval(self) -> str:
         """A new release through dev, waiting for prod's approval; its approval token."""
@@ -271,7 +275,7 @@ class _World:
 
     def approved(self, token: str) -> dict[str, Any]:
         """The approval decided (as the approval page decides it) and its "Approval Decided" event."""
-        from deployer.events import APPROVAL_DECIDED, SOURCE, ApprovalDecidedDetail, DecidedBy
+        from deployer.events.deployer_bus import APPROVAL_DECIDED, SOURCE, ApprovalDecidedDetail, DecidedBy
 
         approvals = self.world.deps.approvals
         assert approvals is not None
@@ -300,8 +304,8 @@ class _World:
 
     def github_push(self) -> dict[str, Any]:
         """A signed GitHub push webhook of a new commit to main, as a Function URL event."""
-        from deployer.function_url import request_event
-        from deployer.local.gitremote import github_push_payload, webhook_request
+        from deployer_local.function_url import request_event
+        from deployer_local.gitremote import github_push_payload, webhook_request
 
         commit = self.new_commit()
         old = self.previous or "0" * 40
@@ -314,13 +318,13 @@ class _World:
 
     def github_pushed(self) -> None:
         """A GitHub push handled in process (the webhook's parsing, then the flow)."""
-        from deployer import flow
+        from deployer.flow.push import on_push
         from deployer.sources import Push
         from deployer.webhooks import WebhookRequest, parse_github
 
         push = parse_github(WebhookRequest.from_function_url_event(self.github_push()), datetime.now(UTC))
         assert isinstance(push, Push), push
-        flow.on_push(push, self.world.deps)
+        on_push(push, self.world.deps)
 
 
 def _scenarios(w: _World) -> dict[str, Scenario]:
@@ -349,7 +353,7 @@ def _scenarios(w: _World) -> dict[str, Scenario]:
     page: list[dict[str, Any]] = []
 
     def approval_page() -> dict[str, Any]:
-        from deployer.function_url import request_event
+        from deployer_local.function_url import request_event
 
         if not page:
             token = w.awaiting_approval()
@@ -360,8 +364,8 @@ def _scenarios(w: _World) -> dict[str, Scenario]:
         return page[0]
 
     def github_pipeline() -> None:
-        from deployer.pipelines import load_config_text
-        from deployer.provision import demo_pipelines_yaml
+        from deployer.pipelines.loader import load_config_text
+        from deployer_local.provision import demo_pipelines_yaml
 
         text = demo_pipelines_yaml(w.world.account, source=f"github:{GITHUB_REPOSITORY}")
         w.world.config_store.publish(load_config_text(text), "bench")
@@ -427,7 +431,7 @@ def _secrets(names: dict[str, str]) -> None:
     environment): the signing key the bench's own approvals use, the webhook secret, Slack off."""
     import boto3
 
-    from deployer import template
+    from deployer_local import template
 
     client = boto3.client("secretsmanager")
     from tests.support.world import SIGNING_KEY
@@ -528,7 +532,7 @@ def first_events(
 ) -> dict[str, Any]:
     """For each built function (or those named): its import, its first event and `n_warm` warm
     events of the same kind (fewer once its share of `budget_s` is spent, at least 3)."""
-    from deployer import localrun
+    from deployer_local import localrun
 
     if not (BUILD_DIR / "template.yaml").is_file():
         return {"skipped": "no .aws-sam/build: run make build"}

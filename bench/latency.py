@@ -1,6 +1,6 @@
-"""Handler latency against moto server (real HTTP on 127.0.0.1): `flow.on_push` for n new commits
-pushed in sequence (each supersedes the previous, still building), `flow.on_build` for n
-successful builds (each deploys the first stage) and `flow.on_deployment` for ECS reporting each
+"""Handler latency against moto server (real HTTP on 127.0.0.1): `on_push` for n new commits
+pushed in sequence (each supersedes the previous, still building), `on_build` for n
+successful builds (each deploys the first stage) and `on_deployment` for ECS reporting each
 of those deployments COMPLETED (the release is deployed on dev and waits for prod's approval,
 superseding the previous one waiting there), against one bare DynamoDB GetItem round trip to the
 same server, timed after every timed handler call.
@@ -82,14 +82,14 @@ def handler_latency(
     10 events); the result says how many ran."""
     import boto3
 
-    from deployer import flow
-    from deployer.events import (
-        CodeBuildStateChangeEvent,
-        CodeCommitReferenceEvent,
-        EcsDeploymentStateChangeEvent,
-        parse_event,
-    )
-    from deployer.provision import ACCOUNT
+    from deployer.events.codebuild import CodeBuildStateChangeEvent
+    from deployer.events.codecommit import CodeCommitReferenceEvent
+    from deployer.events.ecs import EcsDeploymentStateChangeEvent
+    from deployer.events.parse import parse_event
+    from deployer.flow.build import on_build
+    from deployer.flow.deployment import on_deployment
+    from deployer.flow.push import on_push
+    from deployer_local.provision import ACCOUNT
     from tests.support.events import load_event
     from tests.support.world import commit_id, make_world
 
@@ -168,16 +168,16 @@ def handler_latency(
                 if not in_budget(index, 0.3):
                     break
                 event = push_event()
-                measure("on_push", lambda e=event: flow.on_push(e, world.deps), index >= WARM_UP)
+                measure("on_push", lambda e=event: on_push(e, world.deps), index >= WARM_UP)
         # A push (timed only in the phase above), the build succeeds, ECS completes the deployment.
         for index in range(WARM_UP + n):
             if not in_budget(index, 1.0):
                 break
-            (release,) = flow.on_push(push_event(), world.deps)
+            (release,) = on_push(push_event(), world.deps)
             build = parse_event(CodeBuildStateChangeEvent, world.build_finished(release["release_id"]))
-            measure("on_build", lambda b=build: flow.on_build(b, world.deps), index >= WARM_UP)
+            measure("on_build", lambda b=build: on_build(b, world.deps), index >= WARM_UP)
             done = completed_event(release["release_id"])
-            measure("on_deployment", lambda d=done: flow.on_deployment(d, world.deps), index >= WARM_UP)
+            measure("on_deployment", lambda d=done: on_deployment(d, world.deps), index >= WARM_UP)
 
     baseline = median(samples["get_item"])
     handlers = []

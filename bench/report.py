@@ -656,7 +656,7 @@ def storm_md(r: dict[str, Any]) -> list[str]:
         f"The storm of issue 6 ({r['pipelines']} pipelines, {r['pushes']} pushes, several per branch in quick "
         "succession; every EventBridge event delivered one to three times, in shuffled order, build and "
         "deployment events included) through the local stack's router (the template's own rules, "
-        "`deployer.local.router`) to the flow, against moto in process (`tests/support/storm.py`). Deliveries are "
+        "`deployer_local.router`) to the flow, against moto in process (`tests/support/storm.py`). Deliveries are "
         "sequential.",
         "",
         *_flow_cost_md(r.get("flow_cost") or {}),
@@ -959,9 +959,9 @@ def _deploy_time_notes(r: dict[str, Any]) -> list[str]:
     if teardown and teardown.get("median_ms"):
         ours = first["tools"]["deployer"]
         lines.append(
-            "- *with Python's teardown*: the same deploy through `deployer.cli.main` in a plain interpreter, "
+            "- *with Python's teardown*: the same deploy through `deployer_cli.main` in a plain interpreter, "
             "which frees every object at exit as any Python process does; the console script ends `plan`, "
-            "`deploy` and `diff` with `os._exit` once their output is flushed (`deployer.cli.console`), since "
+            "`deploy` and `diff` with `os._exit` once their output is flushed (`deployer_cli.console`), since "
             f"nothing runs after them: {_ms((teardown['cpu_ms'] or 0) - (ours['cpu_ms'] or 0))} ms of CPU saved "
             "here, mostly freeing botocore's parsed models; ecs-deploy pays its teardown. Without it the deployer "
             f"would be at {_x(teardown['ratio'])} of ecs-deploy's wall time: botocore without boto3, no CLI "

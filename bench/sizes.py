@@ -122,7 +122,7 @@ def package_sizes(build_dir: Path = BUILD_DIR) -> dict[str, Any]:
     """Sizes of every built function and layer; the layer's distributions one by one."""
     if not (build_dir / "template.yaml").is_file():
         return {"skipped": "no .aws-sam/build: run make build"}
-    from deployer import template
+    from deployer_local import template
 
     built = str(build_dir / "template.yaml")
     functions = template.resources("AWS::Serverless::Function", built)

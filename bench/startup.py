@@ -26,7 +26,7 @@ AVOIDED = ("dataclasses", "inspect", "typing", "shutil", "json", "decimal", "dif
 # Runs the CLI's main in-process and reports what it imported (its drawing goes nowhere).
 _SYS_MODULES_PROBE = """
 import contextlib, io, sys
-from deployer.cli import main
+from deployer_cli import main
 with contextlib.redirect_stdout(io.StringIO()):
     status = main(sys.argv[1:])
 names = sorted(sys.modules)

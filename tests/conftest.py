@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 from hypothesis import settings
 
-from deployer.provision import DemoAccount, DeployerNames
+from deployer_local.provision import DemoAccount, DeployerNames
 from tests.support.clock import Clock
 from tests.support.world import World, make_world, world_in
 
@@ -283,7 +283,7 @@ def world(aws_session: Any, world_options: dict[str, Any], clock: Clock) -> Worl
 @pytest.fixture
 def deployer_table(aws_session: Any) -> Any:
     """The deployer's table alone (as template.yaml defines it, no demo account), in the fakes or moto by tier."""
-    from deployer.provision import DeployerNames, provision_deployer
+    from deployer_local.provision import DeployerNames, provision_deployer
 
     names = DeployerNames("tests")
     provision_deployer(names, aws_session)

@@ -12,13 +12,15 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from deployer import flow, reconciler, runtime
-from deployer.events import ROLLBACK_REQUESTED, ApprovalDecidedEvent, RollbackRequestedEvent
+from deployer import reconciler, runtime
+from deployer.events.deployer_bus import ROLLBACK_REQUESTED, ApprovalDecidedEvent, RollbackRequestedEvent
+from deployer.flow.approval import on_approval, sweep_expired_approvals
+from deployer.flow.rollback import on_rollback_requested
 
 logger = Logger()
 tracer = Tracer(patch_modules=runtime.TRACED_MODULES)
 metrics = Metrics()
-# EventBridge delivers at least once: the same event id is handled once (invariant 1).
+# EventBridge delivers at least once: the same event id is handled once (docs/design.md invariant 1).
 persistence = runtime.idempotency_store()
 idempotency = IdempotencyConfig(event_key_jmespath="id", raise_on_no_idempotency_key=False)
 # The schedule's input. "reconcile" does both; "expired-approvals" (the input before the reconciler)
@@ -35,9 +37,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if event == SWEEP:
         runtime.share_logging(logger)
         deps = runtime.deps()
-        return {"expired": flow.sweep_expired_approvals(deps), "reconciled": reconciler.reconcile(deps)}
+        return {"expired": sweep_expired_approvals(deps), "reconciled": reconciler.reconcile(deps)}
     if event == EXPIRY_ONLY:
-        return {"expired": flow.sweep_expired_approvals(runtime.deps())}
+        return {"expired": sweep_expired_approvals(runtime.deps())}
     if event == BACKFILL:
         runtime.share_logging(logger)
         return {"backfilled": reconciler.backfill(runtime.deps())}
@@ -48,6 +50,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 def _decision(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if isinstance(event, dict) and event.get("detail-type") == ROLLBACK_REQUESTED:
         return runtime.run(
-            logger, metrics, RollbackRequestedEvent, event, lambda e: flow.on_rollback_requested(e, runtime.deps())
+            logger, metrics, RollbackRequestedEvent, event, lambda e: on_rollback_requested(e, runtime.deps())
         )
-    return runtime.run(logger, metrics, ApprovalDecidedEvent, event, lambda e: flow.on_approval(e, runtime.deps()))
+    return runtime.run(logger, metrics, ApprovalDecidedEvent, event, lambda e: on_approval(e, runtime.deps()))

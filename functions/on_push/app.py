@@ -8,13 +8,14 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from deployer import flow, runtime
-from deployer.events import CodeCommitReferenceEvent
+from deployer import runtime
+from deployer.events.codecommit import CodeCommitReferenceEvent
+from deployer.flow.push import on_push
 
 logger = Logger()
 tracer = Tracer(patch_modules=runtime.TRACED_MODULES)
 metrics = Metrics()
-# EventBridge delivers at least once: the same event id is handled once (invariant 1).
+# EventBridge delivers at least once: the same event id is handled once (docs/design.md invariant 1).
 persistence = runtime.idempotency_store()
 idempotency = IdempotencyConfig(event_key_jmespath="id", raise_on_no_idempotency_key=False)
 
@@ -24,4 +25,4 @@ idempotency = IdempotencyConfig(event_key_jmespath="id", raise_on_no_idempotency
 @metrics.log_metrics
 @idempotent(config=idempotency, persistence_store=persistence)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return runtime.run(logger, metrics, CodeCommitReferenceEvent, event, lambda e: flow.on_push(e, runtime.deps()))
+    return runtime.run(logger, metrics, CodeCommitReferenceEvent, event, lambda e: on_push(e, runtime.deps()))

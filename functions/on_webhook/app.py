@@ -1,6 +1,6 @@
 """on_webhook (Function URL): GitHub and GitLab push webhooks become the push a CodeCommit event
 gives, and start the releases before answering. Wiring only; the logic is `deployer.webhooks`
-(verification, parsing) and `deployer.flow.on_push` (the releases)."""
+(verification, parsing) and `deployer.flow.push.on_push` (the releases)."""
 
 from __future__ import annotations
 
@@ -18,8 +18,10 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from deployer import flow, runtime, webhooks
+from deployer import runtime, webhooks
 from deployer.errors import TransientError
+from deployer.flow.push import on_push
+from deployer.outcomes import Outcome
 from deployer.sources import Push
 
 logger = Logger()
@@ -34,7 +36,7 @@ idempotency = IdempotencyConfig(event_key_jmespath="delivery_id", raise_on_no_id
 
 @idempotent_function(data_keyword_argument="push", config=idempotency, persistence_store=persistence)
 def start(push: dict[str, Any]) -> list[dict[str, Any]]:
-    return flow.on_push(Push.from_dict(push), runtime.deps())
+    return on_push(Push.from_dict(push), runtime.deps())
 
 
 def start_once(push: Push) -> list[dict[str, Any]]:
@@ -44,7 +46,7 @@ def start_once(push: Push) -> list[dict[str, Any]]:
         return start(push=push.as_dict())
     except IdempotencyAlreadyInProgressError:
         reason = "the same delivery is being handled by another request"
-        return [{"outcome": "in_progress", "delivery": push.delivery_id, "reason": reason}]
+        return [{"outcome": Outcome.IN_PROGRESS, "delivery": push.delivery_id, "reason": reason}]
     except IdempotencyPersistenceLayerError as exc:
         raise TransientError(f"the idempotency record could not be read or written: {exc}") from exc
 

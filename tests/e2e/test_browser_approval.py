@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 import boto3
 import pytest
 
-from deployer.local.demo import DONE, WAITING, approval_link, wait_for
-from deployer.local.stack import LocalStack, StackOptions
-from deployer.releases import Release, ReleaseState
+from deployer.releases.model import Release, ReleaseState
+from deployer_local.demo import DONE, WAITING, approval_link, wait_for
+from deployer_local.stack import LocalStack, StackOptions
 from tests.support.events import REPOSITORY_ROOT
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ def local_stack(tmp_path: Path, build_dir: Path, stack_log: list[str]) -> Iterat
 
 def push_a_commit(remote: Path, workdir: Path) -> str:
     """Commit a change in a clone of `remote` and `git push origin HEAD:main`; the commit id."""
-    from deployer.local.gitremote import clone_and_seed
+    from deployer_local.gitremote import clone_and_seed
 
     clone = clone_and_seed(remote, workdir)
 

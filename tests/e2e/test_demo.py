@@ -1,101 +1,27 @@
-"""`make demo` end to end: `python -m deployer.local.demo` run as a person runs it, telling one
+"""`make demo` end to end: `python -m deployer_local.demo` run as a person runs it, telling one
 release from a real git push to RELEASED, then stopping everything it started.
 
 It runs in a temporary directory holding a copy of the build (the demo reads `.aws-sam/build`
 and writes `.local/` relative to where it runs), so it neither disturbs nor is disturbed by a
 local stack or a `make build` in the checkout. A small Linux supervisor (a child subreaper: every
-process the demo leaves behind becomes its child) runs it and reports what is still alive."""
+process the demo leaves behind becomes its child) runs it and reports what is still alive
+(tests/support/demo.py)."""
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import shutil
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.support.events import REPOSITORY_ROOT
+from tests.support.demo import DEMO_TIMEOUT_SECONDS, run_demo
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the supervisor uses Linux's child subreaper"),
 ]
-
-DEMO_TIMEOUT_SECONDS = 80
-
-# Runs the command given after its first two arguments (report file, timeout) as a child
-# subreaper, so whatever the command leaves running is re-parented to it and can be listed, then
-# killed. On timeout the command gets SIGINT (the demo then stops its stack), then SIGKILL.
-SUPERVISOR = r"""
-import ctypes, json, os, signal, subprocess, sys, time
-
-PR_SET_CHILD_SUBREAPER = 36
-report, timeout, command = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
-if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-    sys.exit("prctl(PR_SET_CHILD_SUBREAPER) failed: errno %d" % ctypes.get_errno())
-demo = subprocess.Popen(command)
-timed_out = False
-try:
-    code = demo.wait(timeout)
-except subprocess.TimeoutExpired:
-    timed_out = True
-    demo.send_signal(signal.SIGINT)
-    try:
-        code = demo.wait(20)
-    except subprocess.TimeoutExpired:
-        demo.kill()
-        code = demo.wait()
-
-
-def children():
-    found = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat, open(f"/proc/{entry}/cmdline", "rb") as cmdline:
-                state, ppid = stat.read().rsplit(")", 1)[1].split()[:2]
-                command_line = cmdline.read().replace(b"\0", b" ").decode(errors="replace").strip()
-        except OSError:
-            continue
-        if int(ppid) == os.getpid() and state != "Z":
-            found[int(entry)] = command_line
-    return found
-
-
-def reap():
-    try:
-        while os.waitpid(-1, os.WNOHANG)[0] > 0:
-            pass
-    except ChildProcessError:
-        pass
-
-
-deadline = time.monotonic() + 3  # a process in the middle of exiting is not left behind
-while children() and time.monotonic() < deadline:
-    reap()
-    time.sleep(0.1)
-left = children()
-for _ in range(20):
-    alive = children()
-    if not alive:
-        break
-    for pid in alive:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    time.sleep(0.1)
-    reap()
-with open(report, "w") as out:
-    json.dump({"exit": code, "timed_out": timed_out, "left_running": left}, out)
-sys.exit(code)
-"""
 
 
 def port_is_open(port: int) -> bool:
@@ -105,47 +31,14 @@ def port_is_open(port: int) -> bool:
 
 
 def test_make_demo_tells_one_release_to_released_and_leaves_nothing_running(tmp_path: Path) -> None:
-    # GIVEN a directory holding a copy of the build, and a git configuration of its own
-    build = REPOSITORY_ROOT / ".aws-sam" / "build"
-    if not (build / "template.yaml").is_file():
-        pytest.fail(f"{build} is missing: run `make build` first (`make test` does)", pytrace=False)
-    shutil.copytree(build, tmp_path / ".aws-sam" / "build", symlinks=True)
-    (tmp_path / "gitconfig").write_text("")
-    env = {k: v for k, v in os.environ.items() if k not in {"AWS_ENDPOINT_URL", "AWS_PROFILE"}}
-    env |= {
-        "GIT_CONFIG_GLOBAL": str(tmp_path / "gitconfig"),
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "PYTHONUNBUFFERED": "1",
-        "PYTHONPATH": os.pathsep.join([str(REPOSITORY_ROOT / "layers" / "deployer"), env.get("PYTHONPATH", "")]),
-    }
-    report = tmp_path / "supervisor.json"
-
-    # WHEN `make demo` runs (its recipe: python -m deployer.local.demo)
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            SUPERVISOR,
-            str(report),
-            str(DEMO_TIMEOUT_SECONDS),
-            sys.executable,
-            "-m",
-            "deployer.local.demo",
-        ],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=DEMO_TIMEOUT_SECONDS + 60,
-        check=False,
-    )
-    output = done.stdout
-    supervised = json.loads(report.read_text())
+    # GIVEN a directory of its own, holding a copy of the build
+    # WHEN `make demo` runs (its recipe: python -m deployer_local.demo)
+    supervised = run_demo(tmp_path)
+    output = supervised.stdout
 
     # THEN it succeeds within its time, telling the release from the push to RELEASED
-    assert not supervised["timed_out"], f"the demo took more than {DEMO_TIMEOUT_SECONDS} s:\n{output}"
-    assert done.returncode == 0, output
+    assert not supervised.timed_out, f"the demo took more than {DEMO_TIMEOUT_SECONDS} s:\n{output}"
+    assert supervised.exit == 0, output
     assert "SIMULATED CodeBuild: build" in output, output
     assert "SIMULATED ECS rollout of dev/web" in output, output
     assert "SIMULATED ECS rollout of prod/web" in output, output
@@ -163,7 +56,7 @@ def test_make_demo_tells_one_release_to_released_and_leaves_nothing_running(tmp_
 
     # THEN it stops everything it started: no process left, moto's port closed, no state file
     assert output.rstrip().endswith("Stopped: nothing left running."), output
-    assert supervised["left_running"] == {}, f"the demo left these running: {supervised['left_running']}"
+    assert supervised.left_running == {}, f"the demo left these running: {supervised.left_running}"
     moto = re.search(r"^AWS\s+moto server on http://127\.0\.0\.1:(\d+)", output, re.M)
     assert moto, output
     assert not port_is_open(int(moto.group(1))), f"moto's port {moto.group(1)} still answers"
@@ -173,35 +66,11 @@ def test_make_demo_tells_one_release_to_released_and_leaves_nothing_running(tmp_
 @pytest.mark.parametrize("fail", [False, True], ids=["exit-0", "exit-1"])
 def test_make_demo_before_runs_the_migration_through_the_local_stack(tmp_path: Path, fail: bool) -> None:
     # GIVEN the same copy of the build
-    build = REPOSITORY_ROOT / ".aws-sam" / "build"
-    if not (build / "template.yaml").is_file():
-        pytest.fail(f"{build} is missing: run `make build` first (`make test` does)", pytrace=False)
-    shutil.copytree(build, tmp_path / ".aws-sam" / "build", symlinks=True)
-    (tmp_path / "gitconfig").write_text("")
-    env = {k: v for k, v in os.environ.items() if k not in {"AWS_ENDPOINT_URL", "AWS_PROFILE"}}
-    env |= {
-        "GIT_CONFIG_GLOBAL": str(tmp_path / "gitconfig"),
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "PYTHONUNBUFFERED": "1",
-        "PYTHONPATH": os.pathsep.join([str(REPOSITORY_ROOT / "layers" / "deployer"), env.get("PYTHONPATH", "")]),
-    }
-    report = tmp_path / "supervisor.json"
     # WHEN `make demo-before` (FAIL=1: `--fail-before prod`) runs
-    demo = [sys.executable, "-m", "deployer.local.demo", "--before", *(["--fail-before", "prod"] if fail else [])]
-    done = subprocess.run(
-        [sys.executable, "-c", SUPERVISOR, str(report), str(DEMO_TIMEOUT_SECONDS), *demo],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=DEMO_TIMEOUT_SECONDS + 60,
-        check=False,
-    )
-    output = done.stdout
-    supervised = json.loads(report.read_text())
-    assert not supervised["timed_out"], output
-    assert done.returncode == 0, output
+    supervised = run_demo(tmp_path, "--before", *(["--fail-before", "prod"] if fail else []))
+    output = supervised.stdout
+    assert not supervised.timed_out, output
+    assert supervised.exit == 0, output
     # THEN the built functions ran prod's before-task with RunTask (SIMULATED), and its STOPPED event decided
     assert re.search(r"^SIMULATED ECS task [0-9a-f]{12} on prod: before-task migrate of web@", output, re.M), output
     assert re.search(
@@ -224,4 +93,4 @@ def test_make_demo_before_runs_the_migration_through_the_local_stack(tmp_path: P
         assert "SIMULATED ECS rollout of prod/web" in output, output
         assert re.search(r"^\s+before    prod: migrate SUCCEEDED \(exit 0\), task [0-9a-f]{32}$", status, re.M), output
         assert re.search(r"^Demo finished in \d+ s: release RELEASED\.$", output, re.M), output
-    assert supervised["left_running"] == {}, supervised["left_running"]
+    assert supervised.left_running == {}, supervised.left_running

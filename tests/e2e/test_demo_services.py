@@ -6,18 +6,13 @@ directory, under a supervisor that reports what is left running)."""
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_demo import DEMO_TIMEOUT_SECONDS, SUPERVISOR
-from tests.support.events import REPOSITORY_ROOT
+from tests.support.demo import run_demo
 
 pytestmark = [
     pytest.mark.e2e,
@@ -25,45 +20,14 @@ pytestmark = [
 ]
 
 
-def run_demo(tmp_path: Path, *flags: str) -> tuple[subprocess.CompletedProcess[str], dict[str, object]]:
-    """`python -m deployer.local.demo --several-services FLAGS` on a copy of the build, supervised."""
-    build = REPOSITORY_ROOT / ".aws-sam" / "build"
-    if not (build / "template.yaml").is_file():
-        pytest.fail(f"{build} is missing: run `make build` first (`make test` does)", pytrace=False)
-    shutil.copytree(build, tmp_path / ".aws-sam" / "build", symlinks=True)
-    (tmp_path / "gitconfig").write_text("")
-    env = {k: v for k, v in os.environ.items() if k not in {"AWS_ENDPOINT_URL", "AWS_PROFILE"}}
-    env |= {
-        "GIT_CONFIG_GLOBAL": str(tmp_path / "gitconfig"),
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "PYTHONUNBUFFERED": "1",
-        "PYTHONPATH": os.pathsep.join([str(REPOSITORY_ROOT / "layers" / "deployer"), env.get("PYTHONPATH", "")]),
-    }
-    report = tmp_path / "supervisor.json"
-    done = subprocess.run(
-        [
-            *(sys.executable, "-c", SUPERVISOR, str(report), str(DEMO_TIMEOUT_SECONDS)),
-            *(sys.executable, "-m", "deployer.local.demo", "--several-services", *flags),
-        ],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=DEMO_TIMEOUT_SECONDS + 60,
-        check=False,
-    )
-    return done, json.loads(report.read_text())
-
-
 def test_make_demo_services_deploys_web_and_worker_together_through_every_stage(tmp_path: Path) -> None:
     # GIVEN a directory holding a copy of the build
-    # WHEN `make demo-services` runs (its recipe: python -m deployer.local.demo --several-services)
-    done, supervised = run_demo(tmp_path)
-    output = done.stdout
+    # WHEN `make demo-services` runs (its recipe: python -m deployer_local.demo --several-services)
+    supervised = run_demo(tmp_path, "--several-services")
+    output = supervised.stdout
     # THEN the release goes through both stages, each service's rollout drawn and SIMULATED
-    assert not supervised["timed_out"], output
-    assert done.returncode == 0, output
+    assert not supervised.timed_out, output
+    assert supervised.exit == 0, output
     for where in ("dev/web", "dev/worker", "prod/web", "prod/worker"):
         assert f"SIMULATED ECS rollout of {where}: completed: SERVICE_DEPLOYMENT_COMPLETED sent" in output, output
     # AND each stage completes once, after both services, saying which it waited for
@@ -86,15 +50,15 @@ def test_make_demo_services_deploys_web_and_worker_together_through_every_stage(
     assert re.search(r"^\s+services\s+dev: web DEPLOYED \(web:\d+\) · worker DEPLOYED \(worker:\d+\)$", status, re.M)
     assert re.search(r"^\s+services\s+prod: web DEPLOYED \(web:\d+\) · worker DEPLOYED \(worker:\d+\)$", status, re.M)
     assert output.rstrip().endswith("Stopped: nothing left running."), output
-    assert supervised["left_running"] == {}, supervised["left_running"]
+    assert supervised.left_running == {}, supervised.left_running
 
 
 def test_make_demo_services_with_before_runs_one_task_with_webs_revision_before_either_update(tmp_path: Path) -> None:
     # WHEN `make demo-services BEFORE=1` runs: prod has `before: {task: migrate, service: web, ...}`
-    done, supervised = run_demo(tmp_path, "--before")
-    output = done.stdout
-    assert not supervised["timed_out"], output
-    assert done.returncode == 0, output
+    supervised = run_demo(tmp_path, "--several-services", "--before")
+    output = supervised.stdout
+    assert not supervised.timed_out, output
+    assert supervised.exit == 0, output
     # THEN one SIMULATED task runs prod's migration with web's new revision, in container web
     assert len(re.findall(r"^SIMULATED ECS task \w+ on prod: before-task migrate of ", output, re.M)) == 1, output
     running = re.search(
@@ -111,4 +75,4 @@ def test_make_demo_services_with_before_runs_one_task_with_webs_revision_before_
     assert re.search(r"^RELEASE web@\w+ DEPLOYED -> RELEASED \(prod\)", output, re.M), output
     status = output.split("=== deployer status", 1)[-1]
     assert re.search(r"^\s+before\s+prod: migrate SUCCEEDED \(exit 0\), task \w+$", status, re.M), status
-    assert supervised["left_running"] == {}, supervised["left_running"]
+    assert supervised.left_running == {}, supervised.left_running

@@ -13,7 +13,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from deployer import localrun, template
+from deployer_local import localrun, template
 from tests.support.events import REPOSITORY_ROOT
 from tests.support.motoserver import MotoServer, running_moto_server
 from tests.support.world import World, make_world

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from deployer import aws
-from deployer.provision import DeployerNames
+from deployer_local.provision import DeployerNames
 from tests.support.events import REPOSITORY_ROOT
 
 pytestmark = pytest.mark.integration
@@ -37,10 +37,10 @@ def load(name):
 
 def built_event_models():
     import pydantic
-    from deployer import events
     return sorted(
-        name for name, value in vars(events).items()
-        if isinstance(value, type) and issubclass(value, pydantic.BaseModel) and value.__module__ == events.__name__
+        name for module_name, module in list(sys.modules.items()) if module_name.startswith("deployer.events.")
+        for name, value in vars(module).items()
+        if isinstance(value, type) and issubclass(value, pydantic.BaseModel) and value.__module__ == module_name
         and value.__pydantic_complete__
     )
 """
@@ -195,20 +195,26 @@ def test_a_get_of_the_approval_page_loads_no_slack_sdk() -> None:
     result = run_python(
         _WORLD
         + """
-from deployer import events, flow
-from deployer.function_url import request_event
+from deployer.flow.build import on_build
+from deployer.flow.deployment import on_deployment
+from deployer.flow.push import on_push
+from deployer.events.codebuild import CodeBuildStateChangeEvent
+from deployer.events.codecommit import CodeCommitReferenceEvent
+from deployer.events.ecs import EcsDeploymentStateChangeEvent
+from deployer.events.parse import parse_event
+from deployer_local.function_url import request_event
 from tests.support.events import load_event
 from tests.support.world import SIGNING_KEY
 secrets.put_secret_value(SecretId="ecs-deployer/test/approval-signing-key", SecretString=SIGNING_KEY.decode())
-push = events.parse_event(events.CodeCommitReferenceEvent, world.push(commit_id("cold-page")))
-(started,) = flow.on_push(push, world.deps)
-build = events.parse_event(events.CodeBuildStateChangeEvent, world.build_finished(started["release_id"]))
-flow.on_build(build, world.deps)
+push = parse_event(CodeCommitReferenceEvent, world.push(commit_id("cold-page")))
+(started,) = on_push(push, world.deps)
+build = parse_event(CodeBuildStateChangeEvent, world.build_finished(started["release_id"]))
+on_build(build, world.deps)
 release = world.store.get(started["release_id"])
 done = load_event("ecs_deployment_completed")
 done["resources"] = ["arn:aws:ecs:eu-west-1:123456789012:service/dev/web"]
 done["detail"]["deploymentId"] = release.stages["dev"].deployment_id
-flow.on_deployment(events.parse_event(events.EcsDeploymentStateChangeEvent, done), world.deps)
+on_deployment(parse_event(EcsDeploymentStateChangeEvent, done), world.deps)
 token = world.deps.approvals.link_for_release(world.store.get(started["release_id"])).rsplit("/", 1)[1]
 slack_before = "slack_sdk" in sys.modules
 app = load("approvals_http")

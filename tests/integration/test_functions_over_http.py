@@ -1,4 +1,4 @@
-"""The built functions, run by `deployer.localrun` as Lambda would load them, against moto server
+"""The built functions, run by `deployer_local.localrun` as Lambda would load them, against moto server
 over real HTTP: what `test_flow.py` proves in process, proved again through the packaging, the
 handlers' Powertools decorators and the network."""
 
@@ -15,11 +15,11 @@ import boto3
 import pytest
 from boto3.dynamodb.conditions import Key
 
-from deployer import localrun
-from deployer.events import RELEASE_STATE_CHANGE, SOURCE
-from deployer.localrun import InvokeResult
-from deployer.pipelines import PUBLISHED_ITEM_ID
-from deployer.releases import ReleaseState
+from deployer.events.deployer_bus import RELEASE_STATE_CHANGE, SOURCE
+from deployer.pipelines.store import PUBLISHED_ITEM_ID
+from deployer.releases.model import ReleaseState
+from deployer_local import localrun
+from deployer_local.localrun import InvokeResult
 from tests.support.events import load_event
 from tests.support.world import World, commit_id
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from deployer.cli import main
+from deployer_cli import main
 from tests.integration.conftest import APPROVAL_URL
 from tests.support.events import EVENTS_DIR, load_event
 from tests.support.world import World

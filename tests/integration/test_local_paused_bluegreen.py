@@ -29,10 +29,11 @@ import pytest
 from botocore.exceptions import ClientError
 
 from deployer import ecs_deployments
-from deployer.events import EcsHookStateChangeEvent, parse_event
-from deployer.local.ecs_front import EcsFront, ServiceDeployments
-from deployer.local.simulate import HOOK_AWAITING_ACTION, HOOK_TIMED_OUT, EcsRolloutSimulator
-from deployer.provision import DemoAccount, provision_demo, web_task_definition
+from deployer.events.ecs import EcsHookStateChangeEvent
+from deployer.events.parse import parse_event
+from deployer_local.ecs_front import EcsFront, ServiceDeployments
+from deployer_local.provision import DemoAccount, provision_demo, web_task_definition
+from deployer_local.simulate import HOOK_AWAITING_ACTION, HOOK_TIMED_OUT, EcsRolloutSimulator
 from tests.support.documented import AWS_HOOK_AWAITING_ACTION_EXAMPLE
 
 pytestmark = pytest.mark.integration
@@ -347,7 +348,7 @@ def blue_green_stack(tmp_path: Path, build_dir: Path, stack_log: list[str]) -> I
     """Starts `make demo-bluegreen`'s stack (prod BLUE_GREEN, approved while paused) on a copy of
     the build, with extra StackOptions; stops it afterwards and restores the process environment
     (which the stack points at its moto server and ECS front)."""
-    from deployer.local.stack import LocalStack, StackOptions
+    from deployer_local.stack import LocalStack, StackOptions
 
     build_copy = tmp_path / "build"
     shutil.copytree(build_dir, build_copy, symlinks=True)
@@ -381,7 +382,7 @@ def blue_green_stack(tmp_path: Path, build_dir: Path, stack_log: list[str]) -> I
 
 def push_a_commit(remote: Path, workdir: Path, change: str = "Greet in French") -> str:
     """Commit a change in a clone of `remote` (made once in `workdir`) and push it to main."""
-    from deployer.local.gitremote import clone_and_seed
+    from deployer_local.gitremote import clone_and_seed
 
     clone = clone_and_seed(remote, workdir)
 
@@ -399,7 +400,7 @@ def push_a_commit(remote: Path, workdir: Path, change: str = "Greet in French") 
 def reach(stack: Any, stack_log: list[str], states: set[Any], timeout: float = 90, commit: str | None = None) -> Any:
     """demo.wait_for (of `commit`'s release, when given), failing with what the stack said rather
     than only a timeout."""
-    from deployer.local.demo import wait_for
+    from deployer_local.demo import wait_for
 
     deadline = time.monotonic() + timeout
     try:
@@ -446,8 +447,8 @@ def reject_on_the_page(link: str) -> int:
 def test_the_local_stack_pauses_prod_and_the_approval_page_continues_it_to_released(
     blue_green_stack: Callable[..., Any], stack_log: list[str], tmp_path: Path
 ) -> None:
-    from deployer.local.demo import DONE, WAITING, approval_link, approve_like_a_browser
-    from deployer.releases import ReleaseState
+    from deployer.releases.model import ReleaseState
+    from deployer_local.demo import DONE, WAITING, approval_link, approve_like_a_browser
 
     stack = blue_green_stack()
     # GIVEN a pushed commit: built, deployed to dev, then prod's BLUE_GREEN deployment started
@@ -479,8 +480,8 @@ def test_the_local_stack_pauses_prod_and_the_approval_page_continues_it_to_relea
 def test_on_the_local_stack_a_rejected_pause_rolls_back_and_an_unanswered_one_times_out(
     blue_green_stack: Callable[..., Any], stack_log: list[str], tmp_path: Path
 ) -> None:
-    from deployer.local.demo import DONE, WAITING, approval_link
-    from deployer.releases import ReleaseState
+    from deployer.releases.model import ReleaseState
+    from deployer_local.demo import DONE, WAITING, approval_link
 
     stack = blue_green_stack(hook_timeout_seconds=15)
     ecs = boto3.client("ecs")  # through the stack's front

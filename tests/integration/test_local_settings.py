@@ -19,8 +19,8 @@ from typing import Any
 import boto3
 import pytest
 
-from deployer.pipelines import load_config_text
-from deployer.provision import demo_pipelines_yaml
+from deployer.pipelines.loader import load_config_text
+from deployer_local.provision import demo_pipelines_yaml
 from tests.integration.test_local_paused_bluegreen import DEVELOPER, push_a_commit, reach
 
 pytestmark = pytest.mark.integration
@@ -38,7 +38,7 @@ def stack_log() -> list[str]:
 def local_stack(tmp_path: Path, build_dir: Path, stack_log: list[str]) -> Iterator[Callable[[], Any]]:
     """`deployer local up`'s stack (the demo pipeline: dev, then prod behind an approval) on a copy
     of the build; stopped afterwards, the process environment restored."""
-    from deployer.local.stack import LocalStack, StackOptions
+    from deployer_local.stack import LocalStack, StackOptions
 
     build_copy = tmp_path / "build"
     shutil.copytree(build_dir, build_copy, symlinks=True)
@@ -83,8 +83,8 @@ def settings_pipeline(stack: Any, dev_secret: str, prod_secret: str) -> str:
 def test_settings_run_through_the_local_stack_and_a_missing_secret_fails_like_ecs(
     local_stack: Callable[[], Any], stack_log: list[str], tmp_path: Path
 ) -> None:
-    from deployer.local.demo import DONE, WAITING, approval_link, approve_like_a_browser
-    from deployer.releases import ReleaseState
+    from deployer.releases.model import ReleaseState
+    from deployer_local.demo import DONE, WAITING, approval_link, approve_like_a_browser
 
     stack = local_stack()
     secrets = boto3.client("secretsmanager")  # the stack's moto server (AWS_ENDPOINT_URL)

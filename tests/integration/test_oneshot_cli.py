@@ -1,6 +1,6 @@
 """`deployer deploy` and `deployer diff` as a user runs them: the installed console script, in its
 own process, against moto server over HTTP. The console script ends these commands without the
-interpreter's teardown (`deployer.cli.console`): whatever they print must still arrive whole."""
+interpreter's teardown (`deployer_cli.console`): whatever they print must still arrive whole."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from deployer.provision import provision_demo
+from deployer_local.provision import provision_demo
 
 pytestmark = pytest.mark.integration
 

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from deployer import localrun
-from deployer.localrun import BuiltFunction, LocalRunError
-from deployer.provision import DeployerNames
+from deployer_local import localrun
+from deployer_local.localrun import BuiltFunction, LocalRunError
+from deployer_local.provision import DeployerNames
 from tests.support.events import REPOSITORY_ROOT
 
 pytestmark = pytest.mark.integration
@@ -82,6 +82,20 @@ def test_the_layer_alone_provides_the_deployer_package_and_its_runtime_dependenc
     assert {"deployer.flow", "deployer.runtime", "deployer.events"} <= seen["modules"].keys()
     assert not any("site-packages" in entry for entry in seen["path"])
     assert str(REPOSITORY_ROOT / "layers") not in " ".join(seen["path"])
+
+
+def test_the_layer_ships_the_lambda_package_alone_not_the_cli_nor_the_local_stack(layer: Path) -> None:
+    # GIVEN the built layer and the modules of layers/deployer/deployer (what the functions import,
+    # tests/unit/test_layout.py)
+    source = REPOSITORY_ROOT / "layers" / "deployer" / "deployer"
+    expected = {str(p.relative_to(source.parent)) for p in source.rglob("*.py")}
+    # WHEN its Python files are listed
+    shipped = {str(p.relative_to(layer)) for p in (layer / "deployer").rglob("*.py")}
+    # THEN it holds those modules and no other: neither the CLI's package nor the local stack's
+    assert shipped == expected
+    assert not (layer / "deployer_cli").exists()
+    assert not (layer / "deployer_local").exists()
+    assert {"deployer/cli", "deployer/local"}.isdisjoint(str(p.relative_to(layer)) for p in layer.rglob("*"))
 
 
 def test_what_the_virtualenv_has_and_the_layer_lacks_is_not_importable_there(layer: Path) -> None:
@@ -187,13 +201,13 @@ def test_every_python_file_in_the_build_has_its_unchecked_hash_bytecode(build_di
 def test_the_bytecode_names_the_files_where_lambda_puts_them(build_dir: Path, layer: Path) -> None:
     # GIVEN the bytecode of a deployer module and of a function's handler
     layer_code = marshal.loads(
-        Path(importlib.util.cache_from_source(str(layer / "deployer" / "flow.py"))).read_bytes()[16:]
+        Path(importlib.util.cache_from_source(str(layer / "deployer" / "flow" / "push.py"))).read_bytes()[16:]
     )
     handler = next(build_dir.glob("*/app.py"))
     handler_code = marshal.loads(Path(importlib.util.cache_from_source(str(handler))).read_bytes()[16:])
     # THEN the file names recorded are Lambda's paths, not the build machine's scratch directory
     # (so two builds of the same sources give the same bytes)
-    assert layer_code.co_filename == "/opt/python/deployer/flow.py"
+    assert layer_code.co_filename == "/opt/python/deployer/flow/push.py"
     assert handler_code.co_filename == "/var/task/app.py"
 
 
@@ -247,7 +261,7 @@ def test_the_layer_imports_from_its_bytecode_without_writing_any(
     ]
     assert from_source == []
     deployer_pycs = {p for p in from_pyc if Path(p).is_relative_to(layer / "deployer")}
-    assert len(deployer_pycs) == len(modules) > 30
+    assert len(deployer_pycs) == len(modules) > 20
     assert str(function.code_dir / "__pycache__" / "app.cpython-313.pyc") in from_pyc
     # AND nothing was written next to the build (it works from a read-only directory)
     assert "# wrote " not in done.stderr
@@ -327,7 +341,7 @@ def test_each_function_with_its_layers_fits_lambdas_unzipped_size_limit(function
 def test_the_built_template_names_the_resources_provisioning_creates(build_dir: Path) -> None:
     # GIVEN the build resolved for environment "test", with no names given
     functions = localrun.built_functions(build_dir, parameters={"Environment": "test"})
-    # THEN the functions' tables and bus are the ones deployer.provision creates (no drift)
+    # THEN the functions' tables and bus are the ones deployer_local.provision creates (no drift)
     expected = DeployerNames("test").env()
     for function in functions.values():
         assert {k: function.environment.get(k) for k in expected} == expected

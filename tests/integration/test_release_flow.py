@@ -18,9 +18,9 @@ from typing import Any
 import boto3
 import pytest
 
-from deployer import localrun
-from deployer.function_url import FunctionUrlServer
-from deployer.releases import Release, ReleaseState
+from deployer.releases.model import Release, ReleaseState
+from deployer_local import localrun
+from deployer_local.function_url import FunctionUrlServer
 from tests.support.events import load_event
 from tests.support.slack_sink import SlackSink
 from tests.support.world import World, commit_id

@@ -1,4 +1,4 @@
-"""The local router over moto server: each sample event reaches exactly the functions DESIGN.md
+"""The local router over moto server: each sample event reaches exactly the functions docs/design.md
 wires it to, as moto's own EventBridge delivers it; and warm workers that serve many invokes
 from one process.
 
@@ -26,10 +26,10 @@ from typing import Any
 import boto3
 import pytest
 
-from deployer.local.router import Router, rules_from_template
-from deployer.local.workers import WarmFunction
-from deployer.localrun import InvokeResult, LocalRunError
-from deployer.provision import DeployerNames
+from deployer_local.localrun import InvokeResult, LocalRunError
+from deployer_local.provision import DeployerNames
+from deployer_local.router import Router, rules_from_template
+from deployer_local.workers import WarmFunction
 from tests.support.events import load_event, sample_names
 from tests.support.world import World, commit_id
 
@@ -37,8 +37,8 @@ pytestmark = pytest.mark.integration
 
 NAMES = DeployerNames("test")
 
-# DESIGN.md's triggers, per sample event: which functions it reaches on the default bus and on
-# the deployer's bus. Pushes of a deleted branch or a tag, and builds still running, stop at the
+# docs/design.md's "Functions and their triggers", per sample event: which functions it reaches on
+# the default bus and on the deployer's bus. Pushes of a deleted branch or a tag, and builds still running, stop at the
 # rule; approval decisions travel on the deployer's bus only.
 ON_PUSH, ON_BUILD, ON_DEPLOYMENT, ON_APPROVAL = (
     "OnPushFunction",

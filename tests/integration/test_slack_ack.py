@@ -24,8 +24,8 @@ from typing import Any
 import boto3
 import pytest
 
-from deployer import localrun
-from deployer.function_url import FunctionUrlServer
+from deployer_local import localrun
+from deployer_local.function_url import FunctionUrlServer
 from tests.integration.test_release_flow import bus_queue, current, to_approval
 from tests.support.slack_sink import SlackSink
 from tests.support.world import World

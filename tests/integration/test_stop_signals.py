@@ -100,7 +100,7 @@ def test_a_second_local_up_or_demo_refuses_and_the_first_keeps_serving(tmp_path:
         # WHEN a second `deployer local up`, then `make demo`, start in the same checkout
         second = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False)
         demo = subprocess.run(
-            [sys.executable, "-m", "deployer.local.demo"],
+            [sys.executable, "-m", "deployer_local.demo"],
             cwd=tmp_path,
             env=env,
             capture_output=True,
@@ -137,10 +137,10 @@ def test_a_second_local_up_or_demo_refuses_and_the_first_keeps_serving(tmp_path:
 
 
 def test_ctrl_c_in_make_demo_stops_the_stack_with_one_line(tmp_path: Path, build_dir: Path) -> None:
-    # GIVEN a checkout with a build, and `make demo` running (its recipe: python -m deployer.local.demo)
+    # GIVEN a checkout with a build, and `make demo` running (its recipe: python -m deployer_local.demo)
     (tmp_path / ".aws-sam").mkdir()
     (tmp_path / ".aws-sam" / "build").symlink_to(build_dir)
-    command = [sys.executable, "-m", "deployer.local.demo"]
+    command = [sys.executable, "-m", "deployer_local.demo"]
     with supervised(command, cwd=tmp_path, env=user_env(tmp_path), work=tmp_path / "supervisor") as run:
         # WHEN Ctrl-C reaches the demo's process group while the release is being built
         run.wait_for("=== Build (SIMULATED)")

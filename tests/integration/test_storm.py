@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from deployer import flow
+from deployer.flow.rollback import rollback_target
 from tests.support.storm import Odds, Storm, check_invariants, run_storm, seed_from_env, seeded_moto
 
 pytestmark = pytest.mark.integration
@@ -117,7 +117,7 @@ def test_the_checker_sees_a_deregistered_rollback_target_and_a_revision_not_the_
         # first revision (which it never registered)
         ecs = storm.deps.stages.ecs
         svc = next(iter(storm.world.services.values()))
-        target = flow.rollback_target(storm.deps.store.stage_history(svc.pipeline, svc.stage, limit=100))
+        target = rollback_target(storm.deps.store.stage_history(svc.pipeline, svc.stage, limit=100))
         assert target is not None
         ecs.deregister_task_definition(taskDefinition=target["task_definition_arn"])
         ecs.deregister_task_definition(taskDefinition=svc.initial_task_definition)

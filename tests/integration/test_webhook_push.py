@@ -42,7 +42,7 @@ def stack_log() -> list[str]:
 def webhook_stack(tmp_path: Path, build_dir: Path, stack_log: list[str]) -> Iterator[Callable[[str], Any]]:
     """Starts the local stack whose demo pipeline watches `source` (github or gitlab), on a copy of
     the build; stops it afterwards and restores the process environment."""
-    from deployer.local.stack import LocalStack, StackOptions
+    from deployer_local.stack import LocalStack, StackOptions
 
     build_copy = tmp_path / "build"
     shutil.copytree(build_dir, build_copy, symlinks=True)
@@ -74,7 +74,7 @@ def webhook_stack(tmp_path: Path, build_dir: Path, stack_log: list[str]) -> Iter
 
 def push(remote: Path, workdir: Path, change: str) -> tuple[str, str]:
     """Commit a change in a clone of `remote` and push it to main: (commit, what git printed)."""
-    from deployer.local.gitremote import clone_and_seed
+    from deployer_local.gitremote import clone_and_seed
 
     clone = clone_and_seed(remote, workdir)
 

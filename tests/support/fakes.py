@@ -2,7 +2,7 @@
 fakes held in this process, never by moto and never over a socket.
 
 `FakeAws()` stands where a `boto3.session.Session` does (`client`, `resource`, `region_name`), so
-the code that provisions a world (`deployer.provision`) and the deployer itself run unchanged on
+the code that provisions a world (`deployer_local.provision`) and the deployer itself run unchanged on
 it. Each call goes through botocore as usual: the parameters are validated against botocore's
 model of the service (a misspelt parameter fails as it would against AWS), then, instead of an
 HTTP request, the fake answers on botocore's `before-call` event. Every answer is checked against

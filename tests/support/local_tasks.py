@@ -1,5 +1,5 @@
 """A client's RunTask, DescribeTasks and StopTask answered by the local stack's simulated tasks
-(`deployer.local.ecs_tasks.Tasks`), as the local stack's ECS front answers them over HTTP: from the
+(`deployer_local.ecs_tasks.Tasks`), as the local stack's ECS front answers them over HTTP: from the
 JSON botocore serialized, the JSON answer parsed by botocore's own JSON parser (so the answers are
 checked against botocore's ECS model). moto 5.2.5's RunTask fails on awsvpc tasks."""
 
@@ -11,8 +11,8 @@ from typing import Any
 from botocore.awsrequest import AWSResponse
 from botocore.parsers import create_parser
 
-from deployer.local.ecs_front import JSON_CONTENT_TYPE, TASK_OPERATIONS, EcsApiError
-from deployer.local.ecs_tasks import Tasks
+from deployer_local.ecs_front import JSON_CONTENT_TYPE, TASK_OPERATIONS, EcsApiError
+from deployer_local.ecs_tasks import Tasks
 
 
 def answered_by_tasks(client: Any, tasks: Tasks) -> Tasks:

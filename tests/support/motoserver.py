@@ -2,7 +2,7 @@
 
 One server per test run, started on a free port; each test starts from an empty account by
 resetting it (POST /moto-api/reset, a tenth of a second) instead of restarting it. The test
-process and every function run by `deployer.localrun` reach it through AWS_ENDPOINT_URL.
+process and every function run by `deployer_local.localrun` reach it through AWS_ENDPOINT_URL.
 """
 
 from __future__ import annotations

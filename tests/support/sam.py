@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from deployer import template
+from deployer_local import template
 
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"

@@ -1,5 +1,5 @@
 """A storm of EventBridge events against the whole flow, in process, and the invariants it must
-keep (DESIGN.md invariants 1-3).
+keep (docs/design.md, invariants 1-3).
 
 The world. `provision_storm_world` creates, in whatever AWS the clients point at (moto in
 process here), one CodeCommit repository, CodeBuild project and ECR repository per pipeline and
@@ -7,8 +7,8 @@ two ECS services (dev, prod) whose task definition families are `<pipeline>-<sta
 publishes all pipelines as one configuration. Some prod stages need an approval; dev rolls back
 on failure (circuit breaker with rollback), prod has a breaker without rollback or none at all.
 
-The delivery. Events go through the template's own rules (`deployer.local.router.Router`), to
-in-process workers that parse the event and call the flow (`flow.on_push`, `on_build`,
+The delivery. Events go through the template's own rules (`deployer_local.router.Router`), to
+in-process workers that parse the event and call the flow (`on_push`, `on_build`,
 `on_deployment`, `on_approval`) with dependencies wired as `deployer.runtime.deps()` wires them.
 Each worker first looks the event id up, as Powertools idempotency does in production: an id it
 has answered is answered again from the cache, without running the flow.
@@ -83,28 +83,29 @@ import boto3
 import yaml
 from botocore.awsrequest import AWSResponse
 
-from deployer import flow
-from deployer.approvals import ApprovalRefused, Approvals
+from deployer.approvals import ApprovalRefused
+from deployer.deps import Deps, build_deps
 from deployer.errors import BadInput, ConfigError
-from deployer.events import (
-    ApprovalDecidedEvent,
-    CodeBuildStateChangeEvent,
-    CodeCommitReferenceEvent,
-    DecidedBy,
-    EcsDeploymentStateChangeEvent,
-    EcsTaskStateChangeEvent,
-    parse_event,
-)
-from deployer.flow import BusPublisher, Deps
-from deployer.local.ecs_tasks import Tasks
-from deployer.local.router import Router, rules_from_template
-from deployer.local.simulate import BeforeTaskSimulator
-from deployer.localrun import InvokeResult
-from deployer.pipelines import ConfigStore, PipelinesConfig, load_config_text
-from deployer.provision import ACCOUNT, DeployerNames, provision_deployer, push_demo_image, web_task_definition
-from deployer.releases import ReleaseState, ReleaseStore, StageState, Transition, release_id_for
-from deployer.reporting import fan_out
-from deployer.stages import StageDeployer
+from deployer.events.codebuild import CodeBuildStateChangeEvent
+from deployer.events.codecommit import CodeCommitReferenceEvent
+from deployer.events.deployer_bus import ApprovalDecidedEvent, DecidedBy
+from deployer.events.ecs import EcsDeploymentStateChangeEvent, EcsTaskStateChangeEvent
+from deployer.events.parse import parse_event
+from deployer.flow.approval import on_approval
+from deployer.flow.build import on_build
+from deployer.flow.deployment import on_deployment, on_task_stopped
+from deployer.flow.push import on_push
+from deployer.flow.rollback import rollback_target
+from deployer.pipelines.loader import load_config_text
+from deployer.pipelines.schema import PipelinesConfig
+from deployer.pipelines.store import ConfigStore
+from deployer.releases.model import ReleaseState, StageState, Transition, release_id_for
+from deployer.releases.store import ReleaseStore
+from deployer_local.ecs_tasks import Tasks
+from deployer_local.localrun import InvokeResult
+from deployer_local.provision import ACCOUNT, DeployerNames, provision_deployer, push_demo_image, web_task_definition
+from deployer_local.router import Router, rules_from_template
+from deployer_local.simulate import BeforeTaskSimulator
 from tests.support.events import load_event
 from tests.support.local_tasks import answered_by_tasks
 
@@ -606,7 +607,7 @@ class StormReport:
 
     @property
     def broken_invariants(self) -> list[Violation]:
-        """The violations of DESIGN.md's invariants and of "nothing stuck, nothing lost"."""
+        """The violations of docs/design.md's invariants and of "nothing stuck, nothing lost"."""
         return [v for v in self.violations if v.invariant not in RECORD_CHECKS]
 
     @property
@@ -627,13 +628,13 @@ class StormReport:
 
 Handler = Callable[[Any, Deps], Any]
 BY_DETAIL_TYPE: dict[str, tuple[type[Any], Handler]] = {
-    "ECS Task State Change": (EcsTaskStateChangeEvent, flow.on_task_stopped),
+    "ECS Task State Change": (EcsTaskStateChangeEvent, on_task_stopped),
 }
 FUNCTIONS: dict[str, tuple[type[Any], Handler]] = {
-    "OnPushFunction": (CodeCommitReferenceEvent, flow.on_push),
-    "OnBuildFunction": (CodeBuildStateChangeEvent, flow.on_build),
-    "OnDeploymentFunction": (EcsDeploymentStateChangeEvent, flow.on_deployment),
-    "OnApprovalFunction": (ApprovalDecidedEvent, flow.on_approval),
+    "OnPushFunction": (CodeCommitReferenceEvent, on_push),
+    "OnBuildFunction": (CodeBuildStateChangeEvent, on_build),
+    "OnDeploymentFunction": (EcsDeploymentStateChangeEvent, on_deployment),
+    "OnApprovalFunction": (ApprovalDecidedEvent, on_approval),
 }
 
 
@@ -701,16 +702,14 @@ class Storm:
             unchecked = PipelinesConfig.model_validate(yaml.safe_load(self.world.yaml))
         else:
             config_store.publish(load_config_text(self.world.yaml), "storm")
-        table = dynamodb.Table(names.table)
-        publisher = BusPublisher(self.session.client("events"), names.bus)
-        store = ReleaseStore(table, on_transition=fan_out([self._on_transition, publisher]))
-        return Deps(
-            store=store,
-            config=(lambda: unchecked) if shares else config_store.load,
-            codebuild=self.session.client("codebuild"),
-            ecr=self.session.client("ecr"),
-            stages=StageDeployer(store, self.session.client("ecs"), self.session.client("application-autoscaling")),
-            approvals=Approvals(table, store, lambda: SIGNING_KEY, base_url="https://approvals.storm.test"),
+        return build_deps(
+            dynamodb.Table(names.table),
+            (lambda: unchecked) if shares else config_store.load,
+            self.session.client,
+            listeners=[self._on_transition],
+            event_bus=names.bus,
+            signing_key=lambda: SIGNING_KEY,
+            approval_base_url="https://approvals.storm.test",
         )
 
     def _worker(self, function: str, model: type[Any], handler: Handler) -> Callable[[dict[str, Any]], InvokeResult]:
@@ -1222,7 +1221,7 @@ def _outcome_text(payload: Any) -> str:
 
 
 def check_invariants(storm: Storm) -> list[Violation]:
-    """Everything the storm must leave true (DESIGN.md invariants 1-3, nothing stuck or lost)."""
+    """Everything the storm must leave true (docs/design.md, invariants 1-3, nothing stuck or lost)."""
     found: list[Violation] = list(storm.report.violations)
     store = storm.deps.store
     world = storm.world
@@ -1509,7 +1508,7 @@ def _old_revisions_checked(storm: Storm, arn_owner: Mapping[str, tuple[str, str]
                     Violation("cleanup-safe", f"{key[0]}/{key[1]} runs {_short(arn)}, deregistered", svc.pipeline)
                 )
         history = storm.deps.store.stage_history(svc.pipeline, svc.stage, limit=100)
-        target = flow.rollback_target(history)
+        target = rollback_target(history)
         back_to = _revision_of_service(target, svc) if target is not None else None
         if back_to is not None and status(back_to) != "ACTIVE":
             found.append(

@@ -40,8 +40,8 @@ if spec["tty"]:
     master, stdin = pty.openpty()
 with open(spec["stdout"], "wb") as out, open(spec["stderr"], "wb") as err:
     command = subprocess.Popen(
-        spec["command"], cwd=spec["cwd"], env=spec["env"], stdin=stdin, stdout=out, stderr=err,
-        start_new_session=True,
+        spec["command"], cwd=spec["cwd"], env=spec["env"], stdin=stdin, stdout=out,
+        stderr=subprocess.STDOUT if spec["merge"] else err, start_new_session=True,
     )
 with open(spec["pid"], "w") as pid_file:
     pid_file.write(str(command.pid))
@@ -181,8 +181,10 @@ def supervised(
     work: Path,
     tty: bool = False,
     timeout: float = 90,
+    merge_stderr: bool = False,
 ) -> Iterator[Running]:
-    """Start `command` under the supervisor (files in `work`); it is killed after `timeout` seconds."""
+    """Start `command` under the supervisor (files in `work`); it is killed after `timeout` seconds.
+    `merge_stderr`: its standard error goes to stdout, in the order written (as `2>&1`)."""
     if not sys.platform.startswith("linux"):
         raise AssertionError("the supervisor uses Linux's child subreaper")
     work.mkdir(parents=True, exist_ok=True)
@@ -192,6 +194,7 @@ def supervised(
         "env": dict(env),
         "tty": tty,
         "timeout": timeout,
+        "merge": merge_stderr,
         **{name: str(work / name) for name in ("stdout", "stderr", "pid", "trigger", "report")},
     }
     supervisor = subprocess.Popen([sys.executable, "-c", SUPERVISOR, json.dumps(spec)])
@@ -223,7 +226,11 @@ def command_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in {"AWS_ENDPOINT_URL", "AWS_PROFILE"}}
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONPATH"] = os.pathsep.join(
-        [str(REPOSITORY_ROOT / "layers" / "deployer"), str(REPOSITORY_ROOT), env.get("PYTHONPATH", "")]
+        [
+            *(str(REPOSITORY_ROOT / r) for r in ("layers/deployer", "cli", "local")),
+            str(REPOSITORY_ROOT),
+            env.get("PYTHONPATH", ""),
+        ]
     )
     env.update(extra)
     return env

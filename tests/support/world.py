@@ -17,13 +17,15 @@ from typing import Any
 
 import boto3
 
-from deployer.approvals import Approvals, now_utc
-from deployer.flow import ENV_COMMIT, ENV_PIPELINE, ENV_RELEASE_ID, Deps
-from deployer.pipelines import ConfigStore, load_config_text
-from deployer.provision import DemoAccount, DeployerNames, demo_pipelines_yaml, provision_demo, provision_deployer
-from deployer.releases import ReleaseStore, Transition, TransitionListener
+from deployer.approvals import now_utc
+from deployer.deps import Deps, build_deps
+from deployer.flow.common import ENV_COMMIT, ENV_PIPELINE, ENV_RELEASE_ID
+from deployer.pipelines.loader import load_config_text
+from deployer.pipelines.store import ConfigStore
+from deployer.releases.model import Transition, TransitionListener
+from deployer.releases.store import ReleaseStore
 from deployer.reporting import fan_out
-from deployer.stages import StageDeployer
+from deployer_local.provision import DemoAccount, DeployerNames, demo_pipelines_yaml, provision_demo, provision_deployer
 from tests.support.events import load_event
 
 _counter = itertools.count(1)
@@ -118,7 +120,7 @@ class World:
             info.pop("exported-environment-variables", None)
         else:
             tag = f"{release.short_commit}-{next(_counter)}"
-            from deployer.provision import push_demo_image
+            from deployer_local.provision import push_demo_image
 
             uri, digest = push_demo_image(self.session or boto3.session.Session(), self.account.repository, tag)
             value = uri if image == "tag" else f"{uri.rsplit(':', 1)[0]}@{digest}"
@@ -172,15 +174,16 @@ def world_in(
     def notify(change: Transition) -> None:  # whoever is in `every` when the transition happens
         fan_out(every)(change)
 
-    store = ReleaseStore(table, on_transition=notify)
     config_store = ConfigStore(names.config_table, dynamodb=dynamodb, max_age_seconds=0)
     when = clock or now_utc
-    deps = Deps(
-        store=store,
-        config=config_store.load,
-        codebuild=session.client("codebuild"),
-        ecr=session.client("ecr"),
-        stages=StageDeployer(store, session.client("ecs"), session.client("application-autoscaling")),
-        approvals=Approvals(table, store, lambda: SIGNING_KEY, clock=when, base_url=APPROVAL_BASE_URL),
+    deps = build_deps(
+        table,
+        config_store.load,
+        session.client,
+        listeners=[notify],
+        signing_key=lambda: SIGNING_KEY,
+        approval_base_url=APPROVAL_BASE_URL,
+        clock=when,
     )
+    store = deps.store
     return World(names, account, deps, store, config_store, transitions, session, table, every, when)

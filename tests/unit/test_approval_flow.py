@@ -11,18 +11,20 @@ from typing import Any
 
 import pytest
 
-from deployer import flow
+from deployer.deps import Deps
 from deployer.errors import ConfigError
-from deployer.events import (
-    ApprovalDecidedEvent,
-    CodeBuildStateChangeEvent,
-    CodeCommitReferenceEvent,
-    EcsDeploymentStateChangeEvent,
-    parse_event,
-)
-from deployer.provision import demo_pipelines_yaml
-from deployer.releases import Release, ReleaseState, StageState
+from deployer.events.codebuild import CodeBuildStateChangeEvent
+from deployer.events.codecommit import CodeCommitReferenceEvent
+from deployer.events.deployer_bus import ApprovalDecidedEvent
+from deployer.events.ecs import EcsDeploymentStateChangeEvent
+from deployer.events.parse import parse_event
+from deployer.flow.approval import on_approval, sweep_expired_approvals
+from deployer.flow.build import on_build
+from deployer.flow.deployment import on_deployment
+from deployer.flow.push import on_push
+from deployer.releases.model import Release, ReleaseState, StageState
 from deployer.slack import SlackNotifier, SlackSettings
+from deployer_local.provision import demo_pipelines_yaml
 from tests.support.clock import Clock
 from tests.support.events import load_event
 from tests.support.slack_sink import SlackSink
@@ -40,12 +42,12 @@ def current(world: World, release_id: str) -> Release:
 def to_prod_approval(world: World, label: str, *, old: str | None = None, time: str = "2026-11-29T10:00:00Z") -> str:
     """Push, build, and complete dev: the release then waits for prod's approval."""
     push = world.push(commit_id(label), commit_id(old) if old else None, time=time)
-    (started,) = flow.on_push(parse_event(CodeCommitReferenceEvent, push), world.deps)
+    (started,) = on_push(parse_event(CodeCommitReferenceEvent, push), world.deps)
     release_id = str(started["release_id"])
-    flow.on_build(parse_event(CodeBuildStateChangeEvent, world.build_finished(release_id)), world.deps)
+    on_build(parse_event(CodeBuildStateChangeEvent, world.build_finished(release_id)), world.deps)
     event: dict[str, Any] = load_event("ecs_deployment_completed")
     event["detail"]["deploymentId"] = current(world, release_id).stages["dev"].deployment_id
-    flow.on_deployment(parse_event(EcsDeploymentStateChangeEvent, event), world.deps)
+    on_deployment(parse_event(EcsDeploymentStateChangeEvent, event), world.deps)
     return release_id
 
 
@@ -81,7 +83,7 @@ def test_a_stage_with_an_approval_waits_with_a_signed_link_and_what_it_will_do(w
 
 def test_approve_deploys_the_stage_and_records_who(world: World) -> None:
     release = current(world, to_prod_approval(world, "approve"))
-    outcome = flow.on_approval(decision(release, "approve"), world.deps)
+    outcome = on_approval(decision(release, "approve"), world.deps)
     release = current(world, release.release_id)
     assert outcome["outcome"] == "deploying"
     assert release.state is ReleaseState.DEPLOYING
@@ -93,7 +95,7 @@ def test_approve_deploys_the_stage_and_records_who(world: World) -> None:
 
 def test_reject_ends_the_release_and_deploys_nothing(world: World) -> None:
     release = current(world, to_prod_approval(world, "reject"))
-    outcome = flow.on_approval(decision(release, "reject"), world.deps)
+    outcome = on_approval(decision(release, "reject"), world.deps)
     release = current(world, release.release_id)
     assert outcome["outcome"] == "rejected"
     assert release.state is ReleaseState.REJECTED
@@ -104,9 +106,9 @@ def test_reject_ends_the_release_and_deploys_nothing(world: World) -> None:
 def test_a_decision_delivered_twice_deploys_once(world: World) -> None:
     release = current(world, to_prod_approval(world, "dup"))
     event = decision(release, "approve")
-    flow.on_approval(event, world.deps)
+    on_approval(event, world.deps)
     revisions = world.revisions()
-    again = flow.on_approval(event, world.deps)
+    again = on_approval(event, world.deps)
     assert again["outcome"] == "duplicate"
     assert world.revisions() == revisions
 
@@ -120,7 +122,7 @@ def sink() -> Iterator[SlackSink]:
         yield running
 
 
-def answering(world: World, sink: SlackSink) -> flow.Deps:
+def answering(world: World, sink: SlackSink) -> Deps:
     settings = SlackSettings(bot_token="xoxb-local", signing_secret="s", api_base_url=sink.api_base_url)
     return dataclasses.replace(world.deps, slack=SlackNotifier(lambda: settings, timeout=5))
 
@@ -133,7 +135,7 @@ def from_slack(event: ApprovalDecidedEvent, sink: SlackSink) -> ApprovalDecidedE
 @pytest.mark.functional  # the Slack sink listens on a local socket
 def test_the_slack_user_hears_the_outcome_and_the_outcome_holds_no_response_url(world: World, sink: SlackSink) -> None:
     release = current(world, to_prod_approval(world, "told"))
-    outcome = flow.on_approval(from_slack(decision(release, "approve"), sink), answering(world, sink))
+    outcome = on_approval(from_slack(decision(release, "approve"), sink), answering(world, sink))
     assert outcome["outcome"] == "deploying"
     (answer,) = sink.requests("/response/")
     assert answer.body["replace_original"] is False
@@ -146,9 +148,9 @@ def test_the_slack_user_hears_the_outcome_and_the_outcome_holds_no_response_url(
 @pytest.mark.functional  # the Slack sink listens on a local socket
 def test_without_a_response_url_or_a_notifier_nobody_is_answered(world: World, sink: SlackSink) -> None:
     first = current(world, to_prod_approval(world, "quiet-1"))
-    flow.on_approval(decision(first, "reject"), answering(world, sink))  # through the page: no response_url
+    on_approval(decision(first, "reject"), answering(world, sink))  # through the page: no response_url
     second = current(world, to_prod_approval(world, "quiet-2"))
-    flow.on_approval(from_slack(decision(second, "reject"), sink), world.deps)  # no notifier
+    on_approval(from_slack(decision(second, "reject"), sink), world.deps)  # no notifier
     assert sink.requests() == []
     assert current(world, second.release_id).state is ReleaseState.REJECTED
 
@@ -160,7 +162,7 @@ def test_a_configuration_error_is_told_to_the_user_and_still_raised(world: World
     world.publish(demo_pipelines_yaml(world.account).replace("- name: web", "- name: api"))
     # WHEN the approval arrives from Slack
     with pytest.raises(ConfigError, match="pipeline web is no longer in the published configuration"):
-        flow.on_approval(from_slack(decision(release, "approve"), sink), answering(world, sink))
+        on_approval(from_slack(decision(release, "approve"), sink), answering(world, sink))
     # THEN the user hears why nothing happened (the handler still logs the error as before)
     (answer,) = sink.requests("/response/")
     assert answer.body["text"] == (
@@ -170,7 +172,7 @@ def test_a_configuration_error_is_told_to_the_user_and_still_raised(world: World
 
 def test_a_decision_for_another_approval_is_ignored(world: World) -> None:
     release = current(world, to_prod_approval(world, "other"))
-    outcome = flow.on_approval(decision(release, "approve", approval_id="not-this-one"), world.deps)
+    outcome = on_approval(decision(release, "approve", approval_id="not-this-one"), world.deps)
     assert outcome["outcome"] == "duplicate"
     assert current(world, release.release_id).state is ReleaseState.AWAITING_APPROVAL
 
@@ -186,23 +188,23 @@ def test_the_sweep_never_expires_an_approval_already_decided(world: World, clock
     # GIVEN an approval decided through the page, whose event is not yet applied
     release = current(world, to_prod_approval(world, "decided"))
     token = (world.deps.approvals.link_for_release(release) or "").rsplit("/", 1)[-1]  # type: ignore[union-attr]
-    from deployer.events import DecidedBy
+    from deployer.events.deployer_bus import DecidedBy
 
     world.deps.approvals.decide(token, "reject", DecidedBy(kind="link"))  # type: ignore[union-attr]
     # WHEN the sweep runs after the expiry
     later = datetime.now(UTC) + timedelta(hours=25)
     clock.now = later
     # THEN the release is left for the decision
-    assert flow.sweep_expired_approvals(world.deps, later) == []
+    assert sweep_expired_approvals(world.deps, later) == []
     assert current(world, release.release_id).state is ReleaseState.AWAITING_APPROVAL
 
 
 def test_the_sweep_expires_approvals_past_their_time(world: World, clock: Clock) -> None:
     release_id = to_prod_approval(world, "expire")
-    assert flow.sweep_expired_approvals(world.deps, datetime.now(UTC)) == []
+    assert sweep_expired_approvals(world.deps, datetime.now(UTC)) == []
     later = datetime.now(UTC) + timedelta(hours=25)
     clock.now = later
-    assert flow.sweep_expired_approvals(world.deps, later) == [release_id]
+    assert sweep_expired_approvals(world.deps, later) == [release_id]
     assert current(world, release_id).state is ReleaseState.APPROVAL_EXPIRED
 
 
@@ -223,5 +225,5 @@ def test_the_sweep_finds_a_waiting_release_behind_any_amount_of_history(world: W
     # `pending` index holds waiting releases, whatever the history) and expires
     later = datetime.now(UTC) + timedelta(hours=25)
     clock.now = later
-    assert flow.sweep_expired_approvals(world.deps, later) == [release_id]
+    assert sweep_expired_approvals(world.deps, later) == [release_id]
     assert world.store.waiting_releases("web") == []

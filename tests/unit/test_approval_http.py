@@ -1,4 +1,4 @@
-"""approvals_http (invariant 4 over HTTP): the approval page changes nothing, its form decides once
+"""approvals_http (docs/design.md invariant 4 over HTTP): the approval page changes nothing, its form decides once
 and puts ONE "Approval Decided" on the bus, every refusal is a clear page with its status and no
 state change, and Slack's buttons count only in a request Slack signed, from an approver.
 
@@ -36,14 +36,20 @@ from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from deployer import flow, runtime, status, template
+from deployer import runtime
 from deployer.approval_http import SLACK_ACK_BUDGET_SECONDS, ApprovalHttp, Request
 from deployer.approval_page import CONTENT_SECURITY_POLICY
 from deployer.approvals import Approval, Approvals
-from deployer.events import ApprovalDecidedEvent, parse_event
-from deployer.function_url import FunctionUrlServer
-from deployer.releases import Release, ReleaseState
+from deployer.deps import Deps
+from deployer.events.deployer_bus import ApprovalDecidedEvent
+from deployer.events.parse import parse_event
+from deployer.flow.approval import on_approval
+from deployer.flow.progress import approval_context
+from deployer.releases.model import Release, ReleaseState
 from deployer.slack import SlackNotifier, SlackSettings
+from deployer_cli.views import status
+from deployer_local import template
+from deployer_local.function_url import FunctionUrlServer
 from tests.support.rawhttp import RawResponse, exchange
 from tests.support.rawhttp import request as raw_request
 from tests.support.slack_sink import SlackSink
@@ -294,7 +300,7 @@ def waiting(
     **fields: str,
 ) -> tuple[Release, Approval, str]:
     """A release deployed to dev and AWAITING_APPROVAL for `stage`, with the context the flow
-    records (`flow.approval_context`'s keys); `fields` override the release's own strings."""
+    records (`approval_context`'s keys); `fields` override the release's own strings."""
     store = env.world.store
     release, _ = store.create(
         pipeline=fields.get("pipeline", "web"),
@@ -418,7 +424,7 @@ def test_the_page_shows_the_context_the_flow_itself_records(env: Env) -> None:
     assert pipeline is not None
     stage = pipeline.stage_named("prod")
     assert stage is not None
-    context = flow.approval_context(release, stage, env.world.deps)
+    context = approval_context(release, stage, env.world.deps)
     env.world.store.save(release, approval_context=context)
     # WHEN its page is opened
     page = text_of(get(token))
@@ -535,7 +541,7 @@ def test_a_decision_sent_other_than_as_the_pages_form_is_refused(env: Env, conte
 
 
 def test_the_link_decides_a_stage_that_lists_approvers(env: Env) -> None:
-    # GIVEN prod lists approvers (checked for Slack clicks; DESIGN invariant 4)
+    # GIVEN prod lists approvers (checked for Slack clicks; docs/design.md, invariant 4)
     _, approval, token = waiting(env, approvers=(APPROVER,))
     # WHEN the link's holder posts the form
     response = post(token, "approve")
@@ -906,7 +912,7 @@ def responses(env: Env) -> list[Any]:
     return env.sink.requests("/response/")
 
 
-def answering(env: Env) -> flow.Deps:
+def answering(env: Env) -> Deps:
     """OnApprovalFunction's dependencies, with the Slack notifier that answers clickers (as
     `runtime.deps` builds it: a generous timeout, since nobody waits for it)."""
     settings = SlackSettings(
@@ -946,7 +952,7 @@ def test_an_approver_approves_from_slack(
     assert responses(env) == []
     # WHEN OnApprovalFunction handles the event
     with caplog.at_level(logging.DEBUG, logger="deployer"):
-        outcome = flow.on_approval(delivered(event), answering(env))
+        outcome = on_approval(delivered(event), answering(env))
     # THEN prod deploys, and the approver hears it, ephemerally (the release's message follows the
     # release through chat.update)
     assert outcome["outcome"] == "deploying", outcome
@@ -980,7 +986,7 @@ def test_an_approver_rejects_from_slack(env: Env) -> None:
     (event,) = env.decided_events()
     assert event["detail"]["decision"] == "reject"
     assert responses(env) == []
-    outcome = flow.on_approval(delivered(event), answering(env))
+    outcome = on_approval(delivered(event), answering(env))
     assert outcome["outcome"] == "rejected", outcome
     (answer,) = responses(env)
     assert f"Rejected by <@{APPROVER}>" in answer.body["text"]
@@ -994,11 +1000,11 @@ def test_a_decision_applied_twice_tells_the_second_time_that_nothing_more_happen
     invoke(slack_event(interaction_body(env, token)))
     (event,) = env.decided_events()
     deps = answering(env)
-    flow.on_approval(delivered(event), deps)
+    on_approval(delivered(event), deps)
     env.sink.clear()
     # WHEN EventBridge delivers a copy (at least once) with a new id
     copy = delivered({**event, "id": str(uuid.uuid4())})
-    outcome = flow.on_approval(copy, deps)
+    outcome = on_approval(copy, deps)
     # THEN nothing more happens, and the user is told so (not "deploying" twice)
     assert outcome["outcome"] == "duplicate"
     (answer,) = responses(env)
@@ -1054,7 +1060,7 @@ def test_slack_is_acknowledged_at_once_however_slow_its_response_url_and_the_ans
     (event,) = env.decided_events()
     started = time.monotonic()
     with caplog.at_level(logging.WARNING, logger="deployer.slack"):
-        outcome = flow.on_approval(delivered(event), answering(env))
+        outcome = on_approval(delivered(event), answering(env))
     answered_seconds = time.monotonic() - started
     # THEN prod deploys and the approver's answer arrives, however slow Slack is: the consumer
     # waited for Slack's answer (no timeout, no failure logged)

@@ -1,4 +1,4 @@
-"""Approvals (invariant 4): an approval counts only if its signature is valid, it has not expired,
+"""Approvals (invariant 4 of docs/design.md): an approval counts only if its signature is valid, it has not expired,
 it was not used, it names this release and this stage, the release is still current, and (from
 Slack) the clicking user is an approver; a GET never changes anything.
 
@@ -40,8 +40,9 @@ from deployer.approvals import (
     signing_key_from_secret,
 )
 from deployer.errors import ConfigError, TransientError
-from deployer.events import DecidedBy
-from deployer.releases import Release, ReleaseState, ReleaseStore
+from deployer.events.deployer_bus import DecidedBy
+from deployer.releases.model import Release, ReleaseState
+from deployer.releases.store import ReleaseStore
 from tests.support.clock import Clock
 from tests.support.world import commit_id
 
@@ -718,7 +719,7 @@ def test_a_slack_user_who_is_not_an_approver_is_refused(env: Env) -> None:
 
 
 def test_the_link_holder_decides_a_stage_that_lists_approvers_through_the_page(env: Env) -> None:
-    # GIVEN a prod approval listing one approver (DESIGN invariant 4: the approver check is Slack's)
+    # GIVEN a prod approval listing one approver (docs/design.md, invariant 4: the approver check is Slack's)
     _, approval, token = waiting(env, approvers=(APPROVER,))
     # WHEN the holder of the signed link decides from the approval page, with no Slack identity
     decided = env.approvals.decide(token, "approve", BY_LINK)

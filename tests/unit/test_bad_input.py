@@ -44,25 +44,23 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from deployer import aws, runtime, template
-from deployer.cli import main as deployer_main
+from deployer import aws, runtime
 from deployer.errors import BadInput
-from deployer.events import (
+from deployer.events.codebuild import CodeBuildStateChangeEvent
+from deployer.events.codecommit import CodeCommitReferenceEvent
+from deployer.events.deployer_bus import ROLLBACK_REQUESTED, ApprovalDecidedEvent, RollbackRequestedEvent
+from deployer.events.ecs import (
     ECS_HOOK_STATE_CHANGE,
     ECS_TASK_STATE_CHANGE,
-    MAX_MESSAGE_CHARS,
-    ROLLBACK_REQUESTED,
-    ApprovalDecidedEvent,
-    CodeBuildStateChangeEvent,
-    CodeCommitReferenceEvent,
     EcsDeploymentStateChangeEvent,
     EcsHookStateChangeEvent,
     EcsTaskStateChangeEvent,
-    RollbackRequestedEvent,
-    parse_event,
 )
-from deployer.pipelines import MAX_CONFIG_BYTES
-from deployer.releases import ReleaseState
+from deployer.events.parse import MAX_MESSAGE_CHARS, parse_event
+from deployer.pipelines.loader import MAX_CONFIG_BYTES
+from deployer.releases.model import ReleaseState
+from deployer_cli import main as deployer_main
+from deployer_local import template
 from tests.support.events import REPOSITORY_ROOT, load_event, sample_names
 from tests.support.world import SIGNING_KEY, World, commit_id, make_world
 

@@ -37,20 +37,23 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from deployer import before, flow, reconciler, template
+from deployer import before, reconciler
 from deployer.errors import TransientError
-from deployer.events import (
-    CodeBuildStateChangeEvent,
-    CodeCommitReferenceEvent,
-    EcsDeploymentStateChangeEvent,
-    EcsTaskStateChangeEvent,
-    parse_event,
-)
-from deployer.local.ecs_tasks import Tasks
-from deployer.pipelines import check_config_text, load_config_text
-from deployer.provision import ACCOUNT, web_task_definition
-from deployer.releases import Release, ReleaseState, ReleaseStore, StageState
+from deployer.events.codebuild import CodeBuildStateChangeEvent
+from deployer.events.codecommit import CodeCommitReferenceEvent
+from deployer.events.ecs import EcsDeploymentStateChangeEvent, EcsTaskStateChangeEvent
+from deployer.events.parse import parse_event
+from deployer.flow.build import on_build
+from deployer.flow.deployment import on_deployment, on_task_stopped
+from deployer.flow.push import on_push
+from deployer.flow.rollback import request_rollback
+from deployer.pipelines.loader import check_config_text, load_config_text
+from deployer.releases.model import Release, ReleaseState, StageState
+from deployer.releases.store import ReleaseStore
 from deployer.stages import StageDeployer
+from deployer_local import template
+from deployer_local.ecs_tasks import Tasks
+from deployer_local.provision import ACCOUNT, web_task_definition
 from tests.support.documented import AWS_TASK_STATE_CHANGE_EXAMPLE
 from tests.support.events import load_event
 from tests.support.local_tasks import answered_by_tasks
@@ -113,10 +116,10 @@ def completed(world: World, release: Release, stage: str) -> EcsDeploymentStateC
 def at_prods_before_task(world: World, label: str = "migrate", *, time: str = "2026-11-29T10:00:00Z") -> Release:
     """A release whose dev completed: prod's before-task has just been started (RunTask)."""
     push = world.push(commit_id(label), time=time)
-    (started,) = flow.on_push(parse_event(CodeCommitReferenceEvent, push), world.deps)
+    (started,) = on_push(parse_event(CodeCommitReferenceEvent, push), world.deps)
     release_id = str(started["release_id"])
-    flow.on_build(parse_event(CodeBuildStateChangeEvent, world.build_finished(release_id)), world.deps)
-    outcome = flow.on_deployment(completed(world, current(world, release_id), "dev"), world.deps)
+    on_build(parse_event(CodeBuildStateChangeEvent, world.build_finished(release_id)), world.deps)
+    outcome = on_deployment(completed(world, current(world, release_id), "dev"), world.deps)
     assert outcome["next"]["outcome"] == "before_task", outcome
     return current(world, release_id)
 
@@ -491,7 +494,7 @@ def test_exit_code_0_deploys_the_stage_with_the_same_revision(world: World) -> N
     release = at_prods_before_task(world)
     revision = release.stages["prod"].task_definition_arn
     # WHEN the task stops with exit code 0
-    outcome = flow.on_task_stopped(stopped(release, exit_code=0), world.deps)
+    outcome = on_task_stopped(stopped(release, exit_code=0), world.deps)
     # THEN prod's service is updated to the revision the task ran
     assert outcome["outcome"] == "before_task_succeeded"
     assert outcome["next"] == "deploying"
@@ -507,7 +510,7 @@ def test_exit_code_1_fails_the_release_with_the_code_the_reason_and_the_log_link
     task_id = (release.stages["prod"].before_task_arn or "").rsplit("/", 1)[-1]
     old = world.service("prod")["taskDefinition"]
     # WHEN the task stops with exit code 1
-    outcome = flow.on_task_stopped(stopped(release, exit_code=1, sample="ecs_task_stopped_failed"), world.deps)
+    outcome = on_task_stopped(stopped(release, exit_code=1, sample="ecs_task_stopped_failed"), world.deps)
     # THEN the release ends DEPLOY_FAILED with the exit code, ECS's reason and the logs, nothing deployed
     release = current(world, release.release_id)
     assert outcome["outcome"] == "before_task_failed"
@@ -569,10 +572,10 @@ def test_only_the_named_containers_exit_code_counts() -> None:
 def test_a_duplicate_stopped_event_changes_nothing(world: World) -> None:
     release = at_prods_before_task(world)
     event = stopped(release, exit_code=0)
-    flow.on_task_stopped(event, world.deps)
+    on_task_stopped(event, world.deps)
     after_first = current(world, release.release_id)
     # WHEN EventBridge delivers the same STOPPED again
-    outcome = flow.on_task_stopped(event, world.deps)
+    outcome = on_task_stopped(event, world.deps)
     # THEN nothing more: no second UpdateService, the release as it was
     assert outcome["outcome"] == "duplicate"
     assert current(world, release.release_id).version == after_first.version
@@ -590,7 +593,7 @@ def test_a_stopped_event_for_a_task_that_is_not_the_steps_is_ignored(world: Worl
         other = raw["detail"]["taskArn"].rsplit("/", 1)[0] + "/ffffffffffffffffffffffffffffffff"
         raw["detail"]["taskArn"] = other
         raw["resources"] = [other]
-    outcome = flow.on_task_stopped(parse_event(EcsTaskStateChangeEvent, raw), world.deps)
+    outcome = on_task_stopped(parse_event(EcsTaskStateChangeEvent, raw), world.deps)
     assert outcome["outcome"] == "ignored"
     assert current(world, release.release_id).version == release.version
 
@@ -663,20 +666,20 @@ def test_a_task_still_running_past_its_timeout_is_stopped_and_the_release_fails(
     )
     assert world.store.lock_of("prod", "web") is None
     # ...and the STOPPED event that StopTask causes changes nothing
-    assert flow.on_task_stopped(stopped(release, exit_code=137), world.deps)["outcome"] == "duplicate"
+    assert on_task_stopped(stopped(release, exit_code=137), world.deps)["outcome"] == "duplicate"
 
 
 @pytest.mark.functional
 def test_a_rollback_never_runs_the_before_task(world: World) -> None:
     release = at_prods_before_task(world, "first")
-    flow.on_task_stopped(stopped(release), world.deps)
-    flow.on_deployment(completed(world, current(world, release.release_id), "prod"), world.deps)
+    on_task_stopped(stopped(release), world.deps)
+    on_deployment(completed(world, current(world, release.release_id), "prod"), world.deps)
     second = at_prods_before_task(world, "second", time="2026-11-29T11:00:00Z")
-    flow.on_task_stopped(stopped(second), world.deps)
-    flow.on_deployment(completed(world, current(world, second.release_id), "prod"), world.deps)
+    on_task_stopped(stopped(second), world.deps)
+    on_deployment(completed(world, current(world, second.release_id), "prod"), world.deps)
     tasks_before = world.ecs.list_tasks(cluster="prod")["taskArns"]
     # WHEN prod is rolled back to the first release's revision
-    outcome = flow.request_rollback("web", "prod", {"kind": "cli", "principal": "tester"}, world.deps)
+    outcome = request_rollback("web", "prod", {"kind": "cli", "principal": "tester"}, world.deps)
     # THEN it deploys at once, without a task
     assert outcome["outcome"] == "deploying"
     assert world.ecs.list_tasks(cluster="prod")["taskArns"] == tasks_before
@@ -796,7 +799,7 @@ def test_the_other_functions_run_no_task(function: str) -> None:
 
 
 def test_the_local_simulator_ends_the_task_and_its_event_deploys_the_stage(world: World, tasks: Tasks) -> None:
-    from deployer.local.simulate import BeforeTaskSimulator
+    from deployer_local.simulate import BeforeTaskSimulator
 
     at_prods_before_task(world)
     printed: list[str] = []
@@ -808,7 +811,7 @@ def test_the_local_simulator_ends_the_task_and_its_event_deploys_the_stage(world
     # THEN the event is the one TaskRule lets through, and it deploys prod
     assert sent == [event]
     assert task_rule_names(event) == ["OnDeploymentFunction.TaskRule"]
-    outcome = flow.on_task_stopped(parse_event(EcsTaskStateChangeEvent, event), world.deps)
+    outcome = on_task_stopped(parse_event(EcsTaskStateChangeEvent, event), world.deps)
     assert outcome["next"] == "deploying"
     assert all(line.startswith("SIMULATED ECS task ") for line in printed)
     assert printed[-1].endswith("exited 0: STOPPED sent")
@@ -817,11 +820,11 @@ def test_the_local_simulator_ends_the_task_and_its_event_deploys_the_stage(world
 
 
 def test_the_local_simulator_fails_the_stages_it_is_told_to(world: World, tasks: Tasks) -> None:
-    from deployer.local.simulate import BeforeTaskSimulator
+    from deployer_local.simulate import BeforeTaskSimulator
 
     release = at_prods_before_task(world)
     (event,) = BeforeTaskSimulator(tasks, lambda _: None, lambda _: None, {"prod"}).poll_once()
-    outcome = flow.on_task_stopped(parse_event(EcsTaskStateChangeEvent, event), world.deps)
+    outcome = on_task_stopped(parse_event(EcsTaskStateChangeEvent, event), world.deps)
     assert outcome["outcome"] == "before_task_failed"
     assert current(world, release.release_id).state is ReleaseState.DEPLOY_FAILED
 
@@ -837,14 +840,14 @@ def test_the_local_simulator_fails_the_stages_it_is_told_to(world: World, tasks:
     ],
 )
 def test_the_simulated_exit_code(command: list[str], failing: bool, code: int) -> None:
-    from deployer.local.simulate import simulated_exit_code
+    from deployer_local.simulate import simulated_exit_code
 
     assert simulated_exit_code(command, failing) == code
 
 
 @pytest.mark.functional
 def test_the_local_ecs_front_answers_run_task_and_forwards_other_tasks() -> None:
-    from deployer.local.ecs_front import EcsFront, ServiceDeployments
+    from deployer_local.ecs_front import EcsFront, ServiceDeployments
 
     tasks = Tasks()
     with EcsFront("http://127.0.0.1:9", ServiceDeployments(), tasks=tasks) as front:  # nothing listens on :9
@@ -873,10 +876,10 @@ def test_the_local_ecs_front_answers_run_task_and_forwards_other_tasks() -> None
 
 
 def test_deployer_status_shows_the_before_task_and_the_log_of_a_failed_one(world: World) -> None:
-    from deployer import status
+    from deployer_cli.views import status
 
     release = at_prods_before_task(world)
-    flow.on_task_stopped(stopped(release, exit_code=1, sample="ecs_task_stopped_failed"), world.deps)
+    on_task_stopped(stopped(release, exit_code=1, sample="ecs_task_stopped_failed"), world.deps)
     task_id = (release.stages["prod"].before_task_arn or "").rsplit("/", 1)[-1]
     query = status.PipelineQuery("web", ("dev", "prod"), "web-app", "main")
     shown = status.render_table(status.collect(world.store, [query]), width=200)

@@ -31,8 +31,9 @@ from typing import Any
 import pytest
 import yaml
 
-from deployer import taskdef, template
-from deployer.flow import ENV_COMMIT, ENV_PIPELINE, ENV_RELEASE_ID, EXPORTED_IMAGE
+from deployer.flow.common import ENV_COMMIT, ENV_PIPELINE, ENV_RELEASE_ID, EXPORTED_IMAGE
+from deployer.taskdef.clone import parse_image_uri
+from deployer_local import template
 
 pytestmark = pytest.mark.unit
 
@@ -113,6 +114,6 @@ def test_running_it_as_codebuild_does_leaves_image_uri_pinned_by_digest_in_the_e
     # THEN IMAGE_URI is an environment variable (what CodeBuild can export), pinned by digest
     exported = dict(item.split("=", 1) for item in environment_file.read_text().split("\0") if "=" in item)
     assert EXPORTED_IMAGE in exported, f"{EXPORTED_IMAGE} is a shell variable, not exported: {done.stdout}"
-    image = taskdef.parse_image_uri(exported[EXPORTED_IMAGE])
+    image = parse_image_uri(exported[EXPORTED_IMAGE])
     assert image.digest == DIGEST
     assert str(image) == f"{ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com/{pushed_to}@{DIGEST}"

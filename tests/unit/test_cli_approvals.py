@@ -12,18 +12,18 @@ from typing import Any
 import boto3
 import pytest
 
-from deployer import flow
-from deployer.cli import approvals as cli_approvals
-from deployer.cli import build_parser, main
-from deployer.cli.target import NAMES, STACK_ENV
-from deployer.events import (
-    CodeBuildStateChangeEvent,
-    CodeCommitReferenceEvent,
-    EcsDeploymentStateChangeEvent,
-    parse_event,
-)
-from deployer.releases import Release, ReleaseState
-from deployer.status import short_principal
+from deployer.events.codebuild import CodeBuildStateChangeEvent
+from deployer.events.codecommit import CodeCommitReferenceEvent
+from deployer.events.ecs import EcsDeploymentStateChangeEvent
+from deployer.events.parse import parse_event
+from deployer.flow.build import on_build
+from deployer.flow.deployment import on_deployment
+from deployer.flow.push import on_push
+from deployer.releases.model import Release, ReleaseState
+from deployer_cli import build_parser, main
+from deployer_cli.commands import approvals as cli_approvals
+from deployer_cli.target import NAMES, STACK_ENV
+from deployer_cli.views.status import short_principal
 from tests.support.events import load_event
 from tests.support.world import APPROVAL_BASE_URL, SIGNING_KEY, World, commit_id
 
@@ -33,16 +33,16 @@ pytestmark = pytest.mark.unit
 def waiting_release(world: World, label: str) -> Release:
     """A push built and deployed to dev: it waits for the approval of prod."""
     event = world.push(commit_id(label))
-    (started,) = flow.on_push(parse_event(CodeCommitReferenceEvent, event), world.deps)
+    (started,) = on_push(parse_event(CodeCommitReferenceEvent, event), world.deps)
     release_id = str(started["release_id"])
-    flow.on_build(parse_event(CodeBuildStateChangeEvent, world.build_finished(release_id)), world.deps)
+    on_build(parse_event(CodeBuildStateChangeEvent, world.build_finished(release_id)), world.deps)
     release = world.store.get(release_id)
     assert release is not None
     completed: dict[str, Any] = load_event("ecs_deployment_completed")
     service = world.account.services["dev"]
     completed["resources"] = [f"arn:aws:ecs:eu-west-1:123456789012:service/{service.cluster}/{service.service}"]
     completed["detail"]["deploymentId"] = release.stages["dev"].deployment_id
-    flow.on_deployment(parse_event(EcsDeploymentStateChangeEvent, completed), world.deps)
+    on_deployment(parse_event(EcsDeploymentStateChangeEvent, completed), world.deps)
     waiting = world.store.get(release_id)
     assert waiting is not None
     assert waiting.state is ReleaseState.AWAITING_APPROVAL

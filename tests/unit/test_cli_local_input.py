@@ -28,9 +28,9 @@ from typing import Any
 import botocore.session
 import pytest
 
-from deployer.cli import main
-from deployer.local.router import MAX_ENTRY_BYTES, EventTooLarge, Router, Rule, check_entry_size, entry_size
-from deployer.localrun import InvokeResult
+from deployer_cli import main
+from deployer_local.localrun import InvokeResult
+from deployer_local.router import MAX_ENTRY_BYTES, EventTooLarge, Router, Rule, check_entry_size, entry_size
 from tests.support.events import EVENTS_DIR, REPOSITORY_ROOT
 
 pytestmark = pytest.mark.unit
@@ -93,7 +93,10 @@ def test_emit_of_dev_zero_is_refused_without_reading_it_all(running_state: Path,
     done = subprocess.run(
         [str(Path(sys.executable).parent / "deployer"), "local", "emit", "/dev/zero", "--state", str(running_state)],
         cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(REPOSITORY_ROOT / "layers" / "deployer")},
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(str(REPOSITORY_ROOT / r) for r in ("layers/deployer", "cli", "local")),
+        },
         capture_output=True,
         text=True,
         timeout=60,

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from deployer.cli import main
-from deployer.cli.plan import _glyphs
 from deployer.render import MAX_BOXES
+from deployer_cli import main
+from deployer_cli.commands.plan import _glyphs
 
 pytestmark = pytest.mark.unit
 
@@ -39,7 +39,7 @@ def console_script() -> str:
     return found
 
 
-# DESIGN.md's pictures for four tasks, as {"old", "new"} states.
+# The design's pictures of four tasks (ECS's arithmetic, docs/rolling.md), as {"old", "new"} states.
 DESIGN_STEPS = {
     ("50", "100"): [(4, 0), (2, 0), (2, 2), (0, 2), (0, 4)],
     ("100", "150"): [(4, 0), (4, 2), (2, 2), (2, 4), (0, 4)],
@@ -52,7 +52,7 @@ DESIGN_STEPS = {
 def test_json_steps_are_the_design_pictures(
     capsys: pytest.CaptureFixture[str], percentages: tuple[str, str], states: list[tuple[int, int]]
 ) -> None:
-    # GIVEN one of DESIGN.md's configurations for four tasks
+    # GIVEN one of the design's configurations for four tasks
     minimum, maximum = percentages
     # WHEN planned as JSON
     code, doc = run_json(capsys, "--desired", "4", "--min", minimum, "--max", maximum)
@@ -330,7 +330,7 @@ def test_json_on_an_ascii_terminal_escapes_non_ascii() -> None:
 def test_plan_does_not_import_boto3() -> None:
     # GIVEN a fresh interpreter WHEN `deployer plan` runs THEN neither boto3 nor pydantic was loaded
     code = (
-        "import sys, deployer.cli as c; "
+        "import sys, deployer_cli as c; "
         "rc = c.main(['plan', '--desired', '4', '--min', '50', '--max', '150', '--json']); "
         "assert rc == 0, rc; "
         "heavy = [m for m in ('boto3', 'botocore', 'pydantic') if m in sys.modules]; "
@@ -349,7 +349,7 @@ def test_plan_starts_without_the_heavy_standard_modules() -> None:
     # `shutil` (which argparse imports to read the terminal's width), nor `json`, `decimal` and
     # `difflib`, which only some paths need. BENCHMARKS.md section 1 measures the start-up itself.
     code = (
-        "import sys, deployer.cli as c; "
+        "import sys, deployer_cli as c; "
         "rc = c.main(['plan', '--desired', '4', '--min', '50', '--max', '150']); "
         "heavy = ('dataclasses', 'inspect', 'typing', 'shutil', 'json', 'decimal', 'difflib', 'boto3'); "
         "print(rc, sorted(m for m in heavy if m in sys.modules))"

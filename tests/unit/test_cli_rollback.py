@@ -16,19 +16,22 @@ import boto3
 import pytest
 from botocore.exceptions import NoCredentialsError
 
-from deployer import flow, status
-from deployer.cli import build_parser, main
-from deployer.cli import rollback as cli_rollback
-from deployer.cli.status import Target
 from deployer.errors import DeploymentError
-from deployer.events import (
-    ApprovalDecidedEvent,
-    CodeBuildStateChangeEvent,
-    CodeCommitReferenceEvent,
-    EcsDeploymentStateChangeEvent,
-    parse_event,
-)
-from deployer.releases import Release, ReleaseState
+from deployer.events.codebuild import CodeBuildStateChangeEvent
+from deployer.events.codecommit import CodeCommitReferenceEvent
+from deployer.events.deployer_bus import ApprovalDecidedEvent
+from deployer.events.ecs import EcsDeploymentStateChangeEvent
+from deployer.events.parse import parse_event
+from deployer.flow import rollback as flow_rollback
+from deployer.flow.approval import on_approval
+from deployer.flow.build import on_build
+from deployer.flow.deployment import on_deployment
+from deployer.flow.push import on_push
+from deployer.releases.model import Release, ReleaseState
+from deployer_cli import build_parser, main
+from deployer_cli.commands import rollback as cli_rollback
+from deployer_cli.commands.status import Target
+from deployer_cli.views import status
 from tests.support.events import load_event
 from tests.support.world import World, commit_id
 
@@ -53,15 +56,15 @@ def released(world: World, label: str, old: str | None, minute: int) -> str:
     """A release pushed, built, deployed to dev, approved and deployed to prod: RELEASED, and
     each stage's success recorded in the stage's history (what a rollback goes back to)."""
     event = world.push(commit_id(label), commit_id(old) if old else None, time=f"2026-11-29T10:{minute:02d}:00Z")
-    (started,) = flow.on_push(parse_event(CodeCommitReferenceEvent, event), world.deps)
+    (started,) = on_push(parse_event(CodeCommitReferenceEvent, event), world.deps)
     release_id = str(started["release_id"])
-    flow.on_build(parse_event(CodeBuildStateChangeEvent, world.build_finished(release_id)), world.deps)
+    on_build(parse_event(CodeBuildStateChangeEvent, world.build_finished(release_id)), world.deps)
     deployment_completed(world, release_id, "dev")
     approval = load_event("approval_decided_approve")
     release = world.store.get(release_id)
     assert release is not None
     approval["detail"].update(release_id=release_id, stage=release.stage, approval_id=release.approval_id)
-    flow.on_approval(parse_event(ApprovalDecidedEvent, approval), world.deps)
+    on_approval(parse_event(ApprovalDecidedEvent, approval), world.deps)
     deployment_completed(world, release_id, "prod")
     finished = world.store.get(release_id)
     assert finished is not None
@@ -76,7 +79,7 @@ def deployment_completed(world: World, release_id: str, stage: str) -> None:
     service = world.account.services[stage]
     event["resources"] = [f"arn:aws:ecs:eu-west-1:123456789012:service/{service.cluster}/{service.service}"]
     event["detail"]["deploymentId"] = release.stages[stage].deployment_id
-    flow.on_deployment(parse_event(EcsDeploymentStateChangeEvent, event), world.deps)
+    on_deployment(parse_event(EcsDeploymentStateChangeEvent, event), world.deps)
 
 
 # --- the world -----------------------------------------------------------------------------------
@@ -163,7 +166,7 @@ def test_without_a_terminal_and_without_yes_nothing_is_asked_or_done(
     two: Two, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # GIVEN standard input that is not a terminal (a pipe, CI)
-    monkeypatch.setattr(flow, "request_rollback", fake_rollback(two, DEPLOYING))
+    monkeypatch.setattr(flow_rollback, "request_rollback", fake_rollback(two, DEPLOYING))
     monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))
     # WHEN rollback runs without --yes
     code = main(two.args())
@@ -212,7 +215,7 @@ def test_yes_at_the_prompt_rolls_back_and_records_who_asked(two: Two, capsys: py
 def test_a_started_rollback_says_what_to_which_revision_the_release_and_how_to_follow(
     two: Two, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(flow, "request_rollback", fake_rollback(two, DEPLOYING))
+    monkeypatch.setattr(flow_rollback, "request_rollback", fake_rollback(two, DEPLOYING))
     assert main(two.args("--yes")) == 0
     assert two.asked == [("web", "prod", {"kind": "cli", "principal": MOTO_CALLER})]
     out = capsys.readouterr().out
@@ -257,7 +260,7 @@ def test_each_outcome_has_its_exit_status(
     code: int,
     says: str,
 ) -> None:
-    monkeypatch.setattr(flow, "request_rollback", fake_rollback(two, outcome))
+    monkeypatch.setattr(flow_rollback, "request_rollback", fake_rollback(two, outcome))
     assert main(two.args("--yes")) == code
     assert says in capsys.readouterr().out
 
@@ -265,7 +268,7 @@ def test_each_outcome_has_its_exit_status(
 def test_json_is_one_object_with_the_outcome(
     two: Two, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(flow, "request_rollback", fake_rollback(two, DEPLOYING))
+    monkeypatch.setattr(flow_rollback, "request_rollback", fake_rollback(two, DEPLOYING))
     assert main(two.args("--yes", "--json")) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["outcome"] == "deploying"
@@ -281,7 +284,7 @@ def test_a_flow_error_is_one_line_and_exit_1(
     def broken(*_: Any) -> dict[str, Any]:
         raise DeploymentError("prod is deploying but ECS lists no deployment in flight: wait, then roll back again")
 
-    monkeypatch.setattr(flow, "request_rollback", broken)
+    monkeypatch.setattr(flow_rollback, "request_rollback", broken)
     assert main(two.args("--yes")) == 1
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("deployer rollback: error: prod is deploying but ECS lists no deployment")
@@ -301,7 +304,7 @@ def test_an_unknown_pipeline_or_stage_is_a_usage_error(
     change: tuple[str, str],
     says: str,
 ) -> None:
-    monkeypatch.setattr(flow, "request_rollback", fake_rollback(two, DEPLOYING))
+    monkeypatch.setattr(flow_rollback, "request_rollback", fake_rollback(two, DEPLOYING))
     args = two.args("--yes")
     args[args.index(change[0]) + 1] = change[1]
     assert main(args) == 2
@@ -312,7 +315,7 @@ def test_an_unknown_pipeline_or_stage_is_a_usage_error(
 def test_without_the_bus_it_is_a_usage_error(
     two: Two, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(flow, "request_rollback", fake_rollback(two, DEPLOYING))
+    monkeypatch.setattr(flow_rollback, "request_rollback", fake_rollback(two, DEPLOYING))
     args = two.args("--yes")
     del args[args.index("--event-bus") : args.index("--event-bus") + 2]
     assert main(args) == 2
@@ -325,7 +328,7 @@ def test_names_come_from_the_environment(
 ) -> None:
     for name, value in two.world.names.env().items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(flow, "request_rollback", fake_rollback(two, DEPLOYING))
+    monkeypatch.setattr(flow_rollback, "request_rollback", fake_rollback(two, DEPLOYING))
     assert main(["rollback", "--pipeline", "web", "--stage", "prod", "--yes"]) == 0
     assert len(two.asked) == 1
 
@@ -352,7 +355,7 @@ def test_a_rollback_redeploys_the_previous_revision_and_status_shows_it_as_its_o
     first = two.release(two.first).stages["prod"].task_definition_arn
     assert first
     assert two.prod_task_definition() != first
-    # WHEN an operator rolls prod back, through flow.request_rollback itself
+    # WHEN an operator rolls prod back, through request_rollback itself
     assert main(two.args("--yes")) == 0
     out = capsys.readouterr().out
     # THEN prod runs the first release's revision again, through a release of kind "rollback"
@@ -469,9 +472,9 @@ def test_a_deployment_in_flight_is_shown_as_stopped_and_rolled_back_by_ecs(
 ) -> None:
     # GIVEN a third release deploying to dev right now
     event = two.world.push(commit_id("third"), commit_id("second"), time="2026-11-29T10:20:00Z")
-    (started,) = flow.on_push(parse_event(CodeCommitReferenceEvent, event), two.world.deps)
+    (started,) = on_push(parse_event(CodeCommitReferenceEvent, event), two.world.deps)
     third = str(started["release_id"])
-    flow.on_build(parse_event(CodeBuildStateChangeEvent, two.world.build_finished(third)), two.world.deps)
+    on_build(parse_event(CodeBuildStateChangeEvent, two.world.build_finished(third)), two.world.deps)
     record = two.release(third).stages["dev"]
     assert record.state.value == "DEPLOYING"
     assert record.task_definition_arn

@@ -28,10 +28,10 @@ import pytest
 import yaml
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
-from deployer.cli import build_parser, main
-from deployer.cli import slack as cli_slack
-from deployer.cli.target import NAMES, STACK_ENV
 from deployer.slack import settings_from_secret
+from deployer_cli import build_parser, main
+from deployer_cli.commands import slack as cli_slack
+from deployer_cli.target import NAMES, STACK_ENV
 
 pytestmark = pytest.mark.unit
 

@@ -15,9 +15,10 @@ import boto3
 import pytest
 import yaml
 
-from deployer import template
-from deployer.cli import main
-from deployer.pipelines import MAX_CONFIG_BYTES, PUBLISHED_ITEM_ID, load_config_text, to_published_json
+from deployer.pipelines.loader import MAX_CONFIG_BYTES, load_config_text, to_published_json
+from deployer.pipelines.store import PUBLISHED_ITEM_ID
+from deployer_cli import main
+from deployer_local import template
 
 pytestmark = pytest.mark.unit
 
@@ -194,7 +195,7 @@ def test_validate_does_not_import_boto3(write: Any) -> None:
     # GIVEN a fresh interpreter WHEN it validates THEN boto3 was never imported (fast start)
     path = write(VALID)
     code = (
-        "import sys; from deployer.cli import main; rc = main(['validate', sys.argv[1]]); "
+        "import sys; from deployer_cli import main; rc = main(['validate', sys.argv[1]]); "
         "print('boto3' in sys.modules, 'botocore' in sys.modules); sys.exit(rc)"
     )
     done = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, check=True)

@@ -26,9 +26,10 @@ import botocore.session
 import pytest
 from botocore.stub import Stubber
 
-from deployer import aws, oneshot
-from deployer.oneshot import Progress
-from deployer.provision import ACCOUNT, DemoAccount
+from deployer import aws
+from deployer_cli import oneshot
+from deployer_cli.oneshot import Progress
+from deployer_local.provision import ACCOUNT, DemoAccount
 from tests.unit.test_oneshot import (
     NEW_ARN,
     NEW_IMAGE,

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from deployer.cli import SUBCOMMANDS, build_parser
-from deployer.cli.target import STACK_ENV, STACK_OUTPUTS
+from deployer_cli import SUBCOMMANDS, build_parser
+from deployer_cli.target import STACK_ENV, STACK_OUTPUTS
 
 pytestmark = pytest.mark.unit
 

@@ -24,7 +24,7 @@ from botocore.model import Shape
 
 from deployer import ecs_deployments
 from deployer.errors import DeploymentError
-from deployer.local.ecs_front import (
+from deployer_local.ecs_front import (
     SIMULATED_OPERATIONS,
     EcsApiError,
     EcsFront,

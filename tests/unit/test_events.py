@@ -14,30 +14,29 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from deployer.errors import BadInput
-from deployer.events import (
+from deployer.events.codebuild import BuildStatus, CodeBuildStateChangeEvent
+from deployer.events.codecommit import REF_NAME_MAX, CodeCommitReferenceEvent
+from deployer.events.deployer_bus import (
     APPROVAL_DECIDED,
-    MAX_MESSAGE_CHARS,
-    REF_NAME_MAX,
     RELEASE_STATE_CHANGE,
     SOURCE,
     ApprovalDecidedDetail,
     ApprovalDecidedEvent,
-    BuildStatus,
-    CodeBuildStateChangeEvent,
-    CodeCommitReferenceEvent,
     DecidedBy,
+    ReleaseStateChangeDetail,
+    ReleaseStateChangeEvent,
+    RollbackRequestedEvent,
+    put_events_entry,
+)
+from deployer.events.ecs import (
     DeploymentEvent,
     EcsDeploymentStateChangeEvent,
     EcsHookStateChangeEvent,
     EcsTaskStateChangeEvent,
-    EventBridgeEnvelope,
     HookEvent,
-    ReleaseStateChangeDetail,
-    ReleaseStateChangeEvent,
-    RollbackRequestedEvent,
-    parse_event,
-    put_events_entry,
 )
+from deployer.events.envelope import EventBridgeEnvelope
+from deployer.events.parse import MAX_MESSAGE_CHARS, parse_event
 from tests.support.documented import AWS_HOOK_AWAITING_ACTION_EXAMPLE, AWS_PAUSE_PAGE_EXAMPLE
 from tests.support.events import load_event, sample_names
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ParamValidationError
 
-from deployer.provision import provision_demo, web_task_definition
+from deployer_local.provision import provision_demo, web_task_definition
 from tests.support.fakes import FakeAws
 
 pytestmark = pytest.mark.unit

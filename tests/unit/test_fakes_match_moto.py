@@ -39,9 +39,10 @@ from botocore.exceptions import ClientError
 
 from deployer.approvals import Approval, Approvals
 from deployer.errors import DeployerError
-from deployer.events import DecidedBy
-from deployer.provision import DeployerNames, provision_demo, provision_deployer
-from deployer.releases import LockResult, Release, ReleaseState, ReleaseStore, StageRecord, StageState
+from deployer.events.deployer_bus import DecidedBy
+from deployer.releases.model import Release, ReleaseState, StageRecord, StageState
+from deployer.releases.store import LockResult, ReleaseStore
+from deployer_local.provision import DeployerNames, provision_demo, provision_deployer
 from tests.support.clock import Clock
 from tests.support.fakes import FakeAws
 from tests.support.world import SIGNING_KEY, commit_id
@@ -200,6 +201,8 @@ def releases(s: Side, t: Transcript) -> None:
 
 def built(s: Side, pipeline: str, label: str, at: str) -> Release:
     release, _ = create(s, label, at, pipeline=pipeline)
+    if release.state is ReleaseState.SUPERSEDED:  # born so, older than a recorded push: it has ended
+        return release
     return s.store.transition(release, ReleaseState.BUILT, image_uri="repo@x", image_digest=DIGEST)
 
 

@@ -2,7 +2,7 @@
 
 Faults are injected with a botocore `before-call` hook on every client of the process (the test
 chooses the call, what it raises and how many times), in a stage deployment driven by
-`flow.on_build` on a moto world: throttling and 5xx on each AWS call of the stage (ECS,
+`on_build` on a moto world: throttling and 5xx on each AWS call of the stage (ECS,
 Application Auto Scaling, the DynamoDB writes), concurrent deliveries of one build event, Slack
 unreachable while a release asks for approval, Secrets Manager unreachable while the approval
 page decides. After each: the release is in a known state, no finished release holds a service
@@ -34,17 +34,19 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAl
 from botocore.exceptions import ClientError, EndpointConnectionError
 from moto import mock_aws
 
-from deployer import aws, flow, runtime
+from deployer import aws, runtime
+from deployer.deps import Deps
 from deployer.errors import TransientError
-from deployer.events import (
-    ApprovalDecidedEvent,
-    CodeBuildStateChangeEvent,
-    CodeCommitReferenceEvent,
-    EcsDeploymentStateChangeEvent,
-    parse_event,
-)
-from deployer.flow import Deps
-from deployer.releases import Release, ReleaseState, StageState
+from deployer.events.codebuild import CodeBuildStateChangeEvent
+from deployer.events.codecommit import CodeCommitReferenceEvent
+from deployer.events.deployer_bus import ApprovalDecidedEvent
+from deployer.events.ecs import EcsDeploymentStateChangeEvent
+from deployer.events.parse import parse_event
+from deployer.flow.approval import on_approval
+from deployer.flow.build import on_build
+from deployer.flow.deployment import on_deployment
+from deployer.flow.push import on_push
+from deployer.releases.model import Release, ReleaseState, StageState
 from tests.support.events import load_event
 from tests.support.world import SIGNING_KEY, World, commit_id, make_world
 from tests.unit.test_bad_input import BASE_ENV, FakeContext, load_handler, template_environment
@@ -327,7 +329,7 @@ def push(env: Env, lane: Lane, deps: Deps | None = None) -> str:
     event = env.world.push(commit_id(lane.name), time=lane.pushed_at)
     event["detail"]["referenceName"] = lane.name
     event["detail"]["referenceFullName"] = f"refs/heads/{lane.name}"
-    (started,) = flow.on_push(parse_event(CodeCommitReferenceEvent, event), deps or env.world.deps)
+    (started,) = on_push(parse_event(CodeCommitReferenceEvent, event), deps or env.world.deps)
     assert started["outcome"] == "build_started", started
     return str(started["release_id"])
 
@@ -382,7 +384,7 @@ def finish_dev(env: Env, lane: Lane, release_id: str, deps: Deps | None = None) 
     """ECS reports dev completed: the next stage (or RELEASED), and dev's lock is free."""
     record = release_of(env, release_id).stages["dev"]
     assert record.deployment_id
-    outcome = flow.on_deployment(completed(lane, "dev", record.deployment_id), deps or env.world.deps)
+    outcome = on_deployment(completed(lane, "dev", record.deployment_id), deps or env.world.deps)
     assert outcome["outcome"] == "deployed", outcome
     assert env.world.store.lock_of(*lane.services["dev"]) is None
     return release_of(env, release_id)
@@ -421,7 +423,7 @@ STAGE_CALLS: dict[str, tuple[str, str, Callable[[dict[str, Any]], bool]]] = {
 }
 # SECOND_REVISION (a failed write right after RegisterTaskDefinition made the redelivery register a
 # second revision) was fixed by recording the intent first (StageRecord.registering_at) and reusing
-# the revision `taskdef.find_registered_clone` finds; STUCK by flow.resume_unfinished. The cases
+# the revision `taskdef.find_registered_clone` finds; STUCK by resume_unfinished. The cases
 # they marked now run as plain tests.
 EXPECTED_BUGS: dict[str, pytest.MarkDecorator] = {}
 
@@ -447,7 +449,7 @@ def test_a_fault_on_each_call_of_a_stage_is_retried_and_the_redelivery_completes
     outcome: dict[str, Any] = {}
     for _ in range(failures + 1):
         try:
-            outcome = flow.on_build(event, env.world.deps)
+            outcome = on_build(event, env.world.deps)
             break
         except Exception as exc:  # every raise is checked below
             raised.append(exc)
@@ -474,9 +476,9 @@ def test_a_throttled_dynamodb_write_surfaces_as_transient_error(consistent: Env)
     env.faults.faults[:] = [Fault(service, operation, raising(KINDS["throttled"](service, operation)), where=where)]
     try:
         with pytest.raises(TransientError):
-            flow.on_build(event, env.world.deps)
+            on_build(event, env.world.deps)
     finally:
-        flow.on_build(event, env.world.deps)
+        on_build(event, env.world.deps)
         finish_dev(env, lane, release_id)
 
 
@@ -543,7 +545,7 @@ def test_a_fault_deploying_the_next_stage_is_retried_by_the_redelivered_event(
     # GIVEN a release deploying dev, prod next (directly, or behind an approval already given)
     lane = new_lane(env, prod=True, approval=trigger == "approval")
     release_id = push(env, lane)
-    flow.on_build(parse_event(CodeBuildStateChangeEvent, build_event(env, release_id)), env.world.deps)
+    on_build(parse_event(CodeBuildStateChangeEvent, build_event(env, release_id)), env.world.deps)
     deliver: Callable[[], dict[str, Any]]
     if trigger == "completion":
         dev = release_of(env, release_id).stages["dev"]
@@ -551,13 +553,13 @@ def test_a_fault_deploying_the_next_stage_is_retried_by_the_redelivered_event(
         event = completed(lane, "dev", dev.deployment_id)
 
         def deliver() -> dict[str, Any]:
-            return flow.on_deployment(event, env.world.deps)
+            return on_deployment(event, env.world.deps)
     else:
         assert finish_dev(env, lane, release_id).state is ReleaseState.AWAITING_APPROVAL
         decided = approval_decided(release_of(env, release_id))
 
         def deliver() -> dict[str, Any]:
-            return flow.on_approval(decided, env.world.deps)
+            return on_approval(decided, env.world.deps)
 
     fault = Fault("ecs", operation, raising(KINDS["throttled"]("ecs", operation)), where=lambda b: "prod" in str(b))
     env.faults.faults[:] = [fault]
@@ -573,7 +575,7 @@ def test_a_fault_deploying_the_next_stage_is_retried_by_the_redelivered_event(
     assert prod.deployment_id
     assert running(env, lane, "prod") == prod.task_definition_arn
     assert len(revisions(env, lane)) == 3  # the lane's first, and the release's for dev and for prod
-    assert flow.on_deployment(completed(lane, "prod", prod.deployment_id), env.world.deps)["outcome"] == "deployed"
+    assert on_deployment(completed(lane, "prod", prod.deployment_id), env.world.deps)["outcome"] == "deployed"
     assert release_of(env, release_id).state is ReleaseState.RELEASED
 
 
@@ -646,9 +648,9 @@ def test_two_flow_deliveries_racing_without_idempotency_make_one_deployment(cons
     pause = Pause()
     env.faults.faults[:] = [Fault("ecs", "RegisterTaskDefinition", pause, thread="delivery-a")]
     mark = len(env.faults.made)
-    thread, result_a = run_in_thread("delivery-a", lambda: flow.on_build(event, env.world.deps))
+    thread, result_a = run_in_thread("delivery-a", lambda: on_build(event, env.world.deps))
     assert pause.arrived.wait(30)
-    outcome_b = flow.on_build(event, env.world.deps)
+    outcome_b = on_build(event, env.world.deps)
     # WHEN A goes on with its now stale copy
     pause.go.set()
     thread.join(30)
@@ -656,7 +658,7 @@ def test_two_flow_deliveries_racing_without_idempotency_make_one_deployment(cons
     assert outcome_b["outcome"] == "deploying"
     (raised,) = result_a
     assert isinstance(raised, TransientError), raised
-    assert flow.on_build(event, env.world.deps)["outcome"] == "duplicate"
+    assert on_build(event, env.world.deps)["outcome"] == "duplicate"
     # AND there is one deployment, of the revision the release records
     release = deploying_dev(env, lane, release_id)
     assert len(env.faults.calls("ecs", "UpdateService", since=mark)) == 1
@@ -689,7 +691,7 @@ def awaiting_prod(env: Env, deps: Deps) -> tuple[Lane, str]:
     """A release deployed to dev and now AWAITING_APPROVAL for prod."""
     lane = new_lane(env, approval=True)
     release_id = push(env, lane, deps)
-    outcome = flow.on_build(parse_event(CodeBuildStateChangeEvent, build_event(env, release_id)), deps)
+    outcome = on_build(parse_event(CodeBuildStateChangeEvent, build_event(env, release_id)), deps)
     assert outcome["outcome"] == "deploying", outcome
     release = finish_dev(env, lane, release_id, deps)
     assert release.state is ReleaseState.AWAITING_APPROVAL, (release.state, release.reason)
@@ -817,13 +819,13 @@ def test_secrets_manager_unreachable_when_deciding_answers_503_and_decides_nothi
         "resources": [],
         "detail": json.loads(entry["Detail"]),
     }
-    outcome = flow.on_approval(parse_event(ApprovalDecidedEvent, decided), deps)
+    outcome = on_approval(parse_event(ApprovalDecidedEvent, decided), deps)
     assert outcome["outcome"] == "deploying", outcome
     release = release_of(env, release_id)
     assert (release.state, release.stage) == (ReleaseState.DEPLOYING, "prod")
     record = release.stages["prod"]
     assert record.deployment_id
-    done = flow.on_deployment(completed(lane, "prod", record.deployment_id), deps)
+    done = on_deployment(completed(lane, "prod", record.deployment_id), deps)
     assert done["outcome"] == "deployed"
     assert release_of(env, release_id).state is ReleaseState.RELEASED
     assert env.world.store.lock_of(*lane.services["prod"]) is None

@@ -1,14 +1,18 @@
 """on_push and on_build end to end on the in-memory AWS (the `world` fixture): releases, builds, the
-first stage, ordering (invariant 2), duplicates (invariant 1) and the service lock (invariant 3)."""
+first stage, ordering (invariant 2), duplicates (invariant 1) and the service lock (invariant 3) of docs/design.md."""
 
 from __future__ import annotations
 
 import pytest
 
-from deployer import flow
-from deployer.events import CodeBuildStateChangeEvent, CodeCommitReferenceEvent, parse_event
-from deployer.provision import demo_pipelines_yaml
-from deployer.releases import ReleaseState, StageState
+from deployer.events.codebuild import CodeBuildStateChangeEvent
+from deployer.events.codecommit import CodeCommitReferenceEvent
+from deployer.events.parse import parse_event
+from deployer.flow.build import on_build
+from deployer.flow.progress import hand_over
+from deployer.flow.push import on_push
+from deployer.releases.model import ReleaseState, StageState
+from deployer_local.provision import demo_pipelines_yaml
 from tests.support.events import load_event
 from tests.support.world import World, commit_id
 
@@ -16,12 +20,12 @@ pytestmark = pytest.mark.unit
 
 
 def push(world: World, commit: str, old: str | None = None, time: str = "2026-11-29T10:00:00Z") -> list[dict]:
-    return flow.on_push(parse_event(CodeCommitReferenceEvent, world.push(commit, old, time=time)), world.deps)
+    return on_push(parse_event(CodeCommitReferenceEvent, world.push(commit, old, time=time)), world.deps)
 
 
 def build(world: World, release_id: str, **kwargs: object) -> dict:
     event = world.build_finished(release_id, **kwargs)  # type: ignore[arg-type]
-    return flow.on_build(parse_event(CodeBuildStateChangeEvent, event), world.deps)
+    return on_build(parse_event(CodeBuildStateChangeEvent, event), world.deps)
 
 
 def released_to_dev(world: World, commit: str, **push_kwargs: str) -> str:
@@ -64,9 +68,9 @@ def test_the_same_push_delivered_twice_starts_one_build(world: World) -> None:
     # GIVEN a push event
     event = world.push(commit_id("twice"))
     # WHEN EventBridge delivers it twice (even under different event ids)
-    first = flow.on_push(parse_event(CodeCommitReferenceEvent, event), world.deps)
+    first = on_push(parse_event(CodeCommitReferenceEvent, event), world.deps)
     event["id"] = "another-delivery"
-    second = flow.on_push(parse_event(CodeCommitReferenceEvent, event), world.deps)
+    second = on_push(parse_event(CodeCommitReferenceEvent, event), world.deps)
     # THEN one release and one build
     assert first[0]["outcome"] == "build_started"
     assert second[0]["outcome"] == "duplicate"
@@ -85,7 +89,7 @@ def test_pushes_that_deploy_nothing_are_ignored_with_a_reason(world: World, samp
     # GIVEN a push that matches no pipeline branch
     event = parse_event(CodeCommitReferenceEvent, load_event(sample))
     # WHEN on_push handles it
-    (outcome,) = flow.on_push(event, world.deps)
+    (outcome,) = on_push(event, world.deps)
     # THEN it is ignored, says why, and nothing is built
     assert outcome["outcome"] == "ignored"
     assert reason in outcome["reason"]
@@ -97,7 +101,7 @@ def test_a_push_on_another_branch_of_the_repository_is_ignored(world: World) -> 
     event = world.push(commit_id("feature"))
     event["detail"]["referenceName"] = "feature/x"
     event["detail"]["referenceFullName"] = "refs/heads/feature/x"
-    (outcome,) = flow.on_push(parse_event(CodeCommitReferenceEvent, event), world.deps)
+    (outcome,) = on_push(parse_event(CodeCommitReferenceEvent, event), world.deps)
     assert outcome["outcome"] == "ignored"
     assert world.builds() == []
 
@@ -206,9 +210,9 @@ def test_a_successful_build_deploys_the_first_stage_with_the_image_pinned_by_dig
 def test_the_same_build_event_twice_registers_one_revision_and_updates_once(world: World) -> None:
     (started,) = push(world, commit_id("dup-build"))
     event = world.build_finished(started["release_id"])
-    first = flow.on_build(parse_event(CodeBuildStateChangeEvent, event), world.deps)
+    first = on_build(parse_event(CodeBuildStateChangeEvent, event), world.deps)
     revisions = world.revisions()
-    second = flow.on_build(parse_event(CodeBuildStateChangeEvent, event), world.deps)
+    second = on_build(parse_event(CodeBuildStateChangeEvent, event), world.deps)
     assert first["outcome"] == "deploying"
     assert second["outcome"] == "duplicate"
     assert world.revisions() == revisions
@@ -326,7 +330,7 @@ def test_the_lock_passes_to_the_waiter_when_the_holder_fails(world: World) -> No
     assert pipeline is not None
     # WHEN A's stage fails (as on_deployment will report it)
     result = world.deps.stages.fail(holder, pipeline.stages[0], ReleaseState.DEPLOY_FAILED, "circuit breaker")
-    follow = flow.hand_over(result, world.deps)
+    follow = hand_over(result, world.deps)
     # THEN the lock now belongs to C, which deploys at once
     assert result.handover == (c_id, "dev")
     assert follow == {"handed_over_to": c_id, "handover_outcome": "deploying"}

@@ -1,4 +1,4 @@
-"""The local stand-in for a Lambda Function URL (`deployer.function_url`): the body reaches the
+"""The local stand-in for a Lambda Function URL (`deployer_local.function_url`): the body reaches the
 function as Lambda passes it, and a request it refuses ends its connection, so what the client
 sent after the headers is never parsed as another request.
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from deployer.function_url import MAX_BODY, FunctionUrlServer, request_event
+from deployer_local.function_url import MAX_BODY, FunctionUrlServer, request_event
 from tests.support.rawhttp import exchange, request
 
 pytestmark = pytest.mark.unit

@@ -18,9 +18,10 @@ from typing import Any
 
 import pytest
 
-from deployer.events import CodeCommitReferenceEvent, parse_event
-from deployer.local import gitremote
-from deployer.local.gitremote import (
+from deployer.events.codecommit import CodeCommitReferenceEvent
+from deployer.events.parse import parse_event
+from deployer_local import gitremote
+from deployer_local.gitremote import (
     ZERO_COMMIT,
     caller_arn,
     clone_and_seed,
@@ -146,7 +147,7 @@ def test_the_remote_is_a_bare_repository_with_an_executable_posix_hook(remote: P
     subprocess.run(["sh", "-n", str(hook)], check=True)  # valid POSIX sh
     # AND the emit command the local stack installs names this module
     command = emit_command("http://127.0.0.1:8790/", "web-app")
-    assert command[1:4] == ["-m", "deployer.local.gitremote", "emit"]
+    assert command[1:4] == ["-m", "deployer_local.gitremote", "emit"]
 
 
 @pytest.mark.integration
@@ -286,7 +287,7 @@ def test_emit_skips_refs_codecommit_would_not_announce(capsys: pytest.CaptureFix
 
 @pytest.mark.integration
 def test_the_hook_runs_this_module_as_git_would(tmp_path: Path, remote: Path) -> None:
-    """`python -m deployer.local.gitremote emit` through the installed hook, with no stack to
+    """`python -m deployer_local.gitremote emit` through the installed hook, with no stack to
     reach (a URL urllib cannot open, so no socket is used): the push succeeds and the pusher reads
     one clear line (git prefixes "remote:")."""
     create_remote(remote.parent, "web-app", emit_command("nowhere://local-stack/", "web-app"))

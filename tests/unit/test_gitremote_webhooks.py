@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from deployer.local import gitremote
 from deployer.sources import Push
 from deployer.webhooks import Answer, WebhookRequest, parse_github, parse_gitlab, verify_github, verify_gitlab
+from deployer_local import gitremote
 
 pytestmark = pytest.mark.unit
 

@@ -34,18 +34,23 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.stub import Stubber
 
-from deployer import flow, housekeeping
+from deployer import housekeeping
 from deployer.errors import TransientError
-from deployer.events import (
-    CodeBuildStateChangeEvent,
-    CodeCommitReferenceEvent,
-    EcsDeploymentStateChangeEvent,
-    ReleaseStateChangeDetail,
-    parse_event,
-)
+from deployer.events.codebuild import CodeBuildStateChangeEvent
+from deployer.events.codecommit import CodeCommitReferenceEvent
+from deployer.events.deployer_bus import ReleaseStateChangeDetail
+from deployer.events.ecs import EcsDeploymentStateChangeEvent
+from deployer.events.parse import parse_event
+from deployer.flow.build import on_build
+from deployer.flow.deployment import on_deployment
+from deployer.flow.publishing import BusPublisher
+from deployer.flow.push import on_push
+from deployer.flow.rollback import request_rollback
 from deployer.housekeeping import MAX_DEREGISTRATIONS, SCHEDULE_READ_ONLY_KEYS, ScheduledTasks
-from deployer.pipelines import load_config_text
-from deployer.provision import (
+from deployer.pipelines.loader import load_config_text
+from deployer.releases.model import Release, ReleaseState, StageState
+from deployer_cli.views.status import release_status, render_table
+from deployer_local.provision import (
     ACCOUNT,
     DEMO_RULE,
     DEMO_SCHEDULE,
@@ -54,8 +59,6 @@ from deployer.provision import (
     provision_demo_schedules,
     web_task_definition,
 )
-from deployer.releases import Release, ReleaseState, StageState
-from deployer.status import release_status, render_table
 from tests.support.clock import Clock
 from tests.support.events import load_event
 from tests.support.world import World, commit_id, make_world
@@ -348,8 +351,8 @@ def world(moto_aws: None, world: World) -> World:
 
 def start(world: World, label: str, time: str = "2026-11-29T10:00:00Z") -> str:
     push = world.push(commit_id(label), time=time)
-    (started,) = flow.on_push(parse_event(CodeCommitReferenceEvent, push), world.deps)
-    flow.on_build(parse_event(CodeBuildStateChangeEvent, world.build_finished(started["release_id"])), world.deps)
+    (started,) = on_push(parse_event(CodeCommitReferenceEvent, push), world.deps)
+    on_build(parse_event(CodeBuildStateChangeEvent, world.build_finished(started["release_id"])), world.deps)
     return str(started["release_id"])
 
 
@@ -361,7 +364,7 @@ def completed(world: World, release_id: str, stage: str) -> dict[str, Any]:
     event["resources"] = [f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/{service.cluster}/{service.service}"]
     event["detail"]["deploymentId"] = release.stages[stage].deployment_id
     event["detail"]["updatedAt"] = datetime.now(UTC).isoformat()
-    return flow.on_deployment(parse_event(EcsDeploymentStateChangeEvent, event), world.deps)
+    return on_deployment(parse_event(EcsDeploymentStateChangeEvent, event), world.deps)
 
 
 def release_everywhere(world: World, label: str, time: str = "2026-11-29T10:00:00Z") -> Release:
@@ -439,7 +442,7 @@ def short(arn: str) -> str:
 
 
 def render_table_of(world: World, release: Release) -> str:
-    from deployer.status import PipelineStatus
+    from deployer_cli.views.status import PipelineStatus
 
     status = release_status(release, ("dev", "prod"))
     return render_table([PipelineStatus("web", (status,), "web-app", "main")], width=200)
@@ -490,7 +493,7 @@ def test_a_rollback_moves_the_scheduled_tasks_back(world: World) -> None:
     second = release_everywhere(world, "second", "2026-11-29T11:00:00Z")
     assert schedule_runs() == second.stages["prod"].task_definition_arn
     # WHEN prod is rolled back and the rollback's deployment completes
-    outcome = flow.request_rollback("web", "prod", {"kind": "cli", "principal": "ada"}, world.deps)
+    outcome = request_rollback("web", "prod", {"kind": "cli", "principal": "ada"}, world.deps)
     completed(world, outcome["release_id"], "prod")
     # THEN prod's schedule runs the first release's revision again; dev's rule did not move
     assert schedule_runs() == first.stages["prod"].task_definition_arn
@@ -523,7 +526,7 @@ def test_the_release_state_change_events_carry_the_moves_and_the_cleanup(world: 
     events.meta.events.register(
         "provide-client-params.events.PutEvents", lambda params, **_: sent.extend(params["Entries"])
     )
-    publisher = flow.BusPublisher(events, world.names.bus)
+    publisher = BusPublisher(events, world.names.bus)
     world.listeners.append(publisher)  # the handler's listener, for this test
     # WHEN a release goes everywhere
     release_everywhere(world, "events")
@@ -611,7 +614,7 @@ def test_cleanup_never_deregisters_the_revision_a_stage_can_roll_back_to(plain: 
     # THEN the one before the current stays ACTIVE: `deployer rollback` goes back to it
     assert [active(a) for a in arns] == [False, True, True]
     # WHEN dev is rolled back to it, and a new release follows
-    outcome = flow.request_rollback("web", "dev", {"kind": "cli", "principal": "ada"}, plain.deps)
+    outcome = request_rollback("web", "dev", {"kind": "cli", "principal": "ada"}, plain.deps)
     completed(plain, outcome["release_id"], "dev")
     assert plain.service("dev")["taskDefinition"] == arns[1]
     fourth = release_dev(plain, "r4", 4, time="2099-01-01T00:00:00Z")  # pushed after the rollback
@@ -736,7 +739,7 @@ def test_a_revision_newer_than_what_the_stages_ran_is_kept(plain: World) -> None
     event["resources"] = [f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/dev/web"]
     event["detail"]["deploymentId"] = failed.stages["dev"].deployment_id
     event["detail"]["updatedAt"] = datetime.now(UTC).isoformat()
-    flow.on_deployment(parse_event(EcsDeploymentStateChangeEvent, event), plain.deps)
+    on_deployment(parse_event(EcsDeploymentStateChangeEvent, event), plain.deps)
     ran = first.stages["dev"].task_definition_arn or ""
     boto3.client("ecs").update_service(cluster="dev", service="web", taskDefinition=ran)  # ECS's rollback
     newer = failed.stages["dev"].task_definition_arn or ""

@@ -41,10 +41,10 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from deployer import template
-from deployer.pipelines import load_config_text
-from deployer.releases import ReleaseStore
+from deployer.pipelines.loader import load_config_text
+from deployer.releases.store import ReleaseStore
 from deployer.stages import StageDeployer
+from deployer_local import template
 from tests.support.iam import allows, function_statements
 from tests.support.sam import ACCOUNT, REGION
 from tests.unit.test_stages import (

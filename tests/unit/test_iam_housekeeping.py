@@ -32,8 +32,9 @@ import re
 
 import pytest
 
-from deployer import housekeeping, template
-from deployer.provision import ACCOUNT
+from deployer import housekeeping
+from deployer_local import template
+from deployer_local.provision import ACCOUNT
 from tests.support.iam import allows, function_statements
 from tests.support.sam import REGION
 from tests.unit.test_housekeeping import NEW, ecs_target, full_schedule

@@ -8,15 +8,15 @@ from typing import Any
 
 import pytest
 
-from deployer import flow
-from deployer.events import (
-    CodeBuildStateChangeEvent,
-    CodeCommitReferenceEvent,
-    EcsDeploymentStateChangeEvent,
-    parse_event,
-)
-from deployer.provision import demo_pipelines_yaml
-from deployer.releases import Release, ReleaseState, StageState
+from deployer.events.codebuild import CodeBuildStateChangeEvent
+from deployer.events.codecommit import CodeCommitReferenceEvent
+from deployer.events.ecs import EcsDeploymentStateChangeEvent
+from deployer.events.parse import parse_event
+from deployer.flow.build import on_build
+from deployer.flow.deployment import on_deployment
+from deployer.flow.push import on_push
+from deployer.releases.model import Release, ReleaseState, StageState
+from deployer_local.provision import demo_pipelines_yaml
 from tests.support.events import load_event
 from tests.support.world import World, commit_id
 
@@ -31,8 +31,8 @@ def world(world: World) -> World:
 
 def start(world: World, label: str, *, old: str | None = None, time: str = "2026-11-29T10:00:00Z") -> str:
     push = world.push(commit_id(label), commit_id(old) if old else None, time=time)
-    (started,) = flow.on_push(parse_event(CodeCommitReferenceEvent, push), world.deps)
-    flow.on_build(parse_event(CodeBuildStateChangeEvent, world.build_finished(started["release_id"])), world.deps)
+    (started,) = on_push(parse_event(CodeCommitReferenceEvent, push), world.deps)
+    on_build(parse_event(CodeBuildStateChangeEvent, world.build_finished(started["release_id"])), world.deps)
     return str(started["release_id"])
 
 
@@ -64,7 +64,7 @@ def test_completed_deploys_the_next_stage_and_the_last_completion_releases(world
     # GIVEN a release deploying dev
     release_id = start(world, "promote")
     # WHEN ECS reports dev completed
-    outcome = flow.on_deployment(
+    outcome = on_deployment(
         ecs_event(world, current(world, release_id), "dev", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps
     )
     # THEN dev is DEPLOYED and prod is deploying the same image
@@ -78,7 +78,7 @@ def test_completed_deploys_the_next_stage_and_the_last_completion_releases(world
     assert prod["taskDefinition"] == release.stages["prod"].task_definition_arn
     assert world.store.lock_of("dev", "web") is None
     # WHEN prod completes THEN the release is RELEASED
-    flow.on_deployment(ecs_event(world, release, "prod", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps)
+    on_deployment(ecs_event(world, release, "prod", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps)
     assert current(world, release_id).state is ReleaseState.RELEASED
     assert world.store.lock_of("prod", "web") is None
 
@@ -86,9 +86,9 @@ def test_completed_deploys_the_next_stage_and_the_last_completion_releases(world
 def test_a_completed_event_delivered_twice_promotes_once(world: World) -> None:
     release_id = start(world, "twice")
     event = ecs_event(world, current(world, release_id), "dev", "SERVICE_DEPLOYMENT_COMPLETED")
-    flow.on_deployment(event, world.deps)
+    on_deployment(event, world.deps)
     revisions = world.revisions()
-    again = flow.on_deployment(event, world.deps)
+    again = on_deployment(event, world.deps)
     assert again["outcome"] == "duplicate"
     assert world.revisions() == revisions
 
@@ -98,7 +98,7 @@ def test_failed_ends_the_release_with_the_reason_and_whether_ecs_rolls_back(worl
     release_id = start(world, "fail")
     release = current(world, release_id)
     # WHEN ECS starts rolling back (an event naming the rollback's own deployment), then reports failure
-    rolling = flow.on_deployment(
+    rolling = on_deployment(
         ecs_event(
             world,
             release,
@@ -109,7 +109,7 @@ def test_failed_ends_the_release_with_the_reason_and_whether_ecs_rolls_back(worl
         ),
         world.deps,
     )
-    failed = flow.on_deployment(
+    failed = on_deployment(
         ecs_event(world, release, "dev", "SERVICE_DEPLOYMENT_FAILED", reason="tasks failed to start."), world.deps
     )
     # THEN the release is DEPLOY_FAILED, says why, and that ECS rolled back; the service is free
@@ -126,7 +126,7 @@ def test_failed_ends_the_release_with_the_reason_and_whether_ecs_rolls_back(worl
 
 def test_failed_without_a_rollback_says_so(world: World) -> None:
     release_id = start(world, "fail-no-rollback")
-    flow.on_deployment(
+    on_deployment(
         ecs_event(world, current(world, release_id), "dev", "SERVICE_DEPLOYMENT_FAILED", reason="alarm"), world.deps
     )
     release = current(world, release_id)
@@ -137,7 +137,7 @@ def test_failed_without_a_rollback_says_so(world: World) -> None:
 
 def test_deployments_the_deployer_did_not_start_are_ignored(world: World) -> None:
     release_id = start(world, "foreign")
-    outcome = flow.on_deployment(
+    outcome = on_deployment(
         ecs_event(world, current(world, release_id), "dev", "SERVICE_DEPLOYMENT_COMPLETED", deployment_id="ecs-svc/42"),
         world.deps,
     )
@@ -152,7 +152,7 @@ def test_completion_hands_the_service_to_the_queued_newer_release(world: World) 
     c = start(world, "C", old="A", time="2026-11-29T10:05:00Z")
     assert current(world, c).stages["dev"].state is StageState.QUEUED
     # WHEN A's dev deployment completes
-    outcome = flow.on_deployment(ecs_event(world, current(world, a), "dev", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps)
+    outcome = on_deployment(ecs_event(world, current(world, a), "dev", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps)
     # THEN C deploys dev, and A goes on to prod
     assert outcome["handed_over_to"] == c
     newer = current(world, c)
@@ -168,7 +168,7 @@ def test_an_older_release_never_deploys_a_stage_a_newer_one_reached(world: World
     release_a = current(world, a)
     world.store.enter_stage(current(world, c), "prod")
     # WHEN A's dev completes
-    outcome = flow.on_deployment(ecs_event(world, release_a, "dev", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps)
+    outcome = on_deployment(ecs_event(world, release_a, "dev", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps)
     # THEN A is SUPERSEDED instead of deploying prod
     assert outcome["next"]["outcome"] == "superseded"
     assert current(world, a).state is ReleaseState.SUPERSEDED

@@ -1,4 +1,4 @@
-"""`deployer.oneshot` and the `deployer deploy` / `deployer diff` commands: the exact ECS requests
+"""`deployer_cli.oneshot` and the `deployer deploy` / `deployer diff` commands: the exact ECS requests
 (botocore Stubber), then the same deploys against a moto world with dev/prod services."""
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from deployer import aws, oneshot, taskdef
-from deployer.cli import main
+from deployer import aws
 from deployer.errors import DeploymentError
-from deployer.oneshot import DeployRefused, current_deployment_configuration, deploy, plan_deploy
-from deployer.provision import ACCOUNT, DemoAccount, provision_demo, web_task_definition
+from deployer.taskdef.clone import clone_for_images
+from deployer_cli import main, oneshot
+from deployer_cli.oneshot import DeployRefused, current_deployment_configuration, deploy, plan_deploy
+from deployer_local.provision import ACCOUNT, DemoAccount, provision_demo, web_task_definition
 
 pytestmark = pytest.mark.unit
 
@@ -315,14 +316,14 @@ def test_a_code_deploy_service_is_refused() -> None:
 
 def test_a_clone_that_differs_beyond_images_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     # GIVEN a (hypothetically broken) cloner that drops a field
-    real = taskdef.clone_for_images
+    real = clone_for_images
 
     def lossy(described: Any, images: Any, *settings: Any) -> dict[str, Any]:
         request = real(described, images, *settings)
         request.pop("ipcMode")
         return request
 
-    monkeypatch.setattr(taskdef, "clone_for_images", lossy)
+    monkeypatch.setattr(oneshot, "clone_for_images", lossy)
     ecs = boto3.client("ecs")
     with Stubber(ecs) as stub:
         expect_reads(stub)
@@ -761,8 +762,9 @@ def test_the_one_shot_commands_never_import_boto3() -> None:
     # run and builds their clients THEN neither boto3 nor s3transfer (which boto3 imports) is loaded
     code = (
         "import sys\n"
-        "from deployer.cli import deploy, diff\n"
-        "from deployer import aws, oneshot\n"
+        "from deployer_cli.commands import deploy, diff\n"
+        "from deployer import aws\n"
+        "from deployer_cli import oneshot\n"
         "aws.cli_client('ecs'); aws.cli_client('application-autoscaling')\n"
         "print(sorted(m for m in ('boto3', 's3transfer') if m in sys.modules))\n"
     )
@@ -778,7 +780,7 @@ def test_the_console_script_ends_deploy_and_diff_without_the_interpreters_teardo
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # GIVEN the console script's entry point, with a command that prints and returns 7
-    import deployer.cli as cli
+    import deployer_cli as cli
 
     class Exited(Exception):
         pass

@@ -17,18 +17,18 @@ from typing import Any
 
 import pytest
 
-from deployer import flow
 from deployer.errors import ConfigError
-from deployer.events import (
-    ApprovalDecidedEvent,
-    CodeBuildStateChangeEvent,
-    CodeCommitReferenceEvent,
-    EcsDeploymentStateChangeEvent,
-    EcsHookStateChangeEvent,
-    RollbackRequestedEvent,
-    parse_event,
-)
-from deployer.releases import Release, ReleaseState, StageState
+from deployer.events.codebuild import CodeBuildStateChangeEvent
+from deployer.events.codecommit import CodeCommitReferenceEvent
+from deployer.events.deployer_bus import ApprovalDecidedEvent, RollbackRequestedEvent
+from deployer.events.ecs import EcsDeploymentStateChangeEvent, EcsHookStateChangeEvent
+from deployer.events.parse import parse_event
+from deployer.flow.approval import on_approval, sweep_expired_approvals
+from deployer.flow.build import on_build
+from deployer.flow.deployment import _pauses_at, on_deployment, on_hook
+from deployer.flow.push import on_push
+from deployer.flow.rollback import on_rollback_requested, request_rollback
+from deployer.releases.model import Release, ReleaseState, StageState
 from tests.support.clock import Clock
 from tests.support.ecs_stub import ServiceDeploymentCalls
 from tests.support.events import load_event
@@ -151,16 +151,16 @@ def decision(release: Release, choice: str) -> ApprovalDecidedEvent:
 
 def deployed_to_dev(world: World, label: str, *, time: str = "2026-11-29T10:00:00Z") -> str:
     push = world.push(commit_id(label), time=time)
-    (started,) = flow.on_push(parse_event(CodeCommitReferenceEvent, push), world.deps)
+    (started,) = on_push(parse_event(CodeCommitReferenceEvent, push), world.deps)
     release_id = str(started["release_id"])
-    flow.on_build(parse_event(CodeBuildStateChangeEvent, world.build_finished(release_id)), world.deps)
+    on_build(parse_event(CodeBuildStateChangeEvent, world.build_finished(release_id)), world.deps)
     return release_id
 
 
 def to_prod(world: World, label: str) -> str:
     """Push, build, complete dev: prod deploys at once (its approval is asked during the deployment)."""
     release_id = deployed_to_dev(world, label)
-    flow.on_deployment(
+    on_deployment(
         deployment_event(world, current(world, release_id), "dev", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps
     )
     return release_id
@@ -212,7 +212,7 @@ def expect_paused(calls: ServiceDeploymentCalls, *, hook_status: str = "AWAITING
 def paused(world: World, calls: ServiceDeploymentCalls, label: str) -> Release:
     release_id = to_prod(world, label)
     expect_paused(calls)
-    outcome = flow.on_hook(hook_event(), world.deps)
+    outcome = on_hook(hook_event(), world.deps)
     assert outcome["outcome"] == "awaiting_approval", outcome
     return current(world, release_id)
 
@@ -273,7 +273,7 @@ def test_the_same_pause_reported_twice_asks_once_and_asks_ecs_nothing_more(
     world: World, ecs_calls: ServiceDeploymentCalls
 ) -> None:
     release = paused(world, ecs_calls, "pause-twice")
-    again = flow.on_hook(hook_event(), world.deps)
+    again = on_hook(hook_event(), world.deps)
     assert again["outcome"] == "duplicate"
     assert current(world, release.release_id).approval_id == release.approval_id
     assert ecs_calls.names() == ["DescribeServiceDeployments"]  # the first event's only
@@ -286,7 +286,7 @@ def test_a_pause_event_that_comes_after_the_hook_was_answered_asks_nothing(
     # was continued (by someone in the console, say): ECS says SUCCEEDED
     release_id = to_prod(world, "pause-late")
     expect_paused(ecs_calls, hook_status="SUCCEEDED")
-    outcome = flow.on_hook(hook_event(), world.deps)
+    outcome = on_hook(hook_event(), world.deps)
     # THEN no approval is asked and the release deploys on
     assert outcome["outcome"] == "duplicate"
     assert "SUCCEEDED" in outcome["reason"]
@@ -298,7 +298,7 @@ def test_a_pause_event_that_comes_after_the_hook_was_answered_asks_nothing(
 def test_a_pause_event_for_a_hook_ecs_does_not_list_is_ignored(world: World, ecs_calls: ServiceDeploymentCalls) -> None:
     release_id = to_prod(world, "pause-unknown-hook")
     expect_paused(ecs_calls)
-    outcome = flow.on_hook(hook_event(hook_id="ecs-pause-another"), world.deps)
+    outcome = on_hook(hook_event(hook_id="ecs-pause-another"), world.deps)
     assert outcome["outcome"] == "ignored"
     assert "lists no such hook" in outcome["reason"]
     assert current(world, release_id).state is ReleaseState.DEPLOYING
@@ -321,7 +321,7 @@ def test_hook_events_the_deployer_does_not_act_on_change_nothing_and_ask_ecs_not
     release_id = to_prod(world, f"not-acted-{sorted(change.items())}")
     # WHEN a hook event arrives for a Lambda hook, an outcome the deployer gave itself, or a PAUSE
     # hook someone else added at another stage
-    outcome = flow.on_hook(hook_event(**change), world.deps)
+    outcome = on_hook(hook_event(**change), world.deps)
     # THEN it is left alone with the reason, and ECS is not called
     assert outcome["outcome"] == "ignored"
     assert reason in outcome["reason"]
@@ -341,7 +341,7 @@ def test_hook_events_the_deployer_does_not_act_on_change_nothing_and_ask_ecs_not
     ],
 )
 def test_a_pause_is_the_deployers_only_at_the_stage_its_approval_names(at: str, reported: str, ours: bool) -> None:
-    assert flow._pauses_at(at, reported) is ours
+    assert _pauses_at(at, reported) is ours
 
 
 def test_a_pause_event_of_another_service_deployment_than_the_paused_one_is_ignored(
@@ -349,7 +349,7 @@ def test_a_pause_event_of_another_service_deployment_than_the_paused_one_is_igno
 ) -> None:
     release = paused(world, ecs_calls, "pause-other-deployment")
     other = SERVICE_DEPLOYMENT.replace("r9i43YFjvgF", "zzzzzzzzzzz")
-    outcome = flow.on_hook(hook_event("HOOK_TIMED_OUT", service_deployment=other), world.deps)
+    outcome = on_hook(hook_event("HOOK_TIMED_OUT", service_deployment=other), world.deps)
     assert outcome["outcome"] == "ignored"
     assert f"is not the deployment {release.release_id} paused in" in outcome["reason"]
     assert current(world, release.release_id).state is ReleaseState.AWAITING_APPROVAL
@@ -365,7 +365,7 @@ def test_approve_continues_the_deployment_and_its_completion_releases(
         {"serviceDeploymentArn": SERVICE_DEPLOYMENT},
     )
     # WHEN an approver approves
-    outcome = flow.on_approval(decision(release, "approve"), world.deps)
+    outcome = on_approval(decision(release, "approve"), world.deps)
     # THEN ECS is told to CONTINUE and the release deploys on; the task definition is not registered again
     assert outcome["outcome"] == "continued"
     release = current(world, release.release_id)
@@ -373,7 +373,7 @@ def test_approve_continues_the_deployment_and_its_completion_releases(
     assert (release.decided_by or {})["decision"] == "approve"
     assert ecs_calls.names()[-1] == "ContinueServiceDeployment"
     # WHEN ECS completes THEN the release is RELEASED and prod is free
-    flow.on_deployment(deployment_event(world, release, "prod", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps)
+    on_deployment(deployment_event(world, release, "prod", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps)
     assert current(world, release.release_id).state is ReleaseState.RELEASED
     assert world.store.lock_of("prod", PROD_SERVICE) is None
 
@@ -387,7 +387,7 @@ def test_reject_rolls_the_deployment_back_and_frees_the_service(
         {"serviceDeploymentArn": SERVICE_DEPLOYMENT, "hookId": HOOK_ID, "action": "ROLLBACK"},
         {"serviceDeploymentArn": SERVICE_DEPLOYMENT},
     )
-    outcome = flow.on_approval(decision(release, "reject"), world.deps)
+    outcome = on_approval(decision(release, "reject"), world.deps)
     assert outcome["outcome"] == "rejected"
     release = current(world, release.release_id)
     assert release.state is ReleaseState.REJECTED
@@ -396,7 +396,7 @@ def test_reject_rolls_the_deployment_back_and_frees_the_service(
     assert "rejected by Slack user" in (release.reason or "")
     assert world.store.lock_of("prod", PROD_SERVICE) is None
     # ECS's own failure event for the rolled-back deployment changes nothing
-    late = flow.on_deployment(deployment_event(world, release, "prod", "SERVICE_DEPLOYMENT_FAILED"), world.deps)
+    late = on_deployment(deployment_event(world, release, "prod", "SERVICE_DEPLOYMENT_FAILED"), world.deps)
     assert late["outcome"] == "duplicate"
 
 
@@ -405,7 +405,7 @@ def test_a_hook_that_timed_out_ends_the_release_with_ecs_timeout_action(
 ) -> None:
     release = paused(world, ecs_calls, "pause-timeout")
     expect_paused(ecs_calls, hook_status="TIMED_OUT")
-    outcome = flow.on_hook(hook_event("HOOK_TIMED_OUT"), world.deps)
+    outcome = on_hook(hook_event("HOOK_TIMED_OUT"), world.deps)
     assert outcome["outcome"] == "timed_out"
     assert outcome["timeout_action"] == "ROLLBACK"
     release = current(world, release.release_id)
@@ -422,7 +422,7 @@ def test_a_hook_that_timed_out_before_its_pause_was_asked_ends_the_release(
     release_id = to_prod(world, "pause-never-asked")
     expect_paused(ecs_calls, hook_status="TIMED_OUT")
     # WHEN the hook times out
-    outcome = flow.on_hook(hook_event("HOOK_TIMED_OUT"), world.deps)
+    outcome = on_hook(hook_event("HOOK_TIMED_OUT"), world.deps)
     # THEN the release ends with ECS's timeout action, and prod is free for the next release
     assert outcome["outcome"] == "timed_out"
     release = current(world, release_id)
@@ -445,7 +445,7 @@ def test_a_pause_the_deployer_did_not_add_is_left_alone(world: World, ecs_calls:
         serviceArn=f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/{dev.cluster}/{dev.service}",
         clusterArn=f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{dev.cluster}",
     )
-    outcome = flow.on_hook(parse_event(EcsHookStateChangeEvent, event), world.deps)
+    outcome = on_hook(parse_event(EcsHookStateChangeEvent, event), world.deps)
     # THEN it is ignored, with the reason, and no ECS call is made
     assert outcome["outcome"] == "ignored"
     assert "did not add" in outcome["reason"]
@@ -459,7 +459,7 @@ def test_an_expired_pause_found_by_the_sweep_frees_the_service(
     release = paused(world, ecs_calls, "pause-sweep")
     later = datetime.now(UTC) + timedelta(hours=3)
     clock.now = later
-    expired = flow.sweep_expired_approvals(world.deps, now=later)
+    expired = sweep_expired_approvals(world.deps, now=later)
     assert expired == [release.release_id]
     release = current(world, release.release_id)
     assert release.state is ReleaseState.APPROVAL_EXPIRED
@@ -472,13 +472,9 @@ def test_an_expired_pause_found_by_the_sweep_frees_the_service(
 
 def two_releases_on_dev(world: World) -> tuple[Release, Release]:
     first = deployed_to_dev(world, "first", time="2026-11-29T10:00:00Z")
-    flow.on_deployment(
-        deployment_event(world, current(world, first), "dev", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps
-    )
+    on_deployment(deployment_event(world, current(world, first), "dev", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps)
     second = deployed_to_dev(world, "second", time="2026-11-29T10:05:00Z")
-    flow.on_deployment(
-        deployment_event(world, current(world, second), "dev", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps
-    )
+    on_deployment(deployment_event(world, current(world, second), "dev", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps)
     return current(world, first), current(world, second)
 
 
@@ -487,7 +483,7 @@ def test_rollback_of_a_finished_stage_redeploys_its_previous_revision_as_a_relea
     first, second = two_releases_on_dev(world)
     revisions = world.revisions()
     # WHEN an operator rolls dev back
-    outcome = flow.request_rollback("web", "dev", {"kind": "cli", "principal": "arn:aws:iam::1:user/ada"}, world.deps)
+    outcome = request_rollback("web", "dev", {"kind": "cli", "principal": "arn:aws:iam::1:user/ada"}, world.deps)
     # THEN a rollback release puts dev back on first's revision: no new revision, one UpdateService
     assert outcome["outcome"] == "deploying", outcome
     assert outcome["undoes"] == second.release_id
@@ -501,14 +497,14 @@ def test_rollback_of_a_finished_stage_redeploys_its_previous_revision_as_a_relea
     assert (rollback.requested_by or {})["principal"] == "arn:aws:iam::1:user/ada"
     assert rollback.state is ReleaseState.DEPLOYING
     # WHEN ECS completes THEN the rollback is RELEASED, it never promotes to prod, and dev is free
-    done = flow.on_deployment(deployment_event(world, rollback, "dev", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps)
+    done = on_deployment(deployment_event(world, rollback, "dev", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps)
     assert done["outcome"] == "rolled_back"
     rollback = current(world, rollback.release_id)
     assert rollback.state is ReleaseState.RELEASED
     assert "prod" not in rollback.stages
     assert world.store.lock_of(dev.cluster, dev.service) is None
     # AND rolling back again does not return to the release just undone
-    again = flow.request_rollback("web", "dev", {"kind": "cli", "principal": "ada"}, world.deps)
+    again = request_rollback("web", "dev", {"kind": "cli", "principal": "ada"}, world.deps)
     assert again["outcome"] == "nothing_to_roll_back"
 
 
@@ -517,9 +513,7 @@ def test_rollback_of_an_in_flight_deployment_stops_it_with_rollback(
 ) -> None:
     # GIVEN `second` deploying dev
     first = deployed_to_dev(world, "first-ok", time="2026-11-29T10:00:00Z")
-    flow.on_deployment(
-        deployment_event(world, current(world, first), "dev", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps
-    )
+    on_deployment(deployment_event(world, current(world, first), "dev", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps)
     second = deployed_to_dev(world, "second-bad", time="2026-11-29T10:05:00Z")
     dev = world.account.services["dev"]
     arn = f"arn:aws:ecs:{REGION}:{ACCOUNT}:service-deployment/{dev.cluster}/{dev.service}/abc"
@@ -537,7 +531,7 @@ def test_rollback_of_an_in_flight_deployment_stops_it_with_rollback(
         "StopServiceDeployment", {"serviceDeploymentArn": arn, "stopType": "ROLLBACK"}, {"serviceDeploymentArn": arn}
     )
     # WHEN an approver rolls dev back from Slack
-    outcome = flow.request_rollback("web", "dev", {"kind": "slack", "user": "U012ABCDEF"}, world.deps)
+    outcome = request_rollback("web", "dev", {"kind": "slack", "user": "U012ABCDEF"}, world.deps)
     # THEN ECS stops the deployment and rolls back; `second` ends DEPLOY_FAILED (rolled back), the
     # rollback is a release of its own, and dev is free
     assert outcome["outcome"] == "stopping"
@@ -553,21 +547,21 @@ def test_rollback_of_an_in_flight_deployment_stops_it_with_rollback(
 
 
 def test_nothing_to_roll_back_on_a_stage_that_never_deployed(world: World) -> None:
-    outcome = flow.request_rollback("web", "prod", {"kind": "cli", "principal": "ada"}, world.deps)
+    outcome = request_rollback("web", "prod", {"kind": "cli", "principal": "ada"}, world.deps)
     assert outcome["outcome"] == "nothing_to_roll_back"
     assert "no successful deployment" in outcome["reason"]
 
 
 def test_rollback_of_an_unknown_stage_is_a_clear_error(world: World) -> None:
     with pytest.raises(ConfigError, match="has no stage qa"):
-        flow.request_rollback("web", "qa", {"kind": "cli", "principal": "ada"}, world.deps)
+        request_rollback("web", "qa", {"kind": "cli", "principal": "ada"}, world.deps)
 
 
 def test_a_second_rollback_while_the_first_runs_starts_nothing(world: World) -> None:
     two_releases_on_dev(world)
-    first = flow.request_rollback("web", "dev", {"kind": "cli", "principal": "ada"}, world.deps)
+    first = request_rollback("web", "dev", {"kind": "cli", "principal": "ada"}, world.deps)
     updates = service(world, world.account.services["dev"].cluster, world.account.services["dev"].service)
-    second = flow.request_rollback("web", "dev", {"kind": "cli", "principal": "ada"}, world.deps)
+    second = request_rollback("web", "dev", {"kind": "cli", "principal": "ada"}, world.deps)
     assert second["outcome"] == "already_rolling_back"
     assert second["release_id"] == first["release_id"]
     dev = world.account.services["dev"]
@@ -594,7 +588,7 @@ def test_slacks_roll_back_from_an_approver_rolls_the_stage_back(
         {"serviceDeploymentArn": SERVICE_DEPLOYMENT},
     )
     # WHEN the approver presses "Roll back" on prod
-    outcome = flow.on_rollback_requested(rollback_requested("prod", "U012ABCDEF", release_id), world.deps)
+    outcome = on_rollback_requested(rollback_requested("prod", "U012ABCDEF", release_id), world.deps)
     # THEN ECS stops and rolls back the deployment, and a rollback release records who asked
     assert outcome["outcome"] == "stopping", outcome
     assert outcome["undoes"] == release_id
@@ -608,7 +602,7 @@ def test_slacks_roll_back_from_an_approver_rolls_the_stage_back(
 def test_slacks_roll_back_from_anyone_else_changes_nothing(world: World, stage: str, user: str) -> None:
     # GIVEN a user who is not an approver of the stage (dev has no approvers at all)
     before = world.store.list_releases("web")
-    outcome = flow.on_rollback_requested(rollback_requested(stage, user), world.deps)
+    outcome = on_rollback_requested(rollback_requested(stage, user), world.deps)
     # THEN ignored with the reason, and no release is created
     assert outcome["outcome"] == "ignored"
     assert "not one of the stage's approvers" in outcome["reason"]
@@ -618,7 +612,7 @@ def test_slacks_roll_back_from_anyone_else_changes_nothing(world: World, stage: 
 def test_a_roll_back_button_of_a_release_that_is_no_longer_on_the_stage_changes_nothing(world: World) -> None:
     # GIVEN prod reached by a release, and the button of another (older) release's message
     release_id = to_prod(world, "newer-on-prod")
-    outcome = flow.on_rollback_requested(rollback_requested("prod", "U012ABCDEF", "web@" + "0" * 40), world.deps)
+    outcome = on_rollback_requested(rollback_requested("prod", "U012ABCDEF", "web@" + "0" * 40), world.deps)
     # THEN ignored: the newer release holds the stage; nothing is stopped or created
     assert outcome["outcome"] == "ignored"
     assert "has reached the stage since" in outcome["reason"]

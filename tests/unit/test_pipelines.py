@@ -1,5 +1,5 @@
-"""Tests for deployer.pipelines: the schema, located errors, hostile YAML, the published JSON and
-the DynamoDB-backed ConfigStore (moto in process)."""
+"""Tests for deployer.pipelines (schema, loader, store): the schema, located errors, hostile YAML, the published JSON
+and the DynamoDB-backed ConfigStore (moto in process)."""
 
 from __future__ import annotations
 
@@ -19,32 +19,28 @@ from botocore.stub import Stubber
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from deployer import template
 from deployer.errors import ConfigError, TransientError
-from deployer.pipelines import (
+from deployer.pipelines.loader import (
     MAX_CONFIG_BYTES,
     MAX_PUBLISHED_BYTES,
     MAX_YAML_NODES,
-    PUBLISHED_ITEM_ID,
-    ConfigStore,
-    Pipeline,
-    PipelinesConfig,
-    PublishConflict,
     check_config_text,
-    find_pipelines,
     format_path,
     from_published_json,
     load_config_text,
     to_published_json,
     to_yaml,
 )
+from deployer.pipelines.schema import Pipeline, PipelinesConfig, find_pipelines
+from deployer.pipelines.store import PUBLISHED_ITEM_ID, ConfigStore, PublishConflict
+from deployer_local import template
 
 pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLE = "ecs-deployer-config-test"
 
-# The DESIGN.md example, line numbers matter to the tests below.
+# The design's example pipelines file (docs/pipelines.md); line numbers matter to the tests below.
 DESIGN_EXAMPLE = """\
 pipelines:
   - name: web
@@ -365,7 +361,7 @@ def test_valid_variants_load(path: str | None, value: Any) -> None:
 
 
 def test_the_design_example_reads_as_written() -> None:
-    # GIVEN the example from DESIGN.md
+    # GIVEN the design's example
     # WHEN it is loaded
     config = load_config_text(DESIGN_EXAMPLE)
     # THEN every field is where the file put it, with the defaults filled in

@@ -14,15 +14,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from deployer.pipelines import (
-    DEFAULT_KEEP_REVISIONS,
-    MAX_KEEP_REVISIONS,
-    MAX_SCHEDULES_PER_STAGE,
-    check_config_text,
-    from_published_json,
-    load_config_text,
-    to_published_json,
-)
+from deployer.pipelines.loader import check_config_text, from_published_json, load_config_text, to_published_json
+from deployer.pipelines.schema import DEFAULT_KEEP_REVISIONS, MAX_KEEP_REVISIONS, MAX_SCHEDULES_PER_STAGE
 
 pytestmark = pytest.mark.unit
 

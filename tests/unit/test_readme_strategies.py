@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from deployer.pipelines import check_config_text
+from deployer.pipelines.loader import check_config_text
 from tests.support.events import REPOSITORY_ROOT
 
 pytestmark = pytest.mark.unit

@@ -44,14 +44,17 @@ from botocore.awsrequest import AWSResponse
 from botocore.parsers import create_parser
 from botocore.stub import Stubber
 
-from deployer import flow, reconciler, runtime, template
-from deployer.events import (
-    CodeBuildStateChangeEvent,
-    CodeCommitReferenceEvent,
-    EcsDeploymentStateChangeEvent,
-    parse_event,
-)
-from deployer.local.ecs_front import (
+from deployer import reconciler, runtime
+from deployer.events.codebuild import CodeBuildStateChangeEvent
+from deployer.events.codecommit import CodeCommitReferenceEvent
+from deployer.events.ecs import EcsDeploymentStateChangeEvent
+from deployer.events.parse import parse_event
+from deployer.flow.build import on_build
+from deployer.flow.deployment import on_deployment
+from deployer.flow.push import on_push
+from deployer.releases.model import Release, ReleaseState, StageRecord, StageState
+from deployer_local import template
+from deployer_local.ecs_front import (
     JSON_CONTENT_TYPE,
     SIMULATED_OPERATIONS,
     EcsApiError,
@@ -60,9 +63,8 @@ from deployer.local.ecs_front import (
     ServiceDeployments,
     service_revision_arn,
 )
-from deployer.local.ecs_front import service_deployment_arn as local_service_deployment_arn
-from deployer.provision import push_demo_image
-from deployer.releases import Release, ReleaseState, StageRecord, StageState
+from deployer_local.ecs_front import service_deployment_arn as local_service_deployment_arn
+from deployer_local.provision import push_demo_image
 from tests.support.ecs_stub import ServiceDeploymentCalls
 from tests.support.events import load_event
 from tests.support.world import World, commit_id
@@ -116,15 +118,13 @@ def current(world: World, release_id: str) -> Release:
 
 
 def pushed(world: World, label: str, *, time: str = "2026-11-29T10:00:00Z") -> Release:
-    (started,) = flow.on_push(
-        parse_event(CodeCommitReferenceEvent, world.push(commit_id(label), time=time)), world.deps
-    )
+    (started,) = on_push(parse_event(CodeCommitReferenceEvent, world.push(commit_id(label), time=time)), world.deps)
     return current(world, str(started["release_id"]))
 
 
 def deploying_dev(world: World, label: str, *, time: str = "2026-11-29T10:00:00Z") -> Release:
     release = pushed(world, label, time=time)
-    flow.on_build(parse_event(CodeBuildStateChangeEvent, world.build_finished(release.release_id)), world.deps)
+    on_build(parse_event(CodeBuildStateChangeEvent, world.build_finished(release.release_id)), world.deps)
     return current(world, release.release_id)
 
 
@@ -188,7 +188,7 @@ def test_a_build_that_succeeded_without_its_event_deploys_the_first_stage_once(w
     assert built.reason.endswith("its event never arrived)")
     assert len(dev_revisions(world)) == len(before) + 1
     # AND the build's event, arriving late, does nothing twice
-    late = flow.on_build(parse_event(CodeBuildStateChangeEvent, world.build_finished(release.release_id)), world.deps)
+    late = on_build(parse_event(CodeBuildStateChangeEvent, world.build_finished(release.release_id)), world.deps)
     assert late["outcome"] == "duplicate"
     assert len(dev_revisions(world)) == len(before) + 1
     assert current(world, release.release_id).version == release.version
@@ -321,7 +321,7 @@ def test_a_deployment_that_completed_without_its_event_is_promoted_once(
     assert "its COMPLETED event never arrived" in (deployed.reason or "")
     assert world.store.lock_of(promoted.stages["dev"].cluster, promoted.stages["dev"].service) is None
     # AND the COMPLETED event, arriving late, does nothing twice
-    late = flow.on_deployment(completed_event(release, "dev"), world.deps)
+    late = on_deployment(completed_event(release, "dev"), world.deps)
     assert late["outcome"] == "duplicate"
     assert current(world, release.release_id).version == promoted.version
 
@@ -558,7 +558,7 @@ def test_the_sweep_may_read_the_builds_of_the_projects_it_may_start() -> None:
 
 def answered_by_the_local_front(client: Any, deployments: ServiceDeployments) -> None:
     """The service-deployment calls of `client` answered by the local stack's simulated ECS
-    (`deployer.local.ecs_front.ServiceDeployments`) from the JSON botocore serialized, and the JSON
+    (`deployer_local.ecs_front.ServiceDeployments`) from the JSON botocore serialized, and the JSON
     answer parsed by botocore's own JSON parser, as the local stack's front does over HTTP."""
     parser = create_parser("json")
 

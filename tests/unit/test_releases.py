@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from deployer.releases import ConflictError, Release, ReleaseState, ReleaseStore, Transition
+from deployer.releases.model import Release, ReleaseState, Transition
+from deployer.releases.store import ConflictError, ReleaseStore
 from tests.support.world import commit_id
 
 pytestmark = pytest.mark.unit

@@ -29,15 +29,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deployer import flow, report
-from deployer.cli import main
-from deployer.events import (
-    CodeBuildStateChangeEvent,
-    CodeCommitReferenceEvent,
-    EcsDeploymentStateChangeEvent,
-    parse_event,
-)
-from deployer.releases import Release, ReleaseState, StageRecord, StageState
+from deployer.events.codebuild import CodeBuildStateChangeEvent
+from deployer.events.codecommit import CodeCommitReferenceEvent
+from deployer.events.ecs import EcsDeploymentStateChangeEvent
+from deployer.events.parse import parse_event
+from deployer.flow.approval import on_approval
+from deployer.flow.build import on_build
+from deployer.flow.deployment import on_deployment
+from deployer.flow.push import on_push
+from deployer.releases.model import Release, ReleaseState, StageRecord, StageState
+from deployer_cli import main
+from deployer_cli.views import report
 from tests.support.events import load_event
 from tests.support.world import World, commit_id
 
@@ -446,27 +448,27 @@ def world(moto_aws: None, world: World, monkeypatch: pytest.MonkeyPatch, tmp_pat
 
 
 def _released(world: World, label: str, old: str | None, when: str) -> str:
-    (started,) = flow.on_push(
+    (started,) = on_push(
         parse_event(CodeCommitReferenceEvent, world.push(commit_id(label), old, time=when)), world.deps
     )
     release_id = str(started["release_id"])
-    flow.on_build(parse_event(CodeBuildStateChangeEvent, world.build_finished(release_id)), world.deps)
+    on_build(parse_event(CodeBuildStateChangeEvent, world.build_finished(release_id)), world.deps)
     for name in ("dev", "prod"):
         current = world.store.get(release_id)
         assert current is not None
         if name == "prod":
             event: dict[str, Any] = load_event("approval_decided_approve")
             event["detail"].update(release_id=release_id, stage="prod", approval_id=current.approval_id)
-            from deployer.events import ApprovalDecidedEvent
+            from deployer.events.deployer_bus import ApprovalDecidedEvent
 
-            flow.on_approval(parse_event(ApprovalDecidedEvent, event), world.deps)
+            on_approval(parse_event(ApprovalDecidedEvent, event), world.deps)
             current = world.store.get(release_id)
             assert current is not None
         sample: dict[str, Any] = load_event("ecs_deployment_completed")
         service = world.account.services[name]
         sample["resources"] = [f"arn:aws:ecs:eu-west-1:123456789012:service/{service.cluster}/{service.service}"]
         sample["detail"]["deploymentId"] = current.stages[name].deployment_id
-        flow.on_deployment(parse_event(EcsDeploymentStateChangeEvent, sample), world.deps)
+        on_deployment(parse_event(EcsDeploymentStateChangeEvent, sample), world.deps)
     return release_id
 
 
@@ -507,7 +509,7 @@ def test_the_command_reads_with_queries_only_and_prints_the_figures(
     assert released.state is ReleaseState.RELEASED
     finished = report.parse_time(released.stages["prod"].finished_at)
     assert finished is not None
-    monkeypatch.setattr("deployer.cli.report._now", lambda: finished + timedelta(hours=1))
+    monkeypatch.setattr("deployer_cli.commands.report._now", lambda: finished + timedelta(hours=1))
     names = world.names
     args = ["report", "--table", names.table, "--config-table", names.config_table, "--since", "7d"]
     assert main(args) == 0

@@ -1,4 +1,4 @@
-"""Tests for deployer.rolling: ECS rolling-update arithmetic, the planner and `validate`.
+"""Tests for deployer.rollout: ECS rolling-update arithmetic, the planner and `validate`.
 
 The rounding rules are ECS's ("Deploy Amazon ECS services by replacing tasks",
 https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-type-ecs.html): at least
@@ -19,18 +19,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deployer.rolling import (
-    MANY_WAVES,
-    MAX_TASKS_PER_SERVICE,
-    MISSING,
-    Finding,
-    ServiceFacts,
-    StuckRollout,
-    Validation,
-    is_stuck,
-    plan,
-    validate,
-)
+from deployer.rollout.model import MAX_TASKS_PER_SERVICE, MISSING, Finding, ServiceFacts
+from deployer.rollout.plan import StuckRollout, is_stuck, plan
+from deployer.rollout.validate import MANY_WAVES, Validation, validate
 
 pytestmark = pytest.mark.unit
 
@@ -52,7 +43,7 @@ def only(findings: tuple[Finding, ...], field: str) -> Finding:
     return matching[0]
 
 
-# --- the planner: DESIGN.md's four pictures are golden --------------------------------------------
+# --- the planner: the design's four pictures (docs/rolling.md) are golden --------------------------------------------
 
 GOLDEN = {
     # min 50 / max 100: [4 old] → stop 2 → [2 old] → start 2 → [2 old, 2 new] → stop 2 → [2 new] → start 2 → [4 new]
@@ -71,7 +62,7 @@ GOLDEN = {
 def test_plan_replays_the_design_pictures_for_four_tasks(
     percentages: tuple[int, int], expected: list[tuple[int, int, str, int]]
 ) -> None:
-    # GIVEN four desired tasks and one of DESIGN.md's configurations
+    # GIVEN four desired tasks and one of the design's configurations
     minimum, maximum = percentages
     # WHEN the rollout is planned
     result = plan(4, minimum, maximum)
@@ -91,7 +82,7 @@ def test_plan_replays_the_design_pictures_for_four_tasks(
 def test_plan_summarizes_the_design_pictures(
     percentages: tuple[int, int], waves: int, peak: int, lowest: int, outage: bool
 ) -> None:
-    # GIVEN / WHEN a DESIGN.md picture is planned
+    # GIVEN / WHEN a design picture is planned
     result = plan(4, *percentages)
     # THEN waves count the start phases, and the peak, the lowest and the outage flag follow the steps
     assert (result.waves, result.peak_tasks, result.min_running_tasks, result.outage) == (waves, peak, lowest, outage)
@@ -942,9 +933,9 @@ def test_range_is_refused_iff_some_count_in_it_is_stuck(low: int, size: int, min
 
 @pytest.mark.integration
 def test_rolling_imports_nothing_heavy() -> None:
-    # `deployer plan` must start fast: no boto3, no pydantic behind deployer.rolling
+    # `deployer plan` must start fast: no boto3, no pydantic behind deployer.rollout
     code = (
-        "import sys, deployer.rolling; "
+        "import sys, deployer.rollout; "
         "heavy = sorted(m for m in ('boto3', 'botocore', 'pydantic') if m in sys.modules); "
         "print(','.join(heavy))"
     )
@@ -956,7 +947,7 @@ def test_rolling_imports_nothing_heavy() -> None:
 
 
 def test_records_compare_hash_and_print_like_frozen_dataclasses() -> None:
-    from deployer.rolling import Step
+    from deployer.rollout.plan import Step
 
     step = Step(1, 2, "start", 1)
     assert step == Step(old=1, new=2, action="start", count=1)

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from deployer import template
-from deployer.local.router import Router, Rule, envelope, rules_from_template
-from deployer.localrun import InvokeResult
-from deployer.provision import DeployerNames
+from deployer_local import template
+from deployer_local.localrun import InvokeResult
+from deployer_local.provision import DeployerNames
+from deployer_local.router import Router, Rule, envelope, rules_from_template
 from tests.support.documented import AWS_HOOK_AWAITING_ACTION_EXAMPLE, AWS_PAUSE_PAGE_EXAMPLE
 from tests.support.events import load_event, sample_names
 

@@ -18,13 +18,15 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from deployer import flow
-from deployer.events import EcsDeploymentStateChangeEvent, parse_event
-from deployer.flow import Deps
-from deployer.pipelines import PipelinesConfig, ServiceTarget, lock_order
-from deployer.provision import ACCOUNT, DeployerNames, provision_deployer, web_task_definition
-from deployer.releases import Release, ReleaseState, ReleaseStore, StageState
+from deployer.deps import Deps
+from deployer.events.ecs import EcsDeploymentStateChangeEvent
+from deployer.events.parse import parse_event
+from deployer.flow.deployment import on_deployment
+from deployer.pipelines.schema import PipelinesConfig, ServiceTarget, lock_order
+from deployer.releases.model import Release, ReleaseState, StageState
+from deployer.releases.store import ReleaseStore
 from deployer.stages import StageDeployer
+from deployer_local.provision import ACCOUNT, DeployerNames, provision_deployer, web_task_definition
 from tests.support.events import load_event
 from tests.support.world import commit_id
 
@@ -93,7 +95,7 @@ def completed(deps: Deps, release_id: str, service: str) -> dict[str, Any]:
     event = load_event("ecs_deployment_completed")
     event["resources"] = [f"arn:aws:ecs:eu-west-1:{ACCOUNT}:service/shared/{service}"]
     event["detail"].update(deploymentId=svc.deployment_id, updatedAt=datetime.now(UTC).isoformat())
-    return flow.on_deployment(parse_event(EcsDeploymentStateChangeEvent, event), deps)
+    return on_deployment(parse_event(EcsDeploymentStateChangeEvent, event), deps)
 
 
 def holder(deps: Deps, service: str) -> str | None:

@@ -36,7 +36,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from deployer import settings as deploy_settings
-from deployer.pipelines import check_config_text, load_config_text
+from deployer.pipelines.loader import check_config_text, load_config_text
 from deployer.settings import DeploySettings, SettingChange, changes, check_reference, merge
 
 pytestmark = pytest.mark.unit
@@ -80,7 +80,7 @@ def test_a_stage_with_environment_secrets_and_unset_is_valid_and_published_as_gi
         unset={"web": ["OLD_FLAG"]},
     )
     assert stage.deploy_settings().containers == ("web", "log-router")
-    from deployer.pipelines import from_published_json, to_published_json
+    from deployer.pipelines.loader import from_published_json, to_published_json
 
     assert from_published_json(to_published_json(config)) == config
 

@@ -26,23 +26,27 @@ import pytest
 from botocore.client import BaseClient
 from botocore.stub import ANY, Stubber
 
-from deployer import flow, slack
+from deployer import slack
 from deployer.approval_http import ApprovalHttp
-from deployer.cli import main
 from deployer.errors import TransientError
-from deployer.events import (
-    ApprovalDecidedEvent,
-    CodeBuildStateChangeEvent,
-    CodeCommitReferenceEvent,
-    EcsDeploymentStateChangeEvent,
-    parse_event,
-)
-from deployer.pipelines import load_config_text
-from deployer.provision import ACCOUNT, DemoAccount, demo_pipelines_yaml, provision_demo
-from deployer.releases import Release, ReleaseState, ReleaseStore
+from deployer.events.codebuild import CodeBuildStateChangeEvent
+from deployer.events.codecommit import CodeCommitReferenceEvent
+from deployer.events.deployer_bus import ApprovalDecidedEvent
+from deployer.events.ecs import EcsDeploymentStateChangeEvent
+from deployer.events.parse import parse_event
+from deployer.flow.approval import on_approval
+from deployer.flow.build import on_build
+from deployer.flow.deployment import on_deployment
+from deployer.flow.progress import settings_context
+from deployer.flow.push import on_push
+from deployer.pipelines.loader import load_config_text
+from deployer.releases.model import Release, ReleaseState
+from deployer.releases.store import ReleaseStore
 from deployer.reporting import view_of
 from deployer.stages import StageDeployer
-from deployer.status import release_status, render_table
+from deployer_cli import main
+from deployer_cli.views.status import release_status, render_table
+from deployer_local.provision import ACCOUNT, DemoAccount, demo_pipelines_yaml, provision_demo
 from tests.support.events import load_event
 from tests.support.world import World, commit_id
 from tests.unit.test_stages import (
@@ -191,22 +195,22 @@ def current(world: World, release_id: str) -> Release:
 
 
 def push_and_build(world: World, label: str) -> str:
-    (started,) = flow.on_push(parse_event(CodeCommitReferenceEvent, world.push(commit_id(label))), world.deps)
+    (started,) = on_push(parse_event(CodeCommitReferenceEvent, world.push(commit_id(label))), world.deps)
     release_id = str(started["release_id"])
-    flow.on_build(parse_event(CodeBuildStateChangeEvent, world.build_finished(release_id)), world.deps)
+    on_build(parse_event(CodeBuildStateChangeEvent, world.build_finished(release_id)), world.deps)
     return release_id
 
 
 def complete(world: World, release_id: str, stage: str) -> None:
     event: dict[str, Any] = load_event("ecs_deployment_completed")
     event["detail"]["deploymentId"] = current(world, release_id).stages[stage].deployment_id
-    flow.on_deployment(parse_event(EcsDeploymentStateChangeEvent, event), world.deps)
+    on_deployment(parse_event(EcsDeploymentStateChangeEvent, event), world.deps)
 
 
 def approve(world: World, release: Release) -> None:
     event: dict[str, Any] = load_event("approval_decided_approve")
     event["detail"].update(release_id=release.release_id, stage=release.stage, approval_id=release.approval_id)
-    flow.on_approval(parse_event(ApprovalDecidedEvent, event), world.deps)
+    on_approval(parse_event(ApprovalDecidedEvent, event), world.deps)
 
 
 def container(world: World, arn: str, name: str = "web") -> dict[str, Any]:
@@ -312,14 +316,14 @@ def test_once_deployed_the_changes_are_read_from_the_revisions_themselves(world:
     assert record.task_definition_arn
     assert record.previous_task_definition_arn
     # WHEN its approval context is built, the service already running the new revision
-    context = flow.settings_context(release, stage, record.task_definition_arn, world.deps)
+    context = settings_context(release, stage, record.task_definition_arn, world.deps)
     # THEN the changes are those between the revision it replaced and the one it registered
     assert context["settings_line"] == "web: PORT=9090 (changed), LOG_LEVEL=warn (added), DB_PASSWORD (secret, added)"
     assert "arn:aws:iam::123456789012:role/web-execution" in context["settings"]["role_note"]
 
 
 def _pipeline_status(release: Release) -> Any:
-    from deployer.status import PipelineStatus
+    from deployer_cli.views.status import PipelineStatus
 
     return PipelineStatus(name="web", releases=(release_status(release, ("dev", "prod")),))
 
@@ -357,14 +361,14 @@ def test_a_redelivery_after_registering_reuses_the_revision_with_its_settings(
         return original(self, release, stage, reason, **kwargs)
 
     monkeypatch.setattr(StageDeployer, "_record", record)
-    (started,) = flow.on_push(parse_event(CodeCommitReferenceEvent, world.push(commit_id("redeliver"))), world.deps)
+    (started,) = on_push(parse_event(CodeCommitReferenceEvent, world.push(commit_id("redeliver"))), world.deps)
     release_id = str(started["release_id"])
     event = parse_event(CodeBuildStateChangeEvent, world.build_finished(release_id))
     with pytest.raises(TransientError):
-        flow.on_build(event, world.deps)
+        on_build(event, world.deps)
     assert len(world.revisions()) == len(before) + 1
     # WHEN EventBridge redelivers the build event
-    outcome = flow.on_build(event, world.deps)
+    outcome = on_build(event, world.deps)
     # THEN the revision registered the first time is found (its settings are part of its content) and reused
     assert outcome["outcome"] == "deploying", outcome
     assert len(world.revisions()) == len(before) + 1
@@ -379,8 +383,8 @@ def test_a_redelivery_after_registering_reuses_the_revision_with_its_settings(
 @pytest.mark.functional
 def test_a_revision_without_the_settings_is_not_taken_for_the_clone(world: World) -> None:
     # GIVEN a newer revision of the family that has the image but not the settings
-    from deployer import taskdef
     from deployer.settings import DeploySettings
+    from deployer.taskdef import register as taskdef
 
     ecs = boto3.client("ecs")
     described = taskdef.describe_task_definition(ecs, world.account.services["dev"].task_definition_arn)

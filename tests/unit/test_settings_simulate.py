@@ -19,17 +19,16 @@ from typing import Any
 import boto3
 import pytest
 
-from deployer import flow
-from deployer.events import (
-    ECS_DEPLOYMENT_STATE_CHANGE,
-    CodeBuildStateChangeEvent,
-    CodeCommitReferenceEvent,
-    EcsDeploymentStateChangeEvent,
-    parse_event,
-)
-from deployer.local.simulate import EcsRolloutSimulator, deployment_lookup_from_store, secret_check_for
-from deployer.provision import demo_pipelines_yaml
-from deployer.releases import ReleaseState, StageState
+from deployer.events.codebuild import CodeBuildStateChangeEvent
+from deployer.events.codecommit import CodeCommitReferenceEvent
+from deployer.events.ecs import ECS_DEPLOYMENT_STATE_CHANGE, EcsDeploymentStateChangeEvent
+from deployer.events.parse import parse_event
+from deployer.flow.build import on_build
+from deployer.flow.deployment import on_deployment
+from deployer.flow.push import on_push
+from deployer.releases.model import ReleaseState, StageState
+from deployer_local.provision import demo_pipelines_yaml
+from deployer_local.simulate import EcsRolloutSimulator, deployment_lookup_from_store, secret_check_for
 from tests.support.world import World, commit_id
 
 pytestmark = pytest.mark.functional  # the local stack's simulators, on moto's account
@@ -45,9 +44,9 @@ def with_dev_secrets(world: World, secrets: dict[str, str]) -> None:
 
 
 def deploy_dev(world: World, label: str) -> str:
-    (started,) = flow.on_push(parse_event(CodeCommitReferenceEvent, world.push(commit_id(label))), world.deps)
+    (started,) = on_push(parse_event(CodeCommitReferenceEvent, world.push(commit_id(label))), world.deps)
     release_id = str(started["release_id"])
-    outcome = flow.on_build(parse_event(CodeBuildStateChangeEvent, world.build_finished(release_id)), world.deps)
+    outcome = on_build(parse_event(CodeBuildStateChangeEvent, world.build_finished(release_id)), world.deps)
     assert outcome["outcome"] == "deploying", outcome
     return release_id
 
@@ -57,7 +56,7 @@ def simulator(world: World, printed: list[str]) -> EcsRolloutSimulator:
 
     def deliver(event: dict[str, Any]) -> None:
         if event["detail-type"] == ECS_DEPLOYMENT_STATE_CHANGE:
-            flow.on_deployment(parse_event(EcsDeploymentStateChangeEvent, event), world.deps)
+            on_deployment(parse_event(EcsDeploymentStateChangeEvent, event), world.deps)
 
     simulated = EcsRolloutSimulator(
         boto3.client("ecs"),

@@ -26,15 +26,16 @@ from typing import Any
 
 import pytest
 
-from deployer import flow
-from deployer.events import (
-    CodeBuildStateChangeEvent,
-    CodeCommitReferenceEvent,
-    EcsDeploymentStateChangeEvent,
-    parse_event,
-)
-from deployer.provision import ACCOUNT, demo_pipelines_yaml
-from deployer.releases import Release, ReleaseState, StageState
+from deployer.events.codebuild import CodeBuildStateChangeEvent
+from deployer.events.codecommit import CodeCommitReferenceEvent
+from deployer.events.ecs import EcsDeploymentStateChangeEvent
+from deployer.events.parse import parse_event
+from deployer.flow.build import on_build
+from deployer.flow.deployment import on_deployment
+from deployer.flow.push import on_push
+from deployer.flow.rollback import request_rollback
+from deployer.releases.model import Release, ReleaseState, StageState
+from deployer_local.provision import ACCOUNT, demo_pipelines_yaml
 from tests.support.ecs_stub import ServiceDeploymentCalls
 from tests.support.events import load_event
 from tests.support.world import World, commit_id
@@ -64,8 +65,8 @@ def ecs_calls(world: World) -> Iterator[ServiceDeploymentCalls]:
 
 def start(world: World, label: str, *, old: str | None = None, time: str = "2026-11-29T10:00:00Z") -> str:
     push = world.push(commit_id(label), commit_id(old) if old else None, time=time)
-    (started,) = flow.on_push(parse_event(CodeCommitReferenceEvent, push), world.deps)
-    flow.on_build(parse_event(CodeBuildStateChangeEvent, world.build_finished(started["release_id"])), world.deps)
+    (started,) = on_push(parse_event(CodeCommitReferenceEvent, push), world.deps)
+    on_build(parse_event(CodeBuildStateChangeEvent, world.build_finished(started["release_id"])), world.deps)
     return str(started["release_id"])
 
 
@@ -165,7 +166,7 @@ def test_the_stage_completes_once_after_every_service_whatever_the_order_and_dup
             else ("SERVICE_DEPLOYMENT_COMPLETED", delivery)
         )
         before = current(world, release_id)
-        outcome = flow.on_deployment(service_event(world, release_id, "dev", service, name), world.deps)
+        outcome = on_deployment(service_event(world, release_id, "dev", service, name), world.deps)
         seen.append(outcome["outcome"])
         completed_all = {s.service for s in before.stages["dev"].services or () if s.state is StageState.DEPLOYED}
         if before.stages["dev"].state is StageState.DEPLOYING and completed_all | {service} != {"web", "worker"}:
@@ -187,7 +188,7 @@ def test_the_stage_completes_once_after_every_service_whatever_the_order_and_dup
 def test_the_first_completion_says_which_services_the_stage_still_waits_for(world: World) -> None:
     release_id = start(world, "progress")
     announced = len(world.transitions)
-    outcome = flow.on_deployment(
+    outcome = on_deployment(
         service_event(world, release_id, "dev", "worker", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps
     )
     assert outcome["outcome"] == "service_deployed"
@@ -204,9 +205,7 @@ def test_the_last_stage_of_several_services_releases_and_records_each_revision(w
     release_id = start(world, "released")
     for stage in ("dev", "prod"):
         for service in ("worker", "web"):
-            flow.on_deployment(
-                service_event(world, release_id, stage, service, "SERVICE_DEPLOYMENT_COMPLETED"), world.deps
-            )
+            on_deployment(service_event(world, release_id, stage, service, "SERVICE_DEPLOYMENT_COMPLETED"), world.deps)
     release = current(world, release_id)
     assert release.state is ReleaseState.RELEASED
     (history,) = world.store.stage_history("web", "prod")
@@ -242,7 +241,7 @@ def test_a_failure_while_the_other_service_is_in_flight_stops_it_with_rollback(
         "StopServiceDeployment", {"serviceDeploymentArn": arn, "stopType": "ROLLBACK"}, {"serviceDeploymentArn": arn}
     )
     # WHEN worker's deployment fails (its circuit breaker rolls it back)
-    outcome = flow.on_deployment(
+    outcome = on_deployment(
         service_event(
             world,
             release_id,
@@ -273,11 +272,11 @@ def test_a_failure_while_the_other_service_is_in_flight_stops_it_with_rollback(
 def test_a_failure_after_the_other_service_completed_puts_it_back_on_its_previous_revision(world: World) -> None:
     # GIVEN web completed and worker still deploying
     release_id = start(world, "fail-after-complete")
-    flow.on_deployment(service_event(world, release_id, "dev", "web", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps)
+    on_deployment(service_event(world, release_id, "dev", "web", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps)
     web_before = world.account.services["dev"].task_definition_arn
     updates = updates_sent(world)
     # WHEN worker fails
-    flow.on_deployment(
+    on_deployment(
         service_event(world, release_id, "dev", "worker", "SERVICE_DEPLOYMENT_FAILED", reason="tasks failed"),
         world.deps,
     )
@@ -303,9 +302,7 @@ def test_a_failure_after_the_other_service_completed_puts_it_back_on_its_previou
     assert any(text.startswith("*Services*\nweb: web:1 → ") for text in fields), fields
     assert view.service_link == f"https://{REGION}.console.aws.amazon.com/ecs/v2/clusters/dev/services"
     # AND a late COMPLETED or a duplicate FAILED changes nothing
-    late = flow.on_deployment(
-        service_event(world, release_id, "dev", "web", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps
-    )
+    late = on_deployment(service_event(world, release_id, "dev", "web", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps)
     assert late["outcome"] == "duplicate"
     assert current(world, release_id).version == release.version
 
@@ -379,14 +376,14 @@ def test_a_throttled_update_of_the_second_service_resumes_without_new_revisions(
         "provide-client-params.ecs.RegisterTaskDefinition", lambda params, **_: registered.append(params["family"])
     )
     push = world.push(commit_id("throttled"))
-    (started,) = flow.on_push(parse_event(CodeCommitReferenceEvent, push), world.deps)
+    (started,) = on_push(parse_event(CodeCommitReferenceEvent, push), world.deps)
     build = world.build_finished(started["release_id"])
     from deployer.errors import TransientError
 
     with pytest.raises(TransientError):
-        flow.on_build(parse_event(CodeBuildStateChangeEvent, build), world.deps)
+        on_build(parse_event(CodeBuildStateChangeEvent, build), world.deps)
     # WHEN EventBridge redelivers the build event
-    flow.on_build(parse_event(CodeBuildStateChangeEvent, build), world.deps)
+    on_build(parse_event(CodeBuildStateChangeEvent, build), world.deps)
     # THEN one revision and one UpdateService per service in all, and both are deploying
     assert sorted(registered) == ["web", "worker"]
     assert sorted(updated) == ["web", "worker"]
@@ -402,13 +399,13 @@ def test_rolling_back_a_finished_stage_puts_every_service_back(world: World) -> 
     # GIVEN two releases through dev, each completed on both services
     first = start(world, "rb-first", time="2026-11-29T10:00:00Z")
     for service in ("web", "worker"):
-        flow.on_deployment(service_event(world, first, "dev", service, "SERVICE_DEPLOYMENT_COMPLETED"), world.deps)
+        on_deployment(service_event(world, first, "dev", service, "SERVICE_DEPLOYMENT_COMPLETED"), world.deps)
     second = start(world, "rb-second", old="rb-first", time="2026-11-29T10:05:00Z")
     for service in ("web", "worker"):
-        flow.on_deployment(service_event(world, second, "dev", service, "SERVICE_DEPLOYMENT_COMPLETED"), world.deps)
+        on_deployment(service_event(world, second, "dev", service, "SERVICE_DEPLOYMENT_COMPLETED"), world.deps)
     first_record = current(world, first).stages["dev"]
     # WHEN dev is rolled back
-    outcome = flow.request_rollback("web", "dev", {"kind": "cli", "principal": "ada"}, world.deps)
+    outcome = request_rollback("web", "dev", {"kind": "cli", "principal": "ada"}, world.deps)
     # THEN a rollback release redeploys first's revision on each service
     assert outcome["outcome"] == "deploying", outcome
     rollback = current(world, outcome["release_id"])
@@ -417,7 +414,7 @@ def test_rolling_back_a_finished_stage_puts_every_service_back(world: World) -> 
     for svc in rollback.stages["dev"].services or ():
         assert task_definition_of(world, "dev", svc.service) == expected[svc.key]
     for service in ("web", "worker"):
-        flow.on_deployment(
+        on_deployment(
             service_event(world, rollback.release_id, "dev", service, "SERVICE_DEPLOYMENT_COMPLETED"), world.deps
         )
     assert current(world, rollback.release_id).state is ReleaseState.RELEASED
@@ -427,10 +424,10 @@ def test_rolling_back_a_finished_stage_puts_every_service_back(world: World) -> 
 
 
 def test_status_lists_every_service_of_the_stage(world: World) -> None:
-    from deployer import status
+    from deployer_cli.views import status
 
     release_id = start(world, "status")
-    flow.on_deployment(service_event(world, release_id, "dev", "worker", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps)
+    on_deployment(service_event(world, release_id, "dev", "worker", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps)
     shown = status.release_status(current(world, release_id), ("dev", "prod"))
     table = status.render_table([status.PipelineStatus("web", (shown,))])
     line = next(line for line in table.splitlines() if line.strip().startswith("services"))
@@ -481,7 +478,7 @@ def test_the_sweep_completes_a_stage_whose_last_completed_event_was_lost(
 
     # GIVEN worker's COMPLETED arrived and web's was lost; ECS reports web SUCCESSFUL 15 minutes ago
     release_id = start(world, "sweep-last")
-    flow.on_deployment(service_event(world, release_id, "dev", "worker", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps)
+    on_deployment(service_event(world, release_id, "dev", "worker", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps)
     release = current(world, release_id)
     expect_service_deployment(ecs_calls, release, "dev", "web", "SUCCESSFUL", finishedAt=datetime.now(UTC))
     # WHEN the sweep runs 25 minutes later (only web, still DEPLOYING, is asked about)
@@ -505,7 +502,7 @@ def test_the_sweep_stops_an_overdue_service_and_puts_the_completed_one_back(
 
     # GIVEN web completed, worker still IN_PROGRESS 2 hours later (dev's deadline is 60 minutes)
     release_id = start(world, "sweep-overdue")
-    flow.on_deployment(service_event(world, release_id, "dev", "web", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps)
+    on_deployment(service_event(world, release_id, "dev", "web", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps)
     release = current(world, release_id)
     arn = expect_service_deployment(ecs_calls, release, "dev", "worker", "IN_PROGRESS")
     ecs_calls.add(
@@ -530,7 +527,7 @@ def test_rolling_back_a_stage_of_several_services_in_flight_stops_and_puts_back_
 ) -> None:
     # GIVEN web completed and worker in flight
     release_id = start(world, "rb-in-flight")
-    flow.on_deployment(service_event(world, release_id, "dev", "web", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps)
+    on_deployment(service_event(world, release_id, "dev", "web", "SERVICE_DEPLOYMENT_COMPLETED"), world.deps)
     arn = f"arn:aws:ecs:{REGION}:{ACCOUNT}:service-deployment/dev/worker/inFlight"
     ecs_calls.add(
         "ListServiceDeployments",
@@ -546,7 +543,7 @@ def test_rolling_back_a_stage_of_several_services_in_flight_stops_and_puts_back_
         "StopServiceDeployment", {"serviceDeploymentArn": arn, "stopType": "ROLLBACK"}, {"serviceDeploymentArn": arn}
     )
     # WHEN an operator rolls dev back
-    outcome = flow.request_rollback("web", "dev", {"kind": "cli", "principal": "ada"}, world.deps)
+    outcome = request_rollback("web", "dev", {"kind": "cli", "principal": "ada"}, world.deps)
     # THEN worker is stopped, web is put back, the release ends DEPLOY_FAILED and the rollback is RELEASED
     assert outcome["outcome"] == "stopping"
     assert outcome["undoes"] == release_id
@@ -566,7 +563,7 @@ def test_rolling_back_a_stage_of_several_services_in_flight_stops_and_puts_back_
 
 
 def test_the_simulated_ecs_rolls_out_each_service_and_sends_each_completed(world: World) -> None:
-    from deployer.local.simulate import EcsRolloutSimulator, deployment_lookup_from_store
+    from deployer_local.simulate import EcsRolloutSimulator, deployment_lookup_from_store
 
     # GIVEN the local stack's ECS rollout simulator watching the published pipeline
     emitted: list[dict[str, Any]] = []
@@ -587,7 +584,7 @@ def test_the_simulated_ecs_rolls_out_each_service_and_sends_each_completed(world
     assert any(line.startswith("SIMULATED ECS rollout of dev/worker:") for line in printed)
     # AND delivered, they complete dev once
     for event in emitted:
-        flow.on_deployment(parse_event(EcsDeploymentStateChangeEvent, event), world.deps)
+        on_deployment(parse_event(EcsDeploymentStateChangeEvent, event), world.deps)
     assert current(world, release_id).stages["dev"].state is StageState.DEPLOYED
 
 
@@ -598,7 +595,7 @@ def test_the_approval_page_draws_every_service_rollout(world: World) -> None:
     world.publish(demo_pipelines_yaml(world.account, several_services=True))
     release_id = start(world, "approval")
     for service in ("web", "worker"):
-        flow.on_deployment(service_event(world, release_id, "dev", service, "SERVICE_DEPLOYMENT_COMPLETED"), world.deps)
+        on_deployment(service_event(world, release_id, "dev", service, "SERVICE_DEPLOYMENT_COMPLETED"), world.deps)
     release = current(world, release_id)
     assert release.state is ReleaseState.AWAITING_APPROVAL
     context = release.approval_context or {}
@@ -619,8 +616,8 @@ def test_the_approval_page_draws_every_service_rollout(world: World) -> None:
 
 
 def test_status_gives_each_service_its_own_line_when_they_do_not_fit_on_one() -> None:
-    from deployer import status
-    from deployer.status import PipelineStatus, ReleaseStatus, ServiceStatus, StageStatus
+    from deployer_cli.views import status
+    from deployer_cli.views.status import PipelineStatus, ReleaseStatus, ServiceStatus, StageStatus
 
     def service(name: str, state: str, undone: str | None) -> ServiceStatus:
         return ServiceStatus(name, state, True, undone, "ecs-svc/1", f"{name}:3", f"{name}:1", None)

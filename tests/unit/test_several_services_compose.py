@@ -33,25 +33,27 @@ from typing import Any
 import boto3
 import pytest
 
-from deployer import before, flow, reconciler, report
+from deployer import before, reconciler
 from deployer.approval_page import ApprovalPage, approval_page
-from deployer.cli import rollback as cli_rollback
-from deployer.events import (
-    ApprovalDecidedEvent,
-    CodeBuildStateChangeEvent,
-    CodeCommitReferenceEvent,
-    EcsDeploymentStateChangeEvent,
-    EcsTaskStateChangeEvent,
-    RollbackRequestedEvent,
-    parse_event,
-)
-from deployer.local.ecs_tasks import Tasks
-from deployer.pipelines import check_config_text, load_config_text
-from deployer.provision import ACCOUNT, web_task_definition
-from deployer.releases import Release, ReleaseState, StageState
+from deployer.events.codebuild import CodeBuildStateChangeEvent
+from deployer.events.codecommit import CodeCommitReferenceEvent
+from deployer.events.deployer_bus import ApprovalDecidedEvent, RollbackRequestedEvent
+from deployer.events.ecs import EcsDeploymentStateChangeEvent, EcsTaskStateChangeEvent
+from deployer.events.parse import parse_event
+from deployer.flow.approval import on_approval
+from deployer.flow.build import on_build
+from deployer.flow.deployment import on_deployment, on_task_stopped
+from deployer.flow.push import on_push
+from deployer.flow.rollback import on_rollback_requested, request_rollback
+from deployer.pipelines.loader import check_config_text, load_config_text
+from deployer.releases.model import Release, ReleaseState, StageState
 from deployer.reporting import view_of
-from deployer.status import PipelineStatus, release_status, render_table
-from deployer.watch import change_line
+from deployer_cli.commands import rollback as cli_rollback
+from deployer_cli.views import report
+from deployer_cli.views.status import PipelineStatus, release_status, render_table
+from deployer_cli.views.watch import change_line
+from deployer_local.ecs_tasks import Tasks
+from deployer_local.provision import ACCOUNT, web_task_definition
 from tests.support.events import load_event
 from tests.support.local_tasks import answered_by_tasks
 from tests.support.world import World, commit_id
@@ -127,8 +129,8 @@ def world(world: World, tasks: Tasks) -> World:
 
 def start(world: World, label: str, *, time: str = "2026-11-29T10:00:00Z") -> str:
     push = world.push(commit_id(label), time=time)
-    (started,) = flow.on_push(parse_event(CodeCommitReferenceEvent, push), world.deps)
-    flow.on_build(parse_event(CodeBuildStateChangeEvent, world.build_finished(started["release_id"])), world.deps)
+    (started,) = on_push(parse_event(CodeCommitReferenceEvent, push), world.deps)
+    on_build(parse_event(CodeBuildStateChangeEvent, world.build_finished(started["release_id"])), world.deps)
     return str(started["release_id"])
 
 
@@ -146,7 +148,7 @@ def complete(world: World, release_id: str, stage: str) -> dict[str, Any]:
         event["resources"] = [f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/{svc.cluster}/{svc.service}"]
         event["detail"]["deploymentId"] = svc.deployment_id
         event["detail"]["updatedAt"] = datetime.now(UTC).isoformat()
-        outcome = flow.on_deployment(parse_event(EcsDeploymentStateChangeEvent, event), world.deps)
+        outcome = on_deployment(parse_event(EcsDeploymentStateChangeEvent, event), world.deps)
     return outcome
 
 
@@ -435,11 +437,11 @@ def test_the_before_task_runs_once_with_the_named_services_revision_and_network_
         "service worker); web, worker are updated when it exits 0"
     )
     # WHEN the build event is delivered again THEN nothing more runs
-    flow.on_build(parse_event(CodeBuildStateChangeEvent, world.build_finished(release_id)), world.deps)
+    on_build(parse_event(CodeBuildStateChangeEvent, world.build_finished(release_id)), world.deps)
     assert len(tasks.running()) == 1
     assert updates == []
     # WHEN the task exits 0
-    outcome = flow.on_task_stopped(stopped(world, release, "dev", 0), world.deps)
+    outcome = on_task_stopped(stopped(world, release, "dev", 0), world.deps)
     # THEN every service is updated to its own new revision, and the stage keeps its before-task's record
     assert outcome["outcome"] == "before_task_succeeded", outcome
     assert [(u["service"], u["taskDefinition"]) for u in updates] == [("web", web), ("worker", worker)]
@@ -459,7 +461,7 @@ def test_a_failed_before_task_deploys_no_service_and_frees_every_lock(world: Wor
     updates = updates_sent(world)
     release_id = start(world, "migrate-fails")
     # WHEN the task exits 1
-    outcome = flow.on_task_stopped(stopped(world, current(world, release_id), "dev", 1), world.deps)
+    outcome = on_task_stopped(stopped(world, current(world, release_id), "dev", 1), world.deps)
     # THEN the release fails, no service was updated, each says so, and both locks are free
     assert outcome["outcome"] == "before_task_failed"
     release = current(world, release_id)
@@ -499,7 +501,7 @@ def test_a_before_task_that_fails_after_its_stage_left_the_configuration_frees_e
     # GIVEN the pipeline is republished without dev while the task runs
     world.publish(pipeline_yaml(world, prod="").replace("      - name: dev\n", "      - name: qa\n", 1))
     # WHEN the task exits 1 THEN the release fails and both of dev's services are free again
-    outcome = flow.on_task_stopped(stopped(world, release, "dev", 1), world.deps)
+    outcome = on_task_stopped(stopped(world, release, "dev", 1), world.deps)
     assert outcome["outcome"] == "before_task_failed"
     assert current(world, release_id).state is ReleaseState.DEPLOY_FAILED
     assert world.store.lock_of("dev", "web") is None
@@ -511,7 +513,7 @@ def released_twice(world: World, tasks: Tasks) -> tuple[Release, Release]:
     done = []
     for label, hour in (("first", 10), ("second", 11)):
         release_id = start(world, label, time=f"2026-11-29T{hour}:00:00Z")
-        flow.on_task_stopped(stopped(world, current(world, release_id), "dev", 0), world.deps)
+        on_task_stopped(stopped(world, current(world, release_id), "dev", 0), world.deps)
         complete(world, release_id, "dev")
         assert current(world, release_id).state is ReleaseState.RELEASED
         done.append(current(world, release_id))
@@ -523,7 +525,7 @@ def test_a_cli_rollback_puts_back_every_service_and_never_runs_the_before_task(w
     first, _second = released_twice(world, tasks)
     ran = len(tasks._tasks)
     # WHEN dev is rolled back from the command line
-    outcome = flow.request_rollback("web", "dev", {"kind": "cli", "principal": "ada"}, world.deps)
+    outcome = request_rollback("web", "dev", {"kind": "cli", "principal": "ada"}, world.deps)
     # THEN both services go back to the first release's revisions (their settings with them), no task runs
     assert outcome["outcome"] == "deploying", outcome
     assert len(tasks._tasks) == ran
@@ -547,8 +549,8 @@ def approved_and_released(world: World, label: str, hour: int) -> str:
     assert release.state is ReleaseState.AWAITING_APPROVAL, release.reason
     approval: dict[str, Any] = load_event("approval_decided_approve")
     approval["detail"].update(release_id=release_id, stage="dev", approval_id=release.approval_id)
-    flow.on_approval(parse_event(ApprovalDecidedEvent, approval), world.deps)
-    flow.on_task_stopped(stopped(world, current(world, release_id), "dev", 0), world.deps)
+    on_approval(parse_event(ApprovalDecidedEvent, approval), world.deps)
+    on_task_stopped(stopped(world, current(world, release_id), "dev", 0), world.deps)
     complete(world, release_id, "dev")
     assert current(world, release_id).state is ReleaseState.RELEASED
     return release_id
@@ -563,7 +565,7 @@ def test_a_slack_rollback_puts_back_every_service_and_never_runs_the_before_task
     # WHEN an approver presses "Roll back dev" on the second release's message
     event: dict[str, Any] = load_event("approval_rollback_requested")
     event["detail"].update(pipeline="web", stage="dev", release_id=second)
-    outcome = flow.on_rollback_requested(parse_event(RollbackRequestedEvent, event), world.deps)
+    outcome = on_rollback_requested(parse_event(RollbackRequestedEvent, event), world.deps)
     # THEN both services go back to the first release's revisions, and no task runs
     assert outcome["outcome"] == "deploying", outcome
     assert len(tasks._tasks) == ran
@@ -583,7 +585,7 @@ def test_a_rollback_while_the_before_task_runs_ends_the_release_before_any_servi
     preview = cli_rollback.preview(world.store, pipeline, pipeline.stages[0])
     shown = preview.lines()
     # WHEN dev is rolled back while the migration runs
-    outcome = flow.request_rollback("web", "dev", {"kind": "cli", "principal": "ada"}, world.deps)
+    outcome = request_rollback("web", "dev", {"kind": "cli", "principal": "ada"}, world.deps)
     # THEN the release ends there, no service is updated, the rollback is RELEASED at once, locks free
     assert outcome["outcome"] == "cancelled", outcome
     release = current(world, release_id)
@@ -611,7 +613,7 @@ def test_a_rollback_while_the_before_task_runs_ends_the_release_before_any_servi
         f"  undoes      {release_id}\n"
     )
     # AND the task, left to finish, changes nothing when it exits 0
-    assert flow.on_task_stopped(stopped(world, release, "dev", 0), world.deps)["outcome"] == "duplicate"
+    assert on_task_stopped(stopped(world, release, "dev", 0), world.deps)["outcome"] == "duplicate"
     assert updates == []
     assert (running(world, "dev", "web"), running(world, "dev", "worker")) == (web, worker)
 
@@ -666,7 +668,7 @@ def test_each_scheduled_task_follows_the_service_whose_family_it_runs_and_a_roll
         ("worker-drain", "moved", worker),
     ]
     # WHEN dev is rolled back and its deployments complete THEN each goes back with its service
-    outcome = flow.request_rollback("web", "dev", {"kind": "cli", "principal": "ada"}, world.deps)
+    outcome = request_rollback("web", "dev", {"kind": "cli", "principal": "ada"}, world.deps)
     complete(world, outcome["release_id"], "dev")
     back = {s.service: s.task_definition_arn for s in current(world, first).stages["dev"].services or ()}
     assert (rule_runs("web-cleanup"), rule_runs("worker-drain")) == (back["web"], back["worker"])
@@ -761,7 +763,7 @@ def test_the_watch_line_says_where_each_service_stands_while_the_stage_deploys(w
     event: dict[str, Any] = load_event("ecs_deployment_completed")
     event["resources"] = [f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/dev/web"]
     event["detail"]["deploymentId"] = web.deployment_id
-    flow.on_deployment(parse_event(EcsDeploymentStateChangeEvent, event), world.deps)
+    on_deployment(parse_event(EcsDeploymentStateChangeEvent, event), world.deps)
     line = change_line(current(world, release_id), datetime(2026, 11, 29, 12, 0, tzinfo=UTC), ("dev",))
     assert "[dev DEPLOYING (web DEPLOYED, worker DEPLOYING)]" in line
     assert line.endswith("waiting for worker")

@@ -19,10 +19,11 @@ import botocore.session
 import pytest
 from botocore.stub import Stubber
 
-from deployer.pipelines import load_config_text
-from deployer.provision import ACCOUNT, web_task_definition, worker_task_definition
-from deployer.releases import Release, ReleaseState, ReleaseStore, StageState
+from deployer.pipelines.loader import load_config_text
+from deployer.releases.model import Release, ReleaseState, StageState
+from deployer.releases.store import ReleaseStore
 from deployer.stages import SERVICES_PER_DESCRIBE, StageDeployer
+from deployer_local.provision import ACCOUNT, web_task_definition, worker_task_definition
 from tests.support.world import commit_id
 
 pytestmark = pytest.mark.unit

@@ -9,16 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from deployer.pipelines import (
-    MAX_SERVICES_PER_STAGE,
-    ServiceTarget,
+from deployer.pipelines.loader import (
     check_config_text,
     from_published_json,
     load_config_text,
-    lock_order,
     to_published_json,
     to_yaml,
 )
+from deployer.pipelines.schema import MAX_SERVICES_PER_STAGE, ServiceTarget, lock_order
 
 pytestmark = pytest.mark.unit
 
@@ -197,8 +195,9 @@ def test_locks_are_taken_in_one_order_whatever_order_a_stage_lists_its_services(
 
 
 def test_the_stage_record_of_several_services_round_trips_and_old_records_still_load() -> None:
-    from deployer.releases import Release, ReleaseState, ServiceRecord, StageRecord, StageState, _release_from_item
-    from deployer.releases import _release_to_item as to_item
+    from deployer.releases.model import Release, ReleaseState, ServiceRecord, StageRecord, StageState
+    from deployer.releases.store import _release_from_item
+    from deployer.releases.store import _release_to_item as to_item
 
     record = StageRecord(
         StageState.DEPLOYING,

@@ -1,5 +1,5 @@
-"""The shared stop path (`deployer.cli.signals`) and the local stack's pid lock
-(`deployer.local.pidlock`), in process: real signals sent to this process, real flocks."""
+"""The shared stop path (`deployer_cli.signals`) and the local stack's pid lock
+(`deployer_local.pidlock`), in process: real signals sent to this process, real flocks."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from deployer.cli import main
-from deployer.cli.signals import Stopped, run_stoppable, shielded, stop_on_signals
-from deployer.local.pidlock import AlreadyRunning, PidLock
+from deployer_cli import main
+from deployer_cli.signals import Stopped, run_stoppable, shielded, stop_on_signals
+from deployer_local.pidlock import AlreadyRunning, PidLock
 
 pytestmark = pytest.mark.unit
 
@@ -80,7 +80,7 @@ def test_a_nested_command_lets_the_stop_through_to_the_outer_one(
         wait_for_signal()
         return 0
 
-    monkeypatch.setattr("deployer.cli.plan.run", stopped_while_running)
+    monkeypatch.setattr("deployer_cli.commands.plan.run", stopped_while_running)
     after: list[str] = []
 
     def demo() -> int:

@@ -11,16 +11,16 @@ from typing import Any
 import boto3
 import pytest
 
-from deployer import flow
-from deployer.events import (
-    CODEBUILD_STATE_CHANGE,
-    ECS_DEPLOYMENT_STATE_CHANGE,
-    CodeBuildStateChangeEvent,
-    CodeCommitReferenceEvent,
-    EcsDeploymentStateChangeEvent,
-    parse_event,
-)
-from deployer.local.simulate import (
+from deployer.events.codebuild import CODEBUILD_STATE_CHANGE, CodeBuildStateChangeEvent
+from deployer.events.codecommit import CodeCommitReferenceEvent
+from deployer.events.ecs import ECS_DEPLOYMENT_STATE_CHANGE, EcsDeploymentStateChangeEvent
+from deployer.events.parse import parse_event
+from deployer.flow.build import on_build
+from deployer.flow.common import ENV_COMMIT, ENV_PIPELINE, ENV_RELEASE_ID
+from deployer.flow.deployment import on_deployment
+from deployer.flow.push import on_push
+from deployer.releases.model import Release, ReleaseState, StageState
+from deployer_local.simulate import (
     CodeBuildSimulator,
     EcsRolloutSimulator,
     Simulators,
@@ -29,7 +29,6 @@ from deployer.local.simulate import (
     for_local_stack,
     release_lookup_from_store,
 )
-from deployer.releases import Release, ReleaseState, StageState
 from tests.support.events import load_event
 from tests.support.world import World, commit_id
 
@@ -48,9 +47,9 @@ class Delivery:
     def __call__(self, event: dict[str, Any]) -> None:
         self.events.append(event)
         if event["detail-type"] == CODEBUILD_STATE_CHANGE:
-            self.outcomes.append(flow.on_build(parse_event(CodeBuildStateChangeEvent, event), self.world.deps))
+            self.outcomes.append(on_build(parse_event(CodeBuildStateChangeEvent, event), self.world.deps))
         elif event["detail-type"] == ECS_DEPLOYMENT_STATE_CHANGE:
-            self.outcomes.append(flow.on_deployment(parse_event(EcsDeploymentStateChangeEvent, event), self.world.deps))
+            self.outcomes.append(on_deployment(parse_event(EcsDeploymentStateChangeEvent, event), self.world.deps))
 
 
 @pytest.fixture
@@ -82,7 +81,7 @@ def rollouts(world: World, delivery: Delivery, printed: list[str], **kwargs: Any
 
 def push(world: World, label: str, old: str | None = None, *, time: str = "2026-11-29T10:00:00Z") -> str:
     event = world.push(commit_id(label), commit_id(old) if old else None, time=time)
-    (started,) = flow.on_push(parse_event(CodeCommitReferenceEvent, event), world.deps)
+    (started,) = on_push(parse_event(CodeCommitReferenceEvent, event), world.deps)
     assert started["outcome"] == "build_started", started
     return str(started["release_id"])
 
@@ -123,9 +122,9 @@ def test_a_started_build_becomes_the_succeeded_event_of_the_sample_with_an_image
     assert event["id"] != sample["id"]
     # AND the deployer's variables are the ones it passed to StartBuild, rebuilt from its records
     parsed = parse_event(CodeBuildStateChangeEvent, event)
-    assert parsed.env_override(flow.ENV_RELEASE_ID) == release_id
-    assert parsed.env_override(flow.ENV_COMMIT) == release.commit
-    assert parsed.env_override(flow.ENV_PIPELINE) == "web"
+    assert parsed.env_override(ENV_RELEASE_ID) == release_id
+    assert parsed.env_override(ENV_COMMIT) == release.commit
+    assert parsed.env_override(ENV_PIPELINE) == "web"
     # AND IMAGE_URI is pinned by the digest of an image pushed to ECR under the commit's first 12 chars
     image = parsed.exported("IMAGE_URI") or ""
     repository_uri, digest = image.split("@")
@@ -184,7 +183,7 @@ def test_a_build_no_release_names_yet_waits_then_goes_out_without_the_deployers_
     # WHEN the grace period is over THEN the build's event goes out, with no deployer variables
     clock[0] += 6
     (event,) = simulator.poll_once()
-    assert parse_event(CodeBuildStateChangeEvent, event).env_override(flow.ENV_RELEASE_ID) is None
+    assert parse_event(CodeBuildStateChangeEvent, event).env_override(ENV_RELEASE_ID) is None
     assert "no deployer release names it" in printed[0]
     # AND the deployer ignores it
     assert delivery.outcomes[0]["outcome"] == "ignored"

@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from moto import mock_aws
 from slack_sdk.models.blocks import ActionsBlock, Block
 
-from deployer import rolling
 from deployer.errors import BadInput, ConfigError, DeployerError
+from deployer.rollout.plan import plan as plan_rollout
 from deployer.slack import (
     APPROVE_ACTION,
     REJECT_ACTION,
@@ -280,7 +280,7 @@ def test_no_secret_id_means_slack_is_off() -> None:
     ],
 )
 def test_plan_line_summarises_the_rollout(desired: int, minimum: int, maximum: int, expected: str) -> None:
-    assert plan_line(rolling.plan(desired, minimum, maximum)) == expected
+    assert plan_line(plan_rollout(desired, minimum, maximum)) == expected
 
 
 def test_interactive_approval_blocks_validate_and_carry_buttons_link_and_plan() -> None:

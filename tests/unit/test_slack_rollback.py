@@ -21,11 +21,13 @@ import boto3
 import pytest
 from slack_sdk.models.blocks import ActionsBlock, Block
 
-from deployer import flow, runtime, template
+from deployer import runtime
+from deployer.deps import Deps
 from deployer.errors import BadInput
-from deployer.events import RollbackRequestedEvent, parse_event
-from deployer.provision import demo_pipelines_yaml
-from deployer.releases import Release, ReleaseState, StageRecord, StageState
+from deployer.events.deployer_bus import RollbackRequestedEvent
+from deployer.events.parse import parse_event
+from deployer.flow.rollback import on_rollback_requested
+from deployer.releases.model import Release, ReleaseState, StageRecord, StageState
 from deployer.slack import (
     ROLLBACK_ACTION,
     ReleaseView,
@@ -39,6 +41,8 @@ from deployer.slack import (
     rollback_value,
     status_blocks,
 )
+from deployer_local import template
+from deployer_local.provision import demo_pipelines_yaml
 from tests.support.slack_sink import SlackSink
 from tests.support.world import World, commit_id, make_world
 from tests.unit.test_approval_http import (
@@ -468,7 +472,7 @@ def test_a_click_rolls_prod_back_once_on_approval_gets_the_request(env: Env) -> 
     (event,) = env.requested()
     # (moto's delivery to SQS leaves out envelope keys EventBridge sends: put them back)
     event = {"account": "123456789012", "region": "eu-west-1", "resources": [], **event}
-    outcome = flow.on_rollback_requested(parse_event(RollbackRequestedEvent, event), answering(env))
+    outcome = on_rollback_requested(parse_event(RollbackRequestedEvent, event), answering(env))
     # THEN prod runs the first release's revision again, through a release of kind "rollback"
     assert outcome["outcome"] == "deploying", outcome
     # AND the user hears, ephemerally, what was done and how to follow it
@@ -487,7 +491,7 @@ def test_a_click_rolls_prod_back_once_on_approval_gets_the_request(env: Env) -> 
     assert rollback.commit == commit_id("first")
 
 
-def answering(env: Env) -> flow.Deps:
+def answering(env: Env) -> Deps:
     """OnApprovalFunction's dependencies with the notifier that answers the user who clicked."""
     settings = SlackSettings(
         bot_token="xoxb-local", signing_secret=SLACK_SIGNING_SECRET, api_base_url=env.sink.api_base_url
@@ -507,7 +511,7 @@ def test_a_stage_with_nothing_earlier_to_go_back_to_tells_the_user_so(env: Env) 
     # WHEN an approver presses "Roll back prod" and OnApprovalFunction gets the request
     assert invoke(slack_event(click(env, only, "prod")))["statusCode"] == 200
     (event,) = env.requested()
-    outcome = flow.on_rollback_requested(delivered(event), answering(env))
+    outcome = on_rollback_requested(delivered(event), answering(env))
     # THEN nothing is rolled back, and the user hears why (the endpoint could not have known)
     assert outcome["outcome"] == "nothing_to_roll_back", outcome
     (answer,) = env.answers()
@@ -524,7 +528,7 @@ def test_an_approver_removed_since_the_click_is_told_nothing_was_rolled_back(env
     (event,) = env.requested()
     env.world.publish(demo_pipelines_yaml(env.world.account).replace(APPROVER, "U0NEWAPPROVER"))
     # WHEN OnApprovalFunction handles it
-    outcome = flow.on_rollback_requested(delivered(event), answering(env))
+    outcome = on_rollback_requested(delivered(event), answering(env))
     # THEN nothing happens and the user is told so, with the way that still works
     assert outcome["outcome"] == "ignored", outcome
     (answer,) = env.answers()

@@ -1,4 +1,4 @@
-"""Where every command acts (`deployer.cli.target`): a flag, then `--stack NAME` (the deployed
+"""Where every command acts (`deployer_cli.target`): a flag, then `--stack NAME` (the deployed
 stack's outputs, one DescribeStacks call), then the environment, then DEPLOYER_STACK, then the
 local stack's state file; a missing stack or output is one line naming it.
 
@@ -21,10 +21,15 @@ from typing import Any
 import boto3
 import pytest
 
-from deployer import flow, template
-from deployer.cli import UsageError, build_parser, main
-from deployer.cli.target import NAMES, STACK_ENV, STACK_OUTPUTS, Stack, resolve_names, target_from
-from deployer.events import CodeBuildStateChangeEvent, CodeCommitReferenceEvent, parse_event
+from deployer.events.codebuild import CodeBuildStateChangeEvent
+from deployer.events.codecommit import CodeCommitReferenceEvent
+from deployer.events.parse import parse_event
+from deployer.flow import rollback as flow_rollback
+from deployer.flow.build import on_build
+from deployer.flow.push import on_push
+from deployer_cli import UsageError, build_parser, main
+from deployer_cli.target import NAMES, STACK_ENV, STACK_OUTPUTS, Stack, resolve_names, target_from
+from deployer_local import template
 from tests.support.world import World, commit_id
 
 pytestmark = pytest.mark.unit
@@ -215,8 +220,8 @@ def world(moto_aws: None, world: World, monkeypatch: pytest.MonkeyPatch, tmp_pat
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)  # no .local/stack.json here
     event = world.push(commit_id("one"))
-    (started,) = flow.on_push(parse_event(CodeCommitReferenceEvent, event), world.deps)
-    flow.on_build(parse_event(CodeBuildStateChangeEvent, world.build_finished(str(started["release_id"]))), world.deps)
+    (started,) = on_push(parse_event(CodeCommitReferenceEvent, event), world.deps)
+    on_build(parse_event(CodeBuildStateChangeEvent, world.build_finished(str(started["release_id"]))), world.deps)
     return world
 
 
@@ -249,7 +254,7 @@ def test_rollback_finds_its_bus_in_the_stack(
         asked.append(deps.store._table.name)
         return {"outcome": "nothing_to_roll_back", "reason": "nothing earlier"}
 
-    monkeypatch.setattr(flow, "request_rollback", request_rollback)
+    monkeypatch.setattr(flow_rollback, "request_rollback", request_rollback)
     assert main(["rollback", "--stack", STACK, "--pipeline", "web", "--stage", "dev", "--yes"]) == 1
     assert asked == [world.names.table]
     assert capsys.readouterr().out == "Not rolled back: nothing earlier.\n"
@@ -275,7 +280,7 @@ def test_a_stack_missing_an_output_is_one_line_naming_it(world: World, capsys: p
 
 def test_the_status_resolver_keeps_its_names_for_argparse_namespaces(tmp_path: Path) -> None:
     # GIVEN a namespace without --stack (what older callers build)
-    from deployer.cli.status import resolve_target
+    from deployer_cli.commands.status import resolve_target
 
     args = argparse.Namespace(
         table="t", config_table="c", pipeline=None, signing_key_secret=None, approval_url=None, state=tmp_path

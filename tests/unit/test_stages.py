@@ -12,10 +12,11 @@ from botocore.exceptions import ClientError
 from botocore.stub import ANY, Stubber
 
 from deployer.errors import TransientError
-from deployer.pipelines import load_config_text
-from deployer.provision import ACCOUNT, web_task_definition
-from deployer.releases import Release, ReleaseState, ReleaseStore, StageState
+from deployer.pipelines.loader import load_config_text
+from deployer.releases.model import Release, ReleaseState, StageState
+from deployer.releases.store import ReleaseStore
 from deployer.stages import StageDeployer
+from deployer_local.provision import ACCOUNT, web_task_definition
 from tests.support.world import World, commit_id
 
 pytestmark = pytest.mark.unit
@@ -274,13 +275,14 @@ def test_access_denied_on_update_service_fails_the_release_with_aws_words(world:
         raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not allowed"}}, "UpdateService")
 
     world.deps.stages.ecs.meta.events.register("before-call.ecs.UpdateService", deny)
-    from deployer import flow
-    from deployer.events import CodeBuildStateChangeEvent, CodeCommitReferenceEvent, parse_event
+    from deployer.events.codebuild import CodeBuildStateChangeEvent
+    from deployer.events.codecommit import CodeCommitReferenceEvent
+    from deployer.events.parse import parse_event
+    from deployer.flow.build import on_build
+    from deployer.flow.push import on_push
 
-    (started,) = flow.on_push(parse_event(CodeCommitReferenceEvent, world.push(commit_id("deny"))), world.deps)
-    outcome = flow.on_build(
-        parse_event(CodeBuildStateChangeEvent, world.build_finished(started["release_id"])), world.deps
-    )
+    (started,) = on_push(parse_event(CodeCommitReferenceEvent, world.push(commit_id("deny"))), world.deps)
+    outcome = on_build(parse_event(CodeBuildStateChangeEvent, world.build_finished(started["release_id"])), world.deps)
     release = world.store.get(started["release_id"])
     assert release is not None
     assert outcome["outcome"] == "failed"

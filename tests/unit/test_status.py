@@ -15,17 +15,19 @@ from typing import Any
 import boto3
 import pytest
 
-from deployer import flow, status
-from deployer.cli import UsageError, main
-from deployer.cli.status import resolve_target
-from deployer.events import (
-    ApprovalDecidedEvent,
-    CodeBuildStateChangeEvent,
-    CodeCommitReferenceEvent,
-    EcsDeploymentStateChangeEvent,
-    parse_event,
-)
-from deployer.releases import Release, ReleaseState
+from deployer.events.codebuild import CodeBuildStateChangeEvent
+from deployer.events.codecommit import CodeCommitReferenceEvent
+from deployer.events.deployer_bus import ApprovalDecidedEvent
+from deployer.events.ecs import EcsDeploymentStateChangeEvent
+from deployer.events.parse import parse_event
+from deployer.flow.approval import on_approval
+from deployer.flow.build import on_build
+from deployer.flow.deployment import on_deployment
+from deployer.flow.push import on_push
+from deployer.releases.model import Release, ReleaseState
+from deployer_cli import UsageError, main
+from deployer_cli.commands.status import resolve_target
+from deployer_cli.views import status
 from tests.support.events import load_event
 from tests.support.world import APPROVAL_BASE_URL, SIGNING_KEY, World, commit_id
 
@@ -60,14 +62,12 @@ class History:
 
 def _push(world: World, label: str, old: str | None, minute: int) -> str:
     event = world.push(commit_id(label), commit_id(old) if old else None, time=f"2026-11-29T10:{minute:02d}:00Z")
-    (started,) = flow.on_push(parse_event(CodeCommitReferenceEvent, event), world.deps)
+    (started,) = on_push(parse_event(CodeCommitReferenceEvent, event), world.deps)
     return str(started["release_id"])
 
 
 def _build(world: World, release_id: str, build_status: str = "SUCCEEDED") -> None:
-    flow.on_build(
-        parse_event(CodeBuildStateChangeEvent, world.build_finished(release_id, status=build_status)), world.deps
-    )
+    on_build(parse_event(CodeBuildStateChangeEvent, world.build_finished(release_id, status=build_status)), world.deps)
 
 
 def _ecs(world: World, release_id: str, stage: str, sample: str, *, deployment_id: str | None = None) -> None:
@@ -77,7 +77,7 @@ def _ecs(world: World, release_id: str, stage: str, sample: str, *, deployment_i
     service = world.account.services[stage]
     event["resources"] = [f"arn:aws:ecs:eu-west-1:123456789012:service/{service.cluster}/{service.service}"]
     event["detail"]["deploymentId"] = deployment_id or release.stages[stage].deployment_id
-    flow.on_deployment(parse_event(EcsDeploymentStateChangeEvent, event), world.deps)
+    on_deployment(parse_event(EcsDeploymentStateChangeEvent, event), world.deps)
 
 
 def _approve(world: World, release_id: str) -> None:
@@ -85,7 +85,7 @@ def _approve(world: World, release_id: str) -> None:
     assert release is not None
     event: dict[str, Any] = load_event("approval_decided_approve")
     event["detail"].update(release_id=release_id, stage=release.stage, approval_id=release.approval_id)
-    flow.on_approval(parse_event(ApprovalDecidedEvent, event), world.deps)
+    on_approval(parse_event(ApprovalDecidedEvent, event), world.deps)
 
 
 @pytest.fixture

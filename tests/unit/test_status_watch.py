@@ -16,17 +16,18 @@ from typing import Any
 import boto3
 import pytest
 
-from deployer import flow
-from deployer.cli import main
-from deployer.cli.signals import Stopped
-from deployer.events import (
-    ApprovalDecidedEvent,
-    CodeBuildStateChangeEvent,
-    CodeCommitReferenceEvent,
-    EcsDeploymentStateChangeEvent,
-    parse_event,
-)
-from deployer.releases import Release, ReleaseState
+from deployer.events.codebuild import CodeBuildStateChangeEvent
+from deployer.events.codecommit import CodeCommitReferenceEvent
+from deployer.events.deployer_bus import ApprovalDecidedEvent
+from deployer.events.ecs import EcsDeploymentStateChangeEvent
+from deployer.events.parse import parse_event
+from deployer.flow.approval import on_approval
+from deployer.flow.build import on_build
+from deployer.flow.deployment import on_deployment
+from deployer.flow.push import on_push
+from deployer.releases.model import Release, ReleaseState
+from deployer_cli import main
+from deployer_cli.signals import Stopped
 from tests.support.events import load_event
 from tests.support.world import World, commit_id
 
@@ -63,12 +64,12 @@ def world(moto_aws: None, world: World, monkeypatch: pytest.MonkeyPatch, tmp_pat
 
 def push(world: World, label: str) -> str:
     event = world.push(commit_id(label), None, time="2026-11-29T11:59:00Z")
-    (started,) = flow.on_push(parse_event(CodeCommitReferenceEvent, event), world.deps)
+    (started,) = on_push(parse_event(CodeCommitReferenceEvent, event), world.deps)
     return str(started["release_id"])
 
 
 def build(world: World, release_id: str, status: str = "SUCCEEDED") -> Callable[[], None]:
-    return lambda: flow.on_build(
+    return lambda: on_build(
         parse_event(CodeBuildStateChangeEvent, world.build_finished(release_id, status=status)), world.deps
     )
 
@@ -81,7 +82,7 @@ def ecs(world: World, release_id: str, stage: str, sample: str = "ecs_deployment
         service = world.account.services[stage]
         event["resources"] = [f"arn:aws:ecs:eu-west-1:123456789012:service/{service.cluster}/{service.service}"]
         event["detail"]["deploymentId"] = release.stages[stage].deployment_id
-        flow.on_deployment(parse_event(EcsDeploymentStateChangeEvent, event), world.deps)
+        on_deployment(parse_event(EcsDeploymentStateChangeEvent, event), world.deps)
 
     return step
 
@@ -92,7 +93,7 @@ def approve(world: World, release_id: str) -> Callable[[], None]:
         assert release is not None
         event: dict[str, Any] = load_event("approval_decided_approve")
         event["detail"].update(release_id=release_id, stage=release.stage, approval_id=release.approval_id)
-        flow.on_approval(parse_event(ApprovalDecidedEvent, event), world.deps)
+        on_approval(parse_event(ApprovalDecidedEvent, event), world.deps)
 
     return step
 
@@ -104,8 +105,8 @@ def nothing() -> None:
 def watch(
     world: World, steps: Steps, monkeypatch: pytest.MonkeyPatch, *extra: str, reads: list[str] | None = None
 ) -> int:
-    monkeypatch.setattr("deployer.cli.status_watch._sleep", steps.sleep)
-    monkeypatch.setattr("deployer.cli.status_watch._now", steps.now)
+    monkeypatch.setattr("deployer_cli.commands.status_watch._sleep", steps.sleep)
+    monkeypatch.setattr("deployer_cli.commands.status_watch._now", steps.now)
     if reads is not None:
         real_client = boto3.session.Session.client
 

@@ -19,22 +19,24 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from deployer.errors import BadInput, DeploymentError, TransientError
-from deployer.taskdef import (
+from deployer.taskdef.clone import (
     READ_ONLY_KEYS,
     ContainerNotFound,
     ImageUri,
     InvalidImageUri,
+    changed_images,
+    clone_for_images,
+    images_already_match,
+    parse_image_uri,
+    settable_tags,
+)
+from deployer.taskdef.register import (
     RegisteredTaskDefinition,
     TaskDefinitionNotFound,
     TaskDefinitionRefused,
-    changed_images,
-    clone_for_images,
     describe_task_definition,
-    images_already_match,
-    parse_image_uri,
     register_clone,
     register_clone_of,
-    settable_tags,
 )
 from tests.support.taskdefs import (
     LOG_ROUTER_IMAGE,

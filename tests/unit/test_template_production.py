@@ -35,7 +35,7 @@ from typing import Any
 
 import pytest
 
-from deployer import template
+from deployer_local import template
 from lint.cfn_rules.iam_least_privilege import _sam_translate
 
 pytestmark = pytest.mark.unit

@@ -20,7 +20,7 @@ from typing import Any
 import botocore.session
 import pytest
 
-from deployer import template
+from deployer_local import template
 from tests.support import sam
 
 pytestmark = pytest.mark.unit

@@ -1,7 +1,7 @@
-"""Tests for the traffic-shifting strategies: `deployer.rolling.traffic_plan`, its drawing, and
+"""Tests for the traffic-shifting strategies: `deployer.rollout.traffic.traffic_plan`, its drawing, and
 `deployer plan --strategy BLUE_GREEN | LINEAR | CANARY`.
 
-ECS semantics (cited in deployer/rolling.py): BLUE_GREEN moves all production traffic at once
+ECS semantics (cited in deployer/rollout/traffic.py): BLUE_GREEN moves all production traffic at once
 (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-type-blue-green.html);
 LINEAR shifts in equal steps of stepPercent with stepBakeTimeInMinutes between steps, "not applied
 after reaching 100 percent traffic"
@@ -28,17 +28,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deployer.cli import main
 from deployer.render import ASCII, UNICODE, _traffic_bar, draw_traffic_plan, duration_text, traffic_summary
-from deployer.rolling import (
-    HOOK_STAGES,
-    PAUSE_FORBIDDEN_STAGES,
-    ServiceFacts,
-    TrafficPlan,
-    traffic_plan,
-    traffic_warnings,
-    validate,
-)
+from deployer.rollout.model import HOOK_STAGES, PAUSE_FORBIDDEN_STAGES, ServiceFacts
+from deployer.rollout.traffic import TrafficPlan, traffic_plan, traffic_warnings
+from deployer.rollout.validate import validate
+from deployer_cli import main
 
 pytestmark = pytest.mark.unit
 
@@ -686,7 +680,7 @@ def test_explicit_rolling_draws_the_same_rollout(capsys: pytest.CaptureFixture[s
 @pytest.mark.integration
 def test_plan_with_a_strategy_does_not_import_boto3() -> None:
     code = (
-        "import sys, deployer.cli as c; "
+        "import sys, deployer_cli as c; "
         "rc = c.main(['plan', '--desired', '4', '--strategy', 'LINEAR', '--pause-at', 'POST_SCALE_UP', '--json']); "
         "assert rc == 0, rc; "
         "heavy = [m for m in ('boto3', 'botocore', 'pydantic') if m in sys.modules]; "

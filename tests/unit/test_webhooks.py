@@ -44,8 +44,6 @@ import boto3
 import pytest
 
 from deployer import runtime
-from deployer.function_url import request_event
-from deployer.provision import demo_pipelines_yaml
 from deployer.sources import Push
 from deployer.webhooks import (
     Answer,
@@ -58,6 +56,8 @@ from deployer.webhooks import (
     verify_github,
     verify_gitlab,
 )
+from deployer_local.function_url import request_event
+from deployer_local.provision import demo_pipelines_yaml
 from tests.support.events import EVENTS_DIR, REPOSITORY_ROOT
 from tests.support.world import World, make_world
 

@@ -74,7 +74,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import TypeAdapter, ValidationError
 
-from deployer import aws, render, rolling
+from deployer import aws, render
 from deployer.approval_page import (
     CONTENT_TYPE,
     SECURITY_HEADERS,
@@ -85,14 +85,17 @@ from deployer.approval_page import (
 )
 from deployer.approvals import Approval, ApprovalRefused, Approvals, may_decide, now_utc
 from deployer.errors import BadInput, ConfigError, DeployerError, TransientError
-from deployer.events import (
+from deployer.events.deployer_bus import (
     ApprovalDecidedDetail,
     DecidedBy,
     ResponseUrl,
     RollbackRequestedDetail,
     put_events_entry,
 )
-from deployer.releases import Release, ReleaseStore, StageState
+from deployer.releases.model import Release, StageState
+from deployer.releases.store import ReleaseStore
+from deployer.rollout.plan import StuckRollout
+from deployer.rollout.plan import plan as plan_rollout
 from deployer.slack import (
     Interaction,
     RollbackTarget,
@@ -111,7 +114,7 @@ if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
 
-    from deployer.pipelines import PipelinesConfig
+    from deployer.pipelines.schema import PipelinesConfig
 
 __all__ = [
     "APPROVAL_PATH",
@@ -702,8 +705,8 @@ def _plan(context: Mapping[str, Any]) -> tuple[str | None, str | None]:
         missing = "The rollout plan is not available: the approval request recorded no service details"
         return None, f"{missing} ({note})." if note else f"{missing}."
     try:
-        rollout = rolling.plan(desired, minimum, maximum)
-    except rolling.StuckRollout as exc:
+        rollout = plan_rollout(desired, minimum, maximum)
+    except StuckRollout as exc:
         return None, f"This rollout cannot move: {exc.reason}."
     except ValueError as exc:
         return None, f"The rollout plan cannot be drawn: {exc}."
@@ -781,7 +784,7 @@ def build(
     from botocore.config import Config
 
     from deployer.approvals import signing_key_from_secret
-    from deployer.pipelines import ConfigStore
+    from deployer.pipelines.store import ConfigStore
     from deployer.slack import settings_from_secret
 
     if not signing_key_secret:

@@ -1,4 +1,4 @@
-"""Approval requests, their signed links, and the one decision each may take (invariant 4).
+"""Approval requests, their signed links, and the one decision each may take (docs/design.md invariant 4).
 
 No HTTP and no Slack here: `approvals_http` and `slack` call this module, and the caller
 publishes "Approval Decided" (`events.ApprovalDecidedDetail`); `on_approval` moves the release.
@@ -36,7 +36,7 @@ never changes anything, because link previewers fetch links. `decide` then makes
 write PENDING -> APPROVED/REJECTED (status = PENDING AND not expired), so of two simultaneous
 clicks exactly one decides and the other gets `ApprovalAlreadyDecided`.
 
-Who may decide (`may_decide`, the one place of the rule, as DESIGN.md's invariant 4 states it).
+Who may decide (`may_decide`, the one place of the rule, as docs/design.md's invariant 4 states it).
 From Slack, the clicking user must be one of the stage's approvers when the stage lists any (Slack
 proves who clicks). Through the approval page, the signed, single-use, expiring link is the
 capability: whoever holds it decides, and the decision records the source address and user agent.
@@ -68,14 +68,15 @@ from botocore.exceptions import ClientError
 
 from deployer import aws
 from deployer.errors import ConfigError, DeployerError, TransientError
-from deployer.pipelines import MAX_APPROVAL_HOURS
-from deployer.releases import Release, ReleaseState, ReleaseStore
+from deployer.pipelines.schema import MAX_APPROVAL_HOURS
+from deployer.releases.model import Release, ReleaseState
+from deployer.releases.store import ReleaseStore
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
-    from deployer.events import DecidedBy
+    from deployer.events.deployer_bus import DecidedBy
 
 __all__ = [
     "MIN_KEY_BYTES",

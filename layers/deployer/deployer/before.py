@@ -33,12 +33,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 from deployer import aws
 from deployer.errors import DeploymentError
-from deployer.pipelines import before_overrides
+from deployer.pipelines.loader import before_overrides
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
 
-    from deployer.events import EcsTaskStateChangeDetail
+    from deployer.events.ecs import EcsTaskStateChangeDetail
 
 __all__ = [
     "STARTED_BY_PREFIX",

@@ -16,7 +16,7 @@ stage, be continued or rolled back, and be stopped with a rollback.
 
 moto does not implement these calls (REFERENCE.md: HTTP 500 "not implemented"); the unit tests
 assert the exact requests with botocore's Stubber, and the local stack answers them through its
-simulated ECS (`deployer.local.simulate`).
+simulated ECS (`deployer_local.simulate`).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ __all__ = [
 HOOK_STATE_CHANGE: Final = "ECS Hook State Change"
 ACTIVE_STATUSES: Final = ("PENDING", "IN_PROGRESS")
 # What ECS does when nobody answers a pause in time: roll back. An approval nobody gave must never
-# let a deployment through (DESIGN invariant: prod only after an approval).
+# let a deployment through (docs/design.md: prod only after an approval).
 PAUSE_TIMEOUT_ACTION: Final = "ROLLBACK"
 MAX_HOOK_MINUTES: Final = 20160  # DeploymentLifecycleHookDuration in botocore's ECS model: 1..20160
 

@@ -1,4 +1,5 @@
-"""Domain exceptions. Each maps to one outcome in one place (see `deployer.outcomes`).
+"""Domain exceptions. Each maps to one outcome in one place (`deployer.runtime.run`; the outcomes
+are `deployer.outcomes.Outcome`).
 
 - `BadInput`: malformed or foreign input. Logged once with the event id; never retried.
 - `ConfigError`: a pipeline or rollout configuration that is refused. The release ends

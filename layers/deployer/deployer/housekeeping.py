@@ -64,8 +64,9 @@ if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
     from mypy_boto3_events import EventBridgeClient
 
-    from deployer.pipelines import Pipeline, ScheduledTask, Stage
-    from deployer.releases import Release, ReleaseStore
+    from deployer.pipelines.schema import Pipeline, ScheduledTask, Stage
+    from deployer.releases.model import Release
+    from deployer.releases.store import ReleaseStore
 
 __all__ = [
     "MAX_DEREGISTRATIONS",
@@ -519,7 +520,7 @@ def _clean_up(  # noqa: PLR0917 - one pass, its inputs
     budget: int,
     report: CleanupReport,
 ) -> None:
-    from deployer.flow import rollback_target
+    from deployer.flow.rollback import rollback_target
 
     protected: set[str] = set()
     ran: dict[str, set[int]] = {}

@@ -9,17 +9,17 @@ on an event, reading them through the sparse `pending` index (never a Scan):
 
 - **BUILDING** for more than `EVENT_GRACE`: BatchGetBuilds by the build id recorded at StartBuild
   (up to 100 ids per call). A build that ended at least `EVENT_GRACE` ago and whose event never came
-  is finished exactly as its "CodeBuild Build State Change" would have (`flow.build_finished`):
+  is finished exactly as its "CodeBuild Build State Change" would have (`build_finished`):
   SUCCEEDED deploys the first stage, FAILED / FAULT / STOPPED / TIMED_OUT end BUILD_FAILED with the
   status. IN_PROGRESS is left alone (CodeBuild ends it by its own `timeoutInMinutes`; past its
   startTime + timeoutInMinutes + `BUILD_MARGIN` the sweep says so in its log). A build CodeBuild no
   longer knows ends BUILD_FAILED "build not found"; a release whose StartBuild was never recorded
   ends BUILD_FAILED once EventBridge can no longer redeliver its push (`PUSH_REDELIVERY`).
 - **BUILT** (the first stage never started) or **DEPLOYED** (the next stage never started) for more
-  than `EVENT_GRACE`: the step that was interrupted runs (`flow.resume_unfinished`).
+  than `EVENT_GRACE`: the step that was interrupted runs (`resume_unfinished`).
 - **DEPLOYING**: the stage's service deployment, found with ListServiceDeployments (created since
   the stage started) and read with DescribeServiceDeployments. SUCCESSFUL, finished at least
-  `EVENT_GRACE` ago: promoted as its lost COMPLETED would have (`flow.stage_completed`). STOPPED or
+  `EVENT_GRACE` ago: promoted as its lost COMPLETED would have (`stage_completed`). STOPPED or
   ROLLBACK_SUCCESSFUL / ROLLBACK_FAILED: DEPLOY_FAILED, with whether ECS rolled the service back.
   Still PENDING or IN_PROGRESS past the stage's deadline (`deadlineMinutes`, or the strategy's
   default; counted from when the stage last started deploying, so an approval's wait never counts):
@@ -29,7 +29,7 @@ on an event, reading them through the sparse `pending` index (never a Scan):
   A release QUEUED behind a holder that has ended gets the lock it was never handed.
 
 Every outcome ends in a known state with its reason, frees the service lock and hands it to the
-next waiter (`flow.hand_over_to`). Every transition the reconciler makes says so: its reason starts
+next waiter (`hand_over_to`). Every transition the reconciler makes says so: its reason starts
 with "reconciler: " (in `deployer status`, Slack and the "Release State Change" events), and each
 action is one log line starting with "reconciler:". Each write is conditional on the release as
 read, so a late event, or two sweeps overlapping, act once: the loser sees the release moved on.
@@ -45,15 +45,22 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
-from deployer import aws, before, ecs_deployments, flow
+from deployer import aws, before, ecs_deployments
 from deployer.errors import ConfigError, DeploymentError, TransientError
-from deployer.events import FINAL_BUILD_STATUSES, BuildStatus
-from deployer.pipelines import DEFAULT_BEFORE_TIMEOUT_MINUTES, ROLLING_DEADLINE_MINUTES
-from deployer.releases import ConflictError, Release, ReleaseState, ServiceRecord, StageRecord, StageState, now_iso
+from deployer.events.codebuild import FINAL_BUILD_STATUSES, BuildStatus
+from deployer.flow.build import build_finished
+from deployer.flow.common import EXPORTED_IMAGE, _pipeline
+from deployer.flow.deployment import ask_during, before_task_ended, service_completed, stage_completed
+from deployer.flow.progress import deploy_next, deploy_stage, hand_over, hand_over_all, hand_over_to, resume_unfinished
+from deployer.outcomes import Outcome
+from deployer.pipelines.schema import DEFAULT_BEFORE_TIMEOUT_MINUTES, ROLLING_DEADLINE_MINUTES
+from deployer.releases.model import Release, ReleaseState, ServiceRecord, StageRecord, StageState, now_iso
+from deployer.releases.store import ConflictError
 
 if TYPE_CHECKING:
-    from deployer.flow import Deps, Outcome
-    from deployer.pipelines import Pipeline, Stage
+    from deployer.deps import Deps
+    from deployer.flow.common import Result
+    from deployer.pipelines.schema import Pipeline, Stage
 
 log = logging.getLogger("deployer")
 
@@ -93,15 +100,15 @@ def reconcile(
     *,
     budget_seconds: float = DEFAULT_BUDGET_SECONDS,
     monotonic: Callable[[], float] = time.monotonic,
-) -> list[Outcome]:
+) -> list[Result]:
     """Check every release of the published pipelines that waits on an event, and end or move on
     those whose event was lost. Returns one outcome per release acted on (or left with a note)."""
     clock = _Clock((now or datetime.now(UTC)).astimezone(UTC))
     started = monotonic()
-    outcomes: list[Outcome] = []
+    outcomes: list[Result] = []
     with deps.store.acting_as(ACTOR):
         for pipeline in deps.config().pipelines:
-            work: list[Callable[[], list[Outcome]]] = [
+            work: list[Callable[[], list[Result]]] = [
                 partial(_builds, pipeline, deps, clock),
                 *(
                     partial(_one, release, pipeline, deps, clock)
@@ -127,17 +134,17 @@ def backfill(deps: Deps) -> dict[str, list[str]]:
 # -- one release, safely ------------------------------------------------------------------------
 
 
-def _guarded(release: Release, action: Callable[[], Outcome | None]) -> list[Outcome]:
+def _guarded(release: Release, action: Callable[[], Result | None]) -> list[Result]:
     """Run one release's check; a race lost or an AWS error stays with that release (logged, retried
     by the next sweep) and never stops the sweep."""
     base = {"pipeline": release.pipeline, "release_id": release.release_id}
     try:
         outcome = action()
     except ConflictError:
-        outcome = {"outcome": "moved_on", "reason": "the release changed meanwhile (its event, or another sweep)"}
+        outcome = {"outcome": Outcome.MOVED_ON, "reason": "the release changed meanwhile (its event, or another sweep)"}
     except (DeploymentError, TransientError, ConfigError) as exc:
         log.warning("reconciler: %s: %s", release.release_id, exc, extra=base)
-        return [{**base, "outcome": "error", "reason": str(exc)}]
+        return [{**base, "outcome": Outcome.ERROR, "reason": str(exc)}]
     if outcome is None:
         return []
     result = {**base, **outcome}
@@ -145,15 +152,15 @@ def _guarded(release: Release, action: Callable[[], Outcome | None]) -> list[Out
     return [result]
 
 
-def _one(release: Release, pipeline: Pipeline, deps: Deps, clock: _Clock) -> list[Outcome]:
+def _one(release: Release, pipeline: Pipeline, deps: Deps, clock: _Clock) -> list[Result]:
     return _guarded(release, partial(_inflight, release, pipeline, deps, clock))
 
 
 # -- builds -------------------------------------------------------------------------------------
 
 
-def _builds(pipeline: Pipeline, deps: Deps, clock: _Clock) -> list[Outcome]:
-    outcomes: list[Outcome] = []
+def _builds(pipeline: Pipeline, deps: Deps, clock: _Clock) -> list[Result]:
+    outcomes: list[Result] = []
     checked: list[Release] = []
     for release in deps.store.building_releases(pipeline.name):
         if not clock.older_than(release.updated_at, EVENT_GRACE):
@@ -171,7 +178,7 @@ def _builds(pipeline: Pipeline, deps: Deps, clock: _Clock) -> list[Outcome]:
         except (DeploymentError, TransientError) as exc:
             log.warning("reconciler: BatchGetBuilds failed: %s", exc)
             outcomes.extend(
-                {"pipeline": r.pipeline, "release_id": r.release_id, "outcome": "error", "reason": str(exc)}
+                {"pipeline": r.pipeline, "release_id": r.release_id, "outcome": Outcome.ERROR, "reason": str(exc)}
                 for r in batch
             )
             continue
@@ -186,14 +193,14 @@ def _batch_get_builds(deps: Deps, ids: Sequence[str]) -> dict[str, dict[str, Any
     return {str(build["id"]): dict(build) for build in response.get("builds", [])}
 
 
-def _build(release: Release, build: dict[str, Any] | None, deps: Deps, clock: _Clock) -> Outcome | None:
+def _build(release: Release, build: dict[str, Any] | None, deps: Deps, clock: _Clock) -> Result | None:
     fresh = deps.store.get(release.release_id)
     if fresh is None or fresh.state is not ReleaseState.BUILDING or fresh.build_id != release.build_id:
         return None  # its event arrived meanwhile
     if build is None:
         reason = f"build not found: CodeBuild does not know build {release.build_id} (BatchGetBuilds)"
         deps.store.transition(fresh, ReleaseState.BUILD_FAILED, reason=reason, allowed_from={ReleaseState.BUILDING})
-        return {"outcome": "build_failed", "reason": reason}
+        return {"outcome": Outcome.BUILD_FAILED, "reason": reason}
     status = str(build.get("buildStatus") or "")
     if status == BuildStatus.IN_PROGRESS or status not in FINAL_BUILD_STATUSES:
         ends = _build_ends(build)
@@ -211,13 +218,11 @@ def _build(release: Release, build: dict[str, Any] | None, deps: Deps, clock: _C
         return None  # finished moments ago: its event is on its way
     when = f" at {ended.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if isinstance(ended, datetime) else ""
     note = f" (CodeBuild reports {status}{when}; its event never arrived)"
-    finished = flow.build_finished(
-        fresh, status, _exported(build, flow.EXPORTED_IMAGE), _log_link(build), deps, note=note
-    )
+    finished = build_finished(fresh, status, _exported(build, EXPORTED_IMAGE), _log_link(build), deps, note=note)
     if finished is not None:
         return finished
-    deployed = flow.deploy_next(fresh, deps, after=None)
-    return {"outcome": "built", "reason": f"build {status}{when}; its event never arrived", "next": deployed}
+    deployed = deploy_next(fresh, deps, after=None)
+    return {"outcome": Outcome.BUILT, "reason": f"build {status}{when}; its event never arrived", "next": deployed}
 
 
 def _build_ends(build: dict[str, Any]) -> datetime | None:
@@ -242,36 +247,36 @@ def _log_link(build: dict[str, Any]) -> str | None:
     return str(link) if isinstance(link, str) and link.startswith("https://") else None
 
 
-def _no_build(release: Release, deps: Deps) -> Outcome:
+def _no_build(release: Release, deps: Deps) -> Result:
     reason = (
         "no build was recorded for this release: its push was never fully handled, and EventBridge no "
         "longer redelivers it (push the commit again to build it)"
     )
     deps.store.transition(release, ReleaseState.BUILD_FAILED, reason=reason, allowed_from={ReleaseState.BUILDING})
-    return {"outcome": "build_failed", "reason": reason}
+    return {"outcome": Outcome.BUILD_FAILED, "reason": reason}
 
 
-def _resume(release: Release, why: str, deps: Deps) -> Outcome | None:
+def _resume(release: Release, why: str, deps: Deps) -> Result | None:
     """BUILT whose first stage never started, or DEPLOYED whose next step never started: do it."""
     fresh = deps.store.get(release.release_id)
     if fresh is None or fresh.state is not release.state or fresh.version != release.version:
         return None
     if fresh.state is ReleaseState.BUILT and not fresh.stages:
         if fresh.is_rollback and fresh.stage:
-            pipeline = flow._pipeline(deps, fresh.pipeline)
+            pipeline = _pipeline(deps, fresh.pipeline)
             stage = pipeline.stage_named(fresh.stage)
             if stage is None:
                 return None
-            return {"outcome": "resumed", "reason": why, "next": flow.deploy_stage(fresh, pipeline, stage, deps)}
-        return {"outcome": "resumed", "reason": why, "next": flow.deploy_next(fresh, deps, after=None)}
-    resumed = flow.resume_unfinished(fresh, deps)
-    return None if resumed is None else {"outcome": "resumed", "reason": why, "next": resumed}
+            return {"outcome": Outcome.RESUMED, "reason": why, "next": deploy_stage(fresh, pipeline, stage, deps)}
+        return {"outcome": Outcome.RESUMED, "reason": why, "next": deploy_next(fresh, deps, after=None)}
+    resumed = resume_unfinished(fresh, deps)
+    return None if resumed is None else {"outcome": Outcome.RESUMED, "reason": why, "next": resumed}
 
 
 # -- stages -------------------------------------------------------------------------------------
 
 
-def _inflight(release: Release, pipeline: Pipeline, deps: Deps, clock: _Clock) -> Outcome | None:
+def _inflight(release: Release, pipeline: Pipeline, deps: Deps, clock: _Clock) -> Result | None:
     stage_name = release.stage or ""
     record = release.stages.get(stage_name)
     if record is None:
@@ -299,11 +304,11 @@ def _inflight(release: Release, pipeline: Pipeline, deps: Deps, clock: _Clock) -
 
 def _before_task(  # noqa: PLR0917 - the stage as the sweep found it
     release: Release, stage_name: str, record: StageRecord, stage: Stage | None, deps: Deps, clock: _Clock
-) -> Outcome | None:
+) -> Result | None:
     """A stage waiting for its before-task. Being started (STARTING) past `EVENT_GRACE`: the event
     that started it was not redelivered, so the step runs again (RunTask's clientToken returns the
     same task if it did start). RUNNING: DescribeTasks. STOPPED at least `EVENT_GRACE` ago: ended as
-    its lost "ECS Task State Change" would have (`flow.before_task_ended`). Still running past the
+    its lost "ECS Task State Change" would have (`before_task_ended`). Still running past the
     step's `timeoutMinutes`: StopTask, DEPLOY_FAILED, nothing deployed. Unknown to ECS: DEPLOY_FAILED."""
     step = record.before_task or "before"
     arn = record.before_task_arn
@@ -316,7 +321,7 @@ def _before_task(  # noqa: PLR0917 - the stage as the sweep found it
     started = record.before_started_at or record.started_at
     minutes = stage.before.timeout_minutes if stage is not None and stage.before is not None else None
     minutes = minutes or DEFAULT_BEFORE_TIMEOUT_MINUTES
-    failed = StageRecord(**{**record.__dict__, "before_state": before.BeforeState.FAILED.value})
+    failed = replace(record, before_state=before.BeforeState.FAILED.value)
     if task is None:
         if not clock.older_than(started, EVENT_GRACE):
             return None
@@ -328,9 +333,7 @@ def _before_task(  # noqa: PLR0917 - the stage as the sweep found it
             return None  # stopped moments ago: its event is on its way
         when = f" at {stopped.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if isinstance(stopped, datetime) else ""
         note = f" (ECS reports the task STOPPED{when}; its event never arrived)"
-        ended = flow.before_task_ended(
-            release, stage_name, record, before.TaskEnd.from_described(task), deps, note=note
-        )
+        ended = before_task_ended(release, stage_name, record, before.TaskEnd.from_described(task), deps, note=note)
         return {"reason": f"before-task {step} stopped{when}", **ended}
     if not clock.older_than(started, timedelta(minutes=minutes)):
         return None
@@ -344,7 +347,7 @@ def _before_task(  # noqa: PLR0917 - the stage as the sweep found it
     return {"stopped": arn, **_fail(release, stage_name, failed, stage, reason, rolled_back=False, deps=deps)}
 
 
-def _queued(release: Release, record: StageRecord, deps: Deps) -> Outcome | None:
+def _queued(release: Release, record: StageRecord, deps: Deps) -> Result | None:
     """QUEUED behind a holder that ended without handing the lock on: hand it on now. A stage of
     several services waits for the first lock (in lock order) it does not hold."""
     store = deps.store
@@ -360,17 +363,17 @@ def _queued(release: Release, record: StageRecord, deps: Deps) -> Outcome | None
         return None  # a live holder: it hands the lock on when it ends (or the reconciler ends it)
     reason = f"the lock of {cluster}/{service} was held by {holder_id or 'nobody'}, which has ended"
     if holder_id:
-        follow = flow.hand_over_to(store.release_service(cluster, service, holder_id), deps)
+        follow = hand_over_to(store.release_service(cluster, service, holder_id), deps)
     else:
-        pipeline = flow._pipeline(deps, release.pipeline)
+        pipeline = _pipeline(deps, release.pipeline)
         stage = pipeline.stage_named(release.stage or "")
-        follow = {"next": flow.deploy_stage(release, pipeline, stage, deps)} if stage is not None else {}
-    return {"outcome": "handed_over", "reason": reason, **follow}
+        follow = {"next": deploy_stage(release, pipeline, stage, deps)} if stage is not None else {}
+    return {"outcome": Outcome.HANDED_OVER, "reason": reason, **follow}
 
 
 def _deploying(  # noqa: PLR0917 - the stage as the sweep found it
     release: Release, stage_name: str, record: StageRecord, stage: Stage | None, deps: Deps, clock: _Clock
-) -> Outcome | None:
+) -> Result | None:
     ecs = deps.stages.ecs
     view = _service_deployment(ecs, record)
     minutes = stage.deadline_minutes_or_default() if stage is not None else ROLLING_DEADLINE_MINUTES
@@ -393,7 +396,7 @@ def _deploying(  # noqa: PLR0917 - the stage as the sweep found it
         note = f" (ECS reports {view.arn} SUCCESSFUL{when}; its COMPLETED event never arrived)"
         return {
             "reason": f"{stage_name} completed{when}",
-            **flow.stage_completed(release, stage_name, record, deps, note=note),
+            **stage_completed(release, stage_name, record, deps, note=note),
         }
     if view.status in SETTLED_FAILURES:
         rolled_back = view.status == "ROLLBACK_SUCCESSFUL"
@@ -419,9 +422,9 @@ def _deploying(  # noqa: PLR0917 - the stage as the sweep found it
 
 def _deploying_several(  # noqa: PLR0917 - the stage as the sweep found it
     release: Release, stage_name: str, record: StageRecord, stage: Stage | None, deps: Deps, clock: _Clock
-) -> Outcome | None:
+) -> Result | None:
     """`_deploying` for each service of a stage of several: a lost COMPLETED completes that service
-    (and the stage with its last one, `flow.service_completed`); a failed, vanished or overdue
+    (and the stage with its last one, `service_completed`); a failed, vanished or overdue
     deployment fails the stage, which puts the other services back (`StageDeployer.fail_services`)."""
     ecs = deps.stages.ecs
     minutes = stage.deadline_minutes_or_default() if stage is not None else ROLLING_DEADLINE_MINUTES
@@ -449,9 +452,9 @@ def _deploying_several(  # noqa: PLR0917 - the stage as the sweep found it
         if view.status == SETTLED_SUCCESS:
             when = f" at {view.finished_at:%Y-%m-%d %H:%M} UTC" if view.finished_at else ""
             note = f" (ECS reports {view.arn} SUCCESSFUL{when}; its COMPLETED event never arrived)"
-            outcome = flow.service_completed(release, stage_name, current, svc, deps, note=note)
+            outcome = service_completed(release, stage_name, current, svc, deps, note=note)
             completed.append(svc.service)
-            if outcome.get("outcome") != "service_deployed":
+            if outcome.get("outcome") != Outcome.SERVICE_DEPLOYED:
                 return {"reason": f"{stage_name} completed with {svc.service}{when}", **outcome}
             continue
         if view.status in SETTLED_FAILURES:
@@ -471,7 +474,7 @@ def _deploying_several(  # noqa: PLR0917 - the stage as the sweep found it
         return {"stopped": view.arn, **failed}
     if completed:
         return {
-            "outcome": "service_deployed",
+            "outcome": Outcome.SERVICE_DEPLOYED,
             "reason": f"{', '.join(completed)} of {stage_name} completed; the COMPLETED event never arrived",
         }
     return None
@@ -487,12 +490,12 @@ def _fail_several(  # noqa: PLR0917 - what _deploying_several found
     *,
     rolled_back: bool,
     deps: Deps,
-) -> Outcome:
+) -> Result:
     failed = replace(svc, state=StageState.FAILED, finished_at=now_iso(), rolled_back=rolled_back, reason=why)
     result = deps.stages.fail_services(
         release, stage_name, record.with_service(failed), failed=failed, why=f"{svc.service} failed", stage=stage
     )
-    return {"outcome": "failed", "reason": result.detail, "rolled_back": rolled_back, **flow.hand_over(result, deps)}
+    return {"outcome": Outcome.FAILED, "reason": result.detail, "rolled_back": rolled_back, **hand_over(result, deps)}
 
 
 def _paused(  # noqa: PLR0917 - what _deploying found
@@ -503,15 +506,15 @@ def _paused(  # noqa: PLR0917 - what _deploying found
     view: _Found,
     hook: ecs_deployments.HookView,
     deps: Deps,
-) -> Outcome | None:
+) -> Result | None:
     """A deployment waiting at a PAUSE hook is not stuck: the hook's timeout governs it. The stage's
     own approval pause whose "ECS Hook State Change" was lost gets its approval asked now."""
     if release.is_rollback or stage is None or stage.approval is None or stage.approval.at is None:
         return None
     at = view.detail.lifecycle_stage or stage.approval.at
-    asked = flow.ask_during(release, stage, record, view.detail, hook, deps, at=at)
+    asked = ask_during(release, stage, record, view.detail, hook, deps, at=at)
     return {
-        "outcome": "awaiting_approval",
+        "outcome": Outcome.AWAITING_APPROVAL,
         "reason": f"{stage_name} paused at {at}; its event never arrived",
         **asked,
     }
@@ -526,22 +529,15 @@ def _fail(
     *,
     rolled_back: bool,
     deps: Deps,
-) -> Outcome:
+) -> Result:
     """DEPLOY_FAILED with the reason and whether ECS rolled back; the service's lock goes to the waiter."""
     store = deps.store
-    release.stages[stage_name] = StageRecord(**{**record.__dict__, "rolled_back": rolled_back})
+    release.stages[stage_name] = replace(record, rolled_back=rolled_back)
     if stage is not None:
         result = deps.stages.fail(release, stage, ReleaseState.DEPLOY_FAILED, reason)
-        follow = flow.hand_over(result, deps)
+        follow = hand_over(result, deps)
     else:  # the stage left the configuration: still end the release and free the service
-        ended = StageRecord(
-            **{
-                **release.stages[stage_name].__dict__,
-                "state": StageState.FAILED,
-                "finished_at": now_iso(),
-                "reason": reason,
-            }
-        )
+        ended = replace(release.stages[stage_name], state=StageState.FAILED, finished_at=now_iso(), reason=reason)
         store.transition(
             release,
             ReleaseState.DEPLOY_FAILED,
@@ -549,8 +545,8 @@ def _fail(
             reason=reason,
             stages={**release.stages, stage_name: ended},
         )
-        follow = flow.hand_over_all(store.release_services(record.service_keys(), release.release_id), deps)
-    return {"outcome": "failed", "reason": reason, "rolled_back": rolled_back, **follow}
+        follow = hand_over_all(store.release_services(record.service_keys(), release.release_id), deps)
+    return {"outcome": Outcome.FAILED, "reason": reason, "rolled_back": rolled_back, **follow}
 
 
 # -- ECS service deployments ----------------------------------------------------------------------

@@ -1,16 +1,17 @@
 """Drawing a rollout plan as text: shared by `deployer plan`, the approval page and Slack.
-Standard library and `deployer.rolling` only (the CLI must start fast)."""
+Standard library and `deployer.rollout` only (the CLI must start fast)."""
 
 from __future__ import annotations
 
 import io
 
-TYPE_CHECKING = False  # `deployer plan` starts without `typing` (see deployer.rolling)
+TYPE_CHECKING = False  # `deployer plan` starts without `typing` (see deployer.rollout)
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import TextIO
 
-    from deployer.rolling import Plan, Step, TrafficPlan, TrafficStep
+    from deployer.rollout.plan import Plan, Step
+    from deployer.rollout.traffic import TrafficPlan, TrafficStep
 
 # Above this many task slots a row shows counts instead of one box per task.
 MAX_BOXES = 40
@@ -54,7 +55,7 @@ def _row(step: Step, slots: int, glyph: Mapping[str, str]) -> str:
 def draw_plan(
     out: TextIO, rollout: Plan, minimum_healthy_percent: int, maximum_percent: int, glyph: Mapping[str, str] = UNICODE
 ) -> None:
-    """The rollout as the DESIGN's pictures draw it: a row of task boxes per step, the running
+    """The rollout as docs/rolling.md draws it: a row of task boxes per step, the running
     count and the share of desired, then a one-line summary."""
     desired = rollout.desired
     ceiling = desired * maximum_percent // 100

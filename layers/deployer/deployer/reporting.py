@@ -8,7 +8,8 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from deployer.releases import Release, ReleaseState, ReleaseStore, Transition, TransitionListener
+from deployer.releases.model import Release, ReleaseState, Transition, TransitionListener
+from deployer.releases.store import ReleaseStore
 
 if TYPE_CHECKING:
     from deployer.slack import ReleaseView, SlackNotifier, SlackSettings

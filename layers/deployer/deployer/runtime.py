@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from deployer.errors import BadInput, ConfigError
+from deployer.outcomes import Outcome
 
 
 class Settings(BaseModel):
@@ -57,59 +58,35 @@ patch either)."""
 
 @functools.cache
 def deps() -> Any:
-    """The flow's dependencies, built once per cold start. They name every AWS client the flow
-    may use, and each client is created when the flow first uses it (`aws.lazy_client`): on_push
-    never builds the ECS, ECR or Application Auto Scaling clients. Every client and resource comes
-    from boto3's default session, the idempotency store's included (`idempotency_store`), so
-    credentials are resolved and each service model is parsed once per cold start; the release
-    store, the approvals and the configuration share one DynamoDB resource."""
+    """The flow's dependencies, built once per cold start (`deployer.deps.build_deps`). They name
+    every AWS client the flow may use, and each client is created when the flow first uses it
+    (`aws.lazy_client`): on_push never builds the ECS, ECR or Application Auto Scaling clients.
+    Every client and resource comes from boto3's default session, the idempotency store's included
+    (`idempotency_store`), so credentials are resolved and each service model is parsed once per
+    cold start; the release store, the approvals and the configuration share one DynamoDB resource."""
     import boto3
 
     from deployer import aws
-    from deployer.approvals import Approvals, signing_key_from_secret
-    from deployer.flow import BusPublisher, Deps
-    from deployer.pipelines import ConfigStore
-    from deployer.releases import ReleaseStore
-    from deployer.reporting import SlackReporter, fan_out
-    from deployer.slack import SlackNotifier, settings_from_secret
-    from deployer.stages import StageDeployer
+    from deployer.approvals import signing_key_from_secret
+    from deployer.deps import build_deps
+    from deployer.pipelines.store import ConfigStore
+    from deployer.slack import settings_from_secret
 
     cfg = settings()
     dynamodb = boto3.resource("dynamodb")
-    releases = dynamodb.Table(cfg.table_name)
     config_store = ConfigStore(cfg.config_table_name, dynamodb=dynamodb, max_age_seconds=cfg.config_max_age_seconds)
-    slack_settings = settings_from_secret(cfg.slack_secret)
-    approvals: Approvals | None = None
-
-    def channel_for(pipeline: str) -> str | None:
-        published = config_store.load()
-        return published.slack.channel if published.slack else None
-
-    def link_for(release: Any) -> str | None:
-        return approvals.link_for_release(release) if approvals else None
-
-    reporter = SlackReporter(
-        SlackNotifier(slack_settings), slack_settings, lambda: store, channel_for, region=cfg.region, link_for=link_for
-    )
-    publisher = BusPublisher(aws.lazy_client("events"), cfg.event_bus_name)
-    store = ReleaseStore(releases, on_transition=fan_out([publisher, reporter]))
-    if cfg.signing_key_secret:
-        approvals = Approvals(
-            releases,
-            store,
-            signing_key_from_secret(cfg.signing_key_secret),
-            base_url=(cfg.approval_url or "").rstrip("/") or None,
-        )
-    return Deps(
-        store=store,
-        config=config_store.load,
-        codebuild=aws.lazy_client("codebuild"),
-        ecr=aws.lazy_client("ecr"),
-        stages=StageDeployer(store, aws.lazy_client("ecs"), aws.lazy_client("application-autoscaling")),
-        approvals=approvals,
+    return build_deps(
+        dynamodb.Table(cfg.table_name),
+        config_store.load,
+        aws.lazy_client,
+        event_bus=cfg.event_bus_name,
+        slack=settings_from_secret(cfg.slack_secret),
+        region=cfg.region,
+        signing_key=signing_key_from_secret(cfg.signing_key_secret) if cfg.signing_key_secret else None,
+        approval_base_url=(cfg.approval_url or "").rstrip("/") or None,
         # Answers to Slack users after the work is done: no acknowledgement waits on them, so a
         # slow Slack gets time (the function's timeout is 30 s).
-        slack=SlackNotifier(slack_settings, timeout=SLACK_ANSWER_TIMEOUT_SECONDS),
+        slack_answer_timeout=SLACK_ANSWER_TIMEOUT_SECONDS,
     )
 
 
@@ -150,25 +127,25 @@ def run(
 
     share_logging(logger)
 
-    from deployer.events import parse_event
+    from deployer.events.parse import parse_event
 
     event_id = usable_event_id(raw)
     try:
         parsed = parse_event(model, raw)  # type: ignore[type-var]
         result = action(parsed)
     except BadInput as exc:
-        logger.error("refused event %s: %s", event_id, exc, extra={"event_id": event_id, "outcome": "refused"})
+        logger.error("refused event %s: %s", event_id, exc, extra={"event_id": event_id, "outcome": Outcome.REFUSED})
         metrics.add_metric(name="EventsRefused", unit=MetricUnit.Count, value=1)
-        return {"outcome": "refused", "event_id": event_id, "reason": str(exc)}
+        return {"outcome": Outcome.REFUSED, "event_id": event_id, "reason": str(exc)}
     except ConfigError as exc:
         logger.error(
             "configuration refused for event %s: %s",
             event_id,
             "; ".join(exc.messages[:5]),
-            extra={"event_id": event_id, "outcome": "invalid_config"},
+            extra={"event_id": event_id, "outcome": Outcome.INVALID_CONFIG},
         )
         metrics.add_metric(name="ConfigRefused", unit=MetricUnit.Count, value=1)
-        return {"outcome": "invalid_config", "event_id": event_id, "reason": str(exc)}
+        return {"outcome": Outcome.INVALID_CONFIG, "event_id": event_id, "reason": str(exc)}
     outcome = {"event_id": event_id, "result": result}
     metrics.add_metric(name="EventsHandled", unit=MetricUnit.Count, value=1)
     logger.info("handled event %s", event_id, extra={"event_id": event_id, "result": result})

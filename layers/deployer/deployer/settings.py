@@ -15,7 +15,7 @@ Only references to secrets ever pass through here (a Secrets Manager secret ARN 
 parameter ARN or name): ECS resolves them when a task starts, with the task execution role. The
 deployer never reads a secret's value, so no log line, message or page can show one.
 
-This module is pure: no AWS call. `deployer.taskdef` applies `merge` to the clone it registers;
+This module is pure: no AWS call. `deployer.taskdef.clone` applies `merge` to the clone it registers;
 `deployer.pipelines` and the CLI check what they are given with `problems`.
 """
 

@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from slack_sdk.web import WebClient
     from slack_sdk.webhook import WebhookClient
 
-    from deployer.rolling import Plan
+    from deployer.rollout.plan import Plan
 
 __all__ = [
     "APPROVE_ACTION",

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from deployer.events import CodeCommitReferenceEvent
+    from deployer.events.codecommit import CodeCommitReferenceEvent
 
 Provider = Literal["codecommit", "github", "gitlab"]
 PROVIDERS: tuple[Provider, ...] = ("codecommit", "github", "gitlab")

@@ -2,7 +2,7 @@
 
 1. DescribeServices: live desiredCount, scheduling strategy, launch type, controller, current
    task definition (and, when the service scales, its Application Auto Scaling range).
-2. Validate the stage's rollout for that service with `deployer.rolling`; refused -> the release
+2. Validate the stage's rollout for that service with `deployer.rollout`; refused -> the release
    ends INVALID_CONFIG and nothing is registered or updated. The same for the stage's scheduled
    tasks (`schedules:`): each must run the family of one of the stage's services in its cluster
    (`deployer.housekeeping`).
@@ -37,19 +37,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
-from deployer import aws, before, ecs_deployments, rolling, taskdef
+from deployer import aws, before, ecs_deployments
 from deployer import settings as deploy_settings
 from deployer.errors import DeploymentError
-from deployer.pipelines import ServiceTarget, lock_order
-from deployer.releases import (
-    Release,
-    ReleaseState,
-    ReleaseStore,
-    ServiceRecord,
-    StageRecord,
-    StageState,
-    now_iso,
-)
+from deployer.outcomes import Outcome
+from deployer.pipelines.schema import ServiceTarget, lock_order
+from deployer.releases.model import Release, ReleaseState, ServiceRecord, StageRecord, StageState, now_iso
+from deployer.releases.store import ReleaseStore
+from deployer.rollout.model import ServiceFacts
+from deployer.rollout.validate import Validation
+from deployer.rollout.validate import validate as validate_rollout
+from deployer.taskdef.clone import changed_settings, clone_problems
+from deployer.taskdef.register import describe_task_definition, find_registered_clone, register_clone_of
 
 if TYPE_CHECKING:
     from mypy_boto3_application_autoscaling import ApplicationAutoScalingClient
@@ -57,12 +56,9 @@ if TYPE_CHECKING:
     from mypy_boto3_ecs.type_defs import ServiceTypeDef
 
     from deployer.housekeeping import ScheduledTasks
-    from deployer.pipelines import Pipeline, Stage
+    from deployer.pipelines.schema import Pipeline, Stage
 
 DEPLOYABLE_FROM = frozenset({ReleaseState.BUILT, ReleaseState.DEPLOYING, ReleaseState.DEPLOYED})
-Outcome = Literal[
-    "deploying", "queued", "superseded", "invalid_config", "failed", "already_running", "ignored", "before_task"
-]
 
 
 @dataclass(frozen=True)
@@ -72,7 +68,7 @@ class ServiceView:
     cluster: str
     service: str
     task_definition: str
-    facts: rolling.ServiceFacts
+    facts: ServiceFacts
     primary_deployment_id: str | None
     # the service as DescribeServices returned it: a before-task is placed and networked as it is
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -136,7 +132,7 @@ def describe_services(ecs: ECSClient, cluster: str, services: list[str]) -> tupl
     return views, missing
 
 
-def _facts(svc: ServiceTypeDef) -> rolling.ServiceFacts:
+def _facts(svc: ServiceTypeDef) -> ServiceFacts:
     launch_type: Literal["FARGATE", "EC2", "EXTERNAL"] = "FARGATE"
     if svc.get("launchType") in {"EC2", "EXTERNAL"}:
         launch_type = svc["launchType"]  # type: ignore[assignment]
@@ -145,7 +141,7 @@ def _facts(svc: ServiceTypeDef) -> rolling.ServiceFacts:
         launch_type = "FARGATE" if all(p.startswith("FARGATE") for p in providers) else "EC2"
     controller = svc.get("deploymentController", {}).get("type", "ECS")
     balancers = svc.get("loadBalancers", [])
-    return rolling.ServiceFacts(
+    return ServiceFacts(
         desired_count=int(svc.get("desiredCount", 0)),
         scheduling_strategy="DAEMON" if svc.get("schedulingStrategy") == "DAEMON" else "REPLICA",
         launch_type=launch_type,
@@ -155,7 +151,7 @@ def _facts(svc: ServiceTypeDef) -> rolling.ServiceFacts:
     )
 
 
-def deployment_configuration(stage: Stage, validation: rolling.Validation, release: Release) -> dict[str, Any]:
+def deployment_configuration(stage: Stage, validation: Validation, release: Release) -> dict[str, Any]:
     """What UpdateService sends: the validated rollout, plus the PAUSE hook where the stage asks
     for an approval during the deployment (`approval: {at: ...}`). The hook times out when the
     approval does, and ECS then rolls back (`ecs_deployments.PAUSE_TIMEOUT_ACTION`). A rollback
@@ -224,11 +220,11 @@ class StageDeployer:
     def deploy(self, release: Release, pipeline: Pipeline, stage: Stage) -> StageResult:
         store = self.store
         if release.state.terminal:
-            return StageResult("ignored", release, f"release is {release.state}")
+            return StageResult(Outcome.IGNORED, release, f"release is {release.state}")
         existing = release.stages.get(stage.name)
         if existing and existing.state is not StageState.QUEUED and existing.all_started:
             started = ", ".join(s.deployment_id or "" for s in existing.services or ()) or existing.deployment_id
-            return StageResult("already_running", release, f"deployment {started} already started")
+            return StageResult(Outcome.ALREADY_RUNNING, release, f"deployment {started} already started")
         targets = pipeline.targets(stage)
         keys = [(t.cluster, t.service) for t in targets]
 
@@ -241,7 +237,9 @@ class StageDeployer:
                 reason=f"a newer release ({newer}) already reached stage {stage.name}",
             )
             # It may hold service locks (handed over by the release it queued behind): pass them on.
-            return StageResult("superseded", release, handovers=tuple(store.release_services(keys, release.release_id)))
+            return StageResult(
+                Outcome.SUPERSEDED, release, handovers=tuple(store.release_services(keys, release.release_id))
+            )
 
         handovers: list[tuple[str, str]] = []
         for target in lock_order(targets):
@@ -259,7 +257,7 @@ class StageDeployer:
                 )
                 # the locks taken before this one (in lock order) go to whoever waits for them
                 handovers += store.release_services(keys, release.release_id)
-                return StageResult("superseded", release, handovers=tuple(handovers))
+                return StageResult(Outcome.SUPERSEDED, release, handovers=tuple(handovers))
             record = self._queued_record(stage, targets, existing)
             held = [t.service for t in lock_order(targets) if t.key < target.key]
             holding = f" (holding {', '.join(held)}; locks are taken in one order)" if held else ""
@@ -270,7 +268,7 @@ class StageDeployer:
                 reason=f"queued: {lock.holder} is deploying {target.key}{holding}",
                 stages={**release.stages, stage.name: record},
             )
-            return StageResult("queued", release, f"waiting for {lock.holder}", handovers=tuple(handovers))
+            return StageResult(Outcome.QUEUED, release, f"waiting for {lock.holder}", handovers=tuple(handovers))
 
         try:
             result = self._deploy_locked(release, pipeline, stage, targets)
@@ -298,13 +296,13 @@ class StageDeployer:
 
     def _validate(
         self, release: Release, stage: Stage, targets: tuple[ServiceTarget, ...]
-    ) -> tuple[dict[str, ServiceView], dict[str, rolling.Validation], dict[str, dict[str, Any]], _Problems]:
+    ) -> tuple[dict[str, ServiceView], dict[str, Validation], dict[str, dict[str, Any]], _Problems]:
         """Describe and validate every service of the stage: its rollout for its desired count and
-        autoscaling range (`rolling.validate`); unless the release redeploys revisions that exist (a
+        autoscaling range (`validate_rollout`); unless the release redeploys revisions that exist (a
         rollback), that each scheduled task runs one of the services' families in the cluster, and
         that the clones can be registered: the containers to swap and those the settings name are
         in the task definitions, secrets have an execution role, each clone fits ECS's size limit
-        (`taskdef.clone_problems`). Returns the views, validations and described task definitions by
+        (`clone_problems`). Returns the views, validations and described task definitions by
         service, and every problem found (empty: go on). A service that does not exist or is not
         ACTIVE raises DeploymentError."""
         views, missing = describe_services(self.ecs, stage.cluster, [t.service for t in targets])
@@ -313,12 +311,12 @@ class StageDeployer:
         ranges = autoscaling_ranges(self.autoscaling, stage.cluster, [t.service for t in targets])
         several = len(targets) > 1
         problems = _Problems()
-        validations: dict[str, rolling.Validation] = {}
+        validations: dict[str, Validation] = {}
         for target in targets:
             facts = views[target.service].facts
             if target.service in ranges:
-                facts = rolling.ServiceFacts(**{**facts.__dict__, "desired_range": ranges[target.service]})
-            validation = rolling.validate(stage.deployment_configuration(), facts)
+                facts = facts.replace(desired_range=ranges[target.service])
+            validation = validate_rollout(stage.deployment_configuration(), facts)
             validations[target.service] = validation
             if not validation.valid:
                 reason = "; ".join(f.message for f in validation.errors)
@@ -339,13 +337,13 @@ class StageDeployer:
         for target in targets:
             current = views[target.service].task_definition
             if current not in described and target.key not in registered:
-                described[current] = taskdef.describe_task_definition(self.ecs, current)
+                described[current] = describe_task_definition(self.ecs, current)
         if not several:
             target = targets[0]
             if target.key not in registered:
                 images = dict.fromkeys(target.containers, release.image_uri)
                 described_now = described[views[target.service].task_definition]
-                problems.clone += taskdef.clone_problems(described_now, images, settings)
+                problems.clone += clone_problems(described_now, images, settings)
             return views, validations, described, problems
         # several services: each clone with the settings of the containers its task definition has
         seen: set[tuple[str, tuple[str, ...]]] = set()
@@ -357,7 +355,7 @@ class StageDeployer:
             sharing = [t.service for t in targets if views[t.service].task_definition == current]
             images = dict.fromkeys(target.containers, release.image_uri)
             own = settings.only(containers_of(described[current])) if settings else None
-            for problem in taskdef.clone_problems(described[current], images, own):
+            for problem in clone_problems(described[current], images, own):
                 problems.clone.append(f"{', '.join(sharing) if len(sharing) > 1 else target.service}: {problem}")
         if settings and not registered:
             running: dict[str, list[str]] = {}
@@ -397,15 +395,13 @@ class StageDeployer:
                 previous_task_definition_arn=view.task_definition,
             )
         elif record is None or record.task_definition_arn is None:
-            current = described.get(view.task_definition) or taskdef.describe_task_definition(
-                self.ecs, view.task_definition
-            )
+            current = described.get(view.task_definition) or describe_task_definition(self.ecs, view.task_definition)
             settings = stage.deploy_settings()
-            changed = deploy_settings.summary(taskdef.changed_settings(current, settings)) if settings else ""
+            changed = deploy_settings.summary(changed_settings(current, settings)) if settings else ""
             found = None
             if record is not None and record.registering_at:
                 # an earlier delivery got as far as registering: reuse its revision if it exists
-                found = taskdef.find_registered_clone(self.ecs, current, images, settings)
+                found = find_registered_clone(self.ecs, current, images, settings)
             else:
                 self._record(
                     release,
@@ -415,7 +411,7 @@ class StageDeployer:
                     previous_task_definition_arn=view.task_definition,
                     registering_at=now_iso(),
                 )
-            registered = found or taskdef.register_clone_of(self.ecs, current, images, settings)
+            registered = found or register_clone_of(self.ecs, current, images, settings)
             # Before the stage records it: a revision on record is one the deployer may clean up later.
             store.record_registration(pipeline.name, stage.name, release.release_id, registered.arn)
             record = self._record(
@@ -434,7 +430,7 @@ class StageDeployer:
 
         deployment_id = self._update_service(release, stage, target, view, new_arn, validation)
         store.index_deployment(deployment_id, release.release_id, stage.name, target.cluster, target.service)
-        record = StageRecord(**{**record.__dict__, "state": StageState.DEPLOYING, "deployment_id": deployment_id})
+        record = replace(record, state=StageState.DEPLOYING, deployment_id=deployment_id)
         store.transition(
             release,
             ReleaseState.DEPLOYING,
@@ -442,7 +438,7 @@ class StageDeployer:
             reason=f"ECS deployment {deployment_id} started ({_short_arn(new_arn)})",
             stages={**release.stages, stage.name: record},
         )
-        return StageResult("deploying", release, deployment_id)
+        return StageResult(Outcome.DEPLOYING, release, deployment_id)
 
     def _before_task(  # noqa: PLR0917 - the stage as _deploy_locked found it
         self, release: Release, pipeline: Pipeline, stage: Stage, view: ServiceView, record: StageRecord, new_arn: str
@@ -454,11 +450,11 @@ class StageDeployer:
         assert stage.before is not None
         step = stage.before.task
         if record.before_state == before.BeforeState.RUNNING:
-            return StageResult("already_running", release, f"before-task {step} runs as {record.before_task_arn}")
+            return StageResult(Outcome.ALREADY_RUNNING, release, f"before-task {step} runs as {record.before_task_arn}")
         if record.before_state == before.BeforeState.FAILED:
-            return StageResult("ignored", release, f"before-task {step} failed")
+            return StageResult(Outcome.IGNORED, release, f"before-task {step} failed")
         container = pipeline.before_container(stage)
-        described = taskdef.describe_task_definition(self.ecs, new_arn)["taskDefinition"]
+        described = describe_task_definition(self.ecs, new_arn)["taskDefinition"]
         definitions = {str(c.get("name")): c for c in described.get("containerDefinitions", [])}
         if container is None or container not in definitions:
             reason = (
@@ -471,16 +467,14 @@ class StageDeployer:
         if record.before_state is None:
             self.store.index_before_task(token, release.release_id, stage.name)
             region = new_arn.split(":")[3] if new_arn.count(":") >= 5 else None
-            record = StageRecord(
-                **{
-                    **record.__dict__,
-                    "before_task": step,
-                    "before_state": before.BeforeState.STARTING.value,
-                    "before_token": token,
-                    "before_container": container,
-                    "before_started_at": now_iso(),
-                    "before_logs": before.log_target(definitions[container], region),
-                }
+            record = replace(
+                record,
+                before_task=step,
+                before_state=before.BeforeState.STARTING.value,
+                before_token=token,
+                before_container=container,
+                before_started_at=now_iso(),
+                before_logs=before.log_target(definitions[container], region),
             )
             self.store.transition(
                 release,
@@ -501,9 +495,7 @@ class StageDeployer:
             step=step,
         )
         task_arn = before.run_task(self.ecs, request)
-        record = StageRecord(
-            **{**record.__dict__, "before_state": before.BeforeState.RUNNING.value, "before_task_arn": task_arn}
-        )
+        record = replace(record, before_state=before.BeforeState.RUNNING.value, before_task_arn=task_arn)
         names = stage.service_names
         updated = f"{', '.join(names)} {'are' if len(names) > 1 else 'is'} updated when it exits 0"
         self.store.transition(
@@ -515,7 +507,7 @@ class StageDeployer:
             stages={**release.stages, stage.name: record},
             announce=True,
         )
-        return StageResult("before_task", release, task_arn)
+        return StageResult(Outcome.BEFORE_TASK, release, task_arn)
 
     def _update_service(  # noqa: PLR0917 - one service of the stage, as validated
         self,
@@ -524,7 +516,7 @@ class StageDeployer:
         target: ServiceTarget,
         view: ServiceView,
         new_arn: str,
-        validation: rolling.Validation,
+        validation: Validation,
     ) -> str:
         """UpdateService to `new_arn` (never desiredCount); the PRIMARY deployment's id. A retry after
         an UpdateService that went through finds the service on `new_arn` already: its deployment."""
@@ -586,7 +578,7 @@ class StageDeployer:
         stage: Stage,
         targets: tuple[ServiceTarget, ...],
         views: dict[str, ServiceView],
-        validations: dict[str, rolling.Validation],
+        validations: dict[str, Validation],
         described: dict[str, dict[str, Any]],
     ) -> StageResult:
         """Register the revisions (one per distinct task definition and containers), run the stage's
@@ -615,7 +607,7 @@ class StageDeployer:
         def save(reason: str, **fields: Any) -> StageRecord:
             # the stage's own fields (its before-task, its settings' summary) stay as recorded
             current = release.stages.get(stage.name)
-            kept = {k: v for k, v in current.__dict__.items() if k in _STAGE_WIDE} if current is not None else {}
+            kept = {k: getattr(current, k) for k in _STAGE_WIDE} if current is not None else {}
             record = StageRecord(
                 StageState.DEPLOYING,
                 stage.cluster,
@@ -693,7 +685,7 @@ class StageDeployer:
                 stage=stage,
             )
         record = save(f"ECS deployments started: {', '.join(started) or 'all already running'}")
-        return StageResult("deploying", release, ", ".join(s.deployment_id or "" for s in record.services or ()))
+        return StageResult(Outcome.DEPLOYING, release, ", ".join(s.deployment_id or "" for s in record.services or ()))
 
     def _register_several(  # noqa: PLR0917 - the stage as _deploy_several holds it
         self,
@@ -709,7 +701,7 @@ class StageDeployer:
         """One RegisterTaskDefinition per group of services that run the same revision and swap the
         same containers: they get the same new revision, with the stage's settings for the containers
         it has. The intent to register is recorded for all first; a service that recorded it in an
-        earlier delivery looks for that revision before registering (`taskdef.find_registered_clone`).
+        earlier delivery looks for that revision before registering (`find_registered_clone`).
         Each revision is recorded as the deployer's before the stage records it (cleaning up old
         revisions touches only those)."""
         groups: dict[tuple[str, tuple[str, ...]], list[ServiceTarget]] = {}
@@ -735,13 +727,13 @@ class StageDeployer:
         summary = release.stages[stage.name].settings
         for (current, containers), group in groups.items():
             images = dict.fromkeys(containers, release.image_uri or "")
-            base = described.get(current) or taskdef.describe_task_definition(self.ecs, current)
+            base = described.get(current) or describe_task_definition(self.ecs, current)
             own = settings.only(containers_of(base)) if settings else None
-            changed = deploy_settings.summary(taskdef.changed_settings(base, own)) if own else ""
+            changed = deploy_settings.summary(changed_settings(base, own)) if own else ""
             found = None
             if any(t.key in had_intent for t in group):
-                found = taskdef.find_registered_clone(self.ecs, base, images, own)
-            registered = found or taskdef.register_clone_of(self.ecs, base, images, own)
+                found = find_registered_clone(self.ecs, base, images, own)
+            registered = found or register_clone_of(self.ecs, base, images, own)
             self.store.record_registration(pipeline.name, stage.name, release.release_id, registered.arn)
             for target in group:
                 services[target.key] = replace(
@@ -792,7 +784,7 @@ class StageDeployer:
         store.transition(release, state, stage=stage_name, reason=reason, stages={**release.stages, stage_name: ended})
         keys = list(dict.fromkeys([*ended.service_keys(), *(_stage_keys(stage) if stage else [])]))
         handovers = tuple(store.release_services(keys, release.release_id))
-        outcome: Outcome = "invalid_config" if state is ReleaseState.INVALID_CONFIG else "failed"
+        outcome = Outcome.INVALID_CONFIG if state is ReleaseState.INVALID_CONFIG else Outcome.FAILED
         return StageResult(outcome, release, reason, handovers)
 
     def _put_back(self, svc: ServiceRecord) -> ServiceRecord:
@@ -876,13 +868,11 @@ class StageDeployer:
                     for svc in record.services
                 ],
             )
-        record = StageRecord(
-            **{**record.__dict__, "state": StageState.FAILED, "finished_at": now_iso(), "reason": reason}
-        )
+        record = replace(record, state=StageState.FAILED, finished_at=now_iso(), reason=reason)
         store.transition(release, state, stage=stage.name, reason=reason, stages={**release.stages, stage.name: record})
         keys = list(dict.fromkeys([*record.service_keys(), *_stage_keys(stage)]))
         handovers = tuple(store.release_services(keys, release.release_id))
-        outcome: Outcome = "invalid_config" if state is ReleaseState.INVALID_CONFIG else "failed"
+        outcome = Outcome.INVALID_CONFIG if state is ReleaseState.INVALID_CONFIG else Outcome.FAILED
         return StageResult(outcome, release, reason, handovers)
 
     def _supersede_waiter(self, waiter_id: str, newer: Release, stage: str) -> list[tuple[str, str]]:

@@ -45,6 +45,7 @@ from typing import Annotated, Any, Final
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from deployer.errors import ConfigError, TransientError
+from deployer.outcomes import Outcome
 from deployer.sources import ZERO_COMMIT, Provider, Push, delivery_key
 
 log = logging.getLogger("deployer")
@@ -501,19 +502,19 @@ class WebhookEndpoint:
             return Answer(
                 500, "error", "the deployer's published pipelines are unusable; its operator was told", delivery
             )
-        ignored = [r for r in results if r.get("outcome") == "ignored"]
+        ignored = [r for r in results if r.get("outcome") == Outcome.IGNORED]
         if len(ignored) == len(results):
             reasons = "; ".join(str(r.get("reason")) for r in ignored) or "nothing to do"
             return _ignored(reasons, delivery)
         summary = "; ".join(_one_line(push, r) for r in results)
-        outcome = "started" if any(r.get("outcome") == "build_started" for r in results) else "handled"
+        outcome = "started" if any(r.get("outcome") == Outcome.BUILD_STARTED for r in results) else "handled"
         return Answer(200, outcome, summary, delivery, results)
 
 
 def _one_line(push: Push, result: Mapping[str, Any]) -> str:
     release = result.get("release_id", f"{result.get('pipeline')}@{push.commit}")
     what = result.get("outcome")
-    if what == "build_started":
+    if what == Outcome.BUILD_STARTED:
         return f"release {release}: build {result.get('build_id')} started"
     reason = result.get("reason")
     return f"release {release}: {what}" + (f" ({reason})" if reason else "")

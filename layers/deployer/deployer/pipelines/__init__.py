@@ -1,0 +1,11 @@
+"""The pipelines file, owned by the platform team (not the application repositories, so nobody can
+push a commit that removes their own prod approval).
+
+- `schema`: the models (pipeline, stage, services, rollout, approval, before-task, schedules) and
+  the pipelines a push starts (`find_pipelines`)
+- `loader`: YAML read with every error located (`check_config_text`, `load_config_text`) and the
+  published JSON form
+- `store`: the published copy in DynamoDB (`ConfigStore`), which the functions read
+
+This package imports none of them: a caller imports the module it uses.
+"""
