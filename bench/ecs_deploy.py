@@ -395,6 +395,10 @@ def side_by_side(n: int = N, budget_s: float = 240.0) -> dict[str, Any]:
 
 
 def _ratio_of(ours: Mapping[str, Any], theirs: Mapping[str, Any], key: str) -> float | None:
+    """`ours[key] / theirs[key]`; None when either is missing or either tool failed (a failed
+    deploy is quick, and its time says nothing of a deploy)."""
+    if ours["exit_codes"] != [0] or theirs["exit_codes"] != [0]:
+        return None
     return ratio(ours[key], theirs[key]) if ours[key] and theirs[key] else None
 
 
@@ -486,15 +490,9 @@ def _scenario_result(
         "rounds": rounds,
         "tools": tools,
         "with_teardown": teardown,
-        "ratio": ratio(deployer["median_ms"], ecs_deploy["median_ms"])
-        if deployer["median_ms"] and ecs_deploy["median_ms"]
-        else None,
-        "own_ratio": ratio(deployer["own_ms"], ecs_deploy["own_ms"])
-        if deployer["own_ms"] and ecs_deploy["own_ms"]
-        else None,
-        "cpu_ratio": ratio(deployer["cpu_ms"], ecs_deploy["cpu_ms"])
-        if deployer["cpu_ms"] and ecs_deploy["cpu_ms"]
-        else None,
+        "ratio": _ratio_of(deployer, ecs_deploy, "median_ms"),
+        "own_ratio": _ratio_of(deployer, ecs_deploy, "own_ms"),
+        "cpu_ratio": _ratio_of(deployer, ecs_deploy, "cpu_ms"),
         "identical_apart_from_image": bool(comparison.get("stored") == [] and comparison.get("sent") == []),
         "comparison": comparison,
     }

@@ -804,8 +804,9 @@ def ecs_deploy_md(r: dict[str, Any]) -> list[str]:
                     ", ".join(str(c) for c in teardown["exit_codes"]),
                 ]
             )
-        if target is not None and sc["ratio"] is not None:
-            verdicts.append(f"{sc['scenario']} {_x(sc['ratio'])}")
+        if target is not None:
+            failed = [f"{name} exited {codes}" for name, t in sc["tools"].items() if (codes := t["exit_codes"]) != [0]]
+            verdicts.append(f"{sc['scenario']} " + (", ".join(failed) if failed else _x(sc["ratio"])))
     lines += _table(
         [
             "scenario",
@@ -825,10 +826,9 @@ def ecs_deploy_md(r: dict[str, Any]) -> list[str]:
     )
     if target is not None and verdicts:
         met = all(sc["ratio"] is not None and sc["ratio"] <= target for sc in r["scenarios"])
-        lines += [
-            "",
-            f"**Target ≤ {target:g}× ecs-deploy's wall time: {'met' if met else 'not met'}** ({', '.join(verdicts)}).",
-        ]
+        measured = all(sc["ratio"] is not None for sc in r["scenarios"])
+        verdict = "met" if met else "not met" if measured else "not measured: a tool failed"
+        lines += ["", f"**Target ≤ {target:g}× ecs-deploy's wall time: {verdict}** ({', '.join(verdicts)})."]
     lines += _deploy_time_notes(r)
     first = r["scenarios"][0]
     operations = sorted(

@@ -513,6 +513,35 @@ def test_a_skipped_side_by_side_says_why() -> None:
     assert "Skipped: .venv-ecs-deploy/bin/ecs missing." in text
 
 
+def test_a_side_by_side_where_the_deployer_failed_is_not_measured_not_met() -> None:
+    # GIVEN a run whose deployer exited 1 every time (a failed deploy is quick: last session's bench
+    # read 0.19x from a deploy that died importing pydantic)
+    result = ecs_deploy_result()
+    scenario = result["scenarios"][0]
+    scenario["tools"]["deployer"]["exit_codes"] = [1]
+    scenario["ratio"] = scenario["cpu_ratio"] = None
+    # WHEN it is rendered
+    text = report.markdown({"ecs_deploy": result}, INFO, sections=["ecs_deploy"])
+    # THEN the target is neither met nor missed: not measured, naming the tool that failed
+    assert (
+        "**Target ≤ 0.8× ecs-deploy's wall time: not measured: a tool failed** (fargate-web deployer exited [1])."
+        in text
+    )
+    assert ": met**" not in text
+
+
+def test_the_ratio_of_a_failed_run_is_none() -> None:
+    # GIVEN two tools' figures, one of which failed
+    from bench.ecs_deploy import _ratio_of
+
+    ok = {"exit_codes": [0], "median_ms": 100.0}
+    failed = {"exit_codes": [0, 1], "median_ms": 20.0}
+    # THEN only two successful runs have a ratio
+    assert _ratio_of(ok, ok, "median_ms") == 1.0
+    assert _ratio_of(failed, ok, "median_ms") is None
+    assert _ratio_of(ok, failed, "median_ms") is None
+
+
 @pytest.mark.parametrize(
     ("a", "b", "expected"),
     [

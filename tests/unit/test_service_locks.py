@@ -22,7 +22,8 @@ from deployer.deps import Deps
 from deployer.events.ecs import EcsDeploymentStateChangeEvent
 from deployer.events.parse import parse_event
 from deployer.flow.deployment import on_deployment
-from deployer.pipelines.schema import PipelinesConfig, ServiceTarget, lock_order
+from deployer.pipelines.schema import PipelinesConfig
+from deployer.pipelines.targets import ServiceTarget, lock_order
 from deployer.releases.model import Release, ReleaseState, StageState
 from deployer.releases.store import ReleaseStore
 from deployer.stages import StageDeployer

@@ -16,7 +16,8 @@ from deployer.pipelines.loader import (
     to_published_json,
     to_yaml,
 )
-from deployer.pipelines.schema import MAX_SERVICES_PER_STAGE, ServiceTarget, lock_order
+from deployer.pipelines.schema import MAX_SERVICES_PER_STAGE
+from deployer.pipelines.targets import ServiceTarget, lock_order
 
 pytestmark = pytest.mark.unit
 

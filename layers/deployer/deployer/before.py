@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from deployer import aws
 from deployer.errors import DeploymentError
-from deployer.pipelines.loader import before_overrides
+from deployer.pipelines.overrides import before_overrides
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient

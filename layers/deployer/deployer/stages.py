@@ -21,7 +21,7 @@ Every step is safe to repeat: the registered revision and the deployment id are 
 release as soon as they exist, so a redelivered event resumes instead of registering again.
 
 A stage of several services (`services: [web, worker]`) takes every service's lock in one global
-order (`pipelines.lock_order`), describes and validates every service before the first
+order (`pipelines.targets.lock_order`), describes and validates every service before the first
 RegisterTaskDefinition (one refusal refuses the stage, listing every problem), registers one
 revision per distinct task definition (services that run the same revision share the new one),
 then sends one UpdateService per service and records each deployment id. `fail_services` puts the
@@ -41,7 +41,7 @@ from deployer import aws, before, ecs_deployments
 from deployer import settings as deploy_settings
 from deployer.errors import DeploymentError
 from deployer.outcomes import Outcome
-from deployer.pipelines.schema import ServiceTarget, lock_order
+from deployer.pipelines.targets import ServiceTarget, lock_order
 from deployer.releases.model import Release, ReleaseState, ServiceRecord, StageRecord, StageState, now_iso
 from deployer.releases.store import ReleaseStore
 from deployer.rollout.model import ServiceFacts

@@ -25,6 +25,7 @@ from pydantic import (
 
 from deployer import settings as deploy_settings
 from deployer.errors import ConfigError
+from deployer.pipelines.overrides import before_overrides, overrides_chars
 from deployer.pipelines.schema import (
     _ECS_NAME_RE,
     DEFAULT_EVENT_BUS,
@@ -773,16 +774,6 @@ def _check_approval_at(stage: dict[str, Any], loc: Loc, check: _Checker) -> None
             f"says ECS would pause a rolling deployment at {at} and wait for the approval; remove `at` to approve "
             "before the stage deploys",
         )
-
-
-def before_overrides(container: str, command: Sequence[str]) -> dict[str, Any]:
-    """RunTask's `overrides` for a `before` task: the command, in its container."""
-    return {"containerOverrides": [{"name": container, "command": list(command)}]}
-
-
-def overrides_chars(overrides: Mapping[str, Any]) -> int:
-    """The characters of RunTask's `overrides` as compact JSON, which ECS bounds (MAX_OVERRIDES_CHARS)."""
-    return len(json.dumps(overrides, separators=(",", ":"), ensure_ascii=False))
 
 
 def _check_before(stage: dict[str, Any], pipeline: dict[str, Any], loc: Loc, check: _Checker) -> None:

@@ -11,8 +11,7 @@ still valid) or `source:` with exactly one of `codecommit: NAME`, `github: OWNER
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -26,6 +25,7 @@ from pydantic import (
 )
 
 from deployer import settings as deploy_settings
+from deployer.pipelines.targets import ServiceTarget
 from deployer.rollout.traffic import traffic_plan
 
 __all__ = [
@@ -37,13 +37,11 @@ __all__ = [
     "PipelinesConfig",
     "Rollout",
     "ScheduledTask",
-    "ServiceTarget",
     "SlackDefaults",
     "Source",
     "Stage",
     "StageService",
     "find_pipelines",
-    "lock_order",
 ]
 
 # How long a stage's ECS deployment may run before the reconciler stops it and rolls it back
@@ -461,27 +459,6 @@ class StageService(_Model):
         if self.containers is not None:
             return tuple(self.containers)
         return (self.container,) if self.container is not None else None
-
-
-@dataclass(frozen=True)
-class ServiceTarget:
-    """One ECS service a stage deploys, and the containers whose image it replaces there."""
-
-    cluster: str
-    service: str
-    containers: tuple[str, ...]
-
-    @property
-    def key(self) -> str:
-        """`cluster/service`: the lock's key, the order locks are taken in, and what logs print."""
-        return f"{self.cluster}/{self.service}"
-
-
-def lock_order(targets: Iterable[ServiceTarget]) -> list[ServiceTarget]:
-    """`targets` in the one global order every release takes service locks in (by `cluster/service`),
-    whatever order a stage lists them: two releases needing the same services never each hold one
-    the other waits for."""
-    return sorted(targets, key=lambda target: target.key)
 
 
 class Source(_Model):
