@@ -168,6 +168,15 @@ class SlackSink:
             found = list(self._state.requests)
         return [r for r in found if path_prefix is None or r.path.startswith(path_prefix)]
 
+    def wait_for_requests(self, path_prefix: str, count: int = 1, timeout: float = 10.0) -> list[RecordedRequest]:
+        """The requests under `path_prefix` once `count` have arrived, or those that arrived within
+        `timeout` seconds: an answer the interactions endpoint left in flight when it acknowledged
+        Slack (its deadline passed first, as on a loaded machine) arrives a little later."""
+        deadline = time.monotonic() + timeout
+        while len(found := self.requests(path_prefix)) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return found
+
     def messages(self) -> dict[tuple[str, str], dict[str, Any]]:
         """The current content of every message posted with chat.postMessage, by (channel id, ts)."""
         with self._state.lock:

@@ -908,8 +908,10 @@ def slack_event(
     return url_event("POST", "/slack/interactions", body=body, headers=headers, encode=encode, source_ip="54.1.2.3")
 
 
-def responses(env: Env) -> list[Any]:
-    return env.sink.requests("/response/")
+def responses(env: Env, expect: int = 0) -> list[Any]:
+    """What the user was told at the response URL; with `expect`, once that many answers came (the
+    endpoint acknowledges Slack first: under load an answer may still be on its way)."""
+    return env.sink.wait_for_requests("/response/", expect) if expect else env.sink.requests("/response/")
 
 
 def answering(env: Env) -> Deps:
@@ -956,7 +958,7 @@ def test_an_approver_approves_from_slack(
     # THEN prod deploys, and the approver hears it, ephemerally (the release's message follows the
     # release through chat.update)
     assert outcome["outcome"] == "deploying", outcome
-    (answer,) = responses(env)
+    (answer,) = responses(env, expect=1)
     assert answer.body["replace_original"] is False
     assert f"Approved by <@{APPROVER}>" in answer.body["text"]
     assert "*prod* of *web* is deploying now" in answer.body["text"]
@@ -988,7 +990,7 @@ def test_an_approver_rejects_from_slack(env: Env) -> None:
     assert responses(env) == []
     outcome = on_approval(delivered(event), answering(env))
     assert outcome["outcome"] == "rejected", outcome
-    (answer,) = responses(env)
+    (answer,) = responses(env, expect=1)
     assert f"Rejected by <@{APPROVER}>" in answer.body["text"]
     assert "*prod* of *web* is not deployed: the release ends REJECTED" in answer.body["text"]
     assert env.release(release.release_id).state is ReleaseState.REJECTED
@@ -1007,7 +1009,7 @@ def test_a_decision_applied_twice_tells_the_second_time_that_nothing_more_happen
     outcome = on_approval(copy, deps)
     # THEN nothing more happens, and the user is told so (not "deploying" twice)
     assert outcome["outcome"] == "duplicate"
-    (answer,) = responses(env)
+    (answer,) = responses(env, expect=1)
     assert "nothing more to do for *prod* of *web*" in answer.body["text"]
 
 
@@ -1065,7 +1067,7 @@ def test_slack_is_acknowledged_at_once_however_slow_its_response_url_and_the_ans
     # THEN prod deploys and the approver's answer arrives, however slow Slack is: the consumer
     # waited for Slack's answer (no timeout, no failure logged)
     assert outcome["outcome"] == "deploying", outcome
-    (answer,) = responses(env)
+    (answer,) = responses(env, expect=1)
     assert "is deploying now" in answer.body["text"]
     assert answered_seconds >= SLOW_SLACK_SECONDS
     assert "Slack response_url failed" not in caplog.text
@@ -1203,7 +1205,7 @@ def test_a_slack_user_who_is_not_an_approver_is_told_why_and_nothing_happens(env
     assert response["statusCode"] == 200
     no_state_change(env)
     assert env.approval_status(approval) == "PENDING"
-    (answer,) = responses(env)
+    (answer,) = responses(env, expect=1)
     assert answer.body["replace_original"] is False
     assert "Not an approver" in answer.body["text"]
     assert "not one of this stage's approvers" in answer.body["text"]
@@ -1217,7 +1219,7 @@ def test_a_second_click_in_slack_is_told_it_was_already_decided(env: Env) -> Non
     response = invoke(slack_event(interaction_body(env, token, action="reject")))
     assert response["statusCode"] == 200
     assert env.decided_events() == []
-    (answer,) = responses(env)
+    (answer,) = responses(env, expect=1)
     assert "Already decided" in answer.body["text"]
     assert answer.body["replace_original"] is False
 
